@@ -1,0 +1,1 @@
+"""Inbound payload normalisers, one module per channel (see DESIGN.md §2)."""

@@ -1,0 +1,370 @@
+"""Every event omniroute reads or writes: one tagged union, the wire schema.
+
+Inputs come from channels, agents' desktops, bots and the platform; decisions are
+emitted by the engine and appended to the same log. Each event is a frozen
+``msgspec.Struct`` whose ``type`` tag is an explicit, stable string (never a class
+name), so the log stays readable when classes are renamed. Schema evolution follows
+msgspec's rules: new fields get defaults and unknown fields are skipped on decode.
+
+Times are epoch milliseconds set by the producer (``ts``); the engine's clock is the
+event time, never the wall clock.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "AGENT_KINDS",
+    "AGENT_STATUSES",
+    "CHANNELS",
+    "AgentNotResponding",
+    "AgentRegistered",
+    "AgentRemoved",
+    "AgentStatusChanged",
+    "AgentUpdated",
+    "CallbackRequested",
+    "Channel",
+    "Contact",
+    "ContactsLinked",
+    "ConversationArrived",
+    "ConversationAssigned",
+    "ConversationEnded",
+    "ConversationEscalated",
+    "ConversationOffered",
+    "ConversationQueued",
+    "ConversationRejoined",
+    "CustomerAbandoned",
+    "Decision",
+    "Event",
+    "EventRejected",
+    "HandoffRequested",
+    "Input",
+    "MessageReceived",
+    "OfferAccepted",
+    "OfferDeclined",
+    "OfferExpired",
+    "SlaBreached",
+    "Tick",
+    "TransferRequested",
+    "WrapUpCompleted",
+    "WrapUpExpired",
+    "decode_json",
+    "decode_msgpack",
+    "encode_json",
+    "encode_msgpack",
+    "is_decision",
+]
+
+Channel: TypeAlias = Literal[
+    "voice", "video", "webchat", "whatsapp", "sms", "messenger", "telegram", "email", "social",
+    "task",
+]
+CHANNELS: tuple[Channel, ...] = (
+    "voice", "video", "webchat", "whatsapp", "sms", "messenger", "telegram", "email", "social",
+    "task",
+)  # fmt: skip
+
+AgentKind: TypeAlias = Literal["human", "bot"]
+AGENT_KINDS: tuple[AgentKind, ...] = ("human", "bot")
+AgentStatus: TypeAlias = Literal["available", "away", "offline"]
+AGENT_STATUSES: tuple[AgentStatus, ...] = ("available", "away", "offline")
+Skills: TypeAlias = dict[str, int]
+
+
+class Contact(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """One address a customer can be reached on: a phone number, a WhatsApp id, an email."""
+
+    channel: Channel
+    address: str
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    tenant: str
+    ts: int
+    id: str | None = None
+
+
+# --- inputs: agents -------------------------------------------------------------------
+
+
+class AgentRegistered(_Event, tag="agent.registered"):
+    """An agent (human or bot) joins the pool; registration order breaks score ties."""
+
+    agent_id: str
+    kind: AgentKind = "human"
+    skills: Skills = {}
+    capacity_profile: str | None = None
+    languages: list[str] = []
+    name: str | None = None
+
+
+class AgentUpdated(_Event, tag="agent.updated"):
+    """Change an agent's skills, capacity profile or languages (``None`` keeps the value)."""
+
+    agent_id: str
+    skills: Skills | None = None
+    capacity_profile: str | None = None
+    languages: list[str] | None = None
+
+
+class AgentStatusChanged(_Event, tag="agent.status_changed"):
+    """Presence from the agent's desktop. ``offline`` hands back what the agent holds."""
+
+    agent_id: str
+    status: AgentStatus
+    reason: str | None = None
+
+
+class AgentRemoved(_Event, tag="agent.removed"):
+    """The agent leaves the pool; open work is re-queued, never lost."""
+
+    agent_id: str
+
+
+# --- inputs: conversations ------------------------------------------------------------
+
+
+class ConversationArrived(_Event, tag="conversation.arrived"):
+    """A customer's contact on any channel enters the one queue."""
+
+    conversation_id: str
+    channel: Channel
+    contact: Contact
+    customer_id: str | None = None
+    queue: str = "default"
+    skills: Skills = {}
+    optional_skills: Skills = {}
+    priority: int = 0
+    language: str | None = None
+    attributes: dict[str, str] = {}
+
+
+class MessageReceived(_Event, tag="message.received"):
+    """A message in an asynchronous conversation; ``in`` wakes an inactive conversation."""
+
+    conversation_id: str
+    direction: Literal["in", "out"] = "in"
+
+
+class OfferAccepted(_Event, tag="offer.accepted"):
+    conversation_id: str
+    agent_id: str
+
+
+class OfferDeclined(_Event, tag="offer.declined"):
+    conversation_id: str
+    agent_id: str
+    reason: str | None = None
+
+
+class TransferRequested(_Event, tag="transfer.requested"):
+    """The holding agent moves the conversation to an agent, a queue or a skill set.
+
+    ``cold`` releases the agent at once; ``warm`` keeps them on it until the new
+    agent is assigned. The customer's wait clock keeps running from first contact.
+    """
+
+    conversation_id: str
+    agent_id: str
+    to_agent: str | None = None
+    to_queue: str | None = None
+    skills: Skills | None = None
+    mode: Literal["cold", "warm"] = "cold"
+
+
+class HandoffRequested(_Event, tag="handoff.requested"):
+    """A bot hands its conversation to humans; the wait counts from first contact."""
+
+    conversation_id: str
+    agent_id: str
+    reason: str | None = None
+    skills: Skills | None = None
+    queue: str | None = None
+
+
+class ConversationEnded(_Event, tag="conversation.ended"):
+    conversation_id: str
+    by: Literal["agent", "customer"] = "agent"
+
+
+class WrapUpCompleted(_Event, tag="wrapup.completed"):
+    conversation_id: str
+    agent_id: str
+
+
+class CustomerAbandoned(_Event, tag="customer.abandoned"):
+    """The customer gave up while queued or while the conversation was being offered."""
+
+    conversation_id: str
+
+
+class CallbackRequested(_Event, tag="callback.requested"):
+    """A queued customer asks to be called back; the callback keeps the original wait."""
+
+    conversation_id: str
+    address: str | None = None
+    not_before: int | None = None
+
+
+# --- inputs: customers and time -------------------------------------------------------
+
+
+class ContactsLinked(_Event, tag="contacts.linked"):
+    """These contacts are one customer: the basis of continuity across channels."""
+
+    customer_id: str
+    contacts: list[Contact]
+
+
+class Tick(_Event, tag="tick"):
+    """Appended by the service at a fixed cadence so timers fire on replay too."""
+
+
+# --- decisions ------------------------------------------------------------------------
+
+
+class ConversationQueued(_Event, tag="conversation.queued"):
+    conversation_id: str
+    queue: str
+    reason: str = "arrived"
+
+
+class ConversationOffered(_Event, tag="conversation.offered"):
+    conversation_id: str
+    agent_id: str
+    score: float
+    why: str
+    deadline: int
+
+
+class ConversationAssigned(_Event, tag="conversation.assigned"):
+    conversation_id: str
+    agent_id: str
+    score: float | None = None
+    why: str | None = None
+    wait_ms: int = 0
+
+
+class OfferExpired(_Event, tag="offer.expired"):
+    conversation_id: str
+    agent_id: str
+    reason: Literal[
+        "timeout", "agent_unavailable", "channel_switch", "ended", "abandoned"
+    ] = "timeout"
+
+
+class AgentNotResponding(_Event, tag="agent.not_responding"):
+    agent_id: str
+
+
+class ConversationEscalated(_Event, tag="conversation.escalated"):
+    conversation_id: str
+    ring: int
+
+
+class SlaBreached(_Event, tag="sla.breached"):
+    conversation_id: str
+    target_s: float
+    waited_ms: int
+
+
+class ConversationRejoined(_Event, tag="conversation.rejoined"):
+    """A customer's new contact joined their open conversation (continuity)."""
+
+    conversation_id: str
+    new_conversation_id: str
+    channel: Channel
+    agent_id: str | None = None
+
+
+class WrapUpExpired(_Event, tag="wrapup.expired"):
+    conversation_id: str
+    agent_id: str
+
+
+class EventRejected(_Event, tag="event.rejected"):
+    """Bad input: the event changed nothing, and this says why."""
+
+    reason: str
+    event_type: str | None = None
+    event_id: str | None = None
+
+
+Input: TypeAlias = (
+    AgentRegistered
+    | AgentUpdated
+    | AgentStatusChanged
+    | AgentRemoved
+    | ConversationArrived
+    | MessageReceived
+    | OfferAccepted
+    | OfferDeclined
+    | TransferRequested
+    | HandoffRequested
+    | ConversationEnded
+    | WrapUpCompleted
+    | CustomerAbandoned
+    | CallbackRequested
+    | ContactsLinked
+    | Tick
+)
+Decision: TypeAlias = (
+    ConversationQueued
+    | ConversationOffered
+    | ConversationAssigned
+    | OfferExpired
+    | AgentNotResponding
+    | ConversationEscalated
+    | SlaBreached
+    | ConversationRejoined
+    | WrapUpExpired
+    | EventRejected
+)
+Event: TypeAlias = Input | Decision
+
+_DECISION_TYPES = (
+    ConversationQueued,
+    ConversationOffered,
+    ConversationAssigned,
+    OfferExpired,
+    AgentNotResponding,
+    ConversationEscalated,
+    SlaBreached,
+    ConversationRejoined,
+    WrapUpExpired,
+    EventRejected,
+)
+
+
+def is_decision(event: Event) -> bool:
+    """True for events the engine emits, False for inputs."""
+    return isinstance(event, _DECISION_TYPES)
+
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_msgpack_decoder: msgspec.msgpack.Decoder[Event] = msgspec.msgpack.Decoder(Event)
+_json_encoder = msgspec.json.Encoder()
+_json_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+
+
+def encode_msgpack(event: Event) -> bytes:
+    """Encode one event for the log."""
+    return _msgpack_encoder.encode(event)
+
+
+def decode_msgpack(data: bytes | memoryview) -> Event:
+    """Decode one event from the log; raises ``msgspec.ValidationError`` on bad input."""
+    return _msgpack_decoder.decode(data)
+
+
+def encode_json(event: Event) -> bytes:
+    """Encode one event as JSON (the edges: integrators, ``omniroute send``/``tail``)."""
+    return _json_encoder.encode(event)
+
+
+def decode_json(data: bytes | str) -> Event:
+    """Decode one event from JSON; raises ``msgspec.ValidationError`` on bad input."""
+    return _json_decoder.decode(data)

@@ -1,0 +1,270 @@
+"""Routing policy: media classes, capacity profiles, queues, rings and scoring weights.
+
+A policy is plain data (``msgspec`` Structs) loaded from TOML. Every field has a
+default, so ``Policy()`` is a working contact centre: one ``default`` queue, the
+capacity profiles of DESIGN.md §5 and the ``balanced`` scoring preset.
+
+Example::
+
+    preset = "longest_idle"
+
+    [queues.billing]
+    skills = { billing = 2 }
+    offer_mode = "offer"
+    offer_timeout_s = 20
+    sla_s = { voice = 20, email = 86400 }
+    rings = [ { after_s = 30, level_drop = 1 }, { after_s = 90, widen = true } ]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from .events import CHANNELS, Channel
+
+__all__ = [
+    "CHANNEL_CLASS",
+    "MEDIA_CLASSES",
+    "PRESETS",
+    "ClassLimit",
+    "CapacityProfile",
+    "MediaClass",
+    "Policy",
+    "PolicyError",
+    "Queue",
+    "Ring",
+    "Weights",
+    "load_policy",
+    "parse_policy",
+]
+
+MediaClass: TypeAlias = Literal["voice", "video", "chat", "messaging", "email", "social", "task"]
+MEDIA_CLASSES: tuple[MediaClass, ...] = (
+    "voice", "video", "chat", "messaging", "email", "social", "task",
+)  # fmt: skip
+
+CHANNEL_CLASS: dict[Channel, MediaClass] = {
+    "voice": "voice",
+    "video": "video",
+    "webchat": "chat",
+    "whatsapp": "messaging",
+    "sms": "messaging",
+    "messenger": "messaging",
+    "telegram": "messaging",
+    "email": "email",
+    "social": "social",
+    "task": "task",
+}
+assert set(CHANNEL_CLASS) == set(CHANNELS)
+
+
+class PolicyError(ValueError):
+    """A policy file or value is wrong; the message names the key."""
+
+
+class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Policy structs reject unknown keys, so a typo is an error, not a silent default."""
+
+
+class ClassLimit(_Spec, frozen=True):
+    """What one conversation of a media class costs an agent, and how many they may hold.
+
+    ``interruptible_by`` names classes that may be offered on top of this one (an agent
+    busy only with email can still take a call); while such a class is held, this
+    class's units do not count. An asynchronous conversation whose customer has been
+    silent for ``inactive_after_s`` costs ``inactive_cost`` instead of ``cost``.
+    """
+
+    cost: int
+    max: int
+    interruptible_by: tuple[MediaClass, ...] = ()
+    inactive_after_s: float | None = None
+    inactive_cost: int = 0
+
+
+def _human_classes() -> dict[MediaClass, ClassLimit]:
+    return {
+        "voice": ClassLimit(cost=100, max=1),
+        "video": ClassLimit(cost=100, max=1),
+        "chat": ClassLimit(cost=34, max=3),
+        "messaging": ClassLimit(cost=20, max=5, inactive_after_s=300, inactive_cost=5),
+        "email": ClassLimit(cost=10, max=10, interruptible_by=("voice", "video")),
+        "social": ClassLimit(cost=10, max=10, inactive_after_s=600, inactive_cost=2),
+        "task": ClassLimit(cost=25, max=4),
+    }
+
+
+def _bot_classes() -> dict[MediaClass, ClassLimit]:
+    return {
+        "voice": ClassLimit(cost=1, max=500),
+        "video": ClassLimit(cost=1, max=100),
+        "chat": ClassLimit(cost=1, max=1000),
+        "messaging": ClassLimit(cost=1, max=1000),
+        "email": ClassLimit(cost=1, max=1000),
+        "social": ClassLimit(cost=1, max=1000),
+        "task": ClassLimit(cost=1, max=1000),
+    }
+
+
+class CapacityProfile(_Spec, frozen=True):
+    """An agent's unit budget and per-media-class limits. Missing classes cannot be held."""
+
+    budget: int = 100
+    classes: dict[MediaClass, ClassLimit] = msgspec.field(default_factory=_human_classes)
+
+
+class Ring(_Spec, frozen=True):
+    """An escalation ring, reached ``after_s`` seconds after the conversation was queued.
+
+    ``level_drop`` lowers every required level (never below 1); ``drop_optional`` stops
+    requiring the optional skills; ``widen`` keeps only the queue's own skills at level 1.
+    """
+
+    after_s: float
+    level_drop: int = 0
+    drop_optional: bool = False
+    widen: bool = False
+
+
+OfferMode: TypeAlias = Literal["auto", "offer"]
+
+
+class Queue(_Spec, frozen=True):
+    """How conversations of one queue are routed and measured."""
+
+    skills: dict[str, int] = {}
+    priority: int = 0
+    sla_s: dict[Channel, float] = {}
+    default_sla_s: float = 60.0
+    rings: tuple[Ring, ...] = ()
+    aging_s: float = 300.0
+    bot_first: bool = False
+    bot_wait_s: float = 10.0
+    sticky_window_s: float = 86_400.0
+    sticky_wait_s: float = 15.0
+    offer_mode: OfferMode = "offer"
+    offer_timeout_s: float = 20.0
+    wrap_up_s: float = 30.0
+    transfer_wait_s: float = 60.0
+    handoff_priority_boost: int = 1
+
+    def sla_for(self, channel: Channel) -> float:
+        """The SLA target in seconds for a channel of this queue."""
+        return self.sla_s.get(channel, _DEFAULT_SLA_S.get(channel, self.default_sla_s))
+
+
+_DEFAULT_SLA_S: dict[Channel, float] = {
+    "voice": 20.0,
+    "video": 20.0,
+    "webchat": 30.0,
+    "whatsapp": 300.0,
+    "sms": 300.0,
+    "messenger": 300.0,
+    "telegram": 300.0,
+    "email": 86_400.0,
+    "social": 3_600.0,
+    "task": 3_600.0,
+}
+
+
+class Weights(_Spec, frozen=True):
+    """Agent score = skill*proficiency + idle*idle_s + load*spare + sticky*preferred
+    + round_robin*(-offers since the agent's last offer) ... see ``matching``."""
+
+    skill: float = 0.0
+    idle: float = 0.0
+    load: float = 0.0
+    sticky: float = 0.0
+    round_robin: float = 0.0
+
+
+PRESETS: dict[str, Weights] = {
+    "longest_idle": Weights(idle=1.0, sticky=1e9),
+    "least_loaded": Weights(load=1.0, idle=1e-6, sticky=1e9),
+    "best_skill": Weights(skill=1.0, idle=1e-6, sticky=1e9),
+    "round_robin": Weights(round_robin=1.0, sticky=1e9),
+    "balanced": Weights(skill=1.0, idle=1.0 / 600.0, load=1.0, sticky=10.0),
+}
+
+
+def _default_profiles() -> dict[str, CapacityProfile]:
+    return {
+        "default": CapacityProfile(),
+        "bot": CapacityProfile(budget=1_000_000, classes=_bot_classes()),
+    }
+
+
+def _default_queues() -> dict[str, Queue]:
+    return {"default": Queue()}
+
+
+class Policy(_Spec, frozen=True):
+    """The whole routing policy of a deployment (all tenants share it)."""
+
+    preset: str = "balanced"
+    weights: Weights | None = None
+    profiles: dict[str, CapacityProfile] = msgspec.field(default_factory=_default_profiles)
+    queues: dict[str, Queue] = msgspec.field(default_factory=_default_queues)
+    human_profile: str = "default"
+    bot_profile: str = "bot"
+    unknown_queue: Literal["reject", "default"] = "reject"
+    dedup_window: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.weights is None and self.preset not in PRESETS:
+            raise PolicyError(
+                f"preset: unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}"
+            )
+        for name in (self.human_profile, self.bot_profile):
+            if name not in self.profiles:
+                raise PolicyError(f"profiles: no capacity profile named {name!r}")
+        if self.unknown_queue == "default" and "default" not in self.queues:
+            raise PolicyError("queues: unknown_queue = 'default' needs a [queues.default]")
+        for pname, profile in self.profiles.items():
+            if profile.budget <= 0:
+                raise PolicyError(f"profiles.{pname}.budget: must be positive")
+            for cname, limit in profile.classes.items():
+                key = f"profiles.{pname}.classes.{cname}"
+                if limit.cost < 0 or limit.max < 0 or limit.inactive_cost < 0:
+                    raise PolicyError(f"{key}: cost, max and inactive_cost must be >= 0")
+                if limit.inactive_cost > limit.cost:
+                    raise PolicyError(f"{key}.inactive_cost: must not exceed cost")
+        for qname, queue in self.queues.items():
+            for sname, level in queue.skills.items():
+                if not 1 <= level <= 5:
+                    raise PolicyError(f"queues.{qname}.skills.{sname}: level must be 1..5")
+            if queue.offer_timeout_s <= 0:
+                raise PolicyError(f"queues.{qname}.offer_timeout_s: must be positive")
+            afters = [ring.after_s for ring in queue.rings]
+            if afters != sorted(afters) or any(a <= 0 for a in afters):
+                raise PolicyError(f"queues.{qname}.rings: after_s must be positive, ascending")
+
+    @property
+    def scoring(self) -> Weights:
+        """The weights in force: explicit ``weights`` or the named preset."""
+        return self.weights if self.weights is not None else PRESETS[self.preset]
+
+
+def parse_policy(data: bytes | str | dict[str, object]) -> Policy:
+    """Build a policy from TOML text or a mapping; errors name the offending key."""
+    try:
+        if isinstance(data, dict):
+            return msgspec.convert(data, Policy)
+        text = data.decode() if isinstance(data, bytes) else data
+        return msgspec.convert(tomllib.loads(text), Policy)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"not valid TOML: {exc}") from exc
+    except msgspec.ValidationError as exc:
+        raise PolicyError(str(exc)) from exc
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load a policy TOML file."""
+    try:
+        return parse_policy(Path(path).read_bytes())
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc

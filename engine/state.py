@@ -1,0 +1,145 @@
+"""The engine's state: agents, conversations, customers and timers, folded from events.
+
+Everything here is a ``msgspec.Struct`` so that a snapshot is one ``msgpack`` encode
+and a restore one decode. Dicts keep insertion order, which is itself a function of
+the log, so iteration over them is deterministic; ordering decisions still use the
+explicit sequence numbers (``seq``) rather than dict order.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from .events import AgentKind, AgentStatus, Channel, Contact, Skills
+from .policy import MediaClass
+
+__all__ = [
+    "AgentState",
+    "ConversationState",
+    "CustomerState",
+    "EngineState",
+    "Stage",
+    "TenantState",
+    "Timer",
+    "TimerKind",
+]
+
+Stage: TypeAlias = Literal["queued", "offered", "assigned", "wrap_up", "scheduled"]
+"""Where an open conversation is. ``scheduled``: a callback waiting for its time.
+
+A closed conversation (ended, abandoned) leaves the state; its customer keeps the
+memory needed for stickiness.
+"""
+
+TimerKind: TypeAlias = Literal[
+    "offer", "ring", "sla", "pin", "bot", "wrap_up", "inactive", "callback"
+]
+
+
+class AgentState(msgspec.Struct, kw_only=True):
+    agent_id: str
+    seq: int
+    slot: int
+    kind: AgentKind
+    skills: Skills
+    profile: str
+    languages: list[str]
+    status: AgentStatus = "offline"
+    responsive: bool = True
+    units: list[int]
+    counts: list[int]
+    holding: list[str] = []
+    """Conversations on this agent's capacity: offered, assigned or in wrap-up."""
+    pending_reactivation: list[str] = []
+    """Inactive conversations whose customer wrote again but whose full cost does not fit
+    yet; the agent gets no new work until they do."""
+    idle_since: int = 0
+    last_offer: int = 0
+
+    @property
+    def routable(self) -> bool:
+        return self.status == "available" and self.responsive and not self.pending_reactivation
+
+
+class ConversationState(msgspec.Struct, kw_only=True):
+    conversation_id: str
+    seq: int
+    channel: Channel
+    media_class: MediaClass
+    contact: Contact
+    customer_id: str
+    queue: str
+    skills: Skills
+    optional_skills: Skills
+    language: str | None
+    priority: int
+    first_contact_ts: int
+    stage: Stage = "queued"
+    enqueued_ts: int = 0
+    ring: int = 0
+    route_gen: int = 0
+    kinds: Literal["any", "human", "bot"] = "any"
+    owner: str | None = None
+    owner_units: int = 0
+    owner_class: MediaClass | None = None
+    offer_agent: str | None = None
+    offer_units: int = 0
+    offer_seq: int = 0
+    excluded: list[str] = []
+    pinned: str | None = None
+    pin_until: int | None = None
+    preferred: str | None = None
+    sla_deadline: int = 0
+    sla_target_s: float = 0.0
+    sla_breached: bool = False
+    answered_by_human: bool = False
+    callback: bool = False
+    not_before: int | None = None
+    last_in_ts: int = 0
+    inactive: bool = False
+    aliases: list[str] = []
+    transfers: int = 0
+    assigned_ts: int = 0
+    in_queue: bool = False
+    """Waiting for an agent: stage ``queued``, or ``assigned`` during a warm transfer."""
+
+
+
+class CustomerState(msgspec.Struct, kw_only=True):
+    customer_id: str
+    contacts: list[Contact] = []
+    open_conversation: str | None = None
+    last_agent: str | None = None
+    last_ended_ts: int | None = None
+
+
+class TenantState(msgspec.Struct, kw_only=True):
+    tenant: str
+    agents: dict[str, AgentState] = {}
+    conversations: dict[str, ConversationState] = {}
+    aliases: dict[str, str] = {}
+    customers: dict[str, CustomerState] = {}
+    contact_customer: dict[str, str] = {}
+    """``"channel:address"`` -> customer id."""
+    free_slots: list[int] = []
+    next_slot: int = 0
+
+
+class Timer(msgspec.Struct, frozen=True, order=True, array_like=True):
+    deadline: int
+    seq: int
+    kind: TimerKind
+    tenant: str
+    key: str
+    gen: int
+
+
+class EngineState(msgspec.Struct, kw_only=True):
+    clock: int = 0
+    seq: int = 0
+    offer_counter: int = 0
+    timers: list[Timer] = []
+    tenants: dict[str, TenantState] = {}
+    recent_ids: dict[str, None] = {}
