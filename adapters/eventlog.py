@@ -19,7 +19,7 @@ from typing import Self
 
 import msgspec
 
-from omniroute.engine.events import Event, decode_msgpack, encode_msgpack
+from ..engine.events import Event, decode_msgpack, encode_msgpack
 
 __all__ = ["CorruptLogError", "EventLog", "LogError", "encode_batch"]
 
@@ -117,5 +117,7 @@ class EventLog(abc.ABC):
             try:
                 event = decode_msgpack(data)
             except msgspec.DecodeError as exc:
-                raise CorruptLogError(f"event at position {position} does not decode: {exc}") from exc
+                raise CorruptLogError(
+                    f"event at position {position} does not decode: {exc}"
+                ) from exc
             yield position, event

@@ -25,9 +25,11 @@ writer's new frames with ``refresh()``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import re
 import struct
 import zlib
 from array import array
@@ -38,8 +40,8 @@ from typing import Literal
 
 import msgspec
 
-from omniroute.adapters.eventlog import CorruptLogError, EventLog, LogError, encode_batch
-from omniroute.engine.events import Event
+from ..engine.events import Event
+from .eventlog import CorruptLogError, EventLog, LogError, encode_batch
 
 __all__ = ["MAGIC", "FileLog"]
 
@@ -58,6 +60,10 @@ _event_list_decoder: msgspec.msgpack.Decoder[list[Event]] = msgspec.msgpack.Deco
 # frame after a damaged one (every candidate that passes is then fully verified).
 _ARRAY_MARKERS = frozenset(range(0x91, 0xA0)) | {0xDC, 0xDD}
 _CONTAINER_MARKERS = frozenset(range(0x80, 0xA0)) | {0xDC, 0xDD, 0xDE, 0xDF}
+_PAYLOAD_START = re.compile(  # an array header, then a map or array header
+    rb"(?=[\x91-\x9f][\x80-\x9f\xdc-\xdf]|\xdc..[\x80-\x9f\xdc-\xdf]|\xdd....[\x80-\x9f\xdc-\xdf])",
+    re.DOTALL,
+)
 
 
 def _array_header(n: int) -> bytes:
@@ -93,7 +99,7 @@ class _Window:
     def peek(self, off: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``off`` without moving the window."""
         rel = off - self._base
-        if 0 <= rel and rel + n <= len(self._buf):
+        if rel >= 0 and rel + n <= len(self._buf):
             return self._buf[rel : rel + n]
         return os.pread(self._fd, n, off)
 
@@ -131,19 +137,27 @@ def _plausible_header(win: _Window, off: int, size: int) -> int | None:
     if marker not in _ARRAY_MARKERS:
         return None
     first = _HEADER_SIZE + (1 if marker < 0xA0 else 3 if marker == 0xDC else 5)
-    if first < len(head) and first - _HEADER_SIZE < length and head[first] not in _CONTAINER_MARKERS:
+    in_view = first < len(head) and first - _HEADER_SIZE < length
+    if in_view and head[first] not in _CONTAINER_MARKERS:
         return None
     return off + _HEADER_SIZE + length
 
 
 def _find_frame_after(win: _Window, off: int, size: int) -> int | None:
     """The offset of the first valid frame after a bad one at ``off``, if any."""
-    for p in range(off + 1, size - _HEADER_SIZE):
-        nxt = _plausible_header(win, p, size)
-        if nxt is None or (nxt != size and _plausible_header(win, nxt, size) is None):
-            continue
-        if not isinstance(_check_frame(win, p, size), str):
-            return p
+    q = off + 1 + _HEADER_SIZE  # where the payload of the next candidate would start
+    while q < size:
+        chunk = win.peek(q, _CHUNK + 5)
+        for match in _PAYLOAD_START.finditer(chunk):
+            if match.start() >= _CHUNK:
+                break
+            p = q + match.start() - _HEADER_SIZE
+            nxt = _plausible_header(win, p, size)
+            if nxt is None or (nxt != size and _plausible_header(win, nxt, size) is None):
+                continue
+            if not isinstance(_check_frame(win, p, size), str):
+                return p
+        q += _CHUNK
     return None
 
 
@@ -316,10 +330,8 @@ class FileLog(EventLog):
                 _sync(self._fd)
         except OSError as exc:
             self._failed = exc
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, offset)
-            except OSError:
-                pass
             raise LogError(f"{self._path}: append failed: {exc}") from exc
         first = self._end
         self._frame_offsets.append(offset)

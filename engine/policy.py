@@ -90,7 +90,7 @@ def _human_classes() -> dict[MediaClass, ClassLimit]:
     return {
         "voice": ClassLimit(cost=100, max=1),
         "video": ClassLimit(cost=100, max=1),
-        "chat": ClassLimit(cost=34, max=3),
+        "chat": ClassLimit(cost=33, max=3),
         "messaging": ClassLimit(cost=20, max=5, inactive_after_s=300, inactive_cost=5),
         "email": ClassLimit(cost=10, max=10, interruptible_by=("voice", "video")),
         "social": ClassLimit(cost=10, max=10, inactive_after_s=600, inactive_cost=2),

@@ -20,7 +20,6 @@ import msgspec.inspect as mi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from omniroute.adapters.eventlog import EventLog, LogError
 from omniroute.engine import events as ev
 from omniroute.engine.events import Event, decode_msgpack, encode_msgpack
@@ -124,9 +123,7 @@ def _strategy(t: mi.Type) -> st.SearchStrategy[Any]:
 events: st.SearchStrategy[Event] = _strategy(mi.type_info(Event))
 """Any valid event of any type in the ``Event`` union."""
 
-batches: st.SearchStrategy[list[list[Event]]] = st.lists(
-    st.lists(events, max_size=12), max_size=6
-)
+batches: st.SearchStrategy[list[list[Event]]] = st.lists(st.lists(events, max_size=12), max_size=6)
 """A sequence of append batches (empty batches included)."""
 
 
@@ -247,7 +244,7 @@ class EventLogContract(abc.ABC):
         reader = log.read()
         log.append(self._ticks(2, ts0=3))
         seen = []
-        for position, event in reader:
+        for position, _ in reader:
             seen.append(position)
             if position == 0:
                 log.append(self._ticks(1, ts0=5))

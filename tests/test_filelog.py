@@ -11,13 +11,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
+from eventlog_contract import SAMPLE_EVENTS, EventLogContract
 from omniroute.adapters.eventlog import CorruptLogError, EventLog, LogError
 from omniroute.adapters.filelog import MAGIC, FileLog
 from omniroute.engine import events as ev
 from omniroute.engine.events import Event, encode_msgpack
-
-from eventlog_contract import SAMPLE_EVENTS, EventLogContract
 
 
 class TestFileLog(EventLogContract):
@@ -292,9 +290,8 @@ def test_corruption_after_open_is_detected_on_read(path: Path, written: bytes) -
 
 
 def test_second_writer_is_refused(path: Path) -> None:
-    with FileLog(path):
-        with pytest.raises(LogError, match="already open"):
-            FileLog(path)
+    with FileLog(path), pytest.raises(LogError, match="already open"):
+        FileLog(path)
     FileLog(path).close()
 
 
