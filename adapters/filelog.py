@@ -394,6 +394,8 @@ class FileLog(EventLog):
 
     def _frames(self, start: int, stop: int) -> Iterator[tuple[int, int, memoryview]]:
         """Yield (first position, event count, payload) of the verified frames in range."""
+        if start >= stop:
+            return
         offsets, starts = self._frame_offsets, self._frame_starts
         i = bisect_right(starts, start) - 1
         while 0 <= i < len(starts) and starts[i] < stop:

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from eventlog_contract import SAMPLE_EVENTS, EventLogContract
+from omniroute.adapters import filelog
 from omniroute.adapters.eventlog import CorruptLogError, EventLog, LogError
 from omniroute.adapters.filelog import MAGIC, FileLog
 from omniroute.engine import events as ev
@@ -51,6 +52,13 @@ def _frames(data: bytes) -> list[tuple[int, int]]:
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "events.olog"
+
+
+@pytest.fixture(params=[None, 13], ids=["default-chunks", "13-byte-chunks"])
+def chunks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also run with tiny read chunks, so frames and scans straddle chunk boundaries."""
+    if request.param is not None:
+        monkeypatch.setattr(filelog, "_CHUNK", request.param)
 
 
 @pytest.fixture
@@ -191,6 +199,7 @@ def _assert_recovered_to_earlier_batches(path: Path, good_size: int, dropped: in
         assert _events(log) == BATCHES[0] + BATCHES[1] + _ticks(2)
 
 
+@pytest.mark.usefixtures("chunks")
 def test_torn_tail_at_every_offset_is_truncated_to_the_earlier_batches(
     path: Path, written: bytes
 ) -> None:
@@ -207,6 +216,7 @@ def test_any_damaged_byte_in_the_last_frame_is_truncated(path: Path, written: by
         _assert_recovered_to_earlier_batches(path, last, len(written) - last)
 
 
+@pytest.mark.usefixtures("chunks")
 def test_zero_filled_tail_is_truncated(path: Path, written: bytes) -> None:
     path.write_bytes(written + bytes(4096))
     with FileLog(path) as log:
@@ -238,6 +248,7 @@ def test_clean_open_logs_nothing(
 # --- corruption in the middle -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("chunks")
 def test_any_damaged_byte_in_a_middle_frame_raises_corrupt_log_error(
     path: Path, written: bytes
 ) -> None:
@@ -343,6 +354,7 @@ def many_frames(path: Path) -> Iterator[FileLog]:
         yield log
 
 
+@pytest.mark.usefixtures("chunks")
 def test_reads_spanning_many_frames_and_chunks_are_in_order(many_frames: FileLog) -> None:
     n = many_frames.end()
     assert [p for p, _ in many_frames.read()] == list(range(n))

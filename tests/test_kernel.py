@@ -1,0 +1,172 @@
+"""The compiled kernel and its pure-Python twin agree, decision for decision."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omniroute import core_ext
+from omniroute.core_ext import reference
+from omniroute.engine import Engine, Policy, matching
+from omniroute.engine import engine as engine_module
+from omniroute.engine.events import (
+    AgentRegistered,
+    AgentStatusChanged,
+    Contact,
+    ConversationArrived,
+    ConversationAssigned,
+    ConversationEnded,
+    ConversationOffered,
+    OfferAccepted,
+    OfferDeclined,
+    Tick,
+)
+from omniroute.engine.matching import AgentTable, ProfileTable
+from omniroute.engine.state import AgentState
+
+compiled = pytest.importorskip("omniroute.core_ext._kernel")
+N_CLASSES = 7
+SKILLS = ["a", "b", "c", "d"]
+
+
+def test_compiled_kernel_is_in_use() -> None:
+    assert core_ext.KERNEL == "compiled"
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
+    table = AgentTable(ProfileTable(Policy()))
+    n = draw(st.integers(1, 12))
+    slots = []
+    for slot in range(n):
+        units = [0] * N_CLASSES
+        counts = [0] * N_CLASSES
+        for c in draw(st.lists(st.integers(0, N_CLASSES - 1), max_size=4)):
+            counts[c] += 1
+            units[c] += draw(st.sampled_from([2, 5, 10, 20, 25, 33, 100]))
+        agent = AgentState(
+            agent_id=f"a{slot}", seq=draw(st.integers(0, 50)), slot=slot,
+            kind=draw(st.sampled_from(["human", "bot"])),
+            skills=draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5))),
+            profile=draw(st.sampled_from(["default", "bot"])), languages=[],
+            status=draw(st.sampled_from(["available", "available", "away"])),
+            responsive=draw(st.booleans()) or True, units=units, counts=counts,
+            idle_since=draw(st.integers(0, 10_000)), last_offer=draw(st.integers(0, 30)),
+        )  # fmt: skip
+        table.sync(agent)
+        slots.append(slot)
+    return table, slots
+
+
+requests = st.fixed_dictionaries(
+    {
+        "skills": st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), max_size=3),
+        "cls": st.integers(0, N_CLASSES - 1),
+        "kind_mask": st.sampled_from([1, 2, 3]),
+        "weights": st.lists(
+            st.sampled_from([0.0, 1.0, 1e-6, 1.0 / 600.0, 10.0, 1e9]), min_size=5, max_size=5
+        ),
+        "now": st.integers(10_000, 20_000),
+    }
+)
+
+
+@given(tables(), requests, st.data())
+def test_best_agent_is_identical(
+    built: tuple[AgentTable, list[int]], req: dict[str, object], data: st.DataObject
+) -> None:
+    table, slots = built
+    cols, levels = table.request(req["skills"])  # type: ignore[arg-type]
+    excluded = np.array(data.draw(st.lists(st.sampled_from(slots), max_size=2)), np.int32)
+    preferred = data.draw(st.sampled_from([-1, *slots]))
+    cand = table.candidates(cols)
+    weights = np.array(req["weights"], np.float64)
+    args = (
+        table, cand, cols, levels, req["cls"], req["kind_mask"], excluded, preferred,
+        req["now"], 40, weights,
+    )  # fmt: skip
+    assert compiled.best_agent(*args) == reference.best_agent(*args)
+    for slot in slots:
+        for adding in (True, False):
+            c = int(req["cls"])  # type: ignore[call-overload]
+            assert compiled.fits(table, slot, c, 20, adding) == reference.fits(
+                table, slot, c, 20, adding
+            )
+            assert compiled.active_units(table, slot, c, 20, adding) == reference.active_units(
+                table, slot, c, 20, adding
+            )
+        assert compiled.agent_eligible(
+            table, slot, cols, levels, req["cls"], req["kind_mask"]
+        ) == reference.agent_eligible(table, slot, cols, levels, req["cls"], req["kind_mask"])
+
+
+def _drive(seed: int, engine: Engine) -> tuple[list[object], bytes]:
+    """A seeded day: arrivals, ticks, and desktops that answer the offers they get."""
+    rng = random.Random(seed)
+    channels = ["voice", "webchat", "whatsapp", "email", "sms", "social"]
+    events: list[object] = []
+    decided: list[object] = []
+
+    def send(event: object) -> None:
+        events.append(event)
+        out = engine.apply(event)  # type: ignore[arg-type]
+        decided.append(out)
+        for d in out:
+            if isinstance(d, ConversationOffered):
+                offers.append(d)
+            elif isinstance(d, ConversationAssigned):
+                held.append(d.conversation_id)
+
+    offers: list[ConversationOffered] = []
+    held: list[str] = []
+    for i in range(12):
+        skills = {s: rng.randint(1, 5) for s in rng.sample(SKILLS, rng.randint(0, 3))}
+        send(AgentRegistered(tenant="t", ts=0, agent_id=f"a{i}", skills=skills))
+        send(AgentStatusChanged(tenant="t", ts=0, agent_id=f"a{i}", status="available"))
+    ts = 0
+    for n in range(400):
+        ts += rng.randint(0, 3000)
+        roll = rng.random()
+        if roll < 0.35:
+            skills = {s: rng.randint(1, 3) for s in rng.sample(SKILLS, rng.randint(0, 2))}
+            channel = rng.choice(channels)
+            send(
+                ConversationArrived(
+                    tenant="t", ts=ts, conversation_id=f"c{n}", channel=channel,  # type: ignore[arg-type]
+                    contact=Contact(channel, f"x{rng.randint(0, 80)}"),  # type: ignore[arg-type]
+                    skills=skills, priority=rng.randint(0, 2),
+                )
+            )  # fmt: skip
+        elif roll < 0.6 and offers:
+            offer = offers.pop(rng.randrange(max(0, len(offers) - 3), len(offers)))
+            answer = OfferAccepted if rng.random() < 0.8 else OfferDeclined
+            send(answer(tenant="t", ts=ts, conversation_id=offer.conversation_id,
+                        agent_id=offer.agent_id))  # fmt: skip
+        elif roll < 0.8 and held:
+            cid = held.pop(rng.randrange(len(held)))
+            send(ConversationEnded(tenant="t", ts=ts, conversation_id=cid))
+        elif roll < 0.9:
+            agent = f"a{rng.randint(0, 11)}"
+            send(AgentStatusChanged(tenant="t", ts=ts, agent_id=agent, status="available"))
+        else:
+            send(Tick(tenant="t", ts=ts))
+    return events, msgspec.msgpack.encode(decided)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_engine_decisions_are_byte_identical_with_either_kernel(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = msgspec.convert({"queues": {"default": {"offer_timeout_s": 30}}}, Policy)
+    events, with_compiled = _drive(seed, Engine(policy))
+    monkeypatch.setattr(matching, "kernel", reference)
+    monkeypatch.setattr(engine_module, "kernel", reference)
+    engine = Engine(policy)
+    with_reference = msgspec.msgpack.encode([engine.apply(e) for e in events])  # type: ignore[arg-type]
+    assert with_reference == with_compiled
+    assert with_compiled.count(b"conversation.assigned") > 20
