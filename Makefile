@@ -26,7 +26,9 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check engine core_ext adapters tests benchmarks
 	$(BIN)/ruff format --check engine core_ext adapters tests benchmarks
-	$(BIN)/mypy engine core_ext adapters
+	rm -rf build/typecheck && mkdir -p build/typecheck/omniroute
+	for d in engine core_ext adapters; do ln -s ../../../$$d build/typecheck/omniroute/$$d; done
+	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p omniroute
 
 clean:
 	rm -rf $(VENV) build *.egg-info core_ext/_kernel.c core_ext/*.so

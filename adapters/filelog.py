@@ -75,7 +75,11 @@ def _array_header(n: int) -> bytes:
 
 
 def _sync(fd: int) -> None:
-    os.fdatasync(fd)
+    """Flush the file's data (and its size) to stable storage."""
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:  # macOS
+        os.fsync(fd)
 
 
 class _Window:

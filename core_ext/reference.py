@@ -69,10 +69,9 @@ def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool:
 def _skills_ok(
     table: Any, slot: int, req_cols: npt.NDArray[np.int32], req_levels: npt.NDArray[np.uint8]
 ) -> bool:
-    for j in range(req_cols.shape[0]):
-        if table.levels[slot, req_cols[j]] < req_levels[j]:
-            return False
-    return True
+    return all(
+        table.levels[slot, req_cols[j]] >= req_levels[j] for j in range(req_cols.shape[0])
+    )
 
 
 def agent_eligible(

@@ -385,7 +385,9 @@ class Engine:
         conv.in_queue = False
         self._matchers[tenant.tenant].queued.pop(conv.conversation_id, None)
 
-    def _pin(self, tenant: TenantState, conv: ConversationState, agent_id: str, wait_s: float) -> None:
+    def _pin(
+        self, tenant: TenantState, conv: ConversationState, agent_id: str, wait_s: float
+    ) -> None:
         conv.pinned = agent_id
         conv.pin_until = self.state.clock + _ms(wait_s)
         self._schedule("pin", tenant.tenant, conv.conversation_id, conv.pin_until, conv.pin_until)
@@ -476,7 +478,9 @@ class Engine:
         agent = self._withdraw_offer(tenant, conv, "timeout")
         conv.excluded.append(agent.agent_id)
         agent.responsive = False
-        self._emit(AgentNotResponding(tenant=tenant.tenant, ts=self.state.clock, agent_id=agent.agent_id))
+        self._emit(
+            AgentNotResponding(tenant=tenant.tenant, ts=self.state.clock, agent_id=agent.agent_id)
+        )
         self._withdraw_agent_offers(tenant, agent)
         self._sync(tenant, agent)
         self._void_pins(tenant, agent)
@@ -845,7 +849,9 @@ class Engine:
 
     # --- conversations ---------------------------------------------------------------------
 
-    def _customer_for(self, tenant: TenantState, contact: Contact, customer_id: str | None) -> CustomerState:
+    def _customer_for(
+        self, tenant: TenantState, contact: Contact, customer_id: str | None
+    ) -> CustomerState:
         key = _contact_key(contact)
         cid = customer_id or tenant.contact_customer.get(key) or f"contact:{key}"
         customer = tenant.customers.get(cid)
@@ -1011,7 +1017,9 @@ class Engine:
         conv.excluded.append(event.agent_id)
         self._requeue(tenant, conv, "declined")
 
-    def _held_by(self, tenant: TenantState, conversation_id: str, agent_id: str) -> ConversationState:
+    def _held_by(
+        self, tenant: TenantState, conversation_id: str, agent_id: str
+    ) -> ConversationState:
         conv = self._conv(tenant, conversation_id)
         if conv.stage != "assigned" or conv.owner != agent_id:
             raise Rejected(f"conversation {conversation_id!r} is not assigned to {agent_id!r}")

@@ -59,7 +59,15 @@ __all__ = [
 ]
 
 Channel: TypeAlias = Literal[
-    "voice", "video", "webchat", "whatsapp", "sms", "messenger", "telegram", "email", "social",
+    "voice",
+    "video",
+    "webchat",
+    "whatsapp",
+    "sms",
+    "messenger",
+    "telegram",
+    "email",
+    "social",
     "task",
 ]
 CHANNELS: tuple[Channel, ...] = (
@@ -90,7 +98,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 # --- inputs: agents -------------------------------------------------------------------
 
 
-class AgentRegistered(_Event, tag="agent.registered"):
+class AgentRegistered(_Event, frozen=True, tag="agent.registered"):
     """An agent (human or bot) joins the pool; registration order breaks score ties."""
 
     agent_id: str
@@ -101,7 +109,7 @@ class AgentRegistered(_Event, tag="agent.registered"):
     name: str | None = None
 
 
-class AgentUpdated(_Event, tag="agent.updated"):
+class AgentUpdated(_Event, frozen=True, tag="agent.updated"):
     """Change an agent's skills, capacity profile or languages (``None`` keeps the value)."""
 
     agent_id: str
@@ -110,7 +118,7 @@ class AgentUpdated(_Event, tag="agent.updated"):
     languages: list[str] | None = None
 
 
-class AgentStatusChanged(_Event, tag="agent.status_changed"):
+class AgentStatusChanged(_Event, frozen=True, tag="agent.status_changed"):
     """Presence from the agent's desktop. ``offline`` hands back what the agent holds."""
 
     agent_id: str
@@ -118,7 +126,7 @@ class AgentStatusChanged(_Event, tag="agent.status_changed"):
     reason: str | None = None
 
 
-class AgentRemoved(_Event, tag="agent.removed"):
+class AgentRemoved(_Event, frozen=True, tag="agent.removed"):
     """The agent leaves the pool; open work is re-queued, never lost."""
 
     agent_id: str
@@ -127,7 +135,7 @@ class AgentRemoved(_Event, tag="agent.removed"):
 # --- inputs: conversations ------------------------------------------------------------
 
 
-class ConversationArrived(_Event, tag="conversation.arrived"):
+class ConversationArrived(_Event, frozen=True, tag="conversation.arrived"):
     """A customer's contact on any channel enters the one queue."""
 
     conversation_id: str
@@ -142,25 +150,25 @@ class ConversationArrived(_Event, tag="conversation.arrived"):
     attributes: dict[str, str] = {}
 
 
-class MessageReceived(_Event, tag="message.received"):
+class MessageReceived(_Event, frozen=True, tag="message.received"):
     """A message in an asynchronous conversation; ``in`` wakes an inactive conversation."""
 
     conversation_id: str
     direction: Literal["in", "out"] = "in"
 
 
-class OfferAccepted(_Event, tag="offer.accepted"):
+class OfferAccepted(_Event, frozen=True, tag="offer.accepted"):
     conversation_id: str
     agent_id: str
 
 
-class OfferDeclined(_Event, tag="offer.declined"):
+class OfferDeclined(_Event, frozen=True, tag="offer.declined"):
     conversation_id: str
     agent_id: str
     reason: str | None = None
 
 
-class TransferRequested(_Event, tag="transfer.requested"):
+class TransferRequested(_Event, frozen=True, tag="transfer.requested"):
     """The holding agent moves the conversation to an agent, a queue or a skill set.
 
     ``cold`` releases the agent at once; ``warm`` keeps them on it until the new
@@ -175,7 +183,7 @@ class TransferRequested(_Event, tag="transfer.requested"):
     mode: Literal["cold", "warm"] = "cold"
 
 
-class HandoffRequested(_Event, tag="handoff.requested"):
+class HandoffRequested(_Event, frozen=True, tag="handoff.requested"):
     """A bot hands its conversation to humans; the wait counts from first contact."""
 
     conversation_id: str
@@ -185,23 +193,23 @@ class HandoffRequested(_Event, tag="handoff.requested"):
     queue: str | None = None
 
 
-class ConversationEnded(_Event, tag="conversation.ended"):
+class ConversationEnded(_Event, frozen=True, tag="conversation.ended"):
     conversation_id: str
     by: Literal["agent", "customer"] = "agent"
 
 
-class WrapUpCompleted(_Event, tag="wrapup.completed"):
+class WrapUpCompleted(_Event, frozen=True, tag="wrapup.completed"):
     conversation_id: str
     agent_id: str
 
 
-class CustomerAbandoned(_Event, tag="customer.abandoned"):
+class CustomerAbandoned(_Event, frozen=True, tag="customer.abandoned"):
     """The customer gave up while queued or while the conversation was being offered."""
 
     conversation_id: str
 
 
-class CallbackRequested(_Event, tag="callback.requested"):
+class CallbackRequested(_Event, frozen=True, tag="callback.requested"):
     """A queued customer asks to be called back; the callback keeps the original wait."""
 
     conversation_id: str
@@ -212,27 +220,27 @@ class CallbackRequested(_Event, tag="callback.requested"):
 # --- inputs: customers and time -------------------------------------------------------
 
 
-class ContactsLinked(_Event, tag="contacts.linked"):
+class ContactsLinked(_Event, frozen=True, tag="contacts.linked"):
     """These contacts are one customer: the basis of continuity across channels."""
 
     customer_id: str
     contacts: list[Contact]
 
 
-class Tick(_Event, tag="tick"):
+class Tick(_Event, frozen=True, tag="tick"):
     """Appended by the service at a fixed cadence so timers fire on replay too."""
 
 
 # --- decisions ------------------------------------------------------------------------
 
 
-class ConversationQueued(_Event, tag="conversation.queued"):
+class ConversationQueued(_Event, frozen=True, tag="conversation.queued"):
     conversation_id: str
     queue: str
     reason: str = "arrived"
 
 
-class ConversationOffered(_Event, tag="conversation.offered"):
+class ConversationOffered(_Event, frozen=True, tag="conversation.offered"):
     conversation_id: str
     agent_id: str
     score: float
@@ -240,7 +248,7 @@ class ConversationOffered(_Event, tag="conversation.offered"):
     deadline: int
 
 
-class ConversationAssigned(_Event, tag="conversation.assigned"):
+class ConversationAssigned(_Event, frozen=True, tag="conversation.assigned"):
     conversation_id: str
     agent_id: str
     score: float | None = None
@@ -248,30 +256,30 @@ class ConversationAssigned(_Event, tag="conversation.assigned"):
     wait_ms: int = 0
 
 
-class OfferExpired(_Event, tag="offer.expired"):
+class OfferExpired(_Event, frozen=True, tag="offer.expired"):
     conversation_id: str
     agent_id: str
-    reason: Literal[
-        "timeout", "agent_unavailable", "channel_switch", "ended", "abandoned"
-    ] = "timeout"
+    reason: Literal["timeout", "agent_unavailable", "channel_switch", "ended", "abandoned"] = (
+        "timeout"
+    )
 
 
-class AgentNotResponding(_Event, tag="agent.not_responding"):
+class AgentNotResponding(_Event, frozen=True, tag="agent.not_responding"):
     agent_id: str
 
 
-class ConversationEscalated(_Event, tag="conversation.escalated"):
+class ConversationEscalated(_Event, frozen=True, tag="conversation.escalated"):
     conversation_id: str
     ring: int
 
 
-class SlaBreached(_Event, tag="sla.breached"):
+class SlaBreached(_Event, frozen=True, tag="sla.breached"):
     conversation_id: str
     target_s: float
     waited_ms: int
 
 
-class ConversationRejoined(_Event, tag="conversation.rejoined"):
+class ConversationRejoined(_Event, frozen=True, tag="conversation.rejoined"):
     """A customer's new contact joined their open conversation (continuity)."""
 
     conversation_id: str
@@ -280,12 +288,12 @@ class ConversationRejoined(_Event, tag="conversation.rejoined"):
     agent_id: str | None = None
 
 
-class WrapUpExpired(_Event, tag="wrapup.expired"):
+class WrapUpExpired(_Event, frozen=True, tag="wrapup.expired"):
     conversation_id: str
     agent_id: str
 
 
-class EventRejected(_Event, tag="event.rejected"):
+class EventRejected(_Event, frozen=True, tag="event.rejected"):
     """Bad input: the event changed nothing, and this says why."""
 
     reason: str

@@ -18,7 +18,14 @@ from ..core_ext import kernel
 from .policy import MEDIA_CLASSES, Policy, Queue
 from .state import AgentState, ConversationState
 
-__all__ = ["CLASS_INDEX", "KIND_MASK", "AgentTable", "ProfileTable", "TenantMatcher", "requirements"]
+__all__ = [
+    "CLASS_INDEX",
+    "KIND_MASK",
+    "AgentTable",
+    "ProfileTable",
+    "TenantMatcher",
+    "requirements",
+]
 
 CLASS_INDEX = {name: i for i, name in enumerate(MEDIA_CLASSES)}
 KIND_BIT = {"human": 1, "bot": 2}
@@ -141,7 +148,9 @@ class AgentTable:
         self.units[slot] = 0
         self.counts[slot] = 0
 
-    def request(self, skills: dict[str, int]) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    def request(
+        self, skills: dict[str, int]
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
         """Skill columns and minimum levels of a requirement, in name order."""
         names = sorted(skills)
         cols = np.fromiter((self.column(n) for n in names), np.int32, len(names))

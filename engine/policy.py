@@ -30,8 +30,8 @@ __all__ = [
     "CHANNEL_CLASS",
     "MEDIA_CLASSES",
     "PRESETS",
-    "ClassLimit",
     "CapacityProfile",
+    "ClassLimit",
     "MediaClass",
     "Policy",
     "PolicyError",
@@ -66,7 +66,7 @@ class PolicyError(ValueError):
     """A policy file or value is wrong; the message names the key."""
 
 
-class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """Policy structs reject unknown keys, so a typo is an error, not a silent default."""
 
 

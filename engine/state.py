@@ -106,7 +106,6 @@ class ConversationState(msgspec.Struct, kw_only=True):
     """Waiting for an agent: stage ``queued``, or ``assigned`` during a warm transfer."""
 
 
-
 class CustomerState(msgspec.Struct, kw_only=True):
     customer_id: str
     contacts: list[Contact] = []

@@ -323,7 +323,10 @@ class EventLogContract(abc.ABC):
         opened.append(log)
         assert log.end() == 3
 
-    @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(data=batches)
     def test_random_batches_read_back_equal(
         self, tmp_path: Path, opened: list[EventLog], data: list[list[Event]]

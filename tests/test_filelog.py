@@ -110,7 +110,11 @@ def test_partial_magic_header_from_a_crash_at_creation_is_completed(path: Path) 
         assert _events(log) == _ticks(1)
 
 
-@pytest.mark.parametrize("content", [b"OMRLOG2\n", b"XYZ", b"{}\n" * 20, b"OMRLOG1\r\n"])
+@pytest.mark.parametrize(
+    "content",
+    [b"OMRLOG2\n", b"XYZ", b"{}\n" * 20, b"OMRLOG1\r\n"],
+    ids=["other-version", "short-garbage", "text-file", "crlf"],
+)
 def test_wrong_magic_raises_corrupt_log_error(path: Path, content: bytes) -> None:
     path.write_bytes(content)
     with pytest.raises(CorruptLogError, match="magic"):

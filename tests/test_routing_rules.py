@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-
 from omniroute.engine.events import (
     AgentNotResponding,
     AgentRegistered,
@@ -50,7 +49,9 @@ wrap_up_s = 30
 
 
 def offered_to(decisions: list[object]) -> list[str]:
-    return [d.agent_id for d in decisions if isinstance(d, ConversationOffered | ConversationAssigned)]  # type: ignore[union-attr]
+    return [
+        d.agent_id for d in decisions if isinstance(d, ConversationOffered | ConversationAssigned)
+    ]  # type: ignore[union-attr]
 
 
 # --- eligibility -------------------------------------------------------------------------
@@ -358,7 +359,7 @@ def test_escalation_ring_lowers_the_required_level() -> None:
 def test_escalation_ring_can_drop_optional_skills_then_widen() -> None:
     policy = (
         AUTO
-        + 'skills = { support = 1 }\nrings = [{ after_s = 10, drop_optional = true },'
+        + "skills = { support = 1 }\nrings = [{ after_s = 10, drop_optional = true },"
         + " { after_s = 20, widen = true }]\n"
     )
     desk = Desk(policy)
@@ -431,7 +432,8 @@ def test_channel_switch_to_a_class_that_does_not_fit_requeues_to_the_same_agent(
 
 
 def test_returning_customer_prefers_their_last_agent() -> None:
-    # longest_idle would pick bob (equal idle, registered first); the sticky weight picks ann, who served them
+    # longest_idle alone would pick bob (equal idle, registered first);
+    # the sticky weight picks ann, who served this customer
     desk = Desk('preset = "longest_idle"\n' + AUTO + "sticky_wait_s = 0\n")
     desk.agent("bob")
     desk.agent("ann")
