@@ -430,6 +430,14 @@ class Engine:
         self._release(tenant, agent, conv, conv.media_class, units)
         return agent
 
+    def _exclude(self, conv: ConversationState, agent_id: str) -> None:
+        """This agent declined or let the offer lapse: never offer it to them again."""
+        if agent_id not in conv.excluded:
+            conv.excluded.append(agent_id)
+        if conv.pinned == agent_id:
+            conv.pinned = None
+            conv.pin_until = None
+
     def _close(self, tenant: TenantState, conv: ConversationState) -> None:
         """The conversation leaves the state (ended and wrapped up, or abandoned)."""
         self._leave_queue(tenant, conv)
@@ -476,7 +484,7 @@ class Engine:
         if conv.offer_agent is None or conv.offer_seq != timer.gen:
             return
         agent = self._withdraw_offer(tenant, conv, "timeout")
-        conv.excluded.append(agent.agent_id)
+        self._exclude(conv, agent.agent_id)
         agent.responsive = False
         self._emit(
             AgentNotResponding(tenant=tenant.tenant, ts=self.state.clock, agent_id=agent.agent_id)
@@ -720,6 +728,8 @@ class Engine:
         conv.pin_until = None
         conv.inactive = False
         conv.assigned_ts = now
+        if conv.kinds == "bot":
+            conv.kinds = "any"
         if agent.kind == "human":
             conv.answered_by_human = True
         self._emit(
@@ -736,7 +746,7 @@ class Engine:
             conv = tenant.conversations[cid]
             if conv.offer_agent == agent.agent_id:
                 self._withdraw_offer(tenant, conv, "agent_unavailable")
-                conv.excluded.append(agent.agent_id)
+                self._exclude(conv, agent.agent_id)
                 self._requeue(tenant, conv, "agent_unavailable")
 
     # --- agents --------------------------------------------------------------------------
@@ -821,7 +831,7 @@ class Engine:
             conv = tenant.conversations[cid]
             if conv.offer_agent == agent.agent_id:
                 self._withdraw_offer(tenant, conv, "agent_unavailable")
-                conv.excluded.append(agent.agent_id)
+                self._exclude(conv, agent.agent_id)
                 self._requeue(tenant, conv, reason)
                 continue
             assert conv.owner == agent.agent_id
@@ -951,6 +961,10 @@ class Engine:
                 self._requeue(tenant, conv, "channel_switch")
                 return
         conv.media_class = new_class
+        if conv.stage == "scheduled":
+            conv.callback = False
+            self._requeue(tenant, conv, "rejoined")
+            return
         if conv.owner is None or conv.stage != "assigned":
             if conv.in_queue:
                 self._dirty_conv(tenant, conv)
@@ -1014,7 +1028,7 @@ class Engine:
         tenant = self._known_tenant(event.tenant)
         conv = self._offered_to(tenant, event.conversation_id, event.agent_id)
         self._withdraw_offer(tenant, conv, None)
-        conv.excluded.append(event.agent_id)
+        self._exclude(conv, event.agent_id)
         self._requeue(tenant, conv, "declined")
 
     def _held_by(
@@ -1047,6 +1061,8 @@ class Engine:
         if event.skills is not None:
             _check_skills(event.skills)
         agent = tenant.agents[event.agent_id]
+        if agent.kind == "bot" and event.mode == "warm":
+            raise Rejected("a bot hands over cold (HandoffRequested); it never shares a conversation")
         conv.transfers += 1
         if event.to_queue is not None:
             conv.queue = event.to_queue

@@ -729,3 +729,49 @@ def test_snapshot_restores_an_identical_engine() -> None:
         a, b = desk.engine.apply(event), copy.apply(event)
         assert msgspec.msgpack.encode(a) == msgspec.msgpack.encode(b)
     assert copy.snapshot() == desk.engine.snapshot()
+
+
+def test_a_decline_by_the_pinned_agent_releases_the_pin() -> None:
+    desk = Desk(OFFER)
+    desk.agent("ann")
+    desk.agent("bob")
+    desk.agent("cat")
+    desk.arrive("c1")
+    desk.at(1).send(OfferAccepted, conversation_id="c1", agent_id="ann")
+    desk.at(2).send(TransferRequested, conversation_id="c1", agent_id="ann", to_agent="cat")
+    out = desk.at(3).send(OfferDeclined, conversation_id="c1", agent_id="cat")
+    assert offered_to(out) == ["bob"]
+
+
+def test_bot_first_only_concerns_the_first_routing() -> None:
+    desk = Desk(BOT_FIRST)
+    desk.agent("faqbot", kind="bot")
+    desk.agent("ann")
+    desk.arrive("c1", "webchat")
+    out = desk.at(2).send(
+        TransferRequested, conversation_id="c1", agent_id="faqbot", to_queue="default"
+    )
+    assert offered_to(out) == ["ann"]
+
+
+def test_a_bot_never_shares_a_conversation_through_a_warm_transfer() -> None:
+    desk = Desk(BOT_FIRST)
+    desk.agent("faqbot", kind="bot")
+    desk.arrive("c1", "webchat")
+    out = desk.send(
+        TransferRequested, conversation_id="c1", agent_id="faqbot", to_queue="default",
+        mode="warm",
+    )  # fmt: skip
+    assert kinds(out) == ["event.rejected"]
+
+
+def test_a_customer_who_calls_back_before_their_scheduled_callback_is_served_now() -> None:
+    desk = Desk(AUTO)
+    desk.arrive("c1", "voice", customer_id="cust")
+    desk.at(10).send(CallbackRequested, conversation_id="c1", not_before=3_600_000)
+    desk.agent("ann")
+    out = desk.at(60).arrive("c2", "webchat", customer_id="cust")
+    assert kinds(out) == [
+        "sla.breached", "conversation.rejoined", "conversation.queued", "conversation.assigned"
+    ]  # the callback wait counts against the SLA: the customer was still waiting
+    assert of_type(out, ConversationAssigned)[0].wait_ms == 60_000
