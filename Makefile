@@ -24,8 +24,8 @@ test-slow: $(STAMP)
 	OMNIROUTE_REQUIRE_COMPILED=1 HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine core_ext adapters tests benchmarks
-	$(BIN)/ruff format --check engine core_ext adapters tests benchmarks
+	$(BIN)/ruff check engine core_ext adapters tests
+	$(BIN)/ruff format --check engine core_ext adapters tests
 	rm -rf build/typecheck && mkdir -p build/typecheck/omniroute
 	for d in engine core_ext adapters; do ln -s ../../../$$d build/typecheck/omniroute/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p omniroute

@@ -495,7 +495,8 @@ class Engine:
         self._requeue(tenant, conv, "offer_timeout")
 
     def _on_ring(self, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
-        if conv.route_gen != timer.gen:
+        waiting = conv.in_queue or conv.offer_agent is not None
+        if conv.route_gen != timer.gen or not waiting:
             return
         rings = self.policy.queues[conv.queue].rings
         elapsed = self.state.clock - conv.enqueued_ts
@@ -560,7 +561,7 @@ class Engine:
 
     def _on_callback_due(self, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
         if conv.stage == "scheduled" and conv.route_gen == timer.gen:
-            self._requeue(tenant, conv, "callback")
+            self._enqueue_fresh(tenant, conv, "callback")
 
     _timer_handlers: dict[str, Callable[[Engine, TenantState, ConversationState, Timer], None]] = {
         "offer": _on_offer_timeout,
@@ -842,7 +843,7 @@ class Engine:
                 conv.stage = "queued"
                 self._dirty_conv(tenant, conv)
             else:
-                self._requeue(tenant, conv, reason)
+                self._enqueue_fresh(tenant, conv, reason)
 
     def _agent_removed(self, event: AgentRemoved) -> None:
         tenant = self._known_tenant(event.tenant)
@@ -963,7 +964,7 @@ class Engine:
         conv.media_class = new_class
         if conv.stage == "scheduled":
             conv.callback = False
-            self._requeue(tenant, conv, "rejoined")
+            self._enqueue_fresh(tenant, conv, "rejoined")
             return
         if conv.owner is None or conv.stage != "assigned":
             if conv.in_queue:
@@ -986,7 +987,7 @@ class Engine:
             self._dirty_conv(tenant, conv)
         else:
             self._pin(tenant, conv, agent.agent_id, self.policy.queues[conv.queue].sticky_wait_s)
-            self._requeue(tenant, conv, "channel_switch")
+            self._enqueue_fresh(tenant, conv, "channel_switch")
 
     def _customer_wrote(self, tenant: TenantState, conv: ConversationState) -> None:
         if conv.stage != "assigned" or conv.owner is None:

@@ -249,22 +249,51 @@ class Policy(_Spec, frozen=True):
         return self.weights if self.weights is not None else PRESETS[self.preset]
 
 
+def _locate(raw: dict[str, object]) -> str | None:
+    """Name the queue, profile or class an error is in (msgspec writes dict keys as [...])."""
+    sections: tuple[tuple[str, type[_Spec]], ...] = (("queues", Queue), ("profiles", CapacityProfile))
+    for section, spec in sections:
+        entries = raw.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for name, body in entries.items():
+            key = f"{section}.{name}"
+            classes = body.get("classes") if isinstance(body, dict) else None
+            if spec is CapacityProfile and isinstance(classes, dict):
+                for cname, limit in classes.items():
+                    try:
+                        msgspec.convert(limit, ClassLimit)
+                    except msgspec.ValidationError as exc:
+                        return f"{key}.classes.{cname}: {exc}"
+            try:
+                msgspec.convert(body, spec)
+            except msgspec.ValidationError as exc:
+                return f"{key}: {exc}"
+    return None
+
+
 def parse_policy(data: bytes | str | dict[str, object]) -> Policy:
     """Build a policy from TOML text or a mapping; errors name the offending key."""
+    if isinstance(data, dict):
+        raw = data
+    else:
+        try:
+            raw = tomllib.loads(data.decode() if isinstance(data, bytes) else data)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"not valid TOML: {exc}") from exc
     try:
-        if isinstance(data, dict):
-            return msgspec.convert(data, Policy)
-        text = data.decode() if isinstance(data, bytes) else data
-        return msgspec.convert(tomllib.loads(text), Policy)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"not valid TOML: {exc}") from exc
+        return msgspec.convert(raw, Policy)
     except msgspec.ValidationError as exc:
-        raise PolicyError(str(exc)) from exc
+        raise PolicyError(_locate(raw) or str(exc)) from exc
 
 
 def load_policy(path: str | Path) -> Policy:
     """Load a policy TOML file."""
     try:
-        return parse_policy(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from exc
+    try:
+        return parse_policy(data)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from exc

@@ -775,3 +775,20 @@ def test_a_customer_who_calls_back_before_their_scheduled_callback_is_served_now
         "sla.breached", "conversation.rejoined", "conversation.queued", "conversation.assigned"
     ]  # the callback wait counts against the SLA: the customer was still waiting
     assert of_type(out, ConversationAssigned)[0].wait_ms == 60_000
+
+
+def test_escalation_rings_stop_once_the_conversation_is_answered() -> None:
+    desk = Desk(AUTO + "rings = [{ after_s = 30, level_drop = 1 }]\n")
+    desk.agent("ann", {"s": 3})
+    desk.arrive("c1", "email", skills={"s": 3})
+    assert of_type(desk.tick(31), ConversationEscalated) == []
+
+
+def test_a_scheduled_callback_climbs_the_rings_once_it_is_due() -> None:
+    desk = Desk(AUTO + "rings = [{ after_s = 30, level_drop = 1 }]\n")
+    desk.agent("ann", {"s": 2})
+    desk.arrive("c1", "voice", skills={"s": 3})
+    desk.at(5).send(CallbackRequested, conversation_id="c1", not_before=15_000)
+    out = desk.tick(45)
+    assert kinds(out)[-2:] == ["conversation.escalated", "conversation.assigned"]
+    assert of_type(out, ConversationAssigned)[0].ts == 45_000

@@ -1,1 +1,0 @@
-"""Inbound payload normalisers, one module per channel (see DESIGN.md §2)."""

@@ -1,0 +1,323 @@
+"""The ``omniroute`` command.
+
+::
+
+    omniroute demo [--log PATH] [--seed N] [--policy FILE] [--force]
+    omniroute replay LOG [--policy FILE] [--snapshot-at N]
+    omniroute validate-policy FILE
+    omniroute --version
+
+Exit status: 0 success; 1 ``replay`` found a mismatch; 2 bad usage, a bad policy, or a
+log that cannot be read. Only this module configures logging (``--log-level``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TextIO
+
+from .policy import Policy, PolicyError, load_policy, parse_policy
+
+__all__ = ["main", "policy_sidecar"]
+
+_log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_ERROR = 2
+
+
+def _version() -> str:
+    try:
+        return metadata.version("omniroute")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare tree
+        return "unknown"
+
+
+def policy_sidecar(log_path: Path) -> Path:
+    """Where ``omniroute demo`` saves the policy a log was written with: ``LOG.policy.toml``."""
+    return log_path.with_name(log_path.name + ".policy.toml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omniroute",
+        description="Event-sourced, deterministic omnichannel contact-centre routing engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"omniroute {_version()}")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        type=str.upper,
+        help="logging level for diagnostics on stderr (default: WARNING)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a scripted small contact centre onto the embedded file log",
+        description="Run a scripted small contact centre (one tenant, 21 agents, every "
+        "channel, two hours of event time) through the engine onto a FileLog, then print "
+        "a summary read back from the log.",
+    )
+    demo.add_argument(
+        "--log",
+        type=Path,
+        metavar="PATH",
+        help="log file to write (default: demo.olog in a new temporary directory)",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+    demo.add_argument(
+        "--policy", type=Path, metavar="FILE", help="policy TOML (default: the demo's own)"
+    )
+    demo.add_argument(
+        "--force", action="store_true", help="overwrite --log PATH if it already exists"
+    )
+
+    rep = sub.add_parser(
+        "replay",
+        help="re-decide every input of a log and check the decisions are byte-identical",
+        description="Feed every input of LOG to a fresh engine in order and check that the "
+        "decisions it makes are exactly those recorded (msgpack bytes). Exit 1 at the "
+        "first mismatch.",
+    )
+    rep.add_argument("log", type=Path, metavar="LOG")
+    rep.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="policy TOML the log was written with (default: LOG.policy.toml if it "
+        "exists, else the built-in default policy)",
+    )
+    rep.add_argument(
+        "--snapshot-at",
+        type=int,
+        metavar="N",
+        help="after input N, snapshot the engine, restore it into a new one and go on",
+    )
+
+    val = sub.add_parser(
+        "validate-policy",
+        help="check a policy TOML file",
+        description="Load a policy file; print a summary and exit 0, or print the error "
+        "(naming the key) and exit 2.",
+    )
+    val.add_argument("file", type=Path, metavar="FILE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``omniroute`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    out = sys.stdout
+    command: str = args.command
+    try:
+        if command == "demo":
+            return _demo(args.log, args.seed, args.policy, args.force, out)
+        if command == "replay":
+            return _replay(args.log, args.policy, args.snapshot_at, out)
+        return _validate(args.file, out)
+    except BrokenPipeError:  # e.g. `omniroute demo | head`: the reader left, not an error
+        with contextlib.suppress(OSError, ValueError):  # (the Python docs' recipe)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _error(message: str) -> int:
+    print(f"omniroute: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+def _demo(
+    log_path: Path | None, seed: int, policy_path: Path | None, force: bool, out: TextIO
+) -> int:
+    from ..adapters.filelog import FileLog
+    from .demo import DEMO_POLICY, check_demo_policy, format_summary, run_demo, summarize
+
+    try:
+        if policy_path is not None:
+            policy_text = policy_path.read_text()
+            policy = load_policy(policy_path)
+        else:
+            policy_text = DEMO_POLICY
+            policy = parse_policy(DEMO_POLICY)
+        check_demo_policy(policy)
+    except (OSError, PolicyError) as exc:
+        return _error(str(exc))
+    if log_path is None:
+        log_path = Path(tempfile.mkdtemp(prefix="omniroute-demo-")) / "demo.olog"
+    sidecar = policy_sidecar(log_path)
+    if log_path.exists():
+        if not force:
+            return _error(f"{log_path} exists; pass --force to overwrite it")
+        log_path.unlink()
+        sidecar.unlink(missing_ok=True)
+
+    started = time.perf_counter()
+    try:
+        with FileLog(log_path, fsync="never") as log:
+            run = run_demo(log, seed=seed, policy=policy)
+        sidecar.write_text(policy_text)
+        with FileLog(log_path, readonly=True) as log:
+            summary = summarize(event for _, event in log.read())
+    except OSError as exc:
+        return _error(str(exc))
+    elapsed = time.perf_counter() - started
+
+    source = str(policy_path) if policy_path is not None else "the demo's built-in policy"
+    print(f"omniroute demo: tenant 'demo', seed {seed}, policy: {source}", file=out)
+    print("", file=out)
+    for line in format_summary(summary):
+        print(line, file=out)
+    size = log_path.stat().st_size
+    print("", file=out)
+    print(
+        f"log: {log_path} ({summary.events} events in {run.batches} batches, "
+        f"{size / 1024:.0f} KiB)",
+        file=out,
+    )
+    print(f"policy saved next to it: {sidecar}", file=out)
+    if run.open_at_end:
+        shown = ", ".join(run.open_at_end[:5]) + (", ..." if len(run.open_at_end) > 5 else "")
+        print(
+            f"conversations still open when the demo stopped: {len(run.open_at_end)} ({shown})",
+            file=out,
+        )
+    print(f"ran in {elapsed:.1f} s", file=out)
+    print(f"replay it: omniroute replay {log_path}", file=out)
+    return EXIT_OK
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+
+def _replay(log_path: Path, policy_path: Path | None, snapshot_at: int | None, out: TextIO) -> int:
+    from ..adapters.eventlog import LogError
+    from ..adapters.filelog import FileLog
+    from .replay import replay
+
+    policy: Policy | None
+    try:
+        if policy_path is None and policy_sidecar(log_path).exists():
+            policy_path = policy_sidecar(log_path)
+            source = f"{policy_path} (found next to the log)"
+        else:
+            source = str(policy_path) if policy_path is not None else "the default policy"
+        policy = load_policy(policy_path) if policy_path is not None else None
+    except (OSError, PolicyError) as exc:
+        return _error(str(exc))
+    if snapshot_at is not None and snapshot_at < 0:
+        return _error(f"--snapshot-at must be >= 0, got {snapshot_at}")
+    try:
+        with FileLog(log_path, readonly=True) as log:
+            result = replay(log, policy, snapshot_at=snapshot_at)
+    except (OSError, LogError, ValueError) as exc:
+        return _error(str(exc))
+
+    print(f"log: {log_path}", file=out)
+    print(f"policy: {source}", file=out)
+    print(f"events read: {result.events_read}", file=out)
+    print(f"inputs applied: {result.inputs_applied}", file=out)
+    print(f"decisions matched: {result.decisions_matched}", file=out)
+    if result.snapshot_position is not None:
+        print(
+            f"snapshot: after input {result.snapshot_at} (log position "
+            f"{result.snapshot_position}), {result.snapshot_bytes} bytes, restored into a "
+            "new engine",
+            file=out,
+        )
+    if result.mismatch is not None:
+        for line in result.mismatch.describe():
+            print(line, file=out)
+        if policy_path is None:
+            print("(was the log written with a different policy? pass --policy FILE)", file=out)
+        return EXIT_MISMATCH
+    how = " through the snapshot" if result.snapshot_position is not None else ""
+    print(
+        f"replay OK: {result.decisions_matched} decisions of {result.inputs_applied} inputs "
+        f"byte-identical to the log{how} ({result.seconds:.1f} s)",
+        file=out,
+    )
+    return EXIT_OK
+
+
+# --- validate-policy ------------------------------------------------------------------------
+
+
+def _validate(path: Path, out: TextIO) -> int:
+    try:
+        policy = load_policy(path)
+    except (OSError, PolicyError) as exc:
+        return _error(str(exc))
+    for line in describe_policy(policy):
+        print(line, file=out)
+    print(f"{path}: OK", file=out)
+    return EXIT_OK
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def describe_policy(policy: Policy) -> list[str]:
+    """A short, readable summary of a policy."""
+    w = policy.scoring
+    weights = (
+        f"skill {_num(w.skill)}, idle {_num(w.idle)}/s, load {_num(w.load)}, "
+        f"sticky {_num(w.sticky)}, round_robin {_num(w.round_robin)}"
+    )
+    scoring = "explicit weights" if policy.weights is not None else f"preset {policy.preset!r}"
+    lines = [f"scoring: {scoring} ({weights})", f"profiles ({len(policy.profiles)}):"]
+    for name, profile in policy.profiles.items():
+        roles = [
+            role
+            for role, pname in (("humans", policy.human_profile), ("bots", policy.bot_profile))
+            if pname == name
+        ]
+        role = f" [default for {' and '.join(roles)}]" if roles else ""
+        classes = ", ".join(
+            f"{cls} {limit.cost}/{limit.max}" for cls, limit in profile.classes.items()
+        )
+        lines.append(f"  {name}: budget {profile.budget}{role}; {classes or 'no classes'}")
+    unknown = "rejected" if policy.unknown_queue == "reject" else "routed to 'default'"
+    lines.append(f"queues ({len(policy.queues)}; a conversation for another queue is {unknown}):")
+    for name, q in policy.queues.items():
+        skills = ", ".join(f"{k}>={v}" for k, v in q.skills.items()) or "none"
+        parts = [
+            f"skills {skills}",
+            f"offered, {_num(q.offer_timeout_s)}s to answer"
+            if q.offer_mode == "offer"
+            else "auto-assigned",
+            f"rings {len(q.rings)}",
+            f"wrap-up {_num(q.wrap_up_s)}s",
+        ]
+        if q.priority:
+            parts.append(f"priority {q.priority}")
+        if q.bot_first:
+            parts.append(f"bot first ({_num(q.bot_wait_s)}s)")
+        if q.sla_s:
+            parts.append("SLA " + ", ".join(f"{c} {_num(s)}s" for c, s in q.sla_s.items()))
+        lines.append(f"  {name}: " + "; ".join(parts))
+    return lines
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
