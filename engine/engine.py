@@ -1063,7 +1063,7 @@ class Engine:
             _check_skills(event.skills)
         agent = tenant.agents[event.agent_id]
         if agent.kind == "bot" and event.mode == "warm":
-            raise Rejected("a bot hands over cold (HandoffRequested); it never shares a conversation")
+            raise Rejected("a bot hands over cold (HandoffRequested), it never shares one")
         conv.transfers += 1
         if event.to_queue is not None:
             conv.queue = event.to_queue

@@ -251,7 +251,10 @@ class Policy(_Spec, frozen=True):
 
 def _locate(raw: dict[str, object]) -> str | None:
     """Name the queue, profile or class an error is in (msgspec writes dict keys as [...])."""
-    sections: tuple[tuple[str, type[_Spec]], ...] = (("queues", Queue), ("profiles", CapacityProfile))
+    sections: tuple[tuple[str, type[_Spec]], ...] = (
+        ("queues", Queue),
+        ("profiles", CapacityProfile),
+    )
     for section, spec in sections:
         entries = raw.get(section)
         if not isinstance(entries, dict):

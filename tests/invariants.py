@@ -249,11 +249,10 @@ def _tenant_violations(
                 yield f"[{t}] agent {aid!r} waits to reactivate {agent.pending_reactivation}"
             elif first.media_class in profile.classes:
                 delta = profile.classes[first.media_class].cost - first.owner_units
-                active = active_units(profile, units, counts, None)
                 idx = CLASS_INDEX[first.media_class]
                 after = [u + (delta if i == idx else 0) for i, u in enumerate(units)]
-                total = active_units(profile, after, counts, None)
-                if active is not None and total is not None and total <= profile.budget:
+                total = active_units(profile, after, counts)
+                if total is not None and total <= profile.budget:
                     yield (
                         f"[{t}] agent {aid!r} is blocked on reactivating {first.conversation_id!r}"
                         f" (+{delta} units) although it fits ({total} <= {profile.budget})"
