@@ -20,6 +20,7 @@ import msgspec.inspect as mi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from omniroute.adapters.eventlog import EventLog, LogError
 from omniroute.engine import events as ev
 from omniroute.engine.events import Event, decode_msgpack, encode_msgpack

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import msgspec
 import pytest
+
 from omniroute.adapters.eventlog import EventLog
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import events as ev

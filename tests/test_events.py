@@ -109,7 +109,7 @@ def test_a_wrong_type_is_a_clear_validation_error() -> None:
 
 
 def test_an_unknown_tag_is_a_clear_validation_error() -> None:
-    with pytest.raises(msgspec.ValidationError, match="Invalid value 'agent.teleported'"):
+    with pytest.raises(msgspec.ValidationError, match=r"Invalid value 'agent\.teleported'"):
         decode_json(b'{"type":"agent.teleported","tenant":"acme","ts":1}')
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from eventlog_contract import SAMPLE_EVENTS, EventLogContract
+
 from omniroute.adapters import filelog
 from omniroute.adapters.eventlog import CorruptLogError, EventLog, LogError
 from omniroute.adapters.filelog import MAGIC, FileLog

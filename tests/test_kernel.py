@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from omniroute import core_ext
 from omniroute.core_ext import reference
 from omniroute.engine import Engine, Policy, matching

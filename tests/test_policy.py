@@ -79,5 +79,5 @@ def test_a_typo_or_wrong_type_is_an_error_naming_the_key(text: str, key: str) ->
 def test_invalid_toml_is_a_policy_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("preset = \n")
-    with pytest.raises(PolicyError, match="broken.toml: not valid TOML"):
+    with pytest.raises(PolicyError, match=r"broken\.toml: not valid TOML"):
         load_policy(path)

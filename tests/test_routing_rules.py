@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from support import Desk, kinds, of_type
+
 from omniroute.engine.events import (
     AgentNotResponding,
     AgentRegistered,
@@ -32,7 +34,6 @@ from omniroute.engine.events import (
     WrapUpCompleted,
     WrapUpExpired,
 )
-from support import Desk, kinds, of_type
 
 AUTO = """
 [queues.default]
