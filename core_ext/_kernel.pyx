@@ -5,7 +5,7 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 
-cdef inline int64_t _active_units(
+cdef inline int64_t _committed_units(
     const int32_t[:, ::1] units,
     const int32_t[:, ::1] counts,
     const int32_t[:, ::1] intr,
@@ -17,23 +17,21 @@ cdef inline int64_t _active_units(
 ) noexcept nogil:
     cdef Py_ssize_t n_classes = units.shape[1]
     cdef Py_ssize_t d
+    cdef int64_t cls_bit = (<int64_t>1) << cls
     cdef int64_t present = 0
-    cdef int64_t active = 0
+    cdef int64_t total = extra
     for d in range(n_classes):
         if counts[slot, d] > 0:
             present |= (<int64_t>1) << d
-    present |= (<int64_t>1) << cls
-    if adding and (intr[p, cls] & present & ~((<int64_t>1) << cls)):
+    if adding and (intr[p, cls] & present & ~cls_bit):
         return -1
     for d in range(n_classes):
         if not (present & ((<int64_t>1) << d)):
             continue
-        if intr[p, d] & present & ~((<int64_t>1) << d):
+        if adding and d != cls and (intr[p, d] & cls_bit):
             continue
-        active += units[slot, d]
-        if d == cls:
-            active += extra
-    return active
+        total += units[slot, d]
+    return total
 
 
 cdef inline bint _skills_ok(
@@ -49,10 +47,10 @@ cdef inline bint _skills_ok(
     return True
 
 
-def active_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
-    """Units the agent would have in use with ``extra`` more units of ``cls`` (see reference)."""
+def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
+    """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
     cdef const int32_t[::1] profile = table.profile
-    return _active_units(table.units, table.counts, table.intr, slot, profile[slot], cls,
+    return _committed_units(table.units, table.counts, table.intr, slot, profile[slot], cls,
                          extra, adding)
 
 
@@ -65,7 +63,7 @@ def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
     cdef int p = profile[slot]
     if adding and counts[slot, cls] >= cmax[p, cls]:
         return False
-    cdef int64_t active = _active_units(table.units, counts, table.intr, slot, p, cls, extra,
+    cdef int64_t active = _committed_units(table.units, counts, table.intr, slot, p, cls, extra,
                                         adding)
     return 0 <= active <= budget[p]
 
@@ -127,7 +125,7 @@ def best_agent(table, const int32_t[::1] cand, const int32_t[::1] req_cols,
             p = profile[slot]
             if counts[slot, cls] >= cmax[p, cls]:
                 continue
-            active = _active_units(units, counts, intr, slot, p, cls, cost[p, cls], True)
+            active = _committed_units(units, counts, intr, slot, p, cls, cost[p, cls], True)
             b = budget[p]
             if active < 0 or active > b:
                 continue

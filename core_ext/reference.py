@@ -24,37 +24,37 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["active_units", "agent_eligible", "best_agent", "fits"]
+__all__ = ["agent_eligible", "best_agent", "committed_units", "fits"]
 
 N_WEIGHTS = 5
 
 
-def active_units(table: Any, slot: int, cls: int, extra: int, adding: bool) -> int:
-    """Units the agent would have in use with ``extra`` more units of class ``cls``.
+def committed_units(table: Any, slot: int, cls: int, extra: int, adding: bool) -> int:
+    """Units the agent would be committed to with ``extra`` more units of class ``cls``.
 
-    A class is paused (its units do not count) while another held class that may
-    interrupt it is present. Returns -1 when ``adding`` a new item of ``cls`` would be
-    paused at once (new work is never offered only to wait behind other work).
+    Every held unit counts, except that a new item (``adding``) of a class that may
+    interrupt another class does not count that class: an agent busy only with email can
+    take a call. Anything else added while an interrupter is held counts everything, so
+    the agent still fits its budget when the interrupting work ends. Returns -1 when a
+    new item would be paused at once by a held class (it would only wait behind it).
     """
     p = int(table.profile[slot])
     n_classes = table.units.shape[1]
+    cls_bit = 1 << cls
     present = 0
     for d in range(n_classes):
         if table.counts[slot, d] > 0:
             present |= 1 << d
-    present |= 1 << cls
-    if adding and (int(table.intr[p, cls]) & present & ~(1 << cls)):
+    if adding and (int(table.intr[p, cls]) & present & ~cls_bit):
         return -1
-    active = 0
+    total = extra
     for d in range(n_classes):
         if not present & (1 << d):
             continue
-        if int(table.intr[p, d]) & present & ~(1 << d):
+        if adding and d != cls and int(table.intr[p, d]) & cls_bit:
             continue
-        active += int(table.units[slot, d])
-        if d == cls:
-            active += extra
-    return active
+        total += int(table.units[slot, d])
+    return total
 
 
 def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool:
@@ -62,8 +62,8 @@ def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool:
     p = int(table.profile[slot])
     if adding and table.counts[slot, cls] >= table.cmax[p, cls]:
         return False
-    active = active_units(table, slot, cls, extra, adding)
-    return 0 <= active <= int(table.budget[p])
+    total = committed_units(table, slot, cls, extra, adding)
+    return 0 <= total <= int(table.budget[p])
 
 
 def _skills_ok(
@@ -120,7 +120,7 @@ def best_agent(
             continue
         p = int(table.profile[slot])
         budget = int(table.budget[p])
-        active = active_units(table, slot, cls, int(table.cost[p, cls]), True)
+        active = committed_units(table, slot, cls, int(table.cost[p, cls]), True)
         proficiency = 0.0
         if n_req > 0:
             total = 0

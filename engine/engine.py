@@ -524,7 +524,7 @@ class Engine:
                 self._dirty_conv(tenant, conv)
 
     def _on_bot_window(self, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
-        if conv.route_gen == timer.gen and conv.kinds == "bot":
+        if conv.bot_until == timer.gen and conv.kinds == "bot":
             conv.kinds = "any"
             if conv.in_queue:
                 self._dirty_conv(tenant, conv)
@@ -557,6 +557,7 @@ class Engine:
         conv.owner_units = limit.inactive_cost
         conv.inactive = True
         self._sync(tenant, agent)
+        self._settle_reactivations(tenant, agent)
         self._dirty_agent(tenant, agent)
 
     def _on_callback_due(self, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
@@ -839,9 +840,10 @@ class Engine:
             self._release_owner(tenant, conv)
             if conv.stage == "wrap_up":
                 self._close(tenant, conv)
+            elif conv.offer_agent is not None:
+                conv.stage = "offered"  # the warm transfer's offer goes on without them
             elif conv.in_queue:
-                conv.stage = "queued"
-                self._dirty_conv(tenant, conv)
+                self._back_in_queue(tenant, conv, reason)
             else:
                 self._enqueue_fresh(tenant, conv, reason)
 
@@ -918,10 +920,10 @@ class Engine:
         self._schedule("sla", tenant.tenant, conv.conversation_id, conv.sla_deadline, 0)
         if queue.bot_first:
             conv.kinds = "bot"
+            conv.bot_until = now + _ms(queue.bot_wait_s)
             self._schedule(
-                "bot", tenant.tenant, conv.conversation_id, now + _ms(queue.bot_wait_s),
-                conv.route_gen + 1,
-            )  # fmt: skip
+                "bot", tenant.tenant, conv.conversation_id, conv.bot_until, conv.bot_until
+            )
         elif (
             customer.last_agent is not None
             and customer.last_ended_ts is not None
@@ -954,21 +956,17 @@ class Engine:
         if new_class == conv.media_class:
             self._customer_wrote(tenant, conv)
             return
+        transferring = conv.owner is not None and (conv.in_queue or conv.offer_agent is not None)
         if conv.offer_agent is not None:
             offered = self._withdraw_offer(tenant, conv, "channel_switch")
-            conv.media_class = new_class
             conv.preferred = offered.agent_id
-            if conv.owner is None:
-                self._requeue(tenant, conv, "channel_switch")
-                return
         conv.media_class = new_class
         if conv.stage == "scheduled":
             conv.callback = False
             self._enqueue_fresh(tenant, conv, "rejoined")
             return
-        if conv.owner is None or conv.stage != "assigned":
-            if conv.in_queue:
-                self._dirty_conv(tenant, conv)
+        if conv.owner is None or conv.stage == "wrap_up":
+            self._back_in_queue(tenant, conv, "channel_switch")
             return
         agent = self._release_owner(tenant, conv)
         units = self._limit_cost(agent, new_class)
@@ -980,14 +978,24 @@ class Engine:
             conv.owner_class = new_class
             conv.assigned_ts = now
             self._schedule_inactivity(tenant, agent, conv)
+            if transferring:
+                self._back_in_queue(tenant, conv, "channel_switch")
+            return
+        if transferring:  # the agent was handing it over anyway
+            self._back_in_queue(tenant, conv, "channel_switch")
             return
         conv.preferred = agent.agent_id
+        self._pin(tenant, conv, agent.agent_id, self.policy.queues[conv.queue].sticky_wait_s)
+        self._enqueue_fresh(tenant, conv, "channel_switch")
+
+    def _back_in_queue(self, tenant: TenantState, conv: ConversationState, reason: str) -> None:
+        """Waiting again within the same queue episode (its rings keep running)."""
         if conv.in_queue:
-            conv.stage = "queued"
+            if conv.owner is None:
+                conv.stage = "queued"
             self._dirty_conv(tenant, conv)
         else:
-            self._pin(tenant, conv, agent.agent_id, self.policy.queues[conv.queue].sticky_wait_s)
-            self._enqueue_fresh(tenant, conv, "channel_switch")
+            self._requeue(tenant, conv, reason)
 
     def _customer_wrote(self, tenant: TenantState, conv: ConversationState) -> None:
         if conv.stage != "assigned" or conv.owner is None:
@@ -1166,6 +1174,7 @@ class Engine:
             raise Rejected(f"not_before must be epoch milliseconds, got {event.not_before!r}")
         conv.callback = True
         conv.media_class = "task"
+        conv.kinds = "human"  # a person calls back
         if event.not_before is not None and event.not_before > self.state.clock:
             self._leave_queue(tenant, conv)
             conv.stage = "scheduled"

@@ -81,6 +81,7 @@ class ConversationState(msgspec.Struct, kw_only=True):
     ring: int = 0
     route_gen: int = 0
     kinds: Literal["any", "human", "bot"] = "any"
+    bot_until: int | None = None
     owner: str | None = None
     owner_units: int = 0
     owner_class: MediaClass | None = None

@@ -97,7 +97,7 @@ def test_best_agent_is_identical(
             assert compiled.fits(table, slot, c, 20, adding) == reference.fits(
                 table, slot, c, 20, adding
             )
-            assert compiled.active_units(table, slot, c, 20, adding) == reference.active_units(
+            assert compiled.committed_units(table, slot, c, 20, adding) == reference.committed_units(
                 table, slot, c, 20, adding
             )
         assert compiled.agent_eligible(

@@ -793,3 +793,88 @@ def test_a_scheduled_callback_climbs_the_rings_once_it_is_due() -> None:
     out = desk.tick(45)
     assert kinds(out)[-2:] == ["conversation.escalated", "conversation.assigned"]
     assert of_type(out, ConversationAssigned)[0].ts == 45_000
+
+
+def test_warm_transfer_offer_goes_on_when_the_first_agent_leaves() -> None:
+    desk = Desk(OFFER)
+    desk.agent("ann")
+    desk.agent("bob")
+    desk.arrive("c1", "webchat")
+    desk.at(1).send(OfferAccepted, conversation_id="c1", agent_id="ann")
+    out = desk.at(2).send(
+        TransferRequested, conversation_id="c1", agent_id="ann", to_queue="default", mode="warm"
+    )
+    assert offered_to(out) == ["bob"]
+    out = desk.at(3).send(AgentStatusChanged, agent_id="ann", status="offline")
+    assert offered_to(out) == [] and of_type(out, ConversationQueued) == []
+    conv = desk.conv("c1")
+    assert (conv.stage, conv.offer_agent, conv.owner) == ("offered", "bob", None)
+
+
+def test_a_callback_from_a_bot_first_queue_is_made_by_a_human() -> None:
+    desk = Desk(BOT_FIRST)
+    desk.agent("ann", available=False)
+    desk.arrive("c1", "voice")
+    desk.at(1).send(CallbackRequested, conversation_id="c1")
+    desk.agent("faqbot", kind="bot")
+    assert desk.conv("c1").stage == "queued"
+    out = desk.at(2).send(AgentStatusChanged, agent_id="ann", status="available")
+    assert offered_to(out) == ["ann"]
+
+
+def test_a_waiting_reactivation_settles_when_another_conversation_goes_quiet() -> None:
+    desk = Desk(AUTO)
+    desk.agent("ann")
+    desk.arrive("c1", "webchat")
+    desk.arrive("c2", "webchat")
+    desk.arrive("m1", "whatsapp")
+    desk.at(100).arrive("m2", "whatsapp")  # queued: 86 + 20 > 100
+    desk.tick(300)  # m1 quiet: 71 -> m2 assigned: 91
+    desk.at(301).send(MessageReceived, conversation_id="m1")  # +15 -> 106: waits
+    assert desk.agent_state("ann").pending_reactivation == ["m1"]
+    desk.tick(600)  # m2 quiet (assigned at 300): 91 - 15 = 76, m1 back to full: 91
+    assert desk.agent_state("ann").pending_reactivation == []
+    assert not desk.conv("m1").inactive and desk.conv("m2").inactive
+
+
+def test_a_warm_transfer_survives_a_channel_switch() -> None:
+    desk = Desk(OFFER)
+    desk.agent("ann")
+    desk.agent("bob", available=False)
+    desk.arrive("c1", "messenger", customer_id="cust")
+    desk.at(1).send(OfferAccepted, conversation_id="c1", agent_id="ann")
+    desk.at(2).send(
+        TransferRequested, conversation_id="c1", agent_id="ann", to_queue="default", mode="warm"
+    )
+    desk.at(3).arrive("c2", "webchat", customer_id="cust")
+    conv = desk.conv("c1")
+    assert conv.owner == "ann" and conv.in_queue and conv.media_class == "chat"
+    out = desk.at(4).send(AgentStatusChanged, agent_id="bob", status="available")
+    assert offered_to(out) == ["bob"]
+
+
+CHEAP_CALLS = """
+[profiles.default]
+budget = 100
+[profiles.default.classes.voice]
+cost = 50
+max = 1
+[profiles.default.classes.chat]
+cost = 33
+max = 3
+[profiles.default.classes.email]
+cost = 10
+max = 10
+interruptible_by = ["voice"]
+[profiles.bot]
+budget = 1000
+"""
+
+
+def test_work_taken_during_a_call_still_fits_when_the_call_ends() -> None:
+    desk = Desk(CHEAP_CALLS + AUTO)
+    desk.agent("ann")
+    for i in range(8):
+        desk.arrive(f"e{i}", "email")  # 80
+    assert offered_to(desk.arrive("v1", "voice")) == ["ann"]  # emails pause: 50
+    assert offered_to(desk.arrive("w1", "webchat")) == []  # 113 once the call ends
