@@ -24,6 +24,7 @@ extensions = [
         ["core_ext/_kernel.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        language="c++",
         extra_compile_args=["-O3", "-ffp-contract=off"],
     )
 ]

@@ -3,26 +3,52 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+_I32 = npt.NDArray[np.int32]
+_U8 = npt.NDArray[np.uint8]
+
 def committed_units(table: Any, slot: int, cls: int, extra: int, adding: bool) -> int: ...
 def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool: ...
+def room_mask(table: Any, slot: int) -> int: ...
 def agent_eligible(
+    table: Any, slot: int, req_cols: _I32, req_levels: _U8, cls: int, kind_mask: int
+) -> bool: ...
+def score_agent(
     table: Any,
     slot: int,
-    req_cols: npt.NDArray[np.int32],
-    req_levels: npt.NDArray[np.uint8],
+    req_cols: _I32,
     cls: int,
-    kind_mask: int,
-) -> bool: ...
-def best_agent(
-    table: Any,
-    cand: npt.NDArray[np.int32],
-    req_cols: npt.NDArray[np.int32],
-    req_levels: npt.NDArray[np.uint8],
-    cls: int,
-    kind_mask: int,
-    excluded: npt.NDArray[np.int32],
     preferred: int,
     now: int,
     offer_counter: int,
     weights: npt.NDArray[np.float64],
+) -> float: ...
+def best_agent(
+    table: Any,
+    req_cols: _I32,
+    req_levels: _U8,
+    cls: int,
+    kind_mask: int,
+    excluded: _I32,
+    preferred: int,
+    pinned: int,
+    now: int,
+    offer_counter: int,
+    weights: npt.NDArray[np.float64],
 ) -> tuple[int, float]: ...
+
+class QueueIndex:
+    size: int
+    def bucket_id(self, cols: _I32, levels: _U8, cls: int, kind_mask: int) -> int: ...
+    def add(
+        self,
+        conv: int,
+        bucket: int,
+        key: int,
+        deadline: int,
+        seq: int,
+        pinned: int,
+        pin_until: int,
+        excluded: _I32,
+    ) -> None: ...
+    def remove(self, conv: int) -> None: ...
+    def most_urgent(self, table: Any, agent: int, now: int) -> int: ...

@@ -1,11 +1,21 @@
-# Matching kernel: eligibility, capacity and agent scoring over struct-of-arrays views.
+# distutils: language = c++
+# Matching kernel: capacity, eligibility and scoring over struct-of-arrays views, the
+# agent bitsets that keep candidate sets small, and the bucketed queue index.
 # Same semantics, floating-point operation order and tie-breaks as reference.py.
 # Directives (boundscheck, wraparound, ...) are set once in setup.py.
 
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libcpp.vector cimport vector
 
 
-cdef inline int64_t _committed_units(
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+
+
+# --- capacity --------------------------------------------------------------------------
+
+
+cdef inline int64_t _committed(
     const int32_t[:, ::1] units,
     const int32_t[:, ::1] counts,
     const int32_t[:, ::1] intr,
@@ -34,118 +44,461 @@ cdef inline int64_t _committed_units(
     return total
 
 
-cdef inline bint _skills_ok(
-    const uint8_t[:, ::1] levels,
-    Py_ssize_t slot,
-    const int32_t[::1] req_cols,
-    const uint8_t[::1] req_levels,
-) noexcept nogil:
-    cdef Py_ssize_t j
-    for j in range(req_cols.shape[0]):
-        if levels[slot, req_cols[j]] < req_levels[j]:
+cdef class _Table:
+    """Typed views of one AgentTable, cached on it until its arrays are reallocated."""
+
+    cdef public object version
+    cdef const uint8_t[::1] routable
+    cdef const uint8_t[::1] present
+    cdef const uint8_t[::1] kind
+    cdef const int64_t[::1] seq
+    cdef const uint8_t[:, ::1] levels
+    cdef const int32_t[:, ::1] units
+    cdef const int32_t[:, ::1] counts
+    cdef const int32_t[::1] profile
+    cdef const int32_t[::1] budget
+    cdef const int32_t[:, ::1] cost
+    cdef const int32_t[:, ::1] cmax
+    cdef const int32_t[:, ::1] intr
+    cdef const int64_t[::1] idle_since
+    cdef const int64_t[::1] last_offer
+    cdef const uint64_t[:, ::1] skill_bits
+    cdef const uint64_t[:, ::1] room_bits
+    cdef const int32_t[::1] skill_count
+
+    def __init__(self, table):
+        self.version = table.version
+        self.routable = table.routable
+        self.present = table.present
+        self.kind = table.kind
+        self.seq = table.seq
+        self.levels = table.levels
+        self.units = table.units
+        self.counts = table.counts
+        self.profile = table.profile
+        self.budget = table.budget
+        self.cost = table.cost
+        self.cmax = table.cmax
+        self.intr = table.intr
+        self.idle_since = table.idle_since
+        self.last_offer = table.last_offer
+        self.skill_bits = table.skill_bits
+        self.room_bits = table.room_bits
+        self.skill_count = table.skill_count
+
+    cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:
+        cdef int p = self.profile[slot]
+        if adding and self.counts[slot, cls] >= self.cmax[p, cls]:
             return False
-    return True
+        cdef int64_t total = _committed(self.units, self.counts, self.intr, slot, p, cls, extra,
+                                        adding)
+        return 0 <= total <= self.budget[p]
+
+    cdef inline bint fits_new(self, Py_ssize_t slot, int cls) noexcept nogil:
+        return self.fits(slot, cls, self.cost[self.profile[slot], cls], True)
+
+    cdef inline bint skills_ok(self, Py_ssize_t slot, const int32_t* cols, const uint8_t* levels,
+                               Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t j
+        for j in range(n):
+            if self.levels[slot, cols[j]] < levels[j]:
+                return False
+        return True
+
+    cdef inline double score(self, Py_ssize_t slot, const int32_t* cols, Py_ssize_t n_req,
+                             int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter,
+                             const double[::1] weights) noexcept nogil:
+        cdef int p = self.profile[slot]
+        cdef int64_t b = self.budget[p]
+        cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
+                                            self.cost[p, cls], True)
+        cdef double proficiency = 0.0
+        cdef int64_t total = 0
+        cdef Py_ssize_t j
+        if n_req > 0:
+            for j in range(n_req):
+                total += self.levels[slot, cols[j]]
+            proficiency = total / (5.0 * n_req)
+        cdef double idle_s = (now - self.idle_since[slot]) / 1000.0
+        cdef double spare = (b - committed) / <double>b
+        cdef double sticky = 1.0 if slot == preferred else 0.0
+        cdef double rr_gap = <double>(offer_counter - self.last_offer[slot])
+        cdef double s = weights[0] * proficiency
+        s = s + weights[1] * idle_s
+        s = s + weights[2] * spare
+        s = s + weights[3] * sticky
+        s = s + weights[4] * rr_gap
+        return s
+
+
+cdef _Table _views(table):
+    cdef object cached = getattr(table, "_kernel_views", None)
+    if cached is None or (<_Table>cached).version != table.version:
+        cached = _Table(table)
+        table._kernel_views = cached
+    return <_Table>cached
 
 
 def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
     """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
-    cdef const int32_t[::1] profile = table.profile
-    return _committed_units(table.units, table.counts, table.intr, slot, profile[slot], cls,
-                         extra, adding)
+    cdef _Table t = _views(table)
+    return _committed(t.units, t.counts, t.intr, slot, t.profile[slot], cls, extra, adding)
 
 
 def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
     """True when ``extra`` more units of ``cls`` (a new item if ``adding``) fit the agent."""
-    cdef const int32_t[::1] profile = table.profile
-    cdef const int32_t[::1] budget = table.budget
-    cdef const int32_t[:, ::1] counts = table.counts
-    cdef const int32_t[:, ::1] cmax = table.cmax
-    cdef int p = profile[slot]
-    if adding and counts[slot, cls] >= cmax[p, cls]:
-        return False
-    cdef int64_t active = _committed_units(table.units, counts, table.intr, slot, p, cls, extra,
-                                        adding)
-    return 0 <= active <= budget[p]
+    return _views(table).fits(slot, cls, extra, adding)
+
+
+def room_mask(table, Py_ssize_t slot):
+    """Bit set of the media classes a new item of which the agent could take now."""
+    cdef _Table t = _views(table)
+    cdef int mask = 0
+    cdef int c
+    if not t.routable[slot]:
+        return 0
+    for c in range(t.units.shape[1]):
+        if t.fits_new(slot, c):
+            mask |= 1 << c
+    return mask
 
 
 def agent_eligible(table, Py_ssize_t slot, const int32_t[::1] req_cols,
                    const uint8_t[::1] req_levels, int cls, int kind_mask):
     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
-    cdef const uint8_t[::1] routable = table.routable
-    cdef const uint8_t[::1] kind = table.kind
-    if not routable[slot] or not (kind[slot] & kind_mask):
+    cdef _Table t = _views(table)
+    if not t.routable[slot] or not (t.kind[slot] & kind_mask):
         return False
-    if not _skills_ok(table.levels, slot, req_cols, req_levels):
+    if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
+                                             req_cols.shape[0]):
         return False
-    cdef const int32_t[::1] profile = table.profile
-    cdef const int32_t[:, ::1] cost = table.cost
-    cdef int p = profile[slot]
-    return fits(table, slot, cls, cost[p, cls], True)
+    return t.fits_new(slot, cls)
 
 
-def best_agent(table, const int32_t[::1] cand, const int32_t[::1] req_cols,
-               const uint8_t[::1] req_levels, int cls, int kind_mask,
-               const int32_t[::1] excluded, Py_ssize_t preferred, int64_t now,
-               int64_t offer_counter, const double[::1] weights):
-    """The best eligible agent among ``cand`` for one conversation: ``(slot, score)``."""
-    cdef const uint8_t[::1] routable = table.routable
-    cdef const uint8_t[::1] kind = table.kind
-    cdef const int64_t[::1] seq = table.seq
-    cdef const uint8_t[:, ::1] levels = table.levels
-    cdef const int32_t[:, ::1] units = table.units
-    cdef const int32_t[:, ::1] counts = table.counts
-    cdef const int32_t[::1] profile = table.profile
-    cdef const int32_t[::1] budget = table.budget
-    cdef const int32_t[:, ::1] cost = table.cost
-    cdef const int32_t[:, ::1] cmax = table.cmax
-    cdef const int32_t[:, ::1] intr = table.intr
-    cdef const int64_t[::1] idle_since = table.idle_since
-    cdef const int64_t[::1] last_offer = table.last_offer
+def score_agent(table, Py_ssize_t slot, const int32_t[::1] req_cols, int cls,
+                Py_ssize_t preferred, int64_t now, int64_t offer_counter,
+                const double[::1] weights):
+    """The score of one agent for a conversation (see ``best_agent``)."""
+    cdef _Table t = _views(table)
+    cdef const int32_t* cols = &req_cols[0] if req_cols.shape[0] else NULL
+    return t.score(slot, cols, req_cols.shape[0], cls, preferred, now, offer_counter, weights)
+
+
+def best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls,
+               int kind_mask, const int32_t[::1] excluded, Py_ssize_t preferred,
+               Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+               const double[::1] weights):
+    """The best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.
+
+    Candidates are the agents with room for ``cls`` holding the rarest required skill,
+    read from bitsets, or only ``pinned`` when it is >= 0.
+    """
+    cdef _Table t = _views(table)
     cdef Py_ssize_t n_req = req_cols.shape[0]
+    cdef const int32_t* cols = &req_cols[0] if n_req else NULL
+    cdef const uint8_t* levels = &req_levels[0] if n_req else NULL
+    cdef Py_ssize_t n_words = t.room_bits.shape[1]
     cdef Py_ssize_t best = -1
     cdef double best_score = 0.0
     cdef int64_t best_seq = 0
-    cdef Py_ssize_t i, j, k, slot
-    cdef int p
-    cdef int64_t active, total, b
+    cdef Py_ssize_t w, k, slot, rare = -1
+    cdef int32_t rare_count, count
+    cdef uint64_t word
+    cdef double s
     cdef bint skip
-    cdef double proficiency, idle_s, spare, sticky, rr_gap, score
+    cdef const int32_t[::1] skill_count = t.skill_count
     with nogil:
-        for i in range(cand.shape[0]):
-            slot = cand[i]
-            skip = False
-            for k in range(excluded.shape[0]):
-                if excluded[k] == slot:
-                    skip = True
-                    break
-            if skip or not routable[slot] or not (kind[slot] & kind_mask):
-                continue
-            if not _skills_ok(levels, slot, req_cols, req_levels):
-                continue
-            p = profile[slot]
-            if counts[slot, cls] >= cmax[p, cls]:
-                continue
-            active = _committed_units(units, counts, intr, slot, p, cls, cost[p, cls], True)
-            b = budget[p]
-            if active < 0 or active > b:
-                continue
-            proficiency = 0.0
-            if n_req > 0:
-                total = 0
-                for j in range(n_req):
-                    total += levels[slot, req_cols[j]]
-                proficiency = total / (5.0 * n_req)
-            idle_s = (now - idle_since[slot]) / 1000.0
-            spare = (b - active) / <double>b
-            sticky = 1.0 if slot == preferred else 0.0
-            rr_gap = <double>(offer_counter - last_offer[slot])
-            score = weights[0] * proficiency
-            score = score + weights[1] * idle_s
-            score = score + weights[2] * spare
-            score = score + weights[3] * sticky
-            score = score + weights[4] * rr_gap
-            if best < 0 or score > best_score or (score == best_score and seq[slot] < best_seq):
-                best = slot
-                best_score = score
-                best_seq = seq[slot]
+        if n_req:
+            rare = cols[0]
+            rare_count = skill_count[rare]
+            for k in range(1, n_req):
+                count = skill_count[cols[k]]
+                if count < rare_count:
+                    rare, rare_count = cols[k], count
+        for w in range(n_words):
+            if pinned >= 0:
+                if w != pinned >> 6:
+                    continue
+                word = t.room_bits[cls, w] & ((<uint64_t>1) << (pinned & 63))
+            else:
+                word = t.room_bits[cls, w]
+            if rare >= 0:
+                word &= t.skill_bits[rare, w]
+            while word:
+                slot = (w << 6) + __builtin_ctzll(word)
+                word &= word - 1
+                skip = False
+                for k in range(excluded.shape[0]):
+                    if excluded[k] == slot:
+                        skip = True
+                        break
+                if skip or not (t.kind[slot] & kind_mask):
+                    continue
+                if n_req and not t.skills_ok(slot, cols, levels, n_req):
+                    continue
+                s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+                if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
+                    best = slot
+                    best_score = s
+                    best_seq = t.seq[slot]
     return best, best_score
+
+
+# --- the queue index ---------------------------------------------------------------------
+
+
+cdef struct Entry:
+    int64_t key
+    int64_t deadline
+    int64_t seq
+    int32_t conv
+    int32_t gen
+
+
+cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
+    if a.key != b.key:
+        return a.key < b.key
+    if a.deadline != b.deadline:
+        return a.deadline < b.deadline
+    return a.seq < b.seq
+
+
+cdef class QueueIndex:
+    """Waiting conversations, bucketed by what they need, each bucket a heap by urgency.
+
+    A conversation slot carries its bucket (required skill levels, media class, agent
+    kinds), its urgency key (aged priority, then SLA deadline, then arrival order: lower
+    is more urgent), its pin (an agent slot and deadline) and the agent slots excluded
+    from it. Buckets are indexed by their first required skill column, so an agent only
+    looks at buckets it may qualify for.
+    """
+
+    cdef vector[int64_t] pin_until
+    cdef vector[int32_t] bucket
+    cdef vector[int32_t] pinned
+    cdef vector[int32_t] gen
+    cdef vector[uint8_t] alive
+    cdef vector[vector[int32_t]] excl
+    cdef vector[vector[int32_t]] b_cols
+    cdef vector[vector[uint8_t]] b_levels
+    cdef vector[int32_t] b_cls
+    cdef vector[int32_t] b_kmask
+    cdef vector[vector[Entry]] b_heap
+    cdef vector[int32_t] b_live
+    cdef vector[vector[int32_t]] by_col
+    cdef vector[int32_t] no_skill
+    cdef dict _ids
+    cdef public Py_ssize_t size
+
+    def __init__(self):
+        self._ids = {}
+        self.size = 0
+
+    def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
+                  int kind_mask):
+        """The bucket of this requirement (created on first use)."""
+        sig = (bytes(cols), bytes(levels), cls, kind_mask)
+        found = self._ids.get(sig)
+        if found is not None:
+            return found
+        cdef int32_t b = self.b_cls.size()
+        cdef vector[int32_t] c
+        cdef vector[uint8_t] l
+        cdef Py_ssize_t j
+        for j in range(cols.shape[0]):
+            c.push_back(cols[j])
+            l.push_back(levels[j])
+        self.b_cols.push_back(c)
+        self.b_levels.push_back(l)
+        self.b_cls.push_back(cls)
+        self.b_kmask.push_back(kind_mask)
+        self.b_heap.push_back(vector[Entry]())
+        self.b_live.push_back(0)
+        if cols.shape[0] == 0:
+            self.no_skill.push_back(b)
+        else:
+            while <Py_ssize_t>self.by_col.size() <= cols[0]:
+                self.by_col.push_back(vector[int32_t]())
+            self.by_col[cols[0]].push_back(b)
+        self._ids[sig] = b
+        return b
+
+    cdef inline bint _stale(self, const Entry& e) noexcept nogil:
+        return not self.alive[e.conv] or self.gen[e.conv] != e.gen
+
+    cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
+        cdef Entry item = heap[i]
+        cdef Py_ssize_t parent
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not _before(item, heap[parent]):
+                break
+            heap[i] = heap[parent]
+            i = parent
+        heap[i] = item
+
+    cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
+        cdef Py_ssize_t n = heap.size()
+        cdef Entry item = heap[i]
+        cdef Py_ssize_t child
+        while True:
+            child = 2 * i + 1
+            if child >= n:
+                break
+            if child + 1 < n and _before(heap[child + 1], heap[child]):
+                child += 1
+            if not _before(heap[child], item):
+                break
+            heap[i] = heap[child]
+            i = child
+        heap[i] = item
+
+    cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:
+        heap[0] = heap.back()
+        heap.pop_back()
+        if heap.size():
+            self._sift_down(heap, 0)
+
+    cdef void _compact(self, int32_t b) noexcept nogil:
+        cdef vector[Entry]* heap = &self.b_heap[b]
+        cdef vector[Entry] kept
+        cdef Py_ssize_t i
+        for i in range(heap.size()):
+            if not self._stale(heap[0][i]):
+                kept.push_back(heap[0][i])
+        heap.swap(kept)
+        for i in range(<Py_ssize_t>heap.size() // 2 - 1, -1, -1):
+            self._sift_down(heap[0], i)
+
+    def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,
+            int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+        """Put a conversation slot in the queue (replacing any earlier entry of it)."""
+        if self.alive.size() > <size_t>conv and self.alive[conv]:
+            self.remove(conv)
+        while <Py_ssize_t>self.alive.size() <= conv:
+            self.pin_until.push_back(0)
+            self.bucket.push_back(-1)
+            self.pinned.push_back(-1)
+            self.gen.push_back(0)
+            self.alive.push_back(0)
+            self.excl.push_back(vector[int32_t]())
+        self.gen[conv] += 1
+        self.alive[conv] = 1
+        self.pinned[conv] = pinned
+        self.pin_until[conv] = pin_until
+        self.bucket[conv] = bucket
+        self.excl[conv].clear()
+        cdef Py_ssize_t j
+        for j in range(excluded.shape[0]):
+            self.excl[conv].push_back(excluded[j])
+        cdef Entry entry
+        entry.key = key
+        entry.deadline = deadline
+        entry.seq = seq
+        entry.conv = <int32_t>conv
+        entry.gen = self.gen[conv]
+        self.b_heap[bucket].push_back(entry)
+        self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)
+        self.b_live[bucket] += 1
+        self.size += 1
+
+    def remove(self, Py_ssize_t conv):
+        """Take a conversation slot out of the queue."""
+        if <size_t>conv >= self.alive.size() or not self.alive[conv]:
+            return
+        cdef int32_t b = self.bucket[conv]
+        self.alive[conv] = 0
+        self.b_live[b] -= 1
+        self.size -= 1
+        if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:
+            self._compact(b)
+
+    cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,
+                                 const uint8_t[::1] present) noexcept nogil:
+        cdef int32_t pin = self.pinned[conv]
+        cdef Py_ssize_t k
+        if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:
+            return False
+        for k in range(self.excl[conv].size()):
+            if self.excl[conv][k] == agent:
+                return False
+        return True
+
+    cdef bint _head_for(self, int32_t b, Py_ssize_t agent, int64_t now,
+                        const uint8_t[::1] present, Entry* out) noexcept nogil:
+        """The most urgent entry of bucket ``b`` this agent may take (False if none)."""
+        cdef vector[Entry]* heap = &self.b_heap[b]
+        while heap.size() and self._stale(heap[0][0]):
+            self._pop_root(heap[0])
+        if not heap.size():
+            return False
+        if self._acceptable(heap[0][0].conv, agent, now, present):
+            out[0] = heap[0][0]
+            return True
+        # best-first walk below the skipped root: only skipped entries open their children
+        cdef vector[Py_ssize_t] frontier
+        cdef Py_ssize_t i, f, best_i, child, n = heap.size()
+        frontier.push_back(1)
+        frontier.push_back(2)
+        while True:
+            best_i = -1
+            f = -1
+            for i in range(frontier.size()):
+                if frontier[i] >= n:
+                    continue
+                if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):
+                    best_i = frontier[i]
+                    f = i
+            if best_i < 0:
+                return False
+            frontier[f] = frontier.back()
+            frontier.pop_back()
+            if not self._stale(heap[0][best_i]) and self._acceptable(
+                heap[0][best_i].conv, agent, now, present
+            ):
+                out[0] = heap[0][best_i]
+                return True
+            child = 2 * best_i + 1
+            frontier.push_back(child)
+            frontier.push_back(child + 1)
+
+    def most_urgent(self, table, Py_ssize_t agent, int64_t now):
+        """The most urgent waiting conversation this agent can take now, or -1."""
+        cdef _Table t = _views(table)
+        if not t.routable[agent]:
+            return -1
+        cdef const uint8_t[::1] present = t.present
+        cdef int kind_bit = t.kind[agent]
+        cdef int fit[64]
+        cdef Py_ssize_t c, col, i, j
+        cdef int32_t b
+        cdef Entry found, best
+        cdef bint have = False
+        cdef Py_ssize_t n_skills = t.levels.shape[1]
+        cdef Py_ssize_t n_cols = self.by_col.size()
+        for c in range(t.units.shape[1]):
+            fit[c] = -1
+        with nogil:
+            for col in range(-1, n_skills):
+                if col >= 0:
+                    if col >= n_cols or t.levels[agent, col] == 0:
+                        continue
+                for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
+                    b = self.no_skill[i] if col < 0 else self.by_col[col][i]
+                    if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+                        continue
+                    c = self.b_cls[b]
+                    if fit[c] < 0:
+                        fit[c] = t.fits_new(agent, c)
+                    if not fit[c]:
+                        continue
+                    if self.b_cols[b].size() and not t.skills_ok(
+                        agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+                    ):
+                        continue
+                    if self._head_for(b, agent, now, present, &found) and (
+                        not have or _before(found, best)
+                    ):
+                        best = found
+                        have = True
+        return best.conv if have else -1

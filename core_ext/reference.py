@@ -1,20 +1,22 @@
 """Pure-Python twin of the Cython matching kernel: the test oracle and the fallback.
 
 Same semantics, same floating-point operation order, same tie-breaks as
-``_kernel.pyx``; written as plain loops so that it reads as the specification.
+``_kernel.pyx``, written as plain loops over every agent and every waiting
+conversation, without the kernel's bitsets and buckets, so that it reads as the
+specification the indexes must agree with.
 
-The agent table (see ``omniroute.engine.matching.AgentTable``) is struct-of-arrays,
-one row per agent slot:
+The agent table (``omniroute.engine.matching.AgentTable``) is struct-of-arrays, one
+row per agent slot: ``alive``, ``routable`` (available, responsive, nothing waiting
+to reactivate) and ``present`` (available and responsive) uint8; ``kind`` uint8
+(1 human, 2 bot); ``seq`` int64 (registration order); ``levels`` uint8[slot, skill];
+``units``/``counts`` int32[slot, media class]; ``profile`` int32;
+``idle_since``/``last_offer`` int64; and per capacity profile ``budget`` int32,
+``cost``/``cmax``/``intr`` int32[profile, media class], where ``intr[p, d]`` is the bit
+set of classes allowed to interrupt class ``d``.
 
-``routable`` uint8 (available, responsive, nothing waiting to reactivate),
-``kind`` uint8 (1 human, 2 bot), ``seq`` int64 (registration order),
-``levels`` uint8[slot, skill], ``units``/``counts`` int32[slot, media class],
-``profile`` int32, ``idle_since``/``last_offer`` int64; and per capacity profile
-``budget`` int32, ``cost``/``cmax``/``intr`` int32[profile, media class], where
-``intr[p, d]`` is the bit set of classes allowed to interrupt class ``d``.
-
-Scores: ``w[0]*proficiency + w[1]*idle_s + w[2]*spare + w[3]*preferred + w[4]*rr_gap``.
-The best agent has the highest score; equal scores go to the lowest ``seq``.
+Agent score: ``w[0]*proficiency + w[1]*idle_s + w[2]*spare + w[3]*preferred +
+w[4]*offers_since_last``; the best agent has the highest score, ties go to the lowest
+``seq``. Conversation urgency: the lowest ``(key, deadline, seq)``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["agent_eligible", "best_agent", "committed_units", "fits"]
+__all__ = [
+    "QueueIndex",
+    "agent_eligible",
+    "best_agent",
+    "committed_units",
+    "fits",
+    "room_mask",
+    "score_agent",
+]
 
-N_WEIGHTS = 5
+I32 = npt.NDArray[np.int32]
+U8 = npt.NDArray[np.uint8]
 
 
 def committed_units(table: Any, slot: int, cls: int, extra: int, adding: bool) -> int:
@@ -66,78 +77,129 @@ def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool:
     return 0 <= total <= int(table.budget[p])
 
 
-def _skills_ok(
-    table: Any, slot: int, req_cols: npt.NDArray[np.int32], req_levels: npt.NDArray[np.uint8]
-) -> bool:
-    return all(
-        table.levels[slot, req_cols[j]] >= req_levels[j] for j in range(req_cols.shape[0])
-    )
+def _fits_new(table: Any, slot: int, cls: int) -> bool:
+    return fits(table, slot, cls, int(table.cost[int(table.profile[slot]), cls]), True)
 
 
-def agent_eligible(
-    table: Any,
-    slot: int,
-    req_cols: npt.NDArray[np.int32],
-    req_levels: npt.NDArray[np.uint8],
-    cls: int,
-    kind_mask: int,
-) -> bool:
+def room_mask(table: Any, slot: int) -> int:
+    """Bit set of the media classes a new item of which the agent could take now."""
+    if not table.routable[slot]:
+        return 0
+    mask = 0
+    for c in range(table.units.shape[1]):
+        if _fits_new(table, slot, c):
+            mask |= 1 << c
+    return mask
+
+
+def _skills_ok(table: Any, slot: int, cols: I32 | list[int], levels: U8 | list[int]) -> bool:
+    return all(table.levels[slot, cols[j]] >= levels[j] for j in range(len(cols)))
+
+
+def agent_eligible(table: Any, slot: int, req_cols: I32, req_levels: U8, cls: int,
+                   kind_mask: int) -> bool:  # fmt: skip
     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
     if not table.routable[slot] or not (int(table.kind[slot]) & kind_mask):
         return False
-    if not _skills_ok(table, slot, req_cols, req_levels):
-        return False
+    return _skills_ok(table, slot, req_cols, req_levels) and _fits_new(table, slot, cls)
+
+
+def score_agent(
+    table: Any, slot: int, req_cols: I32, cls: int, preferred: int, now: int,
+    offer_counter: int, weights: npt.NDArray[np.float64],
+) -> float:  # fmt: skip
+    """The score of one agent for a conversation (see the module docstring)."""
     p = int(table.profile[slot])
-    return fits(table, slot, cls, int(table.cost[p, cls]), True)
+    budget = int(table.budget[p])
+    committed = committed_units(table, slot, cls, int(table.cost[p, cls]), True)
+    n_req = len(req_cols)
+    proficiency = 0.0
+    if n_req > 0:
+        total = 0
+        for j in range(n_req):
+            total += int(table.levels[slot, req_cols[j]])
+        proficiency = total / (5.0 * n_req)
+    idle_s = (now - int(table.idle_since[slot])) / 1000.0
+    spare = (budget - committed) / float(budget)
+    sticky = 1.0 if slot == preferred else 0.0
+    rr_gap = float(offer_counter - int(table.last_offer[slot]))
+    score = weights[0] * proficiency
+    score = score + weights[1] * idle_s
+    score = score + weights[2] * spare
+    score = score + weights[3] * sticky
+    score = score + weights[4] * rr_gap
+    return float(score)
 
 
 def best_agent(
-    table: Any,
-    cand: npt.NDArray[np.int32],
-    req_cols: npt.NDArray[np.int32],
-    req_levels: npt.NDArray[np.uint8],
-    cls: int,
-    kind_mask: int,
-    excluded: npt.NDArray[np.int32],
-    preferred: int,
-    now: int,
-    offer_counter: int,
+    table: Any, req_cols: I32, req_levels: U8, cls: int, kind_mask: int, excluded: I32,
+    preferred: int, pinned: int, now: int, offer_counter: int,
     weights: npt.NDArray[np.float64],
-) -> tuple[int, float]:
-    """The best eligible agent among ``cand`` for one conversation: ``(slot, score)``.
+) -> tuple[int, float]:  # fmt: skip
+    """The best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.
 
-    ``(-1, 0.0)`` when nobody is eligible. Candidate order does not matter.
+    Every live agent is a candidate, or only ``pinned`` when it is >= 0.
     """
-    n_req = req_cols.shape[0]
-    best = -1
-    best_score = 0.0
-    best_seq = 0
-    for i in range(cand.shape[0]):
-        slot = int(cand[i])
-        if slot in excluded:
+    best, best_score, best_seq = -1, 0.0, 0
+    slots = [pinned] if pinned >= 0 else range(table.alive.shape[0])
+    for slot in slots:
+        if not table.alive[slot] or slot in excluded:
             continue
         if not agent_eligible(table, slot, req_cols, req_levels, cls, kind_mask):
             continue
-        p = int(table.profile[slot])
-        budget = int(table.budget[p])
-        active = committed_units(table, slot, cls, int(table.cost[p, cls]), True)
-        proficiency = 0.0
-        if n_req > 0:
-            total = 0
-            for j in range(n_req):
-                total += int(table.levels[slot, req_cols[j]])
-            proficiency = total / (5.0 * n_req)
-        idle_s = (now - int(table.idle_since[slot])) / 1000.0
-        spare = (budget - active) / float(budget)
-        sticky = 1.0 if slot == preferred else 0.0
-        rr_gap = float(offer_counter - int(table.last_offer[slot]))
-        score = weights[0] * proficiency
-        score = score + weights[1] * idle_s
-        score = score + weights[2] * spare
-        score = score + weights[3] * sticky
-        score = score + weights[4] * rr_gap
-        score = float(score)
+        score = score_agent(table, slot, req_cols, cls, preferred, now, offer_counter, weights)
         seq = int(table.seq[slot])
         if best < 0 or score > best_score or (score == best_score and seq < best_seq):
             best, best_score, best_seq = slot, score, seq
     return best, best_score
+
+
+class QueueIndex:
+    """Waiting conversations: every one is looked at for every question."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._buckets: list[tuple[list[int], list[int], int, int]] = []
+        self._ids: dict[tuple[bytes, bytes, int, int], int] = {}
+        self._convs: dict[int, tuple[int, tuple[int, int, int], int, int, list[int]]] = {}
+
+    def bucket_id(self, cols: I32, levels: U8, cls: int, kind_mask: int) -> int:
+        """The bucket of this requirement (created on first use)."""
+        sig = (bytes(cols), bytes(levels), cls, kind_mask)
+        if sig not in self._ids:
+            self._ids[sig] = len(self._buckets)
+            self._buckets.append(([int(c) for c in cols], [int(v) for v in levels], cls,
+                                  kind_mask))  # fmt: skip
+        return self._ids[sig]
+
+    def add(
+        self, conv: int, bucket: int, key: int, deadline: int, seq: int, pinned: int,
+        pin_until: int, excluded: I32,
+    ) -> None:  # fmt: skip
+        """Put a conversation slot in the queue (replacing any earlier entry of it)."""
+        self.remove(conv)
+        urgency = (key, deadline, seq)
+        self._convs[conv] = (bucket, urgency, pinned, pin_until, [int(a) for a in excluded])
+        self.size += 1
+
+    def remove(self, conv: int) -> None:
+        """Take a conversation slot out of the queue."""
+        if self._convs.pop(conv, None) is not None:
+            self.size -= 1
+
+    def most_urgent(self, table: Any, agent: int, now: int) -> int:
+        """The most urgent waiting conversation this agent can take now, or -1."""
+        if not table.routable[agent]:
+            return -1
+        best, best_urgency = -1, (0, 0, 0)
+        for conv, (bucket, urgency, pinned, pin_until, excluded) in self._convs.items():
+            cols, levels, cls, kind_mask = self._buckets[bucket]
+            if not (int(table.kind[agent]) & kind_mask) or agent in excluded:
+                continue
+            if pinned >= 0 and pinned != agent and now < pin_until and table.present[pinned]:
+                continue
+            if not _skills_ok(table, agent, cols, levels) or not _fits_new(table, agent, cls):
+                continue
+            if best < 0 or urgency < best_urgency:
+                best, best_urgency = conv, urgency
+        return best

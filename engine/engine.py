@@ -15,7 +15,6 @@ import heapq
 from collections.abc import Callable
 
 import msgspec
-import numpy as np
 
 from ..core_ext import kernel
 from .events import (
@@ -53,7 +52,7 @@ from .events import (
     WrapUpExpired,
     is_decision,
 )
-from .matching import CLASS_INDEX, ProfileTable, TenantMatcher
+from .matching import CLASS_INDEX, ProfileTable, TenantMatcher, urgency
 from .policy import CHANNEL_CLASS, MEDIA_CLASSES, MediaClass, Policy, Queue
 from .state import (
     AgentState,
@@ -126,6 +125,9 @@ class Engine:
             self._handle(event)
         except Rejected as exc:
             self._out.append(self._rejection(event, str(exc)))
+        else:
+            if event.id is not None:
+                self._remember(event.tenant, event.id)
         self._route()
         return self._out
 
@@ -152,9 +154,9 @@ class Engine:
             for agent in tenant.agents.values():
                 matcher.table.sync(agent)
                 matcher.agent_at[agent.slot] = agent.agent_id
-            for cid, conv in tenant.conversations.items():
+            for conv in tenant.conversations.values():
                 if conv.in_queue:
-                    matcher.queued[cid] = None
+                    engine._index(tenant, conv)
         return engine
 
     # --- dispatch ----------------------------------------------------------------------
@@ -209,14 +211,14 @@ class Engine:
         )
 
     def _seen(self, tenant: str, event_id: str) -> bool:
-        key = f"{tenant}\x00{event_id}"
+        return f"{tenant}\x00{event_id}" in self.state.recent_ids
+
+    def _remember(self, tenant: str, event_id: str) -> None:
+        """An applied event's id: a re-sent copy is ignored (a rejected one may be re-sent)."""
         recent = self.state.recent_ids
-        if key in recent:
-            return True
-        recent[key] = None
+        recent[f"{tenant}\x00{event_id}"] = None
         if len(recent) > self.policy.dedup_window:
             del recent[next(iter(recent))]
-        return False
 
     def _next_seq(self) -> int:
         self.state.seq += 1
@@ -274,7 +276,17 @@ class Engine:
         self._dirty_agents[(tenant.tenant, agent.agent_id)] = None
 
     def _dirty_conv(self, tenant: TenantState, conv: ConversationState) -> None:
+        """Something that decides where a waiting conversation may go changed."""
+        if conv.in_queue:
+            self._index(tenant, conv)
         self._dirty_convs[(tenant.tenant, conv.conversation_id)] = None
+
+    def _index(self, tenant: TenantState, conv: ConversationState) -> None:
+        pinned = tenant.agents.get(conv.pinned) if conv.pinned is not None else None
+        self._matchers[tenant.tenant].enqueue(
+            conv, self._excluded_slots(tenant, conv), pinned.slot if pinned else -1,
+            conv.pin_until if conv.pin_until is not None else 0,
+        )  # fmt: skip
 
     # --- capacity ------------------------------------------------------------------------
 
@@ -316,6 +328,7 @@ class Engine:
         conv.owner_units = 0
         conv.owner_class = None
         conv.inactive = False
+        conv.activity_gen += 1
         return agent
 
     def _settle_reactivations(self, tenant: TenantState, agent: AgentState) -> None:
@@ -345,10 +358,11 @@ class Engine:
         limit = self.policy.profiles[agent.profile].classes.get(conv.media_class)
         if limit is None or limit.inactive_after_s is None:
             return
+        conv.activity_gen += 1
         base = max(conv.last_in_ts, conv.assigned_ts)
         self._schedule(
             "inactive", tenant.tenant, conv.conversation_id,
-            base + _ms(limit.inactive_after_s), base,
+            base + _ms(limit.inactive_after_s), conv.activity_gen,
         )  # fmt: skip
 
     # --- queue movements -------------------------------------------------------------------
@@ -358,7 +372,7 @@ class Engine:
         conv.in_queue = True
         if conv.owner is None:
             conv.stage = "queued"
-        self._matchers[tenant.tenant].queued[conv.conversation_id] = None
+        self._index(tenant, conv)
         self._emit(
             ConversationQueued(
                 tenant=tenant.tenant, ts=self.state.clock,
@@ -383,7 +397,7 @@ class Engine:
 
     def _leave_queue(self, tenant: TenantState, conv: ConversationState) -> None:
         conv.in_queue = False
-        self._matchers[tenant.tenant].queued.pop(conv.conversation_id, None)
+        self._matchers[tenant.tenant].dequeue(conv.conversation_id)
 
     def _pin(
         self, tenant: TenantState, conv: ConversationState, agent_id: str, wait_s: float
@@ -547,7 +561,7 @@ class Engine:
             conv.stage != "assigned"
             or conv.owner is None
             or conv.inactive
-            or max(conv.last_in_ts, conv.assigned_ts) != timer.gen
+            or conv.activity_gen != timer.gen
         ):
             return
         agent = tenant.agents[conv.owner]
@@ -590,10 +604,8 @@ class Engine:
 
     def _void_pins(self, tenant: TenantState, agent: AgentState) -> None:
         """The agent left: conversations pinned to them may go to anyone now."""
-        for cid in self._matchers[tenant.tenant].queued:
-            conv = tenant.conversations[cid]
-            if conv.pinned == agent.agent_id:
-                self._dirty_conv(tenant, conv)
+        for cid in self._matchers[tenant.tenant].pinned_to(agent.agent_id):
+            self._dirty_conv(tenant, tenant.conversations[cid])
 
     def _route(self) -> None:
         while self._dirty_agents or self._dirty_convs:
@@ -601,15 +613,14 @@ class Engine:
             for tname, aid in sorted(agents, key=self._agent_order):
                 tenant = self.state.tenants[tname]
                 agent = tenant.agents.get(aid)
+                matcher = self._matchers[tname]
                 while agent is not None and agent.routable:
-                    conv = self._most_urgent(tenant, agent)
-                    if conv is None:
+                    cid = matcher.most_urgent(agent.slot, self.state.clock)
+                    if cid is None:
                         break
-                    matcher = self._matchers[tname]
-                    cand = np.array([agent.slot], np.int32)
-                    _, score = matcher.best_agent(
-                        conv, cand, self._excluded_slots(tenant, conv),
-                        self._preferred_slot(tenant, conv), self.state.clock,
+                    conv = tenant.conversations[cid]
+                    score = matcher.score(
+                        agent.slot, conv, self._preferred_slot(tenant, conv), self.state.clock,
                         self.state.offer_counter,
                     )  # fmt: skip
                     self._offer(tenant, conv, agent, score, "agent_free")
@@ -625,11 +636,11 @@ class Engine:
         agent = self.state.tenants[key[0]].agents.get(key[1])
         return (key[0], agent.seq if agent is not None else -1)
 
-    def _conv_order(self, key: tuple[str, str]) -> tuple[str, tuple[float, int, int]]:
+    def _conv_order(self, key: tuple[str, str]) -> tuple[str, tuple[int, int, int]]:
         conv = self.state.tenants[key[0]].conversations.get(key[1])
         if conv is None:
-            return (key[0], (0.0, 0, -1))
-        return (key[0], self._matchers[key[0]].urgency(conv, self.state.clock))
+            return (key[0], (0, 0, -1))
+        return (key[0], urgency(conv, self.policy.queues[conv.queue]))
 
     def _excluded_slots(self, tenant: TenantState, conv: ConversationState) -> list[int]:
         slots = [tenant.agents[a].slot for a in conv.excluded if a in tenant.agents]
@@ -644,36 +655,15 @@ class Engine:
     def _route_conversation(self, tenant: TenantState, conv: ConversationState) -> None:
         matcher = self._matchers[tenant.tenant]
         pin = self._active_pin(tenant, conv)
-        cand = np.array([pin.slot], np.int32) if pin is not None else None
         slot, score = matcher.best_agent(
-            conv, cand, self._excluded_slots(tenant, conv), self._preferred_slot(tenant, conv),
-            self.state.clock, self.state.offer_counter,
+            conv, self._excluded_slots(tenant, conv), self._preferred_slot(tenant, conv),
+            pin.slot if pin is not None else -1, self.state.clock, self.state.offer_counter,
         )  # fmt: skip
         if slot < 0:
             return
         agent_id = matcher.agent_at[slot]
         why = "pinned" if pin is not None else self.policy.preset
         self._offer(tenant, conv, tenant.agents[agent_id], score, why)
-
-    def _most_urgent(self, tenant: TenantState, agent: AgentState) -> ConversationState | None:
-        matcher = self._matchers[tenant.tenant]
-        now = self.state.clock
-        best: ConversationState | None = None
-        best_key: tuple[float, int, int] | None = None
-        for cid in matcher.queued:
-            conv = tenant.conversations[cid]
-            if agent.agent_id in conv.excluded or conv.owner == agent.agent_id:
-                continue
-            pin = self._active_pin(tenant, conv)
-            if pin is not None and pin is not agent:
-                continue
-            key = matcher.urgency(conv, now)
-            if best_key is not None and key >= best_key:
-                continue
-            if not matcher.can_take(agent.slot, conv):
-                continue
-            best, best_key = conv, key
-        return best
 
     def _offer(
         self,
@@ -767,11 +757,8 @@ class Engine:
         if existing is not None and event.agent_id in existing.agents:
             raise Rejected(f"agent {event.agent_id!r} is already registered")
         tenant = self._tenant(event.tenant)
-        if tenant.free_slots:
-            slot = tenant.free_slots.pop(0)
-        else:
-            slot = tenant.next_slot
-            tenant.next_slot += 1
+        slot = tenant.next_slot
+        tenant.next_slot += 1
         agent = AgentState(
             agent_id=event.agent_id, seq=self._next_seq(), slot=slot, kind=event.kind,
             skills=dict(event.skills), profile=profile, languages=list(event.languages),
@@ -857,7 +844,6 @@ class Engine:
         matcher = self._matchers[tenant.tenant]
         matcher.table.clear(agent.slot)
         del matcher.agent_at[agent.slot]
-        tenant.free_slots.append(agent.slot)
         del tenant.agents[agent.agent_id]
 
     # --- conversations ---------------------------------------------------------------------

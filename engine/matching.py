@@ -1,9 +1,12 @@
 """Struct-of-arrays views of each tenant's agents and queue, and the two matching questions.
 
 The engine owns the authoritative state (``state.py``); this module keeps, per tenant,
-the numpy arrays the kernel scores (``AgentTable``), the skill index that keeps
-candidate sets small, and the set of conversations waiting in the queue. All of it
-is derived: ``Engine.restore`` rebuilds it from a snapshot.
+what the kernel reads: the agent table (numpy arrays, one row per agent slot, with
+per-skill and per-media-class bitsets so that a decision only looks at agents who
+hold the rarest required skill and have room) and the queue index (waiting
+conversations bucketed by what they need, each bucket ordered by urgency). Both are
+updated incrementally as the engine changes state, and both are derived:
+``Engine.restore`` rebuilds them from a snapshot.
 
 1. a conversation became routable -> :meth:`TenantMatcher.best_agent`
 2. an agent gained capacity -> :meth:`TenantMatcher.most_urgent`
@@ -25,6 +28,7 @@ __all__ = [
     "ProfileTable",
     "TenantMatcher",
     "requirements",
+    "urgency",
 ]
 
 CLASS_INDEX = {name: i for i, name in enumerate(MEDIA_CLASSES)}
@@ -32,6 +36,11 @@ KIND_BIT = {"human": 1, "bot": 2}
 KIND_MASK = {"human": 1, "bot": 2, "any": 3}
 LANGUAGE_PREFIX = "lang:"
 LANGUAGE_LEVEL = 5
+STRICT_PRIORITY_MS = 10**13
+"""Without aging, one priority level outweighs any wait (over 300 years)."""
+
+_N_CLASSES = len(MEDIA_CLASSES)
+_CLASS_BITS = np.array([1 << c for c in range(_N_CLASSES)], np.int64)
 
 
 class ProfileTable:
@@ -40,11 +49,11 @@ class ProfileTable:
     def __init__(self, policy: Policy) -> None:
         names = list(policy.profiles)
         self.index = {name: i for i, name in enumerate(names)}
-        n, c = len(names), len(MEDIA_CLASSES)
+        n = len(names)
         self.budget = np.zeros(n, np.int32)
-        self.cost = np.zeros((n, c), np.int32)
-        self.cmax = np.zeros((n, c), np.int32)
-        self.intr = np.zeros((n, c), np.int32)
+        self.cost = np.zeros((n, _N_CLASSES), np.int32)
+        self.cmax = np.zeros((n, _N_CLASSES), np.int32)
+        self.intr = np.zeros((n, _N_CLASSES), np.int32)
         for i, name in enumerate(names):
             profile = policy.profiles[name]
             self.budget[i] = profile.budget
@@ -57,44 +66,62 @@ class ProfileTable:
 
 
 class AgentTable:
-    """One row per agent slot of a tenant; the attribute names are the kernel's contract."""
+    """One row per agent slot of a tenant; the attribute names are the kernel's contract.
 
-    def __init__(self, profiles: ProfileTable, capacity: int = 16, skills: int = 8) -> None:
+    ``version`` changes whenever an array is reallocated (the kernel caches typed views).
+    """
+
+    _ROW_ARRAYS = ("alive", "routable", "present", "kind", "seq", "profile", "idle_since",
+                   "last_offer")  # fmt: skip
+    _MATRICES = ("levels", "units", "counts")
+
+    def __init__(self, profiles: ProfileTable, capacity: int = 64, skills: int = 8) -> None:
         self.budget = profiles.budget
         self.cost = profiles.cost
         self.cmax = profiles.cmax
         self.intr = profiles.intr
         self._profile_index = profiles.index
-        n_classes = len(MEDIA_CLASSES)
+        self.version = 0
+        self.alive = np.zeros(capacity, np.uint8)
         self.routable = np.zeros(capacity, np.uint8)
+        self.present = np.zeros(capacity, np.uint8)
         self.kind = np.zeros(capacity, np.uint8)
         self.seq = np.zeros(capacity, np.int64)
-        self.levels = np.zeros((capacity, skills), np.uint8)
-        self.units = np.zeros((capacity, n_classes), np.int32)
-        self.counts = np.zeros((capacity, n_classes), np.int32)
         self.profile = np.zeros(capacity, np.int32)
         self.idle_since = np.zeros(capacity, np.int64)
         self.last_offer = np.zeros(capacity, np.int64)
+        self.levels = np.zeros((capacity, skills), np.uint8)
+        self.units = np.zeros((capacity, _N_CLASSES), np.int32)
+        self.counts = np.zeros((capacity, _N_CLASSES), np.int32)
+        words = capacity // 64
+        self.skill_bits = np.zeros((skills, words), np.uint64)
+        self.room_bits = np.zeros((_N_CLASSES, words), np.uint64)
+        self.skill_count = np.zeros(skills, np.int32)
         self.skill_cols: dict[str, int] = {}
-        self.by_skill: list[set[int]] = []
-        self.live: set[int] = set()
         self._skills_of: dict[int, dict[str, int]] = {}
 
     def _grow_rows(self, need: int) -> None:
-        size = self.routable.shape[0]
+        size = self.alive.shape[0]
         if need <= size:
             return
         new = max(need, 2 * size)
-        for name in ("routable", "kind", "seq", "profile", "idle_since", "last_offer"):
+        new += -new % 64
+        for name in self._ROW_ARRAYS:
             old = getattr(self, name)
             arr = np.zeros(new, old.dtype)
             arr[:size] = old
             setattr(self, name, arr)
-        for name in ("levels", "units", "counts"):
+        for name in self._MATRICES:
             old = getattr(self, name)
             arr = np.zeros((new, old.shape[1]), old.dtype)
             arr[:size] = old
             setattr(self, name, arr)
+        for name in ("skill_bits", "room_bits"):
+            old = getattr(self, name)
+            arr = np.zeros((old.shape[0], new // 64), np.uint64)
+            arr[:, : old.shape[1]] = old
+            setattr(self, name, arr)
+        self.version += 1
 
     def column(self, skill: str) -> int:
         """The column of a skill, created on first use (no agent has it yet)."""
@@ -102,19 +129,25 @@ class AgentTable:
         if col is None:
             col = len(self.skill_cols)
             self.skill_cols[skill] = col
-            self.by_skill.append(set())
             if col >= self.levels.shape[1]:
-                old = self.levels
-                self.levels = np.zeros((old.shape[0], 2 * old.shape[1]), np.uint8)
-                self.levels[:, : old.shape[1]] = old
+                width = 2 * self.levels.shape[1]
+                levels = np.zeros((self.levels.shape[0], width), np.uint8)
+                levels[:, : self.levels.shape[1]] = self.levels
+                bits = np.zeros((width, self.skill_bits.shape[1]), np.uint64)
+                bits[: self.skill_bits.shape[0]] = self.skill_bits
+                count = np.zeros(width, np.int32)
+                count[: self.skill_count.shape[0]] = self.skill_count
+                self.levels, self.skill_bits, self.skill_count = levels, bits, count
+                self.version += 1
         return col
 
     def sync(self, agent: AgentState) -> None:
-        """Copy one agent's routing-relevant fields into its row."""
+        """Copy one agent's routing-relevant fields into its row and bitsets."""
         slot = agent.slot
         self._grow_rows(slot + 1)
-        self.live.add(slot)
+        self.alive[slot] = 1
         self.routable[slot] = agent.routable
+        self.present[slot] = agent.status == "available" and agent.responsive
         self.kind[slot] = KIND_BIT[agent.kind]
         self.seq[slot] = agent.seq
         self.profile[slot] = self._profile_index[agent.profile]
@@ -127,24 +160,34 @@ class AgentTable:
             skills[LANGUAGE_PREFIX + language] = LANGUAGE_LEVEL
         if skills != self._skills_of.get(slot):
             self._set_skills(slot, skills)
+        self._set_room(slot, kernel.room_mask(self, slot))
+
+    def _set_room(self, slot: int, mask: int) -> None:
+        word, bit = slot >> 6, np.uint64(1 << (slot & 63))
+        column = self.room_bits[:, word]
+        self.room_bits[:, word] = np.where(mask & _CLASS_BITS, column | bit, column & ~bit)
 
     def _set_skills(self, slot: int, skills: dict[str, int]) -> None:
+        word, bit = slot >> 6, np.uint64(1 << (slot & 63))
         for name in self._skills_of.get(slot, {}):
             col = self.skill_cols[name]
             self.levels[slot, col] = 0
-            self.by_skill[col].discard(slot)
+            self.skill_bits[col, word] &= ~bit
+            self.skill_count[col] -= 1
         for name, level in skills.items():
             col = self.column(name)
             self.levels[slot, col] = level
-            self.by_skill[col].add(slot)
+            self.skill_bits[col, word] |= bit
+            self.skill_count[col] += 1
         self._skills_of[slot] = skills
 
     def clear(self, slot: int) -> None:
-        """Forget a removed agent's row; the slot may be reused."""
+        """Forget a removed agent's row (slots are never reused)."""
         self._set_skills(slot, {})
         del self._skills_of[slot]
-        self.live.discard(slot)
-        self.routable[slot] = 0
+        self._set_room(slot, 0)
+        for name in self._ROW_ARRAYS:
+            getattr(self, name)[slot] = 0
         self.units[slot] = 0
         self.counts[slot] = 0
 
@@ -156,14 +199,6 @@ class AgentTable:
         cols = np.fromiter((self.column(n) for n in names), np.int32, len(names))
         levels = np.fromiter((skills[n] for n in names), np.uint8, len(names))
         return cols, levels
-
-    def candidates(self, cols: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
-        """Agents holding the rarest required skill (all agents when none is required)."""
-        if cols.shape[0] == 0:
-            pool: set[int] = self.live
-        else:
-            pool = min((self.by_skill[int(c)] for c in cols), key=len)
-        return np.fromiter(sorted(pool), np.int32, len(pool))
 
 
 def requirements(conv: ConversationState, queue: Queue) -> dict[str, int]:
@@ -184,58 +219,131 @@ def requirements(conv: ConversationState, queue: Queue) -> dict[str, int]:
     return need
 
 
+def urgency(conv: ConversationState, queue: Queue) -> tuple[int, int, int]:
+    """Sort key, most urgent first: aged priority, then SLA deadline, then arrival order.
+
+    Aged priority is a virtual arrival time: each priority level counts as ``aging_s`` of
+    waiting, so the order never changes while conversations wait (and nothing starves).
+    """
+    worth = round(queue.aging_s * 1000) if queue.aging_s > 0 else STRICT_PRIORITY_MS
+    return (conv.first_contact_ts - conv.priority * worth, conv.sla_deadline, conv.seq)
+
+
 class TenantMatcher:
-    """A tenant's agent table and queue, answering the two matching questions."""
+    """A tenant's agent table and queue index, answering the two matching questions."""
 
     def __init__(self, policy: Policy, profiles: ProfileTable) -> None:
         self.policy = policy
         self.table = AgentTable(profiles)
-        self.queued: dict[str, None] = {}
+        self.index = kernel.QueueIndex()
         self.agent_at: dict[int, str] = {}
+        self._conv_slot: dict[str, int] = {}
+        self._conv_at: dict[int, str] = {}
+        self._free_conv_slots: list[int] = []
+        self._next_conv_slot = 0
+        self._pinned_to: dict[str, dict[str, None]] = {}
+        self._pin_of: dict[str, str] = {}
         weights = policy.scoring
         self.weights = np.array(
             [weights.skill, weights.idle, weights.load, weights.sticky, weights.round_robin],
             np.float64,
         )
 
-    def urgency(self, conv: ConversationState, now: int) -> tuple[float, int, int]:
-        """Sort key, most urgent first: aged priority, then SLA slack, then arrival order."""
-        queue = self.policy.queues[conv.queue]
-        priority = float(conv.priority)
-        if queue.aging_s > 0:
-            priority += (now - conv.first_contact_ts) / (queue.aging_s * 1000.0)
-        return (-priority, conv.sla_deadline - now, conv.seq)
+    def __len__(self) -> int:
+        return len(self._conv_slot)
+
+    def is_queued(self, conversation_id: str) -> bool:
+        return conversation_id in self._conv_slot
+
+    def pinned_to(self, agent_id: str) -> list[str]:
+        """Waiting conversations pinned to this agent."""
+        return list(self._pinned_to.get(agent_id, ()))
+
+    def _requirement(self, conv: ConversationState) -> tuple[
+        npt.NDArray[np.int32], npt.NDArray[np.uint8]
+    ]:  # fmt: skip
+        return self.table.request(requirements(conv, self.policy.queues[conv.queue]))
+
+    def enqueue(
+        self, conv: ConversationState, excluded: list[int], pinned: int, pin_until: int
+    ) -> None:
+        """Put (or refresh) a waiting conversation in the index."""
+        cid = conv.conversation_id
+        slot = self._conv_slot.get(cid)
+        if slot is None:
+            if self._free_conv_slots:
+                slot = self._free_conv_slots.pop()
+            else:
+                slot = self._next_conv_slot
+                self._next_conv_slot += 1
+            self._conv_slot[cid] = slot
+            self._conv_at[slot] = cid
+        self._unpin(cid)
+        if conv.pinned is not None:
+            self._pin_of[cid] = conv.pinned
+            self._pinned_to.setdefault(conv.pinned, {})[cid] = None
+        cols, levels = self._requirement(conv)
+        bucket = self.index.bucket_id(
+            cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds]
+        )
+        key, deadline, seq = urgency(conv, self.policy.queues[conv.queue])
+        self.index.add(
+            slot, bucket, key, deadline, seq, pinned, pin_until, np.array(excluded, np.int32)
+        )
+
+    def dequeue(self, conversation_id: str) -> None:
+        """Take a conversation out of the index."""
+        slot = self._conv_slot.pop(conversation_id, None)
+        if slot is None:
+            return
+        self.index.remove(slot)
+        del self._conv_at[slot]
+        self._free_conv_slots.append(slot)
+        self._unpin(conversation_id)
+
+    def _unpin(self, conversation_id: str) -> None:
+        agent_id = self._pin_of.pop(conversation_id, None)
+        if agent_id is not None:
+            pinned = self._pinned_to[agent_id]
+            del pinned[conversation_id]
+            if not pinned:
+                del self._pinned_to[agent_id]
 
     def best_agent(
         self,
         conv: ConversationState,
-        cand: npt.NDArray[np.int32] | None,
         excluded: list[int],
         preferred: int,
+        pinned: int,
         now: int,
         offer_counter: int,
     ) -> tuple[int, float]:
         """The best eligible agent slot for a waiting conversation, or ``(-1, 0.0)``.
 
-        ``cand`` restricts the candidates (a pinned agent); ``excluded`` are slots that
-        declined or let it time out; ``preferred`` is the sticky agent's slot or -1.
+        ``excluded`` are slots that declined it, let it time out or hold it; ``preferred``
+        is the sticky agent's slot or -1; ``pinned`` restricts it to one slot (or -1).
         """
-        cols, levels = self.table.request(requirements(conv, self.policy.queues[conv.queue]))
-        if cand is None:
-            cand = self.table.candidates(cols)
+        cols, levels = self._requirement(conv)
         slot, score = kernel.best_agent(
-            self.table, cand, cols, levels, CLASS_INDEX[conv.media_class],
-            KIND_MASK[conv.kinds], np.array(excluded, np.int32), preferred, now,
-            offer_counter, self.weights,
+            self.table, cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds],
+            np.array(excluded, np.int32), preferred, pinned, now, offer_counter, self.weights,
         )  # fmt: skip
         return int(slot), float(score)
 
-    def can_take(self, slot: int, conv: ConversationState) -> bool:
-        """Is this agent slot eligible for the conversation (pins and exclusions aside)?"""
-        cols, levels = self.table.request(requirements(conv, self.policy.queues[conv.queue]))
-        return bool(
-            kernel.agent_eligible(
-                self.table, slot, cols, levels, CLASS_INDEX[conv.media_class],
-                KIND_MASK[conv.kinds],
+    def most_urgent(self, agent_slot: int, now: int) -> str | None:
+        """The most urgent waiting conversation this agent can take now."""
+        slot = self.index.most_urgent(self.table, agent_slot, now)
+        return self._conv_at[slot] if slot >= 0 else None
+
+    def score(
+        self, agent_slot: int, conv: ConversationState, preferred: int, now: int,
+        offer_counter: int,
+    ) -> float:  # fmt: skip
+        """The score an agent has for a conversation (reported with the offer)."""
+        cols, _ = self._requirement(conv)
+        return float(
+            kernel.score_agent(
+                self.table, agent_slot, cols, CLASS_INDEX[conv.media_class], preferred, now,
+                offer_counter, self.weights,
             )
         )  # fmt: skip

@@ -100,6 +100,8 @@ class ConversationState(msgspec.Struct, kw_only=True):
     not_before: int | None = None
     last_in_ts: int = 0
     inactive: bool = False
+    activity_gen: int = 0
+    """Bumped when the holding or the customer's activity changes: stale timers skip."""
     aliases: list[str] = []
     transfers: int = 0
     assigned_ts: int = 0
@@ -123,7 +125,6 @@ class TenantState(msgspec.Struct, kw_only=True):
     customers: dict[str, CustomerState] = {}
     contact_customer: dict[str, str] = {}
     """``"channel:address"`` -> customer id."""
-    free_slots: list[int] = []
     next_slot: int = 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -40,8 +41,9 @@ def test_compiled_kernel_is_in_use() -> None:
 
 @st.composite
 def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
+    """Agent tables of up to 150 slots (several bitset words), some removed."""
     table = AgentTable(ProfileTable(Policy()))
-    n = draw(st.integers(1, 12))
+    n = draw(st.integers(1, 150))
     slots = []
     for slot in range(n):
         units = [0] * N_CLASSES
@@ -55,12 +57,15 @@ def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
             skills=draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5))),
             profile=draw(st.sampled_from(["default", "bot"])), languages=[],
             status=draw(st.sampled_from(["available", "available", "away"])),
-            responsive=draw(st.booleans()) or True, units=units, counts=counts,
+            responsive=draw(st.booleans()), units=units, counts=counts,
             idle_since=draw(st.integers(0, 10_000)), last_offer=draw(st.integers(0, 30)),
         )  # fmt: skip
         table.sync(agent)
-        slots.append(slot)
-    return table, slots
+        if draw(st.integers(0, 9)) == 0:
+            table.clear(slot)
+        else:
+            slots.append(slot)
+    return table, slots or [0]
 
 
 requests = st.fixed_dictionaries(
@@ -78,31 +83,63 @@ requests = st.fixed_dictionaries(
 
 @given(tables(), requests, st.data())
 def test_best_agent_is_identical(
-    built: tuple[AgentTable, list[int]], req: dict[str, object], data: st.DataObject
+    built: tuple[AgentTable, list[int]], req: dict[str, Any], data: st.DataObject
 ) -> None:
     table, slots = built
-    cols, levels = table.request(req["skills"])  # type: ignore[arg-type]
+    cols, levels = table.request(req["skills"])
     excluded = np.array(data.draw(st.lists(st.sampled_from(slots), max_size=2)), np.int32)
     preferred = data.draw(st.sampled_from([-1, *slots]))
-    cand = table.candidates(cols)
+    pinned = data.draw(st.sampled_from([-1, -1, *slots]))
     weights = np.array(req["weights"], np.float64)
     args = (
-        table, cand, cols, levels, req["cls"], req["kind_mask"], excluded, preferred,
+        table, cols, levels, req["cls"], req["kind_mask"], excluded, preferred, pinned,
         req["now"], 40, weights,
     )  # fmt: skip
     assert compiled.best_agent(*args) == reference.best_agent(*args)
+    c = req["cls"]
     for slot in slots:
+        assert compiled.room_mask(table, slot) == reference.room_mask(table, slot)
         for adding in (True, False):
-            c = int(req["cls"])  # type: ignore[call-overload]
             assert compiled.fits(table, slot, c, 20, adding) == reference.fits(
                 table, slot, c, 20, adding
             )
-            assert compiled.committed_units(table, slot, c, 20, adding) == reference.committed_units(
+            assert compiled.committed_units(
                 table, slot, c, 20, adding
-            )
+            ) == reference.committed_units(table, slot, c, 20, adding)
         assert compiled.agent_eligible(
-            table, slot, cols, levels, req["cls"], req["kind_mask"]
-        ) == reference.agent_eligible(table, slot, cols, levels, req["cls"], req["kind_mask"])
+            table, slot, cols, levels, c, req["kind_mask"]
+        ) == reference.agent_eligible(table, slot, cols, levels, c, req["kind_mask"])
+
+
+@given(tables(), st.data())
+def test_most_urgent_conversation_is_identical(
+    built: tuple[AgentTable, list[int]], data: st.DataObject
+) -> None:
+    table, slots = built
+    queues = (compiled.QueueIndex(), reference.QueueIndex())
+    n_convs = data.draw(st.integers(0, 60))
+    for conv in range(n_convs):
+        skills = data.draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), max_size=2))
+        cols, levels = table.request(skills)
+        cls = data.draw(st.integers(0, N_CLASSES - 1))
+        kind_mask = data.draw(st.sampled_from([1, 2, 3]))
+        fields = (
+            data.draw(st.integers(0, 5)),  # key: ties are common
+            data.draw(st.integers(0, 3)),  # deadline
+            conv,  # seq
+            data.draw(st.sampled_from([-1, -1, *slots])),  # pinned
+            data.draw(st.integers(0, 20_000)),  # pin_until
+            np.array(data.draw(st.lists(st.sampled_from(slots), max_size=2)), np.int32),
+        )
+        for queue in queues:
+            queue.add(conv, queue.bucket_id(cols, levels, cls, kind_mask), *fields)
+    for conv in data.draw(st.lists(st.integers(0, max(n_convs - 1, 0)), max_size=20)):
+        for queue in queues:
+            queue.remove(conv)
+    assert queues[0].size == queues[1].size
+    now = data.draw(st.integers(0, 20_000))
+    for agent in slots:
+        assert queues[0].most_urgent(table, agent, now) == queues[1].most_urgent(table, agent, now)
 
 
 def _drive(seed: int, engine: Engine) -> tuple[list[object], bytes]:
