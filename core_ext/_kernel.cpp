@@ -9,13 +9,19 @@
                 "NPY_1_7_API_VERSION"
             ]
         ],
-        "depends": [],
+        "depends": [
+            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
+            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
+            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
+            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
+            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
+        ],
         "extra_compile_args": [
             "-O3",
             "-ffp-contract=off"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-wtigtx4t/overlay/lib/python3.11/site-packages/numpy/_core/include"
+            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include"
         ],
         "language": "c++",
         "name": "omniroute.core_ext._kernel",
@@ -1296,9 +1302,33 @@ static int __Pyx_init_tpflags_variables(void) {
 #include "new"
 #include "stdexcept"
 #include "typeinfo"
+#include <utility>
+
+    #if __cplusplus >= 201103L || (defined(_MSC_VER) && _MSC_VER >= 1600)
+    // move should be defined for these versions of MSVC, but __cplusplus isn't set usefully
+    #include <type_traits>
+
+    namespace cython_std {
+    template <typename T> typename std::remove_reference<T>::type&& move(T& t) noexcept { return std::move(t); }
+    template <typename T> typename std::remove_reference<T>::type&& move(T&& t) noexcept { return std::move(t); }
+    }
+
+    #endif
+    
+#include <algorithm>
+#include <unordered_map>
 #include <vector>
-#include "pythread.h"
 #include <string.h>
+#include <stdio.h>
+
+    /* Using NumPy API declarations from "numpy/__init__.cython-30.pxd" */
+    
+#include "numpy/arrayobject.h"
+#include "numpy/ndarrayobject.h"
+#include "numpy/ndarraytypes.h"
+#include "numpy/arrayscalars.h"
+#include "numpy/ufuncobject.h"
+#include "pythread.h"
 
     typedef int (*__pyx_memoryview_to_dtype_func_type)(char*, PyObject*);
     
@@ -1517,11 +1547,41 @@ static PyObject *__pyx_m = NULL;
 #endif
 static const char * const __pyx_cfilenm = __FILE__;
 
+/* Header.proto */
+#if !defined(CYTHON_CCOMPLEX)
+  #if defined(__cplusplus)
+    #define CYTHON_CCOMPLEX 1
+  #elif defined(_MSC_VER)
+    #define CYTHON_CCOMPLEX 0
+  #elif (defined(__ANDROID_MIN_SDK_VERSION__) && __ANDROID_MIN_SDK_VERSION__ < 26) || (defined(__ANDROID_API__) && __ANDROID_API__ < 26)
+    #define CYTHON_CCOMPLEX 0
+  #elif defined(__STDC_NO_COMPLEX__)
+    #define CYTHON_CCOMPLEX 0
+  #elif defined(_Complex_I) || (defined (__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_COMPLEX__))
+    #define CYTHON_CCOMPLEX 1
+  #else
+    #define CYTHON_CCOMPLEX 0
+  #endif
+#endif
+#if CYTHON_CCOMPLEX
+  #ifdef __cplusplus
+    #include <complex>
+  #else
+    #include <complex.h>
+  #endif
+#endif
+#if CYTHON_CCOMPLEX && !defined(__cplusplus) && defined(__sun__) && defined(__GNUC__)
+  #undef _Complex_I
+  #define _Complex_I 1.0fj
+#endif
+
 /* #### Code section: filename_table ### */
 
 static const char* const __pyx_f[] = {
   "core_ext/_kernel.pyx",
   "vector.to_py",
+  "numpy/__init__.cython-30.pxd",
+  "cpython/type.pxd",
 };
 /* #### Code section: utility_code_proto_before_types ### */
 /* Atomics.proto (used by UnpackUnboundCMethod) */
@@ -1772,7 +1832,196 @@ typedef struct {
 #endif
 
 /* #### Code section: numeric_typedefs ### */
+
+/* "numpy/__init__.cython-30.pxd":744
+ * # in Cython to enable them only on the right systems.
+ * 
+ * ctypedef npy_int8       int8_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_int16      int16_t
+ * ctypedef npy_int32      int32_t
+*/
+typedef npy_int8 __pyx_t_5numpy_int8_t;
+
+/* "numpy/__init__.cython-30.pxd":745
+ * 
+ * ctypedef npy_int8       int8_t
+ * ctypedef npy_int16      int16_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_int32      int32_t
+ * ctypedef npy_int64      int64_t
+*/
+typedef npy_int16 __pyx_t_5numpy_int16_t;
+
+/* "numpy/__init__.cython-30.pxd":746
+ * ctypedef npy_int8       int8_t
+ * ctypedef npy_int16      int16_t
+ * ctypedef npy_int32      int32_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_int64      int64_t
+ * 
+*/
+typedef npy_int32 __pyx_t_5numpy_int32_t;
+
+/* "numpy/__init__.cython-30.pxd":747
+ * ctypedef npy_int16      int16_t
+ * ctypedef npy_int32      int32_t
+ * ctypedef npy_int64      int64_t             # <<<<<<<<<<<<<<
+ * 
+ * ctypedef npy_uint8      uint8_t
+*/
+typedef npy_int64 __pyx_t_5numpy_int64_t;
+
+/* "numpy/__init__.cython-30.pxd":749
+ * ctypedef npy_int64      int64_t
+ * 
+ * ctypedef npy_uint8      uint8_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_uint16     uint16_t
+ * ctypedef npy_uint32     uint32_t
+*/
+typedef npy_uint8 __pyx_t_5numpy_uint8_t;
+
+/* "numpy/__init__.cython-30.pxd":750
+ * 
+ * ctypedef npy_uint8      uint8_t
+ * ctypedef npy_uint16     uint16_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_uint32     uint32_t
+ * ctypedef npy_uint64     uint64_t
+*/
+typedef npy_uint16 __pyx_t_5numpy_uint16_t;
+
+/* "numpy/__init__.cython-30.pxd":751
+ * ctypedef npy_uint8      uint8_t
+ * ctypedef npy_uint16     uint16_t
+ * ctypedef npy_uint32     uint32_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_uint64     uint64_t
+ * 
+*/
+typedef npy_uint32 __pyx_t_5numpy_uint32_t;
+
+/* "numpy/__init__.cython-30.pxd":752
+ * ctypedef npy_uint16     uint16_t
+ * ctypedef npy_uint32     uint32_t
+ * ctypedef npy_uint64     uint64_t             # <<<<<<<<<<<<<<
+ * 
+ * ctypedef npy_float32    float32_t
+*/
+typedef npy_uint64 __pyx_t_5numpy_uint64_t;
+
+/* "numpy/__init__.cython-30.pxd":754
+ * ctypedef npy_uint64     uint64_t
+ * 
+ * ctypedef npy_float32    float32_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_float64    float64_t
+ * #ctypedef npy_float80    float80_t
+*/
+typedef npy_float32 __pyx_t_5numpy_float32_t;
+
+/* "numpy/__init__.cython-30.pxd":755
+ * 
+ * ctypedef npy_float32    float32_t
+ * ctypedef npy_float64    float64_t             # <<<<<<<<<<<<<<
+ * #ctypedef npy_float80    float80_t
+ * #ctypedef npy_float128   float128_t
+*/
+typedef npy_float64 __pyx_t_5numpy_float64_t;
+
+/* "numpy/__init__.cython-30.pxd":762
+ * ctypedef double complex complex128_t
+ * 
+ * ctypedef npy_longlong   longlong_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_ulonglong  ulonglong_t
+ * 
+*/
+typedef npy_longlong __pyx_t_5numpy_longlong_t;
+
+/* "numpy/__init__.cython-30.pxd":763
+ * 
+ * ctypedef npy_longlong   longlong_t
+ * ctypedef npy_ulonglong  ulonglong_t             # <<<<<<<<<<<<<<
+ * 
+ * ctypedef npy_intp       intp_t
+*/
+typedef npy_ulonglong __pyx_t_5numpy_ulonglong_t;
+
+/* "numpy/__init__.cython-30.pxd":765
+ * ctypedef npy_ulonglong  ulonglong_t
+ * 
+ * ctypedef npy_intp       intp_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_uintp      uintp_t
+ * 
+*/
+typedef npy_intp __pyx_t_5numpy_intp_t;
+
+/* "numpy/__init__.cython-30.pxd":766
+ * 
+ * ctypedef npy_intp       intp_t
+ * ctypedef npy_uintp      uintp_t             # <<<<<<<<<<<<<<
+ * 
+ * ctypedef npy_double     float_t
+*/
+typedef npy_uintp __pyx_t_5numpy_uintp_t;
+
+/* "numpy/__init__.cython-30.pxd":768
+ * ctypedef npy_uintp      uintp_t
+ * 
+ * ctypedef npy_double     float_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_double     double_t
+ * ctypedef npy_longdouble longdouble_t
+*/
+typedef npy_double __pyx_t_5numpy_float_t;
+
+/* "numpy/__init__.cython-30.pxd":769
+ * 
+ * ctypedef npy_double     float_t
+ * ctypedef npy_double     double_t             # <<<<<<<<<<<<<<
+ * ctypedef npy_longdouble longdouble_t
+ * 
+*/
+typedef npy_double __pyx_t_5numpy_double_t;
+
+/* "numpy/__init__.cython-30.pxd":770
+ * ctypedef npy_double     float_t
+ * ctypedef npy_double     double_t
+ * ctypedef npy_longdouble longdouble_t             # <<<<<<<<<<<<<<
+ * 
+ * ctypedef float complex       cfloat_t
+*/
+typedef npy_longdouble __pyx_t_5numpy_longdouble_t;
 /* #### Code section: complex_type_declarations ### */
+/* Declarations.proto */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+  #ifdef __cplusplus
+    typedef ::std::complex< float > __pyx_t_float_complex;
+  #else
+    typedef float _Complex __pyx_t_float_complex;
+  #endif
+#else
+    typedef struct { float real, imag; } __pyx_t_float_complex;
+#endif
+static CYTHON_INLINE __pyx_t_float_complex __pyx_t_float_complex_from_parts(float, float);
+
+/* Declarations.proto */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+  #ifdef __cplusplus
+    typedef ::std::complex< double > __pyx_t_double_complex;
+  #else
+    typedef double _Complex __pyx_t_double_complex;
+  #endif
+#else
+    typedef struct { double real, imag; } __pyx_t_double_complex;
+#endif
+static CYTHON_INLINE __pyx_t_double_complex __pyx_t_double_complex_from_parts(double, double);
+
+/* Declarations.proto */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+  #ifdef __cplusplus
+    typedef ::std::complex< long double > __pyx_t_long_double_complex;
+  #else
+    typedef long double _Complex __pyx_t_long_double_complex;
+  #endif
+#else
+    typedef struct { long double real, imag; } __pyx_t_long_double_complex;
+#endif
+static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_from_parts(long double, long double);
+
 /* #### Code section: type_declarations ### */
 
 /*--- Type declarations ---*/
@@ -1784,7 +2033,18 @@ struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
 struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry;
 
-/* "core_ext/_kernel.pyx":250
+/* "core_ext/_kernel.pyx":287
+ * 
+ * 
+ * cdef enum:             # <<<<<<<<<<<<<<
+ *     SMALL_SET = 3
+ * 
+*/
+enum  {
+  __pyx_e_9omniroute_8core_ext_7_kernel_SMALL_SET = 3
+};
+
+/* "core_ext/_kernel.pyx":271
  * 
  * 
  * cdef struct Entry:             # <<<<<<<<<<<<<<
@@ -1799,7 +2059,7 @@ struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry {
   int32_t gen;
 };
 
-/* "core_ext/_kernel.pyx":47
+/* "core_ext/_kernel.pyx":54
  * 
  * 
  * cdef class _Table:             # <<<<<<<<<<<<<<
@@ -1830,7 +2090,7 @@ struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table {
 };
 
 
-/* "core_ext/_kernel.pyx":266
+/* "core_ext/_kernel.pyx":300
  * 
  * 
  * cdef class QueueIndex:             # <<<<<<<<<<<<<<
@@ -1852,8 +2112,10 @@ struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex {
   std::vector<int32_t>  b_kmask;
   std::vector<std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry> >  b_heap;
   std::vector<int32_t>  b_live;
-  std::vector<std::vector<int32_t> >  by_col;
-  std::vector<int32_t>  no_skill;
+  std::unordered_map<uint64_t,std::vector<int32_t> >  by_set;
+  std::vector<std::vector<int32_t> >  large_by_key;
+  int n_classes;
+  int max_set;
   PyObject *_ids;
   Py_ssize_t size;
 };
@@ -1936,7 +2198,7 @@ struct __pyx_memoryviewslice_obj {
 
 
 
-/* "core_ext/_kernel.pyx":47
+/* "core_ext/_kernel.pyx":54
  * 
  * 
  * cdef class _Table:             # <<<<<<<<<<<<<<
@@ -1948,16 +2210,16 @@ struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel__Table {
   int (*fits)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, int);
   int (*fits_new)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int);
   int (*skills_ok)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, uint8_t const *, Py_ssize_t);
-  double (*score)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, __Pyx_memviewslice);
+  double (*score)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, double const *);
 };
 static struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel__Table *__pyx_vtabptr_9omniroute_8core_ext_7_kernel__Table;
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, int);
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int);
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, uint8_t const *, Py_ssize_t);
-static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, __Pyx_memviewslice);
+static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, double const *);
 
 
-/* "core_ext/_kernel.pyx":266
+/* "core_ext/_kernel.pyx":300
  * 
  * 
  * cdef class QueueIndex:             # <<<<<<<<<<<<<<
@@ -1973,6 +2235,8 @@ struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex {
   void (*_compact)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t);
   int (*_acceptable)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t, Py_ssize_t, int64_t, __Pyx_memviewslice);
   int (*_head_for)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t, Py_ssize_t, int64_t, __Pyx_memviewslice, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *);
+  void (*_consider)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, std::vector<int32_t>  const &, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *, int *);
+  void (*_lookup)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t const *, Py_ssize_t, int, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *, int *);
 };
 static struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_vtabptr_9omniroute_8core_ext_7_kernel_QueueIndex;
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__stale(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry const &);
@@ -2300,6 +2564,44 @@ static void __Pyx_pretend_to_initialize(T* ptr) {
 #else
 static CYTHON_INLINE void __Pyx_pretend_to_initialize(void* ptr) { (void)ptr; }
 #endif
+
+/* IterFinish.proto (used by dict_iter_common) */
+static CYTHON_INLINE int __Pyx_IterFinish(void);
+
+/* PyObjectCallMethod0.proto (used by dict_iter_common) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name);
+
+/* RaiseNeedMoreValuesToUnpack.proto (used by UnpackTuple2) */
+static CYTHON_INLINE void __Pyx_RaiseNeedMoreValuesError(Py_ssize_t index);
+
+/* RaiseTooManyValuesToUnpack.proto (used by UnpackItemEndCheck) */
+static CYTHON_INLINE void __Pyx_RaiseTooManyValuesError(Py_ssize_t expected);
+
+/* UnpackItemEndCheck.proto (used by UnpackTuple2) */
+static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected);
+
+/* RaiseNoneIterError.proto (used by UnpackTupleError) */
+static CYTHON_INLINE void __Pyx_RaiseNoneNotIterableError(void);
+
+/* UnpackTupleError.proto (used by UnpackTuple2) */
+static void __Pyx_UnpackTupleError(PyObject *, Py_ssize_t index);
+
+/* UnpackTuple2.proto (used by dict_iter_common) */
+static CYTHON_INLINE int __Pyx_unpack_tuple2(
+    PyObject* tuple, PyObject** value1, PyObject** value2, int is_tuple, int has_known_size, int decref_tuple);
+static CYTHON_INLINE int __Pyx_unpack_tuple2_exact(
+    PyObject* tuple, PyObject** value1, PyObject** value2, int decref_tuple);
+static int __Pyx_unpack_tuple2_generic(
+    PyObject* tuple, PyObject** value1, PyObject** value2, int has_known_size, int decref_tuple);
+
+/* dict_iter_common.proto (used by dict_iter) */
+static PyObject *__Pyx_dict_call_to_get_iterable(PyObject* iterable, PyObject* method_name);
+static CYTHON_INLINE int __Pyx_dict_iter_next(PyObject* dict_or_iter, Py_ssize_t orig_length, Py_ssize_t* ppos,
+                                              PyObject** pkey, PyObject** pvalue, PyObject** pitem, int is_dict);
+
+/* dict_iter.proto */
+static CYTHON_INLINE PyObject* __Pyx_dict_iterator(PyObject* dict, int is_dict, PyObject* method_name,
+                                                   Py_ssize_t* p_orig_length, int* p_is_dict);
 
 /* CopyObjectArray.proto (used by TupleOrListFromArrayImpl) */
 #if CYTHON_COMPILING_IN_CPYTHON
@@ -2798,15 +3100,6 @@ static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name);
 /* PyAssertionError_Check.proto */
 #define __Pyx_PyExc_AssertionError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_AssertionError)
 
-/* RaiseTooManyValuesToUnpack.proto */
-static CYTHON_INLINE void __Pyx_RaiseTooManyValuesError(Py_ssize_t expected);
-
-/* RaiseNeedMoreValuesToUnpack.proto */
-static CYTHON_INLINE void __Pyx_RaiseNeedMoreValuesError(Py_ssize_t index);
-
-/* RaiseNoneIterError.proto */
-static CYTHON_INLINE void __Pyx_RaiseNoneNotIterableError(void);
-
 /* RaiseErrorWithObjectTypes.proto (used by ExtTypeTest) */
 #define __Pyx_RaiseErrorWithObjectTypes1(exc_type, message, arg, obj1, obj2) __Pyx_RaiseErrorWithTypes1(exc_type, message, arg, Py_TYPE(obj1), Py_TYPE(obj2))
 #define __Pyx_RaiseTypeErrorWithObjectTypes(message, obj1, obj2) __Pyx_RaiseTypeErrorWithTypes(message, Py_TYPE(obj1), Py_TYPE(obj2))
@@ -2901,6 +3194,12 @@ static CYTHON_INLINE int __Pyx_SetItemInt_Fast(PyObject *o, Py_ssize_t i, PyObje
 
 /* DivInt[long].proto */
 static CYTHON_INLINE long __Pyx_div_long(long, long, int b_is_constant);
+
+/* PyException_Check.proto */
+#define __Pyx_PyExc_Exception_Check(obj)  __Pyx_TypeCheck(obj, PyExc_Exception)
+
+/* PyImportError_Check.proto */
+#define __Pyx_PyExc_ImportError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_ImportError)
 
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_object_object(PyObject *op1, PyObject *op2, int pyop);
@@ -2997,9 +3296,6 @@ void __Pyx_default_placement_construct(T* x) {
 #define __Pyx_DeallocKeepAliveEnd(o)   Py_SET_REFCNT(o, Py_REFCNT(o) - 1)
 #endif
 
-/* PyObjectCallMethod0.proto (used by PyType_Ready) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name);
-
 /* GetTypeDictOffset.proto (used by ValidateBasesTuple) */
 #if !CYTHON_USE_TYPE_SLOTS
 CYTHON_UNUSED static Py_ssize_t __Pyx_GetTypeDictOffset(PyObject *tp, int require_cython_valid_result);
@@ -3047,6 +3343,25 @@ static int __Pyx_setup_reduce(PyObject* type_obj);
 int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence);
 #else
 #define __Pyx_ApplySequenceOrMappingFlag(tp, is_sequence) (0)
+#endif
+
+/* TypeImport.proto */
+#ifndef __PYX_HAVE_RT_ImportType_proto_3_3_1
+#define __PYX_HAVE_RT_ImportType_proto_3_3_1
+#if defined (__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#include <stdalign.h>
+#endif
+#if (defined (__STDC_VERSION__) && __STDC_VERSION__ >= 201112L) || __cplusplus >= 201103L
+#define __PYX_GET_STRUCT_ALIGNMENT_3_3_1(s) alignof(s)
+#else
+#define __PYX_GET_STRUCT_ALIGNMENT_3_3_1(s) sizeof(void*)
+#endif
+enum __Pyx_ImportType_CheckSize_3_3_1 {
+   __Pyx_ImportType_CheckSize_Error_3_3_1 = 0,
+   __Pyx_ImportType_CheckSize_Warn_3_3_1 = 1,
+   __Pyx_ImportType_CheckSize_Ignore_3_3_1 = 2
+};
+static PyTypeObject *__Pyx_ImportType_3_3_1(PyObject* module, const char *module_name, const char *class_name, size_t size, size_t alignment, enum __Pyx_ImportType_CheckSize_3_3_1 check_size);
 #endif
 
 /* dict_setdefault.proto (used by FetchCommonType) */
@@ -3349,9 +3664,6 @@ static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long
 
 struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry;
 static PyObject* __pyx_convert__to_py_struct____pyx_t_9omniroute_8core_ext_7_kernel_Entry(struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry s);
-/* ObjectToMemviewSlice.proto */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(PyObject *, int writable_flag);
-
 /* CppExceptionConversion.proto */
 #ifndef __Pyx_CppExn2PyErr
 #include <new>
@@ -3392,6 +3704,142 @@ static void __Pyx_CppExn2PyErr() {
     PyErr_SetString(PyExc_RuntimeError, "Unknown exception");
   }
 }
+#endif
+
+/* RealImag.proto */
+#if CYTHON_CCOMPLEX
+  #ifdef __cplusplus
+    #define __Pyx_CREAL(z) ((z).real())
+    #define __Pyx_CIMAG(z) ((z).imag())
+  #else
+    #define __Pyx_CREAL(z) (__real__(z))
+    #define __Pyx_CIMAG(z) (__imag__(z))
+  #endif
+#else
+    #define __Pyx_CREAL(z) ((z).real)
+    #define __Pyx_CIMAG(z) ((z).imag)
+#endif
+#if defined(__cplusplus) && CYTHON_CCOMPLEX\
+        && (defined(_WIN32) || defined(__clang__) || (defined(__GNUC__) && (__GNUC__ >= 5 || __GNUC__ == 4 && __GNUC_MINOR__ >= 4 )) || __cplusplus >= 201103)
+    #define __Pyx_SET_CREAL(z,x) ((z).real(x))
+    #define __Pyx_SET_CIMAG(z,y) ((z).imag(y))
+#else
+    #define __Pyx_SET_CREAL(z,x) __Pyx_CREAL(z) = (x)
+    #define __Pyx_SET_CIMAG(z,y) __Pyx_CIMAG(z) = (y)
+#endif
+
+/* Arithmetic.proto */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+    #define __Pyx_c_eq_float(a, b)   ((a)==(b))
+    #define __Pyx_c_sum_float(a, b)  ((a)+(b))
+    #define __Pyx_c_diff_float(a, b) ((a)-(b))
+    #define __Pyx_c_prod_float(a, b) ((a)*(b))
+    #define __Pyx_c_quot_float(a, b) ((a)/(b))
+    #define __Pyx_c_neg_float(a)     (-(a))
+  #ifdef __cplusplus
+    #define __Pyx_c_is_zero_float(z) ((z)==(float)0)
+    #define __Pyx_c_conj_float(z)    (::std::conj(z))
+    #if 1
+        #define __Pyx_c_abs_float(z)     (::std::abs(z))
+        #define __Pyx_c_pow_float(a, b)  (::std::pow(a, b))
+    #endif
+  #else
+    #define __Pyx_c_is_zero_float(z) ((z)==0)
+    #define __Pyx_c_conj_float(z)    (conjf(z))
+    #if 1
+        #define __Pyx_c_abs_float(z)     (cabsf(z))
+        #define __Pyx_c_pow_float(a, b)  (cpowf(a, b))
+    #endif
+ #endif
+#else
+    static CYTHON_INLINE int __Pyx_c_eq_float(__pyx_t_float_complex, __pyx_t_float_complex);
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_sum_float(__pyx_t_float_complex, __pyx_t_float_complex);
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_diff_float(__pyx_t_float_complex, __pyx_t_float_complex);
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_prod_float(__pyx_t_float_complex, __pyx_t_float_complex);
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_quot_float(__pyx_t_float_complex, __pyx_t_float_complex);
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_neg_float(__pyx_t_float_complex);
+    static CYTHON_INLINE int __Pyx_c_is_zero_float(__pyx_t_float_complex);
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_conj_float(__pyx_t_float_complex);
+    #if 1
+        static CYTHON_INLINE float __Pyx_c_abs_float(__pyx_t_float_complex);
+        static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_pow_float(__pyx_t_float_complex, __pyx_t_float_complex);
+    #endif
+#endif
+
+/* Arithmetic.proto */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+    #define __Pyx_c_eq_double(a, b)   ((a)==(b))
+    #define __Pyx_c_sum_double(a, b)  ((a)+(b))
+    #define __Pyx_c_diff_double(a, b) ((a)-(b))
+    #define __Pyx_c_prod_double(a, b) ((a)*(b))
+    #define __Pyx_c_quot_double(a, b) ((a)/(b))
+    #define __Pyx_c_neg_double(a)     (-(a))
+  #ifdef __cplusplus
+    #define __Pyx_c_is_zero_double(z) ((z)==(double)0)
+    #define __Pyx_c_conj_double(z)    (::std::conj(z))
+    #if 1
+        #define __Pyx_c_abs_double(z)     (::std::abs(z))
+        #define __Pyx_c_pow_double(a, b)  (::std::pow(a, b))
+    #endif
+  #else
+    #define __Pyx_c_is_zero_double(z) ((z)==0)
+    #define __Pyx_c_conj_double(z)    (conj(z))
+    #if 1
+        #define __Pyx_c_abs_double(z)     (cabs(z))
+        #define __Pyx_c_pow_double(a, b)  (cpow(a, b))
+    #endif
+ #endif
+#else
+    static CYTHON_INLINE int __Pyx_c_eq_double(__pyx_t_double_complex, __pyx_t_double_complex);
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_sum_double(__pyx_t_double_complex, __pyx_t_double_complex);
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_diff_double(__pyx_t_double_complex, __pyx_t_double_complex);
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_prod_double(__pyx_t_double_complex, __pyx_t_double_complex);
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_quot_double(__pyx_t_double_complex, __pyx_t_double_complex);
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_neg_double(__pyx_t_double_complex);
+    static CYTHON_INLINE int __Pyx_c_is_zero_double(__pyx_t_double_complex);
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_conj_double(__pyx_t_double_complex);
+    #if 1
+        static CYTHON_INLINE double __Pyx_c_abs_double(__pyx_t_double_complex);
+        static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_pow_double(__pyx_t_double_complex, __pyx_t_double_complex);
+    #endif
+#endif
+
+/* Arithmetic.proto */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+    #define __Pyx_c_eq_long__double(a, b)   ((a)==(b))
+    #define __Pyx_c_sum_long__double(a, b)  ((a)+(b))
+    #define __Pyx_c_diff_long__double(a, b) ((a)-(b))
+    #define __Pyx_c_prod_long__double(a, b) ((a)*(b))
+    #define __Pyx_c_quot_long__double(a, b) ((a)/(b))
+    #define __Pyx_c_neg_long__double(a)     (-(a))
+  #ifdef __cplusplus
+    #define __Pyx_c_is_zero_long__double(z) ((z)==(long double)0)
+    #define __Pyx_c_conj_long__double(z)    (::std::conj(z))
+    #if 1
+        #define __Pyx_c_abs_long__double(z)     (::std::abs(z))
+        #define __Pyx_c_pow_long__double(a, b)  (::std::pow(a, b))
+    #endif
+  #else
+    #define __Pyx_c_is_zero_long__double(z) ((z)==0)
+    #define __Pyx_c_conj_long__double(z)    (conjl(z))
+    #if 1
+        #define __Pyx_c_abs_long__double(z)     (cabsl(z))
+        #define __Pyx_c_pow_long__double(a, b)  (cpowl(a, b))
+    #endif
+ #endif
+#else
+    static CYTHON_INLINE int __Pyx_c_eq_long__double(__pyx_t_long_double_complex, __pyx_t_long_double_complex);
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_sum_long__double(__pyx_t_long_double_complex, __pyx_t_long_double_complex);
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_diff_long__double(__pyx_t_long_double_complex, __pyx_t_long_double_complex);
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_prod_long__double(__pyx_t_long_double_complex, __pyx_t_long_double_complex);
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_quot_long__double(__pyx_t_long_double_complex, __pyx_t_long_double_complex);
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_neg_long__double(__pyx_t_long_double_complex);
+    static CYTHON_INLINE int __Pyx_c_is_zero_long__double(__pyx_t_long_double_complex);
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_conj_long__double(__pyx_t_long_double_complex);
+    #if 1
+        static CYTHON_INLINE long double __Pyx_c_abs_long__double(__pyx_t_long_double_complex);
+        static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_pow_long__double(__pyx_t_long_double_complex, __pyx_t_long_double_complex);
+    #endif
 #endif
 
 /* MemviewSliceCopy.proto */
@@ -3440,6 +3888,12 @@ static CYTHON_INLINE int32_t __Pyx_PyLong_As_int32_t(PyObject *);
 static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *);
 
 /* CIntFromPy.proto */
+static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *);
+
+/* CIntToPy.proto */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
+
+/* CIntFromPy.proto */
 static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
 
 /* UpdateUnpickledDict.export */
@@ -3450,9 +3904,6 @@ static CYTHON_INLINE int __Pyx_CheckUnpickleChecksum(long checksum, long checksu
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
-
-/* CIntToPy.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
@@ -3563,10 +4014,29 @@ static PyObject *__pyx_memoryview__get_base(struct __pyx_memoryview_obj *__pyx_v
 static PyObject *__pyx_memoryviewslice_convert_item_to_object(struct __pyx_memoryviewslice_obj *__pyx_v_self, char *__pyx_v_itemp); /* proto*/
 static PyObject *__pyx_memoryviewslice_assign_item_from_object(struct __pyx_memoryviewslice_obj *__pyx_v_self, char *__pyx_v_itemp, PyObject *__pyx_v_value); /* proto*/
 static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_5dtype_8itemsize___get__(PyArray_Descr *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_5dtype_9alignment___get__(PyArray_Descr *__pyx_v_self); /* proto*/
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_5dtype_6fields___get__(PyArray_Descr *__pyx_v_self); /* proto*/
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_5dtype_5names___get__(PyArray_Descr *__pyx_v_self); /* proto*/
+static CYTHON_INLINE PyArray_ArrayDescr *__pyx_f_5numpy_5dtype_8subarray___get__(PyArray_Descr *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_uint64 __pyx_f_5numpy_5dtype_5flags___get__(PyArray_Descr *__pyx_v_self); /* proto*/
+static CYTHON_INLINE int __pyx_f_5numpy_9broadcast_7numiter___get__(PyArrayMultiIterObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_9broadcast_4size___get__(PyArrayMultiIterObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_9broadcast_5index___get__(PyArrayMultiIterObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE int __pyx_f_5numpy_9broadcast_2nd___get__(PyArrayMultiIterObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp *__pyx_f_5numpy_9broadcast_10dimensions___get__(PyArrayMultiIterObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE void **__pyx_f_5numpy_9broadcast_5iters___get__(PyArrayMultiIterObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_7ndarray_4base___get__(PyArrayObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE PyArray_Descr *__pyx_f_5numpy_7ndarray_5descr___get__(PyArrayObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE int __pyx_f_5numpy_7ndarray_4ndim___get__(PyArrayObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_5shape___get__(PyArrayObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_7strides___get__(PyArrayObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_7ndarray_4size___get__(PyArrayObject *__pyx_v_self); /* proto*/
+static CYTHON_INLINE char *__pyx_f_5numpy_7ndarray_4data___get__(PyArrayObject *__pyx_v_self); /* proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int __pyx_v_cls, int64_t __pyx_v_extra, int __pyx_v_adding); /* proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int __pyx_v_cls); /* proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int32_t const *__pyx_v_cols, uint8_t const *__pyx_v_levels, Py_ssize_t __pyx_v_n); /* proto*/
-static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n_req, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, __Pyx_memviewslice __pyx_v_weights); /* proto*/
+static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n_req, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, double const *__pyx_v_weights); /* proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__stale(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry const &__pyx_v_e); /* proto*/
 static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_UNUSED struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry>  &__pyx_v_heap, Py_ssize_t __pyx_v_i); /* proto*/
 static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON_UNUSED struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry>  &__pyx_v_heap, Py_ssize_t __pyx_v_i); /* proto*/
@@ -3574,10 +4044,39 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int32_t __pyx_v_b); /* proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acceptable(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int32_t __pyx_v_conv, Py_ssize_t __pyx_v_agent, int64_t __pyx_v_now, __Pyx_memviewslice __pyx_v_present); /* proto*/
 static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int32_t __pyx_v_b, Py_ssize_t __pyx_v_agent, int64_t __pyx_v_now, __Pyx_memviewslice __pyx_v_present, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *__pyx_v_out); /* proto*/
+static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, std::vector<int32_t>  const &__pyx_v_buckets, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t, Py_ssize_t __pyx_v_agent, int __pyx_v_kind_bit, int64_t __pyx_v_now, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *__pyx_v_best, int *__pyx_v_have); /* proto*/
+static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n, int __pyx_v_room, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t, Py_ssize_t __pyx_v_agent, int __pyx_v_kind_bit, int64_t __pyx_v_now, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *__pyx_v_best, int *__pyx_v_have); /* proto*/
 
 /* Module declarations from "libc.stdint" */
 
+/* Module declarations from "libcpp" */
+
+/* Module declarations from "libcpp.utility" */
+
+/* Module declarations from "libcpp.algorithm" */
+
+/* Module declarations from "libcpp.unordered_map" */
+
 /* Module declarations from "libcpp.vector" */
+
+/* Module declarations from "libc.string" */
+
+/* Module declarations from "libc.stdio" */
+
+/* Module declarations from "__builtin__" */
+
+/* Module declarations from "cpython.type" */
+
+/* Module declarations from "cpython" */
+
+/* Module declarations from "cpython.object" */
+
+/* Module declarations from "cpython.ref" */
+
+/* Module declarations from "numpy" */
+
+/* Module declarations from "numpy" */
+static CYTHON_INLINE int __pyx_f_5numpy_import_array(void); /*proto*/
 
 /* Module declarations from "omniroute.core_ext._kernel" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
@@ -3590,7 +4089,9 @@ static int __pyx_memoryview_thread_locks_used;
 static PyThread_type_lock __pyx_memoryview_thread_locks[8];
 static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, int, int, int64_t, int); /*proto*/
 static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute_8core_ext_7_kernel__views(PyObject *); /*proto*/
+static CYTHON_INLINE void const *__pyx_f_9omniroute_8core_ext_7_kernel__data(PyObject *, int, Py_ssize_t *); /*proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry const &, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry const &); /*proto*/
+static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int32_t const *, Py_ssize_t, int); /*proto*/
 static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle__Table__set_state(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, PyObject *); /*proto*/
 static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle_QueueIndex__set_state(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, PyObject *); /*proto*/
 static PyObject *__pyx_convert_vector_to_py_uint8_t(std::vector<uint8_t>  const &); /*proto*/
@@ -3600,6 +4101,8 @@ static PyObject *__pyx_convert_vector_to_py_struct____pyx_t_9omniroute_8core_ext
 static PyObject *__pyx_convert_vector_to_py_std_3a__3a_vector_3c_struct____pyx_t_9omniroute_8core_ext_7_kernel_Entry_3e___(std::vector<std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry> >  const &); /*proto*/
 static struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry __pyx_convert__from_py_struct____pyx_t_9omniroute_8core_ext_7_kernel_Entry(PyObject *); /*proto*/
 static PyObject *__pyx_convert_vector_to_py_std_3a__3a_vector_3c_uint8_t_3e___(std::vector<std::vector<uint8_t> >  const &); /*proto*/
+static PyObject *__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___(std::unordered_map<uint64_t,std::vector<int32_t> >  const &); /*proto*/
+static std::unordered_map<uint64_t,std::vector<int32_t> >  __pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___(PyObject *); /*proto*/
 static PyObject *__pyx_convert_vector_to_py_int64_t(std::vector<int64_t>  const &); /*proto*/
 static int __pyx_array_allocate_buffer(struct __pyx_array_obj *); /*proto*/
 static struct __pyx_array_obj *__pyx_array_new(PyObject *, Py_ssize_t, char *, char const *, char *); /*proto*/
@@ -3650,7 +4153,6 @@ static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_int32_t__const__ = { "const int32_
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_int64_t__const__ = { "const int64_t", NULL, sizeof(int64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(int64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(int64_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_uint8_t__const__ = { "const uint8_t", NULL, sizeof(uint8_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(uint8_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(uint8_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_uint64_t__const__ = { "const uint64_t", NULL, sizeof(uint64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(uint64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(uint64_t const ), 0 };
-static const __Pyx_TypeInfo __Pyx_TypeInfo_double__const__ = { "const double", NULL, sizeof(double const ), { 0 }, 0, 'R', 0, 0 };
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "omniroute.core_ext._kernel"
 extern int __pyx_module_is_main_omniroute__core_ext___kernel;
@@ -3670,7 +4172,7 @@ static const char __pyx_k_a_mapping[] = "a mapping";
 static const char __pyx_k_Dimension_d_is_not_direct[] = "Dimension %d is not direct";
 static const char __pyx_k_Cannot_index_with_type_200U[] = "Cannot index with type \047%.200U\047";
 static const char __pyx_k_itemsize_0_for_cython_array[] = "itemsize <= 0 for cython.array";
-static const char __pyx_k_ids_alive_b_cls_b_cols_b_heap_b[] = "_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size";
+static const char __pyx_k_ids_alive_b_cls_b_cols_b_heap_b[] = "_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size";
 static const char __pyx_k_Buffer_view_does_not_expose_stri[] = "Buffer view does not expose strides";
 static const char __pyx_k_Can_only_create_a_buffer_that_is[] = "Can only create a buffer that is contiguous in memory.";
 static const char __pyx_k_Cannot_create_writable_memory_vi[] = "Cannot create writable memory view from read-only memoryview";
@@ -3732,12 +4234,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6_Table_4__setstate_cyth
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_committed_units(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, int __pyx_v_cls, int64_t __pyx_v_extra, int __pyx_v_adding); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_2fits(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, int __pyx_v_cls, int64_t __pyx_v_extra, int __pyx_v_adding); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, __Pyx_memviewslice __pyx_v_req_cols, __Pyx_memviewslice __pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, __Pyx_memviewslice __pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, __Pyx_memviewslice __pyx_v_weights); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, __Pyx_memviewslice __pyx_v_req_cols, __Pyx_memviewslice __pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, __Pyx_memviewslice __pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, __Pyx_memviewslice __pyx_v_weights); /* proto */
-static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, PyObject *__pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights); /* proto */
+static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int __pyx_v_n_classes); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, __Pyx_memviewslice __pyx_v_cols, __Pyx_memviewslice __pyx_v_levels, int __pyx_v_cls, int __pyx_v_kind_mask); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, Py_ssize_t __pyx_v_conv, int32_t __pyx_v_bucket, int64_t __pyx_v_key, int64_t __pyx_v_deadline, int64_t __pyx_v_seq, int32_t __pyx_v_pinned, int64_t __pyx_v_pin_until, __Pyx_memviewslice __pyx_v_excluded); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, Py_ssize_t __pyx_v_conv, int32_t __pyx_v_bucket, int64_t __pyx_v_key, int64_t __pyx_v_deadline, int64_t __pyx_v_seq, int32_t __pyx_v_pinned, int64_t __pyx_v_pin_until, PyObject *__pyx_v_excluded); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, Py_ssize_t __pyx_v_conv); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgent(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_agent, int64_t __pyx_v_now); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size___get__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self); /* proto */
@@ -3925,6 +4427,22 @@ namespace {
     PyObject *__pyx_empty_tuple;
     PyObject *__pyx_empty_bytes;
     PyObject *__pyx_empty_unicode;
+    PyTypeObject *__pyx_ptype_7cpython_4type_type;
+    PyTypeObject *__pyx_ptype_5numpy_dtype;
+    PyTypeObject *__pyx_ptype_5numpy_flatiter;
+    PyTypeObject *__pyx_ptype_5numpy_broadcast;
+    PyTypeObject *__pyx_ptype_5numpy_ndarray;
+    PyTypeObject *__pyx_ptype_5numpy_generic;
+    PyTypeObject *__pyx_ptype_5numpy_number;
+    PyTypeObject *__pyx_ptype_5numpy_integer;
+    PyTypeObject *__pyx_ptype_5numpy_signedinteger;
+    PyTypeObject *__pyx_ptype_5numpy_unsignedinteger;
+    PyTypeObject *__pyx_ptype_5numpy_inexact;
+    PyTypeObject *__pyx_ptype_5numpy_floating;
+    PyTypeObject *__pyx_ptype_5numpy_complexfloating;
+    PyTypeObject *__pyx_ptype_5numpy_flexible;
+    PyTypeObject *__pyx_ptype_5numpy_character;
+    PyTypeObject *__pyx_ptype_5numpy_ufunc;
     PyObject *__pyx_type_9omniroute_8core_ext_7_kernel__Table;
     PyObject *__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex;
     PyObject *__pyx_type___pyx_array;
@@ -3944,7 +4462,7 @@ namespace {
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
     PyObject *__pyx_codeobj_tab[16];
-    PyObject *__pyx_string_tab[211];
+    PyObject *__pyx_string_tab[222];
     PyObject *__pyx_number_tab[5];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -4019,195 +4537,206 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_core_ext__kernel_pyx __pyx_string_tab[22]
 #define __pyx_kp_u_disable __pyx_string_tab[23]
 #define __pyx_kp_u_enable __pyx_string_tab[24]
-#define __pyx_kp_u_gc __pyx_string_tab[25]
-#define __pyx_kp_u_isenabled __pyx_string_tab[26]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[27]
-#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[28]
-#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[29]
-#define __pyx_n_u_ASCII __pyx_string_tab[30]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[31]
-#define __pyx_n_u_QueueIndex __pyx_string_tab[32]
-#define __pyx_n_u_QueueIndex___reduce_cython __pyx_string_tab[33]
-#define __pyx_n_u_QueueIndex___setstate_cython __pyx_string_tab[34]
-#define __pyx_n_u_QueueIndex_add __pyx_string_tab[35]
-#define __pyx_n_u_QueueIndex_bucket_id __pyx_string_tab[36]
-#define __pyx_n_u_QueueIndex_most_urgent __pyx_string_tab[37]
-#define __pyx_n_u_QueueIndex_remove __pyx_string_tab[38]
-#define __pyx_n_u_Sequence __pyx_string_tab[39]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[40]
-#define __pyx_n_u_Table __pyx_string_tab[41]
-#define __pyx_n_u_Table___reduce_cython __pyx_string_tab[42]
-#define __pyx_n_u_Table___setstate_cython __pyx_string_tab[43]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[44]
-#define __pyx_n_u_annotate __pyx_string_tab[45]
-#define __pyx_n_u_class __pyx_string_tab[46]
-#define __pyx_n_u_class_getitem __pyx_string_tab[47]
-#define __pyx_n_u_dict __pyx_string_tab[48]
-#define __pyx_n_u_func __pyx_string_tab[49]
-#define __pyx_n_u_getstate __pyx_string_tab[50]
-#define __pyx_n_u_import __pyx_string_tab[51]
-#define __pyx_n_u_main __pyx_string_tab[52]
-#define __pyx_n_u_module __pyx_string_tab[53]
-#define __pyx_n_u_name_2 __pyx_string_tab[54]
-#define __pyx_n_u_new __pyx_string_tab[55]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[56]
-#define __pyx_n_u_pyx_result __pyx_string_tab[57]
-#define __pyx_n_u_pyx_state __pyx_string_tab[58]
-#define __pyx_n_u_pyx_type __pyx_string_tab[59]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[60]
-#define __pyx_n_u_pyx_unpickle_QueueIndex __pyx_string_tab[61]
-#define __pyx_n_u_pyx_unpickle__Table __pyx_string_tab[62]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[63]
-#define __pyx_n_u_qualname __pyx_string_tab[64]
-#define __pyx_n_u_reduce __pyx_string_tab[65]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[66]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[67]
-#define __pyx_n_u_set_name __pyx_string_tab[68]
-#define __pyx_n_u_setstate __pyx_string_tab[69]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[70]
-#define __pyx_n_u_test __pyx_string_tab[71]
-#define __pyx_n_u_dict_2 __pyx_string_tab[72]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[73]
-#define __pyx_n_u_kernel_views __pyx_string_tab[74]
-#define __pyx_n_u_abc __pyx_string_tab[75]
-#define __pyx_n_u_add __pyx_string_tab[76]
-#define __pyx_n_u_adding __pyx_string_tab[77]
-#define __pyx_n_u_agent __pyx_string_tab[78]
-#define __pyx_n_u_agent_eligible __pyx_string_tab[79]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[80]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[81]
-#define __pyx_n_u_b __pyx_string_tab[82]
-#define __pyx_n_u_base __pyx_string_tab[83]
-#define __pyx_n_u_best __pyx_string_tab[84]
-#define __pyx_n_u_best_agent __pyx_string_tab[85]
-#define __pyx_n_u_best_score __pyx_string_tab[86]
-#define __pyx_n_u_best_seq __pyx_string_tab[87]
-#define __pyx_n_u_bucket __pyx_string_tab[88]
-#define __pyx_n_u_bucket_id __pyx_string_tab[89]
-#define __pyx_n_u_budget __pyx_string_tab[90]
-#define __pyx_n_u_c __pyx_string_tab[91]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[92]
-#define __pyx_n_u_cls __pyx_string_tab[93]
-#define __pyx_n_u_cmax __pyx_string_tab[94]
-#define __pyx_n_u_col __pyx_string_tab[95]
-#define __pyx_n_u_cols __pyx_string_tab[96]
-#define __pyx_n_u_committed_units __pyx_string_tab[97]
-#define __pyx_n_u_conv __pyx_string_tab[98]
-#define __pyx_n_u_cost __pyx_string_tab[99]
-#define __pyx_n_u_count __pyx_string_tab[100]
-#define __pyx_n_u_counts __pyx_string_tab[101]
-#define __pyx_n_u_deadline __pyx_string_tab[102]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[103]
-#define __pyx_n_u_encode __pyx_string_tab[104]
-#define __pyx_n_u_entry __pyx_string_tab[105]
-#define __pyx_n_u_enumerate __pyx_string_tab[106]
-#define __pyx_n_u_error __pyx_string_tab[107]
-#define __pyx_n_u_excluded __pyx_string_tab[108]
-#define __pyx_n_u_extra __pyx_string_tab[109]
-#define __pyx_n_u_fit __pyx_string_tab[110]
-#define __pyx_n_u_fits __pyx_string_tab[111]
-#define __pyx_n_u_flags __pyx_string_tab[112]
-#define __pyx_n_u_format __pyx_string_tab[113]
-#define __pyx_n_u_fortran __pyx_string_tab[114]
-#define __pyx_n_u_found __pyx_string_tab[115]
-#define __pyx_n_u_gen __pyx_string_tab[116]
-#define __pyx_n_u_get __pyx_string_tab[117]
-#define __pyx_n_u_have __pyx_string_tab[118]
-#define __pyx_n_u_i __pyx_string_tab[119]
-#define __pyx_n_u_id __pyx_string_tab[120]
-#define __pyx_n_u_idle_since __pyx_string_tab[121]
-#define __pyx_n_u_index __pyx_string_tab[122]
-#define __pyx_n_u_intr __pyx_string_tab[123]
-#define __pyx_n_u_items __pyx_string_tab[124]
-#define __pyx_n_u_itemsize __pyx_string_tab[125]
-#define __pyx_n_u_j __pyx_string_tab[126]
-#define __pyx_n_u_k __pyx_string_tab[127]
-#define __pyx_n_u_key __pyx_string_tab[128]
-#define __pyx_n_u_kind __pyx_string_tab[129]
-#define __pyx_n_u_kind_bit __pyx_string_tab[130]
-#define __pyx_n_u_kind_mask __pyx_string_tab[131]
-#define __pyx_n_u_l __pyx_string_tab[132]
-#define __pyx_n_u_last_offer __pyx_string_tab[133]
-#define __pyx_n_u_levels __pyx_string_tab[134]
-#define __pyx_n_u_mask __pyx_string_tab[135]
-#define __pyx_n_u_memview __pyx_string_tab[136]
-#define __pyx_n_u_mode __pyx_string_tab[137]
-#define __pyx_n_u_most_urgent __pyx_string_tab[138]
-#define __pyx_n_u_n_cols __pyx_string_tab[139]
-#define __pyx_n_u_n_req __pyx_string_tab[140]
-#define __pyx_n_u_n_skills __pyx_string_tab[141]
-#define __pyx_n_u_n_words __pyx_string_tab[142]
-#define __pyx_n_u_name __pyx_string_tab[143]
-#define __pyx_n_u_ndim __pyx_string_tab[144]
-#define __pyx_n_u_now __pyx_string_tab[145]
-#define __pyx_n_u_obj __pyx_string_tab[146]
-#define __pyx_n_u_offer_counter __pyx_string_tab[147]
-#define __pyx_n_u_omniroute_core_ext__kernel __pyx_string_tab[148]
-#define __pyx_n_u_pack __pyx_string_tab[149]
-#define __pyx_n_u_pin_until __pyx_string_tab[150]
-#define __pyx_n_u_pinned __pyx_string_tab[151]
-#define __pyx_n_u_pop __pyx_string_tab[152]
-#define __pyx_n_u_preferred __pyx_string_tab[153]
-#define __pyx_n_u_present __pyx_string_tab[154]
-#define __pyx_n_u_profile __pyx_string_tab[155]
-#define __pyx_n_u_rare __pyx_string_tab[156]
-#define __pyx_n_u_rare_count __pyx_string_tab[157]
-#define __pyx_n_u_register __pyx_string_tab[158]
-#define __pyx_n_u_remove __pyx_string_tab[159]
-#define __pyx_n_u_req_cols __pyx_string_tab[160]
-#define __pyx_n_u_req_levels __pyx_string_tab[161]
-#define __pyx_n_u_room_bits __pyx_string_tab[162]
-#define __pyx_n_u_room_mask __pyx_string_tab[163]
-#define __pyx_n_u_routable __pyx_string_tab[164]
-#define __pyx_n_u_s __pyx_string_tab[165]
-#define __pyx_n_u_score_agent __pyx_string_tab[166]
-#define __pyx_n_u_self __pyx_string_tab[167]
-#define __pyx_n_u_seq __pyx_string_tab[168]
-#define __pyx_n_u_setdefault __pyx_string_tab[169]
-#define __pyx_n_u_shape __pyx_string_tab[170]
-#define __pyx_n_u_sig __pyx_string_tab[171]
-#define __pyx_n_u_size __pyx_string_tab[172]
-#define __pyx_n_u_skill_bits __pyx_string_tab[173]
-#define __pyx_n_u_skill_count __pyx_string_tab[174]
-#define __pyx_n_u_skip __pyx_string_tab[175]
-#define __pyx_n_u_slot __pyx_string_tab[176]
-#define __pyx_n_u_start __pyx_string_tab[177]
-#define __pyx_n_u_state __pyx_string_tab[178]
-#define __pyx_n_u_step __pyx_string_tab[179]
-#define __pyx_n_u_stop __pyx_string_tab[180]
-#define __pyx_n_u_struct __pyx_string_tab[181]
-#define __pyx_n_u_t __pyx_string_tab[182]
-#define __pyx_n_u_table __pyx_string_tab[183]
-#define __pyx_n_u_units __pyx_string_tab[184]
-#define __pyx_n_u_unpack __pyx_string_tab[185]
-#define __pyx_n_u_update __pyx_string_tab[186]
-#define __pyx_n_u_use_setstate __pyx_string_tab[187]
-#define __pyx_n_u_values __pyx_string_tab[188]
-#define __pyx_n_u_version __pyx_string_tab[189]
-#define __pyx_n_u_w __pyx_string_tab[190]
-#define __pyx_n_u_weights __pyx_string_tab[191]
-#define __pyx_n_u_word __pyx_string_tab[192]
-#define __pyx_n_u_x __pyx_string_tab[193]
-#define __pyx_n_b_O __pyx_string_tab[194]
-#define __pyx_kp_b_iso88591_AV1 __pyx_string_tab[195]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[196]
-#define __pyx_kp_b_iso88591_6_QfE __pyx_string_tab[197]
-#define __pyx_kp_b_iso88591_F_1_Qaxq_q_WTU __pyx_string_tab[198]
-#define __pyx_kp_b_iso88591_F_1_A_t1IQa_q_U_1F_1IQfA_Bc_1 __pyx_string_tab[199]
-#define __pyx_kp_b_iso88591_q_0_kQR_6_7_1 __pyx_string_tab[200]
-#define __pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1 __pyx_string_tab[201]
-#define __pyx_kp_b_iso88591_F_1_t1IQfCuAU_6_1_q_xvQc_T_AV1H __pyx_string_tab[202]
-#define __pyx_kp_b_iso88591_F_1_q_xvQha_1F_6_xvQd_VW __pyx_string_tab[203]
-#define __pyx_kp_b_iso88591_WD_HD_YdR_kkooxx_F_F_J_J_S_S_W __pyx_string_tab[204]
-#define __pyx_kp_b_iso88591_Yd_WD_RVV_aahhllyy_G_G_K_K_U_U __pyx_string_tab[205]
-#define __pyx_kp_b_iso88591_F_1_HF_1_q_AV_a_az_q_A_Q_A_1_1 __pyx_string_tab[206]
-#define __pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ __pyx_string_tab[207]
-#define __pyx_kp_b_iso88591_A_aq_4q_A_1_AU_1_1G6_WE_E_aq_fAQ __pyx_string_tab[208]
-#define __pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1 __pyx_string_tab[209]
-#define __pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ __pyx_string_tab[210]
+#define __pyx_kp_u_expected_a_contiguous_1_d_numpy __pyx_string_tab[25]
+#define __pyx_kp_u_gc __pyx_string_tab[26]
+#define __pyx_kp_u_isenabled __pyx_string_tab[27]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[28]
+#define __pyx_kp_u_numpy__core_multiarray_failed_to __pyx_string_tab[29]
+#define __pyx_kp_u_numpy__core_umath_failed_to_impo __pyx_string_tab[30]
+#define __pyx_kp_u_unable_to_allocate_array_data __pyx_string_tab[31]
+#define __pyx_kp_u_unable_to_allocate_shape_and_str __pyx_string_tab[32]
+#define __pyx_n_u_ASCII __pyx_string_tab[33]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[34]
+#define __pyx_n_u_QueueIndex __pyx_string_tab[35]
+#define __pyx_n_u_QueueIndex___reduce_cython __pyx_string_tab[36]
+#define __pyx_n_u_QueueIndex___setstate_cython __pyx_string_tab[37]
+#define __pyx_n_u_QueueIndex_add __pyx_string_tab[38]
+#define __pyx_n_u_QueueIndex_bucket_id __pyx_string_tab[39]
+#define __pyx_n_u_QueueIndex_most_urgent __pyx_string_tab[40]
+#define __pyx_n_u_QueueIndex_remove __pyx_string_tab[41]
+#define __pyx_n_u_Sequence __pyx_string_tab[42]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[43]
+#define __pyx_n_u_Table __pyx_string_tab[44]
+#define __pyx_n_u_Table___reduce_cython __pyx_string_tab[45]
+#define __pyx_n_u_Table___setstate_cython __pyx_string_tab[46]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[47]
+#define __pyx_n_u_annotate __pyx_string_tab[48]
+#define __pyx_n_u_class __pyx_string_tab[49]
+#define __pyx_n_u_class_getitem __pyx_string_tab[50]
+#define __pyx_n_u_dict __pyx_string_tab[51]
+#define __pyx_n_u_func __pyx_string_tab[52]
+#define __pyx_n_u_getstate __pyx_string_tab[53]
+#define __pyx_n_u_import __pyx_string_tab[54]
+#define __pyx_n_u_main __pyx_string_tab[55]
+#define __pyx_n_u_module __pyx_string_tab[56]
+#define __pyx_n_u_name_2 __pyx_string_tab[57]
+#define __pyx_n_u_new __pyx_string_tab[58]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[59]
+#define __pyx_n_u_pyx_result __pyx_string_tab[60]
+#define __pyx_n_u_pyx_state __pyx_string_tab[61]
+#define __pyx_n_u_pyx_type __pyx_string_tab[62]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[63]
+#define __pyx_n_u_pyx_unpickle_QueueIndex __pyx_string_tab[64]
+#define __pyx_n_u_pyx_unpickle__Table __pyx_string_tab[65]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[66]
+#define __pyx_n_u_qualname __pyx_string_tab[67]
+#define __pyx_n_u_reduce __pyx_string_tab[68]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[69]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[70]
+#define __pyx_n_u_set_name __pyx_string_tab[71]
+#define __pyx_n_u_setstate __pyx_string_tab[72]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[73]
+#define __pyx_n_u_test __pyx_string_tab[74]
+#define __pyx_n_u_dict_2 __pyx_string_tab[75]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[76]
+#define __pyx_n_u_kernel_views __pyx_string_tab[77]
+#define __pyx_n_u_abc __pyx_string_tab[78]
+#define __pyx_n_u_add __pyx_string_tab[79]
+#define __pyx_n_u_adding __pyx_string_tab[80]
+#define __pyx_n_u_agent __pyx_string_tab[81]
+#define __pyx_n_u_agent_eligible __pyx_string_tab[82]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[83]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[84]
+#define __pyx_n_u_b __pyx_string_tab[85]
+#define __pyx_n_u_base __pyx_string_tab[86]
+#define __pyx_n_u_best __pyx_string_tab[87]
+#define __pyx_n_u_best_agent __pyx_string_tab[88]
+#define __pyx_n_u_best_score __pyx_string_tab[89]
+#define __pyx_n_u_best_seq __pyx_string_tab[90]
+#define __pyx_n_u_bucket __pyx_string_tab[91]
+#define __pyx_n_u_bucket_id __pyx_string_tab[92]
+#define __pyx_n_u_budget __pyx_string_tab[93]
+#define __pyx_n_u_c __pyx_string_tab[94]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[95]
+#define __pyx_n_u_cls __pyx_string_tab[96]
+#define __pyx_n_u_cmax __pyx_string_tab[97]
+#define __pyx_n_u_col __pyx_string_tab[98]
+#define __pyx_n_u_cols __pyx_string_tab[99]
+#define __pyx_n_u_committed_units __pyx_string_tab[100]
+#define __pyx_n_u_conv __pyx_string_tab[101]
+#define __pyx_n_u_cost __pyx_string_tab[102]
+#define __pyx_n_u_count __pyx_string_tab[103]
+#define __pyx_n_u_counts __pyx_string_tab[104]
+#define __pyx_n_u_deadline __pyx_string_tab[105]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[106]
+#define __pyx_n_u_encode __pyx_string_tab[107]
+#define __pyx_n_u_entry __pyx_string_tab[108]
+#define __pyx_n_u_enumerate __pyx_string_tab[109]
+#define __pyx_n_u_error __pyx_string_tab[110]
+#define __pyx_n_u_excl __pyx_string_tab[111]
+#define __pyx_n_u_excluded __pyx_string_tab[112]
+#define __pyx_n_u_extra __pyx_string_tab[113]
+#define __pyx_n_u_fits __pyx_string_tab[114]
+#define __pyx_n_u_flags __pyx_string_tab[115]
+#define __pyx_n_u_format __pyx_string_tab[116]
+#define __pyx_n_u_fortran __pyx_string_tab[117]
+#define __pyx_n_u_found __pyx_string_tab[118]
+#define __pyx_n_u_gen __pyx_string_tab[119]
+#define __pyx_n_u_get __pyx_string_tab[120]
+#define __pyx_n_u_have __pyx_string_tab[121]
+#define __pyx_n_u_i __pyx_string_tab[122]
+#define __pyx_n_u_id __pyx_string_tab[123]
+#define __pyx_n_u_idle_since __pyx_string_tab[124]
+#define __pyx_n_u_index __pyx_string_tab[125]
+#define __pyx_n_u_intr __pyx_string_tab[126]
+#define __pyx_n_u_items __pyx_string_tab[127]
+#define __pyx_n_u_itemsize __pyx_string_tab[128]
+#define __pyx_n_u_j __pyx_string_tab[129]
+#define __pyx_n_u_k __pyx_string_tab[130]
+#define __pyx_n_u_key __pyx_string_tab[131]
+#define __pyx_n_u_kind __pyx_string_tab[132]
+#define __pyx_n_u_kind_bit __pyx_string_tab[133]
+#define __pyx_n_u_kind_mask __pyx_string_tab[134]
+#define __pyx_n_u_l __pyx_string_tab[135]
+#define __pyx_n_u_last_offer __pyx_string_tab[136]
+#define __pyx_n_u_levels __pyx_string_tab[137]
+#define __pyx_n_u_mask __pyx_string_tab[138]
+#define __pyx_n_u_memview __pyx_string_tab[139]
+#define __pyx_n_u_mine __pyx_string_tab[140]
+#define __pyx_n_u_mode __pyx_string_tab[141]
+#define __pyx_n_u_most_urgent __pyx_string_tab[142]
+#define __pyx_n_u_n __pyx_string_tab[143]
+#define __pyx_n_u_n_classes __pyx_string_tab[144]
+#define __pyx_n_u_n_excluded __pyx_string_tab[145]
+#define __pyx_n_u_n_levels __pyx_string_tab[146]
+#define __pyx_n_u_n_req __pyx_string_tab[147]
+#define __pyx_n_u_n_skills __pyx_string_tab[148]
+#define __pyx_n_u_n_weights __pyx_string_tab[149]
+#define __pyx_n_u_n_words __pyx_string_tab[150]
+#define __pyx_n_u_name __pyx_string_tab[151]
+#define __pyx_n_u_ndim __pyx_string_tab[152]
+#define __pyx_n_u_now __pyx_string_tab[153]
+#define __pyx_n_u_obj __pyx_string_tab[154]
+#define __pyx_n_u_offer_counter __pyx_string_tab[155]
+#define __pyx_n_u_omniroute_core_ext__kernel __pyx_string_tab[156]
+#define __pyx_n_u_pack __pyx_string_tab[157]
+#define __pyx_n_u_pin_until __pyx_string_tab[158]
+#define __pyx_n_u_pinned __pyx_string_tab[159]
+#define __pyx_n_u_pop __pyx_string_tab[160]
+#define __pyx_n_u_preferred __pyx_string_tab[161]
+#define __pyx_n_u_present __pyx_string_tab[162]
+#define __pyx_n_u_profile __pyx_string_tab[163]
+#define __pyx_n_u_rare __pyx_string_tab[164]
+#define __pyx_n_u_rare_count __pyx_string_tab[165]
+#define __pyx_n_u_register __pyx_string_tab[166]
+#define __pyx_n_u_remove __pyx_string_tab[167]
+#define __pyx_n_u_req_cols __pyx_string_tab[168]
+#define __pyx_n_u_req_levels __pyx_string_tab[169]
+#define __pyx_n_u_room __pyx_string_tab[170]
+#define __pyx_n_u_room_bits __pyx_string_tab[171]
+#define __pyx_n_u_room_mask __pyx_string_tab[172]
+#define __pyx_n_u_routable __pyx_string_tab[173]
+#define __pyx_n_u_s __pyx_string_tab[174]
+#define __pyx_n_u_score_agent __pyx_string_tab[175]
+#define __pyx_n_u_self __pyx_string_tab[176]
+#define __pyx_n_u_seq __pyx_string_tab[177]
+#define __pyx_n_u_setdefault __pyx_string_tab[178]
+#define __pyx_n_u_shape __pyx_string_tab[179]
+#define __pyx_n_u_sig __pyx_string_tab[180]
+#define __pyx_n_u_size __pyx_string_tab[181]
+#define __pyx_n_u_skill_bits __pyx_string_tab[182]
+#define __pyx_n_u_skill_count __pyx_string_tab[183]
+#define __pyx_n_u_skip __pyx_string_tab[184]
+#define __pyx_n_u_slot __pyx_string_tab[185]
+#define __pyx_n_u_start __pyx_string_tab[186]
+#define __pyx_n_u_state __pyx_string_tab[187]
+#define __pyx_n_u_step __pyx_string_tab[188]
+#define __pyx_n_u_stop __pyx_string_tab[189]
+#define __pyx_n_u_struct __pyx_string_tab[190]
+#define __pyx_n_u_subset __pyx_string_tab[191]
+#define __pyx_n_u_t __pyx_string_tab[192]
+#define __pyx_n_u_table __pyx_string_tab[193]
+#define __pyx_n_u_units __pyx_string_tab[194]
+#define __pyx_n_u_unpack __pyx_string_tab[195]
+#define __pyx_n_u_update __pyx_string_tab[196]
+#define __pyx_n_u_use_setstate __pyx_string_tab[197]
+#define __pyx_n_u_values __pyx_string_tab[198]
+#define __pyx_n_u_version __pyx_string_tab[199]
+#define __pyx_n_u_w __pyx_string_tab[200]
+#define __pyx_n_u_weights __pyx_string_tab[201]
+#define __pyx_n_u_word __pyx_string_tab[202]
+#define __pyx_n_u_wts __pyx_string_tab[203]
+#define __pyx_n_u_x __pyx_string_tab[204]
+#define __pyx_n_b_O __pyx_string_tab[205]
+#define __pyx_kp_b_iso88591_AV1 __pyx_string_tab[206]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[207]
+#define __pyx_kp_b_iso88591_6_QfE __pyx_string_tab[208]
+#define __pyx_kp_b_iso88591_F_1_Qaxq_q_WTU __pyx_string_tab[209]
+#define __pyx_kp_b_iso88591_F_1_A_t1IQa_q_U_1F_1IQfA_Bc_1 __pyx_string_tab[210]
+#define __pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_t1IQfCuAU_6 __pyx_string_tab[211]
+#define __pyx_kp_b_iso88591_q_0_kQR_6_7_1 __pyx_string_tab[212]
+#define __pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1 __pyx_string_tab[213]
+#define __pyx_kp_b_iso88591_F_1_uA_aq_q_N_1_1F_6_we_e __pyx_string_tab[214]
+#define __pyx_kp_b_iso88591_WD_HD_YdR_kkooxx_F_F_J_J_S_S_W __pyx_string_tab[215]
+#define __pyx_kp_b_iso88591_Yd_WD_RVV_aahhllyy_G_G_K_K_U_U __pyx_string_tab[216]
+#define __pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_uA_aq__E_nA __pyx_string_tab[217]
+#define __pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ __pyx_string_tab[218]
+#define __pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1 __pyx_string_tab[219]
+#define __pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_A_aq_4q_A_AU_1_1G6_U_4q_1IQgQ_Bc __pyx_string_tab[221]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
-#define __pyx_int_97976558 __pyx_number_tab[2]
+#define __pyx_int_113360291 __pyx_number_tab[2]
 #define __pyx_int_130272049 __pyx_number_tab[3]
 #define __pyx_int_136983863 __pyx_number_tab[4]
 /* #### Code section: module_state_clear ### */
@@ -4224,6 +4753,22 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   #if CYTHON_PEP489_MULTI_PHASE_INIT
   __Pyx_State_RemoveModule(NULL);
   #endif
+  Py_CLEAR(clear_module_state->__pyx_ptype_7cpython_4type_type);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_dtype);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_flatiter);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_broadcast);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_ndarray);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_generic);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_number);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_integer);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_signedinteger);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_unsignedinteger);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_inexact);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_floating);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_complexfloating);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_flexible);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_character);
+  Py_CLEAR(clear_module_state->__pyx_ptype_5numpy_ufunc);
   Py_CLEAR(clear_module_state->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table);
   Py_CLEAR(clear_module_state->__pyx_type_9omniroute_8core_ext_7_kernel__Table);
   Py_CLEAR(clear_module_state->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex);
@@ -4243,7 +4788,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<211; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<222; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4267,6 +4812,22 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_tuple);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_bytes);
   __Pyx_VISIT_CONST(traverse_module_state->__pyx_empty_unicode);
+  Py_VISIT(traverse_module_state->__pyx_ptype_7cpython_4type_type);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_dtype);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_flatiter);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_broadcast);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_ndarray);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_generic);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_number);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_integer);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_signedinteger);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_unsignedinteger);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_inexact);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_floating);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_complexfloating);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_flexible);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_character);
+  Py_VISIT(traverse_module_state->__pyx_ptype_5numpy_ufunc);
   Py_VISIT(traverse_module_state->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table);
   Py_VISIT(traverse_module_state->__pyx_type_9omniroute_8core_ext_7_kernel__Table);
   Py_VISIT(traverse_module_state->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex);
@@ -4286,7 +4847,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<211; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<222; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -5661,6 +6222,264 @@ static PyObject *__pyx_convert_vector_to_py_std_3a__3a_vector_3c_uint8_t_3e___(s
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
+
+/* "map.to_py":243
+ *         const_iterator end()
+ * 
+ * @cname("__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___")             # <<<<<<<<<<<<<<
+ * cdef object __pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___(const __pyx_cpp_map[X,Y]& s):
+ *     o = {}
+*/
+
+static PyObject *__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___(std::unordered_map<uint64_t,std::vector<int32_t> >  const &__pyx_v_s) {
+  PyObject *__pyx_v_o = NULL;
+  std::unordered_map<uint64_t,std::vector<int32_t> > ::value_type const *__pyx_v_key_value;
+  std::unordered_map<uint64_t,std::vector<int32_t> > ::const_iterator __pyx_v_iter;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___", 0);
+
+  /* "map.to_py":245
+ * @cname("__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___")
+ * cdef object __pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___(const __pyx_cpp_map[X,Y]& s):
+ *     o = {}             # <<<<<<<<<<<<<<
+ *     cdef const __pyx_cpp_map[X,Y].value_type *key_value
+ *     cdef __pyx_cpp_map[X,Y].const_iterator iter = s.begin()
+*/
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 245, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_o = ((PyObject*)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "map.to_py":247
+ *     o = {}
+ *     cdef const __pyx_cpp_map[X,Y].value_type *key_value
+ *     cdef __pyx_cpp_map[X,Y].const_iterator iter = s.begin()             # <<<<<<<<<<<<<<
+ *     while iter != s.end():
+ *         key_value = &cython.operator.dereference(iter)
+*/
+  __pyx_v_iter = __pyx_v_s.begin();
+
+  /* "map.to_py":248
+ *     cdef const __pyx_cpp_map[X,Y].value_type *key_value
+ *     cdef __pyx_cpp_map[X,Y].const_iterator iter = s.begin()
+ *     while iter != s.end():             # <<<<<<<<<<<<<<
+ *         key_value = &cython.operator.dereference(iter)
+ *         o[key_value.first] = key_value.second
+*/
+  while (1) {
+    __pyx_t_2 = (__pyx_v_iter != __pyx_v_s.end());
+
+
+    if (!__pyx_t_2) break;
+
+    /* "map.to_py":249
+ *     cdef __pyx_cpp_map[X,Y].const_iterator iter = s.begin()
+ *     while iter != s.end():
+ *         key_value = &cython.operator.dereference(iter)             # <<<<<<<<<<<<<<
+ *         o[key_value.first] = key_value.second
+ *         cython.operator.preincrement(iter)
+*/
+    __pyx_v_key_value = (&(*__pyx_v_iter));
+
+    /* "map.to_py":250
+ *     while iter != s.end():
+ *         key_value = &cython.operator.dereference(iter)
+ *         o[key_value.first] = key_value.second             # <<<<<<<<<<<<<<
+ *         cython.operator.preincrement(iter)
+ *     return o
+*/
+    __pyx_t_1 = __pyx_convert_vector_to_py_int32_t(__pyx_v_key_value->second); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 250, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+    __pyx_t_3 = __Pyx_PyLong_From_uint64_t(__pyx_v_key_value->first); if (unlikely(!__pyx_t_3)) __PYX_ERR(1, 250, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    if (unlikely((PyDict_SetItem(__pyx_v_o, __pyx_t_3, __pyx_t_1) < 0))) __PYX_ERR(1, 250, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+    /* "map.to_py":251
+ *         key_value = &cython.operator.dereference(iter)
+ *         o[key_value.first] = key_value.second
+ *         cython.operator.preincrement(iter)             # <<<<<<<<<<<<<<
+ *     return o
+ * 
+*/
+    (void)((++__pyx_v_iter));
+  }
+
+  /* "map.to_py":252
+ *         o[key_value.first] = key_value.second
+ *         cython.operator.preincrement(iter)
+ *     return o             # <<<<<<<<<<<<<<
+ * 
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(__pyx_v_o);
+      __pyx_r = __pyx_v_o;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "map.to_py":243
+ *         const_iterator end()
+ * 
+ * @cname("__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___")             # <<<<<<<<<<<<<<
+ * cdef object __pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___(const __pyx_cpp_map[X,Y]& s):
+ *     o = {}
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_AddTraceback("map.to_py.__pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XDECREF(__pyx_v_o);
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "map.from_py":217
+ * 
+ * 
+ * @cname("__pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___")             # <<<<<<<<<<<<<<
+ * cdef __pyx_cpp_map[X,Y] __pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___(object o) except *:
+ *     cdef __pyx_cpp_map[X,Y] m
+*/
+
+static std::unordered_map<uint64_t,std::vector<int32_t> >  __pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___(PyObject *__pyx_v_o) {
+  std::unordered_map<uint64_t,std::vector<int32_t> >  __pyx_v_m;
+  PyObject *__pyx_v_key = NULL;
+  PyObject *__pyx_v_value = NULL;
+  std::unordered_map<uint64_t,std::vector<int32_t> >  __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  int __pyx_t_7;
+  uint64_t __pyx_t_8;
+  std::vector<int32_t>  __pyx_t_9;
+  std::pair<uint64_t,std::vector<int32_t> >  __pyx_t_10;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("__pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___", 0);
+
+  /* "map.from_py":220
+ * cdef __pyx_cpp_map[X,Y] __pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___(object o) except *:
+ *     cdef __pyx_cpp_map[X,Y] m
+ *     for key, value in o.items():             # <<<<<<<<<<<<<<
+ *         m.insert(__pyx_cpp_pair[X,Y](<X>key, <Y>value))
+ *     return m
+*/
+  __pyx_t_2 = 0;
+  if (unlikely(__pyx_v_o == Py_None)) {
+    PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "items");
+    __PYX_ERR(1, 220, __pyx_L1_error)
+  }
+  __pyx_t_5 = __Pyx_dict_iterator(__pyx_v_o, 0, __pyx_mstate_global->__pyx_n_u_items, (&__pyx_t_3), (&__pyx_t_4)); if (unlikely(!__pyx_t_5)) __PYX_ERR(1, 220, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_1);
+  __pyx_t_1 = __pyx_t_5;
+  __pyx_t_5 = 0;
+  while (1) {
+    __pyx_t_7 = __Pyx_dict_iter_next(__pyx_t_1, __pyx_t_3, &__pyx_t_2, &__pyx_t_5, &__pyx_t_6, NULL, __pyx_t_4);
+    if (unlikely(__pyx_t_7 == 0)) break;
+    if (unlikely(__pyx_t_7 == -1)) __PYX_ERR(1, 220, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_XDECREF_SET(__pyx_v_key, __pyx_t_5);
+    __pyx_t_5 = 0;
+    __Pyx_XDECREF_SET(__pyx_v_value, __pyx_t_6);
+    __pyx_t_6 = 0;
+
+    /* "map.from_py":221
+ *     cdef __pyx_cpp_map[X,Y] m
+ *     for key, value in o.items():
+ *         m.insert(__pyx_cpp_pair[X,Y](<X>key, <Y>value))             # <<<<<<<<<<<<<<
+ *     return m
+ * 
+*/
+    __pyx_t_8 = __Pyx_PyLong_As_uint64_t(__pyx_v_key); if (unlikely((__pyx_t_8 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(1, 221, __pyx_L1_error)
+    __pyx_t_9 = __pyx_convert_vector_from_py_int32_t(__pyx_v_value); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 221, __pyx_L1_error)
+    try {
+      __pyx_t_10 = std::pair<uint64_t,std::vector<int32_t> > (((uint64_t)__pyx_t_8), ((std::vector<int32_t> )__pyx_t_9));
+    } catch(...) {
+      __Pyx_CppExn2PyErr();
+      __PYX_ERR(1, 221, __pyx_L1_error)
+    }
+
+
+    try {
+      __pyx_v_m.insert(__pyx_t_10);
+    } catch(...) {
+      __Pyx_CppExn2PyErr();
+      __PYX_ERR(1, 221, __pyx_L1_error)
+    }
+
+  }
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+
+  /* "map.from_py":222
+ *     for key, value in o.items():
+ *         m.insert(__pyx_cpp_pair[X,Y](<X>key, <Y>value))
+ *     return m             # <<<<<<<<<<<<<<
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_m;
+  }
+  goto __pyx_L0;
+
+  /* "map.from_py":217
+ * 
+ * 
+ * @cname("__pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___")             # <<<<<<<<<<<<<<
+ * cdef __pyx_cpp_map[X,Y] __pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___(object o) except *:
+ *     cdef __pyx_cpp_map[X,Y] m
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_AddTraceback("map.from_py.__pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_pretend_to_initialize(&__pyx_r);
+  __pyx_L0:;
+
+  __Pyx_XDECREF(__pyx_v_key);
+  __Pyx_XDECREF(__pyx_v_value);
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "vector.to_py":79
+ *     const Py_ssize_t PY_SSIZE_T_MAX
+ * 
+ * @cname("__pyx_convert_vector_to_py_int64_t")             # <<<<<<<<<<<<<<
+ * cdef object __pyx_convert_vector_to_py_int64_t(const __pyx_cpp_vector[X]& v):
+ *     if v.size() > <size_t> PY_SSIZE_T_MAX:
+*/
 
 static PyObject *__pyx_convert_vector_to_py_int64_t(std::vector<int64_t>  const &__pyx_v_v) {
   Py_ssize_t __pyx_v_v_size_signed;
@@ -21271,7 +22090,1885 @@ static std::vector<int64_t>  __pyx_convert_vector_from_py_int64_t(PyObject *__py
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":18
+/* "numpy/__init__.cython-30.pxd":243
+ *         cdef int type_num
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp itemsize(self) noexcept nogil:
+ *             return PyDataType_ELSIZE(self)
+*/
+
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_5dtype_8itemsize___get__(PyArray_Descr *__pyx_v_self) {
+  npy_intp __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":245
+ *         @property
+ *         cdef inline npy_intp itemsize(self) noexcept nogil:
+ *             return PyDataType_ELSIZE(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyDataType_ELSIZE(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":243
+ *         cdef int type_num
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp itemsize(self) noexcept nogil:
+ *             return PyDataType_ELSIZE(self)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":247
+ *             return PyDataType_ELSIZE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp alignment(self) noexcept nogil:
+ *             return PyDataType_ALIGNMENT(self)
+*/
+
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_5dtype_9alignment___get__(PyArray_Descr *__pyx_v_self) {
+  npy_intp __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":249
+ *         @property
+ *         cdef inline npy_intp alignment(self) noexcept nogil:
+ *             return PyDataType_ALIGNMENT(self)             # <<<<<<<<<<<<<<
+ * 
+ *         # Use fields/names with care as they may be NULL.  You must check
+*/
+  {
+
+    __pyx_r = PyDataType_ALIGNMENT(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":247
+ *             return PyDataType_ELSIZE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp alignment(self) noexcept nogil:
+ *             return PyDataType_ALIGNMENT(self)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":253
+ *         # Use fields/names with care as they may be NULL.  You must check
+ *         # for this using PyDataType_HASFIELDS.
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline object fields(self):
+ *             return <object>PyDataType_FIELDS(self)
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_5dtype_6fields___get__(PyArray_Descr *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "numpy/__init__.cython-30.pxd":255
+ *         @property
+ *         cdef inline object fields(self):
+ *             return <object>PyDataType_FIELDS(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  __pyx_t_1 = PyDataType_FIELDS(__pyx_v_self);
+
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(((PyObject *)__pyx_t_1));
+      __pyx_r = ((PyObject *)__pyx_t_1);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":253
+ *         # Use fields/names with care as they may be NULL.  You must check
+ *         # for this using PyDataType_HASFIELDS.
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline object fields(self):
+ *             return <object>PyDataType_FIELDS(self)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":257
+ *             return <object>PyDataType_FIELDS(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline tuple names(self):
+ *             return <tuple>PyDataType_NAMES(self)
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_5dtype_5names___get__(PyArray_Descr *__pyx_v_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "numpy/__init__.cython-30.pxd":259
+ *         @property
+ *         cdef inline tuple names(self):
+ *             return <tuple>PyDataType_NAMES(self)             # <<<<<<<<<<<<<<
+ * 
+ *         # Use PyDataType_HASSUBARRAY to test whether this field is
+*/
+  __pyx_t_1 = PyDataType_NAMES(__pyx_v_self);
+
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(((PyObject*)__pyx_t_1));
+      __pyx_r = ((PyObject*)__pyx_t_1);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":257
+ *             return <object>PyDataType_FIELDS(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline tuple names(self):
+ *             return <tuple>PyDataType_NAMES(self)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":264
+ *         # valid (the pointer can be NULL). Most users should access
+ *         # this field via the inline helper method PyDataType_SHAPE.
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline PyArray_ArrayDescr* subarray(self) noexcept nogil:
+ *             return PyDataType_SUBARRAY(self)
+*/
+
+static CYTHON_INLINE PyArray_ArrayDescr *__pyx_f_5numpy_5dtype_8subarray___get__(PyArray_Descr *__pyx_v_self) {
+  PyArray_ArrayDescr *__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":266
+ *         @property
+ *         cdef inline PyArray_ArrayDescr* subarray(self) noexcept nogil:
+ *             return PyDataType_SUBARRAY(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyDataType_SUBARRAY(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":264
+ *         # valid (the pointer can be NULL). Most users should access
+ *         # this field via the inline helper method PyDataType_SHAPE.
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline PyArray_ArrayDescr* subarray(self) noexcept nogil:
+ *             return PyDataType_SUBARRAY(self)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":268
+ *             return PyDataType_SUBARRAY(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_uint64 flags(self) noexcept nogil:
+ *             """The data types flags."""
+*/
+
+static CYTHON_INLINE npy_uint64 __pyx_f_5numpy_5dtype_5flags___get__(PyArray_Descr *__pyx_v_self) {
+  npy_uint64 __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":271
+ *         cdef inline npy_uint64 flags(self) noexcept nogil:
+ *             """The data types flags."""
+ *             return PyDataType_FLAGS(self)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = PyDataType_FLAGS(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":268
+ *             return PyDataType_SUBARRAY(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_uint64 flags(self) noexcept nogil:
+ *             """The data types flags."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":280
+ *     ctypedef class numpy.broadcast [object PyArrayMultiIterObject, check_size ignore]:
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline int numiter(self) noexcept nogil:
+ *             """The number of arrays that need to be broadcast to the same shape."""
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_9broadcast_7numiter___get__(PyArrayMultiIterObject *__pyx_v_self) {
+  int __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":283
+ *         cdef inline int numiter(self) noexcept nogil:
+ *             """The number of arrays that need to be broadcast to the same shape."""
+ *             return PyArray_MultiIter_NUMITER(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_MultiIter_NUMITER(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":280
+ *     ctypedef class numpy.broadcast [object PyArrayMultiIterObject, check_size ignore]:
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline int numiter(self) noexcept nogil:
+ *             """The number of arrays that need to be broadcast to the same shape."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":285
+ *             return PyArray_MultiIter_NUMITER(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp size(self) noexcept nogil:
+ *             """The total broadcasted size."""
+*/
+
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_9broadcast_4size___get__(PyArrayMultiIterObject *__pyx_v_self) {
+  npy_intp __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":288
+ *         cdef inline npy_intp size(self) noexcept nogil:
+ *             """The total broadcasted size."""
+ *             return PyArray_MultiIter_SIZE(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_MultiIter_SIZE(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":285
+ *             return PyArray_MultiIter_NUMITER(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp size(self) noexcept nogil:
+ *             """The total broadcasted size."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":290
+ *             return PyArray_MultiIter_SIZE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp index(self) noexcept nogil:
+ *             """The current (1-d) index into the broadcasted result."""
+*/
+
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_9broadcast_5index___get__(PyArrayMultiIterObject *__pyx_v_self) {
+  npy_intp __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":293
+ *         cdef inline npy_intp index(self) noexcept nogil:
+ *             """The current (1-d) index into the broadcasted result."""
+ *             return PyArray_MultiIter_INDEX(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_MultiIter_INDEX(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":290
+ *             return PyArray_MultiIter_SIZE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp index(self) noexcept nogil:
+ *             """The current (1-d) index into the broadcasted result."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":295
+ *             return PyArray_MultiIter_INDEX(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline int nd(self) noexcept nogil:
+ *             """The number of dimensions in the broadcasted result."""
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_9broadcast_2nd___get__(PyArrayMultiIterObject *__pyx_v_self) {
+  int __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":298
+ *         cdef inline int nd(self) noexcept nogil:
+ *             """The number of dimensions in the broadcasted result."""
+ *             return PyArray_MultiIter_NDIM(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_MultiIter_NDIM(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":295
+ *             return PyArray_MultiIter_INDEX(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline int nd(self) noexcept nogil:
+ *             """The number of dimensions in the broadcasted result."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":300
+ *             return PyArray_MultiIter_NDIM(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp* dimensions(self) noexcept nogil:
+ *             """The shape of the broadcasted result."""
+*/
+
+static CYTHON_INLINE npy_intp *__pyx_f_5numpy_9broadcast_10dimensions___get__(PyArrayMultiIterObject *__pyx_v_self) {
+  npy_intp *__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":303
+ *         cdef inline npy_intp* dimensions(self) noexcept nogil:
+ *             """The shape of the broadcasted result."""
+ *             return PyArray_MultiIter_DIMS(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_MultiIter_DIMS(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":300
+ *             return PyArray_MultiIter_NDIM(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp* dimensions(self) noexcept nogil:
+ *             """The shape of the broadcasted result."""
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":305
+ *             return PyArray_MultiIter_DIMS(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline void** iters(self) noexcept nogil:
+ *             """An array of iterator objects that holds the iterators for the arrays to be broadcast together.
+*/
+
+static CYTHON_INLINE void **__pyx_f_5numpy_9broadcast_5iters___get__(PyArrayMultiIterObject *__pyx_v_self) {
+  void **__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":309
+ *             """An array of iterator objects that holds the iterators for the arrays to be broadcast together.
+ *             On return, the iterators are adjusted for broadcasting."""
+ *             return PyArray_MultiIter_ITERS(self)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = PyArray_MultiIter_ITERS(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":305
+ *             return PyArray_MultiIter_DIMS(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline void** iters(self) noexcept nogil:
+ *             """An array of iterator objects that holds the iterators for the arrays to be broadcast together.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":323
+ *         # Instead, we use properties that map to the corresponding C-API functions.
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline PyObject* base(self) noexcept nogil:
+ *             """Returns a borrowed reference to the object owning the data/memory.
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_7ndarray_4base___get__(PyArrayObject *__pyx_v_self) {
+  PyObject *__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":327
+ *             """Returns a borrowed reference to the object owning the data/memory.
+ *             """
+ *             return PyArray_BASE(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_BASE(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":323
+ *         # Instead, we use properties that map to the corresponding C-API functions.
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline PyObject* base(self) noexcept nogil:
+ *             """Returns a borrowed reference to the object owning the data/memory.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":329
+ *             return PyArray_BASE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline dtype descr(self):
+ *             """Returns an owned reference to the dtype of the array.
+*/
+
+static CYTHON_INLINE PyArray_Descr *__pyx_f_5numpy_7ndarray_5descr___get__(PyArrayObject *__pyx_v_self) {
+  PyArray_Descr *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyArray_Descr *__pyx_t_1;
+  __Pyx_RefNannySetupContext("__get__", 0);
+
+  /* "numpy/__init__.cython-30.pxd":333
+ *             """Returns an owned reference to the dtype of the array.
+ *             """
+ *             return <dtype>PyArray_DESCR(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  __pyx_t_1 = PyArray_DESCR(__pyx_v_self);
+
+  {
+    PyArray_Descr *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF((PyObject *)((PyArray_Descr *)__pyx_t_1));
+      __pyx_r = ((PyArray_Descr *)__pyx_t_1);
+    }
+    __Pyx_XDECREF((PyObject *)__pyx_temp);
+  }
+
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":329
+ *             return PyArray_BASE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline dtype descr(self):
+ *             """Returns an owned reference to the dtype of the array.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF((PyObject *)__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":335
+ *             return <dtype>PyArray_DESCR(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline int ndim(self) noexcept nogil:
+ *             """Returns the number of dimensions in the array.
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_7ndarray_4ndim___get__(PyArrayObject *__pyx_v_self) {
+  int __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":339
+ *             """Returns the number of dimensions in the array.
+ *             """
+ *             return PyArray_NDIM(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_NDIM(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":335
+ *             return <dtype>PyArray_DESCR(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline int ndim(self) noexcept nogil:
+ *             """Returns the number of dimensions in the array.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":341
+ *             return PyArray_NDIM(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp *shape(self) noexcept nogil:
+ *             """Returns a pointer to the dimensions/shape of the array.
+*/
+
+static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_5shape___get__(PyArrayObject *__pyx_v_self) {
+  npy_intp *__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":347
+ *             Can return NULL for 0-dimensional arrays.
+ *             """
+ *             return PyArray_DIMS(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_DIMS(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":341
+ *             return PyArray_NDIM(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp *shape(self) noexcept nogil:
+ *             """Returns a pointer to the dimensions/shape of the array.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":349
+ *             return PyArray_DIMS(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp *strides(self) noexcept nogil:
+ *             """Returns a pointer to the strides of the array.
+*/
+
+static CYTHON_INLINE npy_intp *__pyx_f_5numpy_7ndarray_7strides___get__(PyArrayObject *__pyx_v_self) {
+  npy_intp *__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":354
+ *             The number of elements matches the number of dimensions of the array (ndim).
+ *             """
+ *             return PyArray_STRIDES(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_STRIDES(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":349
+ *             return PyArray_DIMS(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp *strides(self) noexcept nogil:
+ *             """Returns a pointer to the strides of the array.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":356
+ *             return PyArray_STRIDES(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp size(self) noexcept nogil:
+ *             """Returns the total size (in number of elements) of the array.
+*/
+
+static CYTHON_INLINE npy_intp __pyx_f_5numpy_7ndarray_4size___get__(PyArrayObject *__pyx_v_self) {
+  npy_intp __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":360
+ *             """Returns the total size (in number of elements) of the array.
+ *             """
+ *             return PyArray_SIZE(self)             # <<<<<<<<<<<<<<
+ * 
+ *         @property
+*/
+  {
+
+    __pyx_r = PyArray_SIZE(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":356
+ *             return PyArray_STRIDES(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline npy_intp size(self) noexcept nogil:
+ *             """Returns the total size (in number of elements) of the array.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":362
+ *             return PyArray_SIZE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline char* data(self) noexcept nogil:
+ *             """The pointer to the data buffer as a char*.
+*/
+
+static CYTHON_INLINE char *__pyx_f_5numpy_7ndarray_4data___get__(PyArrayObject *__pyx_v_self) {
+  char *__pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":369
+ *             of `PyArray_DATA()` instead, which returns a 'void*'.
+ *             """
+ *             return PyArray_BYTES(self)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = PyArray_BYTES(__pyx_v_self);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":362
+ *             return PyArray_SIZE(self)
+ * 
+ *         @property             # <<<<<<<<<<<<<<
+ *         cdef inline char* data(self) noexcept nogil:
+ *             """The pointer to the data buffer as a char*.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":777
+ * ctypedef long double complex clongdouble_t
+ * 
+ * cdef inline object PyArray_MultiIterNew1(a):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(1, <void*>a)
+ * 
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_PyArray_MultiIterNew1(PyObject *__pyx_v_a) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("PyArray_MultiIterNew1", 0);
+
+  /* "numpy/__init__.cython-30.pxd":778
+ * 
+ * cdef inline object PyArray_MultiIterNew1(a):
+ *     return PyArray_MultiIterNew(1, <void*>a)             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline object PyArray_MultiIterNew2(a, b):
+*/
+  __pyx_t_1 = PyArray_MultiIterNew(1, ((void *)__pyx_v_a)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 778, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":777
+ * ctypedef long double complex clongdouble_t
+ * 
+ * cdef inline object PyArray_MultiIterNew1(a):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(1, <void*>a)
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("numpy.PyArray_MultiIterNew1", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":780
+ *     return PyArray_MultiIterNew(1, <void*>a)
+ * 
+ * cdef inline object PyArray_MultiIterNew2(a, b):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(2, <void*>a, <void*>b)
+ * 
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_PyArray_MultiIterNew2(PyObject *__pyx_v_a, PyObject *__pyx_v_b) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("PyArray_MultiIterNew2", 0);
+
+  /* "numpy/__init__.cython-30.pxd":781
+ * 
+ * cdef inline object PyArray_MultiIterNew2(a, b):
+ *     return PyArray_MultiIterNew(2, <void*>a, <void*>b)             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline object PyArray_MultiIterNew3(a, b, c):
+*/
+  __pyx_t_1 = PyArray_MultiIterNew(2, ((void *)__pyx_v_a), ((void *)__pyx_v_b)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 781, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":780
+ *     return PyArray_MultiIterNew(1, <void*>a)
+ * 
+ * cdef inline object PyArray_MultiIterNew2(a, b):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(2, <void*>a, <void*>b)
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("numpy.PyArray_MultiIterNew2", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":783
+ *     return PyArray_MultiIterNew(2, <void*>a, <void*>b)
+ * 
+ * cdef inline object PyArray_MultiIterNew3(a, b, c):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(3, <void*>a, <void*>b, <void*> c)
+ * 
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_PyArray_MultiIterNew3(PyObject *__pyx_v_a, PyObject *__pyx_v_b, PyObject *__pyx_v_c) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("PyArray_MultiIterNew3", 0);
+
+  /* "numpy/__init__.cython-30.pxd":784
+ * 
+ * cdef inline object PyArray_MultiIterNew3(a, b, c):
+ *     return PyArray_MultiIterNew(3, <void*>a, <void*>b, <void*> c)             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline object PyArray_MultiIterNew4(a, b, c, d):
+*/
+  __pyx_t_1 = PyArray_MultiIterNew(3, ((void *)__pyx_v_a), ((void *)__pyx_v_b), ((void *)__pyx_v_c)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 784, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":783
+ *     return PyArray_MultiIterNew(2, <void*>a, <void*>b)
+ * 
+ * cdef inline object PyArray_MultiIterNew3(a, b, c):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(3, <void*>a, <void*>b, <void*> c)
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("numpy.PyArray_MultiIterNew3", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":786
+ *     return PyArray_MultiIterNew(3, <void*>a, <void*>b, <void*> c)
+ * 
+ * cdef inline object PyArray_MultiIterNew4(a, b, c, d):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(4, <void*>a, <void*>b, <void*>c, <void*> d)
+ * 
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_PyArray_MultiIterNew4(PyObject *__pyx_v_a, PyObject *__pyx_v_b, PyObject *__pyx_v_c, PyObject *__pyx_v_d) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("PyArray_MultiIterNew4", 0);
+
+  /* "numpy/__init__.cython-30.pxd":787
+ * 
+ * cdef inline object PyArray_MultiIterNew4(a, b, c, d):
+ *     return PyArray_MultiIterNew(4, <void*>a, <void*>b, <void*>c, <void*> d)             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline object PyArray_MultiIterNew5(a, b, c, d, e):
+*/
+  __pyx_t_1 = PyArray_MultiIterNew(4, ((void *)__pyx_v_a), ((void *)__pyx_v_b), ((void *)__pyx_v_c), ((void *)__pyx_v_d)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 787, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":786
+ *     return PyArray_MultiIterNew(3, <void*>a, <void*>b, <void*> c)
+ * 
+ * cdef inline object PyArray_MultiIterNew4(a, b, c, d):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(4, <void*>a, <void*>b, <void*>c, <void*> d)
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("numpy.PyArray_MultiIterNew4", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":789
+ *     return PyArray_MultiIterNew(4, <void*>a, <void*>b, <void*>c, <void*> d)
+ * 
+ * cdef inline object PyArray_MultiIterNew5(a, b, c, d, e):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(5, <void*>a, <void*>b, <void*>c, <void*> d, <void*> e)
+ * 
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_PyArray_MultiIterNew5(PyObject *__pyx_v_a, PyObject *__pyx_v_b, PyObject *__pyx_v_c, PyObject *__pyx_v_d, PyObject *__pyx_v_e) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("PyArray_MultiIterNew5", 0);
+
+  /* "numpy/__init__.cython-30.pxd":790
+ * 
+ * cdef inline object PyArray_MultiIterNew5(a, b, c, d, e):
+ *     return PyArray_MultiIterNew(5, <void*>a, <void*>b, <void*>c, <void*> d, <void*> e)             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline tuple PyDataType_SHAPE(dtype d):
+*/
+  __pyx_t_1 = PyArray_MultiIterNew(5, ((void *)__pyx_v_a), ((void *)__pyx_v_b), ((void *)__pyx_v_c), ((void *)__pyx_v_d), ((void *)__pyx_v_e)); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 790, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":789
+ *     return PyArray_MultiIterNew(4, <void*>a, <void*>b, <void*>c, <void*> d)
+ * 
+ * cdef inline object PyArray_MultiIterNew5(a, b, c, d, e):             # <<<<<<<<<<<<<<
+ *     return PyArray_MultiIterNew(5, <void*>a, <void*>b, <void*>c, <void*> d, <void*> e)
+ * 
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("numpy.PyArray_MultiIterNew5", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = 0;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":792
+ *     return PyArray_MultiIterNew(5, <void*>a, <void*>b, <void*>c, <void*> d, <void*> e)
+ * 
+ * cdef inline tuple PyDataType_SHAPE(dtype d):             # <<<<<<<<<<<<<<
+ *     if PyDataType_HASSUBARRAY(d):
+ *         return <tuple>d.subarray.shape
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_PyDataType_SHAPE(PyArray_Descr *__pyx_v_d) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  PyObject *__pyx_t_2;
+  __Pyx_RefNannySetupContext("PyDataType_SHAPE", 0);
+
+  /* "numpy/__init__.cython-30.pxd":793
+ * 
+ * cdef inline tuple PyDataType_SHAPE(dtype d):
+ *     if PyDataType_HASSUBARRAY(d):             # <<<<<<<<<<<<<<
+ *         return <tuple>d.subarray.shape
+ *     else:
+*/
+  __pyx_t_1 = PyDataType_HASSUBARRAY(__pyx_v_d);
+
+  if (__pyx_t_1) {
+
+
+    /* "numpy/__init__.cython-30.pxd":794
+ * cdef inline tuple PyDataType_SHAPE(dtype d):
+ *     if PyDataType_HASSUBARRAY(d):
+ *         return <tuple>d.subarray.shape             # <<<<<<<<<<<<<<
+ *     else:
+ *         return ()
+*/
+    __pyx_t_2 = __pyx_f_5numpy_5dtype_8subarray___get__(__pyx_v_d)->shape;
+
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __Pyx_INCREF(((PyObject*)__pyx_t_2));
+        __pyx_r = ((PyObject*)__pyx_t_2);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+
+    goto __pyx_L0;
+
+    /* "numpy/__init__.cython-30.pxd":793
+ * 
+ * cdef inline tuple PyDataType_SHAPE(dtype d):
+ *     if PyDataType_HASSUBARRAY(d):             # <<<<<<<<<<<<<<
+ *         return <tuple>d.subarray.shape
+ *     else:
+*/
+  }
+
+  /* "numpy/__init__.cython-30.pxd":796
+ *         return <tuple>d.subarray.shape
+ *     else:
+ *         return ()             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  /*else*/ {
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __Pyx_INCREF(__pyx_mstate_global->__pyx_empty_tuple);
+        __pyx_r = __pyx_mstate_global->__pyx_empty_tuple;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+  }
+
+  /* "numpy/__init__.cython-30.pxd":792
+ *     return PyArray_MultiIterNew(5, <void*>a, <void*>b, <void*>c, <void*> d, <void*> e)
+ * 
+ * cdef inline tuple PyDataType_SHAPE(dtype d):             # <<<<<<<<<<<<<<
+ *     if PyDataType_HASSUBARRAY(d):
+ *         return <tuple>d.subarray.shape
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":995
+ *     int _import_umath() except -1
+ * 
+ * cdef inline void set_array_base(ndarray arr, object base) except *:             # <<<<<<<<<<<<<<
+ *     Py_INCREF(base) # important to do this before stealing the reference below!
+ *     PyArray_SetBaseObject(arr, base)
+*/
+
+static CYTHON_INLINE void __pyx_f_5numpy_set_array_base(PyArrayObject *__pyx_v_arr, PyObject *__pyx_v_base) {
+  int __pyx_t_1;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+
+  /* "numpy/__init__.cython-30.pxd":996
+ * 
+ * cdef inline void set_array_base(ndarray arr, object base) except *:
+ *     Py_INCREF(base) # important to do this before stealing the reference below!             # <<<<<<<<<<<<<<
+ *     PyArray_SetBaseObject(arr, base)
+ * 
+*/
+  Py_INCREF(__pyx_v_base);
+
+  /* "numpy/__init__.cython-30.pxd":997
+ * cdef inline void set_array_base(ndarray arr, object base) except *:
+ *     Py_INCREF(base) # important to do this before stealing the reference below!
+ *     PyArray_SetBaseObject(arr, base)             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline object get_array_base(ndarray arr):
+*/
+  __pyx_t_1 = PyArray_SetBaseObject(__pyx_v_arr, __pyx_v_base); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(2, 997, __pyx_L1_error)
+
+
+  /* "numpy/__init__.cython-30.pxd":995
+ *     int _import_umath() except -1
+ * 
+ * cdef inline void set_array_base(ndarray arr, object base) except *:             # <<<<<<<<<<<<<<
+ *     Py_INCREF(base) # important to do this before stealing the reference below!
+ *     PyArray_SetBaseObject(arr, base)
+*/
+
+  /* function exit code */
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_AddTraceback("numpy.set_array_base", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_L0:;
+
+}
+
+/* "numpy/__init__.cython-30.pxd":999
+ *     PyArray_SetBaseObject(arr, base)
+ * 
+ * cdef inline object get_array_base(ndarray arr):             # <<<<<<<<<<<<<<
+ *     base = PyArray_BASE(arr)
+ *     if base is NULL:
+*/
+
+static CYTHON_INLINE PyObject *__pyx_f_5numpy_get_array_base(PyArrayObject *__pyx_v_arr) {
+  PyObject *__pyx_v_base;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  __Pyx_RefNannySetupContext("get_array_base", 0);
+
+  /* "numpy/__init__.cython-30.pxd":1000
+ * 
+ * cdef inline object get_array_base(ndarray arr):
+ *     base = PyArray_BASE(arr)             # <<<<<<<<<<<<<<
+ *     if base is NULL:
+ *         return None
+*/
+  __pyx_v_base = PyArray_BASE(__pyx_v_arr);
+
+  /* "numpy/__init__.cython-30.pxd":1001
+ * cdef inline object get_array_base(ndarray arr):
+ *     base = PyArray_BASE(arr)
+ *     if base is NULL:             # <<<<<<<<<<<<<<
+ *         return None
+ *     return <object>base
+*/
+  __pyx_t_1 = (__pyx_v_base == NULL);
+
+  if (__pyx_t_1) {
+
+
+    /* "numpy/__init__.cython-30.pxd":1002
+ *     base = PyArray_BASE(arr)
+ *     if base is NULL:
+ *         return None             # <<<<<<<<<<<<<<
+ *     return <object>base
+ * 
+*/
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    goto __pyx_L0;
+
+    /* "numpy/__init__.cython-30.pxd":1001
+ * cdef inline object get_array_base(ndarray arr):
+ *     base = PyArray_BASE(arr)
+ *     if base is NULL:             # <<<<<<<<<<<<<<
+ *         return None
+ *     return <object>base
+*/
+  }
+
+  /* "numpy/__init__.cython-30.pxd":1003
+ *     if base is NULL:
+ *         return None
+ *     return <object>base             # <<<<<<<<<<<<<<
+ * 
+ * # Versions of the import_* functions which are more suitable for
+*/
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __Pyx_INCREF(((PyObject *)__pyx_v_base));
+      __pyx_r = ((PyObject *)__pyx_v_base);
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":999
+ *     PyArray_SetBaseObject(arr, base)
+ * 
+ * cdef inline object get_array_base(ndarray arr):             # <<<<<<<<<<<<<<
+ *     base = PyArray_BASE(arr)
+ *     if base is NULL:
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1007
+ * # Versions of the import_* functions which are more suitable for
+ * # Cython code.
+ * cdef inline int import_array() except -1:             # <<<<<<<<<<<<<<
+ *     try:
+ *         __pyx_import_array()
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_import_array(void) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  size_t __pyx_t_10;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("import_array", 0);
+
+  /* "numpy/__init__.cython-30.pxd":1008
+ * # Cython code.
+ * cdef inline int import_array() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         __pyx_import_array()
+ *     except Exception:
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_1, &__pyx_t_2, &__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_t_1);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_3);
+    /*try:*/ {
+
+      /* "numpy/__init__.cython-30.pxd":1009
+ * cdef inline int import_array() except -1:
+ *     try:
+ *         __pyx_import_array()             # <<<<<<<<<<<<<<
+ *     except Exception:
+ *         raise ImportError("numpy._core.multiarray failed to import")
+*/
+      __pyx_t_4 = _import_array(); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(2, 1009, __pyx_L3_error)
+
+
+      /* "numpy/__init__.cython-30.pxd":1008
+ * # Cython code.
+ * cdef inline int import_array() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         __pyx_import_array()
+ *     except Exception:
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    goto __pyx_L8_try_end;
+    __pyx_L3_error:;
+
+    /* "numpy/__init__.cython-30.pxd":1010
+ *     try:
+ *         __pyx_import_array()
+ *     except Exception:             # <<<<<<<<<<<<<<
+ *         raise ImportError("numpy._core.multiarray failed to import")
+ * 
+*/
+    __pyx_t_4 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
+    if (__pyx_t_4) {
+      __Pyx_AddTraceback("numpy.import_array", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(2, 1010, __pyx_L5_except_error)
+      __Pyx_XGOTREF(__pyx_t_5);
+      __Pyx_XGOTREF(__pyx_t_6);
+      __Pyx_XGOTREF(__pyx_t_7);
+
+      /* "numpy/__init__.cython-30.pxd":1011
+ *         __pyx_import_array()
+ *     except Exception:
+ *         raise ImportError("numpy._core.multiarray failed to import")             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline int import_umath() except -1:
+*/
+      __pyx_t_9 = NULL;
+      __pyx_t_10 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_mstate_global->__pyx_kp_u_numpy__core_multiarray_failed_to};
+        __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ImportError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(2, 1011, __pyx_L5_except_error)
+        __Pyx_GOTREF(__pyx_t_8);
+      }
+      __Pyx_Raise(__pyx_t_8, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __PYX_ERR(2, 1011, __pyx_L5_except_error)
+    }
+    goto __pyx_L5_except_error;
+
+    /* "numpy/__init__.cython-30.pxd":1008
+ * # Cython code.
+ * cdef inline int import_array() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         __pyx_import_array()
+ *     except Exception:
+*/
+    __pyx_L5_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    goto __pyx_L1_error;
+    __pyx_L8_try_end:;
+  }
+
+  /* "numpy/__init__.cython-30.pxd":1007
+ * # Versions of the import_* functions which are more suitable for
+ * # Cython code.
+ * cdef inline int import_array() except -1:             # <<<<<<<<<<<<<<
+ *     try:
+ *         __pyx_import_array()
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_AddTraceback("numpy.import_array", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1013
+ *         raise ImportError("numpy._core.multiarray failed to import")
+ * 
+ * cdef inline int import_umath() except -1:             # <<<<<<<<<<<<<<
+ *     try:
+ *         _import_umath()
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_import_umath(void) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  size_t __pyx_t_10;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("import_umath", 0);
+
+  /* "numpy/__init__.cython-30.pxd":1014
+ * 
+ * cdef inline int import_umath() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         _import_umath()
+ *     except Exception:
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_1, &__pyx_t_2, &__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_t_1);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_3);
+    /*try:*/ {
+
+      /* "numpy/__init__.cython-30.pxd":1015
+ * cdef inline int import_umath() except -1:
+ *     try:
+ *         _import_umath()             # <<<<<<<<<<<<<<
+ *     except Exception:
+ *         raise ImportError("numpy._core.umath failed to import")
+*/
+      __pyx_t_4 = _import_umath(); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(2, 1015, __pyx_L3_error)
+
+
+      /* "numpy/__init__.cython-30.pxd":1014
+ * 
+ * cdef inline int import_umath() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         _import_umath()
+ *     except Exception:
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    goto __pyx_L8_try_end;
+    __pyx_L3_error:;
+
+    /* "numpy/__init__.cython-30.pxd":1016
+ *     try:
+ *         _import_umath()
+ *     except Exception:             # <<<<<<<<<<<<<<
+ *         raise ImportError("numpy._core.umath failed to import")
+ * 
+*/
+    __pyx_t_4 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
+    if (__pyx_t_4) {
+      __Pyx_AddTraceback("numpy.import_umath", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(2, 1016, __pyx_L5_except_error)
+      __Pyx_XGOTREF(__pyx_t_5);
+      __Pyx_XGOTREF(__pyx_t_6);
+      __Pyx_XGOTREF(__pyx_t_7);
+
+      /* "numpy/__init__.cython-30.pxd":1017
+ *         _import_umath()
+ *     except Exception:
+ *         raise ImportError("numpy._core.umath failed to import")             # <<<<<<<<<<<<<<
+ * 
+ * cdef inline int import_ufunc() except -1:
+*/
+      __pyx_t_9 = NULL;
+      __pyx_t_10 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_mstate_global->__pyx_kp_u_numpy__core_umath_failed_to_impo};
+        __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ImportError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(2, 1017, __pyx_L5_except_error)
+        __Pyx_GOTREF(__pyx_t_8);
+      }
+      __Pyx_Raise(__pyx_t_8, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __PYX_ERR(2, 1017, __pyx_L5_except_error)
+    }
+    goto __pyx_L5_except_error;
+
+    /* "numpy/__init__.cython-30.pxd":1014
+ * 
+ * cdef inline int import_umath() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         _import_umath()
+ *     except Exception:
+*/
+    __pyx_L5_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    goto __pyx_L1_error;
+    __pyx_L8_try_end:;
+  }
+
+  /* "numpy/__init__.cython-30.pxd":1013
+ *         raise ImportError("numpy._core.multiarray failed to import")
+ * 
+ * cdef inline int import_umath() except -1:             # <<<<<<<<<<<<<<
+ *     try:
+ *         _import_umath()
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_AddTraceback("numpy.import_umath", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1019
+ *         raise ImportError("numpy._core.umath failed to import")
+ * 
+ * cdef inline int import_ufunc() except -1:             # <<<<<<<<<<<<<<
+ *     try:
+ *         _import_umath()
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_import_ufunc(void) {
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  size_t __pyx_t_10;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("import_ufunc", 0);
+
+  /* "numpy/__init__.cython-30.pxd":1020
+ * 
+ * cdef inline int import_ufunc() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         _import_umath()
+ *     except Exception:
+*/
+  {
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    __Pyx_ExceptionSave(&__pyx_t_1, &__pyx_t_2, &__pyx_t_3);
+    __Pyx_XGOTREF(__pyx_t_1);
+    __Pyx_XGOTREF(__pyx_t_2);
+    __Pyx_XGOTREF(__pyx_t_3);
+    /*try:*/ {
+
+      /* "numpy/__init__.cython-30.pxd":1021
+ * cdef inline int import_ufunc() except -1:
+ *     try:
+ *         _import_umath()             # <<<<<<<<<<<<<<
+ *     except Exception:
+ *         raise ImportError("numpy._core.umath failed to import")
+*/
+      __pyx_t_4 = _import_umath(); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(2, 1021, __pyx_L3_error)
+
+
+      /* "numpy/__init__.cython-30.pxd":1020
+ * 
+ * cdef inline int import_ufunc() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         _import_umath()
+ *     except Exception:
+*/
+    }
+    __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    goto __pyx_L8_try_end;
+    __pyx_L3_error:;
+
+    /* "numpy/__init__.cython-30.pxd":1022
+ *     try:
+ *         _import_umath()
+ *     except Exception:             # <<<<<<<<<<<<<<
+ *         raise ImportError("numpy._core.umath failed to import")
+ * 
+*/
+    __pyx_t_4 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
+    if (__pyx_t_4) {
+      __Pyx_AddTraceback("numpy.import_ufunc", __pyx_clineno, __pyx_lineno, __pyx_filename);
+      if (__Pyx_GetException(&__pyx_t_5, &__pyx_t_6, &__pyx_t_7) < 0) __PYX_ERR(2, 1022, __pyx_L5_except_error)
+      __Pyx_XGOTREF(__pyx_t_5);
+      __Pyx_XGOTREF(__pyx_t_6);
+      __Pyx_XGOTREF(__pyx_t_7);
+
+      /* "numpy/__init__.cython-30.pxd":1023
+ *         _import_umath()
+ *     except Exception:
+ *         raise ImportError("numpy._core.umath failed to import")             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+      __pyx_t_9 = NULL;
+      __pyx_t_10 = 1;
+      {
+        PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_mstate_global->__pyx_kp_u_numpy__core_umath_failed_to_impo};
+        __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ImportError)), __pyx_callargs+__pyx_t_10, (2-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(2, 1023, __pyx_L5_except_error)
+        __Pyx_GOTREF(__pyx_t_8);
+      }
+      __Pyx_Raise(__pyx_t_8, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __PYX_ERR(2, 1023, __pyx_L5_except_error)
+    }
+    goto __pyx_L5_except_error;
+
+    /* "numpy/__init__.cython-30.pxd":1020
+ * 
+ * cdef inline int import_ufunc() except -1:
+ *     try:             # <<<<<<<<<<<<<<
+ *         _import_umath()
+ *     except Exception:
+*/
+    __pyx_L5_except_error:;
+    __Pyx_XGIVEREF(__pyx_t_1);
+    __Pyx_XGIVEREF(__pyx_t_2);
+    __Pyx_XGIVEREF(__pyx_t_3);
+    __Pyx_ExceptionReset(__pyx_t_1, __pyx_t_2, __pyx_t_3);
+    goto __pyx_L1_error;
+    __pyx_L8_try_end:;
+  }
+
+  /* "numpy/__init__.cython-30.pxd":1019
+ *         raise ImportError("numpy._core.umath failed to import")
+ * 
+ * cdef inline int import_ufunc() except -1:             # <<<<<<<<<<<<<<
+ *     try:
+ *         _import_umath()
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_AddTraceback("numpy.import_ufunc", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = -1;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1026
+ * 
+ * 
+ * cdef inline bint is_timedelta64_object(object obj) noexcept:             # <<<<<<<<<<<<<<
+ *     """
+ *     Cython equivalent of `isinstance(obj, np.timedelta64)`
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_is_timedelta64_object(PyObject *__pyx_v_obj) {
+  int __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":1038
+ *     bool
+ *     """
+ *     return PyObject_TypeCheck(obj, &PyTimedeltaArrType_Type)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = PyObject_TypeCheck(__pyx_v_obj, (&PyTimedeltaArrType_Type));
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":1026
+ * 
+ * 
+ * cdef inline bint is_timedelta64_object(object obj) noexcept:             # <<<<<<<<<<<<<<
+ *     """
+ *     Cython equivalent of `isinstance(obj, np.timedelta64)`
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1041
+ * 
+ * 
+ * cdef inline bint is_datetime64_object(object obj) noexcept:             # <<<<<<<<<<<<<<
+ *     """
+ *     Cython equivalent of `isinstance(obj, np.datetime64)`
+*/
+
+static CYTHON_INLINE int __pyx_f_5numpy_is_datetime64_object(PyObject *__pyx_v_obj) {
+  int __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":1053
+ *     bool
+ *     """
+ *     return PyObject_TypeCheck(obj, &PyDatetimeArrType_Type)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = PyObject_TypeCheck(__pyx_v_obj, (&PyDatetimeArrType_Type));
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":1041
+ * 
+ * 
+ * cdef inline bint is_datetime64_object(object obj) noexcept:             # <<<<<<<<<<<<<<
+ *     """
+ *     Cython equivalent of `isinstance(obj, np.datetime64)`
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1056
+ * 
+ * 
+ * cdef inline npy_datetime get_datetime64_value(object obj) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """
+ *     returns the int64 value underlying scalar numpy datetime64 object
+*/
+
+static CYTHON_INLINE npy_datetime __pyx_f_5numpy_get_datetime64_value(PyObject *__pyx_v_obj) {
+  npy_datetime __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":1063
+ *     also needed.  That can be found using `get_datetime64_unit`.
+ *     """
+ *     return (<PyDatetimeScalarObject*>obj).obval             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = ((PyDatetimeScalarObject *)__pyx_v_obj)->obval;
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":1056
+ * 
+ * 
+ * cdef inline npy_datetime get_datetime64_value(object obj) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """
+ *     returns the int64 value underlying scalar numpy datetime64 object
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1066
+ * 
+ * 
+ * cdef inline npy_timedelta get_timedelta64_value(object obj) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """
+ *     returns the int64 value underlying scalar numpy timedelta64 object
+*/
+
+static CYTHON_INLINE npy_timedelta __pyx_f_5numpy_get_timedelta64_value(PyObject *__pyx_v_obj) {
+  npy_timedelta __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":1070
+ *     returns the int64 value underlying scalar numpy timedelta64 object
+ *     """
+ *     return (<PyTimedeltaScalarObject*>obj).obval             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = ((PyTimedeltaScalarObject *)__pyx_v_obj)->obval;
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":1066
+ * 
+ * 
+ * cdef inline npy_timedelta get_timedelta64_value(object obj) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """
+ *     returns the int64 value underlying scalar numpy timedelta64 object
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "numpy/__init__.cython-30.pxd":1073
+ * 
+ * 
+ * cdef inline NPY_DATETIMEUNIT get_datetime64_unit(object obj) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """
+ *     returns the unit part of the dtype for a numpy datetime64 object.
+*/
+
+static CYTHON_INLINE NPY_DATETIMEUNIT __pyx_f_5numpy_get_datetime64_unit(PyObject *__pyx_v_obj) {
+  NPY_DATETIMEUNIT __pyx_r;
+
+  /* "numpy/__init__.cython-30.pxd":1077
+ *     returns the unit part of the dtype for a numpy datetime64 object.
+ *     """
+ *     return <NPY_DATETIMEUNIT>(<PyDatetimeScalarObject*>obj).obmeta.base             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = ((NPY_DATETIMEUNIT)((PyDatetimeScalarObject *)__pyx_v_obj)->obmeta.base);
+  }
+  goto __pyx_L0;
+
+  /* "numpy/__init__.cython-30.pxd":1073
+ * 
+ * 
+ * cdef inline NPY_DATETIMEUNIT get_datetime64_unit(object obj) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """
+ *     returns the unit part of the dtype for a numpy datetime64 object.
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+  return __pyx_r;
+}
+
+/* "core_ext/_kernel.pyx":25
  * 
  * 
  * cdef inline int64_t _committed(             # <<<<<<<<<<<<<<
@@ -21294,7 +23991,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   int __pyx_t_6;
   int __pyx_t_7;
 
-  /* "core_ext/_kernel.pyx":28
+  /* "core_ext/_kernel.pyx":35
  *     bint adding,
  * ) noexcept nogil:
  *     cdef Py_ssize_t n_classes = units.shape[1]             # <<<<<<<<<<<<<<
@@ -21303,7 +24000,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
   __pyx_v_n_classes = (__pyx_v_units.shape[1]);
 
-  /* "core_ext/_kernel.pyx":30
+  /* "core_ext/_kernel.pyx":37
  *     cdef Py_ssize_t n_classes = units.shape[1]
  *     cdef Py_ssize_t d
  *     cdef int64_t cls_bit = (<int64_t>1) << cls             # <<<<<<<<<<<<<<
@@ -21312,7 +24009,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
   __pyx_v_cls_bit = (((int64_t)1) << __pyx_v_cls);
 
-  /* "core_ext/_kernel.pyx":31
+  /* "core_ext/_kernel.pyx":38
  *     cdef Py_ssize_t d
  *     cdef int64_t cls_bit = (<int64_t>1) << cls
  *     cdef int64_t present = 0             # <<<<<<<<<<<<<<
@@ -21321,7 +24018,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
   __pyx_v_present = 0;
 
-  /* "core_ext/_kernel.pyx":32
+  /* "core_ext/_kernel.pyx":39
  *     cdef int64_t cls_bit = (<int64_t>1) << cls
  *     cdef int64_t present = 0
  *     cdef int64_t total = extra             # <<<<<<<<<<<<<<
@@ -21330,7 +24027,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
   __pyx_v_total = __pyx_v_extra;
 
-  /* "core_ext/_kernel.pyx":33
+  /* "core_ext/_kernel.pyx":40
  *     cdef int64_t present = 0
  *     cdef int64_t total = extra
  *     for d in range(n_classes):             # <<<<<<<<<<<<<<
@@ -21344,7 +24041,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_d = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":34
+    /* "core_ext/_kernel.pyx":41
  *     cdef int64_t total = extra
  *     for d in range(n_classes):
  *         if counts[slot, d] > 0:             # <<<<<<<<<<<<<<
@@ -21358,7 +24055,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
     if (__pyx_t_6) {
 
 
-      /* "core_ext/_kernel.pyx":35
+      /* "core_ext/_kernel.pyx":42
  *     for d in range(n_classes):
  *         if counts[slot, d] > 0:
  *             present |= (<int64_t>1) << d             # <<<<<<<<<<<<<<
@@ -21367,7 +24064,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
       __pyx_v_present = (__pyx_v_present | (((int64_t)1) << __pyx_v_d));
 
-      /* "core_ext/_kernel.pyx":34
+      /* "core_ext/_kernel.pyx":41
  *     cdef int64_t total = extra
  *     for d in range(n_classes):
  *         if counts[slot, d] > 0:             # <<<<<<<<<<<<<<
@@ -21378,7 +24075,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   }
 
 
-  /* "core_ext/_kernel.pyx":36
+  /* "core_ext/_kernel.pyx":43
  *         if counts[slot, d] > 0:
  *             present |= (<int64_t>1) << d
  *     if adding and (intr[p, cls] & present & ~cls_bit):             # <<<<<<<<<<<<<<
@@ -21402,7 +24099,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   if (__pyx_t_6) {
 
 
-    /* "core_ext/_kernel.pyx":37
+    /* "core_ext/_kernel.pyx":44
  *             present |= (<int64_t>1) << d
  *     if adding and (intr[p, cls] & present & ~cls_bit):
  *         return -1             # <<<<<<<<<<<<<<
@@ -21415,7 +24112,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":36
+    /* "core_ext/_kernel.pyx":43
  *         if counts[slot, d] > 0:
  *             present |= (<int64_t>1) << d
  *     if adding and (intr[p, cls] & present & ~cls_bit):             # <<<<<<<<<<<<<<
@@ -21424,7 +24121,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
   }
 
-  /* "core_ext/_kernel.pyx":38
+  /* "core_ext/_kernel.pyx":45
  *     if adding and (intr[p, cls] & present & ~cls_bit):
  *         return -1
  *     for d in range(n_classes):             # <<<<<<<<<<<<<<
@@ -21438,7 +24135,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_d = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":39
+    /* "core_ext/_kernel.pyx":46
  *         return -1
  *     for d in range(n_classes):
  *         if not (present & ((<int64_t>1) << d)):             # <<<<<<<<<<<<<<
@@ -21450,7 +24147,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
     if (__pyx_t_6) {
 
 
-      /* "core_ext/_kernel.pyx":40
+      /* "core_ext/_kernel.pyx":47
  *     for d in range(n_classes):
  *         if not (present & ((<int64_t>1) << d)):
  *             continue             # <<<<<<<<<<<<<<
@@ -21459,7 +24156,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
       goto __pyx_L9_continue;
 
-      /* "core_ext/_kernel.pyx":39
+      /* "core_ext/_kernel.pyx":46
  *         return -1
  *     for d in range(n_classes):
  *         if not (present & ((<int64_t>1) << d)):             # <<<<<<<<<<<<<<
@@ -21468,7 +24165,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
     }
 
-    /* "core_ext/_kernel.pyx":41
+    /* "core_ext/_kernel.pyx":48
  *         if not (present & ((<int64_t>1) << d)):
  *             continue
  *         if adding and d != cls and (intr[p, d] & cls_bit):             # <<<<<<<<<<<<<<
@@ -21502,7 +24199,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
     if (__pyx_t_6) {
 
 
-      /* "core_ext/_kernel.pyx":42
+      /* "core_ext/_kernel.pyx":49
  *             continue
  *         if adding and d != cls and (intr[p, d] & cls_bit):
  *             continue             # <<<<<<<<<<<<<<
@@ -21511,7 +24208,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
       goto __pyx_L9_continue;
 
-      /* "core_ext/_kernel.pyx":41
+      /* "core_ext/_kernel.pyx":48
  *         if not (present & ((<int64_t>1) << d)):
  *             continue
  *         if adding and d != cls and (intr[p, d] & cls_bit):             # <<<<<<<<<<<<<<
@@ -21520,7 +24217,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
 */
     }
 
-    /* "core_ext/_kernel.pyx":43
+    /* "core_ext/_kernel.pyx":50
  *         if adding and d != cls and (intr[p, d] & cls_bit):
  *             continue
  *         total += units[slot, d]             # <<<<<<<<<<<<<<
@@ -21534,7 +24231,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   }
 
 
-  /* "core_ext/_kernel.pyx":44
+  /* "core_ext/_kernel.pyx":51
  *             continue
  *         total += units[slot, d]
  *     return total             # <<<<<<<<<<<<<<
@@ -21547,7 +24244,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":18
+  /* "core_ext/_kernel.pyx":25
  * 
  * 
  * cdef inline int64_t _committed(             # <<<<<<<<<<<<<<
@@ -21565,7 +24262,7 @@ static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":69
+/* "core_ext/_kernel.pyx":76
  *     cdef const int32_t[::1] skill_count
  * 
  *     def __init__(self, table):             # <<<<<<<<<<<<<<
@@ -21611,32 +24308,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 69, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 76, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 69, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 69, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 76, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, i); __PYX_ERR(0, 69, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, i); __PYX_ERR(0, 76, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 69, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 76, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 69, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 76, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -21683,293 +24380,293 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_6_Table___init__(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "core_ext/_kernel.pyx":70
+  /* "core_ext/_kernel.pyx":77
  * 
  *     def __init__(self, table):
  *         self.version = table.version             # <<<<<<<<<<<<<<
  *         self.routable = table.routable
  *         self.present = table.present
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_version); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 70, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_version); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 77, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->version);
   __Pyx_DECREF_SET(__pyx_v_self->version, __pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":71
+  /* "core_ext/_kernel.pyx":78
  *     def __init__(self, table):
  *         self.version = table.version
  *         self.routable = table.routable             # <<<<<<<<<<<<<<
  *         self.present = table.present
  *         self.kind = table.kind
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_routable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 71, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_routable); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_2.memview)) __PYX_ERR(0, 71, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_2.memview)) __PYX_ERR(0, 78, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->routable, 0);
   __pyx_v_self->routable = __pyx_t_2;
   __pyx_t_2.memview = NULL;
   __pyx_t_2.data = NULL;
 
-  /* "core_ext/_kernel.pyx":72
+  /* "core_ext/_kernel.pyx":79
  *         self.version = table.version
  *         self.routable = table.routable
  *         self.present = table.present             # <<<<<<<<<<<<<<
  *         self.kind = table.kind
  *         self.seq = table.seq
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_present); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_present); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_3.memview)) __PYX_ERR(0, 72, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_3.memview)) __PYX_ERR(0, 79, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->present, 0);
   __pyx_v_self->present = __pyx_t_3;
   __pyx_t_3.memview = NULL;
   __pyx_t_3.data = NULL;
 
-  /* "core_ext/_kernel.pyx":73
+  /* "core_ext/_kernel.pyx":80
  *         self.routable = table.routable
  *         self.present = table.present
  *         self.kind = table.kind             # <<<<<<<<<<<<<<
  *         self.seq = table.seq
  *         self.levels = table.levels
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 73, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_kind); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_4 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_4.memview)) __PYX_ERR(0, 73, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_4.memview)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->kind, 0);
   __pyx_v_self->kind = __pyx_t_4;
   __pyx_t_4.memview = NULL;
   __pyx_t_4.data = NULL;
 
-  /* "core_ext/_kernel.pyx":74
+  /* "core_ext/_kernel.pyx":81
  *         self.present = table.present
  *         self.kind = table.kind
  *         self.seq = table.seq             # <<<<<<<<<<<<<<
  *         self.levels = table.levels
  *         self.units = table.units
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_seq); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 74, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_seq); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 81, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_5 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_5.memview)) __PYX_ERR(0, 74, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_5.memview)) __PYX_ERR(0, 81, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->seq, 0);
   __pyx_v_self->seq = __pyx_t_5;
   __pyx_t_5.memview = NULL;
   __pyx_t_5.data = NULL;
 
-  /* "core_ext/_kernel.pyx":75
+  /* "core_ext/_kernel.pyx":82
  *         self.kind = table.kind
  *         self.seq = table.seq
  *         self.levels = table.levels             # <<<<<<<<<<<<<<
  *         self.units = table.units
  *         self.counts = table.counts
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_levels); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_levels); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 75, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint8_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_6.memview)) __PYX_ERR(0, 82, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->levels, 0);
   __pyx_v_self->levels = __pyx_t_6;
   __pyx_t_6.memview = NULL;
   __pyx_t_6.data = NULL;
 
-  /* "core_ext/_kernel.pyx":76
+  /* "core_ext/_kernel.pyx":83
  *         self.seq = table.seq
  *         self.levels = table.levels
  *         self.units = table.units             # <<<<<<<<<<<<<<
  *         self.counts = table.counts
  *         self.profile = table.profile
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_units); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_units); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_7 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_7.memview)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_7.memview)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->units, 0);
   __pyx_v_self->units = __pyx_t_7;
   __pyx_t_7.memview = NULL;
   __pyx_t_7.data = NULL;
 
-  /* "core_ext/_kernel.pyx":77
+  /* "core_ext/_kernel.pyx":84
  *         self.levels = table.levels
  *         self.units = table.units
  *         self.counts = table.counts             # <<<<<<<<<<<<<<
  *         self.profile = table.profile
  *         self.budget = table.budget
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_counts); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_counts); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 84, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_8.memview)) __PYX_ERR(0, 77, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_8.memview)) __PYX_ERR(0, 84, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->counts, 0);
   __pyx_v_self->counts = __pyx_t_8;
   __pyx_t_8.memview = NULL;
   __pyx_t_8.data = NULL;
 
-  /* "core_ext/_kernel.pyx":78
+  /* "core_ext/_kernel.pyx":85
  *         self.units = table.units
  *         self.counts = table.counts
  *         self.profile = table.profile             # <<<<<<<<<<<<<<
  *         self.budget = table.budget
  *         self.cost = table.cost
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_profile); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_profile); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 85, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 78, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 85, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->profile, 0);
   __pyx_v_self->profile = __pyx_t_9;
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
 
-  /* "core_ext/_kernel.pyx":79
+  /* "core_ext/_kernel.pyx":86
  *         self.counts = table.counts
  *         self.profile = table.profile
  *         self.budget = table.budget             # <<<<<<<<<<<<<<
  *         self.cost = table.cost
  *         self.cmax = table.cmax
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_budget); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_budget); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 86, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_10 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_10.memview)) __PYX_ERR(0, 79, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_10.memview)) __PYX_ERR(0, 86, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->budget, 0);
   __pyx_v_self->budget = __pyx_t_10;
   __pyx_t_10.memview = NULL;
   __pyx_t_10.data = NULL;
 
-  /* "core_ext/_kernel.pyx":80
+  /* "core_ext/_kernel.pyx":87
  *         self.profile = table.profile
  *         self.budget = table.budget
  *         self.cost = table.cost             # <<<<<<<<<<<<<<
  *         self.cmax = table.cmax
  *         self.intr = table.intr
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_cost); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 80, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_cost); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 87, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_11 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_11.memview)) __PYX_ERR(0, 80, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_11.memview)) __PYX_ERR(0, 87, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->cost, 0);
   __pyx_v_self->cost = __pyx_t_11;
   __pyx_t_11.memview = NULL;
   __pyx_t_11.data = NULL;
 
-  /* "core_ext/_kernel.pyx":81
+  /* "core_ext/_kernel.pyx":88
  *         self.budget = table.budget
  *         self.cost = table.cost
  *         self.cmax = table.cmax             # <<<<<<<<<<<<<<
  *         self.intr = table.intr
  *         self.idle_since = table.idle_since
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_cmax); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 81, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_cmax); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 88, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(0, 81, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(0, 88, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->cmax, 0);
   __pyx_v_self->cmax = __pyx_t_12;
   __pyx_t_12.memview = NULL;
   __pyx_t_12.data = NULL;
 
-  /* "core_ext/_kernel.pyx":82
+  /* "core_ext/_kernel.pyx":89
  *         self.cost = table.cost
  *         self.cmax = table.cmax
  *         self.intr = table.intr             # <<<<<<<<<<<<<<
  *         self.idle_since = table.idle_since
  *         self.last_offer = table.last_offer
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_intr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_intr); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_13 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_13.memview)) __PYX_ERR(0, 82, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_13.memview)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->intr, 0);
   __pyx_v_self->intr = __pyx_t_13;
   __pyx_t_13.memview = NULL;
   __pyx_t_13.data = NULL;
 
-  /* "core_ext/_kernel.pyx":83
+  /* "core_ext/_kernel.pyx":90
  *         self.cmax = table.cmax
  *         self.intr = table.intr
  *         self.idle_since = table.idle_since             # <<<<<<<<<<<<<<
  *         self.last_offer = table.last_offer
  *         self.skill_bits = table.skill_bits
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_idle_since); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 83, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_idle_since); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_14 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_14.memview)) __PYX_ERR(0, 83, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_14.memview)) __PYX_ERR(0, 90, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->idle_since, 0);
   __pyx_v_self->idle_since = __pyx_t_14;
   __pyx_t_14.memview = NULL;
   __pyx_t_14.data = NULL;
 
-  /* "core_ext/_kernel.pyx":84
+  /* "core_ext/_kernel.pyx":91
  *         self.intr = table.intr
  *         self.idle_since = table.idle_since
  *         self.last_offer = table.last_offer             # <<<<<<<<<<<<<<
  *         self.skill_bits = table.skill_bits
  *         self.room_bits = table.room_bits
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_last_offer); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 84, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_last_offer); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_15 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_15.memview)) __PYX_ERR(0, 84, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_15.memview)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->last_offer, 0);
   __pyx_v_self->last_offer = __pyx_t_15;
   __pyx_t_15.memview = NULL;
   __pyx_t_15.data = NULL;
 
-  /* "core_ext/_kernel.pyx":85
+  /* "core_ext/_kernel.pyx":92
  *         self.idle_since = table.idle_since
  *         self.last_offer = table.last_offer
  *         self.skill_bits = table.skill_bits             # <<<<<<<<<<<<<<
  *         self.room_bits = table.room_bits
  *         self.skill_count = table.skill_count
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_skill_bits); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 85, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_skill_bits); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_16 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_16.memview)) __PYX_ERR(0, 85, __pyx_L1_error)
+  __pyx_t_16 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_16.memview)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->skill_bits, 0);
   __pyx_v_self->skill_bits = __pyx_t_16;
   __pyx_t_16.memview = NULL;
   __pyx_t_16.data = NULL;
 
-  /* "core_ext/_kernel.pyx":86
+  /* "core_ext/_kernel.pyx":93
  *         self.last_offer = table.last_offer
  *         self.skill_bits = table.skill_bits
  *         self.room_bits = table.room_bits             # <<<<<<<<<<<<<<
  *         self.skill_count = table.skill_count
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_room_bits); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 86, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_room_bits); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 93, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_17 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_17.memview)) __PYX_ERR(0, 86, __pyx_L1_error)
+  __pyx_t_17 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_17.memview)) __PYX_ERR(0, 93, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->room_bits, 0);
   __pyx_v_self->room_bits = __pyx_t_17;
   __pyx_t_17.memview = NULL;
   __pyx_t_17.data = NULL;
 
-  /* "core_ext/_kernel.pyx":87
+  /* "core_ext/_kernel.pyx":94
  *         self.skill_bits = table.skill_bits
  *         self.room_bits = table.room_bits
  *         self.skill_count = table.skill_count             # <<<<<<<<<<<<<<
  * 
  *     cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_skill_count); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 87, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_skill_count); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 94, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_18 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_18.memview)) __PYX_ERR(0, 87, __pyx_L1_error)
+  __pyx_t_18 = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_18.memview)) __PYX_ERR(0, 94, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->skill_count, 0);
   __pyx_v_self->skill_count = __pyx_t_18;
   __pyx_t_18.memview = NULL;
   __pyx_t_18.data = NULL;
 
-  /* "core_ext/_kernel.pyx":69
+  /* "core_ext/_kernel.pyx":76
  *     cdef const int32_t[::1] skill_count
  * 
  *     def __init__(self, table):             # <<<<<<<<<<<<<<
@@ -22007,7 +24704,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_6_Table___init__(struct __pyx_
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":89
+/* "core_ext/_kernel.pyx":96
  *         self.skill_count = table.skill_count
  * 
  *     cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22026,7 +24723,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
   Py_ssize_t __pyx_t_5;
   int __pyx_t_6;
 
-  /* "core_ext/_kernel.pyx":90
+  /* "core_ext/_kernel.pyx":97
  * 
  *     cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:
  *         cdef int p = self.profile[slot]             # <<<<<<<<<<<<<<
@@ -22036,7 +24733,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
   __pyx_t_1 = __pyx_v_slot;
   __pyx_v_p = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_self->profile.data) + __pyx_t_1)) )));
 
-  /* "core_ext/_kernel.pyx":91
+  /* "core_ext/_kernel.pyx":98
  *     cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:
  *         cdef int p = self.profile[slot]
  *         if adding and self.counts[slot, cls] >= self.cmax[p, cls]:             # <<<<<<<<<<<<<<
@@ -22062,7 +24759,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
   if (__pyx_t_2) {
 
 
-    /* "core_ext/_kernel.pyx":92
+    /* "core_ext/_kernel.pyx":99
  *         cdef int p = self.profile[slot]
  *         if adding and self.counts[slot, cls] >= self.cmax[p, cls]:
  *             return False             # <<<<<<<<<<<<<<
@@ -22075,7 +24772,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":91
+    /* "core_ext/_kernel.pyx":98
  *     cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:
  *         cdef int p = self.profile[slot]
  *         if adding and self.counts[slot, cls] >= self.cmax[p, cls]:             # <<<<<<<<<<<<<<
@@ -22084,7 +24781,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
 */
   }
 
-  /* "core_ext/_kernel.pyx":93
+  /* "core_ext/_kernel.pyx":100
  *         if adding and self.counts[slot, cls] >= self.cmax[p, cls]:
  *             return False
  *         cdef int64_t total = _committed(self.units, self.counts, self.intr, slot, p, cls, extra,             # <<<<<<<<<<<<<<
@@ -22093,7 +24790,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
 */
   __pyx_v_total = __pyx_f_9omniroute_8core_ext_7_kernel__committed(__pyx_v_self->units, __pyx_v_self->counts, __pyx_v_self->intr, __pyx_v_slot, __pyx_v_p, __pyx_v_cls, __pyx_v_extra, __pyx_v_adding);
 
-  /* "core_ext/_kernel.pyx":95
+  /* "core_ext/_kernel.pyx":102
  *         cdef int64_t total = _committed(self.units, self.counts, self.intr, slot, p, cls, extra,
  *                                         adding)
  *         return 0 <= total <= self.budget[p]             # <<<<<<<<<<<<<<
@@ -22110,7 +24807,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":89
+  /* "core_ext/_kernel.pyx":96
  *         self.skill_count = table.skill_count
  * 
  *     cdef inline bint fits(self, Py_ssize_t slot, int cls, int64_t extra, bint adding) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22125,7 +24822,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(stru
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":97
+/* "core_ext/_kernel.pyx":104
  *         return 0 <= total <= self.budget[p]
  * 
  *     cdef inline bint fits_new(self, Py_ssize_t slot, int cls) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22139,7 +24836,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "core_ext/_kernel.pyx":98
+  /* "core_ext/_kernel.pyx":105
  * 
  *     cdef inline bint fits_new(self, Py_ssize_t slot, int cls) noexcept nogil:
  *         return self.fits(slot, cls, self.cost[self.profile[slot], cls], True)             # <<<<<<<<<<<<<<
@@ -22155,7 +24852,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":97
+  /* "core_ext/_kernel.pyx":104
  *         return 0 <= total <= self.budget[p]
  * 
  *     cdef inline bint fits_new(self, Py_ssize_t slot, int cls) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -22168,7 +24865,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":100
+/* "core_ext/_kernel.pyx":107
  *         return self.fits(slot, cls, self.cost[self.profile[slot], cls], True)
  * 
  *     cdef inline bint skills_ok(self, Py_ssize_t slot, const int32_t* cols, const uint8_t* levels,             # <<<<<<<<<<<<<<
@@ -22186,7 +24883,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
   Py_ssize_t __pyx_t_5;
   int __pyx_t_6;
 
-  /* "core_ext/_kernel.pyx":103
+  /* "core_ext/_kernel.pyx":110
  *                                Py_ssize_t n) noexcept nogil:
  *         cdef Py_ssize_t j
  *         for j in range(n):             # <<<<<<<<<<<<<<
@@ -22200,7 +24897,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_j = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":104
+    /* "core_ext/_kernel.pyx":111
  *         cdef Py_ssize_t j
  *         for j in range(n):
  *             if self.levels[slot, cols[j]] < levels[j]:             # <<<<<<<<<<<<<<
@@ -22214,7 +24911,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
     if (__pyx_t_6) {
 
 
-      /* "core_ext/_kernel.pyx":105
+      /* "core_ext/_kernel.pyx":112
  *         for j in range(n):
  *             if self.levels[slot, cols[j]] < levels[j]:
  *                 return False             # <<<<<<<<<<<<<<
@@ -22227,7 +24924,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":104
+      /* "core_ext/_kernel.pyx":111
  *         cdef Py_ssize_t j
  *         for j in range(n):
  *             if self.levels[slot, cols[j]] < levels[j]:             # <<<<<<<<<<<<<<
@@ -22238,7 +24935,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
   }
 
 
-  /* "core_ext/_kernel.pyx":106
+  /* "core_ext/_kernel.pyx":113
  *             if self.levels[slot, cols[j]] < levels[j]:
  *                 return False
  *         return True             # <<<<<<<<<<<<<<
@@ -22251,7 +24948,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":100
+  /* "core_ext/_kernel.pyx":107
  *         return self.fits(slot, cls, self.cost[self.profile[slot], cls], True)
  * 
  *     cdef inline bint skills_ok(self, Py_ssize_t slot, const int32_t* cols, const uint8_t* levels,             # <<<<<<<<<<<<<<
@@ -22265,15 +24962,15 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":108
+/* "core_ext/_kernel.pyx":115
  *         return True
  * 
  *     cdef inline double score(self, Py_ssize_t slot, const int32_t* cols, Py_ssize_t n_req,             # <<<<<<<<<<<<<<
  *                              int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter,
- *                              const double[::1] weights) noexcept nogil:
+ *                              const double* weights) noexcept nogil:
 */
 
-static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n_req, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, __Pyx_memviewslice __pyx_v_weights) {
+static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_self, Py_ssize_t __pyx_v_slot, int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n_req, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, double const *__pyx_v_weights) {
   int __pyx_v_p;
   int64_t __pyx_v_b;
   int64_t __pyx_v_committed;
@@ -22294,9 +24991,9 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   Py_ssize_t __pyx_t_6;
   double __pyx_t_7;
 
-  /* "core_ext/_kernel.pyx":111
+  /* "core_ext/_kernel.pyx":118
  *                              int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter,
- *                              const double[::1] weights) noexcept nogil:
+ *                              const double* weights) noexcept nogil:
  *         cdef int p = self.profile[slot]             # <<<<<<<<<<<<<<
  *         cdef int64_t b = self.budget[p]
  *         cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
@@ -22304,8 +25001,8 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   __pyx_t_1 = __pyx_v_slot;
   __pyx_v_p = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_self->profile.data) + __pyx_t_1)) )));
 
-  /* "core_ext/_kernel.pyx":112
- *                              const double[::1] weights) noexcept nogil:
+  /* "core_ext/_kernel.pyx":119
+ *                              const double* weights) noexcept nogil:
  *         cdef int p = self.profile[slot]
  *         cdef int64_t b = self.budget[p]             # <<<<<<<<<<<<<<
  *         cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
@@ -22314,7 +25011,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   __pyx_t_1 = __pyx_v_p;
   __pyx_v_b = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_self->budget.data) + __pyx_t_1)) )));
 
-  /* "core_ext/_kernel.pyx":114
+  /* "core_ext/_kernel.pyx":121
  *         cdef int64_t b = self.budget[p]
  *         cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
  *                                             self.cost[p, cls], True)             # <<<<<<<<<<<<<<
@@ -22324,7 +25021,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   __pyx_t_1 = __pyx_v_p;
   __pyx_t_2 = __pyx_v_cls;
 
-  /* "core_ext/_kernel.pyx":113
+  /* "core_ext/_kernel.pyx":120
  *         cdef int p = self.profile[slot]
  *         cdef int64_t b = self.budget[p]
  *         cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,             # <<<<<<<<<<<<<<
@@ -22333,7 +25030,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 */
   __pyx_v_committed = __pyx_f_9omniroute_8core_ext_7_kernel__committed(__pyx_v_self->units, __pyx_v_self->counts, __pyx_v_self->intr, __pyx_v_slot, __pyx_v_p, __pyx_v_cls, (*((int32_t const  *) ( /* dim=1 */ ((char *) (((int32_t const  *) ( /* dim=0 */ (__pyx_v_self->cost.data + __pyx_t_1 * __pyx_v_self->cost.strides[0]) )) + __pyx_t_2)) ))), 1);
 
-  /* "core_ext/_kernel.pyx":115
+  /* "core_ext/_kernel.pyx":122
  *         cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
  *                                             self.cost[p, cls], True)
  *         cdef double proficiency = 0.0             # <<<<<<<<<<<<<<
@@ -22342,7 +25039,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 */
   __pyx_v_proficiency = 0.0;
 
-  /* "core_ext/_kernel.pyx":116
+  /* "core_ext/_kernel.pyx":123
  *                                             self.cost[p, cls], True)
  *         cdef double proficiency = 0.0
  *         cdef int64_t total = 0             # <<<<<<<<<<<<<<
@@ -22351,7 +25048,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 */
   __pyx_v_total = 0;
 
-  /* "core_ext/_kernel.pyx":118
+  /* "core_ext/_kernel.pyx":125
  *         cdef int64_t total = 0
  *         cdef Py_ssize_t j
  *         if n_req > 0:             # <<<<<<<<<<<<<<
@@ -22363,7 +25060,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":119
+    /* "core_ext/_kernel.pyx":126
  *         cdef Py_ssize_t j
  *         if n_req > 0:
  *             for j in range(n_req):             # <<<<<<<<<<<<<<
@@ -22377,7 +25074,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_j = __pyx_t_6;
 
-      /* "core_ext/_kernel.pyx":120
+      /* "core_ext/_kernel.pyx":127
  *         if n_req > 0:
  *             for j in range(n_req):
  *                 total += self.levels[slot, cols[j]]             # <<<<<<<<<<<<<<
@@ -22390,7 +25087,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
     }
 
 
-    /* "core_ext/_kernel.pyx":121
+    /* "core_ext/_kernel.pyx":128
  *             for j in range(n_req):
  *                 total += self.levels[slot, cols[j]]
  *             proficiency = total / (5.0 * n_req)             # <<<<<<<<<<<<<<
@@ -22399,7 +25096,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 */
     __pyx_v_proficiency = (((double)__pyx_v_total) / (5.0 * __pyx_v_n_req));
 
-    /* "core_ext/_kernel.pyx":118
+    /* "core_ext/_kernel.pyx":125
  *         cdef int64_t total = 0
  *         cdef Py_ssize_t j
  *         if n_req > 0:             # <<<<<<<<<<<<<<
@@ -22408,7 +25105,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 */
   }
 
-  /* "core_ext/_kernel.pyx":122
+  /* "core_ext/_kernel.pyx":129
  *                 total += self.levels[slot, cols[j]]
  *             proficiency = total / (5.0 * n_req)
  *         cdef double idle_s = (now - self.idle_since[slot]) / 1000.0             # <<<<<<<<<<<<<<
@@ -22418,7 +25115,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   __pyx_t_1 = __pyx_v_slot;
   __pyx_v_idle_s = (((double)(__pyx_v_now - (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_self->idle_since.data) + __pyx_t_1)) ))))) / 1000.0);
 
-  /* "core_ext/_kernel.pyx":123
+  /* "core_ext/_kernel.pyx":130
  *             proficiency = total / (5.0 * n_req)
  *         cdef double idle_s = (now - self.idle_since[slot]) / 1000.0
  *         cdef double spare = (b - committed) / <double>b             # <<<<<<<<<<<<<<
@@ -22427,7 +25124,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 */
   __pyx_v_spare = (((double)(__pyx_v_b - __pyx_v_committed)) / ((double)__pyx_v_b));
 
-  /* "core_ext/_kernel.pyx":124
+  /* "core_ext/_kernel.pyx":131
  *         cdef double idle_s = (now - self.idle_since[slot]) / 1000.0
  *         cdef double spare = (b - committed) / <double>b
  *         cdef double sticky = 1.0 if slot == preferred else 0.0             # <<<<<<<<<<<<<<
@@ -22446,7 +25143,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
 
   __pyx_v_sticky = __pyx_t_7;
 
-  /* "core_ext/_kernel.pyx":125
+  /* "core_ext/_kernel.pyx":132
  *         cdef double spare = (b - committed) / <double>b
  *         cdef double sticky = 1.0 if slot == preferred else 0.0
  *         cdef double rr_gap = <double>(offer_counter - self.last_offer[slot])             # <<<<<<<<<<<<<<
@@ -22456,57 +25153,52 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   __pyx_t_1 = __pyx_v_slot;
   __pyx_v_rr_gap = ((double)(__pyx_v_offer_counter - (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_self->last_offer.data) + __pyx_t_1)) )))));
 
-  /* "core_ext/_kernel.pyx":126
+  /* "core_ext/_kernel.pyx":133
  *         cdef double sticky = 1.0 if slot == preferred else 0.0
  *         cdef double rr_gap = <double>(offer_counter - self.last_offer[slot])
  *         cdef double s = weights[0] * proficiency             # <<<<<<<<<<<<<<
  *         s = s + weights[1] * idle_s
  *         s = s + weights[2] * spare
 */
-  __pyx_t_1 = 0;
-  __pyx_v_s = ((*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_weights.data) + __pyx_t_1)) ))) * __pyx_v_proficiency);
+  __pyx_v_s = ((__pyx_v_weights[0]) * __pyx_v_proficiency);
 
-  /* "core_ext/_kernel.pyx":127
+  /* "core_ext/_kernel.pyx":134
  *         cdef double rr_gap = <double>(offer_counter - self.last_offer[slot])
  *         cdef double s = weights[0] * proficiency
  *         s = s + weights[1] * idle_s             # <<<<<<<<<<<<<<
  *         s = s + weights[2] * spare
  *         s = s + weights[3] * sticky
 */
-  __pyx_t_1 = 1;
-  __pyx_v_s = (__pyx_v_s + ((*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_weights.data) + __pyx_t_1)) ))) * __pyx_v_idle_s));
+  __pyx_v_s = (__pyx_v_s + ((__pyx_v_weights[1]) * __pyx_v_idle_s));
 
-  /* "core_ext/_kernel.pyx":128
+  /* "core_ext/_kernel.pyx":135
  *         cdef double s = weights[0] * proficiency
  *         s = s + weights[1] * idle_s
  *         s = s + weights[2] * spare             # <<<<<<<<<<<<<<
  *         s = s + weights[3] * sticky
  *         s = s + weights[4] * rr_gap
 */
-  __pyx_t_1 = 2;
-  __pyx_v_s = (__pyx_v_s + ((*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_weights.data) + __pyx_t_1)) ))) * __pyx_v_spare));
+  __pyx_v_s = (__pyx_v_s + ((__pyx_v_weights[2]) * __pyx_v_spare));
 
-  /* "core_ext/_kernel.pyx":129
+  /* "core_ext/_kernel.pyx":136
  *         s = s + weights[1] * idle_s
  *         s = s + weights[2] * spare
  *         s = s + weights[3] * sticky             # <<<<<<<<<<<<<<
  *         s = s + weights[4] * rr_gap
  *         return s
 */
-  __pyx_t_1 = 3;
-  __pyx_v_s = (__pyx_v_s + ((*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_weights.data) + __pyx_t_1)) ))) * __pyx_v_sticky));
+  __pyx_v_s = (__pyx_v_s + ((__pyx_v_weights[3]) * __pyx_v_sticky));
 
-  /* "core_ext/_kernel.pyx":130
+  /* "core_ext/_kernel.pyx":137
  *         s = s + weights[2] * spare
  *         s = s + weights[3] * sticky
  *         s = s + weights[4] * rr_gap             # <<<<<<<<<<<<<<
  *         return s
  * 
 */
-  __pyx_t_1 = 4;
-  __pyx_v_s = (__pyx_v_s + ((*((double const  *) ( /* dim=0 */ ((char *) (((double const  *) __pyx_v_weights.data) + __pyx_t_1)) ))) * __pyx_v_rr_gap));
+  __pyx_v_s = (__pyx_v_s + ((__pyx_v_weights[4]) * __pyx_v_rr_gap));
 
-  /* "core_ext/_kernel.pyx":131
+  /* "core_ext/_kernel.pyx":138
  *         s = s + weights[3] * sticky
  *         s = s + weights[4] * rr_gap
  *         return s             # <<<<<<<<<<<<<<
@@ -22519,12 +25211,12 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":108
+  /* "core_ext/_kernel.pyx":115
  *         return True
  * 
  *     cdef inline double score(self, Py_ssize_t slot, const int32_t* cols, Py_ssize_t n_req,             # <<<<<<<<<<<<<<
  *                              int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter,
- *                              const double[::1] weights) noexcept nogil:
+ *                              const double* weights) noexcept nogil:
 */
 
   /* function exit code */
@@ -22543,7 +25235,7 @@ static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":50
+/* "core_ext/_kernel.pyx":57
  *     """Typed views of one AgentTable, cached on it until its arrays are reallocated."""
  * 
  *     cdef public object version             # <<<<<<<<<<<<<<
@@ -23289,7 +25981,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6_Table_4__setstate_cyth
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":134
+/* "core_ext/_kernel.pyx":141
  * 
  * 
  * cdef _Table _views(table):             # <<<<<<<<<<<<<<
@@ -23311,19 +26003,19 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_views", 0);
 
-  /* "core_ext/_kernel.pyx":135
+  /* "core_ext/_kernel.pyx":142
  * 
  * cdef _Table _views(table):
  *     cdef object cached = getattr(table, "_kernel_views", None)             # <<<<<<<<<<<<<<
  *     if cached is None or (<_Table>cached).version != table.version:
  *         cached = _Table(table)
 */
-  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_kernel_views, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 135, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_kernel_views, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_cached = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":136
+  /* "core_ext/_kernel.pyx":143
  * cdef _Table _views(table):
  *     cdef object cached = getattr(table, "_kernel_views", None)
  *     if cached is None or (<_Table>cached).version != table.version:             # <<<<<<<<<<<<<<
@@ -23339,9 +26031,9 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_version); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_version); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_v_cached)->version, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolNe_object_object(((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_v_cached)->version, __pyx_t_1, Py_NE); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   __pyx_t_2 = __pyx_t_3;
@@ -23350,7 +26042,7 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
   if (__pyx_t_2) {
 
 
-    /* "core_ext/_kernel.pyx":137
+    /* "core_ext/_kernel.pyx":144
  *     cdef object cached = getattr(table, "_kernel_views", None)
  *     if cached is None or (<_Table>cached).version != table.version:
  *         cached = _Table(table)             # <<<<<<<<<<<<<<
@@ -23363,22 +26055,22 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_v_table};
       __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 137, __pyx_L1_error)
+      if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 144, __pyx_L1_error)
       __Pyx_GOTREF((PyObject *)__pyx_t_1);
     }
     __Pyx_DECREF_SET(__pyx_v_cached, ((PyObject *)__pyx_t_1));
     __pyx_t_1 = 0;
 
-    /* "core_ext/_kernel.pyx":138
+    /* "core_ext/_kernel.pyx":145
  *     if cached is None or (<_Table>cached).version != table.version:
  *         cached = _Table(table)
  *         table._kernel_views = cached             # <<<<<<<<<<<<<<
  *     return <_Table>cached
  * 
 */
-    if (__Pyx_PyObject_SetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_kernel_views, __pyx_v_cached) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
+    if (__Pyx_PyObject_SetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_kernel_views, __pyx_v_cached) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
 
-    /* "core_ext/_kernel.pyx":136
+    /* "core_ext/_kernel.pyx":143
  * cdef _Table _views(table):
  *     cdef object cached = getattr(table, "_kernel_views", None)
  *     if cached is None or (<_Table>cached).version != table.version:             # <<<<<<<<<<<<<<
@@ -23387,7 +26079,7 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
 */
   }
 
-  /* "core_ext/_kernel.pyx":139
+  /* "core_ext/_kernel.pyx":146
  *         cached = _Table(table)
  *         table._kernel_views = cached
  *     return <_Table>cached             # <<<<<<<<<<<<<<
@@ -23405,7 +26097,7 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":134
+  /* "core_ext/_kernel.pyx":141
  * 
  * 
  * cdef _Table _views(table):             # <<<<<<<<<<<<<<
@@ -23426,7 +26118,179 @@ static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":142
+/* "core_ext/_kernel.pyx":149
+ * 
+ * 
+ * cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NULL:             # <<<<<<<<<<<<<<
+ *     """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum
+*/
+
+static CYTHON_INLINE void const *__pyx_f_9omniroute_8core_ext_7_kernel__data(PyObject *__pyx_v_arr, int __pyx_v_typenum, Py_ssize_t *__pyx_v_n) {
+  void const *__pyx_r;
+  __Pyx_RefNannyDeclarations
+  int __pyx_t_1;
+  int __pyx_t_2;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  size_t __pyx_t_7;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("_data", 0);
+
+  /* "core_ext/_kernel.pyx":151
+ * cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NULL:
+ *     """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum             # <<<<<<<<<<<<<<
+ *             or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+*/
+  __pyx_t_2 = (!PyArray_Check(__pyx_v_arr));
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+
+  /* "core_ext/_kernel.pyx":152
+ *     """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum
+ *             or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1             # <<<<<<<<<<<<<<
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+ *         raise TypeError(f"expected a contiguous 1-d numpy array of type {typenum}")
+*/
+  __pyx_t_2 = (PyArray_TYPE(((PyArrayObject *)__pyx_v_arr)) != __pyx_v_typenum);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+
+  /* "core_ext/_kernel.pyx":153
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum
+ *             or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):             # <<<<<<<<<<<<<<
+ *         raise TypeError(f"expected a contiguous 1-d numpy array of type {typenum}")
+ *     n[0] = cnp.PyArray_DIM(<cnp.ndarray>arr, 0)
+*/
+  __pyx_t_2 = (PyArray_NDIM(((PyArrayObject *)__pyx_v_arr)) != 1);
+
+  if (!__pyx_t_2) {
+
+  } else {
+
+    __pyx_t_1 = __pyx_t_2;
+
+    goto __pyx_L4_bool_binop_done;
+  }
+  __pyx_t_2 = (!PyArray_IS_C_CONTIGUOUS(((PyArrayObject *)__pyx_v_arr)));
+
+
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+
+  /* "core_ext/_kernel.pyx":151
+ * cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NULL:
+ *     """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum             # <<<<<<<<<<<<<<
+ *             or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+*/
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "core_ext/_kernel.pyx":154
+ *             or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+ *         raise TypeError(f"expected a contiguous 1-d numpy array of type {typenum}")             # <<<<<<<<<<<<<<
+ *     n[0] = cnp.PyArray_DIM(<cnp.ndarray>arr, 0)
+ *     return cnp.PyArray_DATA(<cnp.ndarray>arr)
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = __Pyx_PyUnicode_From_int(__pyx_v_typenum, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 154, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    __pyx_t_6 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_expected_a_contiguous_1_d_numpy, __pyx_t_5); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 154, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_t_7 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_6};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 154, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 154, __pyx_L1_error)
+
+    /* "core_ext/_kernel.pyx":151
+ * cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NULL:
+ *     """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum             # <<<<<<<<<<<<<<
+ *             or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+*/
+  }
+
+  /* "core_ext/_kernel.pyx":155
+ *             or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+ *         raise TypeError(f"expected a contiguous 1-d numpy array of type {typenum}")
+ *     n[0] = cnp.PyArray_DIM(<cnp.ndarray>arr, 0)             # <<<<<<<<<<<<<<
+ *     return cnp.PyArray_DATA(<cnp.ndarray>arr)
+ * 
+*/
+  (__pyx_v_n[0]) = PyArray_DIM(((PyArrayObject *)__pyx_v_arr), 0);
+
+  /* "core_ext/_kernel.pyx":156
+ *         raise TypeError(f"expected a contiguous 1-d numpy array of type {typenum}")
+ *     n[0] = cnp.PyArray_DIM(<cnp.ndarray>arr, 0)
+ *     return cnp.PyArray_DATA(<cnp.ndarray>arr)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = PyArray_DATA(((PyArrayObject *)__pyx_v_arr));
+  }
+  goto __pyx_L0;
+
+  /* "core_ext/_kernel.pyx":149
+ * 
+ * 
+ * cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NULL:             # <<<<<<<<<<<<<<
+ *     """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+ *     if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_AddTraceback("omniroute.core_ext._kernel._data", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "core_ext/_kernel.pyx":159
  * 
  * 
  * def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):             # <<<<<<<<<<<<<<
@@ -23478,60 +26342,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_extra,&__pyx_mstate_global->__pyx_n_u_adding,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 142, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 159, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 142, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 159, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 142, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 159, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 142, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 159, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 142, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 159, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 142, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 159, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "committed_units", 0) < (0)) __PYX_ERR(0, 142, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "committed_units", 0) < (0)) __PYX_ERR(0, 159, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("committed_units", 1, 5, 5, i); __PYX_ERR(0, 142, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("committed_units", 1, 5, 5, i); __PYX_ERR(0, 159, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 142, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 159, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 142, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 159, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 142, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 159, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 142, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 159, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 142, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 159, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L3_error)
-    __pyx_v_extra = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_extra == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L3_error)
-    __pyx_v_adding = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_adding == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 159, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 159, __pyx_L3_error)
+    __pyx_v_extra = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_extra == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 159, __pyx_L3_error)
+    __pyx_v_adding = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_adding == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 159, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("committed_units", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 142, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("committed_units", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 159, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23567,19 +26431,19 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_committed_units(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("committed_units", 0);
 
-  /* "core_ext/_kernel.pyx":144
+  /* "core_ext/_kernel.pyx":161
  * def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
  *     """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *     return _committed(t.units, t.counts, t.intr, slot, t.profile[slot], cls, extra, adding)
  * 
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 144, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 161, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":145
+  /* "core_ext/_kernel.pyx":162
  *     """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
  *     cdef _Table t = _views(table)
  *     return _committed(t.units, t.counts, t.intr, slot, t.profile[slot], cls, extra, adding)             # <<<<<<<<<<<<<<
@@ -23587,7 +26451,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_committed_units(CYTHON_U
  * 
 */
   __pyx_t_2 = __pyx_v_slot;
-  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_f_9omniroute_8core_ext_7_kernel__committed(__pyx_v_t->units, __pyx_v_t->counts, __pyx_v_t->intr, __pyx_v_slot, (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_t->profile.data) + __pyx_t_2)) ))), __pyx_v_cls, __pyx_v_extra, __pyx_v_adding)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int64_t(__pyx_f_9omniroute_8core_ext_7_kernel__committed(__pyx_v_t->units, __pyx_v_t->counts, __pyx_v_t->intr, __pyx_v_slot, (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_t->profile.data) + __pyx_t_2)) ))), __pyx_v_cls, __pyx_v_extra, __pyx_v_adding)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 162, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -23600,7 +26464,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_committed_units(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":142
+  /* "core_ext/_kernel.pyx":159
  * 
  * 
  * def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):             # <<<<<<<<<<<<<<
@@ -23620,7 +26484,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_committed_units(CYTHON_U
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":148
+/* "core_ext/_kernel.pyx":165
  * 
  * 
  * def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):             # <<<<<<<<<<<<<<
@@ -23672,60 +26536,60 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_extra,&__pyx_mstate_global->__pyx_n_u_adding,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 148, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 165, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 148, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 165, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 148, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 165, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 148, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 165, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 148, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 165, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 148, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 165, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "fits", 0) < (0)) __PYX_ERR(0, 148, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "fits", 0) < (0)) __PYX_ERR(0, 165, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 5; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("fits", 1, 5, 5, i); __PYX_ERR(0, 148, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("fits", 1, 5, 5, i); __PYX_ERR(0, 165, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 5)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 148, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 165, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 148, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 165, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 148, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 165, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 148, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 165, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 148, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 165, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L3_error)
-    __pyx_v_extra = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_extra == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L3_error)
-    __pyx_v_adding = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_adding == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 148, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 165, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 165, __pyx_L3_error)
+    __pyx_v_extra = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_extra == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 165, __pyx_L3_error)
+    __pyx_v_adding = __Pyx_PyObject_IsTrue(values[4]); if (unlikely((__pyx_v_adding == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 165, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("fits", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 148, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("fits", 1, 5, 5, __pyx_nargs); __PYX_ERR(0, 165, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23760,16 +26624,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_2fits(CYTHON_UNUSED PyOb
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("fits", 0);
 
-  /* "core_ext/_kernel.pyx":150
+  /* "core_ext/_kernel.pyx":167
  * def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
  *     """True when ``extra`` more units of ``cls`` (a new item if ``adding``) fit the agent."""
  *     return _views(table).fits(slot, cls, extra, adding)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 167, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1), __pyx_v_slot, __pyx_v_cls, __pyx_v_extra, __pyx_v_adding)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits(((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1), __pyx_v_slot, __pyx_v_cls, __pyx_v_extra, __pyx_v_adding)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 167, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
@@ -23783,7 +26647,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_2fits(CYTHON_UNUSED PyOb
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":148
+  /* "core_ext/_kernel.pyx":165
  * 
  * 
  * def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):             # <<<<<<<<<<<<<<
@@ -23803,7 +26667,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_2fits(CYTHON_UNUSED PyOb
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":153
+/* "core_ext/_kernel.pyx":170
  * 
  * 
  * def room_mask(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
@@ -23852,39 +26716,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 153, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 170, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 153, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 170, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 153, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 170, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "room_mask", 0) < (0)) __PYX_ERR(0, 153, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "room_mask", 0) < (0)) __PYX_ERR(0, 170, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, i); __PYX_ERR(0, 153, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, i); __PYX_ERR(0, 170, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 153, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 170, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 153, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 170, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 153, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 170, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 153, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 170, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -23923,19 +26787,19 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("room_mask", 0);
 
-  /* "core_ext/_kernel.pyx":155
+  /* "core_ext/_kernel.pyx":172
  * def room_mask(table, Py_ssize_t slot):
  *     """Bit set of the media classes a new item of which the agent could take now."""
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *     cdef int mask = 0
  *     cdef int c
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 155, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 172, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":156
+  /* "core_ext/_kernel.pyx":173
  *     """Bit set of the media classes a new item of which the agent could take now."""
  *     cdef _Table t = _views(table)
  *     cdef int mask = 0             # <<<<<<<<<<<<<<
@@ -23944,7 +26808,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
 */
   __pyx_v_mask = 0;
 
-  /* "core_ext/_kernel.pyx":158
+  /* "core_ext/_kernel.pyx":175
  *     cdef int mask = 0
  *     cdef int c
  *     if not t.routable[slot]:             # <<<<<<<<<<<<<<
@@ -23957,7 +26821,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":159
+    /* "core_ext/_kernel.pyx":176
  *     cdef int c
  *     if not t.routable[slot]:
  *         return 0             # <<<<<<<<<<<<<<
@@ -23975,7 +26839,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":158
+    /* "core_ext/_kernel.pyx":175
  *     cdef int mask = 0
  *     cdef int c
  *     if not t.routable[slot]:             # <<<<<<<<<<<<<<
@@ -23984,7 +26848,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
 */
   }
 
-  /* "core_ext/_kernel.pyx":160
+  /* "core_ext/_kernel.pyx":177
  *     if not t.routable[slot]:
  *         return 0
  *     for c in range(t.units.shape[1]):             # <<<<<<<<<<<<<<
@@ -23998,7 +26862,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_c = __pyx_t_6;
 
-    /* "core_ext/_kernel.pyx":161
+    /* "core_ext/_kernel.pyx":178
  *         return 0
  *     for c in range(t.units.shape[1]):
  *         if t.fits_new(slot, c):             # <<<<<<<<<<<<<<
@@ -24010,7 +26874,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
     if (__pyx_t_3) {
 
 
-      /* "core_ext/_kernel.pyx":162
+      /* "core_ext/_kernel.pyx":179
  *     for c in range(t.units.shape[1]):
  *         if t.fits_new(slot, c):
  *             mask |= 1 << c             # <<<<<<<<<<<<<<
@@ -24019,7 +26883,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
 */
       __pyx_v_mask = (__pyx_v_mask | (1 << __pyx_v_c));
 
-      /* "core_ext/_kernel.pyx":161
+      /* "core_ext/_kernel.pyx":178
  *         return 0
  *     for c in range(t.units.shape[1]):
  *         if t.fits_new(slot, c):             # <<<<<<<<<<<<<<
@@ -24030,14 +26894,14 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   }
 
 
-  /* "core_ext/_kernel.pyx":163
+  /* "core_ext/_kernel.pyx":180
  *         if t.fits_new(slot, c):
  *             mask |= 1 << c
  *     return mask             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_mask); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 163, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_mask); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 180, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -24050,7 +26914,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":153
+  /* "core_ext/_kernel.pyx":170
  * 
  * 
  * def room_mask(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
@@ -24072,12 +26936,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":166
+/* "core_ext/_kernel.pyx":183
  * 
  * 
- * def agent_eligible(table, Py_ssize_t slot, const int32_t[::1] req_cols,             # <<<<<<<<<<<<<<
- *                    const uint8_t[::1] req_levels, int cls, int kind_mask):
+ * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):             # <<<<<<<<<<<<<<
  *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
+ *     cdef _Table t = _views(table)
 */
 
 /* Python wrapper */
@@ -24088,7 +26952,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_6agent_eligible, "agent_eligible(table, Py_ssize_t slot, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls, int kind_mask)\n\nCan this agent be offered a new item of ``cls`` needing these skills, right now?");
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_6agent_eligible, "agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask)\n\nCan this agent be offered a new item of ``cls`` needing these skills, right now?");
 static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_7agent_eligible = {"agent_eligible", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_7agent_eligible, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_6agent_eligible};
 static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_7agent_eligible(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
@@ -24099,8 +26963,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 ) {
   PyObject *__pyx_v_table = 0;
   Py_ssize_t __pyx_v_slot;
-  __Pyx_memviewslice __pyx_v_req_cols = { 0, 0, { 0 }, { 0 }, { 0 } };
-  __Pyx_memviewslice __pyx_v_req_levels = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_req_cols = 0;
+  PyObject *__pyx_v_req_levels = 0;
   int __pyx_v_cls;
   int __pyx_v_kind_mask;
   #if !CYTHON_VECTORCALL
@@ -24125,75 +26989,73 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_req_cols,&__pyx_mstate_global->__pyx_n_u_req_levels,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_kind_mask,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 166, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 183, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 166, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 183, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 166, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 183, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 166, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 183, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 166, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 183, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 166, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 183, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 166, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 183, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "agent_eligible", 0) < (0)) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "agent_eligible", 0) < (0)) __PYX_ERR(0, 183, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, i); __PYX_ERR(0, 166, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, i); __PYX_ERR(0, 183, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 183, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 183, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 183, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 183, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 183, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 166, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 183, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 166, __pyx_L3_error)
-    __pyx_v_req_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_req_cols.memview)) __PYX_ERR(0, 166, __pyx_L3_error)
-    __pyx_v_req_levels = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(values[3], 0); if (unlikely(!__pyx_v_req_levels.memview)) __PYX_ERR(0, 167, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 167, __pyx_L3_error)
-    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 167, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 183, __pyx_L3_error)
+    __pyx_v_req_cols = values[2];
+    __pyx_v_req_levels = values[3];
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 183, __pyx_L3_error)
+    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 183, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 166, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 183, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_cols, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_levels, 1);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.agent_eligible", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
@@ -24205,74 +27067,98 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
     Py_XDECREF(values[__pyx_temp]);
   }
 
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_cols, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_levels, 1);
 
 
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, __Pyx_memviewslice __pyx_v_req_cols, __Pyx_memviewslice __pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
+  Py_ssize_t __pyx_v_n_req;
+  Py_ssize_t __pyx_v_n_levels;
+  int32_t const *__pyx_v_cols;
+  uint8_t const *__pyx_v_levels;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
-  int __pyx_t_2;
-  Py_ssize_t __pyx_t_3;
-  int __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
+  void const *__pyx_t_2;
+  int __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("agent_eligible", 0);
 
-  /* "core_ext/_kernel.pyx":169
- *                    const uint8_t[::1] req_levels, int cls, int kind_mask):
+  /* "core_ext/_kernel.pyx":185
+ * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):
  *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
- *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
- *         return False
+ *     cdef Py_ssize_t n_req, n_levels
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 169, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 185, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":170
- *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
+  /* "core_ext/_kernel.pyx":187
  *     cdef _Table t = _views(table)
+ *     cdef Py_ssize_t n_req, n_levels
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)             # <<<<<<<<<<<<<<
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
+ *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
+*/
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 187, __pyx_L1_error)
+  __pyx_v_cols = ((int32_t const *)__pyx_t_2);
+
+
+  /* "core_ext/_kernel.pyx":188
+ *     cdef Py_ssize_t n_req, n_levels
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)             # <<<<<<<<<<<<<<
+ *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
+ *         return False
+*/
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_levels, NPY_UINT8, (&__pyx_v_n_levels)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 188, __pyx_L1_error)
+  __pyx_v_levels = ((uint8_t const *)__pyx_t_2);
+
+
+  /* "core_ext/_kernel.pyx":189
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
  *         return False
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
+ *     if not t.skills_ok(slot, cols, levels, n_req):
 */
-  __pyx_t_3 = __pyx_v_slot;
-  __pyx_t_4 = (!((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->routable.data) + __pyx_t_3)) ))) != 0));
+  __pyx_t_4 = __pyx_v_slot;
+  __pyx_t_5 = (!((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->routable.data) + __pyx_t_4)) ))) != 0));
 
-  if (!__pyx_t_4) {
+  if (!__pyx_t_5) {
 
   } else {
 
-    __pyx_t_2 = __pyx_t_4;
+    __pyx_t_3 = __pyx_t_5;
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __pyx_v_slot;
-  __pyx_t_4 = (!(((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->kind.data) + __pyx_t_3)) ))) & __pyx_v_kind_mask) != 0));
+  __pyx_t_4 = __pyx_v_slot;
+  __pyx_t_5 = (!(((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->kind.data) + __pyx_t_4)) ))) & __pyx_v_kind_mask) != 0));
 
 
-  __pyx_t_2 = __pyx_t_4;
+  __pyx_t_3 = __pyx_t_5;
 
   __pyx_L4_bool_binop_done:;
-  if (__pyx_t_2) {
+  if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":171
- *     cdef _Table t = _views(table)
+    /* "core_ext/_kernel.pyx":190
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False             # <<<<<<<<<<<<<<
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
- *                                              req_cols.shape[0]):
+ *     if not t.skills_ok(slot, cols, levels, n_req):
+ *         return False
 */
     {
       PyObject *__pyx_temp;
@@ -24285,62 +27171,30 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":170
- *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
- *     cdef _Table t = _views(table)
+    /* "core_ext/_kernel.pyx":189
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
  *         return False
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
+ *     if not t.skills_ok(slot, cols, levels, n_req):
 */
   }
 
-  /* "core_ext/_kernel.pyx":172
+  /* "core_ext/_kernel.pyx":191
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],             # <<<<<<<<<<<<<<
- *                                              req_cols.shape[0]):
- *         return False
-*/
-  __pyx_t_4 = ((__pyx_v_req_cols.shape[0]) != 0);
-
-  if (__pyx_t_4) {
-
-  } else {
-
-    __pyx_t_2 = __pyx_t_4;
-
-    goto __pyx_L7_bool_binop_done;
-  }
-  __pyx_t_3 = 0;
-  __pyx_t_5 = 0;
-
-  /* "core_ext/_kernel.pyx":173
- *         return False
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
- *                                              req_cols.shape[0]):             # <<<<<<<<<<<<<<
+ *     if not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
  *         return False
  *     return t.fits_new(slot, cls)
 */
-  __pyx_t_4 = (!__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(__pyx_v_t, __pyx_v_slot, (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_req_cols.data) + __pyx_t_3)) )))), (&(*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_req_levels.data) + __pyx_t_5)) )))), (__pyx_v_req_cols.shape[0])));
+  __pyx_t_3 = (!__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_levels, __pyx_v_n_req));
+
+  if (__pyx_t_3) {
 
 
-  __pyx_t_2 = __pyx_t_4;
-
-  __pyx_L7_bool_binop_done:;
-
-  /* "core_ext/_kernel.pyx":172
- *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
+    /* "core_ext/_kernel.pyx":192
  *         return False
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],             # <<<<<<<<<<<<<<
- *                                              req_cols.shape[0]):
- *         return False
-*/
-  if (__pyx_t_2) {
-
-
-    /* "core_ext/_kernel.pyx":174
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
- *                                              req_cols.shape[0]):
+ *     if not t.skills_ok(slot, cols, levels, n_req):
  *         return False             # <<<<<<<<<<<<<<
  *     return t.fits_new(slot, cls)
  * 
@@ -24356,23 +27210,23 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":172
+    /* "core_ext/_kernel.pyx":191
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False
- *     if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],             # <<<<<<<<<<<<<<
- *                                              req_cols.shape[0]):
+ *     if not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
  *         return False
+ *     return t.fits_new(slot, cls)
 */
   }
 
-  /* "core_ext/_kernel.pyx":175
- *                                              req_cols.shape[0]):
+  /* "core_ext/_kernel.pyx":193
+ *     if not t.skills_ok(slot, cols, levels, n_req):
  *         return False
  *     return t.fits_new(slot, cls)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_slot, __pyx_v_cls)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 175, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_slot, __pyx_v_cls)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 193, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -24385,12 +27239,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":166
+  /* "core_ext/_kernel.pyx":183
  * 
  * 
- * def agent_eligible(table, Py_ssize_t slot, const int32_t[::1] req_cols,             # <<<<<<<<<<<<<<
- *                    const uint8_t[::1] req_levels, int cls, int kind_mask):
+ * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):             # <<<<<<<<<<<<<<
  *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
+ *     cdef _Table t = _views(table)
 */
 
   /* function exit code */
@@ -24400,17 +27254,21 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XDECREF((PyObject *)__pyx_v_t);
+
+
+
+
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":178
+/* "core_ext/_kernel.pyx":196
  * 
  * 
- * def score_agent(table, Py_ssize_t slot, const int32_t[::1] req_cols, int cls,             # <<<<<<<<<<<<<<
- *                 Py_ssize_t preferred, int64_t now, int64_t offer_counter,
- *                 const double[::1] weights):
+ * def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,             # <<<<<<<<<<<<<<
+ *                 int64_t offer_counter, weights):
+ *     """The score of one agent for a conversation (see ``best_agent``)."""
 */
 
 /* Python wrapper */
@@ -24421,7 +27279,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_8score_agent, "score_agent(table, Py_ssize_t slot, const int32_t[::1] req_cols, int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter, const double[::1] weights)\n\nThe score of one agent for a conversation (see ``best_agent``).");
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_8score_agent, "score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter, weights)\n\nThe score of one agent for a conversation (see ``best_agent``).");
 static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_9score_agent = {"score_agent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_9score_agent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_8score_agent};
 static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_9score_agent(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
@@ -24432,12 +27290,12 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 ) {
   PyObject *__pyx_v_table = 0;
   Py_ssize_t __pyx_v_slot;
-  __Pyx_memviewslice __pyx_v_req_cols = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_req_cols = 0;
   int __pyx_v_cls;
   Py_ssize_t __pyx_v_preferred;
   int64_t __pyx_v_now;
   int64_t __pyx_v_offer_counter;
-  __Pyx_memviewslice __pyx_v_weights = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_weights = 0;
   #if !CYTHON_VECTORCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
@@ -24460,89 +27318,87 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_req_cols,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_preferred,&__pyx_mstate_global->__pyx_n_u_now,&__pyx_mstate_global->__pyx_n_u_offer_counter,&__pyx_mstate_global->__pyx_n_u_weights,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 178, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 196, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 178, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 196, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "score_agent", 0) < (0)) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "score_agent", 0) < (0)) __PYX_ERR(0, 196, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, i); __PYX_ERR(0, 178, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, i); __PYX_ERR(0, 196, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 8)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 196, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 178, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 196, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 178, __pyx_L3_error)
-    __pyx_v_req_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[2], 0); if (unlikely(!__pyx_v_req_cols.memview)) __PYX_ERR(0, 178, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 178, __pyx_L3_error)
-    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 179, __pyx_L3_error)
-    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[5]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 179, __pyx_L3_error)
-    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 179, __pyx_L3_error)
-    __pyx_v_weights = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[7], 0); if (unlikely(!__pyx_v_weights.memview)) __PYX_ERR(0, 180, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
+    __pyx_v_req_cols = values[2];
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
+    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
+    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[5]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
+    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 197, __pyx_L3_error)
+    __pyx_v_weights = values[7];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 178, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 196, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_cols, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_weights, 1);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.score_agent", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
@@ -24554,70 +27410,71 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
     Py_XDECREF(values[__pyx_temp]);
   }
 
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_cols, 1);
 
 
 
 
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_weights, 1);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, __Pyx_memviewslice __pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, __Pyx_memviewslice __pyx_v_weights) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
+  Py_ssize_t __pyx_v_n_req;
+  Py_ssize_t __pyx_v_n_weights;
   int32_t const *__pyx_v_cols;
+  double const *__pyx_v_w;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
-  int32_t const *__pyx_t_2;
-  int __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
+  void const *__pyx_t_2;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("score_agent", 0);
 
-  /* "core_ext/_kernel.pyx":182
- *                 const double[::1] weights):
+  /* "core_ext/_kernel.pyx":199
+ *                 int64_t offer_counter, weights):
  *     """The score of one agent for a conversation (see ``best_agent``)."""
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
- *     cdef const int32_t* cols = &req_cols[0] if req_cols.shape[0] else NULL
- *     return t.score(slot, cols, req_cols.shape[0], cls, preferred, now, offer_counter, weights)
+ *     cdef Py_ssize_t n_req, n_weights
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 182, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 199, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":183
- *     """The score of one agent for a conversation (see ``best_agent``)."""
+  /* "core_ext/_kernel.pyx":201
  *     cdef _Table t = _views(table)
- *     cdef const int32_t* cols = &req_cols[0] if req_cols.shape[0] else NULL             # <<<<<<<<<<<<<<
- *     return t.score(slot, cols, req_cols.shape[0], cls, preferred, now, offer_counter, weights)
+ *     cdef Py_ssize_t n_req, n_weights
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)             # <<<<<<<<<<<<<<
+ *     cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
+ *     return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)
+*/
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 201, __pyx_L1_error)
+  __pyx_v_cols = ((int32_t const *)__pyx_t_2);
+
+
+  /* "core_ext/_kernel.pyx":202
+ *     cdef Py_ssize_t n_req, n_weights
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)             # <<<<<<<<<<<<<<
+ *     return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)
  * 
 */
-  __pyx_t_3 = ((__pyx_v_req_cols.shape[0]) != 0);
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_weights, NPY_FLOAT64, (&__pyx_v_n_weights)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 202, __pyx_L1_error)
+  __pyx_v_w = ((double const *)__pyx_t_2);
 
-  if (__pyx_t_3) {
-    __pyx_t_4 = 0;
 
-    __pyx_t_2 = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_req_cols.data) + __pyx_t_4)) ))));
-  } else {
-
-    __pyx_t_2 = NULL;
-  }
-
-  __pyx_v_cols = __pyx_t_2;
-
-  /* "core_ext/_kernel.pyx":184
- *     cdef _Table t = _views(table)
- *     cdef const int32_t* cols = &req_cols[0] if req_cols.shape[0] else NULL
- *     return t.score(slot, cols, req_cols.shape[0], cls, preferred, now, offer_counter, weights)             # <<<<<<<<<<<<<<
+  /* "core_ext/_kernel.pyx":203
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
+ *     return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, (__pyx_v_req_cols.shape[0]), __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_weights)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 184, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_n_req, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_w)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 203, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -24630,12 +27487,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUS
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":178
+  /* "core_ext/_kernel.pyx":196
  * 
  * 
- * def score_agent(table, Py_ssize_t slot, const int32_t[::1] req_cols, int cls,             # <<<<<<<<<<<<<<
- *                 Py_ssize_t preferred, int64_t now, int64_t offer_counter,
- *                 const double[::1] weights):
+ * def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,             # <<<<<<<<<<<<<<
+ *                 int64_t offer_counter, weights):
+ *     """The score of one agent for a conversation (see ``best_agent``)."""
 */
 
   /* function exit code */
@@ -24646,17 +27503,20 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUS
   __pyx_L0:;
   __Pyx_XDECREF((PyObject *)__pyx_v_t);
 
+
+
+
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":187
+/* "core_ext/_kernel.pyx":206
  * 
  * 
- * def best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls,             # <<<<<<<<<<<<<<
- *                int kind_mask, const int32_t[::1] excluded, Py_ssize_t preferred,
- *                Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+ * def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,             # <<<<<<<<<<<<<<
+ *                Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+ *                weights):
 */
 
 /* Python wrapper */
@@ -24667,7 +27527,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10best_agent, "best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls, int kind_mask, const int32_t[::1] excluded, Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter, const double[::1] weights)\n\nThe best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.\n\nCandidates are the agents with room for ``cls`` holding the rarest required skill,\nread from bitsets, or only ``pinned`` when it is >= 0.");
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10best_agent, "best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded, Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter, weights)\n\nThe best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.\n\nCandidates are the agents with room for ``cls`` holding the rarest required skill,\nread from bitsets, or only ``pinned`` when it is >= 0. Arrays: ``req_cols`` and\n``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).");
 static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_11best_agent = {"best_agent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_11best_agent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_10best_agent};
 static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_11best_agent(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
@@ -24677,16 +27537,16 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ) {
   PyObject *__pyx_v_table = 0;
-  __Pyx_memviewslice __pyx_v_req_cols = { 0, 0, { 0 }, { 0 }, { 0 } };
-  __Pyx_memviewslice __pyx_v_req_levels = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_req_cols = 0;
+  PyObject *__pyx_v_req_levels = 0;
   int __pyx_v_cls;
   int __pyx_v_kind_mask;
-  __Pyx_memviewslice __pyx_v_excluded = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_excluded = 0;
   Py_ssize_t __pyx_v_preferred;
   Py_ssize_t __pyx_v_pinned;
   int64_t __pyx_v_now;
   int64_t __pyx_v_offer_counter;
-  __Pyx_memviewslice __pyx_v_weights = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_weights = 0;
   #if !CYTHON_VECTORCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
@@ -24709,112 +27569,108 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_req_cols,&__pyx_mstate_global->__pyx_n_u_req_levels,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_kind_mask,&__pyx_mstate_global->__pyx_n_u_excluded,&__pyx_mstate_global->__pyx_n_u_preferred,&__pyx_mstate_global->__pyx_n_u_pinned,&__pyx_mstate_global->__pyx_n_u_now,&__pyx_mstate_global->__pyx_n_u_offer_counter,&__pyx_mstate_global->__pyx_n_u_weights,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 187, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 206, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 11:
         values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 187, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 206, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "best_agent", 0) < (0)) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "best_agent", 0) < (0)) __PYX_ERR(0, 206, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 11; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, i); __PYX_ERR(0, 187, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, i); __PYX_ERR(0, 206, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 11)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 206, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 187, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 206, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_req_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[1], 0); if (unlikely(!__pyx_v_req_cols.memview)) __PYX_ERR(0, 187, __pyx_L3_error)
-    __pyx_v_req_levels = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(values[2], 0); if (unlikely(!__pyx_v_req_levels.memview)) __PYX_ERR(0, 187, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 187, __pyx_L3_error)
-    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 188, __pyx_L3_error)
-    __pyx_v_excluded = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[5], 0); if (unlikely(!__pyx_v_excluded.memview)) __PYX_ERR(0, 188, __pyx_L3_error)
-    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 188, __pyx_L3_error)
-    __pyx_v_pinned = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_pinned == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L3_error)
-    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[8]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L3_error)
-    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[9]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 189, __pyx_L3_error)
-    __pyx_v_weights = __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(values[10], 0); if (unlikely(!__pyx_v_weights.memview)) __PYX_ERR(0, 190, __pyx_L3_error)
+    __pyx_v_req_cols = values[1];
+    __pyx_v_req_levels = values[2];
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 206, __pyx_L3_error)
+    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 206, __pyx_L3_error)
+    __pyx_v_excluded = values[5];
+    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
+    __pyx_v_pinned = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_pinned == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
+    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[8]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
+    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[9]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
+    __pyx_v_weights = values[10];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 187, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 206, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_cols, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_levels, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_excluded, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_weights, 1);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.best_agent", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
@@ -24825,25 +27681,26 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_cols, 1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_req_levels, 1);
-
-
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_excluded, 1);
 
 
 
 
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_weights, 1);
+
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, __Pyx_memviewslice __pyx_v_req_cols, __Pyx_memviewslice __pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, __Pyx_memviewslice __pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, __Pyx_memviewslice __pyx_v_weights) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, PyObject *__pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
   Py_ssize_t __pyx_v_n_req;
+  Py_ssize_t __pyx_v_n_levels;
+  Py_ssize_t __pyx_v_n_excluded;
+  Py_ssize_t __pyx_v_n_weights;
   int32_t const *__pyx_v_cols;
   uint8_t const *__pyx_v_levels;
+  int32_t const *__pyx_v_excl;
+  double const *__pyx_v_wts;
   Py_ssize_t __pyx_v_n_words;
   Py_ssize_t __pyx_v_best;
   double __pyx_v_best_score;
@@ -24861,100 +27718,94 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
-  int32_t const *__pyx_t_2;
-  int __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  uint8_t const *__pyx_t_5;
-  __Pyx_memviewslice __pyx_t_6 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  void const *__pyx_t_2;
+  __Pyx_memviewslice __pyx_t_3 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_t_4;
+  Py_ssize_t __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
   Py_ssize_t __pyx_t_8;
-  Py_ssize_t __pyx_t_9;
+  int32_t __pyx_t_9;
   int32_t __pyx_t_10;
-  int32_t __pyx_t_11;
+  Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
   Py_ssize_t __pyx_t_14;
-  Py_ssize_t __pyx_t_15;
-  int __pyx_t_16;
+  int __pyx_t_15;
+  PyObject *__pyx_t_16 = NULL;
   PyObject *__pyx_t_17 = NULL;
-  PyObject *__pyx_t_18 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("best_agent", 0);
 
-  /* "core_ext/_kernel.pyx":196
- *     read from bitsets, or only ``pinned`` when it is >= 0.
+  /* "core_ext/_kernel.pyx":215
+ *     ``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).
  *     """
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
- *     cdef Py_ssize_t n_req = req_cols.shape[0]
- *     cdef const int32_t* cols = &req_cols[0] if n_req else NULL
+ *     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 196, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 215, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":197
- *     """
+  /* "core_ext/_kernel.pyx":217
  *     cdef _Table t = _views(table)
- *     cdef Py_ssize_t n_req = req_cols.shape[0]             # <<<<<<<<<<<<<<
- *     cdef const int32_t* cols = &req_cols[0] if n_req else NULL
- *     cdef const uint8_t* levels = &req_levels[0] if n_req else NULL
+ *     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)             # <<<<<<<<<<<<<<
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
+ *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
 */
-  __pyx_v_n_req = (__pyx_v_req_cols.shape[0]);
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 217, __pyx_L1_error)
+  __pyx_v_cols = ((int32_t const *)__pyx_t_2);
 
-  /* "core_ext/_kernel.pyx":198
- *     cdef _Table t = _views(table)
- *     cdef Py_ssize_t n_req = req_cols.shape[0]
- *     cdef const int32_t* cols = &req_cols[0] if n_req else NULL             # <<<<<<<<<<<<<<
- *     cdef const uint8_t* levels = &req_levels[0] if n_req else NULL
+
+  /* "core_ext/_kernel.pyx":218
+ *     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)             # <<<<<<<<<<<<<<
+ *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+ *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
+*/
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_levels, NPY_UINT8, (&__pyx_v_n_levels)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 218, __pyx_L1_error)
+  __pyx_v_levels = ((uint8_t const *)__pyx_t_2);
+
+
+  /* "core_ext/_kernel.pyx":219
+ *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
+ *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)             # <<<<<<<<<<<<<<
+ *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
 */
-  __pyx_t_3 = (__pyx_v_n_req != 0);
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_excluded, NPY_INT32, (&__pyx_v_n_excluded)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 219, __pyx_L1_error)
+  __pyx_v_excl = ((int32_t const *)__pyx_t_2);
 
-  if (__pyx_t_3) {
-    __pyx_t_4 = 0;
 
-    __pyx_t_2 = (&(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_req_cols.data) + __pyx_t_4)) ))));
-  } else {
-
-    __pyx_t_2 = NULL;
-  }
-
-  __pyx_v_cols = __pyx_t_2;
-
-  /* "core_ext/_kernel.pyx":199
- *     cdef Py_ssize_t n_req = req_cols.shape[0]
- *     cdef const int32_t* cols = &req_cols[0] if n_req else NULL
- *     cdef const uint8_t* levels = &req_levels[0] if n_req else NULL             # <<<<<<<<<<<<<<
+  /* "core_ext/_kernel.pyx":220
+ *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
+ *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+ *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
  *     cdef Py_ssize_t best = -1
 */
-  __pyx_t_3 = (__pyx_v_n_req != 0);
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_weights, NPY_FLOAT64, (&__pyx_v_n_weights)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 220, __pyx_L1_error)
+  __pyx_v_wts = ((double const *)__pyx_t_2);
 
-  if (__pyx_t_3) {
-    __pyx_t_4 = 0;
 
-    __pyx_t_5 = (&(*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_req_levels.data) + __pyx_t_4)) ))));
-  } else {
-
-    __pyx_t_5 = NULL;
-  }
-
-  __pyx_v_levels = __pyx_t_5;
-
-  /* "core_ext/_kernel.pyx":200
- *     cdef const int32_t* cols = &req_cols[0] if n_req else NULL
- *     cdef const uint8_t* levels = &req_levels[0] if n_req else NULL
+  /* "core_ext/_kernel.pyx":221
+ *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+ *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t best = -1
  *     cdef double best_score = 0.0
 */
   __pyx_v_n_words = (__pyx_v_t->room_bits.shape[1]);
 
-  /* "core_ext/_kernel.pyx":201
- *     cdef const uint8_t* levels = &req_levels[0] if n_req else NULL
+  /* "core_ext/_kernel.pyx":222
+ *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
  *     cdef Py_ssize_t best = -1             # <<<<<<<<<<<<<<
  *     cdef double best_score = 0.0
@@ -24962,7 +27813,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_best = -1L;
 
-  /* "core_ext/_kernel.pyx":202
+  /* "core_ext/_kernel.pyx":223
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
  *     cdef Py_ssize_t best = -1
  *     cdef double best_score = 0.0             # <<<<<<<<<<<<<<
@@ -24971,7 +27822,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_best_score = 0.0;
 
-  /* "core_ext/_kernel.pyx":203
+  /* "core_ext/_kernel.pyx":224
  *     cdef Py_ssize_t best = -1
  *     cdef double best_score = 0.0
  *     cdef int64_t best_seq = 0             # <<<<<<<<<<<<<<
@@ -24980,7 +27831,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_best_seq = 0;
 
-  /* "core_ext/_kernel.pyx":204
+  /* "core_ext/_kernel.pyx":225
  *     cdef double best_score = 0.0
  *     cdef int64_t best_seq = 0
  *     cdef Py_ssize_t w, k, slot, rare = -1             # <<<<<<<<<<<<<<
@@ -24989,20 +27840,20 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_rare = -1L;
 
-  /* "core_ext/_kernel.pyx":209
+  /* "core_ext/_kernel.pyx":230
  *     cdef double s
  *     cdef bint skip
  *     cdef const int32_t[::1] skill_count = t.skill_count             # <<<<<<<<<<<<<<
  *     with nogil:
  *         if n_req:
 */
-  __pyx_t_6 = __pyx_v_t->skill_count;
-  __PYX_INC_MEMVIEW(&__pyx_t_6, 1);
-  __pyx_v_skill_count = __pyx_t_6;
-  __pyx_t_6.memview = NULL;
-  __pyx_t_6.data = NULL;
+  __pyx_t_3 = __pyx_v_t->skill_count;
+  __PYX_INC_MEMVIEW(&__pyx_t_3, 1);
+  __pyx_v_skill_count = __pyx_t_3;
+  __pyx_t_3.memview = NULL;
+  __pyx_t_3.data = NULL;
 
-  /* "core_ext/_kernel.pyx":210
+  /* "core_ext/_kernel.pyx":231
  *     cdef bint skip
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -25015,19 +27866,19 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "core_ext/_kernel.pyx":211
+        /* "core_ext/_kernel.pyx":232
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:
  *         if n_req:             # <<<<<<<<<<<<<<
  *             rare = cols[0]
  *             rare_count = skill_count[rare]
 */
-        __pyx_t_3 = (__pyx_v_n_req != 0);
+        __pyx_t_4 = (__pyx_v_n_req != 0);
 
-        if (__pyx_t_3) {
+        if (__pyx_t_4) {
 
 
-          /* "core_ext/_kernel.pyx":212
+          /* "core_ext/_kernel.pyx":233
  *     with nogil:
  *         if n_req:
  *             rare = cols[0]             # <<<<<<<<<<<<<<
@@ -25036,17 +27887,17 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
           __pyx_v_rare = (__pyx_v_cols[0]);
 
-          /* "core_ext/_kernel.pyx":213
+          /* "core_ext/_kernel.pyx":234
  *         if n_req:
  *             rare = cols[0]
  *             rare_count = skill_count[rare]             # <<<<<<<<<<<<<<
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]
 */
-          __pyx_t_4 = __pyx_v_rare;
-          __pyx_v_rare_count = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_skill_count.data) + __pyx_t_4)) )));
+          __pyx_t_5 = __pyx_v_rare;
+          __pyx_v_rare_count = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_skill_count.data) + __pyx_t_5)) )));
 
-          /* "core_ext/_kernel.pyx":214
+          /* "core_ext/_kernel.pyx":235
  *             rare = cols[0]
  *             rare_count = skill_count[rare]
  *             for k in range(1, n_req):             # <<<<<<<<<<<<<<
@@ -25054,49 +27905,49 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
  *                 if count < rare_count:
 */
 
-          __pyx_t_7 = __pyx_v_n_req;
-          __pyx_t_8 = __pyx_t_7;
+          __pyx_t_6 = __pyx_v_n_req;
+          __pyx_t_7 = __pyx_t_6;
 
-          for (__pyx_t_9 = 1; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-            __pyx_v_k = __pyx_t_9;
+          for (__pyx_t_8 = 1; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+            __pyx_v_k = __pyx_t_8;
 
-            /* "core_ext/_kernel.pyx":215
+            /* "core_ext/_kernel.pyx":236
  *             rare_count = skill_count[rare]
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]             # <<<<<<<<<<<<<<
  *                 if count < rare_count:
  *                     rare, rare_count = cols[k], count
 */
-            __pyx_t_4 = (__pyx_v_cols[__pyx_v_k]);
-            __pyx_v_count = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_skill_count.data) + __pyx_t_4)) )));
+            __pyx_t_5 = (__pyx_v_cols[__pyx_v_k]);
+            __pyx_v_count = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_skill_count.data) + __pyx_t_5)) )));
 
-            /* "core_ext/_kernel.pyx":216
+            /* "core_ext/_kernel.pyx":237
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]
  *                 if count < rare_count:             # <<<<<<<<<<<<<<
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):
 */
-            __pyx_t_3 = (__pyx_v_count < __pyx_v_rare_count);
+            __pyx_t_4 = (__pyx_v_count < __pyx_v_rare_count);
 
-            if (__pyx_t_3) {
+            if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":217
+              /* "core_ext/_kernel.pyx":238
  *                 count = skill_count[cols[k]]
  *                 if count < rare_count:
  *                     rare, rare_count = cols[k], count             # <<<<<<<<<<<<<<
  *         for w in range(n_words):
  *             if pinned >= 0:
 */
-              __pyx_t_10 = (__pyx_v_cols[__pyx_v_k]);
+              __pyx_t_9 = (__pyx_v_cols[__pyx_v_k]);
 
-              __pyx_t_11 = __pyx_v_count;
+              __pyx_t_10 = __pyx_v_count;
 
-              __pyx_v_rare = __pyx_t_10;
-              __pyx_v_rare_count = __pyx_t_11;
+              __pyx_v_rare = __pyx_t_9;
+              __pyx_v_rare_count = __pyx_t_10;
 
-              /* "core_ext/_kernel.pyx":216
+              /* "core_ext/_kernel.pyx":237
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]
  *                 if count < rare_count:             # <<<<<<<<<<<<<<
@@ -25107,7 +27958,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           }
 
 
-          /* "core_ext/_kernel.pyx":211
+          /* "core_ext/_kernel.pyx":232
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:
  *         if n_req:             # <<<<<<<<<<<<<<
@@ -25116,7 +27967,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
         }
 
-        /* "core_ext/_kernel.pyx":218
+        /* "core_ext/_kernel.pyx":239
  *                 if count < rare_count:
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):             # <<<<<<<<<<<<<<
@@ -25124,37 +27975,37 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
  *                 if w != pinned >> 6:
 */
 
-        __pyx_t_7 = __pyx_v_n_words;
-        __pyx_t_8 = __pyx_t_7;
+        __pyx_t_6 = __pyx_v_n_words;
+        __pyx_t_7 = __pyx_t_6;
 
-        for (__pyx_t_9 = 0; __pyx_t_9 < __pyx_t_8; __pyx_t_9+=1) {
-          __pyx_v_w = __pyx_t_9;
+        for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+          __pyx_v_w = __pyx_t_8;
 
-          /* "core_ext/_kernel.pyx":219
+          /* "core_ext/_kernel.pyx":240
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):
  *             if pinned >= 0:             # <<<<<<<<<<<<<<
  *                 if w != pinned >> 6:
  *                     continue
 */
-          __pyx_t_3 = (__pyx_v_pinned >= 0);
+          __pyx_t_4 = (__pyx_v_pinned >= 0);
 
-          if (__pyx_t_3) {
+          if (__pyx_t_4) {
 
 
-            /* "core_ext/_kernel.pyx":220
+            /* "core_ext/_kernel.pyx":241
  *         for w in range(n_words):
  *             if pinned >= 0:
  *                 if w != pinned >> 6:             # <<<<<<<<<<<<<<
  *                     continue
  *                 word = t.room_bits[cls, w] & ((<uint64_t>1) << (pinned & 63))
 */
-            __pyx_t_3 = (__pyx_v_w != (__pyx_v_pinned >> 6));
+            __pyx_t_4 = (__pyx_v_w != (__pyx_v_pinned >> 6));
 
-            if (__pyx_t_3) {
+            if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":221
+              /* "core_ext/_kernel.pyx":242
  *             if pinned >= 0:
  *                 if w != pinned >> 6:
  *                     continue             # <<<<<<<<<<<<<<
@@ -25163,7 +28014,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               goto __pyx_L10_continue;
 
-              /* "core_ext/_kernel.pyx":220
+              /* "core_ext/_kernel.pyx":241
  *         for w in range(n_words):
  *             if pinned >= 0:
  *                 if w != pinned >> 6:             # <<<<<<<<<<<<<<
@@ -25172,18 +28023,18 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             }
 
-            /* "core_ext/_kernel.pyx":222
+            /* "core_ext/_kernel.pyx":243
  *                 if w != pinned >> 6:
  *                     continue
  *                 word = t.room_bits[cls, w] & ((<uint64_t>1) << (pinned & 63))             # <<<<<<<<<<<<<<
  *             else:
  *                 word = t.room_bits[cls, w]
 */
-            __pyx_t_4 = __pyx_v_cls;
-            __pyx_t_12 = __pyx_v_w;
-            __pyx_v_word = ((*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_4 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_12)) ))) & (((uint64_t)1) << (__pyx_v_pinned & 63)));
+            __pyx_t_5 = __pyx_v_cls;
+            __pyx_t_11 = __pyx_v_w;
+            __pyx_v_word = ((*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_5 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_11)) ))) & (((uint64_t)1) << (__pyx_v_pinned & 63)));
 
-            /* "core_ext/_kernel.pyx":219
+            /* "core_ext/_kernel.pyx":240
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):
  *             if pinned >= 0:             # <<<<<<<<<<<<<<
@@ -25193,7 +28044,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             goto __pyx_L12;
           }
 
-          /* "core_ext/_kernel.pyx":224
+          /* "core_ext/_kernel.pyx":245
  *                 word = t.room_bits[cls, w] & ((<uint64_t>1) << (pinned & 63))
  *             else:
  *                 word = t.room_bits[cls, w]             # <<<<<<<<<<<<<<
@@ -25201,36 +28052,36 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
  *                 word &= t.skill_bits[rare, w]
 */
           /*else*/ {
-            __pyx_t_12 = __pyx_v_cls;
-            __pyx_t_4 = __pyx_v_w;
-            __pyx_v_word = (*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_12 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_4)) )));
+            __pyx_t_11 = __pyx_v_cls;
+            __pyx_t_5 = __pyx_v_w;
+            __pyx_v_word = (*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_11 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_5)) )));
           }
           __pyx_L12:;
 
-          /* "core_ext/_kernel.pyx":225
+          /* "core_ext/_kernel.pyx":246
  *             else:
  *                 word = t.room_bits[cls, w]
  *             if rare >= 0:             # <<<<<<<<<<<<<<
  *                 word &= t.skill_bits[rare, w]
  *             while word:
 */
-          __pyx_t_3 = (__pyx_v_rare >= 0);
+          __pyx_t_4 = (__pyx_v_rare >= 0);
 
-          if (__pyx_t_3) {
+          if (__pyx_t_4) {
 
 
-            /* "core_ext/_kernel.pyx":226
+            /* "core_ext/_kernel.pyx":247
  *                 word = t.room_bits[cls, w]
  *             if rare >= 0:
  *                 word &= t.skill_bits[rare, w]             # <<<<<<<<<<<<<<
  *             while word:
  *                 slot = (w << 6) + __builtin_ctzll(word)
 */
-            __pyx_t_4 = __pyx_v_rare;
-            __pyx_t_12 = __pyx_v_w;
-            __pyx_v_word = (__pyx_v_word & (*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->skill_bits.data + __pyx_t_4 * __pyx_v_t->skill_bits.strides[0]) )) + __pyx_t_12)) ))));
+            __pyx_t_5 = __pyx_v_rare;
+            __pyx_t_11 = __pyx_v_w;
+            __pyx_v_word = (__pyx_v_word & (*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->skill_bits.data + __pyx_t_5 * __pyx_v_t->skill_bits.strides[0]) )) + __pyx_t_11)) ))));
 
-            /* "core_ext/_kernel.pyx":225
+            /* "core_ext/_kernel.pyx":246
  *             else:
  *                 word = t.room_bits[cls, w]
  *             if rare >= 0:             # <<<<<<<<<<<<<<
@@ -25239,7 +28090,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
           }
 
-          /* "core_ext/_kernel.pyx":227
+          /* "core_ext/_kernel.pyx":248
  *             if rare >= 0:
  *                 word &= t.skill_bits[rare, w]
  *             while word:             # <<<<<<<<<<<<<<
@@ -25247,12 +28098,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
  *                 word &= word - 1
 */
           while (1) {
-            __pyx_t_3 = (__pyx_v_word != 0);
+            __pyx_t_4 = (__pyx_v_word != 0);
 
 
-            if (!__pyx_t_3) break;
+            if (!__pyx_t_4) break;
 
-            /* "core_ext/_kernel.pyx":228
+            /* "core_ext/_kernel.pyx":249
  *                 word &= t.skill_bits[rare, w]
  *             while word:
  *                 slot = (w << 6) + __builtin_ctzll(word)             # <<<<<<<<<<<<<<
@@ -25261,62 +28112,61 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             __pyx_v_slot = ((__pyx_v_w << 6) + __builtin_ctzll(__pyx_v_word));
 
-            /* "core_ext/_kernel.pyx":229
+            /* "core_ext/_kernel.pyx":250
  *             while word:
  *                 slot = (w << 6) + __builtin_ctzll(word)
  *                 word &= word - 1             # <<<<<<<<<<<<<<
  *                 skip = False
- *                 for k in range(excluded.shape[0]):
+ *                 for k in range(n_excluded):
 */
             __pyx_v_word = (__pyx_v_word & (__pyx_v_word - 1));
 
-            /* "core_ext/_kernel.pyx":230
+            /* "core_ext/_kernel.pyx":251
  *                 slot = (w << 6) + __builtin_ctzll(word)
  *                 word &= word - 1
  *                 skip = False             # <<<<<<<<<<<<<<
- *                 for k in range(excluded.shape[0]):
- *                     if excluded[k] == slot:
+ *                 for k in range(n_excluded):
+ *                     if excl[k] == slot:
 */
             __pyx_v_skip = 0;
 
-            /* "core_ext/_kernel.pyx":231
+            /* "core_ext/_kernel.pyx":252
  *                 word &= word - 1
  *                 skip = False
- *                 for k in range(excluded.shape[0]):             # <<<<<<<<<<<<<<
- *                     if excluded[k] == slot:
+ *                 for k in range(n_excluded):             # <<<<<<<<<<<<<<
+ *                     if excl[k] == slot:
  *                         skip = True
 */
 
-            __pyx_t_13 = (__pyx_v_excluded.shape[0]);
-            __pyx_t_14 = __pyx_t_13;
+            __pyx_t_12 = __pyx_v_n_excluded;
+            __pyx_t_13 = __pyx_t_12;
 
-            for (__pyx_t_15 = 0; __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
-              __pyx_v_k = __pyx_t_15;
+            for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
+              __pyx_v_k = __pyx_t_14;
 
-              /* "core_ext/_kernel.pyx":232
+              /* "core_ext/_kernel.pyx":253
  *                 skip = False
- *                 for k in range(excluded.shape[0]):
- *                     if excluded[k] == slot:             # <<<<<<<<<<<<<<
+ *                 for k in range(n_excluded):
+ *                     if excl[k] == slot:             # <<<<<<<<<<<<<<
  *                         skip = True
  *                         break
 */
-              __pyx_t_12 = __pyx_v_k;
-              __pyx_t_3 = ((*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_excluded.data) + __pyx_t_12)) ))) == __pyx_v_slot);
+              __pyx_t_4 = ((__pyx_v_excl[__pyx_v_k]) == __pyx_v_slot);
 
-              if (__pyx_t_3) {
+              if (__pyx_t_4) {
 
 
-                /* "core_ext/_kernel.pyx":233
- *                 for k in range(excluded.shape[0]):
- *                     if excluded[k] == slot:
+                /* "core_ext/_kernel.pyx":254
+ *                 for k in range(n_excluded):
+ *                     if excl[k] == slot:
  *                         skip = True             # <<<<<<<<<<<<<<
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):
 */
                 __pyx_v_skip = 1;
 
-                /* "core_ext/_kernel.pyx":234
- *                     if excluded[k] == slot:
+                /* "core_ext/_kernel.pyx":255
+ *                     if excl[k] == slot:
  *                         skip = True
  *                         break             # <<<<<<<<<<<<<<
  *                 if skip or not (t.kind[slot] & kind_mask):
@@ -25324,10 +28174,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
                 goto __pyx_L18_break;
 
-                /* "core_ext/_kernel.pyx":232
+                /* "core_ext/_kernel.pyx":253
  *                 skip = False
- *                 for k in range(excluded.shape[0]):
- *                     if excluded[k] == slot:             # <<<<<<<<<<<<<<
+ *                 for k in range(n_excluded):
+ *                     if excl[k] == slot:             # <<<<<<<<<<<<<<
  *                         skip = True
  *                         break
 */
@@ -25336,7 +28186,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             __pyx_L18_break:;
 
 
-            /* "core_ext/_kernel.pyx":235
+            /* "core_ext/_kernel.pyx":256
  *                         skip = True
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
@@ -25346,20 +28196,20 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             if (!__pyx_v_skip) {
             } else {
 
-              __pyx_t_3 = __pyx_v_skip;
+              __pyx_t_4 = __pyx_v_skip;
               goto __pyx_L21_bool_binop_done;
             }
-            __pyx_t_12 = __pyx_v_slot;
-            __pyx_t_16 = (!(((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->kind.data) + __pyx_t_12)) ))) & __pyx_v_kind_mask) != 0));
+            __pyx_t_11 = __pyx_v_slot;
+            __pyx_t_15 = (!(((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->kind.data) + __pyx_t_11)) ))) & __pyx_v_kind_mask) != 0));
 
 
-            __pyx_t_3 = __pyx_t_16;
+            __pyx_t_4 = __pyx_t_15;
 
             __pyx_L21_bool_binop_done:;
-            if (__pyx_t_3) {
+            if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":236
+              /* "core_ext/_kernel.pyx":257
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):
  *                     continue             # <<<<<<<<<<<<<<
@@ -25368,7 +28218,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               goto __pyx_L15_continue;
 
-              /* "core_ext/_kernel.pyx":235
+              /* "core_ext/_kernel.pyx":256
  *                         skip = True
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
@@ -25377,108 +28227,108 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             }
 
-            /* "core_ext/_kernel.pyx":237
+            /* "core_ext/_kernel.pyx":258
  *                 if skip or not (t.kind[slot] & kind_mask):
  *                     continue
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
  *                     continue
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
 */
-            __pyx_t_16 = (__pyx_v_n_req != 0);
+            __pyx_t_15 = (__pyx_v_n_req != 0);
 
-            if (__pyx_t_16) {
+            if (__pyx_t_15) {
 
             } else {
 
-              __pyx_t_3 = __pyx_t_16;
+              __pyx_t_4 = __pyx_t_15;
 
               goto __pyx_L24_bool_binop_done;
             }
-            __pyx_t_16 = (!__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_levels, __pyx_v_n_req));
+            __pyx_t_15 = (!__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_levels, __pyx_v_n_req));
 
 
-            __pyx_t_3 = __pyx_t_16;
+            __pyx_t_4 = __pyx_t_15;
 
             __pyx_L24_bool_binop_done:;
-            if (__pyx_t_3) {
+            if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":238
+              /* "core_ext/_kernel.pyx":259
  *                     continue
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):
  *                     continue             # <<<<<<<<<<<<<<
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
 */
               goto __pyx_L15_continue;
 
-              /* "core_ext/_kernel.pyx":237
+              /* "core_ext/_kernel.pyx":258
  *                 if skip or not (t.kind[slot] & kind_mask):
  *                     continue
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
  *                     continue
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
 */
             }
 
-            /* "core_ext/_kernel.pyx":239
+            /* "core_ext/_kernel.pyx":260
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):
  *                     continue
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)             # <<<<<<<<<<<<<<
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)             # <<<<<<<<<<<<<<
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
  *                     best = slot
 */
-            __pyx_v_s = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_n_req, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_weights);
+            __pyx_v_s = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_n_req, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_wts);
 
-            /* "core_ext/_kernel.pyx":240
+            /* "core_ext/_kernel.pyx":261
  *                     continue
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):             # <<<<<<<<<<<<<<
  *                     best = slot
  *                     best_score = s
 */
-            __pyx_t_16 = (__pyx_v_best < 0);
+            __pyx_t_15 = (__pyx_v_best < 0);
 
-            if (!__pyx_t_16) {
-
-            } else {
-
-              __pyx_t_3 = __pyx_t_16;
-
-              goto __pyx_L27_bool_binop_done;
-            }
-            __pyx_t_16 = (__pyx_v_s > __pyx_v_best_score);
-
-            if (!__pyx_t_16) {
+            if (!__pyx_t_15) {
 
             } else {
 
-              __pyx_t_3 = __pyx_t_16;
+              __pyx_t_4 = __pyx_t_15;
 
               goto __pyx_L27_bool_binop_done;
             }
-            __pyx_t_16 = (__pyx_v_s == __pyx_v_best_score);
+            __pyx_t_15 = (__pyx_v_s > __pyx_v_best_score);
 
-            if (__pyx_t_16) {
+            if (!__pyx_t_15) {
 
             } else {
 
-              __pyx_t_3 = __pyx_t_16;
+              __pyx_t_4 = __pyx_t_15;
 
               goto __pyx_L27_bool_binop_done;
             }
-            __pyx_t_12 = __pyx_v_slot;
-            __pyx_t_16 = ((*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_t->seq.data) + __pyx_t_12)) ))) < __pyx_v_best_seq);
+            __pyx_t_15 = (__pyx_v_s == __pyx_v_best_score);
+
+            if (__pyx_t_15) {
+
+            } else {
+
+              __pyx_t_4 = __pyx_t_15;
+
+              goto __pyx_L27_bool_binop_done;
+            }
+            __pyx_t_11 = __pyx_v_slot;
+            __pyx_t_15 = ((*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_t->seq.data) + __pyx_t_11)) ))) < __pyx_v_best_seq);
 
 
-            __pyx_t_3 = __pyx_t_16;
+            __pyx_t_4 = __pyx_t_15;
 
             __pyx_L27_bool_binop_done:;
-            if (__pyx_t_3) {
+            if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":241
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+              /* "core_ext/_kernel.pyx":262
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
  *                     best = slot             # <<<<<<<<<<<<<<
  *                     best_score = s
@@ -25486,7 +28336,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               __pyx_v_best = __pyx_v_slot;
 
-              /* "core_ext/_kernel.pyx":242
+              /* "core_ext/_kernel.pyx":263
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
  *                     best = slot
  *                     best_score = s             # <<<<<<<<<<<<<<
@@ -25495,19 +28345,19 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               __pyx_v_best_score = __pyx_v_s;
 
-              /* "core_ext/_kernel.pyx":243
+              /* "core_ext/_kernel.pyx":264
  *                     best = slot
  *                     best_score = s
  *                     best_seq = t.seq[slot]             # <<<<<<<<<<<<<<
  *     return best, best_score
  * 
 */
-              __pyx_t_12 = __pyx_v_slot;
-              __pyx_v_best_seq = (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_t->seq.data) + __pyx_t_12)) )));
+              __pyx_t_11 = __pyx_v_slot;
+              __pyx_v_best_seq = (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_t->seq.data) + __pyx_t_11)) )));
 
-              /* "core_ext/_kernel.pyx":240
+              /* "core_ext/_kernel.pyx":261
  *                     continue
- *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+ *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):             # <<<<<<<<<<<<<<
  *                     best = slot
  *                     best_score = s
@@ -25520,7 +28370,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 
       }
 
-      /* "core_ext/_kernel.pyx":210
+      /* "core_ext/_kernel.pyx":231
  *     cdef bint skip
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -25537,54 +28387,59 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
       }
   }
 
-  /* "core_ext/_kernel.pyx":244
+  /* "core_ext/_kernel.pyx":265
  *                     best_score = s
  *                     best_seq = t.seq[slot]
  *     return best, best_score             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_best); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 244, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_best); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 265, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_17 = PyFloat_FromDouble(__pyx_v_best_score); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 244, __pyx_L1_error)
+  __pyx_t_16 = PyFloat_FromDouble(__pyx_v_best_score); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 265, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_16);
+  __pyx_t_17 = PyTuple_New(2); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 265, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_17);
-  __pyx_t_18 = PyTuple_New(2); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 244, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_18);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 244, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_17);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_t_17) != (0)) __PYX_ERR(0, 244, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 265, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_16);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 1, __pyx_t_16) != (0)) __PYX_ERR(0, 265, __pyx_L1_error);
   __pyx_t_1 = 0;
-  __pyx_t_17 = 0;
+  __pyx_t_16 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_18;
+      __pyx_r = __pyx_t_17;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_18 = 0;
+  __pyx_t_17 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":187
+  /* "core_ext/_kernel.pyx":206
  * 
  * 
- * def best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls,             # <<<<<<<<<<<<<<
- *                int kind_mask, const int32_t[::1] excluded, Py_ssize_t preferred,
- *                Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+ * def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,             # <<<<<<<<<<<<<<
+ *                Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+ *                weights):
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_t_6, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_3, 1);
+  __Pyx_XDECREF(__pyx_t_16);
   __Pyx_XDECREF(__pyx_t_17);
-  __Pyx_XDECREF(__pyx_t_18);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.best_agent", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XDECREF((PyObject *)__pyx_v_t);
+
+
+
+
+
 
 
 
@@ -25607,7 +28462,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":258
+/* "core_ext/_kernel.pyx":279
  * 
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -25619,7 +28474,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "core_ext/_kernel.pyx":259
+  /* "core_ext/_kernel.pyx":280
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
  *     if a.key != b.key:             # <<<<<<<<<<<<<<
@@ -25631,7 +28486,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":260
+    /* "core_ext/_kernel.pyx":281
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
  *     if a.key != b.key:
  *         return a.key < b.key             # <<<<<<<<<<<<<<
@@ -25644,7 +28499,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":259
+    /* "core_ext/_kernel.pyx":280
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
  *     if a.key != b.key:             # <<<<<<<<<<<<<<
@@ -25653,7 +28508,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
 */
   }
 
-  /* "core_ext/_kernel.pyx":261
+  /* "core_ext/_kernel.pyx":282
  *     if a.key != b.key:
  *         return a.key < b.key
  *     if a.deadline != b.deadline:             # <<<<<<<<<<<<<<
@@ -25665,7 +28520,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":262
+    /* "core_ext/_kernel.pyx":283
  *         return a.key < b.key
  *     if a.deadline != b.deadline:
  *         return a.deadline < b.deadline             # <<<<<<<<<<<<<<
@@ -25678,7 +28533,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":261
+    /* "core_ext/_kernel.pyx":282
  *     if a.key != b.key:
  *         return a.key < b.key
  *     if a.deadline != b.deadline:             # <<<<<<<<<<<<<<
@@ -25687,7 +28542,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
 */
   }
 
-  /* "core_ext/_kernel.pyx":263
+  /* "core_ext/_kernel.pyx":284
  *     if a.deadline != b.deadline:
  *         return a.deadline < b.deadline
  *     return a.seq < b.seq             # <<<<<<<<<<<<<<
@@ -25700,7 +28555,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":258
+  /* "core_ext/_kernel.pyx":279
  * 
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -25713,10 +28568,88 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":293
+/* "core_ext/_kernel.pyx":291
+ * 
+ * 
+ * cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """A skill set of up to three columns (ascending) and a media class, as one integer."""
+ *     cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)
+*/
+
+static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n, int __pyx_v_cls) {
+  uint64_t __pyx_v_key;
+  Py_ssize_t __pyx_v_j;
+  uint64_t __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+
+  /* "core_ext/_kernel.pyx":293
+ * cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:
+ *     """A skill set of up to three columns (ascending) and a media class, as one integer."""
+ *     cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t j
+ *     for j in range(n):
+*/
+  __pyx_v_key = ((uint64_t)__pyx_v_cls);
+
+  /* "core_ext/_kernel.pyx":295
+ *     cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)
+ *     cdef Py_ssize_t j
+ *     for j in range(n):             # <<<<<<<<<<<<<<
+ *         key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)
+ *     return key
+*/
+
+  __pyx_t_1 = __pyx_v_n;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_j = __pyx_t_3;
+
+    /* "core_ext/_kernel.pyx":296
+ *     cdef Py_ssize_t j
+ *     for j in range(n):
+ *         key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)             # <<<<<<<<<<<<<<
+ *     return key
+ * 
+*/
+    __pyx_v_key = (__pyx_v_key | (((uint64_t)((__pyx_v_cols[__pyx_v_j]) + 1)) << (3 + (20 * __pyx_v_j))));
+  }
+
+
+  /* "core_ext/_kernel.pyx":297
+ *     for j in range(n):
+ *         key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)
+ *     return key             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_key;
+  }
+  goto __pyx_L0;
+
+  /* "core_ext/_kernel.pyx":291
+ * 
+ * 
+ * cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     """A skill set of up to three columns (ascending) and a media class, as one integer."""
+ *     cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "core_ext/_kernel.pyx":329
  *     cdef public Py_ssize_t size
  * 
- *     def __init__(self):             # <<<<<<<<<<<<<<
+ *     def __init__(self, int n_classes=7):             # <<<<<<<<<<<<<<
  *         self._ids = {}
  *         self.size = 0
 */
@@ -25736,10 +28669,15 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ) {
+  int __pyx_v_n_classes;
   #if !CYTHON_VECTORCALL_TPNEW
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
   int __pyx_r;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__init__ (wrapper)", 0);
@@ -25751,18 +28689,62 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   #endif
   #endif
   __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
-  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 0, 0, __pyx_nargs); return -1; }
-  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-  if (unlikely(__pyx_kwds_len < 0)) return -1;
-  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__init__", __pyx_kwds); return -1;}
-  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(((struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self));
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_n_classes,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 329, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 329, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 329, __pyx_L3_error)
+    } else {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 329, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+    }
+    if (values[0]) {
+      __pyx_v_n_classes = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_n_classes == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L3_error)
+    } else {
+      __pyx_v_n_classes = ((int)7);
+    }
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 329, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("omniroute.core_ext._kernel.QueueIndex.__init__", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return -1;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(((struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self), __pyx_v_n_classes);
 
   /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self) {
+static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int __pyx_v_n_classes) {
   int __pyx_r;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -25771,33 +28753,51 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "core_ext/_kernel.pyx":294
+  /* "core_ext/_kernel.pyx":330
  * 
- *     def __init__(self):
+ *     def __init__(self, int n_classes=7):
  *         self._ids = {}             # <<<<<<<<<<<<<<
  *         self.size = 0
- * 
+ *         self.n_classes = n_classes
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 330, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->_ids);
   __Pyx_DECREF_SET(__pyx_v_self->_ids, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":295
- *     def __init__(self):
+  /* "core_ext/_kernel.pyx":331
+ *     def __init__(self, int n_classes=7):
  *         self._ids = {}
  *         self.size = 0             # <<<<<<<<<<<<<<
- * 
- *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
+ *         self.n_classes = n_classes
+ *         self.max_set = 0
 */
   __pyx_v_self->size = 0;
 
-  /* "core_ext/_kernel.pyx":293
+  /* "core_ext/_kernel.pyx":332
+ *         self._ids = {}
+ *         self.size = 0
+ *         self.n_classes = n_classes             # <<<<<<<<<<<<<<
+ *         self.max_set = 0
+ * 
+*/
+  __pyx_v_self->n_classes = __pyx_v_n_classes;
+
+  /* "core_ext/_kernel.pyx":333
+ *         self.size = 0
+ *         self.n_classes = n_classes
+ *         self.max_set = 0             # <<<<<<<<<<<<<<
+ * 
+ *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
+*/
+  __pyx_v_self->max_set = 0;
+
+  /* "core_ext/_kernel.pyx":329
  *     cdef public Py_ssize_t size
  * 
- *     def __init__(self):             # <<<<<<<<<<<<<<
+ *     def __init__(self, int n_classes=7):             # <<<<<<<<<<<<<<
  *         self._ids = {}
  *         self.size = 0
 */
@@ -25815,8 +28815,8 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":297
- *         self.size = 0
+/* "core_ext/_kernel.pyx":335
+ *         self.max_set = 0
  * 
  *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,             # <<<<<<<<<<<<<<
  *                   int kind_mask):
@@ -25866,53 +28866,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_cols,&__pyx_mstate_global->__pyx_n_u_levels,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_kind_mask,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 297, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 335, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 297, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 335, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 297, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 335, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 297, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 335, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 297, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 335, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bucket_id", 0) < (0)) __PYX_ERR(0, 297, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bucket_id", 0) < (0)) __PYX_ERR(0, 335, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, i); __PYX_ERR(0, 297, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, i); __PYX_ERR(0, 335, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 297, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 335, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 297, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 335, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 297, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 335, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 297, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 335, __pyx_L3_error)
     }
-    __pyx_v_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[0], 0); if (unlikely(!__pyx_v_cols.memview)) __PYX_ERR(0, 297, __pyx_L3_error)
-    __pyx_v_levels = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(values[1], 0); if (unlikely(!__pyx_v_levels.memview)) __PYX_ERR(0, 297, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 297, __pyx_L3_error)
-    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 298, __pyx_L3_error)
+    __pyx_v_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[0], 0); if (unlikely(!__pyx_v_cols.memview)) __PYX_ERR(0, 335, __pyx_L3_error)
+    __pyx_v_levels = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(values[1], 0); if (unlikely(!__pyx_v_levels.memview)) __PYX_ERR(0, 335, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L3_error)
+    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 336, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 297, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 335, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -25946,6 +28946,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   std::vector<int32_t>  __pyx_v_c;
   std::vector<uint8_t>  __pyx_v_l;
   Py_ssize_t __pyx_v_j;
+  Py_ssize_t __pyx_v_k;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -25960,13 +28961,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   Py_ssize_t __pyx_t_10;
   Py_ssize_t __pyx_t_11;
   std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry>  __pyx_t_12;
-  std::vector<int32_t>  __pyx_t_13;
+  int __pyx_t_13;
+  int __pyx_t_14;
+  int __pyx_t_15;
+  std::vector<int32_t>  __pyx_t_16;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bucket_id", 0);
 
-  /* "core_ext/_kernel.pyx":300
+  /* "core_ext/_kernel.pyx":338
  *                   int kind_mask):
  *         """The bucket of this requirement (created on first use)."""
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)             # <<<<<<<<<<<<<<
@@ -25974,7 +28978,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
  *         if found is not None:
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_v_cols, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_int32_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 300, __pyx_L1_error)
+  __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_v_cols, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_int32_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 338, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 1;
   {
@@ -25982,11 +28986,11 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 300, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 338, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_t_2 = NULL;
-  __pyx_t_5 = __pyx_memoryview_fromslice(__pyx_v_levels, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint8_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 300, __pyx_L1_error)
+  __pyx_t_5 = __pyx_memoryview_fromslice(__pyx_v_levels, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint8_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 338, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -25994,23 +28998,23 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 300, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 338, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_cls); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 300, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_cls); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 338, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_kind_mask); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 300, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_kind_mask); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 338, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_6 = PyTuple_New(4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 300, __pyx_L1_error)
+  __pyx_t_6 = PyTuple_New(4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 338, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 300, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 300, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 2, __pyx_t_5) != (0)) __PYX_ERR(0, 300, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 2, __pyx_t_5) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 3, __pyx_t_2) != (0)) __PYX_ERR(0, 300, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 3, __pyx_t_2) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_3 = 0;
   __pyx_t_5 = 0;
@@ -26018,7 +29022,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   __pyx_v_sig = ((PyObject*)__pyx_t_6);
   __pyx_t_6 = 0;
 
-  /* "core_ext/_kernel.pyx":301
+  /* "core_ext/_kernel.pyx":339
  *         """The bucket of this requirement (created on first use)."""
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)
  *         found = self._ids.get(sig)             # <<<<<<<<<<<<<<
@@ -26027,14 +29031,14 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 */
   if (unlikely(__pyx_v_self->_ids == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 301, __pyx_L1_error)
+    __PYX_ERR(0, 339, __pyx_L1_error)
   }
-  __pyx_t_6 = __Pyx_PyDict_GetItemDefault(__pyx_v_self->_ids, __pyx_v_sig, Py_None); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 301, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyDict_GetItemDefault(__pyx_v_self->_ids, __pyx_v_sig, Py_None); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 339, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_v_found = __pyx_t_6;
   __pyx_t_6 = 0;
 
-  /* "core_ext/_kernel.pyx":302
+  /* "core_ext/_kernel.pyx":340
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)
  *         found = self._ids.get(sig)
  *         if found is not None:             # <<<<<<<<<<<<<<
@@ -26045,7 +29049,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   if (__pyx_t_7) {
 
 
-    /* "core_ext/_kernel.pyx":303
+    /* "core_ext/_kernel.pyx":341
  *         found = self._ids.get(sig)
  *         if found is not None:
  *             return found             # <<<<<<<<<<<<<<
@@ -26063,7 +29067,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":302
+    /* "core_ext/_kernel.pyx":340
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)
  *         found = self._ids.get(sig)
  *         if found is not None:             # <<<<<<<<<<<<<<
@@ -26072,7 +29076,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 */
   }
 
-  /* "core_ext/_kernel.pyx":304
+  /* "core_ext/_kernel.pyx":342
  *         if found is not None:
  *             return found
  *         cdef int32_t b = self.b_cls.size()             # <<<<<<<<<<<<<<
@@ -26081,7 +29085,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 */
   __pyx_v_b = __pyx_v_self->b_cls.size();
 
-  /* "core_ext/_kernel.pyx":308
+  /* "core_ext/_kernel.pyx":346
  *         cdef vector[uint8_t] l
  *         cdef Py_ssize_t j
  *         for j in range(cols.shape[0]):             # <<<<<<<<<<<<<<
@@ -26095,7 +29099,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
     __pyx_v_j = __pyx_t_10;
 
-    /* "core_ext/_kernel.pyx":309
+    /* "core_ext/_kernel.pyx":347
  *         cdef Py_ssize_t j
  *         for j in range(cols.shape[0]):
  *             c.push_back(cols[j])             # <<<<<<<<<<<<<<
@@ -26107,10 +29111,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
       __pyx_v_c.push_back((*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_cols.data) + __pyx_t_11)) ))));
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 309, __pyx_L1_error)
+      __PYX_ERR(0, 347, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":310
+    /* "core_ext/_kernel.pyx":348
  *         for j in range(cols.shape[0]):
  *             c.push_back(cols[j])
  *             l.push_back(levels[j])             # <<<<<<<<<<<<<<
@@ -26122,12 +29126,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
       __pyx_v_l.push_back((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_levels.data) + __pyx_t_11)) ))));
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 310, __pyx_L1_error)
+      __PYX_ERR(0, 348, __pyx_L1_error)
     }
   }
 
 
-  /* "core_ext/_kernel.pyx":311
+  /* "core_ext/_kernel.pyx":349
  *             c.push_back(cols[j])
  *             l.push_back(levels[j])
  *         self.b_cols.push_back(c)             # <<<<<<<<<<<<<<
@@ -26138,10 +29142,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_cols.push_back(__pyx_v_c);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 311, __pyx_L1_error)
+    __PYX_ERR(0, 349, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":312
+  /* "core_ext/_kernel.pyx":350
  *             l.push_back(levels[j])
  *         self.b_cols.push_back(c)
  *         self.b_levels.push_back(l)             # <<<<<<<<<<<<<<
@@ -26152,10 +29156,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_levels.push_back(__pyx_v_l);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 312, __pyx_L1_error)
+    __PYX_ERR(0, 350, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":313
+  /* "core_ext/_kernel.pyx":351
  *         self.b_cols.push_back(c)
  *         self.b_levels.push_back(l)
  *         self.b_cls.push_back(cls)             # <<<<<<<<<<<<<<
@@ -26166,10 +29170,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_cls.push_back(__pyx_v_cls);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 313, __pyx_L1_error)
+    __PYX_ERR(0, 351, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":314
+  /* "core_ext/_kernel.pyx":352
  *         self.b_levels.push_back(l)
  *         self.b_cls.push_back(cls)
  *         self.b_kmask.push_back(kind_mask)             # <<<<<<<<<<<<<<
@@ -26180,158 +29184,203 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_kmask.push_back(__pyx_v_kind_mask);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 314, __pyx_L1_error)
+    __PYX_ERR(0, 352, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":315
+  /* "core_ext/_kernel.pyx":353
  *         self.b_cls.push_back(cls)
  *         self.b_kmask.push_back(kind_mask)
  *         self.b_heap.push_back(vector[Entry]())             # <<<<<<<<<<<<<<
  *         self.b_live.push_back(0)
- *         if cols.shape[0] == 0:
+ *         cdef Py_ssize_t k
 */
   try {
     __pyx_t_12 = std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry> ();
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 315, __pyx_L1_error)
+    __PYX_ERR(0, 353, __pyx_L1_error)
   }
   try {
     __pyx_v_self->b_heap.push_back(__pyx_t_12);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 315, __pyx_L1_error)
+    __PYX_ERR(0, 353, __pyx_L1_error)
   }
 
 
-  /* "core_ext/_kernel.pyx":316
+  /* "core_ext/_kernel.pyx":354
  *         self.b_kmask.push_back(kind_mask)
  *         self.b_heap.push_back(vector[Entry]())
  *         self.b_live.push_back(0)             # <<<<<<<<<<<<<<
- *         if cols.shape[0] == 0:
- *             self.no_skill.push_back(b)
+ *         cdef Py_ssize_t k
+ *         sort(c.begin(), c.end())
 */
   try {
     __pyx_v_self->b_live.push_back(0);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 316, __pyx_L1_error)
+    __PYX_ERR(0, 354, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":317
- *         self.b_heap.push_back(vector[Entry]())
+  /* "core_ext/_kernel.pyx":356
  *         self.b_live.push_back(0)
- *         if cols.shape[0] == 0:             # <<<<<<<<<<<<<<
- *             self.no_skill.push_back(b)
- *         else:
+ *         cdef Py_ssize_t k
+ *         sort(c.begin(), c.end())             # <<<<<<<<<<<<<<
+ *         if c.size() <= SMALL_SET:
+ *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
 */
-  __pyx_t_7 = ((__pyx_v_cols.shape[0]) == 0);
+  try {
+    std::sort<std::vector<int32_t> ::iterator>(__pyx_v_c.begin(), __pyx_v_c.end());
+  } catch(...) {
+    __Pyx_CppExn2PyErr();
+    __PYX_ERR(0, 356, __pyx_L1_error)
+  }
+
+  /* "core_ext/_kernel.pyx":357
+ *         cdef Py_ssize_t k
+ *         sort(c.begin(), c.end())
+ *         if c.size() <= SMALL_SET:             # <<<<<<<<<<<<<<
+ *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
+ *             self.max_set = max(self.max_set, <int>c.size())
+*/
+  __pyx_t_7 = (__pyx_v_c.size() <= __pyx_e_9omniroute_8core_ext_7_kernel_SMALL_SET);
 
   if (__pyx_t_7) {
 
 
-    /* "core_ext/_kernel.pyx":318
- *         self.b_live.push_back(0)
- *         if cols.shape[0] == 0:
- *             self.no_skill.push_back(b)             # <<<<<<<<<<<<<<
+    /* "core_ext/_kernel.pyx":358
+ *         sort(c.begin(), c.end())
+ *         if c.size() <= SMALL_SET:
+ *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)             # <<<<<<<<<<<<<<
+ *             self.max_set = max(self.max_set, <int>c.size())
  *         else:
- *             while <Py_ssize_t>self.by_col.size() <= cols[0]:
 */
     try {
-      __pyx_v_self->no_skill.push_back(__pyx_v_b);
+      (__pyx_v_self->by_set[__pyx_f_9omniroute_8core_ext_7_kernel__set_key(__pyx_v_c.data(), __pyx_v_c.size(), __pyx_v_cls)]).push_back(__pyx_v_b);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 318, __pyx_L1_error)
+      __PYX_ERR(0, 358, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":317
- *         self.b_heap.push_back(vector[Entry]())
- *         self.b_live.push_back(0)
- *         if cols.shape[0] == 0:             # <<<<<<<<<<<<<<
- *             self.no_skill.push_back(b)
+    /* "core_ext/_kernel.pyx":359
+ *         if c.size() <= SMALL_SET:
+ *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
+ *             self.max_set = max(self.max_set, <int>c.size())             # <<<<<<<<<<<<<<
  *         else:
+ *             k = (c[0] + 1) * self.n_classes + cls
+*/
+
+    __pyx_t_13 = ((int)__pyx_v_c.size());
+
+    __pyx_t_14 = __pyx_v_self->max_set;
+    __pyx_t_7 = (__pyx_t_13 > __pyx_t_14);
+
+    if (__pyx_t_7) {
+
+      __pyx_t_15 = __pyx_t_13;
+    } else {
+
+      __pyx_t_15 = __pyx_t_14;
+    }
+
+    __pyx_v_self->max_set = __pyx_t_15;
+
+
+    /* "core_ext/_kernel.pyx":357
+ *         cdef Py_ssize_t k
+ *         sort(c.begin(), c.end())
+ *         if c.size() <= SMALL_SET:             # <<<<<<<<<<<<<<
+ *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
+ *             self.max_set = max(self.max_set, <int>c.size())
 */
     goto __pyx_L6;
   }
 
-  /* "core_ext/_kernel.pyx":320
- *             self.no_skill.push_back(b)
+  /* "core_ext/_kernel.pyx":361
+ *             self.max_set = max(self.max_set, <int>c.size())
  *         else:
- *             while <Py_ssize_t>self.by_col.size() <= cols[0]:             # <<<<<<<<<<<<<<
- *                 self.by_col.push_back(vector[int32_t]())
- *             self.by_col[cols[0]].push_back(b)
+ *             k = (c[0] + 1) * self.n_classes + cls             # <<<<<<<<<<<<<<
+ *             while <Py_ssize_t>self.large_by_key.size() <= k:
+ *                 self.large_by_key.push_back(vector[int32_t]())
 */
   /*else*/ {
+    __pyx_v_k = ((((__pyx_v_c[0]) + 1) * __pyx_v_self->n_classes) + __pyx_v_cls);
+
+    /* "core_ext/_kernel.pyx":362
+ *         else:
+ *             k = (c[0] + 1) * self.n_classes + cls
+ *             while <Py_ssize_t>self.large_by_key.size() <= k:             # <<<<<<<<<<<<<<
+ *                 self.large_by_key.push_back(vector[int32_t]())
+ *             self.large_by_key[k].push_back(b)
+*/
     while (1) {
-      __pyx_t_11 = 0;
-      __pyx_t_7 = (((Py_ssize_t)__pyx_v_self->by_col.size()) <= (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_cols.data) + __pyx_t_11)) ))));
+      __pyx_t_7 = (((Py_ssize_t)__pyx_v_self->large_by_key.size()) <= __pyx_v_k);
 
 
       if (!__pyx_t_7) break;
 
-      /* "core_ext/_kernel.pyx":321
- *         else:
- *             while <Py_ssize_t>self.by_col.size() <= cols[0]:
- *                 self.by_col.push_back(vector[int32_t]())             # <<<<<<<<<<<<<<
- *             self.by_col[cols[0]].push_back(b)
+      /* "core_ext/_kernel.pyx":363
+ *             k = (c[0] + 1) * self.n_classes + cls
+ *             while <Py_ssize_t>self.large_by_key.size() <= k:
+ *                 self.large_by_key.push_back(vector[int32_t]())             # <<<<<<<<<<<<<<
+ *             self.large_by_key[k].push_back(b)
  *         self._ids[sig] = b
 */
       try {
-        __pyx_t_13 = std::vector<int32_t> ();
+        __pyx_t_16 = std::vector<int32_t> ();
       } catch(...) {
         __Pyx_CppExn2PyErr();
-        __PYX_ERR(0, 321, __pyx_L1_error)
+        __PYX_ERR(0, 363, __pyx_L1_error)
       }
       try {
-        __pyx_v_self->by_col.push_back(__pyx_t_13);
+        __pyx_v_self->large_by_key.push_back(__pyx_t_16);
       } catch(...) {
         __Pyx_CppExn2PyErr();
-        __PYX_ERR(0, 321, __pyx_L1_error)
+        __PYX_ERR(0, 363, __pyx_L1_error)
       }
 
     }
 
-    /* "core_ext/_kernel.pyx":322
- *             while <Py_ssize_t>self.by_col.size() <= cols[0]:
- *                 self.by_col.push_back(vector[int32_t]())
- *             self.by_col[cols[0]].push_back(b)             # <<<<<<<<<<<<<<
+    /* "core_ext/_kernel.pyx":364
+ *             while <Py_ssize_t>self.large_by_key.size() <= k:
+ *                 self.large_by_key.push_back(vector[int32_t]())
+ *             self.large_by_key[k].push_back(b)             # <<<<<<<<<<<<<<
  *         self._ids[sig] = b
  *         return b
 */
-    __pyx_t_11 = 0;
     try {
-      (__pyx_v_self->by_col[(*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_cols.data) + __pyx_t_11)) )))]).push_back(__pyx_v_b);
+      (__pyx_v_self->large_by_key[__pyx_v_k]).push_back(__pyx_v_b);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 322, __pyx_L1_error)
+      __PYX_ERR(0, 364, __pyx_L1_error)
     }
   }
   __pyx_L6:;
 
-  /* "core_ext/_kernel.pyx":323
- *                 self.by_col.push_back(vector[int32_t]())
- *             self.by_col[cols[0]].push_back(b)
+  /* "core_ext/_kernel.pyx":365
+ *                 self.large_by_key.push_back(vector[int32_t]())
+ *             self.large_by_key[k].push_back(b)
  *         self._ids[sig] = b             # <<<<<<<<<<<<<<
  *         return b
  * 
 */
-  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 323, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 365, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   if (unlikely(__pyx_v_self->_ids == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 323, __pyx_L1_error)
+    __PYX_ERR(0, 365, __pyx_L1_error)
   }
-  if (unlikely((PyDict_SetItem(__pyx_v_self->_ids, __pyx_v_sig, __pyx_t_6) < 0))) __PYX_ERR(0, 323, __pyx_L1_error)
+  if (unlikely((PyDict_SetItem(__pyx_v_self->_ids, __pyx_v_sig, __pyx_t_6) < 0))) __PYX_ERR(0, 365, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
-  /* "core_ext/_kernel.pyx":324
- *             self.by_col[cols[0]].push_back(b)
+  /* "core_ext/_kernel.pyx":366
+ *             self.large_by_key[k].push_back(b)
  *         self._ids[sig] = b
  *         return b             # <<<<<<<<<<<<<<
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:
 */
-  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 324, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 366, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   {
     PyObject *__pyx_temp;
@@ -26344,8 +29393,8 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":297
- *         self.size = 0
+  /* "core_ext/_kernel.pyx":335
+ *         self.max_set = 0
  * 
  *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,             # <<<<<<<<<<<<<<
  *                   int kind_mask):
@@ -26368,12 +29417,13 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 
 
 
+
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":326
+/* "core_ext/_kernel.pyx":368
  *         return b
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26386,7 +29436,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sta
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "core_ext/_kernel.pyx":327
+  /* "core_ext/_kernel.pyx":369
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:
  *         return not self.alive[e.conv] or self.gen[e.conv] != e.gen             # <<<<<<<<<<<<<<
@@ -26414,7 +29464,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sta
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":326
+  /* "core_ext/_kernel.pyx":368
  *         return b
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26427,7 +29477,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sta
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":329
+/* "core_ext/_kernel.pyx":371
  *         return not self.alive[e.conv] or self.gen[e.conv] != e.gen
  * 
  *     cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26441,7 +29491,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
   int __pyx_t_1;
 
 
-  /* "core_ext/_kernel.pyx":330
+  /* "core_ext/_kernel.pyx":372
  * 
  *     cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
  *         cdef Entry item = heap[i]             # <<<<<<<<<<<<<<
@@ -26450,7 +29500,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
   __pyx_v_item = (__pyx_v_heap[__pyx_v_i]);
 
-  /* "core_ext/_kernel.pyx":332
+  /* "core_ext/_kernel.pyx":374
  *         cdef Entry item = heap[i]
  *         cdef Py_ssize_t parent
  *         while i > 0:             # <<<<<<<<<<<<<<
@@ -26463,7 +29513,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 
     if (!__pyx_t_1) break;
 
-    /* "core_ext/_kernel.pyx":333
+    /* "core_ext/_kernel.pyx":375
  *         cdef Py_ssize_t parent
  *         while i > 0:
  *             parent = (i - 1) >> 1             # <<<<<<<<<<<<<<
@@ -26472,7 +29522,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
     __pyx_v_parent = ((__pyx_v_i - 1) >> 1);
 
-    /* "core_ext/_kernel.pyx":334
+    /* "core_ext/_kernel.pyx":376
  *         while i > 0:
  *             parent = (i - 1) >> 1
  *             if not _before(item, heap[parent]):             # <<<<<<<<<<<<<<
@@ -26484,7 +29534,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":335
+      /* "core_ext/_kernel.pyx":377
  *             parent = (i - 1) >> 1
  *             if not _before(item, heap[parent]):
  *                 break             # <<<<<<<<<<<<<<
@@ -26493,7 +29543,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
       goto __pyx_L4_break;
 
-      /* "core_ext/_kernel.pyx":334
+      /* "core_ext/_kernel.pyx":376
  *         while i > 0:
  *             parent = (i - 1) >> 1
  *             if not _before(item, heap[parent]):             # <<<<<<<<<<<<<<
@@ -26502,7 +29552,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
     }
 
-    /* "core_ext/_kernel.pyx":336
+    /* "core_ext/_kernel.pyx":378
  *             if not _before(item, heap[parent]):
  *                 break
  *             heap[i] = heap[parent]             # <<<<<<<<<<<<<<
@@ -26511,7 +29561,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
     (__pyx_v_heap[__pyx_v_i]) = (__pyx_v_heap[__pyx_v_parent]);
 
-    /* "core_ext/_kernel.pyx":337
+    /* "core_ext/_kernel.pyx":379
  *                 break
  *             heap[i] = heap[parent]
  *             i = parent             # <<<<<<<<<<<<<<
@@ -26522,7 +29572,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
   }
   __pyx_L4_break:;
 
-  /* "core_ext/_kernel.pyx":338
+  /* "core_ext/_kernel.pyx":380
  *             heap[i] = heap[parent]
  *             i = parent
  *         heap[i] = item             # <<<<<<<<<<<<<<
@@ -26531,7 +29581,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
   (__pyx_v_heap[__pyx_v_i]) = __pyx_v_item;
 
-  /* "core_ext/_kernel.pyx":329
+  /* "core_ext/_kernel.pyx":371
  *         return not self.alive[e.conv] or self.gen[e.conv] != e.gen
  * 
  *     cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26545,7 +29595,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 
 }
 
-/* "core_ext/_kernel.pyx":340
+/* "core_ext/_kernel.pyx":382
  *         heap[i] = item
  * 
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26561,7 +29611,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
   int __pyx_t_2;
 
 
-  /* "core_ext/_kernel.pyx":341
+  /* "core_ext/_kernel.pyx":383
  * 
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
  *         cdef Py_ssize_t n = heap.size()             # <<<<<<<<<<<<<<
@@ -26570,7 +29620,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   __pyx_v_n = __pyx_v_heap.size();
 
-  /* "core_ext/_kernel.pyx":342
+  /* "core_ext/_kernel.pyx":384
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
  *         cdef Py_ssize_t n = heap.size()
  *         cdef Entry item = heap[i]             # <<<<<<<<<<<<<<
@@ -26579,7 +29629,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   __pyx_v_item = (__pyx_v_heap[__pyx_v_i]);
 
-  /* "core_ext/_kernel.pyx":344
+  /* "core_ext/_kernel.pyx":386
  *         cdef Entry item = heap[i]
  *         cdef Py_ssize_t child
  *         while True:             # <<<<<<<<<<<<<<
@@ -26588,7 +29638,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   while (1) {
 
-    /* "core_ext/_kernel.pyx":345
+    /* "core_ext/_kernel.pyx":387
  *         cdef Py_ssize_t child
  *         while True:
  *             child = 2 * i + 1             # <<<<<<<<<<<<<<
@@ -26597,7 +29647,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     __pyx_v_child = ((2 * __pyx_v_i) + 1);
 
-    /* "core_ext/_kernel.pyx":346
+    /* "core_ext/_kernel.pyx":388
  *         while True:
  *             child = 2 * i + 1
  *             if child >= n:             # <<<<<<<<<<<<<<
@@ -26609,7 +29659,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":347
+      /* "core_ext/_kernel.pyx":389
  *             child = 2 * i + 1
  *             if child >= n:
  *                 break             # <<<<<<<<<<<<<<
@@ -26618,7 +29668,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
       goto __pyx_L4_break;
 
-      /* "core_ext/_kernel.pyx":346
+      /* "core_ext/_kernel.pyx":388
  *         while True:
  *             child = 2 * i + 1
  *             if child >= n:             # <<<<<<<<<<<<<<
@@ -26627,7 +29677,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     }
 
-    /* "core_ext/_kernel.pyx":348
+    /* "core_ext/_kernel.pyx":390
  *             if child >= n:
  *                 break
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):             # <<<<<<<<<<<<<<
@@ -26653,7 +29703,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":349
+      /* "core_ext/_kernel.pyx":391
  *                 break
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):
  *                 child += 1             # <<<<<<<<<<<<<<
@@ -26662,7 +29712,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
       __pyx_v_child = (__pyx_v_child + 1);
 
-      /* "core_ext/_kernel.pyx":348
+      /* "core_ext/_kernel.pyx":390
  *             if child >= n:
  *                 break
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):             # <<<<<<<<<<<<<<
@@ -26671,7 +29721,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     }
 
-    /* "core_ext/_kernel.pyx":350
+    /* "core_ext/_kernel.pyx":392
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):
  *                 child += 1
  *             if not _before(heap[child], item):             # <<<<<<<<<<<<<<
@@ -26683,7 +29733,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":351
+      /* "core_ext/_kernel.pyx":393
  *                 child += 1
  *             if not _before(heap[child], item):
  *                 break             # <<<<<<<<<<<<<<
@@ -26692,7 +29742,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
       goto __pyx_L4_break;
 
-      /* "core_ext/_kernel.pyx":350
+      /* "core_ext/_kernel.pyx":392
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):
  *                 child += 1
  *             if not _before(heap[child], item):             # <<<<<<<<<<<<<<
@@ -26701,7 +29751,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     }
 
-    /* "core_ext/_kernel.pyx":352
+    /* "core_ext/_kernel.pyx":394
  *             if not _before(heap[child], item):
  *                 break
  *             heap[i] = heap[child]             # <<<<<<<<<<<<<<
@@ -26710,7 +29760,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     (__pyx_v_heap[__pyx_v_i]) = (__pyx_v_heap[__pyx_v_child]);
 
-    /* "core_ext/_kernel.pyx":353
+    /* "core_ext/_kernel.pyx":395
  *                 break
  *             heap[i] = heap[child]
  *             i = child             # <<<<<<<<<<<<<<
@@ -26721,7 +29771,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
   }
   __pyx_L4_break:;
 
-  /* "core_ext/_kernel.pyx":354
+  /* "core_ext/_kernel.pyx":396
  *             heap[i] = heap[child]
  *             i = child
  *         heap[i] = item             # <<<<<<<<<<<<<<
@@ -26730,7 +29780,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   (__pyx_v_heap[__pyx_v_i]) = __pyx_v_item;
 
-  /* "core_ext/_kernel.pyx":340
+  /* "core_ext/_kernel.pyx":382
  *         heap[i] = item
  * 
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26745,7 +29795,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 
 }
 
-/* "core_ext/_kernel.pyx":356
+/* "core_ext/_kernel.pyx":398
  *         heap[i] = item
  * 
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26756,7 +29806,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry>  &__pyx_v_heap) {
   int __pyx_t_1;
 
-  /* "core_ext/_kernel.pyx":357
+  /* "core_ext/_kernel.pyx":399
  * 
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:
  *         heap[0] = heap.back()             # <<<<<<<<<<<<<<
@@ -26765,7 +29815,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
   (__pyx_v_heap[0]) = __pyx_v_heap.back();
 
-  /* "core_ext/_kernel.pyx":358
+  /* "core_ext/_kernel.pyx":400
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:
  *         heap[0] = heap.back()
  *         heap.pop_back()             # <<<<<<<<<<<<<<
@@ -26774,7 +29824,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
   __pyx_v_heap.pop_back();
 
-  /* "core_ext/_kernel.pyx":359
+  /* "core_ext/_kernel.pyx":401
  *         heap[0] = heap.back()
  *         heap.pop_back()
  *         if heap.size():             # <<<<<<<<<<<<<<
@@ -26786,7 +29836,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":360
+    /* "core_ext/_kernel.pyx":402
  *         heap.pop_back()
  *         if heap.size():
  *             self._sift_down(heap, 0)             # <<<<<<<<<<<<<<
@@ -26795,7 +29845,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_sift_down(__pyx_v_self, __pyx_v_heap, 0);
 
-    /* "core_ext/_kernel.pyx":359
+    /* "core_ext/_kernel.pyx":401
  *         heap[0] = heap.back()
  *         heap.pop_back()
  *         if heap.size():             # <<<<<<<<<<<<<<
@@ -26804,7 +29854,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
   }
 
-  /* "core_ext/_kernel.pyx":356
+  /* "core_ext/_kernel.pyx":398
  *         heap[i] = item
  * 
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26815,7 +29865,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
   /* function exit code */
 }
 
-/* "core_ext/_kernel.pyx":362
+/* "core_ext/_kernel.pyx":404
  *             self._sift_down(heap, 0)
  * 
  *     cdef void _compact(self, int32_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26836,7 +29886,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   int __pyx_clineno = 0;
   PyGILState_STATE __pyx_gilstate_save;
 
-  /* "core_ext/_kernel.pyx":363
+  /* "core_ext/_kernel.pyx":405
  * 
  *     cdef void _compact(self, int32_t b) noexcept nogil:
  *         cdef vector[Entry]* heap = &self.b_heap[b]             # <<<<<<<<<<<<<<
@@ -26845,7 +29895,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
 */
   __pyx_v_heap = (&(__pyx_v_self->b_heap[__pyx_v_b]));
 
-  /* "core_ext/_kernel.pyx":366
+  /* "core_ext/_kernel.pyx":408
  *         cdef vector[Entry] kept
  *         cdef Py_ssize_t i
  *         for i in range(heap.size()):             # <<<<<<<<<<<<<<
@@ -26859,7 +29909,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":367
+    /* "core_ext/_kernel.pyx":409
  *         cdef Py_ssize_t i
  *         for i in range(heap.size()):
  *             if not self._stale(heap[0][i]):             # <<<<<<<<<<<<<<
@@ -26871,7 +29921,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
     if (__pyx_t_4) {
 
 
-      /* "core_ext/_kernel.pyx":368
+      /* "core_ext/_kernel.pyx":410
  *         for i in range(heap.size()):
  *             if not self._stale(heap[0][i]):
  *                 kept.push_back(heap[0][i])             # <<<<<<<<<<<<<<
@@ -26884,10 +29934,10 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
         PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
         __Pyx_CppExn2PyErr();
         __Pyx_PyGILState_Release(__pyx_gilstate_save);
-        __PYX_ERR(0, 368, __pyx_L1_error)
+        __PYX_ERR(0, 410, __pyx_L1_error)
       }
 
-      /* "core_ext/_kernel.pyx":367
+      /* "core_ext/_kernel.pyx":409
  *         cdef Py_ssize_t i
  *         for i in range(heap.size()):
  *             if not self._stale(heap[0][i]):             # <<<<<<<<<<<<<<
@@ -26898,7 +29948,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   }
 
 
-  /* "core_ext/_kernel.pyx":369
+  /* "core_ext/_kernel.pyx":411
  *             if not self._stale(heap[0][i]):
  *                 kept.push_back(heap[0][i])
  *         heap.swap(kept)             # <<<<<<<<<<<<<<
@@ -26907,7 +29957,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
 */
   __pyx_v_heap->swap(__pyx_v_kept);
 
-  /* "core_ext/_kernel.pyx":370
+  /* "core_ext/_kernel.pyx":412
  *                 kept.push_back(heap[0][i])
  *         heap.swap(kept)
  *         for i in range(<Py_ssize_t>heap.size() // 2 - 1, -1, -1):             # <<<<<<<<<<<<<<
@@ -26917,7 +29967,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   for (__pyx_t_3 = ((((Py_ssize_t)__pyx_v_heap->size()) / 2) - 1); __pyx_t_3 > -1L; __pyx_t_3-=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":371
+    /* "core_ext/_kernel.pyx":413
  *         heap.swap(kept)
  *         for i in range(<Py_ssize_t>heap.size() // 2 - 1, -1, -1):
  *             self._sift_down(heap[0], i)             # <<<<<<<<<<<<<<
@@ -26927,7 +29977,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_sift_down(__pyx_v_self, (__pyx_v_heap[0]), __pyx_v_i);
   }
 
-  /* "core_ext/_kernel.pyx":362
+  /* "core_ext/_kernel.pyx":404
  *             self._sift_down(heap, 0)
  * 
  *     cdef void _compact(self, int32_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -26947,11 +29997,11 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
 
 }
 
-/* "core_ext/_kernel.pyx":373
+/* "core_ext/_kernel.pyx":415
  *             self._sift_down(heap[0], i)
  * 
  *     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,             # <<<<<<<<<<<<<<
- *             int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+ *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
 */
 
@@ -26963,7 +30013,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10QueueIndex_4add, "QueueIndex.add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq, int32_t pinned, int64_t pin_until, const int32_t[::1] excluded)\n\nPut a conversation slot in the queue (replacing any earlier entry of it).");
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10QueueIndex_4add, "QueueIndex.add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq, int32_t pinned, int64_t pin_until, excluded)\n\nPut a conversation slot in the queue (replacing any earlier entry of it).");
 static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_5add = {"add", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_10QueueIndex_5add, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_10QueueIndex_4add};
 static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_10QueueIndex_5add(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
@@ -26979,7 +30029,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   int64_t __pyx_v_seq;
   int32_t __pyx_v_pinned;
   int64_t __pyx_v_pin_until;
-  __Pyx_memviewslice __pyx_v_excluded = { 0, 0, { 0 }, { 0 }, { 0 } };
+  PyObject *__pyx_v_excluded = 0;
   #if !CYTHON_VECTORCALL
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   #endif
@@ -27002,88 +30052,87 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_conv,&__pyx_mstate_global->__pyx_n_u_bucket,&__pyx_mstate_global->__pyx_n_u_key,&__pyx_mstate_global->__pyx_n_u_deadline,&__pyx_mstate_global->__pyx_n_u_seq,&__pyx_mstate_global->__pyx_n_u_pinned,&__pyx_mstate_global->__pyx_n_u_pin_until,&__pyx_mstate_global->__pyx_n_u_excluded,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 373, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 415, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 373, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "add", 0) < (0)) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "add", 0) < (0)) __PYX_ERR(0, 415, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, i); __PYX_ERR(0, 373, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, i); __PYX_ERR(0, 415, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 8)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 415, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 373, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 415, __pyx_L3_error)
     }
-    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-    __pyx_v_bucket = __Pyx_PyLong_As_int32_t(values[1]); if (unlikely((__pyx_v_bucket == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-    __pyx_v_key = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_key == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-    __pyx_v_deadline = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_deadline == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-    __pyx_v_seq = __Pyx_PyLong_As_int64_t(values[4]); if (unlikely((__pyx_v_seq == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 373, __pyx_L3_error)
-    __pyx_v_pinned = __Pyx_PyLong_As_int32_t(values[5]); if (unlikely((__pyx_v_pinned == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 374, __pyx_L3_error)
-    __pyx_v_pin_until = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_pin_until == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 374, __pyx_L3_error)
-    __pyx_v_excluded = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[7], 0); if (unlikely(!__pyx_v_excluded.memview)) __PYX_ERR(0, 374, __pyx_L3_error)
+    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
+    __pyx_v_bucket = __Pyx_PyLong_As_int32_t(values[1]); if (unlikely((__pyx_v_bucket == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
+    __pyx_v_key = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_key == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
+    __pyx_v_deadline = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_deadline == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
+    __pyx_v_seq = __Pyx_PyLong_As_int64_t(values[4]); if (unlikely((__pyx_v_seq == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
+    __pyx_v_pinned = __Pyx_PyLong_As_int32_t(values[5]); if (unlikely((__pyx_v_pinned == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 416, __pyx_L3_error)
+    __pyx_v_pin_until = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_pin_until == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 416, __pyx_L3_error)
+    __pyx_v_excluded = values[7];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 373, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 415, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
     Py_XDECREF(values[__pyx_temp]);
   }
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_excluded, 1);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.QueueIndex.add", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __Pyx_RefNannyFinishContext();
   return NULL;
@@ -27101,13 +30150,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 
 
 
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_excluded, 1);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, Py_ssize_t __pyx_v_conv, int32_t __pyx_v_bucket, int64_t __pyx_v_key, int64_t __pyx_v_deadline, int64_t __pyx_v_seq, int32_t __pyx_v_pinned, int64_t __pyx_v_pin_until, __Pyx_memviewslice __pyx_v_excluded) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, Py_ssize_t __pyx_v_conv, int32_t __pyx_v_bucket, int64_t __pyx_v_key, int64_t __pyx_v_deadline, int64_t __pyx_v_seq, int32_t __pyx_v_pinned, int64_t __pyx_v_pin_until, PyObject *__pyx_v_excluded) {
   Py_ssize_t __pyx_v_j;
+  Py_ssize_t __pyx_v_n_excluded;
+  int32_t const *__pyx_v_excl;
   struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry __pyx_v_entry;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -27119,7 +30169,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   size_t __pyx_t_6;
   std::vector<int32_t>  __pyx_t_7;
   Py_ssize_t __pyx_t_8;
-  Py_ssize_t __pyx_t_9;
+  void const *__pyx_t_9;
   Py_ssize_t __pyx_t_10;
   Py_ssize_t __pyx_t_11;
   int32_t __pyx_t_12;
@@ -27128,8 +30178,8 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("add", 0);
 
-  /* "core_ext/_kernel.pyx":376
- *             int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+  /* "core_ext/_kernel.pyx":418
+ *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:             # <<<<<<<<<<<<<<
  *             self.remove(conv)
@@ -27154,7 +30204,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":377
+    /* "core_ext/_kernel.pyx":419
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:
  *             self.remove(conv)             # <<<<<<<<<<<<<<
@@ -27163,7 +30213,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
     __pyx_t_4 = ((PyObject *)__pyx_v_self);
     __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_conv); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 377, __pyx_L1_error)
+    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_conv); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = 0;
     {
@@ -27171,13 +30221,13 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_remove, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 377, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 419, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-    /* "core_ext/_kernel.pyx":376
- *             int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+    /* "core_ext/_kernel.pyx":418
+ *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:             # <<<<<<<<<<<<<<
  *             self.remove(conv)
@@ -27185,7 +30235,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   }
 
-  /* "core_ext/_kernel.pyx":378
+  /* "core_ext/_kernel.pyx":420
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:
  *             self.remove(conv)
  *         while <Py_ssize_t>self.alive.size() <= conv:             # <<<<<<<<<<<<<<
@@ -27198,7 +30248,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 
     if (!__pyx_t_1) break;
 
-    /* "core_ext/_kernel.pyx":379
+    /* "core_ext/_kernel.pyx":421
  *             self.remove(conv)
  *         while <Py_ssize_t>self.alive.size() <= conv:
  *             self.pin_until.push_back(0)             # <<<<<<<<<<<<<<
@@ -27209,10 +30259,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->pin_until.push_back(0);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 379, __pyx_L1_error)
+      __PYX_ERR(0, 421, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":380
+    /* "core_ext/_kernel.pyx":422
  *         while <Py_ssize_t>self.alive.size() <= conv:
  *             self.pin_until.push_back(0)
  *             self.bucket.push_back(-1)             # <<<<<<<<<<<<<<
@@ -27223,10 +30273,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->bucket.push_back(-1);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 380, __pyx_L1_error)
+      __PYX_ERR(0, 422, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":381
+    /* "core_ext/_kernel.pyx":423
  *             self.pin_until.push_back(0)
  *             self.bucket.push_back(-1)
  *             self.pinned.push_back(-1)             # <<<<<<<<<<<<<<
@@ -27237,10 +30287,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->pinned.push_back(-1);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 381, __pyx_L1_error)
+      __PYX_ERR(0, 423, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":382
+    /* "core_ext/_kernel.pyx":424
  *             self.bucket.push_back(-1)
  *             self.pinned.push_back(-1)
  *             self.gen.push_back(0)             # <<<<<<<<<<<<<<
@@ -27251,10 +30301,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->gen.push_back(0);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 382, __pyx_L1_error)
+      __PYX_ERR(0, 424, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":383
+    /* "core_ext/_kernel.pyx":425
  *             self.pinned.push_back(-1)
  *             self.gen.push_back(0)
  *             self.alive.push_back(0)             # <<<<<<<<<<<<<<
@@ -27265,10 +30315,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->alive.push_back(0);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 383, __pyx_L1_error)
+      __PYX_ERR(0, 425, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":384
+    /* "core_ext/_kernel.pyx":426
  *             self.gen.push_back(0)
  *             self.alive.push_back(0)
  *             self.excl.push_back(vector[int32_t]())             # <<<<<<<<<<<<<<
@@ -27279,18 +30329,18 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_t_7 = std::vector<int32_t> ();
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 384, __pyx_L1_error)
+      __PYX_ERR(0, 426, __pyx_L1_error)
     }
     try {
       __pyx_v_self->excl.push_back(__pyx_t_7);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 384, __pyx_L1_error)
+      __PYX_ERR(0, 426, __pyx_L1_error)
     }
 
   }
 
-  /* "core_ext/_kernel.pyx":385
+  /* "core_ext/_kernel.pyx":427
  *             self.alive.push_back(0)
  *             self.excl.push_back(vector[int32_t]())
  *         self.gen[conv] += 1             # <<<<<<<<<<<<<<
@@ -27301,7 +30351,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   __pyx_t_8 = __pyx_v_conv;
   (__pyx_v_self->gen[__pyx_t_8]) = ((__pyx_v_self->gen[__pyx_t_8]) + 1);
 
-  /* "core_ext/_kernel.pyx":386
+  /* "core_ext/_kernel.pyx":428
  *             self.excl.push_back(vector[int32_t]())
  *         self.gen[conv] += 1
  *         self.alive[conv] = 1             # <<<<<<<<<<<<<<
@@ -27310,7 +30360,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->alive[__pyx_v_conv]) = 1;
 
-  /* "core_ext/_kernel.pyx":387
+  /* "core_ext/_kernel.pyx":429
  *         self.gen[conv] += 1
  *         self.alive[conv] = 1
  *         self.pinned[conv] = pinned             # <<<<<<<<<<<<<<
@@ -27319,7 +30369,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->pinned[__pyx_v_conv]) = __pyx_v_pinned;
 
-  /* "core_ext/_kernel.pyx":388
+  /* "core_ext/_kernel.pyx":430
  *         self.alive[conv] = 1
  *         self.pinned[conv] = pinned
  *         self.pin_until[conv] = pin_until             # <<<<<<<<<<<<<<
@@ -27328,7 +30378,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->pin_until[__pyx_v_conv]) = __pyx_v_pin_until;
 
-  /* "core_ext/_kernel.pyx":389
+  /* "core_ext/_kernel.pyx":431
  *         self.pinned[conv] = pinned
  *         self.pin_until[conv] = pin_until
  *         self.bucket[conv] = bucket             # <<<<<<<<<<<<<<
@@ -27337,48 +30387,58 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->bucket[__pyx_v_conv]) = __pyx_v_bucket;
 
-  /* "core_ext/_kernel.pyx":390
+  /* "core_ext/_kernel.pyx":432
  *         self.pin_until[conv] = pin_until
  *         self.bucket[conv] = bucket
  *         self.excl[conv].clear()             # <<<<<<<<<<<<<<
  *         cdef Py_ssize_t j
- *         for j in range(excluded.shape[0]):
+ *         cdef Py_ssize_t n_excluded
 */
   (__pyx_v_self->excl[__pyx_v_conv]).clear();
 
-  /* "core_ext/_kernel.pyx":392
- *         self.excl[conv].clear()
+  /* "core_ext/_kernel.pyx":435
  *         cdef Py_ssize_t j
- *         for j in range(excluded.shape[0]):             # <<<<<<<<<<<<<<
- *             self.excl[conv].push_back(excluded[j])
+ *         cdef Py_ssize_t n_excluded
+ *         cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)             # <<<<<<<<<<<<<<
+ *         for j in range(n_excluded):
+ *             self.excl[conv].push_back(excl[j])
+*/
+  __pyx_t_9 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_excluded, NPY_INT32, (&__pyx_v_n_excluded)); if (unlikely(__pyx_t_9 == ((void *)NULL))) __PYX_ERR(0, 435, __pyx_L1_error)
+  __pyx_v_excl = ((int32_t const *)__pyx_t_9);
+
+
+  /* "core_ext/_kernel.pyx":436
+ *         cdef Py_ssize_t n_excluded
+ *         cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+ *         for j in range(n_excluded):             # <<<<<<<<<<<<<<
+ *             self.excl[conv].push_back(excl[j])
  *         cdef Entry entry
 */
 
-  __pyx_t_8 = (__pyx_v_excluded.shape[0]);
-  __pyx_t_9 = __pyx_t_8;
+  __pyx_t_8 = __pyx_v_n_excluded;
+  __pyx_t_10 = __pyx_t_8;
 
-  for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
-    __pyx_v_j = __pyx_t_10;
+  for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
+    __pyx_v_j = __pyx_t_11;
 
-    /* "core_ext/_kernel.pyx":393
- *         cdef Py_ssize_t j
- *         for j in range(excluded.shape[0]):
- *             self.excl[conv].push_back(excluded[j])             # <<<<<<<<<<<<<<
+    /* "core_ext/_kernel.pyx":437
+ *         cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+ *         for j in range(n_excluded):
+ *             self.excl[conv].push_back(excl[j])             # <<<<<<<<<<<<<<
  *         cdef Entry entry
  *         entry.key = key
 */
-    __pyx_t_11 = __pyx_v_j;
     try {
-      (__pyx_v_self->excl[__pyx_v_conv]).push_back((*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_excluded.data) + __pyx_t_11)) ))));
+      (__pyx_v_self->excl[__pyx_v_conv]).push_back((__pyx_v_excl[__pyx_v_j]));
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 393, __pyx_L1_error)
+      __PYX_ERR(0, 437, __pyx_L1_error)
     }
   }
 
 
-  /* "core_ext/_kernel.pyx":395
- *             self.excl[conv].push_back(excluded[j])
+  /* "core_ext/_kernel.pyx":439
+ *             self.excl[conv].push_back(excl[j])
  *         cdef Entry entry
  *         entry.key = key             # <<<<<<<<<<<<<<
  *         entry.deadline = deadline
@@ -27386,7 +30446,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.key = __pyx_v_key;
 
-  /* "core_ext/_kernel.pyx":396
+  /* "core_ext/_kernel.pyx":440
  *         cdef Entry entry
  *         entry.key = key
  *         entry.deadline = deadline             # <<<<<<<<<<<<<<
@@ -27395,7 +30455,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.deadline = __pyx_v_deadline;
 
-  /* "core_ext/_kernel.pyx":397
+  /* "core_ext/_kernel.pyx":441
  *         entry.key = key
  *         entry.deadline = deadline
  *         entry.seq = seq             # <<<<<<<<<<<<<<
@@ -27404,7 +30464,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.seq = __pyx_v_seq;
 
-  /* "core_ext/_kernel.pyx":398
+  /* "core_ext/_kernel.pyx":442
  *         entry.deadline = deadline
  *         entry.seq = seq
  *         entry.conv = <int32_t>conv             # <<<<<<<<<<<<<<
@@ -27413,7 +30473,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.conv = ((int32_t)__pyx_v_conv);
 
-  /* "core_ext/_kernel.pyx":399
+  /* "core_ext/_kernel.pyx":443
  *         entry.seq = seq
  *         entry.conv = <int32_t>conv
  *         entry.gen = self.gen[conv]             # <<<<<<<<<<<<<<
@@ -27422,7 +30482,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.gen = (__pyx_v_self->gen[__pyx_v_conv]);
 
-  /* "core_ext/_kernel.pyx":400
+  /* "core_ext/_kernel.pyx":444
  *         entry.conv = <int32_t>conv
  *         entry.gen = self.gen[conv]
  *         self.b_heap[bucket].push_back(entry)             # <<<<<<<<<<<<<<
@@ -27433,10 +30493,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
     (__pyx_v_self->b_heap[__pyx_v_bucket]).push_back(__pyx_v_entry);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 400, __pyx_L1_error)
+    __PYX_ERR(0, 444, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":401
+  /* "core_ext/_kernel.pyx":445
  *         entry.gen = self.gen[conv]
  *         self.b_heap[bucket].push_back(entry)
  *         self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)             # <<<<<<<<<<<<<<
@@ -27445,7 +30505,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_sift_up(__pyx_v_self, (__pyx_v_self->b_heap[__pyx_v_bucket]), ((__pyx_v_self->b_heap[__pyx_v_bucket]).size() - 1));
 
-  /* "core_ext/_kernel.pyx":402
+  /* "core_ext/_kernel.pyx":446
  *         self.b_heap[bucket].push_back(entry)
  *         self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)
  *         self.b_live[bucket] += 1             # <<<<<<<<<<<<<<
@@ -27456,7 +30516,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   __pyx_t_12 = __pyx_v_bucket;
   (__pyx_v_self->b_live[__pyx_t_12]) = ((__pyx_v_self->b_live[__pyx_t_12]) + 1);
 
-  /* "core_ext/_kernel.pyx":403
+  /* "core_ext/_kernel.pyx":447
  *         self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)
  *         self.b_live[bucket] += 1
  *         self.size += 1             # <<<<<<<<<<<<<<
@@ -27465,11 +30525,11 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_self->size = (__pyx_v_self->size + 1);
 
-  /* "core_ext/_kernel.pyx":373
+  /* "core_ext/_kernel.pyx":415
  *             self._sift_down(heap[0], i)
  * 
  *     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,             # <<<<<<<<<<<<<<
- *             int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+ *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
 */
 
@@ -27485,12 +30545,14 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   __pyx_L0:;
 
 
+
+
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":405
+/* "core_ext/_kernel.pyx":449
  *         self.size += 1
  * 
  *     def remove(self, Py_ssize_t conv):             # <<<<<<<<<<<<<<
@@ -27538,32 +30600,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_conv,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 405, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 449, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 405, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 449, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "remove", 0) < (0)) __PYX_ERR(0, 405, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "remove", 0) < (0)) __PYX_ERR(0, 449, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, i); __PYX_ERR(0, 405, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, i); __PYX_ERR(0, 449, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 405, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 449, __pyx_L3_error)
     }
-    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 405, __pyx_L3_error)
+    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 405, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 449, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27594,7 +30656,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   int32_t __pyx_t_3;
   __Pyx_RefNannySetupContext("remove", 0);
 
-  /* "core_ext/_kernel.pyx":407
+  /* "core_ext/_kernel.pyx":451
  *     def remove(self, Py_ssize_t conv):
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:             # <<<<<<<<<<<<<<
@@ -27620,7 +30682,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":408
+    /* "core_ext/_kernel.pyx":452
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:
  *             return             # <<<<<<<<<<<<<<
@@ -27637,7 +30699,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":407
+    /* "core_ext/_kernel.pyx":451
  *     def remove(self, Py_ssize_t conv):
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:             # <<<<<<<<<<<<<<
@@ -27646,7 +30708,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   }
 
-  /* "core_ext/_kernel.pyx":409
+  /* "core_ext/_kernel.pyx":453
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:
  *             return
  *         cdef int32_t b = self.bucket[conv]             # <<<<<<<<<<<<<<
@@ -27655,7 +30717,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   __pyx_v_b = (__pyx_v_self->bucket[__pyx_v_conv]);
 
-  /* "core_ext/_kernel.pyx":410
+  /* "core_ext/_kernel.pyx":454
  *             return
  *         cdef int32_t b = self.bucket[conv]
  *         self.alive[conv] = 0             # <<<<<<<<<<<<<<
@@ -27664,7 +30726,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   (__pyx_v_self->alive[__pyx_v_conv]) = 0;
 
-  /* "core_ext/_kernel.pyx":411
+  /* "core_ext/_kernel.pyx":455
  *         cdef int32_t b = self.bucket[conv]
  *         self.alive[conv] = 0
  *         self.b_live[b] -= 1             # <<<<<<<<<<<<<<
@@ -27675,7 +30737,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   __pyx_t_3 = __pyx_v_b;
   (__pyx_v_self->b_live[__pyx_t_3]) = ((__pyx_v_self->b_live[__pyx_t_3]) - 1);
 
-  /* "core_ext/_kernel.pyx":412
+  /* "core_ext/_kernel.pyx":456
  *         self.alive[conv] = 0
  *         self.b_live[b] -= 1
  *         self.size -= 1             # <<<<<<<<<<<<<<
@@ -27684,7 +30746,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   __pyx_v_self->size = (__pyx_v_self->size - 1);
 
-  /* "core_ext/_kernel.pyx":413
+  /* "core_ext/_kernel.pyx":457
  *         self.b_live[b] -= 1
  *         self.size -= 1
  *         if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:             # <<<<<<<<<<<<<<
@@ -27710,7 +30772,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":414
+    /* "core_ext/_kernel.pyx":458
  *         self.size -= 1
  *         if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:
  *             self._compact(b)             # <<<<<<<<<<<<<<
@@ -27719,7 +30781,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_compact(__pyx_v_self, __pyx_v_b);
 
-    /* "core_ext/_kernel.pyx":413
+    /* "core_ext/_kernel.pyx":457
  *         self.b_live[b] -= 1
  *         self.size -= 1
  *         if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:             # <<<<<<<<<<<<<<
@@ -27728,7 +30790,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   }
 
-  /* "core_ext/_kernel.pyx":405
+  /* "core_ext/_kernel.pyx":449
  *         self.size += 1
  * 
  *     def remove(self, Py_ssize_t conv):             # <<<<<<<<<<<<<<
@@ -27745,7 +30807,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":416
+/* "core_ext/_kernel.pyx":460
  *             self._compact(b)
  * 
  *     cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -27764,7 +30826,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   std::vector<int32_t> ::size_type __pyx_t_5;
   Py_ssize_t __pyx_t_6;
 
-  /* "core_ext/_kernel.pyx":418
+  /* "core_ext/_kernel.pyx":462
  *     cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,
  *                                  const uint8_t[::1] present) noexcept nogil:
  *         cdef int32_t pin = self.pinned[conv]             # <<<<<<<<<<<<<<
@@ -27773,7 +30835,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
 */
   __pyx_v_pin = (__pyx_v_self->pinned[__pyx_v_conv]);
 
-  /* "core_ext/_kernel.pyx":420
+  /* "core_ext/_kernel.pyx":464
  *         cdef int32_t pin = self.pinned[conv]
  *         cdef Py_ssize_t k
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:             # <<<<<<<<<<<<<<
@@ -27820,7 +30882,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":421
+    /* "core_ext/_kernel.pyx":465
  *         cdef Py_ssize_t k
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:
  *             return False             # <<<<<<<<<<<<<<
@@ -27833,7 +30895,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":420
+    /* "core_ext/_kernel.pyx":464
  *         cdef int32_t pin = self.pinned[conv]
  *         cdef Py_ssize_t k
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:             # <<<<<<<<<<<<<<
@@ -27842,7 +30904,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
 */
   }
 
-  /* "core_ext/_kernel.pyx":422
+  /* "core_ext/_kernel.pyx":466
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:
  *             return False
  *         for k in range(self.excl[conv].size()):             # <<<<<<<<<<<<<<
@@ -27856,7 +30918,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "core_ext/_kernel.pyx":423
+    /* "core_ext/_kernel.pyx":467
  *             return False
  *         for k in range(self.excl[conv].size()):
  *             if self.excl[conv][k] == agent:             # <<<<<<<<<<<<<<
@@ -27868,7 +30930,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":424
+      /* "core_ext/_kernel.pyx":468
  *         for k in range(self.excl[conv].size()):
  *             if self.excl[conv][k] == agent:
  *                 return False             # <<<<<<<<<<<<<<
@@ -27881,7 +30943,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":423
+      /* "core_ext/_kernel.pyx":467
  *             return False
  *         for k in range(self.excl[conv].size()):
  *             if self.excl[conv][k] == agent:             # <<<<<<<<<<<<<<
@@ -27892,7 +30954,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   }
 
 
-  /* "core_ext/_kernel.pyx":425
+  /* "core_ext/_kernel.pyx":469
  *             if self.excl[conv][k] == agent:
  *                 return False
  *         return True             # <<<<<<<<<<<<<<
@@ -27905,7 +30967,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":416
+  /* "core_ext/_kernel.pyx":460
  *             self._compact(b)
  * 
  *     cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -27920,7 +30982,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":427
+/* "core_ext/_kernel.pyx":471
  *         return True
  * 
  *     cdef bint _head_for(self, int32_t b, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -27947,7 +31009,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   int __pyx_clineno = 0;
   PyGILState_STATE __pyx_gilstate_save;
 
-  /* "core_ext/_kernel.pyx":430
+  /* "core_ext/_kernel.pyx":474
  *                         const uint8_t[::1] present, Entry* out) noexcept nogil:
  *         """The most urgent entry of bucket ``b`` this agent may take (False if none)."""
  *         cdef vector[Entry]* heap = &self.b_heap[b]             # <<<<<<<<<<<<<<
@@ -27956,7 +31018,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   __pyx_v_heap = (&(__pyx_v_self->b_heap[__pyx_v_b]));
 
-  /* "core_ext/_kernel.pyx":431
+  /* "core_ext/_kernel.pyx":475
  *         """The most urgent entry of bucket ``b`` this agent may take (False if none)."""
  *         cdef vector[Entry]* heap = &self.b_heap[b]
  *         while heap.size() and self._stale(heap[0][0]):             # <<<<<<<<<<<<<<
@@ -27983,7 +31045,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 
     if (!__pyx_t_1) break;
 
-    /* "core_ext/_kernel.pyx":432
+    /* "core_ext/_kernel.pyx":476
  *         cdef vector[Entry]* heap = &self.b_heap[b]
  *         while heap.size() and self._stale(heap[0][0]):
  *             self._pop_root(heap[0])             # <<<<<<<<<<<<<<
@@ -27993,7 +31055,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_pop_root(__pyx_v_self, (__pyx_v_heap[0]));
   }
 
-  /* "core_ext/_kernel.pyx":433
+  /* "core_ext/_kernel.pyx":477
  *         while heap.size() and self._stale(heap[0][0]):
  *             self._pop_root(heap[0])
  *         if not heap.size():             # <<<<<<<<<<<<<<
@@ -28005,7 +31067,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":434
+    /* "core_ext/_kernel.pyx":478
  *             self._pop_root(heap[0])
  *         if not heap.size():
  *             return False             # <<<<<<<<<<<<<<
@@ -28018,7 +31080,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":433
+    /* "core_ext/_kernel.pyx":477
  *         while heap.size() and self._stale(heap[0][0]):
  *             self._pop_root(heap[0])
  *         if not heap.size():             # <<<<<<<<<<<<<<
@@ -28027,7 +31089,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   }
 
-  /* "core_ext/_kernel.pyx":435
+  /* "core_ext/_kernel.pyx":479
  *         if not heap.size():
  *             return False
  *         if self._acceptable(heap[0][0].conv, agent, now, present):             # <<<<<<<<<<<<<<
@@ -28039,7 +31101,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":436
+    /* "core_ext/_kernel.pyx":480
  *             return False
  *         if self._acceptable(heap[0][0].conv, agent, now, present):
  *             out[0] = heap[0][0]             # <<<<<<<<<<<<<<
@@ -28048,7 +31110,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     (__pyx_v_out[0]) = ((__pyx_v_heap[0])[0]);
 
-    /* "core_ext/_kernel.pyx":437
+    /* "core_ext/_kernel.pyx":481
  *         if self._acceptable(heap[0][0].conv, agent, now, present):
  *             out[0] = heap[0][0]
  *             return True             # <<<<<<<<<<<<<<
@@ -28061,7 +31123,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":435
+    /* "core_ext/_kernel.pyx":479
  *         if not heap.size():
  *             return False
  *         if self._acceptable(heap[0][0].conv, agent, now, present):             # <<<<<<<<<<<<<<
@@ -28070,7 +31132,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   }
 
-  /* "core_ext/_kernel.pyx":440
+  /* "core_ext/_kernel.pyx":484
  *         # best-first walk below the skipped root: only skipped entries open their children
  *         cdef vector[Py_ssize_t] frontier
  *         cdef Py_ssize_t i, f, best_i, child, n = heap.size()             # <<<<<<<<<<<<<<
@@ -28079,7 +31141,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   __pyx_v_n = __pyx_v_heap->size();
 
-  /* "core_ext/_kernel.pyx":441
+  /* "core_ext/_kernel.pyx":485
  *         cdef vector[Py_ssize_t] frontier
  *         cdef Py_ssize_t i, f, best_i, child, n = heap.size()
  *         frontier.push_back(1)             # <<<<<<<<<<<<<<
@@ -28092,10 +31154,10 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
     __Pyx_CppExn2PyErr();
     __Pyx_PyGILState_Release(__pyx_gilstate_save);
-    __PYX_ERR(0, 441, __pyx_L1_error)
+    __PYX_ERR(0, 485, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":442
+  /* "core_ext/_kernel.pyx":486
  *         cdef Py_ssize_t i, f, best_i, child, n = heap.size()
  *         frontier.push_back(1)
  *         frontier.push_back(2)             # <<<<<<<<<<<<<<
@@ -28108,10 +31170,10 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
     __Pyx_CppExn2PyErr();
     __Pyx_PyGILState_Release(__pyx_gilstate_save);
-    __PYX_ERR(0, 442, __pyx_L1_error)
+    __PYX_ERR(0, 486, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":443
+  /* "core_ext/_kernel.pyx":487
  *         frontier.push_back(1)
  *         frontier.push_back(2)
  *         while True:             # <<<<<<<<<<<<<<
@@ -28120,7 +31182,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   while (1) {
 
-    /* "core_ext/_kernel.pyx":444
+    /* "core_ext/_kernel.pyx":488
  *         frontier.push_back(2)
  *         while True:
  *             best_i = -1             # <<<<<<<<<<<<<<
@@ -28129,7 +31191,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_best_i = -1L;
 
-    /* "core_ext/_kernel.pyx":445
+    /* "core_ext/_kernel.pyx":489
  *         while True:
  *             best_i = -1
  *             f = -1             # <<<<<<<<<<<<<<
@@ -28138,7 +31200,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_f = -1L;
 
-    /* "core_ext/_kernel.pyx":446
+    /* "core_ext/_kernel.pyx":490
  *             best_i = -1
  *             f = -1
  *             for i in range(frontier.size()):             # <<<<<<<<<<<<<<
@@ -28152,7 +31214,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
       __pyx_v_i = __pyx_t_5;
 
-      /* "core_ext/_kernel.pyx":447
+      /* "core_ext/_kernel.pyx":491
  *             f = -1
  *             for i in range(frontier.size()):
  *                 if frontier[i] >= n:             # <<<<<<<<<<<<<<
@@ -28164,7 +31226,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       if (__pyx_t_1) {
 
 
-        /* "core_ext/_kernel.pyx":448
+        /* "core_ext/_kernel.pyx":492
  *             for i in range(frontier.size()):
  *                 if frontier[i] >= n:
  *                     continue             # <<<<<<<<<<<<<<
@@ -28173,7 +31235,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
         goto __pyx_L11_continue;
 
-        /* "core_ext/_kernel.pyx":447
+        /* "core_ext/_kernel.pyx":491
  *             f = -1
  *             for i in range(frontier.size()):
  *                 if frontier[i] >= n:             # <<<<<<<<<<<<<<
@@ -28182,7 +31244,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
       }
 
-      /* "core_ext/_kernel.pyx":449
+      /* "core_ext/_kernel.pyx":493
  *                 if frontier[i] >= n:
  *                     continue
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):             # <<<<<<<<<<<<<<
@@ -28208,7 +31270,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       if (__pyx_t_1) {
 
 
-        /* "core_ext/_kernel.pyx":450
+        /* "core_ext/_kernel.pyx":494
  *                     continue
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):
  *                     best_i = frontier[i]             # <<<<<<<<<<<<<<
@@ -28217,7 +31279,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
         __pyx_v_best_i = (__pyx_v_frontier[__pyx_v_i]);
 
-        /* "core_ext/_kernel.pyx":451
+        /* "core_ext/_kernel.pyx":495
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):
  *                     best_i = frontier[i]
  *                     f = i             # <<<<<<<<<<<<<<
@@ -28226,7 +31288,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
         __pyx_v_f = __pyx_v_i;
 
-        /* "core_ext/_kernel.pyx":449
+        /* "core_ext/_kernel.pyx":493
  *                 if frontier[i] >= n:
  *                     continue
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):             # <<<<<<<<<<<<<<
@@ -28238,7 +31300,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     }
 
 
-    /* "core_ext/_kernel.pyx":452
+    /* "core_ext/_kernel.pyx":496
  *                     best_i = frontier[i]
  *                     f = i
  *             if best_i < 0:             # <<<<<<<<<<<<<<
@@ -28250,7 +31312,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":453
+      /* "core_ext/_kernel.pyx":497
  *                     f = i
  *             if best_i < 0:
  *                 return False             # <<<<<<<<<<<<<<
@@ -28263,7 +31325,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":452
+      /* "core_ext/_kernel.pyx":496
  *                     best_i = frontier[i]
  *                     f = i
  *             if best_i < 0:             # <<<<<<<<<<<<<<
@@ -28272,7 +31334,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     }
 
-    /* "core_ext/_kernel.pyx":454
+    /* "core_ext/_kernel.pyx":498
  *             if best_i < 0:
  *                 return False
  *             frontier[f] = frontier.back()             # <<<<<<<<<<<<<<
@@ -28281,7 +31343,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     (__pyx_v_frontier[__pyx_v_f]) = __pyx_v_frontier.back();
 
-    /* "core_ext/_kernel.pyx":455
+    /* "core_ext/_kernel.pyx":499
  *                 return False
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()             # <<<<<<<<<<<<<<
@@ -28290,7 +31352,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_frontier.pop_back();
 
-    /* "core_ext/_kernel.pyx":456
+    /* "core_ext/_kernel.pyx":500
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(             # <<<<<<<<<<<<<<
@@ -28308,7 +31370,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       goto __pyx_L19_bool_binop_done;
     }
 
-    /* "core_ext/_kernel.pyx":457
+    /* "core_ext/_kernel.pyx":501
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(
  *                 heap[0][best_i].conv, agent, now, present             # <<<<<<<<<<<<<<
@@ -28322,7 +31384,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 
     __pyx_L19_bool_binop_done:;
 
-    /* "core_ext/_kernel.pyx":456
+    /* "core_ext/_kernel.pyx":500
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(             # <<<<<<<<<<<<<<
@@ -28332,7 +31394,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":459
+      /* "core_ext/_kernel.pyx":503
  *                 heap[0][best_i].conv, agent, now, present
  *             ):
  *                 out[0] = heap[0][best_i]             # <<<<<<<<<<<<<<
@@ -28341,7 +31403,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
       (__pyx_v_out[0]) = ((__pyx_v_heap[0])[__pyx_v_best_i]);
 
-      /* "core_ext/_kernel.pyx":460
+      /* "core_ext/_kernel.pyx":504
  *             ):
  *                 out[0] = heap[0][best_i]
  *                 return True             # <<<<<<<<<<<<<<
@@ -28354,7 +31416,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":456
+      /* "core_ext/_kernel.pyx":500
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(             # <<<<<<<<<<<<<<
@@ -28363,7 +31425,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     }
 
-    /* "core_ext/_kernel.pyx":461
+    /* "core_ext/_kernel.pyx":505
  *                 out[0] = heap[0][best_i]
  *                 return True
  *             child = 2 * best_i + 1             # <<<<<<<<<<<<<<
@@ -28372,7 +31434,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_child = ((2 * __pyx_v_best_i) + 1);
 
-    /* "core_ext/_kernel.pyx":462
+    /* "core_ext/_kernel.pyx":506
  *                 return True
  *             child = 2 * best_i + 1
  *             frontier.push_back(child)             # <<<<<<<<<<<<<<
@@ -28385,15 +31447,15 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
       __Pyx_CppExn2PyErr();
       __Pyx_PyGILState_Release(__pyx_gilstate_save);
-      __PYX_ERR(0, 462, __pyx_L1_error)
+      __PYX_ERR(0, 506, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":463
+    /* "core_ext/_kernel.pyx":507
  *             child = 2 * best_i + 1
  *             frontier.push_back(child)
  *             frontier.push_back(child + 1)             # <<<<<<<<<<<<<<
  * 
- *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):
+ *     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,
 */
     try {
       __pyx_v_frontier.push_back((__pyx_v_child + 1));
@@ -28401,11 +31463,11 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
       __Pyx_CppExn2PyErr();
       __Pyx_PyGILState_Release(__pyx_gilstate_save);
-      __PYX_ERR(0, 463, __pyx_L1_error)
+      __PYX_ERR(0, 507, __pyx_L1_error)
     }
   }
 
-  /* "core_ext/_kernel.pyx":427
+  /* "core_ext/_kernel.pyx":471
  *         return True
  * 
  *     cdef bint _head_for(self, int32_t b, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -28432,12 +31494,358 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":465
+/* "core_ext/_kernel.pyx":509
  *             frontier.push_back(child + 1)
  * 
+ *     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,             # <<<<<<<<<<<<<<
+ *                         int kind_bit, int64_t now, Entry* best, bint* have) noexcept nogil:
+ *         cdef Py_ssize_t i
+*/
+
+static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, std::vector<int32_t>  const &__pyx_v_buckets, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t, Py_ssize_t __pyx_v_agent, int __pyx_v_kind_bit, int64_t __pyx_v_now, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *__pyx_v_best, int *__pyx_v_have) {
+  Py_ssize_t __pyx_v_i;
+  int32_t __pyx_v_b;
+  struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry __pyx_v_found;
+  std::vector<int32_t> ::size_type __pyx_t_1;
+  std::vector<int32_t> ::size_type __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  int __pyx_t_5;
+
+  /* "core_ext/_kernel.pyx":514
+ *         cdef int32_t b
+ *         cdef Entry found
+ *         for i in range(buckets.size()):             # <<<<<<<<<<<<<<
+ *             b = buckets[i]
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+*/
+
+  __pyx_t_1 = __pyx_v_buckets.size();
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_i = __pyx_t_3;
+
+    /* "core_ext/_kernel.pyx":515
+ *         cdef Entry found
+ *         for i in range(buckets.size()):
+ *             b = buckets[i]             # <<<<<<<<<<<<<<
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+ *                 continue
+*/
+    __pyx_v_b = (__pyx_v_buckets[__pyx_v_i]);
+
+    /* "core_ext/_kernel.pyx":516
+ *         for i in range(buckets.size()):
+ *             b = buckets[i]
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):             # <<<<<<<<<<<<<<
+ *                 continue
+ *             if self.b_cols[b].size() and not t.skills_ok(
+*/
+    __pyx_t_5 = ((__pyx_v_self->b_live[__pyx_v_b]) == 0);
+
+    if (!__pyx_t_5) {
+
+    } else {
+
+      __pyx_t_4 = __pyx_t_5;
+
+      goto __pyx_L6_bool_binop_done;
+    }
+    __pyx_t_5 = (!(((__pyx_v_self->b_kmask[__pyx_v_b]) & __pyx_v_kind_bit) != 0));
+
+
+    __pyx_t_4 = __pyx_t_5;
+
+    __pyx_L6_bool_binop_done:;
+    if (__pyx_t_4) {
+
+
+      /* "core_ext/_kernel.pyx":517
+ *             b = buckets[i]
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+ *                 continue             # <<<<<<<<<<<<<<
+ *             if self.b_cols[b].size() and not t.skills_ok(
+ *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+*/
+      goto __pyx_L3_continue;
+
+      /* "core_ext/_kernel.pyx":516
+ *         for i in range(buckets.size()):
+ *             b = buckets[i]
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):             # <<<<<<<<<<<<<<
+ *                 continue
+ *             if self.b_cols[b].size() and not t.skills_ok(
+*/
+    }
+
+    /* "core_ext/_kernel.pyx":518
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+ *                 continue
+ *             if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
+ *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+ *             ):
+*/
+    __pyx_t_5 = ((__pyx_v_self->b_cols[__pyx_v_b]).size() != 0);
+
+    if (__pyx_t_5) {
+
+    } else {
+
+      __pyx_t_4 = __pyx_t_5;
+
+      goto __pyx_L9_bool_binop_done;
+    }
+
+    /* "core_ext/_kernel.pyx":519
+ *                 continue
+ *             if self.b_cols[b].size() and not t.skills_ok(
+ *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()             # <<<<<<<<<<<<<<
+ *             ):
+ *                 continue
+*/
+    __pyx_t_5 = (!__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(__pyx_v_t, __pyx_v_agent, (&((__pyx_v_self->b_cols[__pyx_v_b])[0])), (&((__pyx_v_self->b_levels[__pyx_v_b])[0])), (__pyx_v_self->b_cols[__pyx_v_b]).size()));
+
+
+    __pyx_t_4 = __pyx_t_5;
+
+    __pyx_L9_bool_binop_done:;
+
+    /* "core_ext/_kernel.pyx":518
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+ *                 continue
+ *             if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
+ *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+ *             ):
+*/
+    if (__pyx_t_4) {
+
+
+      /* "core_ext/_kernel.pyx":521
+ *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+ *             ):
+ *                 continue             # <<<<<<<<<<<<<<
+ *             if self._head_for(b, agent, now, t.present, &found) and (
+ *                 not have[0] or _before(found, best[0])
+*/
+      goto __pyx_L3_continue;
+
+      /* "core_ext/_kernel.pyx":518
+ *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+ *                 continue
+ *             if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
+ *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+ *             ):
+*/
+    }
+
+    /* "core_ext/_kernel.pyx":522
+ *             ):
+ *                 continue
+ *             if self._head_for(b, agent, now, t.present, &found) and (             # <<<<<<<<<<<<<<
+ *                 not have[0] or _before(found, best[0])
+ *             ):
+*/
+    __pyx_t_5 = ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_head_for(__pyx_v_self, __pyx_v_b, __pyx_v_agent, __pyx_v_now, __pyx_v_t->present, (&__pyx_v_found));
+
+    if (__pyx_t_5) {
+
+    } else {
+
+      __pyx_t_4 = __pyx_t_5;
+
+      goto __pyx_L12_bool_binop_done;
+    }
+
+    /* "core_ext/_kernel.pyx":523
+ *                 continue
+ *             if self._head_for(b, agent, now, t.present, &found) and (
+ *                 not have[0] or _before(found, best[0])             # <<<<<<<<<<<<<<
+ *             ):
+ *                 best[0] = found
+*/
+    __pyx_t_5 = (!(__pyx_v_have[0]));
+
+    if (!__pyx_t_5) {
+
+    } else {
+
+      __pyx_t_4 = __pyx_t_5;
+
+      goto __pyx_L12_bool_binop_done;
+    }
+    __pyx_t_5 = __pyx_f_9omniroute_8core_ext_7_kernel__before(__pyx_v_found, (__pyx_v_best[0]));
+
+
+    __pyx_t_4 = __pyx_t_5;
+
+    __pyx_L12_bool_binop_done:;
+
+    /* "core_ext/_kernel.pyx":522
+ *             ):
+ *                 continue
+ *             if self._head_for(b, agent, now, t.present, &found) and (             # <<<<<<<<<<<<<<
+ *                 not have[0] or _before(found, best[0])
+ *             ):
+*/
+    if (__pyx_t_4) {
+
+
+      /* "core_ext/_kernel.pyx":525
+ *                 not have[0] or _before(found, best[0])
+ *             ):
+ *                 best[0] = found             # <<<<<<<<<<<<<<
+ *                 have[0] = True
+ * 
+*/
+      (__pyx_v_best[0]) = __pyx_v_found;
+
+      /* "core_ext/_kernel.pyx":526
+ *             ):
+ *                 best[0] = found
+ *                 have[0] = True             # <<<<<<<<<<<<<<
+ * 
+ *     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,
+*/
+      (__pyx_v_have[0]) = 1;
+
+      /* "core_ext/_kernel.pyx":522
+ *             ):
+ *                 continue
+ *             if self._head_for(b, agent, now, t.present, &found) and (             # <<<<<<<<<<<<<<
+ *                 not have[0] or _before(found, best[0])
+ *             ):
+*/
+    }
+    __pyx_L3_continue:;
+  }
+
+
+  /* "core_ext/_kernel.pyx":509
+ *             frontier.push_back(child + 1)
+ * 
+ *     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,             # <<<<<<<<<<<<<<
+ *                         int kind_bit, int64_t now, Entry* best, bint* have) noexcept nogil:
+ *         cdef Py_ssize_t i
+*/
+
+  /* function exit code */
+
+
+
+}
+
+/* "core_ext/_kernel.pyx":528
+ *                 have[0] = True
+ * 
+ *     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,             # <<<<<<<<<<<<<<
+ *                       Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
+ *                       bint* have) noexcept nogil:
+*/
+
+static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int32_t const *__pyx_v_cols, Py_ssize_t __pyx_v_n, int __pyx_v_room, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t, Py_ssize_t __pyx_v_agent, int __pyx_v_kind_bit, int64_t __pyx_v_now, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *__pyx_v_best, int *__pyx_v_have) {
+  int __pyx_v_c;
+  std::unordered_map<uint64_t,std::vector<int32_t> > ::iterator __pyx_v_it;
+  int __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  int __pyx_t_4;
+
+  /* "core_ext/_kernel.pyx":533
+ *         cdef int c
+ *         cdef unordered_map[uint64_t, vector[int32_t]].iterator it
+ *         for c in range(self.n_classes):             # <<<<<<<<<<<<<<
+ *             if room & (1 << c):
+ *                 it = self.by_set.find(_set_key(cols, n, c))
+*/
+
+  __pyx_t_1 = __pyx_v_self->n_classes;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_c = __pyx_t_3;
+
+    /* "core_ext/_kernel.pyx":534
+ *         cdef unordered_map[uint64_t, vector[int32_t]].iterator it
+ *         for c in range(self.n_classes):
+ *             if room & (1 << c):             # <<<<<<<<<<<<<<
+ *                 it = self.by_set.find(_set_key(cols, n, c))
+ *                 if it != self.by_set.end():
+*/
+    __pyx_t_4 = ((__pyx_v_room & (1 << __pyx_v_c)) != 0);
+
+    if (__pyx_t_4) {
+
+
+      /* "core_ext/_kernel.pyx":535
+ *         for c in range(self.n_classes):
+ *             if room & (1 << c):
+ *                 it = self.by_set.find(_set_key(cols, n, c))             # <<<<<<<<<<<<<<
+ *                 if it != self.by_set.end():
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
+*/
+      __pyx_v_it = __pyx_v_self->by_set.find(__pyx_f_9omniroute_8core_ext_7_kernel__set_key(__pyx_v_cols, __pyx_v_n, __pyx_v_c));
+
+      /* "core_ext/_kernel.pyx":536
+ *             if room & (1 << c):
+ *                 it = self.by_set.find(_set_key(cols, n, c))
+ *                 if it != self.by_set.end():             # <<<<<<<<<<<<<<
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
+ * 
+*/
+      __pyx_t_4 = (__pyx_v_it != __pyx_v_self->by_set.end());
+
+      if (__pyx_t_4) {
+
+
+        /* "core_ext/_kernel.pyx":537
+ *                 it = self.by_set.find(_set_key(cols, n, c))
+ *                 if it != self.by_set.end():
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)             # <<<<<<<<<<<<<<
+ * 
+ *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):
+*/
+        ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_consider(__pyx_v_self, (*__pyx_v_it).second, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, __pyx_v_best, __pyx_v_have);
+
+        /* "core_ext/_kernel.pyx":536
+ *             if room & (1 << c):
+ *                 it = self.by_set.find(_set_key(cols, n, c))
+ *                 if it != self.by_set.end():             # <<<<<<<<<<<<<<
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
+ * 
+*/
+      }
+
+      /* "core_ext/_kernel.pyx":534
+ *         cdef unordered_map[uint64_t, vector[int32_t]].iterator it
+ *         for c in range(self.n_classes):
+ *             if room & (1 << c):             # <<<<<<<<<<<<<<
+ *                 it = self.by_set.find(_set_key(cols, n, c))
+ *                 if it != self.by_set.end():
+*/
+    }
+  }
+
+
+  /* "core_ext/_kernel.pyx":528
+ *                 have[0] = True
+ * 
+ *     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,             # <<<<<<<<<<<<<<
+ *                       Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
+ *                       bint* have) noexcept nogil:
+*/
+
+  /* function exit code */
+
+
+}
+
+/* "core_ext/_kernel.pyx":539
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
+ * 
  *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):             # <<<<<<<<<<<<<<
- *         """The most urgent waiting conversation this agent can take now, or -1."""
- *         cdef _Table t = _views(table)
+ *         """The most urgent waiting conversation this agent can take now, or -1.
+ * 
 */
 
 /* Python wrapper */
@@ -28448,7 +31856,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgent, "QueueIndex.most_urgent(self, table, Py_ssize_t agent, int64_t now)\n\nThe most urgent waiting conversation this agent can take now, or -1.");
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgent, "QueueIndex.most_urgent(self, table, Py_ssize_t agent, int64_t now)\n\nThe most urgent waiting conversation this agent can take now, or -1.\n\nThe agent looks up every subset (up to three) of its own skills: only buckets\nwhose whole requirement it holds are ever looked at.");
 static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent = {"most_urgent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgent};
 static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
@@ -28482,46 +31890,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_agent,&__pyx_mstate_global->__pyx_n_u_now,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 465, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 539, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 465, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 539, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 465, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 539, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 465, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 539, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "most_urgent", 0) < (0)) __PYX_ERR(0, 465, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "most_urgent", 0) < (0)) __PYX_ERR(0, 539, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, i); __PYX_ERR(0, 465, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, i); __PYX_ERR(0, 539, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 465, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 539, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 465, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 539, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 465, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 539, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_agent = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_agent == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L3_error)
-    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L3_error)
+    __pyx_v_agent = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_agent == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 539, __pyx_L3_error)
+    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 539, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 465, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 539, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28546,57 +31954,61 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgent(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_agent, int64_t __pyx_v_now) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
-  __Pyx_memviewslice __pyx_v_present = { 0, 0, { 0 }, { 0 }, { 0 } };
   int __pyx_v_kind_bit;
-  int __pyx_v_fit[64];
   Py_ssize_t __pyx_v_c;
   Py_ssize_t __pyx_v_col;
   Py_ssize_t __pyx_v_i;
-  int32_t __pyx_v_b;
-  struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry __pyx_v_found;
+  Py_ssize_t __pyx_v_j;
+  Py_ssize_t __pyx_v_k;
+  Py_ssize_t __pyx_v_n;
   struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry __pyx_v_best;
   int __pyx_v_have;
+  int __pyx_v_room;
+  std::vector<int32_t>  __pyx_v_mine;
+  int32_t __pyx_v_subset[3];
   Py_ssize_t __pyx_v_n_skills;
-  Py_ssize_t __pyx_v_n_cols;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
   Py_ssize_t __pyx_t_2;
   int __pyx_t_3;
-  __Pyx_memviewslice __pyx_t_4 = { 0, 0, { 0 }, { 0 }, { 0 } };
-  Py_ssize_t __pyx_t_5;
+  int __pyx_t_4;
+  int __pyx_t_5;
   Py_ssize_t __pyx_t_6;
   Py_ssize_t __pyx_t_7;
-  int __pyx_t_8;
+  Py_ssize_t __pyx_t_8;
   Py_ssize_t __pyx_t_9;
-  std::vector<int32_t> ::size_type __pyx_t_10;
-  std::vector<int32_t> ::size_type __pyx_t_11;
+  Py_ssize_t __pyx_t_10;
+  Py_ssize_t __pyx_t_11;
   Py_ssize_t __pyx_t_12;
-  __Pyx_FakeReference<int32_t> __pyx_t_13;
-  PyObject *__pyx_t_14 = NULL;
+  Py_ssize_t __pyx_t_13;
+  Py_ssize_t __pyx_t_14;
+  Py_ssize_t __pyx_t_15;
+  int __pyx_t_16;
+  PyObject *__pyx_t_17 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("most_urgent", 0);
 
-  /* "core_ext/_kernel.pyx":467
- *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):
- *         """The most urgent waiting conversation this agent can take now, or -1."""
+  /* "core_ext/_kernel.pyx":545
+ *         whose whole requirement it holds are ever looked at.
+ *         """
  *         cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *         if not t.routable[agent]:
  *             return -1
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 467, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 545, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":468
- *         """The most urgent waiting conversation this agent can take now, or -1."""
+  /* "core_ext/_kernel.pyx":546
+ *         """
  *         cdef _Table t = _views(table)
  *         if not t.routable[agent]:             # <<<<<<<<<<<<<<
  *             return -1
- *         cdef const uint8_t[::1] present = t.present
+ *         cdef int kind_bit = t.kind[agent]
 */
   __pyx_t_2 = __pyx_v_agent;
   __pyx_t_3 = (!((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->routable.data) + __pyx_t_2)) ))) != 0));
@@ -28604,12 +32016,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":469
+    /* "core_ext/_kernel.pyx":547
  *         cdef _Table t = _views(table)
  *         if not t.routable[agent]:
  *             return -1             # <<<<<<<<<<<<<<
- *         cdef const uint8_t[::1] present = t.present
  *         cdef int kind_bit = t.kind[agent]
+ *         cdef Py_ssize_t c, col, i, j, k, n
 */
     {
       PyObject *__pyx_temp;
@@ -28622,96 +32034,58 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":468
- *         """The most urgent waiting conversation this agent can take now, or -1."""
+    /* "core_ext/_kernel.pyx":546
+ *         """
  *         cdef _Table t = _views(table)
  *         if not t.routable[agent]:             # <<<<<<<<<<<<<<
  *             return -1
- *         cdef const uint8_t[::1] present = t.present
+ *         cdef int kind_bit = t.kind[agent]
 */
   }
 
-  /* "core_ext/_kernel.pyx":470
+  /* "core_ext/_kernel.pyx":548
  *         if not t.routable[agent]:
  *             return -1
- *         cdef const uint8_t[::1] present = t.present             # <<<<<<<<<<<<<<
- *         cdef int kind_bit = t.kind[agent]
- *         cdef int fit[64]
-*/
-  __pyx_t_4 = __pyx_v_t->present;
-  __PYX_INC_MEMVIEW(&__pyx_t_4, 1);
-  __pyx_v_present = __pyx_t_4;
-  __pyx_t_4.memview = NULL;
-  __pyx_t_4.data = NULL;
-
-  /* "core_ext/_kernel.pyx":471
- *             return -1
- *         cdef const uint8_t[::1] present = t.present
  *         cdef int kind_bit = t.kind[agent]             # <<<<<<<<<<<<<<
- *         cdef int fit[64]
- *         cdef Py_ssize_t c, col, i, j
+ *         cdef Py_ssize_t c, col, i, j, k, n
+ *         cdef Entry best
 */
   __pyx_t_2 = __pyx_v_agent;
   __pyx_v_kind_bit = (*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->kind.data) + __pyx_t_2)) )));
 
-  /* "core_ext/_kernel.pyx":476
- *         cdef int32_t b
- *         cdef Entry found, best
+  /* "core_ext/_kernel.pyx":551
+ *         cdef Py_ssize_t c, col, i, j, k, n
+ *         cdef Entry best
  *         cdef bint have = False             # <<<<<<<<<<<<<<
- *         cdef Py_ssize_t n_skills = t.levels.shape[1]
- *         cdef Py_ssize_t n_cols = self.by_col.size()
+ *         cdef int room = 0
+ *         cdef vector[int32_t] mine
 */
   __pyx_v_have = 0;
 
-  /* "core_ext/_kernel.pyx":477
- *         cdef Entry found, best
+  /* "core_ext/_kernel.pyx":552
+ *         cdef Entry best
  *         cdef bint have = False
+ *         cdef int room = 0             # <<<<<<<<<<<<<<
+ *         cdef vector[int32_t] mine
+ *         cdef int32_t subset[3]
+*/
+  __pyx_v_room = 0;
+
+  /* "core_ext/_kernel.pyx":555
+ *         cdef vector[int32_t] mine
+ *         cdef int32_t subset[3]
  *         cdef Py_ssize_t n_skills = t.levels.shape[1]             # <<<<<<<<<<<<<<
- *         cdef Py_ssize_t n_cols = self.by_col.size()
- *         for c in range(t.units.shape[1]):
+ *         with nogil:
+ *             for c in range(self.n_classes):
 */
   __pyx_v_n_skills = (__pyx_v_t->levels.shape[1]);
 
-  /* "core_ext/_kernel.pyx":478
- *         cdef bint have = False
+  /* "core_ext/_kernel.pyx":556
+ *         cdef int32_t subset[3]
  *         cdef Py_ssize_t n_skills = t.levels.shape[1]
- *         cdef Py_ssize_t n_cols = self.by_col.size()             # <<<<<<<<<<<<<<
- *         for c in range(t.units.shape[1]):
- *             fit[c] = -1
-*/
-  __pyx_v_n_cols = __pyx_v_self->by_col.size();
-
-  /* "core_ext/_kernel.pyx":479
- *         cdef Py_ssize_t n_skills = t.levels.shape[1]
- *         cdef Py_ssize_t n_cols = self.by_col.size()
- *         for c in range(t.units.shape[1]):             # <<<<<<<<<<<<<<
- *             fit[c] = -1
- *         with nogil:
-*/
-
-  __pyx_t_5 = (__pyx_v_t->units.shape[1]);
-  __pyx_t_6 = __pyx_t_5;
-
-  for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-    __pyx_v_c = __pyx_t_7;
-
-    /* "core_ext/_kernel.pyx":480
- *         cdef Py_ssize_t n_cols = self.by_col.size()
- *         for c in range(t.units.shape[1]):
- *             fit[c] = -1             # <<<<<<<<<<<<<<
- *         with nogil:
- *             for col in range(-1, n_skills):
-*/
-    (__pyx_v_fit[__pyx_v_c]) = -1;
-  }
-
-
-  /* "core_ext/_kernel.pyx":481
- *         for c in range(t.units.shape[1]):
- *             fit[c] = -1
  *         with nogil:             # <<<<<<<<<<<<<<
- *             for col in range(-1, n_skills):
- *                 if col >= 0:
+ *             for c in range(self.n_classes):
+ *                 if t.fits_new(agent, c):
 */
   {
       PyThreadState * _save;
@@ -28719,414 +32093,393 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "core_ext/_kernel.pyx":482
- *             fit[c] = -1
+        /* "core_ext/_kernel.pyx":557
+ *         cdef Py_ssize_t n_skills = t.levels.shape[1]
  *         with nogil:
- *             for col in range(-1, n_skills):             # <<<<<<<<<<<<<<
- *                 if col >= 0:
- *                     if col >= n_cols or t.levels[agent, col] == 0:
+ *             for c in range(self.n_classes):             # <<<<<<<<<<<<<<
+ *                 if t.fits_new(agent, c):
+ *                     room |= 1 << c
 */
 
-        __pyx_t_5 = __pyx_v_n_skills;
-        __pyx_t_6 = __pyx_t_5;
+        __pyx_t_4 = __pyx_v_self->n_classes;
+        __pyx_t_5 = __pyx_t_4;
 
-        for (__pyx_t_7 = -1L; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-          __pyx_v_col = __pyx_t_7;
+        for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+          __pyx_v_c = __pyx_t_6;
 
-          /* "core_ext/_kernel.pyx":483
+          /* "core_ext/_kernel.pyx":558
  *         with nogil:
- *             for col in range(-1, n_skills):
- *                 if col >= 0:             # <<<<<<<<<<<<<<
- *                     if col >= n_cols or t.levels[agent, col] == 0:
- *                         continue
+ *             for c in range(self.n_classes):
+ *                 if t.fits_new(agent, c):             # <<<<<<<<<<<<<<
+ *                     room |= 1 << c
+ *             if room:
 */
-          __pyx_t_3 = (__pyx_v_col >= 0);
+          __pyx_t_3 = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_agent, __pyx_v_c);
 
           if (__pyx_t_3) {
 
 
-            /* "core_ext/_kernel.pyx":484
- *             for col in range(-1, n_skills):
- *                 if col >= 0:
- *                     if col >= n_cols or t.levels[agent, col] == 0:             # <<<<<<<<<<<<<<
- *                         continue
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
+            /* "core_ext/_kernel.pyx":559
+ *             for c in range(self.n_classes):
+ *                 if t.fits_new(agent, c):
+ *                     room |= 1 << c             # <<<<<<<<<<<<<<
+ *             if room:
+ *                 for col in range(n_skills):
 */
-            __pyx_t_8 = (__pyx_v_col >= __pyx_v_n_cols);
+            __pyx_v_room = (__pyx_v_room | (1 << __pyx_v_c));
 
-            if (!__pyx_t_8) {
-
-            } else {
-
-              __pyx_t_3 = __pyx_t_8;
-
-              goto __pyx_L13_bool_binop_done;
-            }
-            __pyx_t_2 = __pyx_v_agent;
-            __pyx_t_9 = __pyx_v_col;
-            __pyx_t_8 = ((*((uint8_t const  *) ( /* dim=1 */ ((char *) (((uint8_t const  *) ( /* dim=0 */ (__pyx_v_t->levels.data + __pyx_t_2 * __pyx_v_t->levels.strides[0]) )) + __pyx_t_9)) ))) == 0);
-
-
-            __pyx_t_3 = __pyx_t_8;
-
-            __pyx_L13_bool_binop_done:;
-            if (__pyx_t_3) {
-
-
-              /* "core_ext/_kernel.pyx":485
- *                 if col >= 0:
- *                     if col >= n_cols or t.levels[agent, col] == 0:
- *                         continue             # <<<<<<<<<<<<<<
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
- *                     b = self.no_skill[i] if col < 0 else self.by_col[col][i]
-*/
-              goto __pyx_L9_continue;
-
-              /* "core_ext/_kernel.pyx":484
- *             for col in range(-1, n_skills):
- *                 if col >= 0:
- *                     if col >= n_cols or t.levels[agent, col] == 0:             # <<<<<<<<<<<<<<
- *                         continue
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
-*/
-            }
-
-            /* "core_ext/_kernel.pyx":483
+            /* "core_ext/_kernel.pyx":558
  *         with nogil:
- *             for col in range(-1, n_skills):
- *                 if col >= 0:             # <<<<<<<<<<<<<<
- *                     if col >= n_cols or t.levels[agent, col] == 0:
- *                         continue
+ *             for c in range(self.n_classes):
+ *                 if t.fits_new(agent, c):             # <<<<<<<<<<<<<<
+ *                     room |= 1 << c
+ *             if room:
 */
           }
-
-          /* "core_ext/_kernel.pyx":486
- *                     if col >= n_cols or t.levels[agent, col] == 0:
- *                         continue
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):             # <<<<<<<<<<<<<<
- *                     b = self.no_skill[i] if col < 0 else self.by_col[col][i]
- *                     if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
-*/
-          __pyx_t_3 = (__pyx_v_col < 0);
-
-          if (__pyx_t_3) {
-
-            __pyx_t_10 = __pyx_v_self->no_skill.size();
-          } else {
-
-            __pyx_t_10 = (__pyx_v_self->by_col[__pyx_v_col]).size();
-          }
-
-          __pyx_t_11 = __pyx_t_10;
-
-          for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
-            __pyx_v_i = __pyx_t_12;
-
-            /* "core_ext/_kernel.pyx":487
- *                         continue
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
- *                     b = self.no_skill[i] if col < 0 else self.by_col[col][i]             # <<<<<<<<<<<<<<
- *                     if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
- *                         continue
-*/
-            __pyx_t_3 = (__pyx_v_col < 0);
-
-            if (__pyx_t_3) {
-
-              __pyx_t_13 = (__pyx_v_self->no_skill[__pyx_v_i]);
-            } else {
-
-              __pyx_t_13 = ((__pyx_v_self->by_col[__pyx_v_col])[__pyx_v_i]);
-            }
-
-            __pyx_v_b = __pyx_t_13;
-
-            /* "core_ext/_kernel.pyx":488
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
- *                     b = self.no_skill[i] if col < 0 else self.by_col[col][i]
- *                     if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):             # <<<<<<<<<<<<<<
- *                         continue
- *                     c = self.b_cls[b]
-*/
-            __pyx_t_8 = ((__pyx_v_self->b_live[__pyx_v_b]) == 0);
-
-            if (!__pyx_t_8) {
-
-            } else {
-
-              __pyx_t_3 = __pyx_t_8;
-
-              goto __pyx_L18_bool_binop_done;
-            }
-            __pyx_t_8 = (!(((__pyx_v_self->b_kmask[__pyx_v_b]) & __pyx_v_kind_bit) != 0));
-
-
-            __pyx_t_3 = __pyx_t_8;
-
-            __pyx_L18_bool_binop_done:;
-            if (__pyx_t_3) {
-
-
-              /* "core_ext/_kernel.pyx":489
- *                     b = self.no_skill[i] if col < 0 else self.by_col[col][i]
- *                     if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
- *                         continue             # <<<<<<<<<<<<<<
- *                     c = self.b_cls[b]
- *                     if fit[c] < 0:
-*/
-              goto __pyx_L15_continue;
-
-              /* "core_ext/_kernel.pyx":488
- *                 for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
- *                     b = self.no_skill[i] if col < 0 else self.by_col[col][i]
- *                     if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):             # <<<<<<<<<<<<<<
- *                         continue
- *                     c = self.b_cls[b]
-*/
-            }
-
-            /* "core_ext/_kernel.pyx":490
- *                     if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
- *                         continue
- *                     c = self.b_cls[b]             # <<<<<<<<<<<<<<
- *                     if fit[c] < 0:
- *                         fit[c] = t.fits_new(agent, c)
-*/
-            __pyx_v_c = (__pyx_v_self->b_cls[__pyx_v_b]);
-
-            /* "core_ext/_kernel.pyx":491
- *                         continue
- *                     c = self.b_cls[b]
- *                     if fit[c] < 0:             # <<<<<<<<<<<<<<
- *                         fit[c] = t.fits_new(agent, c)
- *                     if not fit[c]:
-*/
-            __pyx_t_3 = ((__pyx_v_fit[__pyx_v_c]) < 0);
-
-            if (__pyx_t_3) {
-
-
-              /* "core_ext/_kernel.pyx":492
- *                     c = self.b_cls[b]
- *                     if fit[c] < 0:
- *                         fit[c] = t.fits_new(agent, c)             # <<<<<<<<<<<<<<
- *                     if not fit[c]:
- *                         continue
-*/
-              (__pyx_v_fit[__pyx_v_c]) = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_agent, __pyx_v_c);
-
-              /* "core_ext/_kernel.pyx":491
- *                         continue
- *                     c = self.b_cls[b]
- *                     if fit[c] < 0:             # <<<<<<<<<<<<<<
- *                         fit[c] = t.fits_new(agent, c)
- *                     if not fit[c]:
-*/
-            }
-
-            /* "core_ext/_kernel.pyx":493
- *                     if fit[c] < 0:
- *                         fit[c] = t.fits_new(agent, c)
- *                     if not fit[c]:             # <<<<<<<<<<<<<<
- *                         continue
- *                     if self.b_cols[b].size() and not t.skills_ok(
-*/
-            __pyx_t_3 = (!((__pyx_v_fit[__pyx_v_c]) != 0));
-
-            if (__pyx_t_3) {
-
-
-              /* "core_ext/_kernel.pyx":494
- *                         fit[c] = t.fits_new(agent, c)
- *                     if not fit[c]:
- *                         continue             # <<<<<<<<<<<<<<
- *                     if self.b_cols[b].size() and not t.skills_ok(
- *                         agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
-*/
-              goto __pyx_L15_continue;
-
-              /* "core_ext/_kernel.pyx":493
- *                     if fit[c] < 0:
- *                         fit[c] = t.fits_new(agent, c)
- *                     if not fit[c]:             # <<<<<<<<<<<<<<
- *                         continue
- *                     if self.b_cols[b].size() and not t.skills_ok(
-*/
-            }
-
-            /* "core_ext/_kernel.pyx":495
- *                     if not fit[c]:
- *                         continue
- *                     if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
- *                         agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
- *                     ):
-*/
-            __pyx_t_8 = ((__pyx_v_self->b_cols[__pyx_v_b]).size() != 0);
-
-            if (__pyx_t_8) {
-
-            } else {
-
-              __pyx_t_3 = __pyx_t_8;
-
-              goto __pyx_L23_bool_binop_done;
-            }
-
-            /* "core_ext/_kernel.pyx":496
- *                         continue
- *                     if self.b_cols[b].size() and not t.skills_ok(
- *                         agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()             # <<<<<<<<<<<<<<
- *                     ):
- *                         continue
-*/
-            __pyx_t_8 = (!__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok(__pyx_v_t, __pyx_v_agent, (&((__pyx_v_self->b_cols[__pyx_v_b])[0])), (&((__pyx_v_self->b_levels[__pyx_v_b])[0])), (__pyx_v_self->b_cols[__pyx_v_b]).size()));
-
-
-            __pyx_t_3 = __pyx_t_8;
-
-            __pyx_L23_bool_binop_done:;
-
-            /* "core_ext/_kernel.pyx":495
- *                     if not fit[c]:
- *                         continue
- *                     if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
- *                         agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
- *                     ):
-*/
-            if (__pyx_t_3) {
-
-
-              /* "core_ext/_kernel.pyx":498
- *                         agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
- *                     ):
- *                         continue             # <<<<<<<<<<<<<<
- *                     if self._head_for(b, agent, now, present, &found) and (
- *                         not have or _before(found, best)
-*/
-              goto __pyx_L15_continue;
-
-              /* "core_ext/_kernel.pyx":495
- *                     if not fit[c]:
- *                         continue
- *                     if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
- *                         agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
- *                     ):
-*/
-            }
-
-            /* "core_ext/_kernel.pyx":499
- *                     ):
- *                         continue
- *                     if self._head_for(b, agent, now, present, &found) and (             # <<<<<<<<<<<<<<
- *                         not have or _before(found, best)
- *                     ):
-*/
-            __pyx_t_8 = ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_head_for(__pyx_v_self, __pyx_v_b, __pyx_v_agent, __pyx_v_now, __pyx_v_present, (&__pyx_v_found));
-
-            if (__pyx_t_8) {
-
-            } else {
-
-              __pyx_t_3 = __pyx_t_8;
-
-              goto __pyx_L26_bool_binop_done;
-            }
-
-            /* "core_ext/_kernel.pyx":500
- *                         continue
- *                     if self._head_for(b, agent, now, present, &found) and (
- *                         not have or _before(found, best)             # <<<<<<<<<<<<<<
- *                     ):
- *                         best = found
-*/
-            __pyx_t_8 = (!__pyx_v_have);
-
-            if (!__pyx_t_8) {
-
-            } else {
-
-              __pyx_t_3 = __pyx_t_8;
-
-              goto __pyx_L26_bool_binop_done;
-            }
-            __pyx_t_8 = __pyx_f_9omniroute_8core_ext_7_kernel__before(__pyx_v_found, __pyx_v_best);
-
-
-            __pyx_t_3 = __pyx_t_8;
-
-            __pyx_L26_bool_binop_done:;
-
-            /* "core_ext/_kernel.pyx":499
- *                     ):
- *                         continue
- *                     if self._head_for(b, agent, now, present, &found) and (             # <<<<<<<<<<<<<<
- *                         not have or _before(found, best)
- *                     ):
-*/
-            if (__pyx_t_3) {
-
-
-              /* "core_ext/_kernel.pyx":502
- *                         not have or _before(found, best)
- *                     ):
- *                         best = found             # <<<<<<<<<<<<<<
- *                         have = True
- *         return best.conv if have else -1
-*/
-              __pyx_v_best = __pyx_v_found;
-
-              /* "core_ext/_kernel.pyx":503
- *                     ):
- *                         best = found
- *                         have = True             # <<<<<<<<<<<<<<
- *         return best.conv if have else -1
-*/
-              __pyx_v_have = 1;
-
-              /* "core_ext/_kernel.pyx":499
- *                     ):
- *                         continue
- *                     if self._head_for(b, agent, now, present, &found) and (             # <<<<<<<<<<<<<<
- *                         not have or _before(found, best)
- *                     ):
-*/
-            }
-            __pyx_L15_continue:;
-          }
-
-
-          __pyx_L9_continue:;
         }
 
+
+        /* "core_ext/_kernel.pyx":560
+ *                 if t.fits_new(agent, c):
+ *                     room |= 1 << c
+ *             if room:             # <<<<<<<<<<<<<<
+ *                 for col in range(n_skills):
+ *                     if t.levels[agent, col]:
+*/
+        __pyx_t_3 = (__pyx_v_room != 0);
+
+        if (__pyx_t_3) {
+
+
+          /* "core_ext/_kernel.pyx":561
+ *                     room |= 1 << c
+ *             if room:
+ *                 for col in range(n_skills):             # <<<<<<<<<<<<<<
+ *                     if t.levels[agent, col]:
+ *                         mine.push_back(<int32_t>col)
+*/
+
+          __pyx_t_6 = __pyx_v_n_skills;
+          __pyx_t_7 = __pyx_t_6;
+
+          for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+            __pyx_v_col = __pyx_t_8;
+
+            /* "core_ext/_kernel.pyx":562
+ *             if room:
+ *                 for col in range(n_skills):
+ *                     if t.levels[agent, col]:             # <<<<<<<<<<<<<<
+ *                         mine.push_back(<int32_t>col)
+ *                 n = mine.size()
+*/
+            __pyx_t_2 = __pyx_v_agent;
+            __pyx_t_9 = __pyx_v_col;
+            __pyx_t_3 = ((*((uint8_t const  *) ( /* dim=1 */ ((char *) (((uint8_t const  *) ( /* dim=0 */ (__pyx_v_t->levels.data + __pyx_t_2 * __pyx_v_t->levels.strides[0]) )) + __pyx_t_9)) ))) != 0);
+
+            if (__pyx_t_3) {
+
+
+              /* "core_ext/_kernel.pyx":563
+ *                 for col in range(n_skills):
+ *                     if t.levels[agent, col]:
+ *                         mine.push_back(<int32_t>col)             # <<<<<<<<<<<<<<
+ *                 n = mine.size()
+ *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
+*/
+              try {
+                __pyx_v_mine.push_back(((int32_t)__pyx_v_col));
+              } catch(...) {
+                PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
+                __Pyx_CppExn2PyErr();
+                __Pyx_PyGILState_Release(__pyx_gilstate_save);
+                __PYX_ERR(0, 563, __pyx_L5_error)
+              }
+
+              /* "core_ext/_kernel.pyx":562
+ *             if room:
+ *                 for col in range(n_skills):
+ *                     if t.levels[agent, col]:             # <<<<<<<<<<<<<<
+ *                         mine.push_back(<int32_t>col)
+ *                 n = mine.size()
+*/
+            }
+          }
+
+
+          /* "core_ext/_kernel.pyx":564
+ *                     if t.levels[agent, col]:
+ *                         mine.push_back(<int32_t>col)
+ *                 n = mine.size()             # <<<<<<<<<<<<<<
+ *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
+ *                 for i in range(n if self.max_set >= 1 else 0):
+*/
+          __pyx_v_n = __pyx_v_mine.size();
+
+          /* "core_ext/_kernel.pyx":565
+ *                         mine.push_back(<int32_t>col)
+ *                 n = mine.size()
+ *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)             # <<<<<<<<<<<<<<
+ *                 for i in range(n if self.max_set >= 1 else 0):
+ *                     subset[0] = mine[i]
+*/
+          ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 0, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
+
+          /* "core_ext/_kernel.pyx":566
+ *                 n = mine.size()
+ *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
+ *                 for i in range(n if self.max_set >= 1 else 0):             # <<<<<<<<<<<<<<
+ *                     subset[0] = mine[i]
+ *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
+*/
+          __pyx_t_3 = (__pyx_v_self->max_set >= 1);
+
+          if (__pyx_t_3) {
+
+            __pyx_t_6 = __pyx_v_n;
+          } else {
+
+            __pyx_t_6 = 0;
+          }
+
+          __pyx_t_7 = __pyx_t_6;
+
+          for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+            __pyx_v_i = __pyx_t_8;
+
+            /* "core_ext/_kernel.pyx":567
+ *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
+ *                 for i in range(n if self.max_set >= 1 else 0):
+ *                     subset[0] = mine[i]             # <<<<<<<<<<<<<<
+ *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
+ *                     for j in range(i + 1, n if self.max_set >= 2 else 0):
+*/
+            (__pyx_v_subset[0]) = (__pyx_v_mine[__pyx_v_i]);
+
+            /* "core_ext/_kernel.pyx":568
+ *                 for i in range(n if self.max_set >= 1 else 0):
+ *                     subset[0] = mine[i]
+ *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)             # <<<<<<<<<<<<<<
+ *                     for j in range(i + 1, n if self.max_set >= 2 else 0):
+ *                         subset[1] = mine[j]
+*/
+            ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 1, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
+
+            /* "core_ext/_kernel.pyx":569
+ *                     subset[0] = mine[i]
+ *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
+ *                     for j in range(i + 1, n if self.max_set >= 2 else 0):             # <<<<<<<<<<<<<<
+ *                         subset[1] = mine[j]
+ *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
+*/
+            __pyx_t_3 = (__pyx_v_self->max_set >= 2);
+
+            if (__pyx_t_3) {
+
+              __pyx_t_10 = __pyx_v_n;
+            } else {
+
+              __pyx_t_10 = 0;
+            }
+
+            __pyx_t_11 = __pyx_t_10;
+
+            for (__pyx_t_12 = (__pyx_v_i + 1); __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
+              __pyx_v_j = __pyx_t_12;
+
+              /* "core_ext/_kernel.pyx":570
+ *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
+ *                     for j in range(i + 1, n if self.max_set >= 2 else 0):
+ *                         subset[1] = mine[j]             # <<<<<<<<<<<<<<
+ *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
+ *                         for k in range(j + 1, n if self.max_set >= 3 else 0):
+*/
+              (__pyx_v_subset[1]) = (__pyx_v_mine[__pyx_v_j]);
+
+              /* "core_ext/_kernel.pyx":571
+ *                     for j in range(i + 1, n if self.max_set >= 2 else 0):
+ *                         subset[1] = mine[j]
+ *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)             # <<<<<<<<<<<<<<
+ *                         for k in range(j + 1, n if self.max_set >= 3 else 0):
+ *                             subset[2] = mine[k]
+*/
+              ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 2, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
+
+              /* "core_ext/_kernel.pyx":572
+ *                         subset[1] = mine[j]
+ *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
+ *                         for k in range(j + 1, n if self.max_set >= 3 else 0):             # <<<<<<<<<<<<<<
+ *                             subset[2] = mine[k]
+ *                             self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,
+*/
+              __pyx_t_3 = (__pyx_v_self->max_set >= 3);
+
+              if (__pyx_t_3) {
+
+                __pyx_t_13 = __pyx_v_n;
+              } else {
+
+                __pyx_t_13 = 0;
+              }
+
+              __pyx_t_14 = __pyx_t_13;
+
+              for (__pyx_t_15 = (__pyx_v_j + 1); __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
+                __pyx_v_k = __pyx_t_15;
+
+                /* "core_ext/_kernel.pyx":573
+ *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
+ *                         for k in range(j + 1, n if self.max_set >= 3 else 0):
+ *                             subset[2] = mine[k]             # <<<<<<<<<<<<<<
+ *                             self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,
+ *                                          &have)
+*/
+                (__pyx_v_subset[2]) = (__pyx_v_mine[__pyx_v_k]);
+
+                /* "core_ext/_kernel.pyx":574
+ *                         for k in range(j + 1, n if self.max_set >= 3 else 0):
+ *                             subset[2] = mine[k]
+ *                             self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,             # <<<<<<<<<<<<<<
+ *                                          &have)
+ *                 for i in range(n):
+*/
+                ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 3, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
+              }
+
+
+            }
+
+
+          }
+
+
+
+          /* "core_ext/_kernel.pyx":576
+ *                             self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,
+ *                                          &have)
+ *                 for i in range(n):             # <<<<<<<<<<<<<<
+ *                     for c in range(self.n_classes):
+ *                         k = (mine[i] + 1) * self.n_classes + c
+*/
+
+          __pyx_t_6 = __pyx_v_n;
+          __pyx_t_7 = __pyx_t_6;
+
+          for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
+            __pyx_v_i = __pyx_t_8;
+
+            /* "core_ext/_kernel.pyx":577
+ *                                          &have)
+ *                 for i in range(n):
+ *                     for c in range(self.n_classes):             # <<<<<<<<<<<<<<
+ *                         k = (mine[i] + 1) * self.n_classes + c
+ *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
+*/
+
+            __pyx_t_4 = __pyx_v_self->n_classes;
+            __pyx_t_5 = __pyx_t_4;
+
+            for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_5; __pyx_t_10+=1) {
+              __pyx_v_c = __pyx_t_10;
+
+              /* "core_ext/_kernel.pyx":578
+ *                 for i in range(n):
+ *                     for c in range(self.n_classes):
+ *                         k = (mine[i] + 1) * self.n_classes + c             # <<<<<<<<<<<<<<
+ *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
+ *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,
+*/
+              __pyx_v_k = ((((__pyx_v_mine[__pyx_v_i]) + 1) * __pyx_v_self->n_classes) + __pyx_v_c);
+
+              /* "core_ext/_kernel.pyx":579
+ *                     for c in range(self.n_classes):
+ *                         k = (mine[i] + 1) * self.n_classes + c
+ *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():             # <<<<<<<<<<<<<<
+ *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,
+ *                                            &best, &have)
+*/
+              __pyx_t_16 = ((__pyx_v_room & (1 << __pyx_v_c)) != 0);
+
+              if (__pyx_t_16) {
+
+              } else {
+
+                __pyx_t_3 = __pyx_t_16;
+
+                goto __pyx_L25_bool_binop_done;
+              }
+              __pyx_t_16 = (__pyx_v_k < ((Py_ssize_t)__pyx_v_self->large_by_key.size()));
+
+
+              __pyx_t_3 = __pyx_t_16;
+
+              __pyx_L25_bool_binop_done:;
+              if (__pyx_t_3) {
+
+
+                /* "core_ext/_kernel.pyx":580
+ *                         k = (mine[i] + 1) * self.n_classes + c
+ *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
+ *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,             # <<<<<<<<<<<<<<
+ *                                            &best, &have)
+ *         return best.conv if have else -1
+*/
+                ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_consider(__pyx_v_self, (__pyx_v_self->large_by_key[__pyx_v_k]), __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
+
+                /* "core_ext/_kernel.pyx":579
+ *                     for c in range(self.n_classes):
+ *                         k = (mine[i] + 1) * self.n_classes + c
+ *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():             # <<<<<<<<<<<<<<
+ *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,
+ *                                            &best, &have)
+*/
+              }
+            }
+
+          }
+
+
+          /* "core_ext/_kernel.pyx":560
+ *                 if t.fits_new(agent, c):
+ *                     room |= 1 << c
+ *             if room:             # <<<<<<<<<<<<<<
+ *                 for col in range(n_skills):
+ *                     if t.levels[agent, col]:
+*/
+        }
       }
 
-      /* "core_ext/_kernel.pyx":481
- *         for c in range(t.units.shape[1]):
- *             fit[c] = -1
+      /* "core_ext/_kernel.pyx":556
+ *         cdef int32_t subset[3]
+ *         cdef Py_ssize_t n_skills = t.levels.shape[1]
  *         with nogil:             # <<<<<<<<<<<<<<
- *             for col in range(-1, n_skills):
- *                 if col >= 0:
+ *             for c in range(self.n_classes):
+ *                 if t.fits_new(agent, c):
 */
       /*finally:*/ {
         /*normal exit:*/{
           __Pyx_FastGIL_Forget();
           PyEval_RestoreThread(_save);
-          goto __pyx_L8;
+          goto __pyx_L6;
         }
-        __pyx_L8:;
+        __pyx_L5_error: {
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L1_error;
+        }
+        __pyx_L6:;
       }
   }
 
-  /* "core_ext/_kernel.pyx":504
- *                         best = found
- *                         have = True
+  /* "core_ext/_kernel.pyx":582
+ *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,
+ *                                            &best, &have)
  *         return best.conv if have else -1             # <<<<<<<<<<<<<<
 */
   if (__pyx_v_have) {
-    __pyx_t_14 = __Pyx_PyLong_From_int32_t(__pyx_v_best.conv); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 504, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_14);
-    __pyx_t_1 = __pyx_t_14;
-    __pyx_t_14 = 0;
+    __pyx_t_17 = __Pyx_PyLong_From_int32_t(__pyx_v_best.conv); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 582, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_17);
+    __pyx_t_1 = __pyx_t_17;
+    __pyx_t_17 = 0;
   } else {
     __Pyx_INCREF(__pyx_mstate_global->__pyx_int_neg_1);
     __pyx_t_1 = __pyx_mstate_global->__pyx_int_neg_1;
@@ -29142,24 +32495,24 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":465
- *             frontier.push_back(child + 1)
+  /* "core_ext/_kernel.pyx":539
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
  * 
  *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):             # <<<<<<<<<<<<<<
- *         """The most urgent waiting conversation this agent can take now, or -1."""
- *         cdef _Table t = _views(table)
+ *         """The most urgent waiting conversation this agent can take now, or -1.
+ * 
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_t_4, 1);
-  __Pyx_XDECREF(__pyx_t_14);
+  __Pyx_XDECREF(__pyx_t_17);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.QueueIndex.most_urgent", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
   __Pyx_XDECREF((PyObject *)__pyx_v_t);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_v_present, 1);
+
+
 
 
 
@@ -29176,12 +32529,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":291
- *     cdef vector[int32_t] no_skill
+/* "core_ext/_kernel.pyx":327
+ *     cdef int max_set
  *     cdef dict _ids
  *     cdef public Py_ssize_t size             # <<<<<<<<<<<<<<
  * 
- *     def __init__(self):
+ *     def __init__(self, int n_classes=7):
 */
 
 /* Python wrapper */
@@ -29215,7 +32568,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size___get
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->size); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 291, __pyx_L4_error)
+        __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->size); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 327, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -29288,7 +32641,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size_2__set__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_v_value); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 291, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_v_value); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L4_error)
         __pyx_v_self->size = __pyx_t_2;
       }
       /*finally:*/ {
@@ -29390,8 +32743,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
   PyObject *__pyx_t_15 = NULL;
   PyObject *__pyx_t_16 = NULL;
   PyObject *__pyx_t_17 = NULL;
-  int __pyx_t_18;
-  int __pyx_t_19;
+  PyObject *__pyx_t_18 = NULL;
+  PyObject *__pyx_t_19 = NULL;
+  int __pyx_t_20;
+  int __pyx_t_21;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -29401,7 +32756,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
  *     cdef object _dict
  *     cdef bint use_setstate
  *     with CRITICAL_SECTION(self):             # <<<<<<<<<<<<<<
- *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_col, self.excl, self.gen, self.no_skill, self.pin_until, self.pinned, self.size)
+ *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_set, self.excl, self.gen, self.large_by_key, self.max_set, self.n_classes, self.pin_until, self.pinned, self.size)
  *         _dict = getattr(self, '__dict__', None)
 */
   {
@@ -29414,7 +32769,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
         /* "(tree fragment)":6
  *     cdef bint use_setstate
  *     with CRITICAL_SECTION(self):
- *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_col, self.excl, self.gen, self.no_skill, self.pin_until, self.pinned, self.size)             # <<<<<<<<<<<<<<
+ *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_set, self.excl, self.gen, self.large_by_key, self.max_set, self.n_classes, self.pin_until, self.pinned, self.size)             # <<<<<<<<<<<<<<
  *         _dict = getattr(self, '__dict__', None)
  *     if _dict is not None and _dict:
 */
@@ -29434,55 +32789,63 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
         __Pyx_GOTREF(__pyx_t_8);
         __pyx_t_9 = __pyx_convert_vector_to_py_int32_t(__pyx_v_self->bucket); if (unlikely(!__pyx_t_9)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_9);
-        __pyx_t_10 = __pyx_convert_vector_to_py_std_3a__3a_vector_3c_int32_t_3e___(__pyx_v_self->by_col); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_10 = __pyx_convert_unordered_map_to_py_uint64_t____std_3a__3a_vector_3c_int32_t_3e___(__pyx_v_self->by_set); if (unlikely(!__pyx_t_10)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_10);
         __pyx_t_11 = __pyx_convert_vector_to_py_std_3a__3a_vector_3c_int32_t_3e___(__pyx_v_self->excl); if (unlikely(!__pyx_t_11)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_11);
         __pyx_t_12 = __pyx_convert_vector_to_py_int32_t(__pyx_v_self->gen); if (unlikely(!__pyx_t_12)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_12);
-        __pyx_t_13 = __pyx_convert_vector_to_py_int32_t(__pyx_v_self->no_skill); if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_13 = __pyx_convert_vector_to_py_std_3a__3a_vector_3c_int32_t_3e___(__pyx_v_self->large_by_key); if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_13);
-        __pyx_t_14 = __pyx_convert_vector_to_py_int64_t(__pyx_v_self->pin_until); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_14 = __Pyx_PyLong_From_int(__pyx_v_self->max_set); if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_14);
-        __pyx_t_15 = __pyx_convert_vector_to_py_int32_t(__pyx_v_self->pinned); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_15 = __Pyx_PyLong_From_int(__pyx_v_self->n_classes); if (unlikely(!__pyx_t_15)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_15);
-        __pyx_t_16 = PyLong_FromSsize_t(__pyx_v_self->size); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_16 = __pyx_convert_vector_to_py_int64_t(__pyx_v_self->pin_until); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_16);
-        __pyx_t_17 = PyTuple_New(16); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_17 = __pyx_convert_vector_to_py_int32_t(__pyx_v_self->pinned); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_17);
+        __pyx_t_18 = PyLong_FromSsize_t(__pyx_v_self->size); if (unlikely(!__pyx_t_18)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_18);
+        __pyx_t_19 = PyTuple_New(18); if (unlikely(!__pyx_t_19)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_19);
         __Pyx_INCREF(__pyx_v_self->_ids);
         __Pyx_GIVEREF(__pyx_v_self->_ids);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 0, __pyx_v_self->_ids) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 0, __pyx_v_self->_ids) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_2);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 1, __pyx_t_2) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 1, __pyx_t_2) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_3);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 2, __pyx_t_3) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 2, __pyx_t_3) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_4);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 3, __pyx_t_4) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 3, __pyx_t_4) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_5);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 4, __pyx_t_5) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 4, __pyx_t_5) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_6);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 5, __pyx_t_6) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 5, __pyx_t_6) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_7);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 6, __pyx_t_7) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 6, __pyx_t_7) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_8);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 7, __pyx_t_8) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 7, __pyx_t_8) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_9);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 8, __pyx_t_9) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 8, __pyx_t_9) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_10);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 9, __pyx_t_10) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 9, __pyx_t_10) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_11);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 10, __pyx_t_11) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 10, __pyx_t_11) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_12);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 11, __pyx_t_12) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 11, __pyx_t_12) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_13);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 12, __pyx_t_13) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 12, __pyx_t_13) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_14);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 13, __pyx_t_14) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 13, __pyx_t_14) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_15);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 14, __pyx_t_15) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 14, __pyx_t_15) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __Pyx_GIVEREF(__pyx_t_16);
-        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 15, __pyx_t_16) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 15, __pyx_t_16) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_17);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 16, __pyx_t_17) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
+        __Pyx_GIVEREF(__pyx_t_18);
+        if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 17, __pyx_t_18) != (0)) __PYX_ERR(1, 6, __pyx_L4_error);
         __pyx_t_2 = 0;
         __pyx_t_3 = 0;
         __pyx_t_4 = 0;
@@ -29498,27 +32861,29 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
         __pyx_t_14 = 0;
         __pyx_t_15 = 0;
         __pyx_t_16 = 0;
-        __pyx_v_state = ((PyObject*)__pyx_t_17);
         __pyx_t_17 = 0;
+        __pyx_t_18 = 0;
+        __pyx_v_state = ((PyObject*)__pyx_t_19);
+        __pyx_t_19 = 0;
 
         /* "(tree fragment)":7
  *     with CRITICAL_SECTION(self):
- *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_col, self.excl, self.gen, self.no_skill, self.pin_until, self.pinned, self.size)
+ *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_set, self.excl, self.gen, self.large_by_key, self.max_set, self.n_classes, self.pin_until, self.pinned, self.size)
  *         _dict = getattr(self, '__dict__', None)             # <<<<<<<<<<<<<<
  *     if _dict is not None and _dict:
  *         state += (_dict,)
 */
-        __pyx_t_17 = __Pyx_GetAttr3(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_dict, Py_None); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 7, __pyx_L4_error)
-        __Pyx_GOTREF(__pyx_t_17);
-        __pyx_v__dict = __pyx_t_17;
-        __pyx_t_17 = 0;
+        __pyx_t_19 = __Pyx_GetAttr3(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_dict, Py_None); if (unlikely(!__pyx_t_19)) __PYX_ERR(1, 7, __pyx_L4_error)
+        __Pyx_GOTREF(__pyx_t_19);
+        __pyx_v__dict = __pyx_t_19;
+        __pyx_t_19 = 0;
       }
 
       /* "(tree fragment)":5
  *     cdef object _dict
  *     cdef bint use_setstate
  *     with CRITICAL_SECTION(self):             # <<<<<<<<<<<<<<
- *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_col, self.excl, self.gen, self.no_skill, self.pin_until, self.pinned, self.size)
+ *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_set, self.excl, self.gen, self.large_by_key, self.max_set, self.n_classes, self.pin_until, self.pinned, self.size)
  *         _dict = getattr(self, '__dict__', None)
 */
       /*finally:*/ {
@@ -29536,27 +32901,27 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
   }
 
   /* "(tree fragment)":8
- *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_col, self.excl, self.gen, self.no_skill, self.pin_until, self.pinned, self.size)
+ *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_set, self.excl, self.gen, self.large_by_key, self.max_set, self.n_classes, self.pin_until, self.pinned, self.size)
  *         _dict = getattr(self, '__dict__', None)
  *     if _dict is not None and _dict:             # <<<<<<<<<<<<<<
  *         state += (_dict,)
  *         use_setstate = True
 */
-  __pyx_t_19 = (__pyx_v__dict != Py_None);
-  if (__pyx_t_19) {
+  __pyx_t_21 = (__pyx_v__dict != Py_None);
+  if (__pyx_t_21) {
 
   } else {
 
-    __pyx_t_18 = __pyx_t_19;
+    __pyx_t_20 = __pyx_t_21;
 
     goto __pyx_L7_bool_binop_done;
   }
-  __pyx_t_19 = __Pyx_PyObject_IsTrue(__pyx_v__dict); if (unlikely((__pyx_t_19 < 0))) __PYX_ERR(1, 8, __pyx_L1_error)
+  __pyx_t_21 = __Pyx_PyObject_IsTrue(__pyx_v__dict); if (unlikely((__pyx_t_21 < 0))) __PYX_ERR(1, 8, __pyx_L1_error)
 
-  __pyx_t_18 = __pyx_t_19;
+  __pyx_t_20 = __pyx_t_21;
 
   __pyx_L7_bool_binop_done:;
-  if (__pyx_t_18) {
+  if (__pyx_t_20) {
 
 
     /* "(tree fragment)":9
@@ -29571,11 +32936,11 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
     __Pyx_INCREF(__pyx_v__dict);
     __Pyx_GIVEREF(__pyx_v__dict);
     if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, __pyx_v__dict) != (0)) __PYX_ERR(1, 9, __pyx_L1_error);
-    __pyx_t_17 = PyNumber_InPlaceAdd(__pyx_v_state, __pyx_t_1); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 9, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_17);
+    __pyx_t_19 = PyNumber_InPlaceAdd(__pyx_v_state, __pyx_t_1); if (unlikely(!__pyx_t_19)) __PYX_ERR(1, 9, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_19);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-    __Pyx_DECREF_SET(__pyx_v_state, ((PyObject*)__pyx_t_17));
-    __pyx_t_17 = 0;
+    __Pyx_DECREF_SET(__pyx_v_state, ((PyObject*)__pyx_t_19));
+    __pyx_t_19 = 0;
 
     /* "(tree fragment)":10
  *     if _dict is not None and _dict:
@@ -29587,7 +32952,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
     __pyx_v_use_setstate = 1;
 
     /* "(tree fragment)":8
- *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_col, self.excl, self.gen, self.no_skill, self.pin_until, self.pinned, self.size)
+ *         state = (self._ids, self.alive, self.b_cls, self.b_cols, self.b_heap, self.b_kmask, self.b_levels, self.b_live, self.bucket, self.by_set, self.excl, self.gen, self.large_by_key, self.max_set, self.n_classes, self.pin_until, self.pinned, self.size)
  *         _dict = getattr(self, '__dict__', None)
  *     if _dict is not None and _dict:             # <<<<<<<<<<<<<<
  *         state += (_dict,)
@@ -29601,11 +32966,11 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
  *     else:
  *         use_setstate = self._ids is not None             # <<<<<<<<<<<<<<
  *     if use_setstate:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, None), state
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, None), state
 */
   /*else*/ {
-    __pyx_t_18 = (__pyx_v_self->_ids != ((PyObject*)Py_None));
-    __pyx_v_use_setstate = __pyx_t_18;
+    __pyx_t_20 = (__pyx_v_self->_ids != ((PyObject*)Py_None));
+    __pyx_v_use_setstate = __pyx_t_20;
   }
   __pyx_L6:;
 
@@ -29613,7 +32978,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
  *     else:
  *         use_setstate = self._ids is not None
  *     if use_setstate:             # <<<<<<<<<<<<<<
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, None), state
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, None), state
  *     else:
 */
   if (__pyx_v_use_setstate) {
@@ -29621,92 +32986,92 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
     /* "(tree fragment)":14
  *         use_setstate = self._ids is not None
  *     if use_setstate:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, None), state             # <<<<<<<<<<<<<<
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, None), state             # <<<<<<<<<<<<<<
  *     else:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, state)
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, state)
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_17, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_QueueIndex); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 14, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_17);
+    __Pyx_GetModuleGlobalName(__pyx_t_19, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_QueueIndex); if (unlikely(!__pyx_t_19)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_19);
     __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 14, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
     __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
     if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
-    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_97976558);
-    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_97976558);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_97976558) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_113360291);
+    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_113360291);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_113360291) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
     __Pyx_INCREF(Py_None);
     __Pyx_GIVEREF(Py_None);
     if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, Py_None) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
-    __pyx_t_16 = PyTuple_New(3); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 14, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_16);
-    __Pyx_GIVEREF(__pyx_t_17);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 0, __pyx_t_17) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __pyx_t_18 = PyTuple_New(3); if (unlikely(!__pyx_t_18)) __PYX_ERR(1, 14, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
+    __Pyx_GIVEREF(__pyx_t_19);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 0, __pyx_t_19) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_state);
     __Pyx_GIVEREF(__pyx_v_state);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_16, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
-    __pyx_t_17 = 0;
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_18, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 14, __pyx_L1_error);
+    __pyx_t_19 = 0;
     __pyx_t_1 = 0;
     {
       PyObject *__pyx_temp;
       {
         __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_16;
+        __pyx_r = __pyx_t_18;
       }
       __Pyx_XDECREF(__pyx_temp);
     }
-    __pyx_t_16 = 0;
+    __pyx_t_18 = 0;
     goto __pyx_L0;
 
     /* "(tree fragment)":13
  *     else:
  *         use_setstate = self._ids is not None
  *     if use_setstate:             # <<<<<<<<<<<<<<
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, None), state
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, None), state
  *     else:
 */
   }
 
   /* "(tree fragment)":16
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, None), state
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, None), state
  *     else:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, state)             # <<<<<<<<<<<<<<
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, state)             # <<<<<<<<<<<<<<
  * def __setstate_cython__(self, __pyx_state):
  *     __pyx_unpickle_QueueIndex__set_state(self, __pyx_state)
 */
   /*else*/ {
-    __Pyx_GetModuleGlobalName(__pyx_t_16, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_QueueIndex); if (unlikely(!__pyx_t_16)) __PYX_ERR(1, 16, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_16);
+    __Pyx_GetModuleGlobalName(__pyx_t_18, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_QueueIndex); if (unlikely(!__pyx_t_18)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_18);
     __pyx_t_1 = PyTuple_New(3); if (unlikely(!__pyx_t_1)) __PYX_ERR(1, 16, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __Pyx_INCREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
     __Pyx_GIVEREF(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self))));
     if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 0, ((PyObject *)Py_TYPE(((PyObject *)__pyx_v_self)))) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
-    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_97976558);
-    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_97976558);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_97976558) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_int_113360291);
+    __Pyx_GIVEREF(__pyx_mstate_global->__pyx_int_113360291);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 1, __pyx_mstate_global->__pyx_int_113360291) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
     __Pyx_INCREF(__pyx_v_state);
     __Pyx_GIVEREF(__pyx_v_state);
     if (__Pyx_PyTuple_SET_ITEM(__pyx_t_1, 2, __pyx_v_state) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
-    __pyx_t_17 = PyTuple_New(2); if (unlikely(!__pyx_t_17)) __PYX_ERR(1, 16, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_17);
-    __Pyx_GIVEREF(__pyx_t_16);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 0, __pyx_t_16) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __pyx_t_19 = PyTuple_New(2); if (unlikely(!__pyx_t_19)) __PYX_ERR(1, 16, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_19);
+    __Pyx_GIVEREF(__pyx_t_18);
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 0, __pyx_t_18) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
     __Pyx_GIVEREF(__pyx_t_1);
-    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
-    __pyx_t_16 = 0;
+    if (__Pyx_PyTuple_SET_ITEM(__pyx_t_19, 1, __pyx_t_1) != (0)) __PYX_ERR(1, 16, __pyx_L1_error);
+    __pyx_t_18 = 0;
     __pyx_t_1 = 0;
     {
       PyObject *__pyx_temp;
       {
         __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_17;
+        __pyx_r = __pyx_t_19;
       }
       __Pyx_XDECREF(__pyx_temp);
     }
-    __pyx_t_17 = 0;
+    __pyx_t_19 = 0;
     goto __pyx_L0;
   }
 
@@ -29735,6 +33100,8 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
   __Pyx_XDECREF(__pyx_t_15);
   __Pyx_XDECREF(__pyx_t_16);
   __Pyx_XDECREF(__pyx_t_17);
+  __Pyx_XDECREF(__pyx_t_18);
+  __Pyx_XDECREF(__pyx_t_19);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.QueueIndex.__reduce_cython__", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
@@ -29748,7 +33115,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_
 
 /* "(tree fragment)":17
  *     else:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, state)
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, state)
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     __pyx_unpickle_QueueIndex__set_state(self, __pyx_state)
 */
@@ -29850,7 +33217,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_12__setstat
   __Pyx_RefNannySetupContext("__setstate_cython__", 0);
 
   /* "(tree fragment)":18
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, state)
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, state)
  * def __setstate_cython__(self, __pyx_state):
  *     __pyx_unpickle_QueueIndex__set_state(self, __pyx_state)             # <<<<<<<<<<<<<<
 */
@@ -29868,7 +33235,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_12__setstat
 
   /* "(tree fragment)":17
  *     else:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, state)
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, state)
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     __pyx_unpickle_QueueIndex__set_state(self, __pyx_state)
 */
@@ -30310,7 +33677,7 @@ static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle__Table__se
  *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
  * def __pyx_unpickle_QueueIndex(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
  *     cdef object __pyx_result
- *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size')
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size')
 */
 
 /* Python wrapper */
@@ -30443,16 +33810,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIn
   /* "(tree fragment)":6
  * def __pyx_unpickle_QueueIndex(__pyx_type, long __pyx_checksum, tuple __pyx_state):
  *     cdef object __pyx_result
- *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size')             # <<<<<<<<<<<<<<
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size')             # <<<<<<<<<<<<<<
  *     __pyx_result = QueueIndex.__new__(__pyx_type)
  *     if __pyx_state is not None:
 */
-  __pyx_t_1 = __Pyx_CheckUnpickleChecksum(__pyx_v___pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, __pyx_k_ids_alive_b_cls_b_cols_b_heap_b); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(1, 6, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_CheckUnpickleChecksum(__pyx_v___pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, __pyx_k_ids_alive_b_cls_b_cols_b_heap_b); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(1, 6, __pyx_L1_error)
 
 
   /* "(tree fragment)":7
  *     cdef object __pyx_result
- *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size')
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size')
  *     __pyx_result = QueueIndex.__new__(__pyx_type)             # <<<<<<<<<<<<<<
  *     if __pyx_state is not None:
  *         __pyx_unpickle_QueueIndex__set_state(<QueueIndex> __pyx_result, __pyx_state)
@@ -30471,7 +33838,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIn
   __pyx_t_2 = 0;
 
   /* "(tree fragment)":8
- *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size')
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size')
  *     __pyx_result = QueueIndex.__new__(__pyx_type)
  *     if __pyx_state is not None:             # <<<<<<<<<<<<<<
  *         __pyx_unpickle_QueueIndex__set_state(<QueueIndex> __pyx_result, __pyx_state)
@@ -30497,7 +33864,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIn
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
     /* "(tree fragment)":8
- *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size')
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size')
  *     __pyx_result = QueueIndex.__new__(__pyx_type)
  *     if __pyx_state is not None:             # <<<<<<<<<<<<<<
  *         __pyx_unpickle_QueueIndex__set_state(<QueueIndex> __pyx_result, __pyx_state)
@@ -30510,7 +33877,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIn
  *         __pyx_unpickle_QueueIndex__set_state(<QueueIndex> __pyx_result, __pyx_state)
  *     return __pyx_result             # <<<<<<<<<<<<<<
  * cdef __pyx_unpickle_QueueIndex__set_state(QueueIndex __pyx_result, __pyx_state: tuple):
- *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_col = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.no_skill = __pyx_state[12]; __pyx_result.pin_until = __pyx_state[13]; __pyx_result.pinned = __pyx_state[14]; __pyx_result.size = __pyx_state[15]
+ *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_set = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.large_by_key = __pyx_state[12]; __pyx_result.max_set = __pyx_state[13]; __pyx_result.n_classes = __pyx_state[14]; __pyx_result.pin_until = __pyx_state[15]; __pyx_result.pinned = __pyx_state[16]; __pyx_result.size = __pyx_state[17]
 */
   {
     PyObject *__pyx_temp;
@@ -30528,7 +33895,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIn
  *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
  * def __pyx_unpickle_QueueIndex(__pyx_type, long __pyx_checksum, tuple __pyx_state):             # <<<<<<<<<<<<<<
  *     cdef object __pyx_result
- *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x5d700ee, 0x72bd3ac, 0xdf3828d, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_col, excl, gen, no_skill, pin_until, pinned, size')
+ *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x6c1bda3, 0x2cde269, 0x97ae30a, b'_ids, alive, b_cls, b_cols, b_heap, b_kmask, b_levels, b_live, bucket, by_set, excl, gen, large_by_key, max_set, n_classes, pin_until, pinned, size')
 */
 
   /* function exit code */
@@ -30548,8 +33915,8 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIn
  *         __pyx_unpickle_QueueIndex__set_state(<QueueIndex> __pyx_result, __pyx_state)
  *     return __pyx_result
  * cdef __pyx_unpickle_QueueIndex__set_state(QueueIndex __pyx_result, __pyx_state: tuple):             # <<<<<<<<<<<<<<
- *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_col = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.no_skill = __pyx_state[12]; __pyx_result.pin_until = __pyx_state[13]; __pyx_result.pinned = __pyx_state[14]; __pyx_result.size = __pyx_state[15]
- *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 16)
+ *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_set = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.large_by_key = __pyx_state[12]; __pyx_result.max_set = __pyx_state[13]; __pyx_result.n_classes = __pyx_state[14]; __pyx_result.pin_until = __pyx_state[15]; __pyx_result.pinned = __pyx_state[16]; __pyx_result.size = __pyx_state[17]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 18)
 */
 
 static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle_QueueIndex__set_state(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v___pyx_result, PyObject *__pyx_v___pyx_state) {
@@ -30561,9 +33928,10 @@ static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle_QueueIndex
   std::vector<std::vector<int32_t> >  __pyx_t_4;
   std::vector<std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry> >  __pyx_t_5;
   std::vector<std::vector<uint8_t> >  __pyx_t_6;
-  std::vector<int64_t>  __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
-  int __pyx_t_9;
+  std::unordered_map<uint64_t,std::vector<int32_t> >  __pyx_t_7;
+  int __pyx_t_8;
+  std::vector<int64_t>  __pyx_t_9;
+  Py_ssize_t __pyx_t_10;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -30572,8 +33940,8 @@ static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle_QueueIndex
   /* "(tree fragment)":12
  *     return __pyx_result
  * cdef __pyx_unpickle_QueueIndex__set_state(QueueIndex __pyx_result, __pyx_state: tuple):
- *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_col = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.no_skill = __pyx_state[12]; __pyx_result.pin_until = __pyx_state[13]; __pyx_result.pinned = __pyx_state[14]; __pyx_result.size = __pyx_state[15]             # <<<<<<<<<<<<<<
- *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 16)
+ *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_set = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.large_by_key = __pyx_state[12]; __pyx_result.max_set = __pyx_state[13]; __pyx_result.n_classes = __pyx_state[14]; __pyx_result.pin_until = __pyx_state[15]; __pyx_result.pinned = __pyx_state[16]; __pyx_result.size = __pyx_state[17]             # <<<<<<<<<<<<<<
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 18)
 */
   __pyx_t_1 = __Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 0);
   __Pyx_INCREF(__pyx_t_1);
@@ -30598,35 +33966,39 @@ static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle_QueueIndex
   __pyx_v___pyx_result->b_live = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_3);
   __pyx_t_3 = __pyx_convert_vector_from_py_int32_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 8)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
   __pyx_v___pyx_result->bucket = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_3);
-  __pyx_t_4 = __pyx_convert_vector_from_py_std_3a__3a_vector_3c_int32_t_3e___(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 9)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
-  __pyx_v___pyx_result->by_col = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_4);
+  __pyx_t_7 = __pyx_convert_unordered_map_from_py_uint64_t__and_std_3a__3a_vector_3c_int32_t_3e___(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 9)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->by_set = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_7);
   __pyx_t_4 = __pyx_convert_vector_from_py_std_3a__3a_vector_3c_int32_t_3e___(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 10)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
   __pyx_v___pyx_result->excl = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_4);
   __pyx_t_3 = __pyx_convert_vector_from_py_int32_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 11)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
   __pyx_v___pyx_result->gen = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_3);
-  __pyx_t_3 = __pyx_convert_vector_from_py_int32_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 12)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
-  __pyx_v___pyx_result->no_skill = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_3);
-  __pyx_t_7 = __pyx_convert_vector_from_py_int64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 13)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
-  __pyx_v___pyx_result->pin_until = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_7);
-  __pyx_t_3 = __pyx_convert_vector_from_py_int32_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 14)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_t_4 = __pyx_convert_vector_from_py_std_3a__3a_vector_3c_int32_t_3e___(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 12)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->large_by_key = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_4);
+  __pyx_t_8 = __Pyx_PyLong_As_int(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 13)); if (unlikely((__pyx_t_8 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->max_set = __pyx_t_8;
+  __pyx_t_8 = __Pyx_PyLong_As_int(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 14)); if (unlikely((__pyx_t_8 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->n_classes = __pyx_t_8;
+  __pyx_t_9 = __pyx_convert_vector_from_py_int64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 15)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->pin_until = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_9);
+  __pyx_t_3 = __pyx_convert_vector_from_py_int32_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 16)); if (unlikely(PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
   __pyx_v___pyx_result->pinned = __PYX_STD_MOVE_IF_SUPPORTED(__pyx_t_3);
-  __pyx_t_8 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 15)); if (unlikely((__pyx_t_8 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
-  __pyx_v___pyx_result->size = __pyx_t_8;
+  __pyx_t_10 = __Pyx_PyIndex_AsSsize_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 17)); if (unlikely((__pyx_t_10 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_v___pyx_result->size = __pyx_t_10;
 
   /* "(tree fragment)":13
  * cdef __pyx_unpickle_QueueIndex__set_state(QueueIndex __pyx_result, __pyx_state: tuple):
- *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_col = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.no_skill = __pyx_state[12]; __pyx_result.pin_until = __pyx_state[13]; __pyx_result.pinned = __pyx_state[14]; __pyx_result.size = __pyx_state[15]
- *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 16)             # <<<<<<<<<<<<<<
+ *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_set = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.large_by_key = __pyx_state[12]; __pyx_result.max_set = __pyx_state[13]; __pyx_result.n_classes = __pyx_state[14]; __pyx_result.pin_until = __pyx_state[15]; __pyx_result.pinned = __pyx_state[16]; __pyx_result.size = __pyx_state[17]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 18)             # <<<<<<<<<<<<<<
 */
-  __pyx_t_9 = __Pyx_UpdateUnpickledDict(((PyObject *)__pyx_v___pyx_result), __pyx_v___pyx_state, 16); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(1, 13, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_UpdateUnpickledDict(((PyObject *)__pyx_v___pyx_result), __pyx_v___pyx_state, 18); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(1, 13, __pyx_L1_error)
 
 
   /* "(tree fragment)":11
  *         __pyx_unpickle_QueueIndex__set_state(<QueueIndex> __pyx_result, __pyx_state)
  *     return __pyx_result
  * cdef __pyx_unpickle_QueueIndex__set_state(QueueIndex __pyx_result, __pyx_state: tuple):             # <<<<<<<<<<<<<<
- *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_col = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.no_skill = __pyx_state[12]; __pyx_result.pin_until = __pyx_state[13]; __pyx_result.pinned = __pyx_state[14]; __pyx_result.size = __pyx_state[15]
- *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 16)
+ *     __pyx_result._ids = __pyx_state[0]; __pyx_result.alive = __pyx_state[1]; __pyx_result.b_cls = __pyx_state[2]; __pyx_result.b_cols = __pyx_state[3]; __pyx_result.b_heap = __pyx_state[4]; __pyx_result.b_kmask = __pyx_state[5]; __pyx_result.b_levels = __pyx_state[6]; __pyx_result.b_live = __pyx_state[7]; __pyx_result.bucket = __pyx_state[8]; __pyx_result.by_set = __pyx_state[9]; __pyx_result.excl = __pyx_state[10]; __pyx_result.gen = __pyx_state[11]; __pyx_result.large_by_key = __pyx_state[12]; __pyx_result.max_set = __pyx_state[13]; __pyx_result.n_classes = __pyx_state[14]; __pyx_result.pin_until = __pyx_state[15]; __pyx_result.pinned = __pyx_state[16]; __pyx_result.size = __pyx_state[17]
+ *     __Pyx_UpdateUnpickledDict(__pyx_result, __pyx_state, 18)
 */
 
   /* function exit code */
@@ -30951,8 +34323,8 @@ static PyObject *__pyx_tp_new__initialisation_9omniroute_8core_ext_7_kernel_Queu
   __Pyx_default_placement_construct(&(p->b_kmask));
   __Pyx_default_placement_construct(&(p->b_heap));
   __Pyx_default_placement_construct(&(p->b_live));
-  __Pyx_default_placement_construct(&(p->by_col));
-  __Pyx_default_placement_construct(&(p->no_skill));
+  __Pyx_default_placement_construct(&(p->by_set));
+  __Pyx_default_placement_construct(&(p->large_by_key));
   p->_ids = ((PyObject*)Py_None); Py_INCREF(Py_None);
   return o;
 }
@@ -31027,8 +34399,8 @@ static void __pyx_tp_dealloc_9omniroute_8core_ext_7_kernel_QueueIndex(PyObject *
   __Pyx_call_destructor(p->b_kmask);
   __Pyx_call_destructor(p->b_heap);
   __Pyx_call_destructor(p->b_live);
-  __Pyx_call_destructor(p->by_col);
-  __Pyx_call_destructor(p->no_skill);
+  __Pyx_call_destructor(p->by_set);
+  __Pyx_call_destructor(p->large_by_key);
   Py_CLEAR(p->_ids);
   PyTypeObject *tp = Py_TYPE(o);
   #if CYTHON_USE_TYPE_SLOTS
@@ -31097,7 +34469,7 @@ static struct PyGetSetDef __pyx_getsets_9omniroute_8core_ext_7_kernel_QueueIndex
 #if CYTHON_USE_TYPE_SPECS
 static PyType_Slot __pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_9omniroute_8core_ext_7_kernel_QueueIndex},
-  {Py_tp_doc, (void *)PyDoc_STR("QueueIndex()\n\nWaiting conversations, bucketed by what they need, each bucket a heap by urgency.\n\nA conversation slot carries its bucket (required skill levels, media class, agent\nkinds), its urgency key (aged priority, then SLA deadline, then arrival order: lower\nis more urgent), its pin (an agent slot and deadline) and the agent slots excluded\nfrom it. Buckets are indexed by their first required skill column, so an agent only\nlooks at buckets it may qualify for.")},
+  {Py_tp_doc, (void *)PyDoc_STR("QueueIndex(int n_classes=7)\n\nWaiting conversations, bucketed by what they need, each bucket a heap by urgency.\n\nA conversation slot carries its bucket (required skill levels, media class, agent\nkinds), its urgency key (aged priority, then SLA deadline, then arrival order: lower\nis more urgent), its pin (an agent slot and deadline) and the agent slots excluded\nfrom it. Buckets are indexed by their first required skill column, so an agent only\nlooks at buckets it may qualify for.")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_9omniroute_8core_ext_7_kernel_QueueIndex},
   {Py_tp_clear, (void *)__pyx_tp_clear_9omniroute_8core_ext_7_kernel_QueueIndex},
   {Py_tp_methods, (void *)__pyx_methods_9omniroute_8core_ext_7_kernel_QueueIndex},
@@ -31141,7 +34513,7 @@ static PyTypeObject __pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex = {
   0, /*tp_setattro*/
   0, /*tp_as_buffer*/
   Py_TPFLAGS_DEFAULT|Py_TPFLAGS_HAVE_VERSION_TAG|Py_TPFLAGS_BASETYPE|Py_TPFLAGS_HAVE_GC, /*tp_flags*/
-  PyDoc_STR("QueueIndex()\n\nWaiting conversations, bucketed by what they need, each bucket a heap by urgency.\n\nA conversation slot carries its bucket (required skill levels, media class, agent\nkinds), its urgency key (aged priority, then SLA deadline, then arrival order: lower\nis more urgent), its pin (an agent slot and deadline) and the agent slots excluded\nfrom it. Buckets are indexed by their first required skill column, so an agent only\nlooks at buckets it may qualify for."), /*tp_doc*/
+  PyDoc_STR("QueueIndex(int n_classes=7)\n\nWaiting conversations, bucketed by what they need, each bucket a heap by urgency.\n\nA conversation slot carries its bucket (required skill levels, media class, agent\nkinds), its urgency key (aged priority, then SLA deadline, then arrival order: lower\nis more urgent), its pin (an agent slot and deadline) and the agent slots excluded\nfrom it. Buckets are indexed by their first required skill column, so an agent only\nlooks at buckets it may qualify for."), /*tp_doc*/
   __pyx_tp_traverse_9omniroute_8core_ext_7_kernel_QueueIndex, /*tp_traverse*/
   __pyx_tp_clear_9omniroute_8core_ext_7_kernel_QueueIndex, /*tp_clear*/
   0, /*tp_richcompare*/
@@ -32366,16 +35738,16 @@ static int __Pyx_modinit_Exttype___pyx_obj_9omniroute_8core_ext_7_kernel__Table(
   __pyx_vtable_9omniroute_8core_ext_7_kernel__Table.fits = (int (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, int))__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits;
   __pyx_vtable_9omniroute_8core_ext_7_kernel__Table.fits_new = (int (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int))__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new;
   __pyx_vtable_9omniroute_8core_ext_7_kernel__Table.skills_ok = (int (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, uint8_t const *, Py_ssize_t))__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok;
-  __pyx_vtable_9omniroute_8core_ext_7_kernel__Table.score = (double (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, __Pyx_memviewslice))__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score;
+  __pyx_vtable_9omniroute_8core_ext_7_kernel__Table.score = (double (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, double const *))__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9omniroute_8core_ext_7_kernel__Table_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table)) __PYX_ERR(0, 47, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9omniroute_8core_ext_7_kernel__Table_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table)) __PYX_ERR(0, 54, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table = &__pyx_type_9omniroute_8core_ext_7_kernel__Table;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 54, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table);
@@ -32385,9 +35757,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_9omniroute_8core_ext_7_kernel__Table(
     __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table, __pyx_vtabptr_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Table, (PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 47, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table, __pyx_vtabptr_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 54, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_Table, (PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 54, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table) < (0)) __PYX_ERR(0, 54, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -32411,15 +35783,17 @@ static int __Pyx_modinit_Exttype___pyx_obj_9omniroute_8core_ext_7_kernel_QueueIn
   __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._compact = (void (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact;
   __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._acceptable = (int (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t, Py_ssize_t, int64_t, __Pyx_memviewslice))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acceptable;
   __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._head_for = (int (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t, Py_ssize_t, int64_t, __Pyx_memviewslice, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for;
+  __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._consider = (void (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, std::vector<int32_t>  const &, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *, int *))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider;
+  __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._lookup = (void (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t const *, Py_ssize_t, int, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *, int *))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex)) __PYX_ERR(0, 266, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex)) __PYX_ERR(0, 300, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex = &__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex);
@@ -32429,9 +35803,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_9omniroute_8core_ext_7_kernel_QueueIn
     __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_vtabptr_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_QueueIndex, (PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 266, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_vtabptr_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_QueueIndex, (PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -32625,11 +35999,169 @@ static int __Pyx_modinit_Exttype___pyx_memoryviewslice_obj(__pyx_mstatetype *__p
 
 static int __Pyx_modinit_Type_import_code(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_modinit_Type_import_code", 0);
   /*--- Type import code ---*/
+  __pyx_t_1 = PyImport_ImportModule(__Pyx_BUILTIN_MODULE_NAME); if (unlikely(!__pyx_t_1)) __PYX_ERR(3, 9, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_7cpython_4type_type = __Pyx_ImportType_3_3_1(__pyx_t_1, __Pyx_BUILTIN_MODULE_NAME, "type",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyTypeObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyTypeObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  0, 0,
+  #else
+  sizeof(PyHeapTypeObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyHeapTypeObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_7cpython_4type_type) __PYX_ERR(3, 9, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_1 = PyImport_ImportModule("numpy"); if (unlikely(!__pyx_t_1)) __PYX_ERR(2, 229, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_mstate->__pyx_ptype_5numpy_dtype = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "dtype",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyArray_Descr), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArray_Descr),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyArray_Descr), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArray_Descr),
+  #else
+  sizeof(PyArray_Descr), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArray_Descr),
+  #endif
+  __Pyx_ImportType_CheckSize_Ignore_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_dtype) __PYX_ERR(2, 229, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_flatiter = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "flatiter",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyArrayIterObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayIterObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyArrayIterObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayIterObject),
+  #else
+  sizeof(PyArrayIterObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayIterObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Ignore_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_flatiter) __PYX_ERR(2, 274, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_broadcast = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "broadcast",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyArrayMultiIterObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayMultiIterObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyArrayMultiIterObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayMultiIterObject),
+  #else
+  sizeof(PyArrayMultiIterObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayMultiIterObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Ignore_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_broadcast) __PYX_ERR(2, 278, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_ndarray = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "ndarray",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyArrayObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyArrayObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayObject),
+  #else
+  sizeof(PyArrayObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyArrayObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Ignore_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_ndarray) __PYX_ERR(2, 317, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_generic = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "generic",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_generic) __PYX_ERR(2, 826, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_number = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "number",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_number) __PYX_ERR(2, 828, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_integer = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "integer",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_integer) __PYX_ERR(2, 830, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_signedinteger = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "signedinteger",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_signedinteger) __PYX_ERR(2, 832, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_unsignedinteger = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "unsignedinteger",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_unsignedinteger) __PYX_ERR(2, 834, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_inexact = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "inexact",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_inexact) __PYX_ERR(2, 836, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_floating = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "floating",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_floating) __PYX_ERR(2, 838, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_complexfloating = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "complexfloating",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_complexfloating) __PYX_ERR(2, 840, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_flexible = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "flexible",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_flexible) __PYX_ERR(2, 842, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_character = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "character",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #else
+  sizeof(PyObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Warn_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_character) __PYX_ERR(2, 844, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_5numpy_ufunc = __Pyx_ImportType_3_3_1(__pyx_t_1, "numpy", "ufunc",
+  #if defined(PYPY_VERSION_NUM) && PYPY_VERSION_NUM < 0x050B0000
+  sizeof(PyUFuncObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyUFuncObject),
+  #elif CYTHON_COMPILING_IN_LIMITED_API
+  sizeof(PyUFuncObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyUFuncObject),
+  #else
+  sizeof(PyUFuncObject), __PYX_GET_STRUCT_ALIGNMENT_3_3_1(PyUFuncObject),
+  #endif
+  __Pyx_ImportType_CheckSize_Ignore_3_3_1); if (!__pyx_mstate->__pyx_ptype_5numpy_ufunc) __PYX_ERR(2, 908, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_RefNannyFinishContext();
   return 0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_RefNannyFinishContext();
+  return -1;
 }
 
 static int __Pyx_modinit_Variable_import_code(__pyx_mstatetype *__pyx_mstate) {
@@ -32847,6 +36379,7 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__kernel(PyObject *__pyx_pyinit_mod
   size_t __pyx_t_6;
   static PyThread_type_lock __pyx_t_7[8];
   int __pyx_t_8;
+  int __pyx_t_9;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -32936,7 +36469,7 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
   if (unlikely((__Pyx_modinit_Exttype___pyx_MemviewEnum_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_memoryview_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   if (unlikely((__Pyx_modinit_Exttype___pyx_memoryviewslice_obj(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
-  (void)__Pyx_modinit_Type_import_code(__pyx_mstate);
+  if (unlikely((__Pyx_modinit_Type_import_code(__pyx_mstate) < 0))) __PYX_ERR(0, 1, __pyx_L1_error)
   (void)__Pyx_modinit_Variable_import_code(__pyx_mstate);
   (void)__Pyx_modinit_Function_import_code(__pyx_mstate);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -33434,6 +36967,16 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_Enum, __pyx_t_4) < (0)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
+  /* "core_ext/_kernel.pyx":15
+ * cimport numpy as cnp
+ * 
+ * cnp.import_array()             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_9 = __pyx_f_5numpy_import_array(); if (unlikely(__pyx_t_9 == ((int)-1))) __PYX_ERR(0, 15, __pyx_L1_error)
+
+
   /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
  *     cdef tuple state
@@ -33461,154 +37004,154 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
   if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel__Table, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_4) < (0)) __PYX_ERR(1, 17, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":142
+  /* "core_ext/_kernel.pyx":159
  * 
  * 
  * def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):             # <<<<<<<<<<<<<<
  *     """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
  *     cdef _Table t = _views(table)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_1committed_units, 0, __pyx_mstate_global->__pyx_n_u_committed_units, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_1committed_units, 0, __pyx_mstate_global->__pyx_n_u_committed_units, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 159, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_committed_units, __pyx_t_4) < (0)) __PYX_ERR(0, 142, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_committed_units, __pyx_t_4) < (0)) __PYX_ERR(0, 159, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":148
+  /* "core_ext/_kernel.pyx":165
  * 
  * 
  * def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):             # <<<<<<<<<<<<<<
  *     """True when ``extra`` more units of ``cls`` (a new item if ``adding``) fit the agent."""
  *     return _views(table).fits(slot, cls, extra, adding)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_3fits, 0, __pyx_mstate_global->__pyx_n_u_fits, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_3fits, 0, __pyx_mstate_global->__pyx_n_u_fits, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 165, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_fits, __pyx_t_4) < (0)) __PYX_ERR(0, 148, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_fits, __pyx_t_4) < (0)) __PYX_ERR(0, 165, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":153
+  /* "core_ext/_kernel.pyx":170
  * 
  * 
  * def room_mask(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
  *     """Bit set of the media classes a new item of which the agent could take now."""
  *     cdef _Table t = _views(table)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_5room_mask, 0, __pyx_mstate_global->__pyx_n_u_room_mask, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 153, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_5room_mask, 0, __pyx_mstate_global->__pyx_n_u_room_mask, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 170, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_room_mask, __pyx_t_4) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_room_mask, __pyx_t_4) < (0)) __PYX_ERR(0, 170, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":166
+  /* "core_ext/_kernel.pyx":183
  * 
  * 
- * def agent_eligible(table, Py_ssize_t slot, const int32_t[::1] req_cols,             # <<<<<<<<<<<<<<
- *                    const uint8_t[::1] req_levels, int cls, int kind_mask):
+ * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):             # <<<<<<<<<<<<<<
  *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
+ *     cdef _Table t = _views(table)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_7agent_eligible, 0, __pyx_mstate_global->__pyx_n_u_agent_eligible, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 166, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_7agent_eligible, 0, __pyx_mstate_global->__pyx_n_u_agent_eligible, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 183, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_agent_eligible, __pyx_t_4) < (0)) __PYX_ERR(0, 166, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_agent_eligible, __pyx_t_4) < (0)) __PYX_ERR(0, 183, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":178
+  /* "core_ext/_kernel.pyx":196
  * 
  * 
- * def score_agent(table, Py_ssize_t slot, const int32_t[::1] req_cols, int cls,             # <<<<<<<<<<<<<<
- *                 Py_ssize_t preferred, int64_t now, int64_t offer_counter,
- *                 const double[::1] weights):
+ * def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,             # <<<<<<<<<<<<<<
+ *                 int64_t offer_counter, weights):
+ *     """The score of one agent for a conversation (see ``best_agent``)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_9score_agent, 0, __pyx_mstate_global->__pyx_n_u_score_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 178, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_9score_agent, 0, __pyx_mstate_global->__pyx_n_u_score_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 196, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_score_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 178, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_score_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 196, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":187
+  /* "core_ext/_kernel.pyx":206
  * 
  * 
- * def best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls,             # <<<<<<<<<<<<<<
- *                int kind_mask, const int32_t[::1] excluded, Py_ssize_t preferred,
- *                Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+ * def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,             # <<<<<<<<<<<<<<
+ *                Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+ *                weights):
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_11best_agent, 0, __pyx_mstate_global->__pyx_n_u_best_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 187, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_11best_agent, 0, __pyx_mstate_global->__pyx_n_u_best_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 206, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_best_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 187, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_best_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 206, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":297
- *         self.size = 0
+  /* "core_ext/_kernel.pyx":335
+ *         self.max_set = 0
  * 
  *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,             # <<<<<<<<<<<<<<
  *                   int kind_mask):
  *         """The bucket of this requirement (created on first use)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_3bucket_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_bucket_id, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 297, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_3bucket_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_bucket_id, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 335, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_bucket_id, __pyx_t_4) < (0)) __PYX_ERR(0, 297, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_bucket_id, __pyx_t_4) < (0)) __PYX_ERR(0, 335, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":373
+  /* "core_ext/_kernel.pyx":415
  *             self._sift_down(heap[0], i)
  * 
  *     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,             # <<<<<<<<<<<<<<
- *             int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+ *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_5add, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_add, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 373, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_5add, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_add, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 415, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_add, __pyx_t_4) < (0)) __PYX_ERR(0, 373, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_add, __pyx_t_4) < (0)) __PYX_ERR(0, 415, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":405
+  /* "core_ext/_kernel.pyx":449
  *         self.size += 1
  * 
  *     def remove(self, Py_ssize_t conv):             # <<<<<<<<<<<<<<
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_7remove, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_remove, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 405, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_7remove, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_remove, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 449, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_remove, __pyx_t_4) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_remove, __pyx_t_4) < (0)) __PYX_ERR(0, 449, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":465
- *             frontier.push_back(child + 1)
+  /* "core_ext/_kernel.pyx":539
+ *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
  * 
  *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):             # <<<<<<<<<<<<<<
- *         """The most urgent waiting conversation this agent can take now, or -1."""
- *         cdef _Table t = _views(table)
+ *         """The most urgent waiting conversation this agent can take now, or -1.
+ * 
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_most_urgent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 465, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_most_urgent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 539, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_most_urgent, __pyx_t_4) < (0)) __PYX_ERR(0, 465, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_most_urgent, __pyx_t_4) < (0)) __PYX_ERR(0, 539, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "(tree fragment)":1
@@ -33626,7 +37169,7 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
 
   /* "(tree fragment)":17
  *     else:
- *         return __pyx_unpickle_QueueIndex, (type(self), 0x5d700ee, state)
+ *         return __pyx_unpickle_QueueIndex, (type(self), 0x6c1bda3, state)
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     __pyx_unpickle_QueueIndex__set_state(self, __pyx_state)
 */
@@ -33842,41 +37385,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{15},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{40},{4},{179},{8},{15},{20},{7},{6},{2},{9},{50},{30},{37},{5},{8},{10},{28},{30},{14},{20},{22},{17},{8},{15},{6},{24},{26},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{12},{11},{10},{19},{25},{21},{14},{12},{10},{17},{13},{12},{12},{19},{8},{5},{13},{13},{3},{3},{6},{5},{14},{15},{18},{1},{4},{4},{10},{10},{8},{6},{9},{6},{1},{18},{3},{4},{3},{4},{15},{4},{4},{5},{6},{8},{15},{6},{5},{9},{5},{8},{5},{3},{4},{5},{6},{7},{5},{3},{3},{4},{1},{2},{10},{5},{4},{5},{8},{1},{1},{3},{4},{8},{9},{1},{10},{6},{4},{7},{4},{11},{6},{5},{8},{7},{4},{4},{3},{3},{13},{26},{4},{9},{6},{3},{9},{7},{7},{4},{10},{8},{6},{8},{10},{9},{9},{8},{1},{11},{4},{3},{10},{5},{3},{4},{10},{11},{4},{4},{5},{5},{4},{4},{6},{1},{5},{5},{6},{6},{12},{6},{7},{1},{7},{4},{1}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{1},{11},{11},{23},{47},{80},{55},{55},{113},{66},{243},{272},{487},{135},{449},{336},{269}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{15},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{40},{4},{179},{8},{15},{20},{7},{6},{46},{2},{9},{50},{39},{34},{30},{37},{5},{8},{10},{28},{30},{14},{20},{22},{17},{8},{15},{6},{24},{26},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{12},{11},{10},{19},{25},{21},{14},{12},{10},{17},{13},{12},{12},{19},{8},{5},{13},{13},{3},{3},{6},{5},{14},{15},{18},{1},{4},{4},{10},{10},{8},{6},{9},{6},{1},{18},{3},{4},{3},{4},{15},{4},{4},{5},{6},{8},{15},{6},{5},{9},{5},{4},{8},{5},{4},{5},{6},{7},{5},{3},{3},{4},{1},{2},{10},{5},{4},{5},{8},{1},{1},{3},{4},{8},{9},{1},{10},{6},{4},{7},{4},{4},{11},{1},{9},{10},{8},{5},{8},{9},{7},{4},{4},{3},{3},{13},{26},{4},{9},{6},{3},{9},{7},{7},{4},{10},{8},{6},{8},{10},{4},{9},{9},{8},{1},{11},{4},{3},{10},{5},{3},{4},{10},{11},{4},{4},{5},{5},{4},{4},{6},{6},{1},{5},{5},{6},{6},{12},{6},{7},{1},{7},{4},{3},{1}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{11},{11},{23},{47},{80},{120},{55},{55},{73},{271},{272},{513},{135},{352},{338},{516}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2730 bytes) */
-static const char cstring[] = "x\332\215VM{\023G\022F\222\215\005\230\200\260\000\223dw\307\201\304\t\001\047\002C\022\222\047\273\002\177`\310&\010\177a6d\322\032\265\344\301\243\031i>d\031\222\rG\037\347\330\3079\316q\216:\316\321G\035\347\350\237\220\237\260o\365HF\220<yV\2174\325\323\335U]\365\326[\325R\230\253|\336U\254\352s\256\271\337~\354\332\234+u\2335\232\334t?\231\273\243|\363o\336\264\354\275\r\235\357*V]\371F\263LWox\226\347(\314\254)5\335&\275\267\247us\270\340\270\266^\343\265\221\315\212e\377\345\372\233sG;\277\375\347=f\232\226\2530\307\321\033\246\342Z\212\315Y\355\272e\032{JS:\331\201\223+f\207\031zMiZ5~M\341\335\026tajV\233\245sg\353\226\355\332\314\234\275\2464`j\270\331\331f-\216\243\024\326\325\035\345{K\301\264\307\025\007\312z]\207:\324\024x\345\301{\346\302\273\252\347r\3543\371\367\026\006\3566@\274\267\347n[\246\002\375\0327\364*\267\231\313\341\031\305\002\017l\332d*\217\026\037]\237\377r^Ffs\202\334Q\034\257\252\031\010\212;\004p\325\323\r\027\236\270{-\356\314)+ue\317\362\024\223\303\tD\334\302\276Q\005w\233\233\212\303]\032(\263\022\037\346\352\226\251B]7\033\263\003H\365\016\047\355%f8|\216\325j*\366q\3152\014Z\263Lg\216U5\315\262\271\312\273\356g\352\016\267Mn\314\265\366\2725\335aU\203s\223\236\rMw\322Q\315\264\020d\235y\206\253\250\252\315k\236\306UU\251y\362\024\3232\257#\350\216\316\014\254j\272\251\273\252\352IEZf\206ai\300Fa\266\315\366\224\032s\331\334\237\254\246)!\234R68s\345\325{++\213\206\241\267\034\335\251x\334\343+f\215w_\217\346\216|\321d.T\365\2155\300\344\000\235?]\005&#oUO\333\341\256\252\217\3165-\307U=\273\201\262\030\231\265\301\273\016_\345m\217\233\032\247\"\231{]/\352\032E\225>\377\350\333\321\374\037\374R\325G{]\374\026@\034\365{\244\3441\257\253\352 \271\234\326e\372_\017\032\334\325]\336\244\211\032\351\340S\367L\215dch\034\037\275\331\002\373i\324d\272<\007E\342\031r\315d\315T\302m|\220{U\333\346\332\216\3435\3237\233;Hw:\036X\244!\3214\035yfK\327v`m\321\034\352\034M\275F\354\255\205\001Dr\262\343\246cUm{\314\030:4d\327\037\361\033N""\220Q\211\342Q\020\316H\320\177\202\256\313\035w\010\225\356\250 \276\345\241\344\370\200\370*\265\021\360^\003)\360E\0311\312\272|\250(\355\206\0167\207<U\253^\275\216Zw\366LM\267\346\216l9\325*sx\025\047\321O\225\312r\344P\235\245#\336N\211vD\267\252WC\2764\315 g\220!t*\215W\231\266\243\031\216\326d]T,\276\260\320l\352.\272\032p\324]\274\232\035\r\354\324,\317L\037N\r\215\221\214\324dz\020c\332\336\301QtExb\357q$I\266(n\333p\250\253\031\036:.\270f\263\272\356\342\353\324\r\326p\320\367\232\314\0354\315:l\303A\023>n\263\016\327\365\232^C\302\034\035\324\327)\271:,\023\021\235\364\361\202?\337\331\341{;X\243\237Z\325])\233\314\3311@\\W\265\010;\203w\270\341\320$\2728aO\255{\244\334L\225\2026\221\356\266\251:;\272A/\273\226]s(\337\270\036\232\246\265\213\000\2451U\002\300m\253i\352\224\n>7\354ks\203\364\266\200\047z#\260su\003\003\240\324\262Z-\233C\033\214\302\000]\316m\331V]7\200\220-\177\251Y\2337t\307\245mT\365\360GzF2\215\301\266\254&E\231\016(\"r\201X\355\310\264\2474p\270QG\356A\314A\017\225\255\016w\032!&\343\2236\322Q\232\317\035\364<\303\"\"\333)\233\341E\313q\255Vz\047\271\362\014I\006T\026\342\363Zh\253\334s\370\021\375\345\205\346\300i\007\375~w\227\353\215m\327!\020\273?\274\312$cW\202r\260\021\226h\370q\230\t/\204\355W\231\303\261S\373\267\375\202\377\221\030\027\025Q\017\026\303\213Q\206\246\213\376\222\230\021\245\004\353w\374\212\317\374\256h\007\047\302B8\033]\210\332\275|\234\211/\036\214\037l\366\327\326\337\330^\364\313\207c\023\257\334\375\322\376\n\351%\3713\373\355d,\277?\276\277\356\317\370%\354\373(\310\004\205$\177j\260\245.\312\311d\321\277\353k\242@\307\225\310\336?D\273\257|\036\235\352}\035\357\364+\217\223\261)\377\266\230\016\n\301L\002\353\277\370_\210\231$OQ\\\212\346\342\314_\251\335\021O\202J\300F\324\256\205\345\360Yo\356`\250\366\373\361c\343\347\207\376\277v\275.\356\t\017\220\255\2073\341\355\350\\T\032\2042\361\252\273\337\301\272&\212b\r\036]\205\271\215\250\024\335\357\225{kq!\276zP>\250$\327oE\033\275R\257<P\032\t\026""\007\346G\016\204\313A^\246\243\033uz\225\336v\314\322\355K\200\353\266\270 \272A\047\254\204\265\350\303\350e\374a\374[\177cSZ8\371\036\305R\360\213\376\246X\200\205\261\360~\264\320;\021\027\343\255\203Z\377\361\217\375\037\177\356\377\274\323\337\261\372V\267\337\375\345\367c\307~\315,e!\226\262\017H<\310\256\222X\315n\222\330\314\376D\342\247l\225D5\273Mb;k\2200\262\273$v\263/I\274\314.\347 \226s\017I<\314\255\221X\313=!\361$\267\225K\362g\375\t\277-\216\013#\224\311\352\354o\372\213\300\252\222\344\317\371p\371\242\337>\304\303\025\267\203\213a\206v\264\001R\377\314\247\341|\330\216&\020\345\354A\341\360\315\231\231\267B\336\022\265`6,\206\233\203\220\237\365\037o\3647\236\365\237\261>\333\356o\033}c\257\277\367+<\372of\231\234^\316>$\3610\273Nb=\273Eb+\253\221\320\262\r\022\215\254C\302\031\006{\227\002\272\233[\"\261\224\373\216\304w\271G$\036\345\236\221x\226c$X\316\"a\345\034\022N\356%\211\227\271\337H\374\226\373\327\330\377\217\307W\301rXz\215\307l\340\206\245p9\372\272\327\210+\207o\3160\340qn\204D\357\213\373\301\022x\372\006\237^\366p\336\314\021C\241\225\214\375]0\361\202J?\312\220V9\031\373\033\034IG(\247\337O\036\033\377T\3329qRVh29\345\317\303\373L2yI\274\207j\250$\223g\375q\177\035\347\336\024,9;-N\005\245`\001\007\026\222\263T\244\347\340O\361]q]\372\272\200c\362\223\373\213\376yt\220v2yf\177W\2269v\336\360W\305\204pP\320\305\363\311Y\200 N\0063\301\2550\207\244\277\350M\365\026\342\211\330\006\021F\2262d\300\363\357\301\022\316\315H\177\320\320\222I\302\0213YqY\254\006\331\340\263\250\020\311\211q\361X\264\245\361\344l\021\240\237G\364i9\261\244xQ\266\264\\p\023\315a\032\250%\323\227\310\257[\"\047n\241C\235\017\030v>\016\333\322?\212l\264\334o\367\246\343\202\\A\303\3637DI,\005\037\205\023\241\027=\354y\361\017\375\325\265\324VV|\2006b\007\347\202\257Q\302\037D\367@\346+1\213\335\203\322\301R\377\361\032\332gR|\217 C\242\222\"%oL\242\234\366\345W\345Cd\341K\351\324\274\350\240\027]\016W\2431\260\376x\217\365\000\350\351$\177\t\216mJ\035 MM\343K""\230\303pY6\333\031\032\242\363P6\347\201>\363m\300\240\301\241\233A-\274\0226\242JT\355\215\367V\343l\374A|7\336\246\346\261\325\337z\332\177\372\037J\365\tQ\0203\344\3064\030\314\200\222\264\323N\347\251o\243\303]\225\214\311\203Db\035\211*\201E\047\336E\226\363\227A\215e4OJG~&(\006\233\341bT\030a\004l\326SR\241K\372\307q]\234~\207N\235\360=q\027^J\246\314\373\016\216*R\211\334\024\215`\025\\\303%\025]\224^gd\332\206\311u\203\257p\302\205\310\355\335\350m\306\013\007\023\007\355\376#\200L\001%\305i1&Vp\031\324\301\313l4\333+bO9^;(\034\014\314\177\001\357o\006Zx.\274\031\362h>\352\366\332q.\276\021W\350\020\251\276D\361\321fG\026@5\300\371H\237X\0043>\221\305Y\032z\312RJ\035\031\276!\263\267\026\025\201\370s\362;M6j>\274\033\262\320\305\025B\315\254\2004\220SEy\267\366\3277\373\233\350\345\317\016\207\246\356 \000\r\000\214G[\240\300.n\213\351\367q\374\2244\204\343\017S.\323\003W\217\353\177%\036\006\355We\\r\047&\221\271\016J\3672\312\242\033x@a,Z\352\315\364J)\344T\345\371w\366\rqE\376\021\230\n\357\201\374X9)\256\016\013\177\302\177\001\346\224\336\032\216\371\017d\264\030\036\367\237\313\333]6\211\247b7\320a\003\371^\3603\376\245\224\214oQ\364>Z\017\206\017\322\277\030o\315.\342\257\311\207~G\240\377\r9\323E\031\320}.O\250\370\\\002\262\r\000\321EO\243\265B\357\364\376\217\304\276\243\267\047\270/X\372\276\200\034\226Eex\314\262\324f\203\032\361kbV\346q>\334\215X\264\333\343\361\315\270z\220\031\356~\230\372\207\235)\236g\321\214\312\270~\323\344\337\242^G`\310\346N\007R\t_\244\3269\345\227\322:\335\240.\206\233\354\304\351A4t\013\322\237\232\311\323\373O\221\200\324\271\301\313\240\336\350\354;\251A:\373)X\223Iq\274:\014\345\376 \001\203\275\233\362\"\031U<%3O\377Y\246\350\337\026\225\365\273\250\315\362!Z\3475y\227\236\017\265h\n\004\314\364\nTN\004\314f\270\022U\206\324 \317V\203\223i\245\247\211\231%\220Q\267\377\003\242=2\"";
-    PyObject *data = __Pyx_DecompressString(cstring, 2730, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2943 bytes) */
+static const char cstring[] = "x\332\215VK{\323\326\026\305v\336\2046!\246\204Boe\036M\241\340\326\020(\205\336\366\206\274H(\024\047$!\334RU\226\216\0355\262d\353\341\304\320^\030f\250\241\206\032j\250\241\206\032z\350\241\207\371\t\375\tw\355#;\230\307\355w\363\305\336\307G\347\354\263\367\332k\257#A\262\205o\366\005\243\364;\223\355\037\276\264M\306\204\262)U\252L\267/\347\357\010\337?dU\303ln\252lO0\312\302\367\262\241\333j\3051\034K\220tEPT\223\366\275;\255\352\275\007\226m\252\nS\372\026\013\206\371\267\317\337\236;Z\371\303\217\363\222\256\033\266 Y\226Z\321\005\333\020L&)\327\014]k\nU\036d\003A\256\350\rIS\025\241j(\354\252\300\366k\330\013W3\362\014\235;S6L\333\224\364\231\253B\005\256z\213\255\035\251\306p\224 \355\253\226\360\310\0200\3550\301\302f\265\254b;\266\t\210\312A\364\222\215\350J\216\315\260Ng\217\014\014\354\035\2008\337\264w\014]\300~\205ij\211\231\222\315\020\031\345\202\010LZ\244\013\217\027\037_\233\275=\31333\031An\t\226S\2225$\305,\002\270\344\250\232\215H\354f\215Yya\245,4\rG\320\031\202@\3065\254\353\337`\3570]\260\230M\003a\206\343#\331\252\241\213\330\256\352\225\231.\244j\203\321\356%I\263X^R\024\021\353\230lh\032=3t+/\225d\3310\231\310\366\355\257\305]f\352L\313\327\232\373\212jI%\2151\235\177\367\260\224\204\276j\027\256)\202\356TkMA2M\251I)P\350BEV\255d\237\242\033\200\244,9\232-\210\242\311\024Gf\242((\016\217I7\364k\200\250\241J\032\236\312\252\256\332\242\310\035\346E\n)_\305>5\361]\226T-\301A\255\326P\310\376eNU\262w\336[\341\360\010\350\267\244i\206\214\222t\303T$[\312\177\340i\302\004*OBB+?\267>\277\262\262\250ij\315R\255\242\303\034\266\242+l\377\315(\177\224\224\314) \212o=Cu,\024\345\203OQ\212\276_%G\336e\266\250\366\317U\r\313\026\035\263\202n\354\2335A\367\006[gu\207\3512\243\336\314\277iS\361\te\225|\277\037\333\321\374{q\211\342\343\346>>\013\340\253\370\010LXceQ\354r\212\321s\316\2727\203\n\263U\233UiB\241=\370+;\272L\266\322s\216\277\244\0224\252J*?\007\275\351h\374\231.U\023\213\260\361\007\312\211\362\016\223w-\247\232\3742\231\205\372\047\343""\256G\032\022\305\222\221\243\327Ty\027\336\026\365\336\236\243\2517\210\275\363\240\013\021\237l\330\311X\024\353\216\244\365\002\352\321\364}\374z\023\344\224\243x\224\204\325\227\364\007\320\265\231e\367\240R-b\255\341\240\323Y\267\337DR/\264\233\014R\340\037\335+Q\325\371\227\010E\251\250\010\263\307S\261\344\224\313\220\030\253\251\313\252\221?\362e\225J\222\305J8\211>\"\337\314G\0265I2b\365\204hGt+9\n\352%\313\032\005\203\nA eV\222\344]Y\263\344\252\264\017\241\300?<T\253\252\r\001\000\216\252\215\237zC\006;e\303\321\223/K\201\036\223\023\205\227\0079&\267\n8\n1F$f\223\241H\\\031\231i\"\240}Y\243\217\003\261\007\337L\251\014\277eM\252X\320[\364sW\254\313p\216\010u\004\271#5\230\252*\252\202\212Y*\270\257RuU\270&&Z\311\327\013\366\373\356.k\356\342\031}\304\222js[\225\254]\r\314\265E\203\300\323X\203i\026M\342\366 \360\253\010\235\256\215\276\236\323u\261+\265\272\330\213T\027\223\235:\230P\327EkW\325\350\307\036S+;6\r\014S\261\210\023\270\271\252\272\261\007\020\370y\"\007\211\231FUW\251\\,\337\223\334|\227\0025`\016\331\006\276\266\252a\000$kF\255f2\354\006\3530\200\244\3325\323(C\345L\311\344\237\304\255\311*\252e\3232R\006\004&R\311\310&\301\232\206Q\245\017\201\301\177p4(\014b\277\305\351\221\320\305bZ\031\034\001\201\273\242\315%\021W.\001\313\223\345>\222QR\367]h\243f\020\341\315\204\365\210\244f\331F-\2712q_\301\233\315O\342\324A\037\"S\247\006\021f\216\305\216\232\205\337\272\026\302\267p)\355u\001%8\367lk\377\347\327\251\316\300E\177\316\337\014\n4\3742H\005\237\004\365\327\251\303\201\343\007\267\334I\367\013o\320+ze\17718\035\246h:\353.y9\257\320\301\363;n\321\225\334}\257\356\217\006\223\301L\370IX\217F\342T|\2725\330\332j?\331xky\326\235;\034\030~m\037\024\016Vh_g\344\343\203zg`\344`\360`\303\315\271\005\254\373\302O\371\223\235\221\343\335%eo\2563\236u\357\271\2627I\307\025\372\374\035\016|\336\376\374\353\300\t\347\302\347\361\325\226\324\202\253\\;W\010O\205R\370*\326\332k\353\355\365\047\235\276\003\313\336\274\347 \321\215 \027\334\nO\206""\205n\000\311\212U$\322\3606\375\333Ao\276/\n:\367s\257\336\026\276\t\217Gw\343\335vq\25530\345\336\362\246\375I?G.\376p\277\365r\235\021B\357L\230\217SG\341~`\333\035\357\251_\364\245\276mW\203\271\340y\224o\365\266\3755tl\360\324\377\316\363\254\367cp)\250\207\343\321\243V\256UHB]\002\206\267\274O\274=\237\005wC\026\375\330\312\301\321\310\261\261\263t\302\244\233u\267\274\005\177$\030\010\356\207\013\321h\234\215\267[J{\355\227\366/\277\265\177\333m\357\032mc\277\275\377\307_\307\216\375\231ZJ\303,\245W\311\254\246\327\311\254\247\267\310l\245\177%\363k\272D\246\224\336!\263\223\326\310h\351\227d^\246_\221y\225^\311\300\254d\036\222y\230\331&\263\235yN\346yF%\243f\252d\252\231\006\231F\346\005\231\027\231\227\231\316\310\204;\354\326\275!O\0138\274\215\203-w\321\313z\305\316\310I\027\351\234v\353\207\370\262\275[\376\351 E+\352\250Z\373\343\257\202Y\3402\034\276\214gZ\223\207o\317\274\013\307\266\247\3703A6\330\352\302\361\274\275\266\331\336|\336~.\265\245\235\366\216\326\326\232\355\346\237\210\350?\251eJh9\375\200\314\203\364\006\231\215\3646\231\355\264LFNW\310T\322\026\031+\275Gf/}\217\022\272\227Y\"\263\224\371\211\314O\231\307d\036\367\200\220\310H\031\203\214\221\261\310X@\200p\314\274\"\363*\363\257\201\377\037\217\357\374e\020\370\010\217\031\337\016\n\301rx7\252\304\305\303\267g$\340q\362oy\366\241~z\177\325g\236\030,\206\223\341\325Ho\315\265\212\235\201\177x\222\367\202D$De\316\241\207\261\244\330\035\241A\376\032;6\370\025z\260\320\031\035\343\275\336\031\237rg\221]\2523~\306;\213\016-v\306\047\334Aw\003q\335\360\244\316\304\264w\334/\370\013\350\255\311\316\004\265\335I\350I\366S\357\032\317e\001\307\214\214\037,\272\247\320\302\365\316\370\307\007{\\0\260\362\272\273\356\r{\026Z4{\2523\001\220\2741?\347\337\0142 \305\213h*Z\210\207c\023D\351{\224\"\007\216;\017O87\305\343\2014v\306\tg\314\244\275\013\336\272\237\366\277F\306|b\320[\363\352\334yg\"\213\242\234B\366\365N\226\212Q\200\342\320\341\323\020\201\316\364\031\212\350\246\227\361nB\345N""\371\222\337\010\326\202:\217\214r\312zO &W\240\004\233\341\255h:\236\344O \232\356&\034-\371_\004\303\300\375A\344\304?S!\270\257\264w\036G\230\376I\377n\240\204\347\303y\320\374b,\305v\253\320Zj\257=\201\004w\262g\t\254\034t5\2130\374\001\216o\242\355\257\347\016\201\377m\036\324\254\327\2002^\010\326\303\001\364\303P$E\200\362Dg\344\014\002\333\342{\2001i\314m\270\303p\231\013v\216\206\020I\252\343,p\227\\\023\000\310\010\350\206\257\004\027\203JX\014K\321`\264\036\247\343\363\361\275x\207$g\273\275\375\254\375\354\337T\344Qo\322\313\275\236\203\336\215\216\303A\0035\277\000<\367}\007e\035\010\227\242\\T\240u\303\234\036#\037\035h\336E~\027M\005\363\300\016O\306\274+=\306\014\273/pp\341\235\341\200\273\312+\202\341\220\373;\277`8\273\236A)U\370@\002\013n\312=\223\344\362N\206\367\301Y\014W\223[\356\235\331E\334\216\227pi\024)\374\213\355\0137\302\233Q*\372\354\250W\372II\047\026]\346\335\201\362+D\376\303\221\023\350a\3709q\360\013\310\372\346\327S\010\223\224\374^\360\006\2749\257\330;v\231\357\226\272\220\273\2127\003\302\\\006\225\367\320\242{\021\213o\304\245V\252\267\372A\022/V&\370N\200\325s\270\003\026\371\246\233\3244\004\016W\021:\220\030q\232zp\312-$e\337\244v\200d\216\236\350\346ArK\367\335\370\211\203g(H\022\\\367\307\020\007\231\237}\047qHg?\003\343R\t\256Wz\251\334\357\026\244\273v\213+\326\233\215\207\030\316\035\024\017\312H?\225H\034]o\213\356\024o\312.\031F\250\220\376%.\000\213a6\334\210\256\304s1\247\301G\360n\373w\202\2150G\0059\034\237D\235r\356\r\267\004\232_G\227\235\r\356\005\0225\364U\334\000\327\320T\363\241\025\345\250\327\036\372\237\006\337\206\227\023\316\235@4%\177\214+U\267\3323T)\274\034\000\321\361c\243gzI\023\367\353\t\227\351}\005e\204\326y\033\320\223\002!\377)\355\202\226p\232@\310\226\361\372A\342q\342\2437:7K\032\002\344\335\025\234Z\001\237\263\347\274{h\244I\222#\256,\313\\7&IY\352\020\265\272?\354CT\316y\253P\222&\252\211%\013\364\252F\003\020\024\357\030\353\301P \207\247\243\261\370R\\o\rq\265>\222(\007z:\032N\205""\313\021\227\322\034\274\047\322\220\235\346\340N\243\305\226\302\013\341V\264\032\263DN8\251\263\244x\224\332u\177\315\267\360\032b\207\337E\363\321^,u\246\377\321\365K:\215\310\356\303\337S\010\312P(G\247\343\261\326\245V\275\375\030W\354V{\353)=_\344*h\006\047\203\033\001\013g\303f\234\211\277m\345:\347\316s%\036\200\024\026;\347\004\274\263\244\202i\204\272\024]\210\266\342\325\026C\034\244l\227\257\004\271\2674\267\027\332,!\363\031\327\323\013<\312\363P\223\343\321\365\250\330\231>\213D3\010~\235_\002&\336\003\277\217\354\370\237\355\307\033\355\215M:\215\n>\033\374\031\315EO\342\251x\271u\207\346\277\272\n0r\311+\243\355~\347=\360\353\377\005\362\375\314\\";
+    PyObject *data = __Pyx_DecompressString(cstring, 2943, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3596 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>(t\377ree frag\377ment).: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\277trided\"\010 7or \004\031><(\tA\006\377>?Cannot\377 assign \377to read-\277only m\240\002v\376\242\000Invalid\377 mode, esxp\324\000|\000\047c\047t\001\377\047fortran\317\047, gH\000%\005sh\367ape\222\000 axi\337s No A\000ue; s:\000ifi\273\0004\000\255 \307\000uc|\000t\317\000b\367ute%\000neNo\366\006\000th\302 Cyth\367on =\000deli?berate\227\000\374\001\337cter \"\000n \177PEP-484\266\"\373re\357!s sub\333cl\322\000es\335!bu\357ilti\334\000ype\377s. If yoOu ne\300 \357\000p\372\000\376%\tthen se\335t[\000e \047\233\"at\377ion_typiwng\047\231Dive\254!\377False.ad\373d_\305 ecoll\374\361@+\000s.abcc\377ore_ext/\377_kernel.\377pyxdisab\357leen\002\001gci\375s\004\003dno de\377fault __\377reduce__\367 dua\002non-\336\362@vial\033\000ci?nit__u>\002\261A\337alloc\231  a\377rray dat\303a.\013\020\215C\337a\274cs.\377ASCIIEll\377ipsisQue\177ueIndex\000\0075.\203\006c\207B__\017\n\244 \213st\222@_\013\020\221 =\010b\377ucket_id\376Q\010most_ur\357gentg\010rem\377oveSeque\327nce\241\205\001.\246\205\007_T\340\271!\000\003\212\017\017\006\207\016__P\373yx\001\000Dict_}N\220@Ref__\326D\266\346 __\253b__\001\005g\277etitem\r\001d<0\001\027\000func\035\001\030\000|\357\003+\000impor\211@\277__main;\001m\357odulM\002nam\346\002\003ewT\001\371@_ch\237ecksuT\000\n\001r\033es\354@__\026\001K\004!\001\372\345`e\017\003unpic\rkK\000En,\005\n\006\244G\035\014\314\234$Q\002vt\252\"\324\000qu\303al\211\005\326e\313N\360fex\202\206!s\256@\275\005\341F\240 \3130t\355e\310@__\246\"is_\377coroutin\365e\362\204\004_\303\207\001sabc\377addaddin\363ga\362A\000\002_eli\337gible\276\204\005_b\377ufferasy\337ncio.C\006sb\237basebg\000\000\001_d=\002\005\002s\344\205\001\004\003eq\343c\356\346fbud\310@ccl\374\211\001\237@traceb\377ackclscm\177axcolco\010\000\377ommitted\337_unitN\000nv\377costcoun~\000\002tsdeadA\001\361d\232B\341\000\331\212\003enco\377deentrye\374\242@""\236\210\002errore\377xcludede\177xtrafit\000\000\377sflagsfo/rmat\256\211\004f^\000\236\000\375n\354`haveii\367did\273`sincKei\207\206\001iW\000\205\204\001s\000\002\377izejkkey\357kind\000\001_bi\375t\003\002maskll\337ast_o\270!le\357vels\021\001mem\350\277\212\001\267\212\001\344\205\010n\237@lsn\377_reqn_sk\373il\t\001words\376\261\204\001ndimnow\327objH\002_\201\"eroomni\323Ae.\320\210\005\365.\321\210\004p\315 pin_\376\252 ilpinne\177dpoppre\304@\375r\t\000resent\377profiler\353ar\000\001eQ\003reg\007ist\257 \361\206\002\215\000\225\002\004\001^\276\003room\342\001s\004\002\310\343\001\326a\276\211\001s\362B\201cse\377lfseqset<\275\211\004\371\213\002sigs\257 \333\002\360?\002\004\003\320B\362\000pslo\237tstar\001\001\275\204\001e_pstop\216\214\003t\265\205\002\366\210bun\334\001upda?teuse_\355\210\005\314\214\002\377sversion\377wweights\376\301!xO\200\001\330\004$\277\240A\240V\2501\007\001(\377\250\001\250\026\250q\200\001\377\340\004\013\2106\220\021\220\377&\230\005\230Q\230f\240\337E\250\027\260\001\023\001\024\220\277F\230!\2301\330\035\000:\377\220Q\220a\220x\230q\377\240\t\250\021\250\047\260\026\377\260q\270\010\300\001\300\027\177\310\005\310W\320TU\"\n\377\024\220A\340\004\007\200t\357\2101\210I4\001\330\010\017\377\210q\330\004\010\210\005\210\337U\220!\2201T\000&\240\277\001\240\021\330\010\013\034\004f\377\230A\330\014\024\220B\220\347c\230\021k\001\236\000\340\004\037\377\230q\320 0\260\013\270\377;\300k\320QR\330\004\377\023\2206\230\030\240\021\240\373!\330[\000|\2207\230!\373\330\010\302\001\031\260.\300\001\376\033\031:\230X\240Q\240a\376,\010,\250A\250]\270.}\310/\005\360\006\000\005\025\347\005\276\261\007f\230C\230u\260 U\377\250!\2506\260\022\2601\276\304\004\007\200x\210v\220 c\257\230\024\230T\217\000*L\000V\377\2601\260H\270A\270T\377\300\021\300*\310A\310Q\377\330-5\260V\2701\270yA\371\004\342\010\200\001\360\010f\010\366\347\000\240\010\212Bx\260v\270\337Q\270h\300a\201\"\210F\376\254 6\230\026\230x\240v\377\250Q\250d\260%\260{\177""\300%\300\177\320VW=\002\373\n\033\377\001\021\220\024\220W\373\230D?\000\004\250H\260D\377\270\t\300\024\300Y\310d\377\320R\\\320\\`\320`\377k\320ko\320ox\320\377x|\360\000\000}\001F\335\002\004\000F\002J\003\001J\002\335S\n\001S\002W\021\001W\002\335^\030\001^\002b\037\001b\002\335h&\001h\002l-\001l\002\335w4\001w\002{;\001{\002\273G\003J\000G\003K\003\001K\273\003T\n\001T\003X\021\001X\377\003Y\003\330\010\020\220\007\177\220q\230\006\230l\250\250B\337v\210W\220E\251 Q\330\367\010\022\220\263@\027\220q\340\377\010\027\220t\2306\240\027\353\250\001\313Aq\242`\320\017+\277\2504\250q\260\007\343\000\047_\310\021\340\010\017\006\t!\344\014\377Y\230d\240\047\250\024\250\375W\354\004]\320RV\320V\377]\320]a\320ah\320\377hl\320ly\320y}\356\361\000~\001G\360\001G\002K\356\367\001K\002U\376\001U\002Y\356\205!Y\002c\214!c\002g\256\223!g\002s\232!s\345\005B\356\342\001B\003F\351\001F\003L\356\360\001L\003P\367\001P\003]\356\376\001]\003a\205!a\003o\356\214!o\003s\223!s\003{\356\232!{\003\177\241!\177\003@}\004\346\200\0479\240G\2501\206\047\377\047\240t\2501\250G\260\237;\270g\300Q\213\"\010\007a\372\302`\022\253\204\010\034\230H\240F\363\250!;\001\306g{\270!\330\373\004!\231\204\006;\270a\330\004\337\036\230a\230z\367\206\001\260\001\377\330\004\034\230A\330\004\035\373\230Q\003\004(\250\001\360\n\267\000\005+C\002\t\n\235\206\002\330\357\014\023\2204\313@\001\330\014\377\031\230\033\240A\240Q\330\377\014\020\220\005\220U\230!\377\2303\230a\330\020\030\230\377\013\2401\240D\250\001\250\367\021\330\020\241\206\001\022\2301\330\257\024\032\230-\271\002Dd\000\010\377\014\210E\220\025\220a\220?q\330\014\017\210w\342\206\002\047\000\3772\220S\230\007\230s\240\277!\330\024\025\330\020\222`\230\177\n\240!\2405\250\003\204`\377z\270\023\270D\300\007\300\361r\206`\020\010\202\000\017\210u\220\251CG\000u\000\001\213\002V\260 \014\374\324a\207\000\002\230#\230S\240\177\002\240/\260\021\260!\227\001\337\005\230R\230qX\002\330\020\237\024\220E\230\025\373\000\311\205\003a\367\330\024""\027\316\210\002\003\2403\240oa\330\030\037%\000\030\031\276\001\3775\230\003\2305\240\001\240\377\025\240a\240v\250R\250\361q\233\002\373\207\001\343\206\t6\270\030\300\375\021\265\002\024\220A\220V\230\3771\230F\240&\250\007\250\377u\260K\270u\300O\320\373STF\003\002\230\"\230C\377\230r\240\022\240;\250d\377\260\"\260C\260{\300$\377\300a\300t\3101\310F\377\320RT\320TU\330\024Y\033\257!\246@\330\024\211\207\001\004\341\"\376\222\212\003\200A\340\010\013\2108\375\220\221\0014\230v\240U\250\377#\250S\260\004\260D\270\357\006\270a\270\316 \r\330\010\037\031\230\024\230W\225B\347 \261\207\001\2578\2301\330\362 G\350\211\002!\256\007\001I\220Q\354\211\0014\373 a\353\220r\204 c\216\0003\240d\377\250$\250g\260Q\260b\377\270\005\270S\300\002\300\"\357\300B\300h\271\207\001Y\320Y\357Z\320Z[\347A\t\230\021\273\230!\203\001\030\230\006\271`q\346B\003q\220\023\002\264\212\001A\330\010\265*\365b\010\314`\230U\301@1\376\303`\t\032\230\021\330\010#\356\230`G\2506\212B\010!\240\377\024\240W\250E\260\021\330\336\210g\230\006\230f\317c\017\210\377q\220\006\220a\330\r\016\376\335a\007\220u\230B\230c=\240\317b4\220s\230\243`\257\207\001\1773\230g\240S\250\001\241\214\001\233\260\027\261\002\001\330\263A\325Et\373\2409_\000\026\260t\2702\377\270W\300D\310\007\310q\363\320P\342 \315\001\330\024\030\230\377\004\230I\240Q\240f\250\177D\260\002\260\047\270\024!\000\277A\300T\310\021\310X\0047\376\377`3\240c\250\022\2503\377\250e\2604\260x\270q?\300\003\3002\300Qa\001:\002iF\334\001\270as\374\204\002b\240}\000~\274@\230E\240\021\240)\252\206\002\3051\326at\231\205\001\315c\345`t\230\272U\0012\271BT\260\024\357 j\333\300\001\357b\240\004\360\206\001\250B\277\250a\250t\2601\273\212\002\021\364\204@\221\001\024\327\215\002\320UW\320\377W\\\320\\]\340\030\031\356S\003:\240Q\237\000\027\260\005\373\260Y\200`w\300a\330\030\365\034|\000\023D\002G\2601\340\374\306\204\003\315\204\001\010\017\210t\2209\377\230K\240q\200A\360\006\377\000\t\014\2104\210v\220\377U\230#\230R\230x\240\375u\203 \004\260F""\270!\270\3751\355#q\230\001\330\010\016\357\210l\230$\204\217\002\023\250C\273\250q\352\206\001\n\230*\361\206\005\007\237\220z\240\022\240)\004\002\006\004[\220J\226b\014\020\300@j\331\216\002\376\240\207\002Z\230w\240i\250q\276\211\204\001D\220\001\220\031\260\216\001\014]\210\224\204\014H\230A\252\204\001J\335\217\003\374\261\204\005\017\004E\220\021\220%\220\357v\230Q\340\275\207\006x\230v\274\313\216\002\202\210\002Q\220e\230\215!h\376\276 q\340\010\r\210W\220\313A\330\004\000\\\372a\005\006X\220wY\230a\023\001W\220D\200`WA\230Q\230\205\005G9\002a\235\205\004\357\220d\230\047\303B4\250w\377\260a\260w\270e\3003\357\300b\310\001\306\205\005K\230q\374\307\205\004\312#\020\210u\220A\220uW\366D5\350\210\001\020\220\004\347\214\003\364m\001\327\221\001\027\322 \014\023\2201\336\242\206\003V\2405\250\373\216\001\t\r\370\215\211\004\202\215\001\321\220\001\014\r\210Z\220\361q\226\004\006\004\351\205\004\014\210G\220\357:\230Q\230\237\004Z\230q\275\240\215\002F\220*\230\304\004H\\\372$\361\206\002:\230W\304\213\002\010.\010}\013\365BQ\220c\230\023\352\221\001\377\020\220\t\230\032\2401\240\277A\340\014\022\220,\307\215\002\025\377\250c\260\023\260D\270\001\363\270\021\250\211\001\225!W\250I\260uQ\223e\004i\000S\240\n\344\206\003\356\316\212\001\021\220\047\337\206\001\017\210q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3596, 4702);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3873 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>(t\377ree frag\377ment).: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\277trided\"\010 7or \004\031><(\tA\006\377>?Cannot\377 assign \377to read-\277only m\240\002v\376\242\000Invalid\377 mode, esxp\324\000|\000\047c\047t\001\377\047fortran\317\047, gH\000%\005sh\367ape\222\000 axi\337s No A\000ue; s:\000ifi\273\0004\000\255 \307\000uc|\000t\317\000b\367ute%\000neNo\366\006\000th\302 Cyth\367on =\000deli?berate\227\000\374\001\337cter \"\000n \177PEP-484\266\"\373re\357!s sub\333cl\322\000es\335!bu\357ilti\334\000ype\377s. If yoOu ne\300 \357\000p\372\000\376%\tthen se\335t[\000e \047\233\"at\377ion_typiwng\047\231Dive\254!\377False.ad\373d_\305 ecoll\374\361@+\000s.abcc\377ore_ext/\377_kernel.\377pyxdisab\317leen\001\002\304%a \376\372H1-d num\377py array\374\240ay\000e gcis\3762\003dno def\377ault __r\377educe__ {du\217\002non-\240`\357vial\033\000cinoit__L\002._\217\001\353.m5\000iV\003fai\235l\202#imp\306@\033\tu_math \022\ru\265\002>\250aalloc\220@\240\004\037data.\013\020\204c\326\204\001\376\263\204\003s.ASCII\377Ellipsis\377QueueInd\253ex\000\007.\314\006c\376B_Y_\017\n\233@st\211`_\013\020\374\210@=\010bucket\367_idQ\010most\177_urgentg\010\377removeSe\277quence\230\206\001.\006\235\206\007_T\260A\000\003\212\017\017\006\207\016\337__Pyx\001\000Di\357ct_N\207`Ref\263__\315d\257@__\242\204\002_\375_\001\005getite\345m\r\001d0\001\027\000fun\201c\035\001\030\000\357\003+\000\246C3\001m\367ain\003\002odulnM\002nam\002\003ewT\001\376\360`_checks\271uT\000\n\001res\265`_\301_\026\001K\004!\001\337a\017\003unopickK\000En,\005`\n\006\244G\035\014\234$Q\002vt\252\"\036\324\000qual\211\005\237\204\005\313N\026\271\204\006ex\206!s\256@\275\005\341Fl\240 \3130te\310@__\246\"\373is\331\204\001outin\365e\351\205\004_\272\210\001sabc\377addaddin\363ga\362A\000\002_eli\337gible\276\204\005_b\377ufferasy\377ncio.cor\376F\003sbbaseb$g\000\000\001_=\002\005\002s\333\206\001\004\003seq\343c\346fbud\310@\347ccl\211\001\237@""tra\377cebackcl\377scmaxcol\373co\010\000ommit\377ted_unit\376N\000nvcostc\367oun\000\002tsde\213adA\001d\232B\341\000\320\213\003e\377ncodeent\277ryenum\225\211\002e\377rrorexcl\376\000\001udedext\367rafU\000flag\177sformat\246\212\004\351f_\000\237\000n\355`hav\277eiidid\274`s_incei\210\206\001iX\000\372\206\204\001s\000\002izejk\177keykind\000\001\357_bit\003\002mas\377kllast_o~\271!levels\021\001\027mem\267\213\001m\212@\263\213\001\351\205\010{nn\357\204\003esn_\242\005\373n_4\003n_req\177n_skill\034\000\277weight\005\001o\367rds\325\204\001ndim\277nowobjk\002_~\245\"eromni\253A\253e.\353\211\005.\354\211\004p\361 p\373in\335 tilpi\377nnedpopp\353re\350@r\t\000res\377entprofi_lerar\000\001eQ\003?regist\323 \225\207\002\342\226\000_\257A\004\001\341\003roo\tm\000\001\211!s\004\002\212!\262a\335\212\001\371s\232b\251cselfs\237eqset\256\212\004\230\215\002s\007igs\326 \350\002?\002\004\003\370B\376\377\000pslotst\363ar\001\001\345\204\001epst\373op\255\215\003subse\263tt\343\205\002\266bun\346\001u\377pdateuse\371_\233\211\005\361\215\002svers\257ionw\312$w\314 w\377tsxO\200\001\330\004\177$\240A\240V\2501\007\001\377(\250\001\250\026\250q\200\377\001\340\004\013\2106\220\021\377\220&\230\005\230Q\230f\277\240E\250\027\260\001\023\001\024\177\220F\230!\2301\330\035\000\377:\220Q\220a\220x\230\377q\240\t\250\021\250\047\260\377\026\260q\270\010\300\001\300\377\027\310\005\310W\320TU\376\"\n\024\220A\340\004\007\200\337t\2101\210I4\001\330\010\377\017\210q\330\004\010\210\005\277\210U\220!\2201T\000&\177\240\001\240\021\330\010\013\034\004\377f\230A\330\014\024\220B\257\220c\230\021k\0011t\010\340\377\004\037\320\037/\250u\260\377A\260]\300,\310a\310\376H\000!\320!1\260\025\260\377a\260\177\300l\320RS\357\320ST\330f\010f\230C\373\230u\346\000U\250!\2506O\260\022\2601z\004\215\003J\306\000?v\230V\2408\250\020\005{\010\376\212!\037\230q\320 0\260\377\013\270;\300k\320QR\377\330\004\023\2206\230\030\240\367\021\240!a\001|\2207\230\367!\330\010\272!\031\260.\300\371""\001\246\006$\020:\230X\240Q\373\240a,\010,\250A\250]\367\270.\310/\005\360\006\000\005\371\025\341#\324\021\033\230?\250%\377\250q\260\014\270N\310!\335\310\205B1\210F\301 6\230\377\026\230w\240e\250;\260\377e\270?\310!\200\001\360\357\010\000\n\033\225\001\021\220\024\377\220W\230D\240\010\250\004\377\250H\260D\270\t\300\024\377\300Y\310d\320R\\\320\377\\`\320`k\320ko\377\320ox\320x|\360\000\337\000}\001F\002\004\000F\002\335J\003\001J\002S\n\001S\002\335W\021\001W\002^\030\001^\002\335b\037\001b\002h&\001h\002\335l-\001l\002{4\001{\002\275\177;\001\177\002I\003J\000I\273\003M\003\001M\003Y\n\001Y\273\003]\021\001]\003i\030\001i\273\003m\037\001m\003v&\001v\373\003z-\001z\003{\003\330\377\010\020\220\007\220q\230\006\367\230l\250\332\"v\210W\220\377E\230\024\230Q\330\010\022\375\220\345 \027\220q\340\010\027\377\220t\2306\240\027\250\001\372\342Aq\314`\320\017+\2504\376\225 \007\260{\300\047\310\021\347\340\010\017\006\t\377\rY\230d\277\240\047\250\024\250W\210$]\377\320RV\320V]\320]\377a\320ah\320hl\320\337ly\320y}\215 ~\001\335G\214!G\002K\223!K\002\335U\232!U\002Y\241!Y\002\335c\250!c\002g\257!g\002\335s\266!s\002w\275!w\002\335B\376\001B\003F\205!F\003]L\214!L\003P\223!P\201%\335a\241!a\003o\250!o\003\345s\257!s\377\000\204@{\003\177\336\275!\177\003@\004\346\200\0479\240\367G\2501\206\047\047\240t\250\3771\250G\260;\270g\300)Q\213\"\010\007a\234`\022\313z\274\205\021\376\344\205\017\035\230_\250E\260\021\377\260,\270n\310A\310Q\177\330\004\036\230a\230z\301\207\001\377\260\001\330\004\034\230A\330\363\004\035\266@\004\003(\250\001\360\377\n\000\005+\250!\2501\367\330\t\n\347\206\002\330\014\023\220\3754\353@\001\330\014\031\230\033\377\240A\240Q\330\014\020\220\377\005\220U\230!\2303\230\377a\330\020\030\230\013\2401\377\240D\250\001\250\021\330\020\376\363\205\001\022\2301\330\024\032\230\365-\331\002Dd\000\010\014\210E\377\220\025\220a\220q\330\014\347\017\210w\254\207\002\047\0002\220S\377\230\007\230s\240!\330\024\367\025\330\020\262`\230\n\240!\357\2405""\250\003\244`z\270\023?\270D\300\007\300r\246`\020\010>\202\000\017\210u\220CG\000u\000}\001\213\002V\2501\330\014\364a\376\207\000\002\230#\230S\240\002\353\240/\357\000!\227\001\005\230R\373\230qX\002\330\020\024\220E\273\230\025\373\000q\330\024\231\204\0011\333\230Cx\002\030\037\037\000\030\031\376\270\0015\230\003\2305\240\001\377\240\025\240a\240v\250R\363\250q\225\002\307\207\001\024\230T\240\377\021\240*\250A\250V\260\3376\270\030\300\021\257\002\024\220\377A\220V\2301\230F\240\377&\250\007\250u\260K\270\347u\300O\325\210\001\205 5\230\002\377\230\"\230C\230r\240\022\377\240;\250d\260\"\260C\377\260{\300$\300a\300t\377\3101\310F\320RT\320\337TU\330\024\033\251!!\240>M\000\037\230q\240\004\333\"\326\212\003\377\200A\340\010\013\2108\220\376\221\0014\230v\240U\250#\377\250S\260\004\260D\270\006\367\270a\270\310 \r\330\010\031\217\230\024\230W\217B\341 \340\207\0018W\2301\330\354 G\254\212\002!\007\001\327I\220Q\260\212\0014\365 a\220\365r\376\000c\216\0003\240d\250\377$\250g\260Q\260b\270\377\005\270S\300\002\300\"\300\367B\300h\357\207\001Y\320YZ\367\320Z[\341A\t\230\021\230\377!\200A\360\006\000\t\014\257\2104\210v\361@#\315 x\357\240u\250D\206\000F\270!\371\270\370 \207\207\003\001\330\010\016\210wl\230$\207\214\002\023\250C\271 \356\244`\n\230*\252e\007\220z8\207 )\004\002\006\004\220J\215B\320`\347\006\220j\334\213\002\331bZ\230w\363\240i\375 \270`D\220\001\220\355\031\273\212\001\014\210\323\014H\230A\342\351\001J\340\214\003\360\005\017\004E\220\021\277\220%\220v\230Q\273\001$\377\320#3\2605\270\001\270\361\035\363\213\006\211\204\t\314\204\001Q\220e\230\367:\240Q\226 !\2501\340\337\010\r\210W\220[\000\r\210\357\\\230\021\330\004\007X\220Y\373\230a\n\003D\230\004\230AV\360\210\001\014\210\353!G9\002a\354$\377\220d\230\047\240\021\240)\377\2504\250w\260a\260w\377\270e\3003\300b\310\001\316\225EK\230q\226D\332#\020\210]u\311`W\230E0\0025\261\205\001\307\020\220\004\320\211\003m\001\352\216\001\027\230\365\001\211\206\0011\361CV\2405\250\306\276\213\001""\t\r\326\205\004\353\211\001\354\214\001\014\rO\210Z\220q\226\004\006\004\006\362\204\002\336\224b:\230Q\230\237\004Z\230\273q\240\215\002F\220*\303\005H\344\212D%\004W\255\210\002/\007\340\010\014\377\210A\210Q\210f\220Ds\230\001\355\212\003\214\217\001E\220\023\220\206\002\265\014\224\213\003\010\246\217\001\240%\332\210\002E\377\260\024\260U\270*\300A\375\300\264\207\002\016\230a\230t\240\337:\250U\260!\215A\340\014\377\021\220\021\220!\2203\220\377b\230\003\2302\230T\240\337\033\250B\250a\315\206\001,\230\377d\240-\250u\260C\260\367s\270!\272\206\001M\240\032\250\3677\260)\356c\r\230Q\230\347b\240\n\245\210\002\333\207\002\021\220\047\376\246A\017\210q\200A\360\014\357\000\t\031\230\356\004\013\2104G\210q\220\307\204\002\254\220\001\260`\034\265@_U\240!\2401\326\204\001\032\334A\367\030\230\001\242b\2401\240G[\2506\270\207\002\r\016\336\210\0074\300\207\001\377\023\2201\220I\230Q\230\377g\240Q\330\024\034\230B\257\230c\240\021\314\210\001q\326\207\001G\372\263\207\002\021\326\207\001q\230\007\230q\377\240\007\240q\330\030\034\230\177J\240a\240y\260\001\371\207\001\351D\247\222\001\202\210\001H\264`X\240S\377\250\006\250c\260\027\270\n?\300%\300q\310\006\237\221\002\232\210\006\377u\240D\250\t\260\023\260\273G\270\306\211\002!\2305\224\207\004\024\373\030\230\331!\030\250\023\250F\377\260#\260W\270J\300e\330\311\207\003\314\221\002\034\000\005\230\327\0012\240\377R\240s\250%\250t\260\3779\270C\270w\300a\330\345\030\365\212\001u\241\212\004\227\000H\240A\377\240X\250S\260\006\260c\377\270\027\300\n\310%\310q\377\320PV\320VW\320W\365X\266\001E\201\211\002r\250\022\250\3773\250e\2604\260y\300\377\003\3007\310!\330\034\"\376\240\212\002\004\250A\250Q\330\034\177 \240\010\250\001\250\030\250\000\377F\270#\270W\300J\310\367e\320S\325\210\002)*\250!V\347\211\n\030\230\225\0034\226!\035\313\211\002\375#\241\002\"\250D\260\013\270\3772\270Q\330\030\033\2305\317\240\003\2402\232 \201\213\001r\260\377\022\260<\270t\300=\320\237PU\320UVj\001\355A4\377\250}\270A\270T\300\023o""\300G\310:\024\001+,\212 \375!\255\223\003t\2209\230K\240\001q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3873, 5090);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4702 bytes) */
-static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No value specified for struct attribute NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abccore_ext/_kernel.pyxdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.ASCIIEllipsisQueueIndexQueueIndex.__reduce_cython__QueueIndex.__setstate_cython__QueueIndex.addQueueIndex.bucket_idQueueIndex.most_urgentQueueIndex.removeSequenceView.MemoryView_Table_Table.__reduce_cython___Table.__setstate_cython____Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_result__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_unpickle_QueueIndex__pyx_unpickle__Table__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___dict_is_coroutine_kernel_viewsabcaddaddingagentagent_eligibleallocate_bufferasyncio.coroutinesbbasebestbest_agentbest_scorebest_seqbucketbucket_idbudgetccline_in_tracebackclscmaxcolcolscommitted_unitsconvcostcountcountsdeadlinedtype_is_objectencodeentryenumerateerrorexcludedextrafitfitsflagsformatfortranfoundgengethaveiididle_sinceindexintritemsitemsizejkkeykindkind_bitkind_maskllast_offerlevelsmaskmemviewmodemost_urgentn_colsn_reqn_skillsn_wordsnamendimnowobjoffer_counteromniroute.core_ext._kernelpackpin_untilpinnedpoppreferredpresentprofilerarerare_countregisterremovereq_colsreq_levelsroom_bitsroom_maskroutablesscore_agentselfseqsetdefaultshapesigsizeskill_bitsskill_countskipslotstartstatestepstop""structttableunitsunpackupdateuse_setstatevaluesversionwweightswordxO\200\001\330\004$\240A\240V\2501\200\001\330\004(\250\001\250\026\250q\200\001\340\004\013\2106\220\021\220&\230\005\230Q\230f\240E\250\027\260\001\200\001\340\004\024\220F\230!\2301\330\004\013\210:\220Q\220a\220x\230q\240\t\250\021\250\047\260\026\260q\270\010\300\001\300\027\310\005\310W\320TU\200\001\340\004\024\220F\230!\2301\330\004\024\220A\340\004\007\200t\2101\210I\220Q\220a\330\010\017\210q\330\004\010\210\005\210U\220!\2201\220F\230&\240\001\240\021\330\010\013\2101\210I\220Q\220f\230A\330\014\024\220B\220c\230\021\330\004\013\2101\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\2206\230\030\240\021\240!\330\004\007\200|\2207\230!\330\010(\250\001\250\031\260.\300\001\330\004\013\2101\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\220:\230X\240Q\240a\330\004\007\200|\2207\230!\330\010,\250A\250]\270.\310\001\330\004\013\2101\200\001\360\006\000\005\025\220F\230!\2301\330\004\007\200t\2101\210I\220Q\220f\230C\230u\240A\240U\250!\2506\260\022\2601\330\010\017\210q\330\004\007\200x\210v\220Q\220c\230\024\230T\240\021\240*\250A\250V\2601\260H\270A\270T\300\021\300*\310A\310Q\330-5\260V\2701\270A\330\010\017\210q\330\004\013\2101\210I\220Q\220f\230A\200\001\360\010\000\005\025\220F\230!\2301\330\004\037\230q\240\010\250\001\250\026\250x\260v\270Q\270h\300a\330\004\013\2101\210F\220!\2206\230\026\230x\240v\250Q\250d\260%\260{\300%\300\177\320VW\200\001\360\010\000\n\033\230!\330\010\021\220\024\220W\230D\240\010\250\004\250H\260D\270\t\300\024\300Y\310d\320R\\\320\\`\320`k\320ko\320ox\320x|\360\000\000}\001F\002\360\000\000F\002J\002\360\000\000J\002S\002\360\000\000S\002W\002\360\000\000W\002^\002\360\000\000^\002b\002\360\000\000b\002h\002\360\000\000h\002l\002\360\000\000l\002w\002\360\000\000w\002{\002\360\000\000{\002G\003\360\000\000G\003K\003\360\000\000K\003T\003\360\000\000T\003X\003\360\000\000X\003Y\003\330\010\020\220\007\220q\230\006\230l\250!""\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2306\240\027\250\001\330\004\007\200q\330\010\017\320\017+\2504\250q\260\007\260{\300\047\310\021\340\010\017\320\017+\2504\250q\260\007\260{\300!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220Y\230d\240\047\250\024\250W\260D\270\t\300\024\300]\320RV\320V]\320]a\320ah\320hl\320ly\320y}\360\000\000~\001G\002\360\000\000G\002K\002\360\000\000K\002U\002\360\000\000U\002Y\002\360\000\000Y\002c\002\360\000\000c\002g\002\360\000\000g\002s\002\360\000\000s\002w\002\360\000\000w\002B\003\360\000\000B\003F\003\360\000\000F\003L\003\360\000\000L\003P\003\360\000\000P\003]\003\360\000\000]\003a\003\360\000\000a\003o\003\360\000\000o\003s\003\360\000\000s\003{\003\360\000\000{\003\177\003\360\000\000\177\003@\004\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2309\240G\2501\330\004\007\200q\330\010\017\320\017\047\240t\2501\250G\260;\270g\300Q\340\010\017\320\017\047\240t\2501\250G\260;\270a\200\001\360\022\000\005\025\220F\230!\2301\330\004\034\230H\240F\250!\2501\330\004\037\230q\240\010\250\001\250\026\250{\270!\330\004!\240\021\240*\250A\250V\260;\270a\330\004\036\230a\230z\250\026\250q\260\001\330\004\034\230A\330\004\035\230Q\330\004\034\230A\330\004(\250\001\360\n\000\005+\250!\2501\330\t\n\330\010\013\2101\330\014\023\2204\220q\230\001\330\014\031\230\033\240A\240Q\330\014\020\220\005\220U\230!\2303\230a\330\020\030\230\013\2401\240D\250\001\250\021\330\020\023\2206\230\022\2301\330\024\032\230-\240t\2501\250D\260\001\330\010\014\210E\220\025\220a\220q\330\014\017\210w\220c\230\021\330\020\023\2202\220S\230\007\230s\240!\330\024\025\330\020\027\220q\230\n\240!\2405\250\003\2504\250z\270\023\270D\300\007\300r\310\021\340\020\027\220q\230\n\240!\2405\250\001\330\014\017\210u\220C\220q\330\020\030\230\001\230\033\240A\240V\2501\330\014\022\220!\330\020\030\230\002\230#\230S\240\002\240/""\260\021\260!\330\020\030\230\005\230R\230q\330\020\027\220q\330\020\024\220E\230\025\230a\230x\240v\250Q\250a\330\024\027\220x\230q\240\003\2403\240a\330\030\037\230q\330\030\031\330\020\023\2205\230\003\2305\240\001\240\025\240a\240v\250R\250q\330\024\025\330\020\023\2206\230\024\230T\240\021\240*\250A\250V\2606\270\030\300\021\330\024\025\330\020\024\220A\220V\2301\230F\240&\250\007\250u\260K\270u\300O\320ST\330\020\023\2205\230\002\230\"\230C\230r\240\022\240;\250d\260\"\260C\260{\300$\300a\300t\3101\310F\320RT\320TU\330\024\033\2301\330\024!\240\021\330\024\037\230q\240\004\240A\240Q\330\004\013\2106\220\021\200A\340\010\013\2108\2205\230\003\2304\230v\240U\250#\250S\260\004\260D\270\006\270a\270q\330\014\r\330\010\031\230\024\230W\240A\240Q\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220F\230!\330\010\014\210I\220Q\330\010\013\2104\210w\220a\220r\230\025\230c\240\022\2403\240d\250$\250g\260Q\260b\270\005\270S\300\002\300\"\300B\300h\310d\320RY\320YZ\320Z[\330\014\020\220\t\230\021\230!\200A\340\010\030\230\006\230a\230q\330\010\013\2104\210q\220\t\230\021\230!\330\014\024\220A\330\010*\250!\2501\330\010\034\230A\230U\240!\2401\360\n\000\t\032\230\021\330\010#\2401\240G\2506\260\021\260!\330\010!\240\024\240W\250E\260\021\330\010\014\210E\220\025\220a\220q\230\006\230f\240A\240Q\330\014\017\210q\220\006\220a\330\r\016\330\014\020\220\007\220u\230B\230c\240\021\330\020\023\2204\220s\230!\330\024\027\220t\2303\230g\240S\250\001\250\027\260\001\260\027\270\005\270S\300\001\330\030\031\330\020\024\220E\230\025\230a\230t\2409\250E\260\026\260t\2702\270W\300D\310\007\310q\320PT\320TY\320YZ\330\024\030\230\004\230I\240Q\240f\250D\260\002\260\047\270\024\270W\300A\300T\310\021\310!\330\024\027\220t\2307\240!\2403\240c\250\022\2503\250e\2604\260x\270q\300\003\3002\300Q\330\030\031\330\024\030\230\004\230F\240!\2401\330\024\027\220s\230!\2303\230b\240\001\330\030\033\2301\230E\240\021\240)\2501\250G\2601\330\024\027\220t\2303\230a\230q\330\030\031\330\024\027""\220t\2307\240!\2402\240U\250#\250T\260\024\260Q\260j\300\001\330\030\037\230q\240\004\240G\2501\250B\250a\250t\2601\260D\270\t\300\021\300\"\300A\300T\310\024\310W\320TU\320UW\320W\\\320\\]\340\030\031\330\024\027\220t\230:\240Q\240c\250\027\260\005\260Y\270a\270w\300a\330\030\034\230E\240\023\240G\2501\250G\2601\340\030\037\230q\330\030\037\230q\330\010\017\210t\2209\230K\240q\200A\360\006\000\t\014\2104\210v\220U\230#\230R\230x\240u\250D\260\004\260F\270!\2701\330\014\020\220\007\220q\230\001\330\010\016\210l\230$\230f\240E\250\023\250C\250q\330\014\020\220\n\230*\240A\240Q\330\014\020\220\007\220z\240\022\2401\330\014\020\220\007\220z\240\022\2401\330\014\020\220\004\220J\230a\230q\330\014\020\220\006\220j\240\001\240\021\330\014\020\220\005\220Z\230w\240i\250q\330\010\014\210D\220\001\220\031\230!\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220H\230A\330\010\014\210J\220a\220x\230q\330\010\014\210G\2201\220H\230A\330\010\014\210E\220\021\220%\220v\230Q\340\010\014\210E\220\025\220a\220x\230v\240Q\240a\330\014\020\220\005\220Q\220e\230:\240Q\240h\250a\250q\340\010\r\210W\220A\330\010\r\210\\\230\021\330\010\r\210W\220A\330\010\r\210X\220Y\230a\330\010\r\210W\220D\230\004\230A\230Q\330\010\014\210G\2201\220G\230:\240Q\240a\330\010\014\210I\220Q\220d\230\047\240\021\240)\2504\250w\260a\260w\270e\3003\300b\310\001\330\010\014\210G\2201\220K\230q\330\010\014\210I\220Q\200A\360\006\000\t\020\210u\220A\220W\230E\240\021\240)\2505\260\001\330\010\020\220\004\220E\230\024\230Q\230a\330\010\013\2106\220\027\230\001\330\014\023\2201\330\010\031\230\024\230V\2405\250\001\360\010\000\t\r\210E\220\025\220a\220t\2306\240\021\240!\330\014\r\210Z\220q\230\004\230A\230Q\330\014\r\210Z\220q\230\006\230a\230q\330\010\014\210G\220:\230Q\230a\330\010\014\210I\220Z\230q\240\001\330\010\014\210F\220*\230A\230Q\330\010\014\210H\220J\230a\230q\330\010\014\210G\220:\230W\240G\2501\330\010\014\210G\220:\230Q\230a\330\010\013\2104\210v\220Q\220c\230\023\230A\330\014\020\220\t""\230\032\2401\240A\340\014\022\220,\230d\240\047\250\025\250c\260\023\260D\270\001\270\021\330\020\024\220G\230:\240W\250I\260Q\330\014\020\220\007\220q\230\004\230A\230S\240\n\250!\2501\330\010\014\210E\220\021\220\047\230\021\330\010\017\210q";
+    #else /* compression: none (5090 bytes) */
+static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No value specified for struct attribute NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abccore_ext/_kernel.pyxdisableenableexpected a contiguous 1-d numpy array of type gcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importunable to allocate array data.unable to allocate shape and strides.ASCIIEllipsisQueueIndexQueueIndex.__reduce_cython__QueueIndex.__setstate_cython__QueueIndex.addQueueIndex.bucket_idQueueIndex.most_urgentQueueIndex.removeSequenceView.MemoryView_Table_Table.__reduce_cython___Table.__setstate_cython____Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_result__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_unpickle_QueueIndex__pyx_unpickle__Table__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___dict_is_coroutine_kernel_viewsabcaddaddingagentagent_eligibleallocate_bufferasyncio.coroutinesbbasebestbest_agentbest_scorebest_seqbucketbucket_idbudgetccline_in_tracebackclscmaxcolcolscommitted_unitsconvcostcountcountsdeadlinedtype_is_objectencodeentryenumerateerrorexclexcludedextrafitsflagsformatfortranfoundgengethaveiididle_sinceindexintritemsitemsizejkkeykindkind_bitkind_maskllast_offerlevelsmaskmemviewminemodemost_urgentnn_classesn_excludedn_levelsn_reqn_skillsn_weightsn_wordsnamendimnowobjoffer_counteromniroute.core_ext._kernelpackpin_untilpinnedpoppreferredpresentprofilerarer""are_countregisterremovereq_colsreq_levelsroomroom_bitsroom_maskroutablesscore_agentselfseqsetdefaultshapesigsizeskill_bitsskill_countskipslotstartstatestepstopstructsubsetttableunitsunpackupdateuse_setstatevaluesversionwweightswordwtsxO\200\001\330\004$\240A\240V\2501\200\001\330\004(\250\001\250\026\250q\200\001\340\004\013\2106\220\021\220&\230\005\230Q\230f\240E\250\027\260\001\200\001\340\004\024\220F\230!\2301\330\004\013\210:\220Q\220a\220x\230q\240\t\250\021\250\047\260\026\260q\270\010\300\001\300\027\310\005\310W\320TU\200\001\340\004\024\220F\230!\2301\330\004\024\220A\340\004\007\200t\2101\210I\220Q\220a\330\010\017\210q\330\004\010\210\005\210U\220!\2201\220F\230&\240\001\240\021\330\010\013\2101\210I\220Q\220f\230A\330\014\024\220B\220c\230\021\330\004\013\2101\200\001\340\004\024\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004!\320!1\260\025\260a\260\177\300l\320RS\320ST\330\004\007\200t\2101\210I\220Q\220f\230C\230u\240A\240U\250!\2506\260\022\2601\330\010\017\210q\330\004\007\200t\2101\210J\220a\220v\230V\2408\2501\330\010\017\210q\330\004\013\2101\210I\220Q\220f\230A\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\2206\230\030\240\021\240!\330\004\007\200|\2207\230!\330\010(\250\001\250\031\260.\300\001\330\004\013\2101\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\220:\230X\240Q\240a\330\004\007\200|\2207\230!\330\010,\250A\250]\270.\310\001\330\004\013\2101\200\001\360\006\000\005\025\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004\033\230?\250%\250q\260\014\270N\310!\3101\330\004\013\2101\210F\220!\2206\230\026\230w\240e\250;\260e\270?\310!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220W\230D\240\010\250\004\250H\260D\270\t\300\024\300Y\310d\320R\\\320\\`\320`k\320ko\320ox\320x|\360\000\000}\001F\002\360\000\000F\002J\002\360\000\000J\002S\002\360\000\000S\002W\002\360\000\000W\002^\002\360\000\000^\002b\002\360\000\000b\002h\002\360\000\000h\002l""\002\360\000\000l\002{\002\360\000\000{\002\177\002\360\000\000\177\002I\003\360\000\000I\003M\003\360\000\000M\003Y\003\360\000\000Y\003]\003\360\000\000]\003i\003\360\000\000i\003m\003\360\000\000m\003v\003\360\000\000v\003z\003\360\000\000z\003{\003\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2306\240\027\250\001\330\004\007\200q\330\010\017\320\017+\2504\250q\260\007\260{\300\047\310\021\340\010\017\320\017+\2504\250q\260\007\260{\300!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220Y\230d\240\047\250\024\250W\260D\270\t\300\024\300]\320RV\320V]\320]a\320ah\320hl\320ly\320y}\360\000\000~\001G\002\360\000\000G\002K\002\360\000\000K\002U\002\360\000\000U\002Y\002\360\000\000Y\002c\002\360\000\000c\002g\002\360\000\000g\002s\002\360\000\000s\002w\002\360\000\000w\002B\003\360\000\000B\003F\003\360\000\000F\003L\003\360\000\000L\003P\003\360\000\000P\003]\003\360\000\000]\003a\003\360\000\000a\003o\003\360\000\000o\003s\003\360\000\000s\003{\003\360\000\000{\003\177\003\360\000\000\177\003@\004\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2309\240G\2501\330\004\007\200q\330\010\017\320\017\047\240t\2501\250G\260;\270g\300Q\340\010\017\320\017\047\240t\2501\250G\260;\270a\200\001\360\022\000\005\025\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004!\320!1\260\025\260a\260\177\300l\320RS\320ST\330\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004\035\230_\250E\260\021\260,\270n\310A\310Q\330\004\036\230a\230z\250\026\250q\260\001\330\004\034\230A\330\004\035\230Q\330\004\034\230A\330\004(\250\001\360\n\000\005+\250!\2501\330\t\n\330\010\013\2101\330\014\023\2204\220q\230\001\330\014\031\230\033\240A\240Q\330\014\020\220\005\220U\230!\2303\230a\330\020\030\230\013\2401\240D\250\001\250\021\330\020\023\2206\230\022\2301\330\024\032\230-\240t\2501\250D\260\001""\330\010\014\210E\220\025\220a\220q\330\014\017\210w\220c\230\021\330\020\023\2202\220S\230\007\230s\240!\330\024\025\330\020\027\220q\230\n\240!\2405\250\003\2504\250z\270\023\270D\300\007\300r\310\021\340\020\027\220q\230\n\240!\2405\250\001\330\014\017\210u\220C\220q\330\020\030\230\001\230\033\240A\240V\2501\330\014\022\220!\330\020\030\230\002\230#\230S\240\002\240/\260\021\260!\330\020\030\230\005\230R\230q\330\020\027\220q\330\020\024\220E\230\025\230a\230q\330\024\027\220t\2301\230C\230s\240!\330\030\037\230q\330\030\031\330\020\023\2205\230\003\2305\240\001\240\025\240a\240v\250R\250q\330\024\025\330\020\023\2206\230\024\230T\240\021\240*\250A\250V\2606\270\030\300\021\330\024\025\330\020\024\220A\220V\2301\230F\240&\250\007\250u\260K\270u\300O\320ST\330\020\023\2205\230\002\230\"\230C\230r\240\022\240;\250d\260\"\260C\260{\300$\300a\300t\3101\310F\320RT\320TU\330\024\033\2301\330\024!\240\021\330\024\037\230q\240\004\240A\240Q\330\004\013\2106\220\021\200A\340\010\013\2108\2205\230\003\2304\230v\240U\250#\250S\260\004\260D\270\006\270a\270q\330\014\r\330\010\031\230\024\230W\240A\240Q\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220F\230!\330\010\014\210I\220Q\330\010\013\2104\210w\220a\220r\230\025\230c\240\022\2403\240d\250$\250g\260Q\260b\270\005\270S\300\002\300\"\300B\300h\310d\320RY\320YZ\320Z[\330\014\020\220\t\230\021\230!\200A\360\006\000\t\014\2104\210v\220U\230#\230R\230x\240u\250D\260\004\260F\270!\2701\330\014\020\220\007\220q\230\001\330\010\016\210l\230$\230f\240E\250\023\250C\250q\330\014\020\220\n\230*\240A\240Q\330\014\020\220\007\220z\240\022\2401\330\014\020\220\007\220z\240\022\2401\330\014\020\220\004\220J\230a\230q\330\014\020\220\006\220j\240\001\240\021\330\014\020\220\005\220Z\230w\240i\250q\330\010\014\210D\220\001\220\031\230!\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220H\230A\330\010\014\210J\220a\220x\230q\330\010\014\210G\2201\220H\230A\330\010\014\210E\220\021\220%\220v\230Q\360\006\000\t$\320#3\2605""\270\001\270\035\300l\320RS\320ST\330\010\014\210E\220\025\220a\220q\330\014\020\220\005\220Q\220e\230:\240Q\240d\250!\2501\340\010\r\210W\220A\330\010\r\210\\\230\021\330\010\r\210W\220A\330\010\r\210X\220Y\230a\330\010\r\210W\220D\230\004\230A\230Q\330\010\014\210G\2201\220G\230:\240Q\240a\330\010\014\210I\220Q\220d\230\047\240\021\240)\2504\250w\260a\260w\270e\3003\300b\310\001\330\010\014\210G\2201\220K\230q\330\010\014\210I\220Q\200A\360\006\000\t\020\210u\220A\220W\230E\240\021\240)\2505\260\001\330\010\020\220\004\220E\230\024\230Q\230a\330\010\013\2106\220\027\230\001\330\014\023\2201\330\010\031\230\024\230V\2405\250\001\360\010\000\t\r\210E\220\025\220a\220t\2306\240\021\240!\330\014\r\210Z\220q\230\004\230A\230Q\330\014\r\210Z\220q\230\006\230a\230q\330\010\014\210G\220:\230Q\230a\330\010\014\210I\220Z\230q\240\001\330\010\014\210F\220*\230A\230Q\330\010\014\210H\220J\230a\230q\330\010\014\210G\220:\230W\240G\2501\330\010\014\210G\220:\230Q\230a\340\010\014\210A\210Q\210f\220D\230\001\230\024\230Q\330\010\013\2101\210E\220\023\220C\220q\330\014\020\220\007\220q\230\010\240\001\240\021\240%\240t\2501\250E\260\024\260U\270*\300A\300Q\330\014\020\220\016\230a\230t\240:\250U\260!\2605\270\001\340\014\021\220\021\220!\2203\220b\230\003\2302\230T\240\033\250B\250a\330\014\022\220,\230d\240-\250u\260C\260s\270!\330\020\024\220M\240\032\2507\260)\2701\330\014\020\220\r\230Q\230b\240\n\250!\2501\330\010\014\210E\220\021\220\047\230\021\330\010\017\210q\200A\360\014\000\t\031\230\006\230a\230q\330\010\013\2104\210q\220\t\230\021\230!\330\014\024\220A\330\010\034\230A\230U\240!\2401\360\006\000\t\032\230\021\330\010\030\230\001\360\006\000\t$\2401\240G\2506\260\021\260!\330\r\016\330\014\020\220\005\220U\230!\2304\230q\330\020\023\2201\220I\230Q\230g\240Q\330\024\034\230B\230c\240\021\330\014\017\210q\330\020\024\220G\2305\240\001\240\021\330\024\027\220q\230\007\230q\240\007\240q\330\030\034\230J\240a\240y\260\001\330\020\024\220D\230\005\230Q\330\020\024\220H\230A""\230X\240S\250\006\250c\260\027\270\n\300%\300q\310\006\310a\310q\330\020\024\220E\230\025\230a\230u\240D\250\t\260\023\260G\2701\330\024\032\230!\2305\240\004\240A\240Q\330\024\030\230\010\240\001\240\030\250\023\250F\260#\260W\270J\300e\3101\310F\320RS\320ST\330\024\030\230\005\230U\240!\2402\240R\240s\250%\250t\2609\270C\270w\300a\330\030\036\230a\230u\240D\250\001\250\021\330\030\034\230H\240A\240X\250S\260\006\260c\270\027\300\n\310%\310q\320PV\320VW\320WX\330\030\034\230E\240\025\240a\240r\250\022\2503\250e\2604\260y\300\003\3007\310!\330\034\"\240!\2405\250\004\250A\250Q\330\034 \240\010\250\001\250\030\260\023\260F\270#\270W\300J\310e\320ST\320TU\330)*\250!\330\020\024\220E\230\025\230a\230q\330\024\030\230\005\230U\240!\2404\240q\330\030\035\230T\240\021\240#\240R\240s\250\"\250D\260\013\2702\270Q\330\030\033\2305\240\003\2402\240S\250\003\2504\250r\260\022\260<\270t\300=\320PU\320UV\330\034 \240\n\250!\2504\250}\270A\270T\300\023\300G\310:\320UV\330+,\250F\260!\2601\330\010\017\210t\2209\230K\240q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 194; i++) {
+    for (int i = 0; i < 205; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 30) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 33) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -33884,8 +37427,8 @@ static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <con
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 194; i < 211; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-194].length;
+    for (int i = 205; i < 222; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-205].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -33895,14 +37438,14 @@ static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <con
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 211; i++) {
+    for (Py_ssize_t i = 0; i < 222; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 194;
+      PyObject **table = stringtab + 205;
       for (Py_ssize_t i=0; i<17; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -33927,7 +37470,7 @@ static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <con
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
     int8_t const cint_constants_1[] = {0,-1};
-    int32_t const cint_constants_4[] = {97976558L,130272049L,136983863L};
+    int32_t const cint_constants_4[] = {113360291L,130272049L,136983863L};
     for (int i = 0; i < 5; i++) {
       numbertab[i] = PyLong_FromLong((i < 2 ? cint_constants_1[i - 0] : cint_constants_4[i - 2]));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
@@ -33968,9 +37511,9 @@ typedef struct {
     unsigned int argcount : 4;
     unsigned int num_posonly_args : 1;
     unsigned int num_kwonly_args : 1;
-    unsigned int nlocals : 5;
+    unsigned int nlocals : 6;
     unsigned int flags : 10;
-    unsigned int first_line : 9;
+    unsigned int first_line : 10;
 } __Pyx_PyCode_New_function_description;
 #ifdef __cplusplus
 } /* anonymous namespace */
@@ -34000,54 +37543,54 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_AV1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 142};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 6, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 159};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_extra, __pyx_mstate->__pyx_n_u_adding, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_committed_units, __pyx_mstate->__pyx_kp_b_iso88591_F_1_Qaxq_q_WTU, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 148};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 165};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_extra, __pyx_mstate->__pyx_n_u_adding};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_fits, __pyx_mstate->__pyx_kp_b_iso88591_6_QfE, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 153};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 170};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_mask, __pyx_mstate->__pyx_n_u_c};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_room_mask, __pyx_mstate->__pyx_kp_b_iso88591_F_1_A_t1IQa_q_U_1F_1IQfA_Bc_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 166};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_req_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_t};
-    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_agent_eligible, __pyx_mstate->__pyx_kp_b_iso88591_F_1_t1IQfCuAU_6_1_q_xvQc_T_AV1H, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 183};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_req_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_n_levels, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels};
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_agent_eligible, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_t1IQfCuAU_6, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 178};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_preferred, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_offer_counter, __pyx_mstate->__pyx_n_u_weights, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_cols};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_score_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_q_xvQha_1F_6_xvQd_VW, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 196};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_preferred, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_offer_counter, __pyx_mstate->__pyx_n_u_weights, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_n_weights, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_w};
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_score_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_q_N_1_1F_6_we_e, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 29, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 187};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_req_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_excluded, __pyx_mstate->__pyx_n_u_preferred, __pyx_mstate->__pyx_n_u_pinned, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_offer_counter, __pyx_mstate->__pyx_n_u_weights, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels, __pyx_mstate->__pyx_n_u_n_words, __pyx_mstate->__pyx_n_u_best, __pyx_mstate->__pyx_n_u_best_score, __pyx_mstate->__pyx_n_u_best_seq, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_rare, __pyx_mstate->__pyx_n_u_rare_count, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_word, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_skip, __pyx_mstate->__pyx_n_u_skill_count};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_best_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_HF_1_q_AV_a_az_q_A_Q_A_1_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 34, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 206};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_req_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_excluded, __pyx_mstate->__pyx_n_u_preferred, __pyx_mstate->__pyx_n_u_pinned, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_offer_counter, __pyx_mstate->__pyx_n_u_weights, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_n_levels, __pyx_mstate->__pyx_n_u_n_excluded, __pyx_mstate->__pyx_n_u_n_weights, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels, __pyx_mstate->__pyx_n_u_excl, __pyx_mstate->__pyx_n_u_wts, __pyx_mstate->__pyx_n_u_n_words, __pyx_mstate->__pyx_n_u_best, __pyx_mstate->__pyx_n_u_best_score, __pyx_mstate->__pyx_n_u_best_seq, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_rare, __pyx_mstate->__pyx_n_u_rare_count, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_word, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_skip, __pyx_mstate->__pyx_n_u_skill_count};
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_best_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_uA_aq__E_nA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 297};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_sig, __pyx_mstate->__pyx_n_u_found, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_l, __pyx_mstate->__pyx_n_u_j};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 335};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_sig, __pyx_mstate->__pyx_n_u_found, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_l, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_k};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_bucket_id, __pyx_mstate->__pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 373};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_conv, __pyx_mstate->__pyx_n_u_bucket, __pyx_mstate->__pyx_n_u_key, __pyx_mstate->__pyx_n_u_deadline, __pyx_mstate->__pyx_n_u_seq, __pyx_mstate->__pyx_n_u_pinned, __pyx_mstate->__pyx_n_u_pin_until, __pyx_mstate->__pyx_n_u_excluded, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_entry};
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 415};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_conv, __pyx_mstate->__pyx_n_u_bucket, __pyx_mstate->__pyx_n_u_key, __pyx_mstate->__pyx_n_u_deadline, __pyx_mstate->__pyx_n_u_seq, __pyx_mstate->__pyx_n_u_pinned, __pyx_mstate->__pyx_n_u_pin_until, __pyx_mstate->__pyx_n_u_excluded, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_n_excluded, __pyx_mstate->__pyx_n_u_excl, __pyx_mstate->__pyx_n_u_entry};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_add, __pyx_mstate->__pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 405};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 449};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_conv, __pyx_mstate->__pyx_n_u_b};
     __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_remove, __pyx_mstate->__pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 465};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_agent, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_present, __pyx_mstate->__pyx_n_u_kind_bit, __pyx_mstate->__pyx_n_u_fit, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_col, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_found, __pyx_mstate->__pyx_n_u_best, __pyx_mstate->__pyx_n_u_have, __pyx_mstate->__pyx_n_u_n_skills, __pyx_mstate->__pyx_n_u_n_cols};
-    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_most_urgent, __pyx_mstate->__pyx_kp_b_iso88591_A_aq_4q_A_1_AU_1_1G6_WE_E_aq_fAQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 539};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_agent, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_kind_bit, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_col, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_best, __pyx_mstate->__pyx_n_u_have, __pyx_mstate->__pyx_n_u_room, __pyx_mstate->__pyx_n_u_mine, __pyx_mstate->__pyx_n_u_subset, __pyx_mstate->__pyx_n_u_n_skills};
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_most_urgent, __pyx_mstate->__pyx_kp_b_iso88591_A_aq_4q_A_AU_1_1G6_U_4q_1IQgQ_Bc, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
@@ -34720,6 +38263,290 @@ bad:
 /* RaiseUnboundLocalError */
 static void __Pyx_RaiseUnboundLocalError(const char *varname) {
     PyErr_Format(PyExc_UnboundLocalError, "local variable '%s' referenced before assignment", varname);
+}
+
+/* IterFinish (used by dict_iter_common) */
+static CYTHON_INLINE int __Pyx_IterFinish(void) {
+    PyObject* exc_type;
+    __Pyx_PyThreadState_declare
+    __Pyx_PyThreadState_assign
+    exc_type = __Pyx_PyErr_CurrentExceptionType();
+    if (unlikely(exc_type)) {
+        if (unlikely(!__Pyx_PyErr_GivenExceptionMatches(exc_type, PyExc_StopIteration)))
+            return -1;
+        __Pyx_PyErr_Clear();
+        return 0;
+    }
+    return 0;
+}
+
+/* PyObjectCallMethod0 (used by dict_iter_common) */
+static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name) {
+#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
+    return PyObject_VectorcallMethod(method_name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+#elif CYTHON_COMPILING_IN_LIMITED_API
+    return PyObject_CallMethodObjArgs(obj, method_name, NULL);
+#else
+    return PyObject_CallMethodNoArgs(obj, method_name);
+#endif
+}
+
+/* RaiseNeedMoreValuesToUnpack (used by UnpackTuple2) */
+static CYTHON_INLINE void __Pyx_RaiseNeedMoreValuesError(Py_ssize_t index) {
+    PyErr_Format(PyExc_ValueError,
+                 "need more than %" CYTHON_FORMAT_SSIZE_T "d value%.1s to unpack",
+                 index, (index == 1) ? "" : "s");
+}
+
+/* RaiseTooManyValuesToUnpack (used by UnpackItemEndCheck) */
+static CYTHON_INLINE void __Pyx_RaiseTooManyValuesError(Py_ssize_t expected) {
+    PyErr_Format(PyExc_ValueError,
+                 "too many values to unpack (expected %" CYTHON_FORMAT_SSIZE_T "d)", expected);
+}
+
+/* UnpackItemEndCheck (used by UnpackTuple2) */
+static int __Pyx_IternextUnpackEndCheck(PyObject *retval, Py_ssize_t expected) {
+    if (unlikely(retval)) {
+        Py_DECREF(retval);
+        __Pyx_RaiseTooManyValuesError(expected);
+        return -1;
+    }
+    return __Pyx_IterFinish();
+}
+
+/* RaiseNoneIterError (used by UnpackTupleError) */
+static CYTHON_INLINE void __Pyx_RaiseNoneNotIterableError(void) {
+    PyErr_SetString(PyExc_TypeError, "'NoneType' object is not iterable");
+}
+
+/* UnpackTupleError (used by UnpackTuple2) */
+static void __Pyx_UnpackTupleError(PyObject *t, Py_ssize_t index) {
+    if (t == Py_None) {
+      __Pyx_RaiseNoneNotIterableError();
+    } else {
+      Py_ssize_t size = __Pyx_PyTuple_GET_SIZE(t);
+ #if !CYTHON_ASSUME_SAFE_SIZE
+      if (unlikely(size < 0)) return;
+ #endif
+      if (size < index) {
+        __Pyx_RaiseNeedMoreValuesError(size);
+      } else {
+        __Pyx_RaiseTooManyValuesError(index);
+      }
+    }
+}
+
+/* UnpackTuple2 (used by dict_iter_common) */
+static CYTHON_INLINE int __Pyx_unpack_tuple2(
+        PyObject* tuple, PyObject** value1, PyObject** value2, int is_tuple, int has_known_size, int decref_tuple) {
+    if (likely(is_tuple || PyTuple_Check(tuple))) {
+        Py_ssize_t size;
+        if (has_known_size) {
+            return __Pyx_unpack_tuple2_exact(tuple, value1, value2, decref_tuple);
+        }
+        size = __Pyx_PyTuple_GET_SIZE(tuple);
+        if (likely(size == 2)) {
+            return __Pyx_unpack_tuple2_exact(tuple, value1, value2, decref_tuple);
+        }
+        if (size >= 0) {
+            __Pyx_UnpackTupleError(tuple, 2);
+        }
+        return -1;
+    } else {
+        return __Pyx_unpack_tuple2_generic(tuple, value1, value2, has_known_size, decref_tuple);
+    }
+}
+static CYTHON_INLINE int __Pyx_unpack_tuple2_exact(
+        PyObject* tuple, PyObject** pvalue1, PyObject** pvalue2, int decref_tuple) {
+    PyObject *value1 = NULL, *value2 = NULL;
+#if CYTHON_AVOID_BORROWED_REFS || !CYTHON_ASSUME_SAFE_MACROS
+    value1 = __Pyx_PySequence_ITEM(tuple, 0);  if (unlikely(!value1)) goto bad;
+    value2 = __Pyx_PySequence_ITEM(tuple, 1);  if (unlikely(!value2)) goto bad;
+#else
+    value1 = PyTuple_GET_ITEM(tuple, 0);  Py_INCREF(value1);
+    value2 = PyTuple_GET_ITEM(tuple, 1);  Py_INCREF(value2);
+#endif
+    if (decref_tuple) {
+        Py_DECREF(tuple);
+    }
+    *pvalue1 = value1;
+    *pvalue2 = value2;
+    return 0;
+#if CYTHON_AVOID_BORROWED_REFS || !CYTHON_ASSUME_SAFE_MACROS
+bad:
+    Py_XDECREF(value1);
+    Py_XDECREF(value2);
+    if (decref_tuple) { Py_XDECREF(tuple); }
+    return -1;
+#endif
+}
+static int __Pyx_unpack_tuple2_generic(PyObject* tuple, PyObject** pvalue1, PyObject** pvalue2,
+                                       int has_known_size, int decref_tuple) {
+    Py_ssize_t index;
+    PyObject *value1 = NULL, *value2 = NULL, *iter = NULL;
+    iternextfunc iternext;
+    iter = PyObject_GetIter(tuple);
+    if (unlikely(!iter)) goto bad;
+    if (decref_tuple) { Py_DECREF(tuple); tuple = NULL; }
+    iternext = __Pyx_PyObject_GetIterNextFunc(iter);
+    value1 = iternext(iter); if (unlikely(!value1)) { index = 0; goto unpacking_failed; }
+    value2 = iternext(iter); if (unlikely(!value2)) { index = 1; goto unpacking_failed; }
+    if (!has_known_size && unlikely(__Pyx_IternextUnpackEndCheck(iternext(iter), 2))) goto bad;
+    Py_DECREF(iter);
+    *pvalue1 = value1;
+    *pvalue2 = value2;
+    return 0;
+unpacking_failed:
+    if (!has_known_size && __Pyx_IterFinish() == 0)
+        __Pyx_RaiseNeedMoreValuesError(index);
+bad:
+    Py_XDECREF(iter);
+    Py_XDECREF(value1);
+    Py_XDECREF(value2);
+    if (decref_tuple) { Py_XDECREF(tuple); }
+    return -1;
+}
+
+/* dict_iter_common (used by dict_iter) */
+static PyObject *__Pyx_dict_call_to_get_iterable(PyObject* iterable, PyObject* method_name) {
+    PyObject* iter;
+    iterable = __Pyx_PyObject_CallMethod0(iterable, method_name);
+    if (!iterable)
+        return NULL;
+#if !CYTHON_AVOID_BORROWED_REFS
+    if (PyTuple_CheckExact(iterable) || PyList_CheckExact(iterable))
+        return iterable;
+#endif
+    iter = PyObject_GetIter(iterable);
+    Py_DECREF(iterable);
+    return iter;
+}
+#if !CYTHON_AVOID_BORROWED_REFS
+static CYTHON_INLINE int __Pyx_dict_iter_next_source_is_dict(
+        PyObject* iter_obj, CYTHON_NCP_UNUSED Py_ssize_t orig_length, CYTHON_NCP_UNUSED Py_ssize_t* ppos,
+        PyObject** pkey, PyObject** pvalue, PyObject** pitem) {
+    PyObject *key, *value;
+    if (unlikely(orig_length != PyDict_Size(iter_obj))) {
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+        return -1;
+    }
+    if (unlikely(!PyDict_Next(iter_obj, ppos, &key, &value))) {
+        return 0;
+    }
+    if (pitem) {
+        PyObject* tuple = PyTuple_New(2);
+        if (unlikely(!tuple)) {
+            return -1;
+        }
+        Py_INCREF(key);
+        Py_INCREF(value);
+        #if CYTHON_ASSUME_SAFE_MACROS
+        PyTuple_SET_ITEM(tuple, 0, key);
+        PyTuple_SET_ITEM(tuple, 1, value);
+        #else
+        if (unlikely(PyTuple_SetItem(tuple, 0, key) < 0)) {
+            Py_DECREF(value);
+            Py_DECREF(tuple);
+            return -1;
+        }
+        if (unlikely(PyTuple_SetItem(tuple, 1, value) < 0)) {
+            Py_DECREF(tuple);
+            return -1;
+        }
+        #endif
+        *pitem = tuple;
+    } else {
+        if (pkey) {
+            Py_INCREF(key);
+            *pkey = key;
+        }
+        if (pvalue) {
+            Py_INCREF(value);
+            *pvalue = value;
+        }
+    }
+    return 1;
+}
+#endif
+static CYTHON_INLINE int __Pyx_dict_iter_next(
+        PyObject* iter_obj, CYTHON_NCP_UNUSED Py_ssize_t orig_length, CYTHON_NCP_UNUSED Py_ssize_t* ppos,
+        PyObject** pkey, PyObject** pvalue, PyObject** pitem, int source_is_dict) {
+    PyObject* next_item;
+#if !CYTHON_AVOID_BORROWED_REFS
+    if (source_is_dict) {
+        int result;
+#if PY_VERSION_HEX >= 0x030d0000 && !CYTHON_COMPILING_IN_LIMITED_API
+        Py_BEGIN_CRITICAL_SECTION(iter_obj);
+#endif
+        result = __Pyx_dict_iter_next_source_is_dict(iter_obj, orig_length, ppos, pkey, pvalue, pitem);
+#if PY_VERSION_HEX >= 0x030d0000 && !CYTHON_COMPILING_IN_LIMITED_API
+        Py_END_CRITICAL_SECTION();
+#endif
+        return result;
+    } else if (PyTuple_CheckExact(iter_obj)) {
+        Py_ssize_t pos = *ppos;
+        Py_ssize_t tuple_size = __Pyx_PyTuple_GET_SIZE(iter_obj);
+        #if !CYTHON_ASSUME_SAFE_SIZE
+        if (unlikely(tuple_size < 0)) return -1;
+        #endif
+        if (unlikely(pos >= tuple_size)) return 0;
+        *ppos = pos + 1;
+        #if CYTHON_ASSUME_SAFE_MACROS
+        next_item = PyTuple_GET_ITEM(iter_obj, pos);
+        #else
+        next_item = PyTuple_GetItem(iter_obj, pos);
+        if (unlikely(!next_item)) return -1;
+        #endif
+        Py_INCREF(next_item);
+    } else if (PyList_CheckExact(iter_obj)) {
+        Py_ssize_t pos = *ppos;
+        Py_ssize_t list_size = __Pyx_PyList_GET_SIZE(iter_obj);
+        #if !CYTHON_ASSUME_SAFE_SIZE
+        if (unlikely(list_size < 0)) return -1;
+        #endif
+        if (unlikely(pos >= list_size)) return 0;
+        *ppos = pos + 1;
+        next_item = __Pyx_PyList_GET_ITEM_REF(iter_obj, pos, __Pyx_ReferenceSharing_OwnStrongReference);
+        if (unlikely(!next_item)) return -1;
+    } else
+#endif
+    {
+        next_item = PyIter_Next(iter_obj);
+        if (unlikely(!next_item)) {
+            return __Pyx_IterFinish();
+        }
+    }
+    if (pitem) {
+        *pitem = next_item;
+    } else if (pkey && pvalue) {
+        if (__Pyx_unpack_tuple2(next_item, pkey, pvalue, source_is_dict, source_is_dict, 1))
+            return -1;
+    } else if (pkey) {
+        *pkey = next_item;
+    } else {
+        *pvalue = next_item;
+    }
+    return 1;
+}
+
+/* dict_iter */
+static CYTHON_INLINE PyObject* __Pyx_dict_iterator(PyObject* iterable, int is_dict, PyObject* method_name,
+                                                   Py_ssize_t* p_orig_length, int* p_source_is_dict) {
+    is_dict = is_dict || likely(__Pyx_PyAnyDict_CheckExact(iterable));
+    *p_source_is_dict = is_dict;
+#if !CYTHON_AVOID_BORROWED_REFS
+    if (is_dict) {
+        *p_orig_length = PyDict_Size(iterable);
+        Py_INCREF(iterable);
+        return iterable;
+    }
+#endif
+    *p_orig_length = 0;
+    if (method_name) {
+        return __Pyx_dict_call_to_get_iterable(iterable, method_name);
+    } else {
+        return PyObject_GetIter(iterable);
+    }
 }
 
 /* CopyObjectArray (used by TupleOrListFromArrayImpl) */
@@ -36726,24 +40553,6 @@ static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
     return __Pyx_GetBuiltinName(name);
 }
 
-/* RaiseTooManyValuesToUnpack */
-static CYTHON_INLINE void __Pyx_RaiseTooManyValuesError(Py_ssize_t expected) {
-    PyErr_Format(PyExc_ValueError,
-                 "too many values to unpack (expected %" CYTHON_FORMAT_SSIZE_T "d)", expected);
-}
-
-/* RaiseNeedMoreValuesToUnpack */
-static CYTHON_INLINE void __Pyx_RaiseNeedMoreValuesError(Py_ssize_t index) {
-    PyErr_Format(PyExc_ValueError,
-                 "need more than %" CYTHON_FORMAT_SSIZE_T "d value%.1s to unpack",
-                 index, (index == 1) ? "" : "s");
-}
-
-/* RaiseNoneIterError */
-static CYTHON_INLINE void __Pyx_RaiseNoneNotIterableError(void) {
-    PyErr_SetString(PyExc_TypeError, "'NoneType' object is not iterable");
-}
-
 /* RaiseErrorWithObjectTypes (used by ExtTypeTest) */
 static void __Pyx_RaiseErrorWithTypes1(PyObject* exc_type, const char *message, const char *arg, PyTypeObject *type_obj1, PyTypeObject *type_obj2) {
     __Pyx_TypeName type_name1 = __Pyx_PyType_GetFullyQualifiedName(type_obj1);
@@ -38158,17 +41967,6 @@ static int __Pyx_call_type_traverse(PyObject *o, int always_call, visitproc visi
 }
 #endif
 
-/* PyObjectCallMethod0 (used by PyType_Ready) */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallMethod0(PyObject* obj, PyObject* method_name) {
-#if CYTHON_VECTORCALL && (__PYX_LIMITED_VERSION_HEX >= 0x030C0000 || !CYTHON_COMPILING_IN_LIMITED_API)
-    return PyObject_VectorcallMethod(method_name, &obj, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-#elif CYTHON_COMPILING_IN_LIMITED_API
-    return PyObject_CallMethodObjArgs(obj, method_name, NULL);
-#else
-    return PyObject_CallMethodNoArgs(obj, method_name);
-#endif
-}
-
 /* GetTypeDictOffset (used by ValidateBasesTuple) */
 #if !CYTHON_USE_TYPE_SLOTS
 CYTHON_UNUSED static Py_ssize_t __Pyx_GetTypeDictOffset(PyObject *tp, int require_cython_valid_result) {
@@ -38722,6 +42520,89 @@ int __Pyx_ApplySequenceOrMappingFlag(PyTypeObject *tp, int is_sequence) {
         "cython.collection_type only works on PyPy with the C flag CYTHON_USE_TYPE_SPECS=1",
         1
     );
+}
+#endif
+
+/* TypeImport */
+#ifndef __PYX_HAVE_RT_ImportType_3_3_1
+#define __PYX_HAVE_RT_ImportType_3_3_1
+static PyTypeObject *__Pyx_ImportType_3_3_1(PyObject *module, const char *module_name, const char *class_name,
+    size_t size, size_t alignment, enum __Pyx_ImportType_CheckSize_3_3_1 check_size)
+{
+    PyObject *result = 0;
+    Py_ssize_t basicsize;
+    Py_ssize_t itemsize;
+#if defined(Py_LIMITED_API) || (defined(CYTHON_COMPILING_IN_LIMITED_API) && CYTHON_COMPILING_IN_LIMITED_API)
+    PyObject *py_basicsize;
+    PyObject *py_itemsize;
+#endif
+    result = PyObject_GetAttrString(module, class_name);
+    if (!result)
+        goto bad;
+    if (!PyType_Check(result)) {
+        PyErr_Format(PyExc_TypeError,
+            "%.200s.%.200s is not a type object",
+            module_name, class_name);
+        goto bad;
+    }
+#if !( defined(Py_LIMITED_API) || (defined(CYTHON_COMPILING_IN_LIMITED_API) && CYTHON_COMPILING_IN_LIMITED_API) )
+    basicsize = ((PyTypeObject *)result)->tp_basicsize;
+    itemsize = ((PyTypeObject *)result)->tp_itemsize;
+#else
+    if (size == 0) {
+        return (PyTypeObject *)result;
+    }
+    py_basicsize = PyObject_GetAttrString(result, "__basicsize__");
+    if (!py_basicsize)
+        goto bad;
+    basicsize = PyLong_AsSsize_t(py_basicsize);
+    Py_DECREF(py_basicsize);
+    py_basicsize = 0;
+    if (basicsize == (Py_ssize_t)-1 && PyErr_Occurred())
+        goto bad;
+    py_itemsize = PyObject_GetAttrString(result, "__itemsize__");
+    if (!py_itemsize)
+        goto bad;
+    itemsize = PyLong_AsSsize_t(py_itemsize);
+    Py_DECREF(py_itemsize);
+    py_itemsize = 0;
+    if (itemsize == (Py_ssize_t)-1 && PyErr_Occurred())
+        goto bad;
+#endif
+    if (itemsize) {
+        if (size % alignment) {
+            alignment = size % alignment;
+        }
+        if (itemsize < (Py_ssize_t)alignment)
+            itemsize = (Py_ssize_t)alignment;
+    }
+    if ((size_t)(basicsize + itemsize) < size) {
+        PyErr_Format(PyExc_ValueError,
+            "%.200s.%.200s size changed, may indicate binary incompatibility. "
+            "Expected %zd from C header, got %zd from PyObject",
+            module_name, class_name, size, basicsize+itemsize);
+        goto bad;
+    }
+    if (check_size == __Pyx_ImportType_CheckSize_Error_3_3_1 &&
+            ((size_t)basicsize > size || (size_t)(basicsize + itemsize) < size)) {
+        PyErr_Format(PyExc_ValueError,
+            "%.200s.%.200s size changed, may indicate binary incompatibility. "
+            "Expected %zd from C header, got %zd-%zd from PyObject",
+            module_name, class_name, size, basicsize, basicsize+itemsize);
+        goto bad;
+    }
+    else if (check_size == __Pyx_ImportType_CheckSize_Warn_3_3_1 && (size_t)basicsize > size) {
+        if (PyErr_WarnFormat(NULL, 0,
+                "%.200s.%.200s size changed, may indicate binary incompatibility. "
+                "Expected %zd from C header, got %zd from PyObject",
+                module_name, class_name, size, basicsize) < 0) {
+            goto bad;
+        }
+    }
+    return (PyTypeObject *)result;
+bad:
+    Py_XDECREF(result);
+    return NULL;
 }
 #endif
 
@@ -41763,28 +45644,467 @@ static PyObject* __pyx_convert__to_py_struct____pyx_t_9omniroute_8core_ext_7_ker
   Py_DECREF(res);
   return NULL;
 }
-/* ObjectToMemviewSlice */
-static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_double__const__(PyObject *obj, int writable_flag) {
-    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
-    __Pyx_BufFmt_StackElem stack[1];
-    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
-    int retcode;
-    if (obj == Py_None) {
-        result.memview = (struct __pyx_memoryview_obj *) Py_None;
-        return result;
+/* Declarations */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+  #ifdef __cplusplus
+    static CYTHON_INLINE __pyx_t_float_complex __pyx_t_float_complex_from_parts(float x, float y) {
+      return ::std::complex< float >(x, y);
     }
-    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
-                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
-                                                 &__Pyx_TypeInfo_double__const__, stack,
-                                                 &result, obj);
-    if (unlikely(retcode == -1))
-        goto __pyx_fail;
-    return result;
-__pyx_fail:
-    result.memview = NULL;
-    result.data = NULL;
-    return result;
-}
+  #else
+    static CYTHON_INLINE __pyx_t_float_complex __pyx_t_float_complex_from_parts(float x, float y) {
+      return x + y*(__pyx_t_float_complex)_Complex_I;
+    }
+  #endif
+#else
+    static CYTHON_INLINE __pyx_t_float_complex __pyx_t_float_complex_from_parts(float x, float y) {
+      __pyx_t_float_complex z;
+      z.real = x;
+      z.imag = y;
+      return z;
+    }
+#endif
+
+/* Arithmetic */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+#else
+    static CYTHON_INLINE int __Pyx_c_eq_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+       return (a.real == b.real) && (a.imag == b.imag);
+    }
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_sum_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+        __pyx_t_float_complex z;
+        z.real = a.real + b.real;
+        z.imag = a.imag + b.imag;
+        return z;
+    }
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_diff_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+        __pyx_t_float_complex z;
+        z.real = a.real - b.real;
+        z.imag = a.imag - b.imag;
+        return z;
+    }
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_prod_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+        __pyx_t_float_complex z;
+        z.real = a.real * b.real - a.imag * b.imag;
+        z.imag = a.real * b.imag + a.imag * b.real;
+        return z;
+    }
+    #if 1
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_quot_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+        if (b.imag == 0) {
+            return __pyx_t_float_complex_from_parts(a.real / b.real, a.imag / b.real);
+        } else if (fabsf(b.real) >= fabsf(b.imag)) {
+            if (b.real == 0 && b.imag == 0) {
+                return __pyx_t_float_complex_from_parts(a.real / b.real, a.imag / b.imag);
+            } else {
+                float r = b.imag / b.real;
+                float s = (float)(1.0) / (b.real + b.imag * r);
+                return __pyx_t_float_complex_from_parts(
+                    (a.real + a.imag * r) * s, (a.imag - a.real * r) * s);
+            }
+        } else {
+            float r = b.real / b.imag;
+            float s = (float)(1.0) / (b.imag + b.real * r);
+            return __pyx_t_float_complex_from_parts(
+                (a.real * r + a.imag) * s, (a.imag * r - a.real) * s);
+        }
+    }
+    #else
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_quot_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+        if (b.imag == 0) {
+            return __pyx_t_float_complex_from_parts(a.real / b.real, a.imag / b.real);
+        } else {
+            float denom = b.real * b.real + b.imag * b.imag;
+            return __pyx_t_float_complex_from_parts(
+                (a.real * b.real + a.imag * b.imag) / denom,
+                (a.imag * b.real - a.real * b.imag) / denom);
+        }
+    }
+    #endif
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_neg_float(__pyx_t_float_complex a) {
+        __pyx_t_float_complex z;
+        z.real = -a.real;
+        z.imag = -a.imag;
+        return z;
+    }
+    static CYTHON_INLINE int __Pyx_c_is_zero_float(__pyx_t_float_complex a) {
+       return (a.real == 0) && (a.imag == 0);
+    }
+    static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_conj_float(__pyx_t_float_complex a) {
+        __pyx_t_float_complex z;
+        z.real =  a.real;
+        z.imag = -a.imag;
+        return z;
+    }
+    #if 1
+        static CYTHON_INLINE float __Pyx_c_abs_float(__pyx_t_float_complex z) {
+          #if !defined(HAVE_HYPOT) || defined(_MSC_VER)
+            return sqrtf(z.real*z.real + z.imag*z.imag);
+          #else
+            return hypotf(z.real, z.imag);
+          #endif
+        }
+        static CYTHON_INLINE __pyx_t_float_complex __Pyx_c_pow_float(__pyx_t_float_complex a, __pyx_t_float_complex b) {
+            __pyx_t_float_complex z;
+            float r, lnr, theta, z_r, z_theta;
+            if (b.imag == 0 && b.real == (int)b.real) {
+                if (b.real < 0) {
+                    float denom = a.real * a.real + a.imag * a.imag;
+                    a.real = a.real / denom;
+                    a.imag = -a.imag / denom;
+                    b.real = -b.real;
+                }
+                switch ((int)b.real) {
+                    case 0:
+                        z.real = 1;
+                        z.imag = 0;
+                        return z;
+                    case 1:
+                        return a;
+                    case 2:
+                        return __Pyx_c_prod_float(a, a);
+                    case 3:
+                        z = __Pyx_c_prod_float(a, a);
+                        return __Pyx_c_prod_float(z, a);
+                    case 4:
+                        z = __Pyx_c_prod_float(a, a);
+                        return __Pyx_c_prod_float(z, z);
+                }
+            }
+            if (a.imag == 0) {
+                if (a.real == 0) {
+                    return a;
+                } else if ((b.imag == 0) && (a.real >= 0)) {
+                    z.real = powf(a.real, b.real);
+                    z.imag = 0;
+                    return z;
+                } else if (a.real > 0) {
+                    r = a.real;
+                    theta = 0;
+                } else {
+                    r = -a.real;
+                    theta = atan2f(0.0, -1.0);
+                }
+            } else {
+                r = __Pyx_c_abs_float(a);
+                theta = atan2f(a.imag, a.real);
+            }
+            lnr = logf(r);
+            z_r = expf(lnr * b.real - theta * b.imag);
+            z_theta = theta * b.real + lnr * b.imag;
+            z.real = z_r * cosf(z_theta);
+            z.imag = z_r * sinf(z_theta);
+            return z;
+        }
+    #endif
+#endif
+
+/* Declarations */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+  #ifdef __cplusplus
+    static CYTHON_INLINE __pyx_t_double_complex __pyx_t_double_complex_from_parts(double x, double y) {
+      return ::std::complex< double >(x, y);
+    }
+  #else
+    static CYTHON_INLINE __pyx_t_double_complex __pyx_t_double_complex_from_parts(double x, double y) {
+      return x + y*(__pyx_t_double_complex)_Complex_I;
+    }
+  #endif
+#else
+    static CYTHON_INLINE __pyx_t_double_complex __pyx_t_double_complex_from_parts(double x, double y) {
+      __pyx_t_double_complex z;
+      z.real = x;
+      z.imag = y;
+      return z;
+    }
+#endif
+
+/* Arithmetic */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+#else
+    static CYTHON_INLINE int __Pyx_c_eq_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+       return (a.real == b.real) && (a.imag == b.imag);
+    }
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_sum_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+        __pyx_t_double_complex z;
+        z.real = a.real + b.real;
+        z.imag = a.imag + b.imag;
+        return z;
+    }
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_diff_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+        __pyx_t_double_complex z;
+        z.real = a.real - b.real;
+        z.imag = a.imag - b.imag;
+        return z;
+    }
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_prod_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+        __pyx_t_double_complex z;
+        z.real = a.real * b.real - a.imag * b.imag;
+        z.imag = a.real * b.imag + a.imag * b.real;
+        return z;
+    }
+    #if 1
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_quot_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+        if (b.imag == 0) {
+            return __pyx_t_double_complex_from_parts(a.real / b.real, a.imag / b.real);
+        } else if (fabs(b.real) >= fabs(b.imag)) {
+            if (b.real == 0 && b.imag == 0) {
+                return __pyx_t_double_complex_from_parts(a.real / b.real, a.imag / b.imag);
+            } else {
+                double r = b.imag / b.real;
+                double s = (double)(1.0) / (b.real + b.imag * r);
+                return __pyx_t_double_complex_from_parts(
+                    (a.real + a.imag * r) * s, (a.imag - a.real * r) * s);
+            }
+        } else {
+            double r = b.real / b.imag;
+            double s = (double)(1.0) / (b.imag + b.real * r);
+            return __pyx_t_double_complex_from_parts(
+                (a.real * r + a.imag) * s, (a.imag * r - a.real) * s);
+        }
+    }
+    #else
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_quot_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+        if (b.imag == 0) {
+            return __pyx_t_double_complex_from_parts(a.real / b.real, a.imag / b.real);
+        } else {
+            double denom = b.real * b.real + b.imag * b.imag;
+            return __pyx_t_double_complex_from_parts(
+                (a.real * b.real + a.imag * b.imag) / denom,
+                (a.imag * b.real - a.real * b.imag) / denom);
+        }
+    }
+    #endif
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_neg_double(__pyx_t_double_complex a) {
+        __pyx_t_double_complex z;
+        z.real = -a.real;
+        z.imag = -a.imag;
+        return z;
+    }
+    static CYTHON_INLINE int __Pyx_c_is_zero_double(__pyx_t_double_complex a) {
+       return (a.real == 0) && (a.imag == 0);
+    }
+    static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_conj_double(__pyx_t_double_complex a) {
+        __pyx_t_double_complex z;
+        z.real =  a.real;
+        z.imag = -a.imag;
+        return z;
+    }
+    #if 1
+        static CYTHON_INLINE double __Pyx_c_abs_double(__pyx_t_double_complex z) {
+          #if !defined(HAVE_HYPOT) || defined(_MSC_VER)
+            return sqrt(z.real*z.real + z.imag*z.imag);
+          #else
+            return hypot(z.real, z.imag);
+          #endif
+        }
+        static CYTHON_INLINE __pyx_t_double_complex __Pyx_c_pow_double(__pyx_t_double_complex a, __pyx_t_double_complex b) {
+            __pyx_t_double_complex z;
+            double r, lnr, theta, z_r, z_theta;
+            if (b.imag == 0 && b.real == (int)b.real) {
+                if (b.real < 0) {
+                    double denom = a.real * a.real + a.imag * a.imag;
+                    a.real = a.real / denom;
+                    a.imag = -a.imag / denom;
+                    b.real = -b.real;
+                }
+                switch ((int)b.real) {
+                    case 0:
+                        z.real = 1;
+                        z.imag = 0;
+                        return z;
+                    case 1:
+                        return a;
+                    case 2:
+                        return __Pyx_c_prod_double(a, a);
+                    case 3:
+                        z = __Pyx_c_prod_double(a, a);
+                        return __Pyx_c_prod_double(z, a);
+                    case 4:
+                        z = __Pyx_c_prod_double(a, a);
+                        return __Pyx_c_prod_double(z, z);
+                }
+            }
+            if (a.imag == 0) {
+                if (a.real == 0) {
+                    return a;
+                } else if ((b.imag == 0) && (a.real >= 0)) {
+                    z.real = pow(a.real, b.real);
+                    z.imag = 0;
+                    return z;
+                } else if (a.real > 0) {
+                    r = a.real;
+                    theta = 0;
+                } else {
+                    r = -a.real;
+                    theta = atan2(0.0, -1.0);
+                }
+            } else {
+                r = __Pyx_c_abs_double(a);
+                theta = atan2(a.imag, a.real);
+            }
+            lnr = log(r);
+            z_r = exp(lnr * b.real - theta * b.imag);
+            z_theta = theta * b.real + lnr * b.imag;
+            z.real = z_r * cos(z_theta);
+            z.imag = z_r * sin(z_theta);
+            return z;
+        }
+    #endif
+#endif
+
+/* Declarations */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+  #ifdef __cplusplus
+    static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_from_parts(long double x, long double y) {
+      return ::std::complex< long double >(x, y);
+    }
+  #else
+    static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_from_parts(long double x, long double y) {
+      return x + y*(__pyx_t_long_double_complex)_Complex_I;
+    }
+  #endif
+#else
+    static CYTHON_INLINE __pyx_t_long_double_complex __pyx_t_long_double_complex_from_parts(long double x, long double y) {
+      __pyx_t_long_double_complex z;
+      z.real = x;
+      z.imag = y;
+      return z;
+    }
+#endif
+
+/* Arithmetic */
+#if CYTHON_CCOMPLEX && (1) && (!0 || __cplusplus)
+#else
+    static CYTHON_INLINE int __Pyx_c_eq_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+       return (a.real == b.real) && (a.imag == b.imag);
+    }
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_sum_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+        __pyx_t_long_double_complex z;
+        z.real = a.real + b.real;
+        z.imag = a.imag + b.imag;
+        return z;
+    }
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_diff_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+        __pyx_t_long_double_complex z;
+        z.real = a.real - b.real;
+        z.imag = a.imag - b.imag;
+        return z;
+    }
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_prod_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+        __pyx_t_long_double_complex z;
+        z.real = a.real * b.real - a.imag * b.imag;
+        z.imag = a.real * b.imag + a.imag * b.real;
+        return z;
+    }
+    #if 1
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_quot_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+        if (b.imag == 0) {
+            return __pyx_t_long_double_complex_from_parts(a.real / b.real, a.imag / b.real);
+        } else if (fabsl(b.real) >= fabsl(b.imag)) {
+            if (b.real == 0 && b.imag == 0) {
+                return __pyx_t_long_double_complex_from_parts(a.real / b.real, a.imag / b.imag);
+            } else {
+                long double r = b.imag / b.real;
+                long double s = (long double)(1.0) / (b.real + b.imag * r);
+                return __pyx_t_long_double_complex_from_parts(
+                    (a.real + a.imag * r) * s, (a.imag - a.real * r) * s);
+            }
+        } else {
+            long double r = b.real / b.imag;
+            long double s = (long double)(1.0) / (b.imag + b.real * r);
+            return __pyx_t_long_double_complex_from_parts(
+                (a.real * r + a.imag) * s, (a.imag * r - a.real) * s);
+        }
+    }
+    #else
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_quot_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+        if (b.imag == 0) {
+            return __pyx_t_long_double_complex_from_parts(a.real / b.real, a.imag / b.real);
+        } else {
+            long double denom = b.real * b.real + b.imag * b.imag;
+            return __pyx_t_long_double_complex_from_parts(
+                (a.real * b.real + a.imag * b.imag) / denom,
+                (a.imag * b.real - a.real * b.imag) / denom);
+        }
+    }
+    #endif
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_neg_long__double(__pyx_t_long_double_complex a) {
+        __pyx_t_long_double_complex z;
+        z.real = -a.real;
+        z.imag = -a.imag;
+        return z;
+    }
+    static CYTHON_INLINE int __Pyx_c_is_zero_long__double(__pyx_t_long_double_complex a) {
+       return (a.real == 0) && (a.imag == 0);
+    }
+    static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_conj_long__double(__pyx_t_long_double_complex a) {
+        __pyx_t_long_double_complex z;
+        z.real =  a.real;
+        z.imag = -a.imag;
+        return z;
+    }
+    #if 1
+        static CYTHON_INLINE long double __Pyx_c_abs_long__double(__pyx_t_long_double_complex z) {
+          #if !defined(HAVE_HYPOT) || defined(_MSC_VER)
+            return sqrtl(z.real*z.real + z.imag*z.imag);
+          #else
+            return hypotl(z.real, z.imag);
+          #endif
+        }
+        static CYTHON_INLINE __pyx_t_long_double_complex __Pyx_c_pow_long__double(__pyx_t_long_double_complex a, __pyx_t_long_double_complex b) {
+            __pyx_t_long_double_complex z;
+            long double r, lnr, theta, z_r, z_theta;
+            if (b.imag == 0 && b.real == (int)b.real) {
+                if (b.real < 0) {
+                    long double denom = a.real * a.real + a.imag * a.imag;
+                    a.real = a.real / denom;
+                    a.imag = -a.imag / denom;
+                    b.real = -b.real;
+                }
+                switch ((int)b.real) {
+                    case 0:
+                        z.real = 1;
+                        z.imag = 0;
+                        return z;
+                    case 1:
+                        return a;
+                    case 2:
+                        return __Pyx_c_prod_long__double(a, a);
+                    case 3:
+                        z = __Pyx_c_prod_long__double(a, a);
+                        return __Pyx_c_prod_long__double(z, a);
+                    case 4:
+                        z = __Pyx_c_prod_long__double(a, a);
+                        return __Pyx_c_prod_long__double(z, z);
+                }
+            }
+            if (a.imag == 0) {
+                if (a.real == 0) {
+                    return a;
+                } else if ((b.imag == 0) && (a.real >= 0)) {
+                    z.real = powl(a.real, b.real);
+                    z.imag = 0;
+                    return z;
+                } else if (a.real > 0) {
+                    r = a.real;
+                    theta = 0;
+                } else {
+                    r = -a.real;
+                    theta = atan2l(0.0, -1.0);
+                }
+            } else {
+                r = __Pyx_c_abs_long__double(a);
+                theta = atan2l(a.imag, a.real);
+            }
+            lnr = logl(r);
+            z_r = expl(lnr * b.real - theta * b.imag);
+            z_theta = theta * b.real + lnr * b.imag;
+            z.real = z_r * cosl(z_theta);
+            z.imag = z_r * sinl(z_theta);
+            return z;
+        }
+    #endif
+#endif
 
 /* MemviewSliceCopy */
 static __Pyx_memviewslice
@@ -43124,6 +47444,386 @@ static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *x) {
 }
 
 /* CIntFromPy */
+static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x);
+static uint64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t(void) {
+    const char* type_name = "uint64_t";
+    PyErr_Format(PyExc_OverflowError,
+        "can't convert negative value to %.200s", type_name);
+    return (uint64_t) -1;
+}
+static uint64_t __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t(void) {
+    const char* type_name = "uint64_t";
+    PyErr_Format(PyExc_OverflowError,
+        "value too large to convert to %.200s", type_name);
+    return (uint64_t) -1;
+}
+static CYTHON_INLINE uint64_t __Pyx_PyULong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+    const int is_unsigned = 1;
+#if CYTHON_USE_PYLONG_INTERNALS
+    {
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) >= 2 * PyLong_SHIFT)) {
+                return (uint64_t) (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) >= 3 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) >= 4 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
+    if (unlikely(Py_SIZE(x) < 0)) {
+        goto raise_neg_overflow;
+    }
+#else
+    {
+        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
+        if (unlikely(result < 0))
+            return (uint64_t) -1;
+        if (unlikely(result == 1))
+            goto raise_neg_overflow;
+    }
+#endif
+    if ((sizeof(uint64_t) <= sizeof(unsigned long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, unsigned long, PyLong_AsUnsignedLong(x))
+    } else if ((sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+}
+static CYTHON_INLINE uint64_t __Pyx_PySLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+    const int is_unsigned = 0;
+#if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsNeg(x)) {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
+            } else if ((8 * sizeof(uint64_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (uint64_t) (((uint64_t) -1) * (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
+            } else if ((8 * sizeof(uint64_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (uint64_t) (((uint64_t) -1) * (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
+            } else if ((8 * sizeof(uint64_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (uint64_t) (((uint64_t) -1) * (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
+            }
+        } else
+        {}
+    } else {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (uint64_t) (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#endif
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    if ((sizeof(uint64_t) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, int, PyLong_AsInt(x))
+    } else
+    #endif
+    if ((sizeof(uint64_t) <= sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, long, PyLong_AsLong(x))
+    } else if ((sizeof(uint64_t) <= sizeof(PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, PY_LONG_LONG, PyLong_AsLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+}
+static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    uint64_t val;
+    int ret = -1;
+#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
+        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
+    if (unlikely(bytes_copied == -1)) {
+    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
+        goto raise_overflow;
+    } else {
+        ret = 0;
+    }
+#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
+    int one = 1; int is_little = (int)*(unsigned char *)&one;
+    unsigned char *bytes = (unsigned char *)&val;
+    ret = _PyLong_AsByteArray((PyLongObject *)x,
+                                bytes, sizeof(val),
+                                is_little, !is_unsigned);
+    if ((0)) goto raise_overflow;
+#else
+    PyObject *v;
+    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
+    int bits, remaining_bits, is_negative = 0;
+    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
+    if (likely(PyLong_CheckExact(x))) {
+        v = __Pyx_NewRef(x);
+    } else {
+        v = PyNumber_Long(x);
+        if (unlikely(!v)) return (uint64_t) -1;
+        assert(PyLong_CheckExact(v));
+    }
+    {
+        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
+        if (unlikely(result < 0)) {
+            Py_DECREF(v);
+            return (uint64_t) -1;
+        }
+        is_negative = result == 1;
+    }
+    if (is_unsigned && unlikely(is_negative)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_OverflowError,
+            "can't convert negative value to uint64_t");
+        return (uint64_t) -1;
+    } else if (is_negative) {
+        stepval = PyNumber_Invert(v);
+        Py_DECREF(v);
+        if (unlikely(!stepval))
+            return (uint64_t) -1;
+    } else {
+        stepval = v;
+    }
+    v = NULL;
+    val = (uint64_t) 0;
+    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
+    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
+    for (bits = 0; bits < (int) sizeof(uint64_t) * 8 - chunk_size; bits += chunk_size) {
+        PyObject *tmp, *digit;
+        long idigit;
+        digit = PyNumber_And(stepval, mask);
+        if (unlikely(!digit)) goto done;
+        idigit = PyLong_AsLong(digit);
+        Py_DECREF(digit);
+        if (unlikely(idigit < 0)) goto done;
+        val |= ((uint64_t) idigit) << bits;
+        tmp = PyNumber_Rshift(stepval, shift);
+        if (unlikely(!tmp)) goto done;
+        Py_DECREF(stepval); stepval = tmp;
+    }
+    Py_DECREF(shift); shift = NULL;
+    Py_DECREF(mask); mask = NULL;
+    {
+        long idigit = PyLong_AsLong(stepval);
+        if (unlikely(idigit < 0)) goto done;
+        remaining_bits = ((int) sizeof(uint64_t) * 8) - bits - (is_unsigned ? 0 : 1);
+        if (unlikely(idigit >= (1L << remaining_bits)))
+            goto raise_overflow;
+        val |= ((uint64_t) idigit) << bits;
+    }
+    if (!is_unsigned) {
+        if (unlikely(val & (((uint64_t) 1) << (sizeof(uint64_t) * 8 - 1))))
+            goto raise_overflow;
+        if (is_negative)
+            val = ~val;
+    }
+    ret = 0;
+done:
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(stepval);
+#endif
+    if (unlikely(ret))
+        return (uint64_t) -1;
+    return val;
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+}
+static CYTHON_INLINE uint64_t __Pyx_PyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
+            goto raise_neg_overflow;
+        } else if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(uint64_t, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
+        } else
+        #endif
+        {
+            return __Pyx_PyULong___Pyx_PyLong_As_uint64_t(x);
+        }
+    } else {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(uint64_t, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
+        } else
+        #endif
+        {
+            return __Pyx_PySLong___Pyx_PyLong_As_uint64_t(x);
+        }
+    }
+#if CYTHON_USE_PYLONG_INTERNALS
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+#endif
+}
+static uint64_t __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+    uint64_t val;
+    PyObject *tmp = __Pyx_PyNumber_Long(x);
+    if (!tmp) return (uint64_t) -1;
+    val = __Pyx_PyLong_As_uint64_t(tmp);
+    Py_DECREF(tmp);
+    return val;
+}
+static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *x) {
+    if (likely(PyLong_Check(x))) {
+        return __Pyx_PyLong___Pyx_PyLong_As_uint64_t(x);
+    } else {
+        return __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(x);
+    }
+}
+
+/* CIntToPy */
+static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const int neg_one = (int) -1, const_zero = (int) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        if (sizeof(int) < sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(unsigned long)) {
+            return PyLong_FromUnsignedLong((unsigned long) value);
+#if !CYTHON_COMPILING_IN_PYPY
+        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
+            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
+#endif
+        }
+    } else {
+        if (sizeof(int) <= sizeof(long)) {
+            return PyLong_FromLong((long) value);
+        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
+            return PyLong_FromLongLong((PY_LONG_LONG) value);
+        }
+    }
+    {
+        unsigned char *bytes = (unsigned char *)&value;
+#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
+        if (is_unsigned) {
+            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
+        } else {
+            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
+        }
+#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        return _PyLong_FromByteArray(bytes, sizeof(int),
+                                     little, !is_unsigned);
+#else
+        int one = 1; int little = (int)*(unsigned char *)&one;
+        PyObject *result = NULL, *kwds = NULL;
+        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
+        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
+        if (!py_bytes) goto limited_bad;
+        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
+        if (!from_bytes_str) goto limited_bad;
+        order_str = PyUnicode_FromString(little ? "little" : "big");
+        if (!order_str) goto limited_bad;
+        {
+            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
+            if (!is_unsigned) {
+                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
+                if (!signed_str) goto limited_bad;
+#if CYTHON_VECTORCALL
+                kwds = PyTuple_Pack(1, signed_str);
+#else
+                {
+                    PyObject *keys[] = {signed_str};
+                    PyObject *values[] = {Py_True};
+                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
+                }
+#endif
+                Py_DECREF(signed_str);
+                if (unlikely(!kwds)) goto limited_bad;
+            }
+            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
+        }
+        limited_bad:
+        Py_XDECREF(kwds);
+        Py_XDECREF(order_str);
+        Py_XDECREF(py_bytes);
+        Py_XDECREF(from_bytes_str);
+        return result;
+#endif
+    }
+}
+
+/* CIntFromPy */
 static int __Pyx_LargePyLong___Pyx_PyLong_As_int(PyObject *x);
 static int __Pyx_raise_neg_overflow___Pyx_PyLong_As_int(void) {
     const char* type_name = "int";
@@ -43784,85 +48484,6 @@ static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
         return __Pyx_PyLong___Pyx_PyLong_As_long(x);
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
-    }
-}
-
-/* CIntToPy */
-static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const int neg_one = (int) -1, const_zero = (int) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        if (sizeof(int) < sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(unsigned long)) {
-            return PyLong_FromUnsignedLong((unsigned long) value);
-#if !CYTHON_COMPILING_IN_PYPY
-        } else if (sizeof(int) <= sizeof(unsigned PY_LONG_LONG)) {
-            return PyLong_FromUnsignedLongLong((unsigned PY_LONG_LONG) value);
-#endif
-        }
-    } else {
-        if (sizeof(int) <= sizeof(long)) {
-            return PyLong_FromLong((long) value);
-        } else if (sizeof(int) <= sizeof(PY_LONG_LONG)) {
-            return PyLong_FromLongLong((PY_LONG_LONG) value);
-        }
-    }
-    {
-        unsigned char *bytes = (unsigned char *)&value;
-#if !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX >= 0x030d00A4
-        if (is_unsigned) {
-            return PyLong_FromUnsignedNativeBytes(bytes, sizeof(value), -1);
-        } else {
-            return PyLong_FromNativeBytes(bytes, sizeof(value), -1);
-        }
-#elif !CYTHON_COMPILING_IN_LIMITED_API && PY_VERSION_HEX < 0x030d0000
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        return _PyLong_FromByteArray(bytes, sizeof(int),
-                                     little, !is_unsigned);
-#else
-        int one = 1; int little = (int)*(unsigned char *)&one;
-        PyObject *result = NULL, *kwds = NULL;
-        PyObject *py_bytes = NULL, *order_str = NULL, *from_bytes_str = NULL;;
-        py_bytes = PyBytes_FromStringAndSize((char*)bytes, sizeof(int));
-        if (!py_bytes) goto limited_bad;
-        from_bytes_str = PyUnicode_FromStringAndSize("from_bytes", 10);
-        if (!from_bytes_str) goto limited_bad;
-        order_str = PyUnicode_FromString(little ? "little" : "big");
-        if (!order_str) goto limited_bad;
-        {
-            PyObject *args[] = { (PyObject*)&PyLong_Type, py_bytes, order_str, Py_True };
-            if (!is_unsigned) {
-                PyObject *signed_str = PyUnicode_FromStringAndSize("signed", 6);
-                if (!signed_str) goto limited_bad;
-#if CYTHON_VECTORCALL
-                kwds = PyTuple_Pack(1, signed_str);
-#else
-                {
-                    PyObject *keys[] = {signed_str};
-                    PyObject *values[] = {Py_True};
-                    kwds = __Pyx_MakeKwargDict(keys, values, 1);
-                }
-#endif
-                Py_DECREF(signed_str);
-                if (unlikely(!kwds)) goto limited_bad;
-            }
-            result = __Pyx_Object_VectorcallMethodKwds(from_bytes_str, args, 3 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET, kwds);
-        }
-        limited_bad:
-        Py_XDECREF(kwds);
-        Py_XDECREF(order_str);
-        Py_XDECREF(py_bytes);
-        Py_XDECREF(from_bytes_str);
-        return result;
-#endif
     }
 }
 

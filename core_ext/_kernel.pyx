@@ -4,8 +4,15 @@
 # Same semantics, floating-point operation order and tie-breaks as reference.py.
 # Directives (boundscheck, wraparound, ...) are set once in setup.py.
 
+from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libcpp.algorithm cimport sort
+from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
+
+cimport numpy as cnp
+
+cnp.import_array()
 
 
 cdef extern from *:
@@ -107,7 +114,7 @@ cdef class _Table:
 
     cdef inline double score(self, Py_ssize_t slot, const int32_t* cols, Py_ssize_t n_req,
                              int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter,
-                             const double[::1] weights) noexcept nogil:
+                             const double* weights) noexcept nogil:
         cdef int p = self.profile[slot]
         cdef int64_t b = self.budget[p]
         cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
@@ -139,6 +146,16 @@ cdef _Table _views(table):
     return <_Table>cached
 
 
+cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NULL:
+    """The buffer of a C-contiguous 1-d numpy array of the given type (no memoryview)."""
+    if (not cnp.PyArray_Check(arr) or cnp.PyArray_TYPE(<cnp.ndarray>arr) != typenum
+            or cnp.PyArray_NDIM(<cnp.ndarray>arr) != 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)):
+        raise TypeError(f"expected a contiguous 1-d numpy array of type {typenum}")
+    n[0] = cnp.PyArray_DIM(<cnp.ndarray>arr, 0)
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
 def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
     """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
     cdef _Table t = _views(table)
@@ -163,40 +180,44 @@ def room_mask(table, Py_ssize_t slot):
     return mask
 
 
-def agent_eligible(table, Py_ssize_t slot, const int32_t[::1] req_cols,
-                   const uint8_t[::1] req_levels, int cls, int kind_mask):
+def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):
     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
     cdef _Table t = _views(table)
+    cdef Py_ssize_t n_req, n_levels
+    cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+    cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
         return False
-    if req_cols.shape[0] and not t.skills_ok(slot, &req_cols[0], &req_levels[0],
-                                             req_cols.shape[0]):
+    if not t.skills_ok(slot, cols, levels, n_req):
         return False
     return t.fits_new(slot, cls)
 
 
-def score_agent(table, Py_ssize_t slot, const int32_t[::1] req_cols, int cls,
-                Py_ssize_t preferred, int64_t now, int64_t offer_counter,
-                const double[::1] weights):
+def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,
+                int64_t offer_counter, weights):
     """The score of one agent for a conversation (see ``best_agent``)."""
     cdef _Table t = _views(table)
-    cdef const int32_t* cols = &req_cols[0] if req_cols.shape[0] else NULL
-    return t.score(slot, cols, req_cols.shape[0], cls, preferred, now, offer_counter, weights)
+    cdef Py_ssize_t n_req, n_weights
+    cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+    cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
+    return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)
 
 
-def best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels, int cls,
-               int kind_mask, const int32_t[::1] excluded, Py_ssize_t preferred,
-               Py_ssize_t pinned, int64_t now, int64_t offer_counter,
-               const double[::1] weights):
+def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,
+               Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter,
+               weights):
     """The best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.
 
     Candidates are the agents with room for ``cls`` holding the rarest required skill,
-    read from bitsets, or only ``pinned`` when it is >= 0.
+    read from bitsets, or only ``pinned`` when it is >= 0. Arrays: ``req_cols`` and
+    ``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).
     """
     cdef _Table t = _views(table)
-    cdef Py_ssize_t n_req = req_cols.shape[0]
-    cdef const int32_t* cols = &req_cols[0] if n_req else NULL
-    cdef const uint8_t* levels = &req_levels[0] if n_req else NULL
+    cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
+    cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
+    cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
+    cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+    cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
     cdef Py_ssize_t n_words = t.room_bits.shape[1]
     cdef Py_ssize_t best = -1
     cdef double best_score = 0.0
@@ -228,15 +249,15 @@ def best_agent(table, const int32_t[::1] req_cols, const uint8_t[::1] req_levels
                 slot = (w << 6) + __builtin_ctzll(word)
                 word &= word - 1
                 skip = False
-                for k in range(excluded.shape[0]):
-                    if excluded[k] == slot:
+                for k in range(n_excluded):
+                    if excl[k] == slot:
                         skip = True
                         break
                 if skip or not (t.kind[slot] & kind_mask):
                     continue
                 if n_req and not t.skills_ok(slot, cols, levels, n_req):
                     continue
-                s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, weights)
+                s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
                     best = slot
                     best_score = s
@@ -263,6 +284,19 @@ cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
     return a.seq < b.seq
 
 
+cdef enum:
+    SMALL_SET = 3
+
+
+cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:
+    """A skill set of up to three columns (ascending) and a media class, as one integer."""
+    cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)
+    cdef Py_ssize_t j
+    for j in range(n):
+        key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)
+    return key
+
+
 cdef class QueueIndex:
     """Waiting conversations, bucketed by what they need, each bucket a heap by urgency.
 
@@ -285,14 +319,18 @@ cdef class QueueIndex:
     cdef vector[int32_t] b_kmask
     cdef vector[vector[Entry]] b_heap
     cdef vector[int32_t] b_live
-    cdef vector[vector[int32_t]] by_col
-    cdef vector[int32_t] no_skill
+    cdef unordered_map[uint64_t, vector[int32_t]] by_set
+    cdef vector[vector[int32_t]] large_by_key
+    cdef int n_classes
+    cdef int max_set
     cdef dict _ids
     cdef public Py_ssize_t size
 
-    def __init__(self):
+    def __init__(self, int n_classes=7):
         self._ids = {}
         self.size = 0
+        self.n_classes = n_classes
+        self.max_set = 0
 
     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
                   int kind_mask):
@@ -314,12 +352,16 @@ cdef class QueueIndex:
         self.b_kmask.push_back(kind_mask)
         self.b_heap.push_back(vector[Entry]())
         self.b_live.push_back(0)
-        if cols.shape[0] == 0:
-            self.no_skill.push_back(b)
+        cdef Py_ssize_t k
+        sort(c.begin(), c.end())
+        if c.size() <= SMALL_SET:
+            self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
+            self.max_set = max(self.max_set, <int>c.size())
         else:
-            while <Py_ssize_t>self.by_col.size() <= cols[0]:
-                self.by_col.push_back(vector[int32_t]())
-            self.by_col[cols[0]].push_back(b)
+            k = (c[0] + 1) * self.n_classes + cls
+            while <Py_ssize_t>self.large_by_key.size() <= k:
+                self.large_by_key.push_back(vector[int32_t]())
+            self.large_by_key[k].push_back(b)
         self._ids[sig] = b
         return b
 
@@ -371,7 +413,7 @@ cdef class QueueIndex:
             self._sift_down(heap[0], i)
 
     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,
-            int32_t pinned, int64_t pin_until, const int32_t[::1] excluded):
+            int32_t pinned, int64_t pin_until, excluded):
         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
         if self.alive.size() > <size_t>conv and self.alive[conv]:
             self.remove(conv)
@@ -389,8 +431,10 @@ cdef class QueueIndex:
         self.bucket[conv] = bucket
         self.excl[conv].clear()
         cdef Py_ssize_t j
-        for j in range(excluded.shape[0]):
-            self.excl[conv].push_back(excluded[j])
+        cdef Py_ssize_t n_excluded
+        cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
+        for j in range(n_excluded):
+            self.excl[conv].push_back(excl[j])
         cdef Entry entry
         entry.key = key
         entry.deadline = deadline
@@ -462,43 +506,77 @@ cdef class QueueIndex:
             frontier.push_back(child)
             frontier.push_back(child + 1)
 
+    cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,
+                        int kind_bit, int64_t now, Entry* best, bint* have) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef int32_t b
+        cdef Entry found
+        for i in range(buckets.size()):
+            b = buckets[i]
+            if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+                continue
+            if self.b_cols[b].size() and not t.skills_ok(
+                agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
+            ):
+                continue
+            if self._head_for(b, agent, now, t.present, &found) and (
+                not have[0] or _before(found, best[0])
+            ):
+                best[0] = found
+                have[0] = True
+
+    cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,
+                      Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
+                      bint* have) noexcept nogil:
+        cdef int c
+        cdef unordered_map[uint64_t, vector[int32_t]].iterator it
+        for c in range(self.n_classes):
+            if room & (1 << c):
+                it = self.by_set.find(_set_key(cols, n, c))
+                if it != self.by_set.end():
+                    self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
+
     def most_urgent(self, table, Py_ssize_t agent, int64_t now):
-        """The most urgent waiting conversation this agent can take now, or -1."""
+        """The most urgent waiting conversation this agent can take now, or -1.
+
+        The agent looks up every subset (up to three) of its own skills: only buckets
+        whose whole requirement it holds are ever looked at.
+        """
         cdef _Table t = _views(table)
         if not t.routable[agent]:
             return -1
-        cdef const uint8_t[::1] present = t.present
         cdef int kind_bit = t.kind[agent]
-        cdef int fit[64]
-        cdef Py_ssize_t c, col, i, j
-        cdef int32_t b
-        cdef Entry found, best
+        cdef Py_ssize_t c, col, i, j, k, n
+        cdef Entry best
         cdef bint have = False
+        cdef int room = 0
+        cdef vector[int32_t] mine
+        cdef int32_t subset[3]
         cdef Py_ssize_t n_skills = t.levels.shape[1]
-        cdef Py_ssize_t n_cols = self.by_col.size()
-        for c in range(t.units.shape[1]):
-            fit[c] = -1
         with nogil:
-            for col in range(-1, n_skills):
-                if col >= 0:
-                    if col >= n_cols or t.levels[agent, col] == 0:
-                        continue
-                for i in range(self.no_skill.size() if col < 0 else self.by_col[col].size()):
-                    b = self.no_skill[i] if col < 0 else self.by_col[col][i]
-                    if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
-                        continue
-                    c = self.b_cls[b]
-                    if fit[c] < 0:
-                        fit[c] = t.fits_new(agent, c)
-                    if not fit[c]:
-                        continue
-                    if self.b_cols[b].size() and not t.skills_ok(
-                        agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
-                    ):
-                        continue
-                    if self._head_for(b, agent, now, present, &found) and (
-                        not have or _before(found, best)
-                    ):
-                        best = found
-                        have = True
+            for c in range(self.n_classes):
+                if t.fits_new(agent, c):
+                    room |= 1 << c
+            if room:
+                for col in range(n_skills):
+                    if t.levels[agent, col]:
+                        mine.push_back(<int32_t>col)
+                n = mine.size()
+                self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
+                for i in range(n if self.max_set >= 1 else 0):
+                    subset[0] = mine[i]
+                    self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
+                    for j in range(i + 1, n if self.max_set >= 2 else 0):
+                        subset[1] = mine[j]
+                        self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
+                        for k in range(j + 1, n if self.max_set >= 3 else 0):
+                            subset[2] = mine[k]
+                            self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,
+                                         &have)
+                for i in range(n):
+                    for c in range(self.n_classes):
+                        k = (mine[i] + 1) * self.n_classes + c
+                        if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
+                            self._consider(self.large_by_key[k], t, agent, kind_bit, now,
+                                           &best, &have)
         return best.conv if have else -1

@@ -40,6 +40,9 @@ STRICT_PRIORITY_MS = 10**13
 """Without aging, one priority level outweighs any wait (over 300 years)."""
 
 _N_CLASSES = len(MEDIA_CLASSES)
+_MAX_MEMO = 100_000
+_NO_SLOTS = np.zeros(0, np.int32)
+Requirement = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]
 _CLASS_BITS = np.array([1 << c for c in range(_N_CLASSES)], np.int64)
 
 
@@ -99,6 +102,7 @@ class AgentTable:
         self.skill_count = np.zeros(skills, np.int32)
         self.skill_cols: dict[str, int] = {}
         self._skills_of: dict[int, dict[str, int]] = {}
+        self._requests: dict[tuple[tuple[str, int], ...], Requirement] = {}
 
     def _grow_rows(self, need: int) -> None:
         size = self.alive.shape[0]
@@ -191,18 +195,27 @@ class AgentTable:
         self.units[slot] = 0
         self.counts[slot] = 0
 
-    def request(
-        self, skills: dict[str, int]
-    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
-        """Skill columns and minimum levels of a requirement, in name order."""
-        names = sorted(skills)
-        cols = np.fromiter((self.column(n) for n in names), np.int32, len(names))
-        levels = np.fromiter((skills[n] for n in names), np.uint8, len(names))
-        return cols, levels
+    def request(self, skills: dict[str, int]) -> Requirement:
+        """Skill columns and minimum levels of a requirement, in name order (memoised)."""
+        signature = tuple(sorted(skills.items()))
+        found = self._requests.get(signature)
+        if found is None:
+            if len(self._requests) >= _MAX_MEMO:
+                self._requests.clear()
+            cols = np.array([self.column(name) for name, _ in signature], np.int32)
+            levels = np.array([level for _, level in signature], np.uint8)
+            found = self._requests[signature] = (cols, levels)
+        return found
+
+
+def _slots(slots: list[int]) -> npt.NDArray[np.int32]:
+    return np.array(slots, np.int32) if slots else _NO_SLOTS
 
 
 def requirements(conv: ConversationState, queue: Queue) -> dict[str, int]:
     """The skills (name -> minimum level) a conversation needs at its current ring."""
+    if not conv.ring and not queue.skills and not conv.optional_skills and not conv.language:
+        return conv.skills
     ring = queue.rings[conv.ring - 1] if conv.ring > 0 else None
     if ring is not None and ring.widen:
         return dict.fromkeys(queue.skills, 1)
@@ -259,9 +272,7 @@ class TenantMatcher:
         """Waiting conversations pinned to this agent."""
         return list(self._pinned_to.get(agent_id, ()))
 
-    def _requirement(self, conv: ConversationState) -> tuple[
-        npt.NDArray[np.int32], npt.NDArray[np.uint8]
-    ]:  # fmt: skip
+    def _requirement(self, conv: ConversationState) -> Requirement:
         return self.table.request(requirements(conv, self.policy.queues[conv.queue]))
 
     def enqueue(
@@ -287,9 +298,7 @@ class TenantMatcher:
             cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds]
         )
         key, deadline, seq = urgency(conv, self.policy.queues[conv.queue])
-        self.index.add(
-            slot, bucket, key, deadline, seq, pinned, pin_until, np.array(excluded, np.int32)
-        )
+        self.index.add(slot, bucket, key, deadline, seq, pinned, pin_until, _slots(excluded))
 
     def dequeue(self, conversation_id: str) -> None:
         """Take a conversation out of the index."""
@@ -326,7 +335,7 @@ class TenantMatcher:
         cols, levels = self._requirement(conv)
         slot, score = kernel.best_agent(
             self.table, cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds],
-            np.array(excluded, np.int32), preferred, pinned, now, offer_counter, self.weights,
+            _slots(excluded), preferred, pinned, now, offer_counter, self.weights,
         )  # fmt: skip
         return int(slot), float(score)
 
