@@ -129,6 +129,7 @@ class Engine:
             if event.id is not None:
                 self._remember(event.tenant, event.id)
         self._route()
+        self._advance(self.state.clock)  # timers the event itself made due fire now
         return self._out
 
     @property
