@@ -10,18 +10,18 @@
             ]
         ],
         "depends": [
-            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
-            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
-            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
-            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
-            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
+            "/tmp/pip-build-env-tam3n492/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayobject.h",
+            "/tmp/pip-build-env-tam3n492/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/arrayscalars.h",
+            "/tmp/pip-build-env-tam3n492/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarrayobject.h",
+            "/tmp/pip-build-env-tam3n492/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ndarraytypes.h",
+            "/tmp/pip-build-env-tam3n492/overlay/lib/python3.11/site-packages/numpy/_core/include/numpy/ufuncobject.h"
         ],
         "extra_compile_args": [
             "-O3",
             "-ffp-contract=off"
         ],
         "include_dirs": [
-            "/tmp/pip-build-env-c9564s5y/overlay/lib/python3.11/site-packages/numpy/_core/include"
+            "/tmp/pip-build-env-tam3n492/overlay/lib/python3.11/site-packages/numpy/_core/include"
         ],
         "language": "c++",
         "name": "omniroute.core_ext._kernel",
@@ -2033,7 +2033,7 @@ struct __pyx_memoryview_obj;
 struct __pyx_memoryviewslice_obj;
 struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry;
 
-/* "core_ext/_kernel.pyx":287
+/* "core_ext/_kernel.pyx":304
  * 
  * 
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -2044,7 +2044,7 @@ enum  {
   __pyx_e_9omniroute_8core_ext_7_kernel_SMALL_SET = 3
 };
 
-/* "core_ext/_kernel.pyx":271
+/* "core_ext/_kernel.pyx":288
  * 
  * 
  * cdef struct Entry:             # <<<<<<<<<<<<<<
@@ -2090,7 +2090,7 @@ struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table {
 };
 
 
-/* "core_ext/_kernel.pyx":300
+/* "core_ext/_kernel.pyx":317
  * 
  * 
  * cdef class QueueIndex:             # <<<<<<<<<<<<<<
@@ -2219,7 +2219,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_skills_ok
 static CYTHON_INLINE double __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int32_t const *, Py_ssize_t, int, Py_ssize_t, int64_t, int64_t, double const *);
 
 
-/* "core_ext/_kernel.pyx":300
+/* "core_ext/_kernel.pyx":317
  * 
  * 
  * cdef class QueueIndex:             # <<<<<<<<<<<<<<
@@ -3644,6 +3644,13 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_nn_
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint8_t__const__(PyObject *, int writable_flag);
 
 /* MemviewDtypeToObject.proto */
+static CYTHON_INLINE PyObject *__pyx_memview_get_nn_uint64_t(const char *itemp);
+static CYTHON_INLINE int __pyx_memview_set_nn_uint64_t(char *itemp, PyObject *obj);
+
+/* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t(PyObject *, int writable_flag);
+
+/* MemviewDtypeToObject.proto */
 static CYTHON_INLINE PyObject *__pyx_memview_get_nn_uint64_t__const__(const char *itemp);
 
 /* ObjectToMemviewSlice.proto */
@@ -3879,6 +3886,9 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint8_t(uint8_t value);
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value);
 
 /* CIntFromPy.proto */
+static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *);
+
+/* CIntFromPy.proto */
 static CYTHON_INLINE uint8_t __Pyx_PyLong_As_uint8_t(PyObject *);
 
 /* CIntFromPy.proto */
@@ -3887,23 +3897,20 @@ static CYTHON_INLINE int32_t __Pyx_PyLong_As_int32_t(PyObject *);
 /* CIntFromPy.proto */
 static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *);
 
-/* CIntFromPy.proto */
-static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *);
-
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value);
 
 /* CIntFromPy.proto */
 static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *);
 
+/* CIntFromPy.proto */
+static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
+
 /* UpdateUnpickledDict.export */
 static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index);
 
 /* CheckUnpickleChecksum.proto */
 static CYTHON_INLINE int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members);
-
-/* CIntFromPy.proto */
-static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *);
 
 /* CIntToPy.proto */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_long(long value);
@@ -4090,6 +4097,7 @@ static PyThread_type_lock __pyx_memoryview_thread_locks[8];
 static CYTHON_INLINE int64_t __pyx_f_9omniroute_8core_ext_7_kernel__committed(__Pyx_memviewslice, __Pyx_memviewslice, __Pyx_memviewslice, Py_ssize_t, int, int, int64_t, int); /*proto*/
 static struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_f_9omniroute_8core_ext_7_kernel__views(PyObject *); /*proto*/
 static CYTHON_INLINE void const *__pyx_f_9omniroute_8core_ext_7_kernel__data(PyObject *, int, Py_ssize_t *); /*proto*/
+static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__room(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t); /*proto*/
 static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry const &, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry const &); /*proto*/
 static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int32_t const *, Py_ssize_t, int); /*proto*/
 static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle__Table__set_state(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, PyObject *); /*proto*/
@@ -4152,6 +4160,7 @@ static std::vector<int64_t>  __pyx_convert_vector_from_py_int64_t(PyObject *); /
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_int32_t__const__ = { "const int32_t", NULL, sizeof(int32_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(int32_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(int32_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_int64_t__const__ = { "const int64_t", NULL, sizeof(int64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(int64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(int64_t const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_uint8_t__const__ = { "const uint8_t", NULL, sizeof(uint8_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(uint8_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(uint8_t const ), 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_uint64_t = { "uint64_t", NULL, sizeof(uint64_t), { 0 }, 0, __PYX_IS_UNSIGNED(uint64_t) ? 'U' : 'I', __PYX_IS_UNSIGNED(uint64_t), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_nn_uint64_t__const__ = { "const uint64_t", NULL, sizeof(uint64_t const ), { 0 }, 0, __PYX_IS_UNSIGNED(uint64_t const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(uint64_t const ), 0 };
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "omniroute.core_ext._kernel"
@@ -4234,9 +4243,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6_Table_4__setstate_cyth
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_committed_units(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, int __pyx_v_cls, int64_t __pyx_v_extra, int __pyx_v_adding); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_2fits(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, int __pyx_v_cls, int64_t __pyx_v_extra, int __pyx_v_adding); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, PyObject *__pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6refresh_room(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_12best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, PyObject *__pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights); /* proto */
 static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, int __pyx_v_n_classes); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, __Pyx_memviewslice __pyx_v_cols, __Pyx_memviewslice __pyx_v_levels, int __pyx_v_cls, int __pyx_v_kind_mask); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, Py_ssize_t __pyx_v_conv, int32_t __pyx_v_bucket, int64_t __pyx_v_key, int64_t __pyx_v_deadline, int64_t __pyx_v_seq, int32_t __pyx_v_pinned, int64_t __pyx_v_pin_until, PyObject *__pyx_v_excluded); /* proto */
@@ -4246,8 +4256,8 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size___get
 static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size_2__set__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, PyObject *__pyx_v_value); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_10__reduce_cython__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_12__setstate_cython__(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_12__pyx_unpickle__Table(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIndex(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle__Table(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_16__pyx_unpickle_QueueIndex(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_tp_new__initialisation_9omniroute_8core_ext_7_kernel__Table(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -4461,8 +4471,8 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[1];
     PyObject *__pyx_tuple[2];
-    PyObject *__pyx_codeobj_tab[16];
-    PyObject *__pyx_string_tab[222];
+    PyObject *__pyx_codeobj_tab[17];
+    PyObject *__pyx_string_tab[225];
     PyObject *__pyx_number_tab[5];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -4603,137 +4613,140 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_best_agent __pyx_string_tab[88]
 #define __pyx_n_u_best_score __pyx_string_tab[89]
 #define __pyx_n_u_best_seq __pyx_string_tab[90]
-#define __pyx_n_u_bucket __pyx_string_tab[91]
-#define __pyx_n_u_bucket_id __pyx_string_tab[92]
-#define __pyx_n_u_budget __pyx_string_tab[93]
-#define __pyx_n_u_c __pyx_string_tab[94]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[95]
-#define __pyx_n_u_cls __pyx_string_tab[96]
-#define __pyx_n_u_cmax __pyx_string_tab[97]
-#define __pyx_n_u_col __pyx_string_tab[98]
-#define __pyx_n_u_cols __pyx_string_tab[99]
-#define __pyx_n_u_committed_units __pyx_string_tab[100]
-#define __pyx_n_u_conv __pyx_string_tab[101]
-#define __pyx_n_u_cost __pyx_string_tab[102]
-#define __pyx_n_u_count __pyx_string_tab[103]
-#define __pyx_n_u_counts __pyx_string_tab[104]
-#define __pyx_n_u_deadline __pyx_string_tab[105]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[106]
-#define __pyx_n_u_encode __pyx_string_tab[107]
-#define __pyx_n_u_entry __pyx_string_tab[108]
-#define __pyx_n_u_enumerate __pyx_string_tab[109]
-#define __pyx_n_u_error __pyx_string_tab[110]
-#define __pyx_n_u_excl __pyx_string_tab[111]
-#define __pyx_n_u_excluded __pyx_string_tab[112]
-#define __pyx_n_u_extra __pyx_string_tab[113]
-#define __pyx_n_u_fits __pyx_string_tab[114]
-#define __pyx_n_u_flags __pyx_string_tab[115]
-#define __pyx_n_u_format __pyx_string_tab[116]
-#define __pyx_n_u_fortran __pyx_string_tab[117]
-#define __pyx_n_u_found __pyx_string_tab[118]
-#define __pyx_n_u_gen __pyx_string_tab[119]
-#define __pyx_n_u_get __pyx_string_tab[120]
-#define __pyx_n_u_have __pyx_string_tab[121]
-#define __pyx_n_u_i __pyx_string_tab[122]
-#define __pyx_n_u_id __pyx_string_tab[123]
-#define __pyx_n_u_idle_since __pyx_string_tab[124]
-#define __pyx_n_u_index __pyx_string_tab[125]
-#define __pyx_n_u_intr __pyx_string_tab[126]
-#define __pyx_n_u_items __pyx_string_tab[127]
-#define __pyx_n_u_itemsize __pyx_string_tab[128]
-#define __pyx_n_u_j __pyx_string_tab[129]
-#define __pyx_n_u_k __pyx_string_tab[130]
-#define __pyx_n_u_key __pyx_string_tab[131]
-#define __pyx_n_u_kind __pyx_string_tab[132]
-#define __pyx_n_u_kind_bit __pyx_string_tab[133]
-#define __pyx_n_u_kind_mask __pyx_string_tab[134]
-#define __pyx_n_u_l __pyx_string_tab[135]
-#define __pyx_n_u_last_offer __pyx_string_tab[136]
-#define __pyx_n_u_levels __pyx_string_tab[137]
-#define __pyx_n_u_mask __pyx_string_tab[138]
-#define __pyx_n_u_memview __pyx_string_tab[139]
-#define __pyx_n_u_mine __pyx_string_tab[140]
-#define __pyx_n_u_mode __pyx_string_tab[141]
-#define __pyx_n_u_most_urgent __pyx_string_tab[142]
-#define __pyx_n_u_n __pyx_string_tab[143]
-#define __pyx_n_u_n_classes __pyx_string_tab[144]
-#define __pyx_n_u_n_excluded __pyx_string_tab[145]
-#define __pyx_n_u_n_levels __pyx_string_tab[146]
-#define __pyx_n_u_n_req __pyx_string_tab[147]
-#define __pyx_n_u_n_skills __pyx_string_tab[148]
-#define __pyx_n_u_n_weights __pyx_string_tab[149]
-#define __pyx_n_u_n_words __pyx_string_tab[150]
-#define __pyx_n_u_name __pyx_string_tab[151]
-#define __pyx_n_u_ndim __pyx_string_tab[152]
-#define __pyx_n_u_now __pyx_string_tab[153]
-#define __pyx_n_u_obj __pyx_string_tab[154]
-#define __pyx_n_u_offer_counter __pyx_string_tab[155]
-#define __pyx_n_u_omniroute_core_ext__kernel __pyx_string_tab[156]
-#define __pyx_n_u_pack __pyx_string_tab[157]
-#define __pyx_n_u_pin_until __pyx_string_tab[158]
-#define __pyx_n_u_pinned __pyx_string_tab[159]
-#define __pyx_n_u_pop __pyx_string_tab[160]
-#define __pyx_n_u_preferred __pyx_string_tab[161]
-#define __pyx_n_u_present __pyx_string_tab[162]
-#define __pyx_n_u_profile __pyx_string_tab[163]
-#define __pyx_n_u_rare __pyx_string_tab[164]
-#define __pyx_n_u_rare_count __pyx_string_tab[165]
-#define __pyx_n_u_register __pyx_string_tab[166]
-#define __pyx_n_u_remove __pyx_string_tab[167]
-#define __pyx_n_u_req_cols __pyx_string_tab[168]
-#define __pyx_n_u_req_levels __pyx_string_tab[169]
-#define __pyx_n_u_room __pyx_string_tab[170]
-#define __pyx_n_u_room_bits __pyx_string_tab[171]
-#define __pyx_n_u_room_mask __pyx_string_tab[172]
-#define __pyx_n_u_routable __pyx_string_tab[173]
-#define __pyx_n_u_s __pyx_string_tab[174]
-#define __pyx_n_u_score_agent __pyx_string_tab[175]
-#define __pyx_n_u_self __pyx_string_tab[176]
-#define __pyx_n_u_seq __pyx_string_tab[177]
-#define __pyx_n_u_setdefault __pyx_string_tab[178]
-#define __pyx_n_u_shape __pyx_string_tab[179]
-#define __pyx_n_u_sig __pyx_string_tab[180]
-#define __pyx_n_u_size __pyx_string_tab[181]
-#define __pyx_n_u_skill_bits __pyx_string_tab[182]
-#define __pyx_n_u_skill_count __pyx_string_tab[183]
-#define __pyx_n_u_skip __pyx_string_tab[184]
-#define __pyx_n_u_slot __pyx_string_tab[185]
-#define __pyx_n_u_start __pyx_string_tab[186]
-#define __pyx_n_u_state __pyx_string_tab[187]
-#define __pyx_n_u_step __pyx_string_tab[188]
-#define __pyx_n_u_stop __pyx_string_tab[189]
-#define __pyx_n_u_struct __pyx_string_tab[190]
-#define __pyx_n_u_subset __pyx_string_tab[191]
-#define __pyx_n_u_t __pyx_string_tab[192]
-#define __pyx_n_u_table __pyx_string_tab[193]
-#define __pyx_n_u_units __pyx_string_tab[194]
-#define __pyx_n_u_unpack __pyx_string_tab[195]
-#define __pyx_n_u_update __pyx_string_tab[196]
-#define __pyx_n_u_use_setstate __pyx_string_tab[197]
-#define __pyx_n_u_values __pyx_string_tab[198]
-#define __pyx_n_u_version __pyx_string_tab[199]
-#define __pyx_n_u_w __pyx_string_tab[200]
-#define __pyx_n_u_weights __pyx_string_tab[201]
-#define __pyx_n_u_word __pyx_string_tab[202]
-#define __pyx_n_u_wts __pyx_string_tab[203]
-#define __pyx_n_u_x __pyx_string_tab[204]
-#define __pyx_n_b_O __pyx_string_tab[205]
-#define __pyx_kp_b_iso88591_AV1 __pyx_string_tab[206]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[207]
-#define __pyx_kp_b_iso88591_6_QfE __pyx_string_tab[208]
-#define __pyx_kp_b_iso88591_F_1_Qaxq_q_WTU __pyx_string_tab[209]
-#define __pyx_kp_b_iso88591_F_1_A_t1IQa_q_U_1F_1IQfA_Bc_1 __pyx_string_tab[210]
-#define __pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_t1IQfCuAU_6 __pyx_string_tab[211]
-#define __pyx_kp_b_iso88591_q_0_kQR_6_7_1 __pyx_string_tab[212]
-#define __pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1 __pyx_string_tab[213]
-#define __pyx_kp_b_iso88591_F_1_uA_aq_q_N_1_1F_6_we_e __pyx_string_tab[214]
-#define __pyx_kp_b_iso88591_WD_HD_YdR_kkooxx_F_F_J_J_S_S_W __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_Yd_WD_RVV_aahhllyy_G_G_K_K_U_U __pyx_string_tab[216]
-#define __pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_uA_aq__E_nA __pyx_string_tab[217]
-#define __pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ __pyx_string_tab[218]
-#define __pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1 __pyx_string_tab[219]
-#define __pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_A_aq_4q_A_AU_1_1G6_U_4q_1IQgQ_Bc __pyx_string_tab[221]
+#define __pyx_n_u_bit __pyx_string_tab[91]
+#define __pyx_n_u_bucket __pyx_string_tab[92]
+#define __pyx_n_u_bucket_id __pyx_string_tab[93]
+#define __pyx_n_u_budget __pyx_string_tab[94]
+#define __pyx_n_u_c __pyx_string_tab[95]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[96]
+#define __pyx_n_u_cls __pyx_string_tab[97]
+#define __pyx_n_u_cmax __pyx_string_tab[98]
+#define __pyx_n_u_col __pyx_string_tab[99]
+#define __pyx_n_u_cols __pyx_string_tab[100]
+#define __pyx_n_u_committed_units __pyx_string_tab[101]
+#define __pyx_n_u_conv __pyx_string_tab[102]
+#define __pyx_n_u_cost __pyx_string_tab[103]
+#define __pyx_n_u_count __pyx_string_tab[104]
+#define __pyx_n_u_counts __pyx_string_tab[105]
+#define __pyx_n_u_deadline __pyx_string_tab[106]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[107]
+#define __pyx_n_u_encode __pyx_string_tab[108]
+#define __pyx_n_u_entry __pyx_string_tab[109]
+#define __pyx_n_u_enumerate __pyx_string_tab[110]
+#define __pyx_n_u_error __pyx_string_tab[111]
+#define __pyx_n_u_excl __pyx_string_tab[112]
+#define __pyx_n_u_excluded __pyx_string_tab[113]
+#define __pyx_n_u_extra __pyx_string_tab[114]
+#define __pyx_n_u_fits __pyx_string_tab[115]
+#define __pyx_n_u_flags __pyx_string_tab[116]
+#define __pyx_n_u_format __pyx_string_tab[117]
+#define __pyx_n_u_fortran __pyx_string_tab[118]
+#define __pyx_n_u_found __pyx_string_tab[119]
+#define __pyx_n_u_gen __pyx_string_tab[120]
+#define __pyx_n_u_get __pyx_string_tab[121]
+#define __pyx_n_u_have __pyx_string_tab[122]
+#define __pyx_n_u_i __pyx_string_tab[123]
+#define __pyx_n_u_id __pyx_string_tab[124]
+#define __pyx_n_u_idle_since __pyx_string_tab[125]
+#define __pyx_n_u_index __pyx_string_tab[126]
+#define __pyx_n_u_intr __pyx_string_tab[127]
+#define __pyx_n_u_items __pyx_string_tab[128]
+#define __pyx_n_u_itemsize __pyx_string_tab[129]
+#define __pyx_n_u_j __pyx_string_tab[130]
+#define __pyx_n_u_k __pyx_string_tab[131]
+#define __pyx_n_u_key __pyx_string_tab[132]
+#define __pyx_n_u_kind __pyx_string_tab[133]
+#define __pyx_n_u_kind_bit __pyx_string_tab[134]
+#define __pyx_n_u_kind_mask __pyx_string_tab[135]
+#define __pyx_n_u_l __pyx_string_tab[136]
+#define __pyx_n_u_last_offer __pyx_string_tab[137]
+#define __pyx_n_u_levels __pyx_string_tab[138]
+#define __pyx_n_u_mask __pyx_string_tab[139]
+#define __pyx_n_u_memview __pyx_string_tab[140]
+#define __pyx_n_u_mine __pyx_string_tab[141]
+#define __pyx_n_u_mode __pyx_string_tab[142]
+#define __pyx_n_u_most_urgent __pyx_string_tab[143]
+#define __pyx_n_u_n __pyx_string_tab[144]
+#define __pyx_n_u_n_classes __pyx_string_tab[145]
+#define __pyx_n_u_n_excluded __pyx_string_tab[146]
+#define __pyx_n_u_n_levels __pyx_string_tab[147]
+#define __pyx_n_u_n_req __pyx_string_tab[148]
+#define __pyx_n_u_n_skills __pyx_string_tab[149]
+#define __pyx_n_u_n_weights __pyx_string_tab[150]
+#define __pyx_n_u_n_words __pyx_string_tab[151]
+#define __pyx_n_u_name __pyx_string_tab[152]
+#define __pyx_n_u_ndim __pyx_string_tab[153]
+#define __pyx_n_u_now __pyx_string_tab[154]
+#define __pyx_n_u_obj __pyx_string_tab[155]
+#define __pyx_n_u_offer_counter __pyx_string_tab[156]
+#define __pyx_n_u_omniroute_core_ext__kernel __pyx_string_tab[157]
+#define __pyx_n_u_pack __pyx_string_tab[158]
+#define __pyx_n_u_pin_until __pyx_string_tab[159]
+#define __pyx_n_u_pinned __pyx_string_tab[160]
+#define __pyx_n_u_pop __pyx_string_tab[161]
+#define __pyx_n_u_preferred __pyx_string_tab[162]
+#define __pyx_n_u_present __pyx_string_tab[163]
+#define __pyx_n_u_profile __pyx_string_tab[164]
+#define __pyx_n_u_rare __pyx_string_tab[165]
+#define __pyx_n_u_rare_count __pyx_string_tab[166]
+#define __pyx_n_u_refresh_room __pyx_string_tab[167]
+#define __pyx_n_u_register __pyx_string_tab[168]
+#define __pyx_n_u_remove __pyx_string_tab[169]
+#define __pyx_n_u_req_cols __pyx_string_tab[170]
+#define __pyx_n_u_req_levels __pyx_string_tab[171]
+#define __pyx_n_u_room __pyx_string_tab[172]
+#define __pyx_n_u_room_bits __pyx_string_tab[173]
+#define __pyx_n_u_room_mask __pyx_string_tab[174]
+#define __pyx_n_u_routable __pyx_string_tab[175]
+#define __pyx_n_u_s __pyx_string_tab[176]
+#define __pyx_n_u_score_agent __pyx_string_tab[177]
+#define __pyx_n_u_self __pyx_string_tab[178]
+#define __pyx_n_u_seq __pyx_string_tab[179]
+#define __pyx_n_u_setdefault __pyx_string_tab[180]
+#define __pyx_n_u_shape __pyx_string_tab[181]
+#define __pyx_n_u_sig __pyx_string_tab[182]
+#define __pyx_n_u_size __pyx_string_tab[183]
+#define __pyx_n_u_skill_bits __pyx_string_tab[184]
+#define __pyx_n_u_skill_count __pyx_string_tab[185]
+#define __pyx_n_u_skip __pyx_string_tab[186]
+#define __pyx_n_u_slot __pyx_string_tab[187]
+#define __pyx_n_u_start __pyx_string_tab[188]
+#define __pyx_n_u_state __pyx_string_tab[189]
+#define __pyx_n_u_step __pyx_string_tab[190]
+#define __pyx_n_u_stop __pyx_string_tab[191]
+#define __pyx_n_u_struct __pyx_string_tab[192]
+#define __pyx_n_u_subset __pyx_string_tab[193]
+#define __pyx_n_u_t __pyx_string_tab[194]
+#define __pyx_n_u_table __pyx_string_tab[195]
+#define __pyx_n_u_units __pyx_string_tab[196]
+#define __pyx_n_u_unpack __pyx_string_tab[197]
+#define __pyx_n_u_update __pyx_string_tab[198]
+#define __pyx_n_u_use_setstate __pyx_string_tab[199]
+#define __pyx_n_u_values __pyx_string_tab[200]
+#define __pyx_n_u_version __pyx_string_tab[201]
+#define __pyx_n_u_w __pyx_string_tab[202]
+#define __pyx_n_u_weights __pyx_string_tab[203]
+#define __pyx_n_u_word __pyx_string_tab[204]
+#define __pyx_n_u_wts __pyx_string_tab[205]
+#define __pyx_n_u_x __pyx_string_tab[206]
+#define __pyx_n_b_O __pyx_string_tab[207]
+#define __pyx_kp_b_iso88591_AV1 __pyx_string_tab[208]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[209]
+#define __pyx_kp_b_iso88591_5_q __pyx_string_tab[210]
+#define __pyx_kp_b_iso88591_6_QfE __pyx_string_tab[211]
+#define __pyx_kp_b_iso88591_F_1_Qaxq_q_WTU __pyx_string_tab[212]
+#define __pyx_kp_b_iso88591_F_1_E_Q_5_1_3d_r_U_1JfAQ_5_2S_Z __pyx_string_tab[213]
+#define __pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_t1IQfCuAU_6 __pyx_string_tab[214]
+#define __pyx_kp_b_iso88591_q_0_kQR_6_7_1 __pyx_string_tab[215]
+#define __pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1 __pyx_string_tab[216]
+#define __pyx_kp_b_iso88591_F_1_uA_aq_q_N_1_1F_6_we_e __pyx_string_tab[217]
+#define __pyx_kp_b_iso88591_WD_HD_YdR_kkooxx_F_F_J_J_S_S_W __pyx_string_tab[218]
+#define __pyx_kp_b_iso88591_Yd_WD_RVV_aahhllyy_G_G_K_K_U_U __pyx_string_tab[219]
+#define __pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_uA_aq__E_nA __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ __pyx_string_tab[221]
+#define __pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1 __pyx_string_tab[222]
+#define __pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ __pyx_string_tab[223]
+#define __pyx_kp_b_iso88591_A_aq_4q_A_AU_1_1G6_U_4q_1IQgQ_Bc __pyx_string_tab[224]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_113360291 __pyx_number_tab[2]
@@ -4787,8 +4800,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<222; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<17; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<225; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -4846,8 +4859,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<2; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<222; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<17; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<225; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -24643,7 +24656,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_6_Table___init__(struct __pyx_
 */
   __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_room_bits); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 93, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_17 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t__const__(__pyx_t_1, 0); if (unlikely(!__pyx_t_17.memview)) __PYX_ERR(0, 93, __pyx_L1_error)
+  __pyx_t_17 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_17.memview)) __PYX_ERR(0, 93, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __PYX_XCLEAR_MEMVIEW(&__pyx_v_self->room_bits, 0);
   __pyx_v_self->room_bits = __pyx_t_17;
@@ -25522,7 +25535,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6_Table_2__reduce_cython
         __Pyx_GOTREF(__pyx_t_11);
         __pyx_t_12 = __pyx_memoryview_fromslice(__pyx_v_self->profile, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_int32_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_12)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_12);
-        __pyx_t_13 = __pyx_memoryview_fromslice(__pyx_v_self->room_bits, 2, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint64_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 6, __pyx_L4_error)
+        __pyx_t_13 = __pyx_memoryview_fromslice(__pyx_v_self->room_bits, 2, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint64_t, (int (*)(char *, PyObject *)) __pyx_memview_set_nn_uint64_t, 0);; if (unlikely(!__pyx_t_13)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_13);
         __pyx_t_14 = __pyx_memoryview_fromslice(__pyx_v_self->routable, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint8_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_14)) __PYX_ERR(1, 6, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_14);
@@ -26670,9 +26683,145 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_2fits(CYTHON_UNUSED PyOb
 /* "core_ext/_kernel.pyx":170
  * 
  * 
+ * cdef inline int _room(_Table t, Py_ssize_t slot) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     cdef int mask = 0
+ *     cdef int c
+*/
+
+static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__room(struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t, Py_ssize_t __pyx_v_slot) {
+  int __pyx_v_mask;
+  int __pyx_v_c;
+  int __pyx_r;
+  Py_ssize_t __pyx_t_1;
+  int __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  Py_ssize_t __pyx_t_4;
+  int __pyx_t_5;
+
+  /* "core_ext/_kernel.pyx":171
+ * 
+ * cdef inline int _room(_Table t, Py_ssize_t slot) noexcept nogil:
+ *     cdef int mask = 0             # <<<<<<<<<<<<<<
+ *     cdef int c
+ *     if not t.routable[slot]:
+*/
+  __pyx_v_mask = 0;
+
+  /* "core_ext/_kernel.pyx":173
+ *     cdef int mask = 0
+ *     cdef int c
+ *     if not t.routable[slot]:             # <<<<<<<<<<<<<<
+ *         return 0
+ *     for c in range(t.units.shape[1]):
+*/
+  __pyx_t_1 = __pyx_v_slot;
+  __pyx_t_2 = (!((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->routable.data) + __pyx_t_1)) ))) != 0));
+
+  if (__pyx_t_2) {
+
+
+    /* "core_ext/_kernel.pyx":174
+ *     cdef int c
+ *     if not t.routable[slot]:
+ *         return 0             # <<<<<<<<<<<<<<
+ *     for c in range(t.units.shape[1]):
+ *         if t.fits_new(slot, c):
+*/
+    {
+
+      __pyx_r = 0;
+    }
+    goto __pyx_L0;
+
+    /* "core_ext/_kernel.pyx":173
+ *     cdef int mask = 0
+ *     cdef int c
+ *     if not t.routable[slot]:             # <<<<<<<<<<<<<<
+ *         return 0
+ *     for c in range(t.units.shape[1]):
+*/
+  }
+
+  /* "core_ext/_kernel.pyx":175
+ *     if not t.routable[slot]:
+ *         return 0
+ *     for c in range(t.units.shape[1]):             # <<<<<<<<<<<<<<
+ *         if t.fits_new(slot, c):
+ *             mask |= 1 << c
+*/
+
+  __pyx_t_3 = (__pyx_v_t->units.shape[1]);
+  __pyx_t_4 = __pyx_t_3;
+
+  for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
+    __pyx_v_c = __pyx_t_5;
+
+    /* "core_ext/_kernel.pyx":176
+ *         return 0
+ *     for c in range(t.units.shape[1]):
+ *         if t.fits_new(slot, c):             # <<<<<<<<<<<<<<
+ *             mask |= 1 << c
+ *     return mask
+*/
+    __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_slot, __pyx_v_c);
+
+    if (__pyx_t_2) {
+
+
+      /* "core_ext/_kernel.pyx":177
+ *     for c in range(t.units.shape[1]):
+ *         if t.fits_new(slot, c):
+ *             mask |= 1 << c             # <<<<<<<<<<<<<<
+ *     return mask
+ * 
+*/
+      __pyx_v_mask = (__pyx_v_mask | (1 << __pyx_v_c));
+
+      /* "core_ext/_kernel.pyx":176
+ *         return 0
+ *     for c in range(t.units.shape[1]):
+ *         if t.fits_new(slot, c):             # <<<<<<<<<<<<<<
+ *             mask |= 1 << c
+ *     return mask
+*/
+    }
+  }
+
+
+  /* "core_ext/_kernel.pyx":178
+ *         if t.fits_new(slot, c):
+ *             mask |= 1 << c
+ *     return mask             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+
+    __pyx_r = __pyx_v_mask;
+  }
+  goto __pyx_L0;
+
+  /* "core_ext/_kernel.pyx":170
+ * 
+ * 
+ * cdef inline int _room(_Table t, Py_ssize_t slot) noexcept nogil:             # <<<<<<<<<<<<<<
+ *     cdef int mask = 0
+ *     cdef int c
+*/
+
+  /* function exit code */
+  __pyx_L0:;
+
+
+  return __pyx_r;
+}
+
+/* "core_ext/_kernel.pyx":181
+ * 
+ * 
  * def room_mask(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
  *     """Bit set of the media classes a new item of which the agent could take now."""
- *     cdef _Table t = _views(table)
+ *     return _room(_views(table), slot)
 */
 
 /* Python wrapper */
@@ -26716,39 +26865,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 170, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 181, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 170, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 181, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 170, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 181, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "room_mask", 0) < (0)) __PYX_ERR(0, 170, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "room_mask", 0) < (0)) __PYX_ERR(0, 181, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, i); __PYX_ERR(0, 170, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, i); __PYX_ERR(0, 181, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 170, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 181, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 170, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 181, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 170, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 181, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 170, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("room_mask", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 181, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -26771,164 +26920,302 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 
 static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot) {
-  struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
-  int __pyx_v_mask;
-  int __pyx_v_c;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
-  Py_ssize_t __pyx_t_2;
-  int __pyx_t_3;
-  Py_ssize_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  int __pyx_t_6;
+  PyObject *__pyx_t_2 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("room_mask", 0);
 
-  /* "core_ext/_kernel.pyx":172
+  /* "core_ext/_kernel.pyx":183
  * def room_mask(table, Py_ssize_t slot):
  *     """Bit set of the media classes a new item of which the agent could take now."""
- *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
- *     cdef int mask = 0
- *     cdef int c
+ *     return _room(_views(table), slot)             # <<<<<<<<<<<<<<
+ * 
+ * 
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 172, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 183, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
-  __pyx_t_1 = 0;
-
-  /* "core_ext/_kernel.pyx":173
- *     """Bit set of the media classes a new item of which the agent could take now."""
- *     cdef _Table t = _views(table)
- *     cdef int mask = 0             # <<<<<<<<<<<<<<
- *     cdef int c
- *     if not t.routable[slot]:
-*/
-  __pyx_v_mask = 0;
-
-  /* "core_ext/_kernel.pyx":175
- *     cdef int mask = 0
- *     cdef int c
- *     if not t.routable[slot]:             # <<<<<<<<<<<<<<
- *         return 0
- *     for c in range(t.units.shape[1]):
-*/
-  __pyx_t_2 = __pyx_v_slot;
-  __pyx_t_3 = (!((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->routable.data) + __pyx_t_2)) ))) != 0));
-
-  if (__pyx_t_3) {
-
-
-    /* "core_ext/_kernel.pyx":176
- *     cdef int c
- *     if not t.routable[slot]:
- *         return 0             # <<<<<<<<<<<<<<
- *     for c in range(t.units.shape[1]):
- *         if t.fits_new(slot, c):
-*/
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __Pyx_INCREF(__pyx_mstate_global->__pyx_int_0);
-        __pyx_r = __pyx_mstate_global->__pyx_int_0;
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    goto __pyx_L0;
-
-    /* "core_ext/_kernel.pyx":175
- *     cdef int mask = 0
- *     cdef int c
- *     if not t.routable[slot]:             # <<<<<<<<<<<<<<
- *         return 0
- *     for c in range(t.units.shape[1]):
-*/
-  }
-
-  /* "core_ext/_kernel.pyx":177
- *     if not t.routable[slot]:
- *         return 0
- *     for c in range(t.units.shape[1]):             # <<<<<<<<<<<<<<
- *         if t.fits_new(slot, c):
- *             mask |= 1 << c
-*/
-
-  __pyx_t_4 = (__pyx_v_t->units.shape[1]);
-  __pyx_t_5 = __pyx_t_4;
-
-  for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
-    __pyx_v_c = __pyx_t_6;
-
-    /* "core_ext/_kernel.pyx":178
- *         return 0
- *     for c in range(t.units.shape[1]):
- *         if t.fits_new(slot, c):             # <<<<<<<<<<<<<<
- *             mask |= 1 << c
- *     return mask
-*/
-    __pyx_t_3 = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_slot, __pyx_v_c);
-
-    if (__pyx_t_3) {
-
-
-      /* "core_ext/_kernel.pyx":179
- *     for c in range(t.units.shape[1]):
- *         if t.fits_new(slot, c):
- *             mask |= 1 << c             # <<<<<<<<<<<<<<
- *     return mask
- * 
-*/
-      __pyx_v_mask = (__pyx_v_mask | (1 << __pyx_v_c));
-
-      /* "core_ext/_kernel.pyx":178
- *         return 0
- *     for c in range(t.units.shape[1]):
- *         if t.fits_new(slot, c):             # <<<<<<<<<<<<<<
- *             mask |= 1 << c
- *     return mask
-*/
-    }
-  }
-
-
-  /* "core_ext/_kernel.pyx":180
- *         if t.fits_new(slot, c):
- *             mask |= 1 << c
- *     return mask             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_mask); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 180, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_f_9omniroute_8core_ext_7_kernel__room(((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1), __pyx_v_slot)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_1;
+      __pyx_r = __pyx_t_2;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_1 = 0;
+  __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":170
+  /* "core_ext/_kernel.pyx":181
  * 
  * 
  * def room_mask(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
  *     """Bit set of the media classes a new item of which the agent could take now."""
- *     cdef _Table t = _views(table)
+ *     return _room(_views(table), slot)
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
   __Pyx_AddTraceback("omniroute.core_ext._kernel.room_mask", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "core_ext/_kernel.pyx":186
+ * 
+ * 
+ * def refresh_room(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
+ *     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+ *     cdef _Table t = _views(table)
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_7refresh_room(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_6refresh_room, "refresh_room(table, Py_ssize_t slot)\n\nWrite the agent\047s ``room_bits`` (one bit per media class) from its row.");
+static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_7refresh_room = {"refresh_room", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_7refresh_room, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_6refresh_room};
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_7refresh_room(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_table = 0;
+  Py_ssize_t __pyx_v_slot;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[2] = {0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("refresh_room (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 186, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 186, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 186, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "refresh_room", 0) < (0)) __PYX_ERR(0, 186, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("refresh_room", 1, 2, 2, i); __PYX_ERR(0, 186, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 2)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 186, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 186, __pyx_L3_error)
+    }
+    __pyx_v_table = values[0];
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 186, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("refresh_room", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 186, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("omniroute.core_ext._kernel.refresh_room", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_6refresh_room(__pyx_self, __pyx_v_table, __pyx_v_slot);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6refresh_room(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot) {
+  struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
+  int __pyx_v_mask;
+  Py_ssize_t __pyx_v_word;
+  uint64_t __pyx_v_bit;
+  int __pyx_v_c;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  Py_ssize_t __pyx_t_2;
+  Py_ssize_t __pyx_t_3;
+  int __pyx_t_4;
+  int __pyx_t_5;
+  Py_ssize_t __pyx_t_6;
+  Py_ssize_t __pyx_t_7;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("refresh_room", 0);
+
+  /* "core_ext/_kernel.pyx":188
+ * def refresh_room(table, Py_ssize_t slot):
+ *     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+ *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
+ *     cdef int mask = _room(t, slot)
+ *     cdef Py_ssize_t word = slot >> 6
+*/
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 188, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
+  __pyx_t_1 = 0;
+
+  /* "core_ext/_kernel.pyx":189
+ *     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+ *     cdef _Table t = _views(table)
+ *     cdef int mask = _room(t, slot)             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t word = slot >> 6
+ *     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
+*/
+  __pyx_v_mask = __pyx_f_9omniroute_8core_ext_7_kernel__room(__pyx_v_t, __pyx_v_slot);
+
+  /* "core_ext/_kernel.pyx":190
+ *     cdef _Table t = _views(table)
+ *     cdef int mask = _room(t, slot)
+ *     cdef Py_ssize_t word = slot >> 6             # <<<<<<<<<<<<<<
+ *     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
+ *     cdef int c
+*/
+  __pyx_v_word = (__pyx_v_slot >> 6);
+
+  /* "core_ext/_kernel.pyx":191
+ *     cdef int mask = _room(t, slot)
+ *     cdef Py_ssize_t word = slot >> 6
+ *     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)             # <<<<<<<<<<<<<<
+ *     cdef int c
+ *     for c in range(t.room_bits.shape[0]):
+*/
+  __pyx_v_bit = (((uint64_t)1) << (__pyx_v_slot & 63));
+
+  /* "core_ext/_kernel.pyx":193
+ *     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
+ *     cdef int c
+ *     for c in range(t.room_bits.shape[0]):             # <<<<<<<<<<<<<<
+ *         if mask & (1 << c):
+ *             t.room_bits[c, word] |= bit
+*/
+
+  __pyx_t_2 = (__pyx_v_t->room_bits.shape[0]);
+  __pyx_t_3 = __pyx_t_2;
+
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_c = __pyx_t_4;
+
+    /* "core_ext/_kernel.pyx":194
+ *     cdef int c
+ *     for c in range(t.room_bits.shape[0]):
+ *         if mask & (1 << c):             # <<<<<<<<<<<<<<
+ *             t.room_bits[c, word] |= bit
+ *         else:
+*/
+    __pyx_t_5 = ((__pyx_v_mask & (1 << __pyx_v_c)) != 0);
+
+    if (__pyx_t_5) {
+
+
+      /* "core_ext/_kernel.pyx":195
+ *     for c in range(t.room_bits.shape[0]):
+ *         if mask & (1 << c):
+ *             t.room_bits[c, word] |= bit             # <<<<<<<<<<<<<<
+ *         else:
+ *             t.room_bits[c, word] &= ~bit
+*/
+      __pyx_t_6 = __pyx_v_c;
+      __pyx_t_7 = __pyx_v_word;
+      *((uint64_t *) ( /* dim=1 */ ((char *) (((uint64_t *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_6 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_7)) )) |= __pyx_v_bit;
+
+      /* "core_ext/_kernel.pyx":194
+ *     cdef int c
+ *     for c in range(t.room_bits.shape[0]):
+ *         if mask & (1 << c):             # <<<<<<<<<<<<<<
+ *             t.room_bits[c, word] |= bit
+ *         else:
+*/
+      goto __pyx_L5;
+    }
+
+    /* "core_ext/_kernel.pyx":197
+ *             t.room_bits[c, word] |= bit
+ *         else:
+ *             t.room_bits[c, word] &= ~bit             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+    /*else*/ {
+      __pyx_t_7 = __pyx_v_c;
+      __pyx_t_6 = __pyx_v_word;
+      *((uint64_t *) ( /* dim=1 */ ((char *) (((uint64_t *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_7 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_6)) )) &= (~__pyx_v_bit);
+    }
+    __pyx_L5:;
+  }
+
+
+  /* "core_ext/_kernel.pyx":186
+ * 
+ * 
+ * def refresh_room(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
+ *     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+ *     cdef _Table t = _views(table)
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("omniroute.core_ext._kernel.refresh_room", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
   __Pyx_XDECREF((PyObject *)__pyx_v_t);
+
+
 
 
   __Pyx_XGIVEREF(__pyx_r);
@@ -26936,7 +27223,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":183
+/* "core_ext/_kernel.pyx":200
  * 
  * 
  * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):             # <<<<<<<<<<<<<<
@@ -26945,16 +27232,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_4room_mask(CYTHON_UNUSED
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_7agent_eligible(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_9agent_eligible(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_6agent_eligible, "agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask)\n\nCan this agent be offered a new item of ``cls`` needing these skills, right now?");
-static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_7agent_eligible = {"agent_eligible", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_7agent_eligible, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_6agent_eligible};
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_7agent_eligible(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_8agent_eligible, "agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask)\n\nCan this agent be offered a new item of ``cls`` needing these skills, right now?");
+static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_9agent_eligible = {"agent_eligible", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_9agent_eligible, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_8agent_eligible};
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_9agent_eligible(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -26989,67 +27276,67 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_req_cols,&__pyx_mstate_global->__pyx_n_u_req_levels,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_kind_mask,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 183, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 200, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 183, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 200, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 183, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 200, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 183, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 200, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 183, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 200, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 183, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 200, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 183, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 200, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "agent_eligible", 0) < (0)) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "agent_eligible", 0) < (0)) __PYX_ERR(0, 200, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 6; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, i); __PYX_ERR(0, 183, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, i); __PYX_ERR(0, 200, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 6)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 200, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 200, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 200, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 200, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 200, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 183, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 200, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 183, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 200, __pyx_L3_error)
     __pyx_v_req_cols = values[2];
     __pyx_v_req_levels = values[3];
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 183, __pyx_L3_error)
-    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 183, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 200, __pyx_L3_error)
+    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 200, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 183, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("agent_eligible", 1, 6, 6, __pyx_nargs); __PYX_ERR(0, 200, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27060,7 +27347,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(__pyx_self, __pyx_v_table, __pyx_v_slot, __pyx_v_req_cols, __pyx_v_req_levels, __pyx_v_cls, __pyx_v_kind_mask);
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_8agent_eligible(__pyx_self, __pyx_v_table, __pyx_v_slot, __pyx_v_req_cols, __pyx_v_req_levels, __pyx_v_cls, __pyx_v_kind_mask);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -27073,7 +27360,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8agent_eligible(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
   Py_ssize_t __pyx_v_n_req;
   Py_ssize_t __pyx_v_n_levels;
@@ -27091,41 +27378,41 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("agent_eligible", 0);
 
-  /* "core_ext/_kernel.pyx":185
+  /* "core_ext/_kernel.pyx":202
  * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):
  *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t n_req, n_levels
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 185, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 202, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":187
+  /* "core_ext/_kernel.pyx":204
  *     cdef _Table t = _views(table)
  *     cdef Py_ssize_t n_req, n_levels
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)             # <<<<<<<<<<<<<<
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 187, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 204, __pyx_L1_error)
   __pyx_v_cols = ((int32_t const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":188
+  /* "core_ext/_kernel.pyx":205
  *     cdef Py_ssize_t n_req, n_levels
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)             # <<<<<<<<<<<<<<
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_levels, NPY_UINT8, (&__pyx_v_n_levels)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 188, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_levels, NPY_UINT8, (&__pyx_v_n_levels)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 205, __pyx_L1_error)
   __pyx_v_levels = ((uint8_t const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":189
+  /* "core_ext/_kernel.pyx":206
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
@@ -27153,7 +27440,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":190
+    /* "core_ext/_kernel.pyx":207
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False             # <<<<<<<<<<<<<<
@@ -27171,7 +27458,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":189
+    /* "core_ext/_kernel.pyx":206
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
@@ -27180,7 +27467,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
 */
   }
 
-  /* "core_ext/_kernel.pyx":191
+  /* "core_ext/_kernel.pyx":208
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False
  *     if not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
@@ -27192,7 +27479,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":192
+    /* "core_ext/_kernel.pyx":209
  *         return False
  *     if not t.skills_ok(slot, cols, levels, n_req):
  *         return False             # <<<<<<<<<<<<<<
@@ -27210,7 +27497,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":191
+    /* "core_ext/_kernel.pyx":208
  *     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
  *         return False
  *     if not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
@@ -27219,14 +27506,14 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
 */
   }
 
-  /* "core_ext/_kernel.pyx":193
+  /* "core_ext/_kernel.pyx":210
  *     if not t.skills_ok(slot, cols, levels, n_req):
  *         return False
  *     return t.fits_new(slot, cls)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_slot, __pyx_v_cls)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 193, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_fits_new(__pyx_v_t, __pyx_v_slot, __pyx_v_cls)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 210, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -27239,7 +27526,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":183
+  /* "core_ext/_kernel.pyx":200
  * 
  * 
  * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):             # <<<<<<<<<<<<<<
@@ -27263,7 +27550,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":196
+/* "core_ext/_kernel.pyx":213
  * 
  * 
  * def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,             # <<<<<<<<<<<<<<
@@ -27272,16 +27559,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_6agent_eligible(CYTHON_U
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_9score_agent(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_11score_agent(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_8score_agent, "score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter, weights)\n\nThe score of one agent for a conversation (see ``best_agent``).");
-static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_9score_agent = {"score_agent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_9score_agent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_8score_agent};
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_9score_agent(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10score_agent, "score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter, weights)\n\nThe score of one agent for a conversation (see ``best_agent``).");
+static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_11score_agent = {"score_agent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_11score_agent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_10score_agent};
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_11score_agent(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -27318,81 +27605,81 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_slot,&__pyx_mstate_global->__pyx_n_u_req_cols,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_preferred,&__pyx_mstate_global->__pyx_n_u_now,&__pyx_mstate_global->__pyx_n_u_offer_counter,&__pyx_mstate_global->__pyx_n_u_weights,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 196, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 213, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 196, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 213, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "score_agent", 0) < (0)) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "score_agent", 0) < (0)) __PYX_ERR(0, 213, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, i); __PYX_ERR(0, 196, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, i); __PYX_ERR(0, 213, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 8)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 213, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 196, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 213, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
+    __pyx_v_slot = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_slot == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 213, __pyx_L3_error)
     __pyx_v_req_cols = values[2];
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
-    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
-    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[5]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 196, __pyx_L3_error)
-    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 197, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 213, __pyx_L3_error)
+    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[4]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 213, __pyx_L3_error)
+    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[5]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 213, __pyx_L3_error)
+    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 214, __pyx_L3_error)
     __pyx_v_weights = values[7];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 196, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("score_agent", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 213, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27403,7 +27690,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(__pyx_self, __pyx_v_table, __pyx_v_slot, __pyx_v_req_cols, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_weights);
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_10score_agent(__pyx_self, __pyx_v_table, __pyx_v_slot, __pyx_v_req_cols, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_weights);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -27418,7 +27705,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10score_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, Py_ssize_t __pyx_v_slot, PyObject *__pyx_v_req_cols, int __pyx_v_cls, Py_ssize_t __pyx_v_preferred, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
   Py_ssize_t __pyx_v_n_req;
   Py_ssize_t __pyx_v_n_weights;
@@ -27433,48 +27720,48 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUS
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("score_agent", 0);
 
-  /* "core_ext/_kernel.pyx":199
+  /* "core_ext/_kernel.pyx":216
  *                 int64_t offer_counter, weights):
  *     """The score of one agent for a conversation (see ``best_agent``)."""
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t n_req, n_weights
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 199, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 216, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":201
+  /* "core_ext/_kernel.pyx":218
  *     cdef _Table t = _views(table)
  *     cdef Py_ssize_t n_req, n_weights
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)             # <<<<<<<<<<<<<<
  *     cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 201, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 218, __pyx_L1_error)
   __pyx_v_cols = ((int32_t const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":202
+  /* "core_ext/_kernel.pyx":219
  *     cdef Py_ssize_t n_req, n_weights
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)             # <<<<<<<<<<<<<<
  *     return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)
  * 
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_weights, NPY_FLOAT64, (&__pyx_v_n_weights)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 202, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_weights, NPY_FLOAT64, (&__pyx_v_n_weights)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 219, __pyx_L1_error)
   __pyx_v_w = ((double const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":203
+  /* "core_ext/_kernel.pyx":220
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const double* w = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     return t.score(slot, cols, n_req, cls, preferred, now, offer_counter, w)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = PyFloat_FromDouble(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_n_req, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_w)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 203, __pyx_L1_error)
+  __pyx_t_1 = PyFloat_FromDouble(__pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_n_req, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_w)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 220, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -27487,7 +27774,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUS
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":196
+  /* "core_ext/_kernel.pyx":213
  * 
  * 
  * def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,             # <<<<<<<<<<<<<<
@@ -27511,7 +27798,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUS
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":206
+/* "core_ext/_kernel.pyx":223
  * 
  * 
  * def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,             # <<<<<<<<<<<<<<
@@ -27520,16 +27807,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_8score_agent(CYTHON_UNUS
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_11best_agent(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_13best_agent(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_10best_agent, "best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded, Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter, weights)\n\nThe best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.\n\nCandidates are the agents with room for ``cls`` holding the rarest required skill,\nread from bitsets, or only ``pinned`` when it is >= 0. Arrays: ``req_cols`` and\n``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).");
-static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_11best_agent = {"best_agent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_11best_agent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_10best_agent};
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_11best_agent(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_12best_agent, "best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded, Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter, weights)\n\nThe best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.\n\nCandidates are the agents with room for ``cls`` holding the rarest required skill,\nread from bitsets, or only ``pinned`` when it is >= 0. Arrays: ``req_cols`` and\n``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).");
+static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_13best_agent = {"best_agent", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_13best_agent, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_12best_agent};
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_13best_agent(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -27569,102 +27856,102 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_req_cols,&__pyx_mstate_global->__pyx_n_u_req_levels,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_kind_mask,&__pyx_mstate_global->__pyx_n_u_excluded,&__pyx_mstate_global->__pyx_n_u_preferred,&__pyx_mstate_global->__pyx_n_u_pinned,&__pyx_mstate_global->__pyx_n_u_now,&__pyx_mstate_global->__pyx_n_u_offer_counter,&__pyx_mstate_global->__pyx_n_u_weights,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 206, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 223, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case 11:
         values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case 10:
         values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 206, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 223, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "best_agent", 0) < (0)) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "best_agent", 0) < (0)) __PYX_ERR(0, 223, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 11; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, i); __PYX_ERR(0, 206, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, i); __PYX_ERR(0, 223, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 11)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[9] = __Pyx_ArgRef_FASTCALL(__pyx_args, 9);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[9])) __PYX_ERR(0, 223, __pyx_L3_error)
       values[10] = __Pyx_ArgRef_FASTCALL(__pyx_args, 10);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 206, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[10])) __PYX_ERR(0, 223, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
     __pyx_v_req_cols = values[1];
     __pyx_v_req_levels = values[2];
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 206, __pyx_L3_error)
-    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 206, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L3_error)
+    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 223, __pyx_L3_error)
     __pyx_v_excluded = values[5];
-    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
-    __pyx_v_pinned = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_pinned == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
-    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[8]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
-    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[9]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 207, __pyx_L3_error)
+    __pyx_v_preferred = __Pyx_PyIndex_AsSsize_t(values[6]); if (unlikely((__pyx_v_preferred == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 224, __pyx_L3_error)
+    __pyx_v_pinned = __Pyx_PyIndex_AsSsize_t(values[7]); if (unlikely((__pyx_v_pinned == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 224, __pyx_L3_error)
+    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[8]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 224, __pyx_L3_error)
+    __pyx_v_offer_counter = __Pyx_PyLong_As_int64_t(values[9]); if (unlikely((__pyx_v_offer_counter == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 224, __pyx_L3_error)
     __pyx_v_weights = values[10];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 206, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("best_agent", 1, 11, 11, __pyx_nargs); __PYX_ERR(0, 223, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -27675,7 +27962,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(__pyx_self, __pyx_v_table, __pyx_v_req_cols, __pyx_v_req_levels, __pyx_v_cls, __pyx_v_kind_mask, __pyx_v_excluded, __pyx_v_preferred, __pyx_v_pinned, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_weights);
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_12best_agent(__pyx_self, __pyx_v_table, __pyx_v_req_cols, __pyx_v_req_levels, __pyx_v_cls, __pyx_v_kind_mask, __pyx_v_excluded, __pyx_v_preferred, __pyx_v_pinned, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_weights);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -27691,7 +27978,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, PyObject *__pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_12best_agent(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_table, PyObject *__pyx_v_req_cols, PyObject *__pyx_v_req_levels, int __pyx_v_cls, int __pyx_v_kind_mask, PyObject *__pyx_v_excluded, Py_ssize_t __pyx_v_preferred, Py_ssize_t __pyx_v_pinned, int64_t __pyx_v_now, int64_t __pyx_v_offer_counter, PyObject *__pyx_v_weights) {
   struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *__pyx_v_t = 0;
   Py_ssize_t __pyx_v_n_req;
   Py_ssize_t __pyx_v_n_levels;
@@ -27739,63 +28026,63 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("best_agent", 0);
 
-  /* "core_ext/_kernel.pyx":215
+  /* "core_ext/_kernel.pyx":232
  *     ``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).
  *     """
  *     cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 232, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":217
+  /* "core_ext/_kernel.pyx":234
  *     cdef _Table t = _views(table)
  *     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)             # <<<<<<<<<<<<<<
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 217, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_cols, NPY_INT32, (&__pyx_v_n_req)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 234, __pyx_L1_error)
   __pyx_v_cols = ((int32_t const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":218
+  /* "core_ext/_kernel.pyx":235
  *     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)             # <<<<<<<<<<<<<<
  *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
  *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_levels, NPY_UINT8, (&__pyx_v_n_levels)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 218, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_req_levels, NPY_UINT8, (&__pyx_v_n_levels)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 235, __pyx_L1_error)
   __pyx_v_levels = ((uint8_t const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":219
+  /* "core_ext/_kernel.pyx":236
  *     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)             # <<<<<<<<<<<<<<
  *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_excluded, NPY_INT32, (&__pyx_v_n_excluded)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 219, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_excluded, NPY_INT32, (&__pyx_v_n_excluded)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 236, __pyx_L1_error)
   __pyx_v_excl = ((int32_t const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":220
+  /* "core_ext/_kernel.pyx":237
  *     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
  *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
  *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
  *     cdef Py_ssize_t best = -1
 */
-  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_weights, NPY_FLOAT64, (&__pyx_v_n_weights)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 220, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_weights, NPY_FLOAT64, (&__pyx_v_n_weights)); if (unlikely(__pyx_t_2 == ((void *)NULL))) __PYX_ERR(0, 237, __pyx_L1_error)
   __pyx_v_wts = ((double const *)__pyx_t_2);
 
 
-  /* "core_ext/_kernel.pyx":221
+  /* "core_ext/_kernel.pyx":238
  *     cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
  *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]             # <<<<<<<<<<<<<<
@@ -27804,7 +28091,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_n_words = (__pyx_v_t->room_bits.shape[1]);
 
-  /* "core_ext/_kernel.pyx":222
+  /* "core_ext/_kernel.pyx":239
  *     cdef const double* wts = <const double*>_data(weights, cnp.NPY_FLOAT64, &n_weights)
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
  *     cdef Py_ssize_t best = -1             # <<<<<<<<<<<<<<
@@ -27813,7 +28100,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_best = -1L;
 
-  /* "core_ext/_kernel.pyx":223
+  /* "core_ext/_kernel.pyx":240
  *     cdef Py_ssize_t n_words = t.room_bits.shape[1]
  *     cdef Py_ssize_t best = -1
  *     cdef double best_score = 0.0             # <<<<<<<<<<<<<<
@@ -27822,7 +28109,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_best_score = 0.0;
 
-  /* "core_ext/_kernel.pyx":224
+  /* "core_ext/_kernel.pyx":241
  *     cdef Py_ssize_t best = -1
  *     cdef double best_score = 0.0
  *     cdef int64_t best_seq = 0             # <<<<<<<<<<<<<<
@@ -27831,7 +28118,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_best_seq = 0;
 
-  /* "core_ext/_kernel.pyx":225
+  /* "core_ext/_kernel.pyx":242
  *     cdef double best_score = 0.0
  *     cdef int64_t best_seq = 0
  *     cdef Py_ssize_t w, k, slot, rare = -1             # <<<<<<<<<<<<<<
@@ -27840,7 +28127,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
   __pyx_v_rare = -1L;
 
-  /* "core_ext/_kernel.pyx":230
+  /* "core_ext/_kernel.pyx":247
  *     cdef double s
  *     cdef bint skip
  *     cdef const int32_t[::1] skill_count = t.skill_count             # <<<<<<<<<<<<<<
@@ -27853,7 +28140,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
   __pyx_t_3.memview = NULL;
   __pyx_t_3.data = NULL;
 
-  /* "core_ext/_kernel.pyx":231
+  /* "core_ext/_kernel.pyx":248
  *     cdef bint skip
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -27866,7 +28153,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "core_ext/_kernel.pyx":232
+        /* "core_ext/_kernel.pyx":249
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:
  *         if n_req:             # <<<<<<<<<<<<<<
@@ -27878,7 +28165,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
         if (__pyx_t_4) {
 
 
-          /* "core_ext/_kernel.pyx":233
+          /* "core_ext/_kernel.pyx":250
  *     with nogil:
  *         if n_req:
  *             rare = cols[0]             # <<<<<<<<<<<<<<
@@ -27887,7 +28174,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
           __pyx_v_rare = (__pyx_v_cols[0]);
 
-          /* "core_ext/_kernel.pyx":234
+          /* "core_ext/_kernel.pyx":251
  *         if n_req:
  *             rare = cols[0]
  *             rare_count = skill_count[rare]             # <<<<<<<<<<<<<<
@@ -27897,7 +28184,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           __pyx_t_5 = __pyx_v_rare;
           __pyx_v_rare_count = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_skill_count.data) + __pyx_t_5)) )));
 
-          /* "core_ext/_kernel.pyx":235
+          /* "core_ext/_kernel.pyx":252
  *             rare = cols[0]
  *             rare_count = skill_count[rare]
  *             for k in range(1, n_req):             # <<<<<<<<<<<<<<
@@ -27911,7 +28198,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           for (__pyx_t_8 = 1; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
             __pyx_v_k = __pyx_t_8;
 
-            /* "core_ext/_kernel.pyx":236
+            /* "core_ext/_kernel.pyx":253
  *             rare_count = skill_count[rare]
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]             # <<<<<<<<<<<<<<
@@ -27921,7 +28208,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             __pyx_t_5 = (__pyx_v_cols[__pyx_v_k]);
             __pyx_v_count = (*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_skill_count.data) + __pyx_t_5)) )));
 
-            /* "core_ext/_kernel.pyx":237
+            /* "core_ext/_kernel.pyx":254
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]
  *                 if count < rare_count:             # <<<<<<<<<<<<<<
@@ -27933,7 +28220,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":238
+              /* "core_ext/_kernel.pyx":255
  *                 count = skill_count[cols[k]]
  *                 if count < rare_count:
  *                     rare, rare_count = cols[k], count             # <<<<<<<<<<<<<<
@@ -27947,7 +28234,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
               __pyx_v_rare = __pyx_t_9;
               __pyx_v_rare_count = __pyx_t_10;
 
-              /* "core_ext/_kernel.pyx":237
+              /* "core_ext/_kernel.pyx":254
  *             for k in range(1, n_req):
  *                 count = skill_count[cols[k]]
  *                 if count < rare_count:             # <<<<<<<<<<<<<<
@@ -27958,7 +28245,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           }
 
 
-          /* "core_ext/_kernel.pyx":232
+          /* "core_ext/_kernel.pyx":249
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:
  *         if n_req:             # <<<<<<<<<<<<<<
@@ -27967,7 +28254,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
         }
 
-        /* "core_ext/_kernel.pyx":239
+        /* "core_ext/_kernel.pyx":256
  *                 if count < rare_count:
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):             # <<<<<<<<<<<<<<
@@ -27981,7 +28268,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
         for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
           __pyx_v_w = __pyx_t_8;
 
-          /* "core_ext/_kernel.pyx":240
+          /* "core_ext/_kernel.pyx":257
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):
  *             if pinned >= 0:             # <<<<<<<<<<<<<<
@@ -27993,7 +28280,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           if (__pyx_t_4) {
 
 
-            /* "core_ext/_kernel.pyx":241
+            /* "core_ext/_kernel.pyx":258
  *         for w in range(n_words):
  *             if pinned >= 0:
  *                 if w != pinned >> 6:             # <<<<<<<<<<<<<<
@@ -28005,7 +28292,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":242
+              /* "core_ext/_kernel.pyx":259
  *             if pinned >= 0:
  *                 if w != pinned >> 6:
  *                     continue             # <<<<<<<<<<<<<<
@@ -28014,7 +28301,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               goto __pyx_L10_continue;
 
-              /* "core_ext/_kernel.pyx":241
+              /* "core_ext/_kernel.pyx":258
  *         for w in range(n_words):
  *             if pinned >= 0:
  *                 if w != pinned >> 6:             # <<<<<<<<<<<<<<
@@ -28023,7 +28310,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             }
 
-            /* "core_ext/_kernel.pyx":243
+            /* "core_ext/_kernel.pyx":260
  *                 if w != pinned >> 6:
  *                     continue
  *                 word = t.room_bits[cls, w] & ((<uint64_t>1) << (pinned & 63))             # <<<<<<<<<<<<<<
@@ -28032,9 +28319,9 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             __pyx_t_5 = __pyx_v_cls;
             __pyx_t_11 = __pyx_v_w;
-            __pyx_v_word = ((*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_5 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_11)) ))) & (((uint64_t)1) << (__pyx_v_pinned & 63)));
+            __pyx_v_word = ((*((uint64_t *) ( /* dim=1 */ ((char *) (((uint64_t *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_5 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_11)) ))) & (((uint64_t)1) << (__pyx_v_pinned & 63)));
 
-            /* "core_ext/_kernel.pyx":240
+            /* "core_ext/_kernel.pyx":257
  *                     rare, rare_count = cols[k], count
  *         for w in range(n_words):
  *             if pinned >= 0:             # <<<<<<<<<<<<<<
@@ -28044,7 +28331,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             goto __pyx_L12;
           }
 
-          /* "core_ext/_kernel.pyx":245
+          /* "core_ext/_kernel.pyx":262
  *                 word = t.room_bits[cls, w] & ((<uint64_t>1) << (pinned & 63))
  *             else:
  *                 word = t.room_bits[cls, w]             # <<<<<<<<<<<<<<
@@ -28054,11 +28341,11 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           /*else*/ {
             __pyx_t_11 = __pyx_v_cls;
             __pyx_t_5 = __pyx_v_w;
-            __pyx_v_word = (*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_11 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_5)) )));
+            __pyx_v_word = (*((uint64_t *) ( /* dim=1 */ ((char *) (((uint64_t *) ( /* dim=0 */ (__pyx_v_t->room_bits.data + __pyx_t_11 * __pyx_v_t->room_bits.strides[0]) )) + __pyx_t_5)) )));
           }
           __pyx_L12:;
 
-          /* "core_ext/_kernel.pyx":246
+          /* "core_ext/_kernel.pyx":263
  *             else:
  *                 word = t.room_bits[cls, w]
  *             if rare >= 0:             # <<<<<<<<<<<<<<
@@ -28070,7 +28357,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
           if (__pyx_t_4) {
 
 
-            /* "core_ext/_kernel.pyx":247
+            /* "core_ext/_kernel.pyx":264
  *                 word = t.room_bits[cls, w]
  *             if rare >= 0:
  *                 word &= t.skill_bits[rare, w]             # <<<<<<<<<<<<<<
@@ -28081,7 +28368,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             __pyx_t_11 = __pyx_v_w;
             __pyx_v_word = (__pyx_v_word & (*((uint64_t const  *) ( /* dim=1 */ ((char *) (((uint64_t const  *) ( /* dim=0 */ (__pyx_v_t->skill_bits.data + __pyx_t_5 * __pyx_v_t->skill_bits.strides[0]) )) + __pyx_t_11)) ))));
 
-            /* "core_ext/_kernel.pyx":246
+            /* "core_ext/_kernel.pyx":263
  *             else:
  *                 word = t.room_bits[cls, w]
  *             if rare >= 0:             # <<<<<<<<<<<<<<
@@ -28090,7 +28377,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
           }
 
-          /* "core_ext/_kernel.pyx":248
+          /* "core_ext/_kernel.pyx":265
  *             if rare >= 0:
  *                 word &= t.skill_bits[rare, w]
  *             while word:             # <<<<<<<<<<<<<<
@@ -28103,7 +28390,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 
             if (!__pyx_t_4) break;
 
-            /* "core_ext/_kernel.pyx":249
+            /* "core_ext/_kernel.pyx":266
  *                 word &= t.skill_bits[rare, w]
  *             while word:
  *                 slot = (w << 6) + __builtin_ctzll(word)             # <<<<<<<<<<<<<<
@@ -28112,7 +28399,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             __pyx_v_slot = ((__pyx_v_w << 6) + __builtin_ctzll(__pyx_v_word));
 
-            /* "core_ext/_kernel.pyx":250
+            /* "core_ext/_kernel.pyx":267
  *             while word:
  *                 slot = (w << 6) + __builtin_ctzll(word)
  *                 word &= word - 1             # <<<<<<<<<<<<<<
@@ -28121,7 +28408,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             __pyx_v_word = (__pyx_v_word & (__pyx_v_word - 1));
 
-            /* "core_ext/_kernel.pyx":251
+            /* "core_ext/_kernel.pyx":268
  *                 slot = (w << 6) + __builtin_ctzll(word)
  *                 word &= word - 1
  *                 skip = False             # <<<<<<<<<<<<<<
@@ -28130,7 +28417,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             __pyx_v_skip = 0;
 
-            /* "core_ext/_kernel.pyx":252
+            /* "core_ext/_kernel.pyx":269
  *                 word &= word - 1
  *                 skip = False
  *                 for k in range(n_excluded):             # <<<<<<<<<<<<<<
@@ -28144,7 +28431,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             for (__pyx_t_14 = 0; __pyx_t_14 < __pyx_t_13; __pyx_t_14+=1) {
               __pyx_v_k = __pyx_t_14;
 
-              /* "core_ext/_kernel.pyx":253
+              /* "core_ext/_kernel.pyx":270
  *                 skip = False
  *                 for k in range(n_excluded):
  *                     if excl[k] == slot:             # <<<<<<<<<<<<<<
@@ -28156,7 +28443,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
               if (__pyx_t_4) {
 
 
-                /* "core_ext/_kernel.pyx":254
+                /* "core_ext/_kernel.pyx":271
  *                 for k in range(n_excluded):
  *                     if excl[k] == slot:
  *                         skip = True             # <<<<<<<<<<<<<<
@@ -28165,7 +28452,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
                 __pyx_v_skip = 1;
 
-                /* "core_ext/_kernel.pyx":255
+                /* "core_ext/_kernel.pyx":272
  *                     if excl[k] == slot:
  *                         skip = True
  *                         break             # <<<<<<<<<<<<<<
@@ -28174,7 +28461,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
                 goto __pyx_L18_break;
 
-                /* "core_ext/_kernel.pyx":253
+                /* "core_ext/_kernel.pyx":270
  *                 skip = False
  *                 for k in range(n_excluded):
  *                     if excl[k] == slot:             # <<<<<<<<<<<<<<
@@ -28186,7 +28473,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             __pyx_L18_break:;
 
 
-            /* "core_ext/_kernel.pyx":256
+            /* "core_ext/_kernel.pyx":273
  *                         skip = True
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
@@ -28209,7 +28496,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":257
+              /* "core_ext/_kernel.pyx":274
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):
  *                     continue             # <<<<<<<<<<<<<<
@@ -28218,7 +28505,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               goto __pyx_L15_continue;
 
-              /* "core_ext/_kernel.pyx":256
+              /* "core_ext/_kernel.pyx":273
  *                         skip = True
  *                         break
  *                 if skip or not (t.kind[slot] & kind_mask):             # <<<<<<<<<<<<<<
@@ -28227,7 +28514,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             }
 
-            /* "core_ext/_kernel.pyx":258
+            /* "core_ext/_kernel.pyx":275
  *                 if skip or not (t.kind[slot] & kind_mask):
  *                     continue
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
@@ -28253,7 +28540,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":259
+              /* "core_ext/_kernel.pyx":276
  *                     continue
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):
  *                     continue             # <<<<<<<<<<<<<<
@@ -28262,7 +28549,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               goto __pyx_L15_continue;
 
-              /* "core_ext/_kernel.pyx":258
+              /* "core_ext/_kernel.pyx":275
  *                 if skip or not (t.kind[slot] & kind_mask):
  *                     continue
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):             # <<<<<<<<<<<<<<
@@ -28271,7 +28558,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             }
 
-            /* "core_ext/_kernel.pyx":260
+            /* "core_ext/_kernel.pyx":277
  *                 if n_req and not t.skills_ok(slot, cols, levels, n_req):
  *                     continue
  *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)             # <<<<<<<<<<<<<<
@@ -28280,7 +28567,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
             __pyx_v_s = __pyx_f_9omniroute_8core_ext_7_kernel_6_Table_score(__pyx_v_t, __pyx_v_slot, __pyx_v_cols, __pyx_v_n_req, __pyx_v_cls, __pyx_v_preferred, __pyx_v_now, __pyx_v_offer_counter, __pyx_v_wts);
 
-            /* "core_ext/_kernel.pyx":261
+            /* "core_ext/_kernel.pyx":278
  *                     continue
  *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):             # <<<<<<<<<<<<<<
@@ -28327,7 +28614,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
             if (__pyx_t_4) {
 
 
-              /* "core_ext/_kernel.pyx":262
+              /* "core_ext/_kernel.pyx":279
  *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
  *                     best = slot             # <<<<<<<<<<<<<<
@@ -28336,7 +28623,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               __pyx_v_best = __pyx_v_slot;
 
-              /* "core_ext/_kernel.pyx":263
+              /* "core_ext/_kernel.pyx":280
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
  *                     best = slot
  *                     best_score = s             # <<<<<<<<<<<<<<
@@ -28345,7 +28632,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 */
               __pyx_v_best_score = __pyx_v_s;
 
-              /* "core_ext/_kernel.pyx":264
+              /* "core_ext/_kernel.pyx":281
  *                     best = slot
  *                     best_score = s
  *                     best_seq = t.seq[slot]             # <<<<<<<<<<<<<<
@@ -28355,7 +28642,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
               __pyx_t_11 = __pyx_v_slot;
               __pyx_v_best_seq = (*((int64_t const  *) ( /* dim=0 */ ((char *) (((int64_t const  *) __pyx_v_t->seq.data) + __pyx_t_11)) )));
 
-              /* "core_ext/_kernel.pyx":261
+              /* "core_ext/_kernel.pyx":278
  *                     continue
  *                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
  *                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):             # <<<<<<<<<<<<<<
@@ -28370,7 +28657,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
 
       }
 
-      /* "core_ext/_kernel.pyx":231
+      /* "core_ext/_kernel.pyx":248
  *     cdef bint skip
  *     cdef const int32_t[::1] skill_count = t.skill_count
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -28387,23 +28674,23 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
       }
   }
 
-  /* "core_ext/_kernel.pyx":265
+  /* "core_ext/_kernel.pyx":282
  *                     best_score = s
  *                     best_seq = t.seq[slot]
  *     return best, best_score             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_best); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 265, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t(__pyx_v_best); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 282, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_16 = PyFloat_FromDouble(__pyx_v_best_score); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 265, __pyx_L1_error)
+  __pyx_t_16 = PyFloat_FromDouble(__pyx_v_best_score); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 282, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_16);
-  __pyx_t_17 = PyTuple_New(2); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 265, __pyx_L1_error)
+  __pyx_t_17 = PyTuple_New(2); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 282, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_17);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 265, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 282, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_16);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 1, __pyx_t_16) != (0)) __PYX_ERR(0, 265, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_17, 1, __pyx_t_16) != (0)) __PYX_ERR(0, 282, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_16 = 0;
   {
@@ -28417,7 +28704,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
   __pyx_t_17 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":206
+  /* "core_ext/_kernel.pyx":223
  * 
  * 
  * def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,             # <<<<<<<<<<<<<<
@@ -28462,7 +28749,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10best_agent(CYTHON_UNUS
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":279
+/* "core_ext/_kernel.pyx":296
  * 
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -28474,7 +28761,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   int __pyx_r;
   int __pyx_t_1;
 
-  /* "core_ext/_kernel.pyx":280
+  /* "core_ext/_kernel.pyx":297
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
  *     if a.key != b.key:             # <<<<<<<<<<<<<<
@@ -28486,7 +28773,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":281
+    /* "core_ext/_kernel.pyx":298
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
  *     if a.key != b.key:
  *         return a.key < b.key             # <<<<<<<<<<<<<<
@@ -28499,7 +28786,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":280
+    /* "core_ext/_kernel.pyx":297
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
  *     if a.key != b.key:             # <<<<<<<<<<<<<<
@@ -28508,7 +28795,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
 */
   }
 
-  /* "core_ext/_kernel.pyx":282
+  /* "core_ext/_kernel.pyx":299
  *     if a.key != b.key:
  *         return a.key < b.key
  *     if a.deadline != b.deadline:             # <<<<<<<<<<<<<<
@@ -28520,7 +28807,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":283
+    /* "core_ext/_kernel.pyx":300
  *         return a.key < b.key
  *     if a.deadline != b.deadline:
  *         return a.deadline < b.deadline             # <<<<<<<<<<<<<<
@@ -28533,7 +28820,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":282
+    /* "core_ext/_kernel.pyx":299
  *     if a.key != b.key:
  *         return a.key < b.key
  *     if a.deadline != b.deadline:             # <<<<<<<<<<<<<<
@@ -28542,7 +28829,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
 */
   }
 
-  /* "core_ext/_kernel.pyx":284
+  /* "core_ext/_kernel.pyx":301
  *     if a.deadline != b.deadline:
  *         return a.deadline < b.deadline
  *     return a.seq < b.seq             # <<<<<<<<<<<<<<
@@ -28555,7 +28842,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":279
+  /* "core_ext/_kernel.pyx":296
  * 
  * 
  * cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -28568,7 +28855,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel__before(struct __
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":291
+/* "core_ext/_kernel.pyx":308
  * 
  * 
  * cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -28584,7 +28871,7 @@ static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int
   Py_ssize_t __pyx_t_2;
   Py_ssize_t __pyx_t_3;
 
-  /* "core_ext/_kernel.pyx":293
+  /* "core_ext/_kernel.pyx":310
  * cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:
  *     """A skill set of up to three columns (ascending) and a media class, as one integer."""
  *     cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)             # <<<<<<<<<<<<<<
@@ -28593,7 +28880,7 @@ static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int
 */
   __pyx_v_key = ((uint64_t)__pyx_v_cls);
 
-  /* "core_ext/_kernel.pyx":295
+  /* "core_ext/_kernel.pyx":312
  *     cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)
  *     cdef Py_ssize_t j
  *     for j in range(n):             # <<<<<<<<<<<<<<
@@ -28607,7 +28894,7 @@ static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_j = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":296
+    /* "core_ext/_kernel.pyx":313
  *     cdef Py_ssize_t j
  *     for j in range(n):
  *         key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)             # <<<<<<<<<<<<<<
@@ -28618,7 +28905,7 @@ static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int
   }
 
 
-  /* "core_ext/_kernel.pyx":297
+  /* "core_ext/_kernel.pyx":314
  *     for j in range(n):
  *         key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)
  *     return key             # <<<<<<<<<<<<<<
@@ -28631,7 +28918,7 @@ static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":291
+  /* "core_ext/_kernel.pyx":308
  * 
  * 
  * cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -28646,7 +28933,7 @@ static CYTHON_INLINE uint64_t __pyx_f_9omniroute_8core_ext_7_kernel__set_key(int
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":329
+/* "core_ext/_kernel.pyx":346
  *     cdef public Py_ssize_t size
  * 
  *     def __init__(self, int n_classes=7):             # <<<<<<<<<<<<<<
@@ -28692,37 +28979,37 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_n_classes,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 329, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 346, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 329, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 346, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 329, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 346, __pyx_L3_error)
     } else {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 329, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 346, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
     }
     if (values[0]) {
-      __pyx_v_n_classes = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_n_classes == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 329, __pyx_L3_error)
+      __pyx_v_n_classes = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_n_classes == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 346, __pyx_L3_error)
     } else {
       __pyx_v_n_classes = ((int)7);
     }
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 329, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 0, 1, __pyx_nargs); __PYX_ERR(0, 346, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28753,21 +29040,21 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "core_ext/_kernel.pyx":330
+  /* "core_ext/_kernel.pyx":347
  * 
  *     def __init__(self, int n_classes=7):
  *         self._ids = {}             # <<<<<<<<<<<<<<
  *         self.size = 0
  *         self.n_classes = n_classes
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 330, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 347, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_GIVEREF(__pyx_t_1);
   __Pyx_GOTREF(__pyx_v_self->_ids);
   __Pyx_DECREF_SET(__pyx_v_self->_ids, ((PyObject*)__pyx_t_1));
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":331
+  /* "core_ext/_kernel.pyx":348
  *     def __init__(self, int n_classes=7):
  *         self._ids = {}
  *         self.size = 0             # <<<<<<<<<<<<<<
@@ -28776,7 +29063,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
 */
   __pyx_v_self->size = 0;
 
-  /* "core_ext/_kernel.pyx":332
+  /* "core_ext/_kernel.pyx":349
  *         self._ids = {}
  *         self.size = 0
  *         self.n_classes = n_classes             # <<<<<<<<<<<<<<
@@ -28785,7 +29072,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
 */
   __pyx_v_self->n_classes = __pyx_v_n_classes;
 
-  /* "core_ext/_kernel.pyx":333
+  /* "core_ext/_kernel.pyx":350
  *         self.size = 0
  *         self.n_classes = n_classes
  *         self.max_set = 0             # <<<<<<<<<<<<<<
@@ -28794,7 +29081,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
 */
   __pyx_v_self->max_set = 0;
 
-  /* "core_ext/_kernel.pyx":329
+  /* "core_ext/_kernel.pyx":346
  *     cdef public Py_ssize_t size
  * 
  *     def __init__(self, int n_classes=7):             # <<<<<<<<<<<<<<
@@ -28815,7 +29102,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex___init__(struct _
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":335
+/* "core_ext/_kernel.pyx":352
  *         self.max_set = 0
  * 
  *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,             # <<<<<<<<<<<<<<
@@ -28866,53 +29153,53 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_cols,&__pyx_mstate_global->__pyx_n_u_levels,&__pyx_mstate_global->__pyx_n_u_cls,&__pyx_mstate_global->__pyx_n_u_kind_mask,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 335, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 352, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 335, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 352, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 335, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 352, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 335, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 352, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 335, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 352, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bucket_id", 0) < (0)) __PYX_ERR(0, 335, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "bucket_id", 0) < (0)) __PYX_ERR(0, 352, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 4; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, i); __PYX_ERR(0, 335, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, i); __PYX_ERR(0, 352, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 4)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 335, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 352, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 335, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 352, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 335, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 352, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 335, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 352, __pyx_L3_error)
     }
-    __pyx_v_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[0], 0); if (unlikely(!__pyx_v_cols.memview)) __PYX_ERR(0, 335, __pyx_L3_error)
-    __pyx_v_levels = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(values[1], 0); if (unlikely(!__pyx_v_levels.memview)) __PYX_ERR(0, 335, __pyx_L3_error)
-    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 335, __pyx_L3_error)
-    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 336, __pyx_L3_error)
+    __pyx_v_cols = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_int32_t__const__(values[0], 0); if (unlikely(!__pyx_v_cols.memview)) __PYX_ERR(0, 352, __pyx_L3_error)
+    __pyx_v_levels = __Pyx_PyObject_to_MemoryviewSlice_dc_nn_uint8_t__const__(values[1], 0); if (unlikely(!__pyx_v_levels.memview)) __PYX_ERR(0, 352, __pyx_L3_error)
+    __pyx_v_cls = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_cls == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 352, __pyx_L3_error)
+    __pyx_v_kind_mask = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_kind_mask == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 353, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 335, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("bucket_id", 1, 4, 4, __pyx_nargs); __PYX_ERR(0, 352, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -28970,7 +29257,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bucket_id", 0);
 
-  /* "core_ext/_kernel.pyx":338
+  /* "core_ext/_kernel.pyx":355
  *                   int kind_mask):
  *         """The bucket of this requirement (created on first use)."""
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)             # <<<<<<<<<<<<<<
@@ -28978,7 +29265,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
  *         if found is not None:
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_v_cols, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_int32_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 338, __pyx_L1_error)
+  __pyx_t_3 = __pyx_memoryview_fromslice(__pyx_v_cols, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_int32_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_4 = 1;
   {
@@ -28986,11 +29273,11 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 338, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __pyx_t_2 = NULL;
-  __pyx_t_5 = __pyx_memoryview_fromslice(__pyx_v_levels, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint8_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 338, __pyx_L1_error)
+  __pyx_t_5 = __pyx_memoryview_fromslice(__pyx_v_levels, 1, (PyObject *(*)(char *)) __pyx_memview_get_nn_uint8_t__const__, (int (*)(char *, PyObject *)) NULL, 0);; if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -28998,23 +29285,23 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(&PyBytes_Type), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 338, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 355, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_cls); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 338, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_cls); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_kind_mask); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 338, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_kind_mask); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_6 = PyTuple_New(4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 338, __pyx_L1_error)
+  __pyx_t_6 = PyTuple_New(4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 355, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_1) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_3) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 2, __pyx_t_5) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 2, __pyx_t_5) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_2);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 3, __pyx_t_2) != (0)) __PYX_ERR(0, 338, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 3, __pyx_t_2) != (0)) __PYX_ERR(0, 355, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_3 = 0;
   __pyx_t_5 = 0;
@@ -29022,7 +29309,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   __pyx_v_sig = ((PyObject*)__pyx_t_6);
   __pyx_t_6 = 0;
 
-  /* "core_ext/_kernel.pyx":339
+  /* "core_ext/_kernel.pyx":356
  *         """The bucket of this requirement (created on first use)."""
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)
  *         found = self._ids.get(sig)             # <<<<<<<<<<<<<<
@@ -29031,14 +29318,14 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 */
   if (unlikely(__pyx_v_self->_ids == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 339, __pyx_L1_error)
+    __PYX_ERR(0, 356, __pyx_L1_error)
   }
-  __pyx_t_6 = __Pyx_PyDict_GetItemDefault(__pyx_v_self->_ids, __pyx_v_sig, Py_None); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 339, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyDict_GetItemDefault(__pyx_v_self->_ids, __pyx_v_sig, Py_None); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 356, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_v_found = __pyx_t_6;
   __pyx_t_6 = 0;
 
-  /* "core_ext/_kernel.pyx":340
+  /* "core_ext/_kernel.pyx":357
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)
  *         found = self._ids.get(sig)
  *         if found is not None:             # <<<<<<<<<<<<<<
@@ -29049,7 +29336,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   if (__pyx_t_7) {
 
 
-    /* "core_ext/_kernel.pyx":341
+    /* "core_ext/_kernel.pyx":358
  *         found = self._ids.get(sig)
  *         if found is not None:
  *             return found             # <<<<<<<<<<<<<<
@@ -29067,7 +29354,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":340
+    /* "core_ext/_kernel.pyx":357
  *         sig = (bytes(cols), bytes(levels), cls, kind_mask)
  *         found = self._ids.get(sig)
  *         if found is not None:             # <<<<<<<<<<<<<<
@@ -29076,7 +29363,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 */
   }
 
-  /* "core_ext/_kernel.pyx":342
+  /* "core_ext/_kernel.pyx":359
  *         if found is not None:
  *             return found
  *         cdef int32_t b = self.b_cls.size()             # <<<<<<<<<<<<<<
@@ -29085,7 +29372,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 */
   __pyx_v_b = __pyx_v_self->b_cls.size();
 
-  /* "core_ext/_kernel.pyx":346
+  /* "core_ext/_kernel.pyx":363
  *         cdef vector[uint8_t] l
  *         cdef Py_ssize_t j
  *         for j in range(cols.shape[0]):             # <<<<<<<<<<<<<<
@@ -29099,7 +29386,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
     __pyx_v_j = __pyx_t_10;
 
-    /* "core_ext/_kernel.pyx":347
+    /* "core_ext/_kernel.pyx":364
  *         cdef Py_ssize_t j
  *         for j in range(cols.shape[0]):
  *             c.push_back(cols[j])             # <<<<<<<<<<<<<<
@@ -29111,10 +29398,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
       __pyx_v_c.push_back((*((int32_t const  *) ( /* dim=0 */ ((char *) (((int32_t const  *) __pyx_v_cols.data) + __pyx_t_11)) ))));
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 347, __pyx_L1_error)
+      __PYX_ERR(0, 364, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":348
+    /* "core_ext/_kernel.pyx":365
  *         for j in range(cols.shape[0]):
  *             c.push_back(cols[j])
  *             l.push_back(levels[j])             # <<<<<<<<<<<<<<
@@ -29126,12 +29413,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
       __pyx_v_l.push_back((*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_levels.data) + __pyx_t_11)) ))));
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 348, __pyx_L1_error)
+      __PYX_ERR(0, 365, __pyx_L1_error)
     }
   }
 
 
-  /* "core_ext/_kernel.pyx":349
+  /* "core_ext/_kernel.pyx":366
  *             c.push_back(cols[j])
  *             l.push_back(levels[j])
  *         self.b_cols.push_back(c)             # <<<<<<<<<<<<<<
@@ -29142,10 +29429,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_cols.push_back(__pyx_v_c);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 349, __pyx_L1_error)
+    __PYX_ERR(0, 366, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":350
+  /* "core_ext/_kernel.pyx":367
  *             l.push_back(levels[j])
  *         self.b_cols.push_back(c)
  *         self.b_levels.push_back(l)             # <<<<<<<<<<<<<<
@@ -29156,10 +29443,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_levels.push_back(__pyx_v_l);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 350, __pyx_L1_error)
+    __PYX_ERR(0, 367, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":351
+  /* "core_ext/_kernel.pyx":368
  *         self.b_cols.push_back(c)
  *         self.b_levels.push_back(l)
  *         self.b_cls.push_back(cls)             # <<<<<<<<<<<<<<
@@ -29170,10 +29457,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_cls.push_back(__pyx_v_cls);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 351, __pyx_L1_error)
+    __PYX_ERR(0, 368, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":352
+  /* "core_ext/_kernel.pyx":369
  *         self.b_levels.push_back(l)
  *         self.b_cls.push_back(cls)
  *         self.b_kmask.push_back(kind_mask)             # <<<<<<<<<<<<<<
@@ -29184,10 +29471,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_kmask.push_back(__pyx_v_kind_mask);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 352, __pyx_L1_error)
+    __PYX_ERR(0, 369, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":353
+  /* "core_ext/_kernel.pyx":370
  *         self.b_cls.push_back(cls)
  *         self.b_kmask.push_back(kind_mask)
  *         self.b_heap.push_back(vector[Entry]())             # <<<<<<<<<<<<<<
@@ -29198,17 +29485,17 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_t_12 = std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry> ();
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 353, __pyx_L1_error)
+    __PYX_ERR(0, 370, __pyx_L1_error)
   }
   try {
     __pyx_v_self->b_heap.push_back(__pyx_t_12);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 353, __pyx_L1_error)
+    __PYX_ERR(0, 370, __pyx_L1_error)
   }
 
 
-  /* "core_ext/_kernel.pyx":354
+  /* "core_ext/_kernel.pyx":371
  *         self.b_kmask.push_back(kind_mask)
  *         self.b_heap.push_back(vector[Entry]())
  *         self.b_live.push_back(0)             # <<<<<<<<<<<<<<
@@ -29219,10 +29506,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->b_live.push_back(0);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 354, __pyx_L1_error)
+    __PYX_ERR(0, 371, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":356
+  /* "core_ext/_kernel.pyx":373
  *         self.b_live.push_back(0)
  *         cdef Py_ssize_t k
  *         sort(c.begin(), c.end())             # <<<<<<<<<<<<<<
@@ -29233,10 +29520,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     std::sort<std::vector<int32_t> ::iterator>(__pyx_v_c.begin(), __pyx_v_c.end());
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 356, __pyx_L1_error)
+    __PYX_ERR(0, 373, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":357
+  /* "core_ext/_kernel.pyx":374
  *         cdef Py_ssize_t k
  *         sort(c.begin(), c.end())
  *         if c.size() <= SMALL_SET:             # <<<<<<<<<<<<<<
@@ -29248,7 +29535,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   if (__pyx_t_7) {
 
 
-    /* "core_ext/_kernel.pyx":358
+    /* "core_ext/_kernel.pyx":375
  *         sort(c.begin(), c.end())
  *         if c.size() <= SMALL_SET:
  *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)             # <<<<<<<<<<<<<<
@@ -29259,10 +29546,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
       (__pyx_v_self->by_set[__pyx_f_9omniroute_8core_ext_7_kernel__set_key(__pyx_v_c.data(), __pyx_v_c.size(), __pyx_v_cls)]).push_back(__pyx_v_b);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 358, __pyx_L1_error)
+      __PYX_ERR(0, 375, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":359
+    /* "core_ext/_kernel.pyx":376
  *         if c.size() <= SMALL_SET:
  *             self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
  *             self.max_set = max(self.max_set, <int>c.size())             # <<<<<<<<<<<<<<
@@ -29286,7 +29573,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     __pyx_v_self->max_set = __pyx_t_15;
 
 
-    /* "core_ext/_kernel.pyx":357
+    /* "core_ext/_kernel.pyx":374
  *         cdef Py_ssize_t k
  *         sort(c.begin(), c.end())
  *         if c.size() <= SMALL_SET:             # <<<<<<<<<<<<<<
@@ -29296,7 +29583,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
     goto __pyx_L6;
   }
 
-  /* "core_ext/_kernel.pyx":361
+  /* "core_ext/_kernel.pyx":378
  *             self.max_set = max(self.max_set, <int>c.size())
  *         else:
  *             k = (c[0] + 1) * self.n_classes + cls             # <<<<<<<<<<<<<<
@@ -29306,7 +29593,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   /*else*/ {
     __pyx_v_k = ((((__pyx_v_c[0]) + 1) * __pyx_v_self->n_classes) + __pyx_v_cls);
 
-    /* "core_ext/_kernel.pyx":362
+    /* "core_ext/_kernel.pyx":379
  *         else:
  *             k = (c[0] + 1) * self.n_classes + cls
  *             while <Py_ssize_t>self.large_by_key.size() <= k:             # <<<<<<<<<<<<<<
@@ -29319,7 +29606,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
 
       if (!__pyx_t_7) break;
 
-      /* "core_ext/_kernel.pyx":363
+      /* "core_ext/_kernel.pyx":380
  *             k = (c[0] + 1) * self.n_classes + cls
  *             while <Py_ssize_t>self.large_by_key.size() <= k:
  *                 self.large_by_key.push_back(vector[int32_t]())             # <<<<<<<<<<<<<<
@@ -29330,18 +29617,18 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
         __pyx_t_16 = std::vector<int32_t> ();
       } catch(...) {
         __Pyx_CppExn2PyErr();
-        __PYX_ERR(0, 363, __pyx_L1_error)
+        __PYX_ERR(0, 380, __pyx_L1_error)
       }
       try {
         __pyx_v_self->large_by_key.push_back(__pyx_t_16);
       } catch(...) {
         __Pyx_CppExn2PyErr();
-        __PYX_ERR(0, 363, __pyx_L1_error)
+        __PYX_ERR(0, 380, __pyx_L1_error)
       }
 
     }
 
-    /* "core_ext/_kernel.pyx":364
+    /* "core_ext/_kernel.pyx":381
  *             while <Py_ssize_t>self.large_by_key.size() <= k:
  *                 self.large_by_key.push_back(vector[int32_t]())
  *             self.large_by_key[k].push_back(b)             # <<<<<<<<<<<<<<
@@ -29352,35 +29639,35 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
       (__pyx_v_self->large_by_key[__pyx_v_k]).push_back(__pyx_v_b);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 364, __pyx_L1_error)
+      __PYX_ERR(0, 381, __pyx_L1_error)
     }
   }
   __pyx_L6:;
 
-  /* "core_ext/_kernel.pyx":365
+  /* "core_ext/_kernel.pyx":382
  *                 self.large_by_key.push_back(vector[int32_t]())
  *             self.large_by_key[k].push_back(b)
  *         self._ids[sig] = b             # <<<<<<<<<<<<<<
  *         return b
  * 
 */
-  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 365, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 382, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   if (unlikely(__pyx_v_self->_ids == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-    __PYX_ERR(0, 365, __pyx_L1_error)
+    __PYX_ERR(0, 382, __pyx_L1_error)
   }
-  if (unlikely((PyDict_SetItem(__pyx_v_self->_ids, __pyx_v_sig, __pyx_t_6) < 0))) __PYX_ERR(0, 365, __pyx_L1_error)
+  if (unlikely((PyDict_SetItem(__pyx_v_self->_ids, __pyx_v_sig, __pyx_t_6) < 0))) __PYX_ERR(0, 382, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
 
-  /* "core_ext/_kernel.pyx":366
+  /* "core_ext/_kernel.pyx":383
  *             self.large_by_key[k].push_back(b)
  *         self._ids[sig] = b
  *         return b             # <<<<<<<<<<<<<<
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:
 */
-  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 366, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int32_t(__pyx_v_b); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 383, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   {
     PyObject *__pyx_temp;
@@ -29393,7 +29680,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":335
+  /* "core_ext/_kernel.pyx":352
  *         self.max_set = 0
  * 
  *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,             # <<<<<<<<<<<<<<
@@ -29423,7 +29710,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_2bucket_id(
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":368
+/* "core_ext/_kernel.pyx":385
  *         return b
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29436,7 +29723,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sta
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "core_ext/_kernel.pyx":369
+  /* "core_ext/_kernel.pyx":386
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:
  *         return not self.alive[e.conv] or self.gen[e.conv] != e.gen             # <<<<<<<<<<<<<<
@@ -29464,7 +29751,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sta
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":368
+  /* "core_ext/_kernel.pyx":385
  *         return b
  * 
  *     cdef inline bint _stale(self, const Entry& e) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29477,7 +29764,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sta
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":371
+/* "core_ext/_kernel.pyx":388
  *         return not self.alive[e.conv] or self.gen[e.conv] != e.gen
  * 
  *     cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29491,7 +29778,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
   int __pyx_t_1;
 
 
-  /* "core_ext/_kernel.pyx":372
+  /* "core_ext/_kernel.pyx":389
  * 
  *     cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
  *         cdef Entry item = heap[i]             # <<<<<<<<<<<<<<
@@ -29500,7 +29787,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
   __pyx_v_item = (__pyx_v_heap[__pyx_v_i]);
 
-  /* "core_ext/_kernel.pyx":374
+  /* "core_ext/_kernel.pyx":391
  *         cdef Entry item = heap[i]
  *         cdef Py_ssize_t parent
  *         while i > 0:             # <<<<<<<<<<<<<<
@@ -29513,7 +29800,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 
     if (!__pyx_t_1) break;
 
-    /* "core_ext/_kernel.pyx":375
+    /* "core_ext/_kernel.pyx":392
  *         cdef Py_ssize_t parent
  *         while i > 0:
  *             parent = (i - 1) >> 1             # <<<<<<<<<<<<<<
@@ -29522,7 +29809,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
     __pyx_v_parent = ((__pyx_v_i - 1) >> 1);
 
-    /* "core_ext/_kernel.pyx":376
+    /* "core_ext/_kernel.pyx":393
  *         while i > 0:
  *             parent = (i - 1) >> 1
  *             if not _before(item, heap[parent]):             # <<<<<<<<<<<<<<
@@ -29534,7 +29821,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":377
+      /* "core_ext/_kernel.pyx":394
  *             parent = (i - 1) >> 1
  *             if not _before(item, heap[parent]):
  *                 break             # <<<<<<<<<<<<<<
@@ -29543,7 +29830,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
       goto __pyx_L4_break;
 
-      /* "core_ext/_kernel.pyx":376
+      /* "core_ext/_kernel.pyx":393
  *         while i > 0:
  *             parent = (i - 1) >> 1
  *             if not _before(item, heap[parent]):             # <<<<<<<<<<<<<<
@@ -29552,7 +29839,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
     }
 
-    /* "core_ext/_kernel.pyx":378
+    /* "core_ext/_kernel.pyx":395
  *             if not _before(item, heap[parent]):
  *                 break
  *             heap[i] = heap[parent]             # <<<<<<<<<<<<<<
@@ -29561,7 +29848,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
     (__pyx_v_heap[__pyx_v_i]) = (__pyx_v_heap[__pyx_v_parent]);
 
-    /* "core_ext/_kernel.pyx":379
+    /* "core_ext/_kernel.pyx":396
  *                 break
  *             heap[i] = heap[parent]
  *             i = parent             # <<<<<<<<<<<<<<
@@ -29572,7 +29859,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
   }
   __pyx_L4_break:;
 
-  /* "core_ext/_kernel.pyx":380
+  /* "core_ext/_kernel.pyx":397
  *             heap[i] = heap[parent]
  *             i = parent
  *         heap[i] = item             # <<<<<<<<<<<<<<
@@ -29581,7 +29868,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 */
   (__pyx_v_heap[__pyx_v_i]) = __pyx_v_item;
 
-  /* "core_ext/_kernel.pyx":371
+  /* "core_ext/_kernel.pyx":388
  *         return not self.alive[e.conv] or self.gen[e.conv] != e.gen
  * 
  *     cdef void _sift_up(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29595,7 +29882,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_up(CYTHON_U
 
 }
 
-/* "core_ext/_kernel.pyx":382
+/* "core_ext/_kernel.pyx":399
  *         heap[i] = item
  * 
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29611,7 +29898,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
   int __pyx_t_2;
 
 
-  /* "core_ext/_kernel.pyx":383
+  /* "core_ext/_kernel.pyx":400
  * 
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
  *         cdef Py_ssize_t n = heap.size()             # <<<<<<<<<<<<<<
@@ -29620,7 +29907,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   __pyx_v_n = __pyx_v_heap.size();
 
-  /* "core_ext/_kernel.pyx":384
+  /* "core_ext/_kernel.pyx":401
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:
  *         cdef Py_ssize_t n = heap.size()
  *         cdef Entry item = heap[i]             # <<<<<<<<<<<<<<
@@ -29629,7 +29916,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   __pyx_v_item = (__pyx_v_heap[__pyx_v_i]);
 
-  /* "core_ext/_kernel.pyx":386
+  /* "core_ext/_kernel.pyx":403
  *         cdef Entry item = heap[i]
  *         cdef Py_ssize_t child
  *         while True:             # <<<<<<<<<<<<<<
@@ -29638,7 +29925,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   while (1) {
 
-    /* "core_ext/_kernel.pyx":387
+    /* "core_ext/_kernel.pyx":404
  *         cdef Py_ssize_t child
  *         while True:
  *             child = 2 * i + 1             # <<<<<<<<<<<<<<
@@ -29647,7 +29934,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     __pyx_v_child = ((2 * __pyx_v_i) + 1);
 
-    /* "core_ext/_kernel.pyx":388
+    /* "core_ext/_kernel.pyx":405
  *         while True:
  *             child = 2 * i + 1
  *             if child >= n:             # <<<<<<<<<<<<<<
@@ -29659,7 +29946,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":389
+      /* "core_ext/_kernel.pyx":406
  *             child = 2 * i + 1
  *             if child >= n:
  *                 break             # <<<<<<<<<<<<<<
@@ -29668,7 +29955,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
       goto __pyx_L4_break;
 
-      /* "core_ext/_kernel.pyx":388
+      /* "core_ext/_kernel.pyx":405
  *         while True:
  *             child = 2 * i + 1
  *             if child >= n:             # <<<<<<<<<<<<<<
@@ -29677,7 +29964,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     }
 
-    /* "core_ext/_kernel.pyx":390
+    /* "core_ext/_kernel.pyx":407
  *             if child >= n:
  *                 break
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):             # <<<<<<<<<<<<<<
@@ -29703,7 +29990,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":391
+      /* "core_ext/_kernel.pyx":408
  *                 break
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):
  *                 child += 1             # <<<<<<<<<<<<<<
@@ -29712,7 +29999,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
       __pyx_v_child = (__pyx_v_child + 1);
 
-      /* "core_ext/_kernel.pyx":390
+      /* "core_ext/_kernel.pyx":407
  *             if child >= n:
  *                 break
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):             # <<<<<<<<<<<<<<
@@ -29721,7 +30008,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     }
 
-    /* "core_ext/_kernel.pyx":392
+    /* "core_ext/_kernel.pyx":409
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):
  *                 child += 1
  *             if not _before(heap[child], item):             # <<<<<<<<<<<<<<
@@ -29733,7 +30020,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":393
+      /* "core_ext/_kernel.pyx":410
  *                 child += 1
  *             if not _before(heap[child], item):
  *                 break             # <<<<<<<<<<<<<<
@@ -29742,7 +30029,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
       goto __pyx_L4_break;
 
-      /* "core_ext/_kernel.pyx":392
+      /* "core_ext/_kernel.pyx":409
  *             if child + 1 < n and _before(heap[child + 1], heap[child]):
  *                 child += 1
  *             if not _before(heap[child], item):             # <<<<<<<<<<<<<<
@@ -29751,7 +30038,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     }
 
-    /* "core_ext/_kernel.pyx":394
+    /* "core_ext/_kernel.pyx":411
  *             if not _before(heap[child], item):
  *                 break
  *             heap[i] = heap[child]             # <<<<<<<<<<<<<<
@@ -29760,7 +30047,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
     (__pyx_v_heap[__pyx_v_i]) = (__pyx_v_heap[__pyx_v_child]);
 
-    /* "core_ext/_kernel.pyx":395
+    /* "core_ext/_kernel.pyx":412
  *                 break
  *             heap[i] = heap[child]
  *             i = child             # <<<<<<<<<<<<<<
@@ -29771,7 +30058,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
   }
   __pyx_L4_break:;
 
-  /* "core_ext/_kernel.pyx":396
+  /* "core_ext/_kernel.pyx":413
  *             heap[i] = heap[child]
  *             i = child
  *         heap[i] = item             # <<<<<<<<<<<<<<
@@ -29780,7 +30067,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 */
   (__pyx_v_heap[__pyx_v_i]) = __pyx_v_item;
 
-  /* "core_ext/_kernel.pyx":382
+  /* "core_ext/_kernel.pyx":399
  *         heap[i] = item
  * 
  *     cdef void _sift_down(self, vector[Entry]& heap, Py_ssize_t i) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29795,7 +30082,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 
 }
 
-/* "core_ext/_kernel.pyx":398
+/* "core_ext/_kernel.pyx":415
  *         heap[i] = item
  * 
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29806,7 +30093,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__sift_down(CYTHON
 static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *__pyx_v_self, std::vector<struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry>  &__pyx_v_heap) {
   int __pyx_t_1;
 
-  /* "core_ext/_kernel.pyx":399
+  /* "core_ext/_kernel.pyx":416
  * 
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:
  *         heap[0] = heap.back()             # <<<<<<<<<<<<<<
@@ -29815,7 +30102,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
   (__pyx_v_heap[0]) = __pyx_v_heap.back();
 
-  /* "core_ext/_kernel.pyx":400
+  /* "core_ext/_kernel.pyx":417
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:
  *         heap[0] = heap.back()
  *         heap.pop_back()             # <<<<<<<<<<<<<<
@@ -29824,7 +30111,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
   __pyx_v_heap.pop_back();
 
-  /* "core_ext/_kernel.pyx":401
+  /* "core_ext/_kernel.pyx":418
  *         heap[0] = heap.back()
  *         heap.pop_back()
  *         if heap.size():             # <<<<<<<<<<<<<<
@@ -29836,7 +30123,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":402
+    /* "core_ext/_kernel.pyx":419
  *         heap.pop_back()
  *         if heap.size():
  *             self._sift_down(heap, 0)             # <<<<<<<<<<<<<<
@@ -29845,7 +30132,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_sift_down(__pyx_v_self, __pyx_v_heap, 0);
 
-    /* "core_ext/_kernel.pyx":401
+    /* "core_ext/_kernel.pyx":418
  *         heap[0] = heap.back()
  *         heap.pop_back()
  *         if heap.size():             # <<<<<<<<<<<<<<
@@ -29854,7 +30141,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
 */
   }
 
-  /* "core_ext/_kernel.pyx":398
+  /* "core_ext/_kernel.pyx":415
  *         heap[i] = item
  * 
  *     cdef void _pop_root(self, vector[Entry]& heap) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29865,7 +30152,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__pop_root(struct 
   /* function exit code */
 }
 
-/* "core_ext/_kernel.pyx":404
+/* "core_ext/_kernel.pyx":421
  *             self._sift_down(heap, 0)
  * 
  *     cdef void _compact(self, int32_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29886,7 +30173,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   int __pyx_clineno = 0;
   PyGILState_STATE __pyx_gilstate_save;
 
-  /* "core_ext/_kernel.pyx":405
+  /* "core_ext/_kernel.pyx":422
  * 
  *     cdef void _compact(self, int32_t b) noexcept nogil:
  *         cdef vector[Entry]* heap = &self.b_heap[b]             # <<<<<<<<<<<<<<
@@ -29895,7 +30182,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
 */
   __pyx_v_heap = (&(__pyx_v_self->b_heap[__pyx_v_b]));
 
-  /* "core_ext/_kernel.pyx":408
+  /* "core_ext/_kernel.pyx":425
  *         cdef vector[Entry] kept
  *         cdef Py_ssize_t i
  *         for i in range(heap.size()):             # <<<<<<<<<<<<<<
@@ -29909,7 +30196,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":409
+    /* "core_ext/_kernel.pyx":426
  *         cdef Py_ssize_t i
  *         for i in range(heap.size()):
  *             if not self._stale(heap[0][i]):             # <<<<<<<<<<<<<<
@@ -29921,7 +30208,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
     if (__pyx_t_4) {
 
 
-      /* "core_ext/_kernel.pyx":410
+      /* "core_ext/_kernel.pyx":427
  *         for i in range(heap.size()):
  *             if not self._stale(heap[0][i]):
  *                 kept.push_back(heap[0][i])             # <<<<<<<<<<<<<<
@@ -29934,10 +30221,10 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
         PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
         __Pyx_CppExn2PyErr();
         __Pyx_PyGILState_Release(__pyx_gilstate_save);
-        __PYX_ERR(0, 410, __pyx_L1_error)
+        __PYX_ERR(0, 427, __pyx_L1_error)
       }
 
-      /* "core_ext/_kernel.pyx":409
+      /* "core_ext/_kernel.pyx":426
  *         cdef Py_ssize_t i
  *         for i in range(heap.size()):
  *             if not self._stale(heap[0][i]):             # <<<<<<<<<<<<<<
@@ -29948,7 +30235,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   }
 
 
-  /* "core_ext/_kernel.pyx":411
+  /* "core_ext/_kernel.pyx":428
  *             if not self._stale(heap[0][i]):
  *                 kept.push_back(heap[0][i])
  *         heap.swap(kept)             # <<<<<<<<<<<<<<
@@ -29957,7 +30244,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
 */
   __pyx_v_heap->swap(__pyx_v_kept);
 
-  /* "core_ext/_kernel.pyx":412
+  /* "core_ext/_kernel.pyx":429
  *                 kept.push_back(heap[0][i])
  *         heap.swap(kept)
  *         for i in range(<Py_ssize_t>heap.size() // 2 - 1, -1, -1):             # <<<<<<<<<<<<<<
@@ -29967,7 +30254,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
   for (__pyx_t_3 = ((((Py_ssize_t)__pyx_v_heap->size()) / 2) - 1); __pyx_t_3 > -1L; __pyx_t_3-=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":413
+    /* "core_ext/_kernel.pyx":430
  *         heap.swap(kept)
  *         for i in range(<Py_ssize_t>heap.size() // 2 - 1, -1, -1):
  *             self._sift_down(heap[0], i)             # <<<<<<<<<<<<<<
@@ -29977,7 +30264,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_sift_down(__pyx_v_self, (__pyx_v_heap[0]), __pyx_v_i);
   }
 
-  /* "core_ext/_kernel.pyx":404
+  /* "core_ext/_kernel.pyx":421
  *             self._sift_down(heap, 0)
  * 
  *     cdef void _compact(self, int32_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -29997,7 +30284,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__compact(struct _
 
 }
 
-/* "core_ext/_kernel.pyx":415
+/* "core_ext/_kernel.pyx":432
  *             self._sift_down(heap[0], i)
  * 
  *     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,             # <<<<<<<<<<<<<<
@@ -30052,81 +30339,81 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_conv,&__pyx_mstate_global->__pyx_n_u_bucket,&__pyx_mstate_global->__pyx_n_u_key,&__pyx_mstate_global->__pyx_n_u_deadline,&__pyx_mstate_global->__pyx_n_u_seq,&__pyx_mstate_global->__pyx_n_u_pinned,&__pyx_mstate_global->__pyx_n_u_pin_until,&__pyx_mstate_global->__pyx_n_u_excluded,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 415, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 432, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "add", 0) < (0)) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "add", 0) < (0)) __PYX_ERR(0, 432, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, i); __PYX_ERR(0, 415, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, i); __PYX_ERR(0, 432, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 8)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 432, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 415, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 432, __pyx_L3_error)
     }
-    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
-    __pyx_v_bucket = __Pyx_PyLong_As_int32_t(values[1]); if (unlikely((__pyx_v_bucket == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
-    __pyx_v_key = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_key == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
-    __pyx_v_deadline = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_deadline == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
-    __pyx_v_seq = __Pyx_PyLong_As_int64_t(values[4]); if (unlikely((__pyx_v_seq == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 415, __pyx_L3_error)
-    __pyx_v_pinned = __Pyx_PyLong_As_int32_t(values[5]); if (unlikely((__pyx_v_pinned == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 416, __pyx_L3_error)
-    __pyx_v_pin_until = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_pin_until == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 416, __pyx_L3_error)
+    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_bucket = __Pyx_PyLong_As_int32_t(values[1]); if (unlikely((__pyx_v_bucket == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_key = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_key == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_deadline = __Pyx_PyLong_As_int64_t(values[3]); if (unlikely((__pyx_v_deadline == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_seq = __Pyx_PyLong_As_int64_t(values[4]); if (unlikely((__pyx_v_seq == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 432, __pyx_L3_error)
+    __pyx_v_pinned = __Pyx_PyLong_As_int32_t(values[5]); if (unlikely((__pyx_v_pinned == ((int32_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L3_error)
+    __pyx_v_pin_until = __Pyx_PyLong_As_int64_t(values[6]); if (unlikely((__pyx_v_pin_until == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 433, __pyx_L3_error)
     __pyx_v_excluded = values[7];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 415, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("add", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 432, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -30178,7 +30465,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("add", 0);
 
-  /* "core_ext/_kernel.pyx":418
+  /* "core_ext/_kernel.pyx":435
  *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:             # <<<<<<<<<<<<<<
@@ -30204,7 +30491,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":419
+    /* "core_ext/_kernel.pyx":436
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:
  *             self.remove(conv)             # <<<<<<<<<<<<<<
@@ -30213,7 +30500,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
     __pyx_t_4 = ((PyObject *)__pyx_v_self);
     __Pyx_INCREF(__pyx_t_4);
-    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_conv); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 419, __pyx_L1_error)
+    __pyx_t_5 = PyLong_FromSsize_t(__pyx_v_conv); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 436, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __pyx_t_6 = 0;
     {
@@ -30221,12 +30508,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_remove, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 419, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-    /* "core_ext/_kernel.pyx":418
+    /* "core_ext/_kernel.pyx":435
  *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:             # <<<<<<<<<<<<<<
@@ -30235,7 +30522,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   }
 
-  /* "core_ext/_kernel.pyx":420
+  /* "core_ext/_kernel.pyx":437
  *         if self.alive.size() > <size_t>conv and self.alive[conv]:
  *             self.remove(conv)
  *         while <Py_ssize_t>self.alive.size() <= conv:             # <<<<<<<<<<<<<<
@@ -30248,7 +30535,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 
     if (!__pyx_t_1) break;
 
-    /* "core_ext/_kernel.pyx":421
+    /* "core_ext/_kernel.pyx":438
  *             self.remove(conv)
  *         while <Py_ssize_t>self.alive.size() <= conv:
  *             self.pin_until.push_back(0)             # <<<<<<<<<<<<<<
@@ -30259,10 +30546,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->pin_until.push_back(0);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 421, __pyx_L1_error)
+      __PYX_ERR(0, 438, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":422
+    /* "core_ext/_kernel.pyx":439
  *         while <Py_ssize_t>self.alive.size() <= conv:
  *             self.pin_until.push_back(0)
  *             self.bucket.push_back(-1)             # <<<<<<<<<<<<<<
@@ -30273,10 +30560,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->bucket.push_back(-1);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 422, __pyx_L1_error)
+      __PYX_ERR(0, 439, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":423
+    /* "core_ext/_kernel.pyx":440
  *             self.pin_until.push_back(0)
  *             self.bucket.push_back(-1)
  *             self.pinned.push_back(-1)             # <<<<<<<<<<<<<<
@@ -30287,10 +30574,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->pinned.push_back(-1);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 423, __pyx_L1_error)
+      __PYX_ERR(0, 440, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":424
+    /* "core_ext/_kernel.pyx":441
  *             self.bucket.push_back(-1)
  *             self.pinned.push_back(-1)
  *             self.gen.push_back(0)             # <<<<<<<<<<<<<<
@@ -30301,10 +30588,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->gen.push_back(0);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 424, __pyx_L1_error)
+      __PYX_ERR(0, 441, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":425
+    /* "core_ext/_kernel.pyx":442
  *             self.pinned.push_back(-1)
  *             self.gen.push_back(0)
  *             self.alive.push_back(0)             # <<<<<<<<<<<<<<
@@ -30315,10 +30602,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_v_self->alive.push_back(0);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 425, __pyx_L1_error)
+      __PYX_ERR(0, 442, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":426
+    /* "core_ext/_kernel.pyx":443
  *             self.gen.push_back(0)
  *             self.alive.push_back(0)
  *             self.excl.push_back(vector[int32_t]())             # <<<<<<<<<<<<<<
@@ -30329,18 +30616,18 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       __pyx_t_7 = std::vector<int32_t> ();
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 426, __pyx_L1_error)
+      __PYX_ERR(0, 443, __pyx_L1_error)
     }
     try {
       __pyx_v_self->excl.push_back(__pyx_t_7);
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 426, __pyx_L1_error)
+      __PYX_ERR(0, 443, __pyx_L1_error)
     }
 
   }
 
-  /* "core_ext/_kernel.pyx":427
+  /* "core_ext/_kernel.pyx":444
  *             self.alive.push_back(0)
  *             self.excl.push_back(vector[int32_t]())
  *         self.gen[conv] += 1             # <<<<<<<<<<<<<<
@@ -30351,7 +30638,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   __pyx_t_8 = __pyx_v_conv;
   (__pyx_v_self->gen[__pyx_t_8]) = ((__pyx_v_self->gen[__pyx_t_8]) + 1);
 
-  /* "core_ext/_kernel.pyx":428
+  /* "core_ext/_kernel.pyx":445
  *             self.excl.push_back(vector[int32_t]())
  *         self.gen[conv] += 1
  *         self.alive[conv] = 1             # <<<<<<<<<<<<<<
@@ -30360,7 +30647,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->alive[__pyx_v_conv]) = 1;
 
-  /* "core_ext/_kernel.pyx":429
+  /* "core_ext/_kernel.pyx":446
  *         self.gen[conv] += 1
  *         self.alive[conv] = 1
  *         self.pinned[conv] = pinned             # <<<<<<<<<<<<<<
@@ -30369,7 +30656,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->pinned[__pyx_v_conv]) = __pyx_v_pinned;
 
-  /* "core_ext/_kernel.pyx":430
+  /* "core_ext/_kernel.pyx":447
  *         self.alive[conv] = 1
  *         self.pinned[conv] = pinned
  *         self.pin_until[conv] = pin_until             # <<<<<<<<<<<<<<
@@ -30378,7 +30665,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->pin_until[__pyx_v_conv]) = __pyx_v_pin_until;
 
-  /* "core_ext/_kernel.pyx":431
+  /* "core_ext/_kernel.pyx":448
  *         self.pinned[conv] = pinned
  *         self.pin_until[conv] = pin_until
  *         self.bucket[conv] = bucket             # <<<<<<<<<<<<<<
@@ -30387,7 +30674,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->bucket[__pyx_v_conv]) = __pyx_v_bucket;
 
-  /* "core_ext/_kernel.pyx":432
+  /* "core_ext/_kernel.pyx":449
  *         self.pin_until[conv] = pin_until
  *         self.bucket[conv] = bucket
  *         self.excl[conv].clear()             # <<<<<<<<<<<<<<
@@ -30396,18 +30683,18 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   (__pyx_v_self->excl[__pyx_v_conv]).clear();
 
-  /* "core_ext/_kernel.pyx":435
+  /* "core_ext/_kernel.pyx":452
  *         cdef Py_ssize_t j
  *         cdef Py_ssize_t n_excluded
  *         cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)             # <<<<<<<<<<<<<<
  *         for j in range(n_excluded):
  *             self.excl[conv].push_back(excl[j])
 */
-  __pyx_t_9 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_excluded, NPY_INT32, (&__pyx_v_n_excluded)); if (unlikely(__pyx_t_9 == ((void *)NULL))) __PYX_ERR(0, 435, __pyx_L1_error)
+  __pyx_t_9 = __pyx_f_9omniroute_8core_ext_7_kernel__data(__pyx_v_excluded, NPY_INT32, (&__pyx_v_n_excluded)); if (unlikely(__pyx_t_9 == ((void *)NULL))) __PYX_ERR(0, 452, __pyx_L1_error)
   __pyx_v_excl = ((int32_t const *)__pyx_t_9);
 
 
-  /* "core_ext/_kernel.pyx":436
+  /* "core_ext/_kernel.pyx":453
  *         cdef Py_ssize_t n_excluded
  *         cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
  *         for j in range(n_excluded):             # <<<<<<<<<<<<<<
@@ -30421,7 +30708,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
     __pyx_v_j = __pyx_t_11;
 
-    /* "core_ext/_kernel.pyx":437
+    /* "core_ext/_kernel.pyx":454
  *         cdef const int32_t* excl = <const int32_t*>_data(excluded, cnp.NPY_INT32, &n_excluded)
  *         for j in range(n_excluded):
  *             self.excl[conv].push_back(excl[j])             # <<<<<<<<<<<<<<
@@ -30432,12 +30719,12 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
       (__pyx_v_self->excl[__pyx_v_conv]).push_back((__pyx_v_excl[__pyx_v_j]));
     } catch(...) {
       __Pyx_CppExn2PyErr();
-      __PYX_ERR(0, 437, __pyx_L1_error)
+      __PYX_ERR(0, 454, __pyx_L1_error)
     }
   }
 
 
-  /* "core_ext/_kernel.pyx":439
+  /* "core_ext/_kernel.pyx":456
  *             self.excl[conv].push_back(excl[j])
  *         cdef Entry entry
  *         entry.key = key             # <<<<<<<<<<<<<<
@@ -30446,7 +30733,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.key = __pyx_v_key;
 
-  /* "core_ext/_kernel.pyx":440
+  /* "core_ext/_kernel.pyx":457
  *         cdef Entry entry
  *         entry.key = key
  *         entry.deadline = deadline             # <<<<<<<<<<<<<<
@@ -30455,7 +30742,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.deadline = __pyx_v_deadline;
 
-  /* "core_ext/_kernel.pyx":441
+  /* "core_ext/_kernel.pyx":458
  *         entry.key = key
  *         entry.deadline = deadline
  *         entry.seq = seq             # <<<<<<<<<<<<<<
@@ -30464,7 +30751,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.seq = __pyx_v_seq;
 
-  /* "core_ext/_kernel.pyx":442
+  /* "core_ext/_kernel.pyx":459
  *         entry.deadline = deadline
  *         entry.seq = seq
  *         entry.conv = <int32_t>conv             # <<<<<<<<<<<<<<
@@ -30473,7 +30760,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.conv = ((int32_t)__pyx_v_conv);
 
-  /* "core_ext/_kernel.pyx":443
+  /* "core_ext/_kernel.pyx":460
  *         entry.seq = seq
  *         entry.conv = <int32_t>conv
  *         entry.gen = self.gen[conv]             # <<<<<<<<<<<<<<
@@ -30482,7 +30769,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_entry.gen = (__pyx_v_self->gen[__pyx_v_conv]);
 
-  /* "core_ext/_kernel.pyx":444
+  /* "core_ext/_kernel.pyx":461
  *         entry.conv = <int32_t>conv
  *         entry.gen = self.gen[conv]
  *         self.b_heap[bucket].push_back(entry)             # <<<<<<<<<<<<<<
@@ -30493,10 +30780,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
     (__pyx_v_self->b_heap[__pyx_v_bucket]).push_back(__pyx_v_entry);
   } catch(...) {
     __Pyx_CppExn2PyErr();
-    __PYX_ERR(0, 444, __pyx_L1_error)
+    __PYX_ERR(0, 461, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":445
+  /* "core_ext/_kernel.pyx":462
  *         entry.gen = self.gen[conv]
  *         self.b_heap[bucket].push_back(entry)
  *         self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)             # <<<<<<<<<<<<<<
@@ -30505,7 +30792,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_sift_up(__pyx_v_self, (__pyx_v_self->b_heap[__pyx_v_bucket]), ((__pyx_v_self->b_heap[__pyx_v_bucket]).size() - 1));
 
-  /* "core_ext/_kernel.pyx":446
+  /* "core_ext/_kernel.pyx":463
  *         self.b_heap[bucket].push_back(entry)
  *         self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)
  *         self.b_live[bucket] += 1             # <<<<<<<<<<<<<<
@@ -30516,7 +30803,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   __pyx_t_12 = __pyx_v_bucket;
   (__pyx_v_self->b_live[__pyx_t_12]) = ((__pyx_v_self->b_live[__pyx_t_12]) + 1);
 
-  /* "core_ext/_kernel.pyx":447
+  /* "core_ext/_kernel.pyx":464
  *         self._sift_up(self.b_heap[bucket], self.b_heap[bucket].size() - 1)
  *         self.b_live[bucket] += 1
  *         self.size += 1             # <<<<<<<<<<<<<<
@@ -30525,7 +30812,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
 */
   __pyx_v_self->size = (__pyx_v_self->size + 1);
 
-  /* "core_ext/_kernel.pyx":415
+  /* "core_ext/_kernel.pyx":432
  *             self._sift_down(heap[0], i)
  * 
  *     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,             # <<<<<<<<<<<<<<
@@ -30552,7 +30839,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4add(struct
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":449
+/* "core_ext/_kernel.pyx":466
  *         self.size += 1
  * 
  *     def remove(self, Py_ssize_t conv):             # <<<<<<<<<<<<<<
@@ -30600,32 +30887,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_conv,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 449, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 466, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 449, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 466, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "remove", 0) < (0)) __PYX_ERR(0, 449, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "remove", 0) < (0)) __PYX_ERR(0, 466, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, i); __PYX_ERR(0, 449, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, i); __PYX_ERR(0, 466, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 449, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 466, __pyx_L3_error)
     }
-    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 449, __pyx_L3_error)
+    __pyx_v_conv = __Pyx_PyIndex_AsSsize_t(values[0]); if (unlikely((__pyx_v_conv == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 466, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 449, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("remove", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 466, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -30656,7 +30943,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   int32_t __pyx_t_3;
   __Pyx_RefNannySetupContext("remove", 0);
 
-  /* "core_ext/_kernel.pyx":451
+  /* "core_ext/_kernel.pyx":468
  *     def remove(self, Py_ssize_t conv):
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:             # <<<<<<<<<<<<<<
@@ -30682,7 +30969,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":452
+    /* "core_ext/_kernel.pyx":469
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:
  *             return             # <<<<<<<<<<<<<<
@@ -30699,7 +30986,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":451
+    /* "core_ext/_kernel.pyx":468
  *     def remove(self, Py_ssize_t conv):
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:             # <<<<<<<<<<<<<<
@@ -30708,7 +30995,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   }
 
-  /* "core_ext/_kernel.pyx":453
+  /* "core_ext/_kernel.pyx":470
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:
  *             return
  *         cdef int32_t b = self.bucket[conv]             # <<<<<<<<<<<<<<
@@ -30717,7 +31004,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   __pyx_v_b = (__pyx_v_self->bucket[__pyx_v_conv]);
 
-  /* "core_ext/_kernel.pyx":454
+  /* "core_ext/_kernel.pyx":471
  *             return
  *         cdef int32_t b = self.bucket[conv]
  *         self.alive[conv] = 0             # <<<<<<<<<<<<<<
@@ -30726,7 +31013,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   (__pyx_v_self->alive[__pyx_v_conv]) = 0;
 
-  /* "core_ext/_kernel.pyx":455
+  /* "core_ext/_kernel.pyx":472
  *         cdef int32_t b = self.bucket[conv]
  *         self.alive[conv] = 0
  *         self.b_live[b] -= 1             # <<<<<<<<<<<<<<
@@ -30737,7 +31024,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   __pyx_t_3 = __pyx_v_b;
   (__pyx_v_self->b_live[__pyx_t_3]) = ((__pyx_v_self->b_live[__pyx_t_3]) - 1);
 
-  /* "core_ext/_kernel.pyx":456
+  /* "core_ext/_kernel.pyx":473
  *         self.alive[conv] = 0
  *         self.b_live[b] -= 1
  *         self.size -= 1             # <<<<<<<<<<<<<<
@@ -30746,7 +31033,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   __pyx_v_self->size = (__pyx_v_self->size - 1);
 
-  /* "core_ext/_kernel.pyx":457
+  /* "core_ext/_kernel.pyx":474
  *         self.b_live[b] -= 1
  *         self.size -= 1
  *         if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:             # <<<<<<<<<<<<<<
@@ -30772,7 +31059,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":458
+    /* "core_ext/_kernel.pyx":475
  *         self.size -= 1
  *         if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:
  *             self._compact(b)             # <<<<<<<<<<<<<<
@@ -30781,7 +31068,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_compact(__pyx_v_self, __pyx_v_b);
 
-    /* "core_ext/_kernel.pyx":457
+    /* "core_ext/_kernel.pyx":474
  *         self.b_live[b] -= 1
  *         self.size -= 1
  *         if self.b_heap[b].size() > 64 and self.b_heap[b].size() > 4 * <size_t>self.b_live[b]:             # <<<<<<<<<<<<<<
@@ -30790,7 +31077,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
 */
   }
 
-  /* "core_ext/_kernel.pyx":449
+  /* "core_ext/_kernel.pyx":466
  *         self.size += 1
  * 
  *     def remove(self, Py_ssize_t conv):             # <<<<<<<<<<<<<<
@@ -30807,7 +31094,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_6remove(str
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":460
+/* "core_ext/_kernel.pyx":477
  *             self._compact(b)
  * 
  *     cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -30826,7 +31113,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   std::vector<int32_t> ::size_type __pyx_t_5;
   Py_ssize_t __pyx_t_6;
 
-  /* "core_ext/_kernel.pyx":462
+  /* "core_ext/_kernel.pyx":479
  *     cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,
  *                                  const uint8_t[::1] present) noexcept nogil:
  *         cdef int32_t pin = self.pinned[conv]             # <<<<<<<<<<<<<<
@@ -30835,7 +31122,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
 */
   __pyx_v_pin = (__pyx_v_self->pinned[__pyx_v_conv]);
 
-  /* "core_ext/_kernel.pyx":464
+  /* "core_ext/_kernel.pyx":481
  *         cdef int32_t pin = self.pinned[conv]
  *         cdef Py_ssize_t k
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:             # <<<<<<<<<<<<<<
@@ -30882,7 +31169,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":465
+    /* "core_ext/_kernel.pyx":482
  *         cdef Py_ssize_t k
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:
  *             return False             # <<<<<<<<<<<<<<
@@ -30895,7 +31182,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":464
+    /* "core_ext/_kernel.pyx":481
  *         cdef int32_t pin = self.pinned[conv]
  *         cdef Py_ssize_t k
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:             # <<<<<<<<<<<<<<
@@ -30904,7 +31191,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
 */
   }
 
-  /* "core_ext/_kernel.pyx":466
+  /* "core_ext/_kernel.pyx":483
  *         if pin >= 0 and pin != agent and now < self.pin_until[conv] and present[pin]:
  *             return False
  *         for k in range(self.excl[conv].size()):             # <<<<<<<<<<<<<<
@@ -30918,7 +31205,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "core_ext/_kernel.pyx":467
+    /* "core_ext/_kernel.pyx":484
  *             return False
  *         for k in range(self.excl[conv].size()):
  *             if self.excl[conv][k] == agent:             # <<<<<<<<<<<<<<
@@ -30930,7 +31217,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":468
+      /* "core_ext/_kernel.pyx":485
  *         for k in range(self.excl[conv].size()):
  *             if self.excl[conv][k] == agent:
  *                 return False             # <<<<<<<<<<<<<<
@@ -30943,7 +31230,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":467
+      /* "core_ext/_kernel.pyx":484
  *             return False
  *         for k in range(self.excl[conv].size()):
  *             if self.excl[conv][k] == agent:             # <<<<<<<<<<<<<<
@@ -30954,7 +31241,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   }
 
 
-  /* "core_ext/_kernel.pyx":469
+  /* "core_ext/_kernel.pyx":486
  *             if self.excl[conv][k] == agent:
  *                 return False
  *         return True             # <<<<<<<<<<<<<<
@@ -30967,7 +31254,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   }
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":460
+  /* "core_ext/_kernel.pyx":477
  *             self._compact(b)
  * 
  *     cdef inline bint _acceptable(self, int32_t conv, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -30982,7 +31269,7 @@ static CYTHON_INLINE int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__acc
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":471
+/* "core_ext/_kernel.pyx":488
  *         return True
  * 
  *     cdef bint _head_for(self, int32_t b, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -31009,7 +31296,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   int __pyx_clineno = 0;
   PyGILState_STATE __pyx_gilstate_save;
 
-  /* "core_ext/_kernel.pyx":474
+  /* "core_ext/_kernel.pyx":491
  *                         const uint8_t[::1] present, Entry* out) noexcept nogil:
  *         """The most urgent entry of bucket ``b`` this agent may take (False if none)."""
  *         cdef vector[Entry]* heap = &self.b_heap[b]             # <<<<<<<<<<<<<<
@@ -31018,7 +31305,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   __pyx_v_heap = (&(__pyx_v_self->b_heap[__pyx_v_b]));
 
-  /* "core_ext/_kernel.pyx":475
+  /* "core_ext/_kernel.pyx":492
  *         """The most urgent entry of bucket ``b`` this agent may take (False if none)."""
  *         cdef vector[Entry]* heap = &self.b_heap[b]
  *         while heap.size() and self._stale(heap[0][0]):             # <<<<<<<<<<<<<<
@@ -31045,7 +31332,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 
     if (!__pyx_t_1) break;
 
-    /* "core_ext/_kernel.pyx":476
+    /* "core_ext/_kernel.pyx":493
  *         cdef vector[Entry]* heap = &self.b_heap[b]
  *         while heap.size() and self._stale(heap[0][0]):
  *             self._pop_root(heap[0])             # <<<<<<<<<<<<<<
@@ -31055,7 +31342,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_pop_root(__pyx_v_self, (__pyx_v_heap[0]));
   }
 
-  /* "core_ext/_kernel.pyx":477
+  /* "core_ext/_kernel.pyx":494
  *         while heap.size() and self._stale(heap[0][0]):
  *             self._pop_root(heap[0])
  *         if not heap.size():             # <<<<<<<<<<<<<<
@@ -31067,7 +31354,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":478
+    /* "core_ext/_kernel.pyx":495
  *             self._pop_root(heap[0])
  *         if not heap.size():
  *             return False             # <<<<<<<<<<<<<<
@@ -31080,7 +31367,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":477
+    /* "core_ext/_kernel.pyx":494
  *         while heap.size() and self._stale(heap[0][0]):
  *             self._pop_root(heap[0])
  *         if not heap.size():             # <<<<<<<<<<<<<<
@@ -31089,7 +31376,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   }
 
-  /* "core_ext/_kernel.pyx":479
+  /* "core_ext/_kernel.pyx":496
  *         if not heap.size():
  *             return False
  *         if self._acceptable(heap[0][0].conv, agent, now, present):             # <<<<<<<<<<<<<<
@@ -31101,7 +31388,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   if (__pyx_t_1) {
 
 
-    /* "core_ext/_kernel.pyx":480
+    /* "core_ext/_kernel.pyx":497
  *             return False
  *         if self._acceptable(heap[0][0].conv, agent, now, present):
  *             out[0] = heap[0][0]             # <<<<<<<<<<<<<<
@@ -31110,7 +31397,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     (__pyx_v_out[0]) = ((__pyx_v_heap[0])[0]);
 
-    /* "core_ext/_kernel.pyx":481
+    /* "core_ext/_kernel.pyx":498
  *         if self._acceptable(heap[0][0].conv, agent, now, present):
  *             out[0] = heap[0][0]
  *             return True             # <<<<<<<<<<<<<<
@@ -31123,7 +31410,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":479
+    /* "core_ext/_kernel.pyx":496
  *         if not heap.size():
  *             return False
  *         if self._acceptable(heap[0][0].conv, agent, now, present):             # <<<<<<<<<<<<<<
@@ -31132,7 +31419,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   }
 
-  /* "core_ext/_kernel.pyx":484
+  /* "core_ext/_kernel.pyx":501
  *         # best-first walk below the skipped root: only skipped entries open their children
  *         cdef vector[Py_ssize_t] frontier
  *         cdef Py_ssize_t i, f, best_i, child, n = heap.size()             # <<<<<<<<<<<<<<
@@ -31141,7 +31428,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   __pyx_v_n = __pyx_v_heap->size();
 
-  /* "core_ext/_kernel.pyx":485
+  /* "core_ext/_kernel.pyx":502
  *         cdef vector[Py_ssize_t] frontier
  *         cdef Py_ssize_t i, f, best_i, child, n = heap.size()
  *         frontier.push_back(1)             # <<<<<<<<<<<<<<
@@ -31154,10 +31441,10 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
     __Pyx_CppExn2PyErr();
     __Pyx_PyGILState_Release(__pyx_gilstate_save);
-    __PYX_ERR(0, 485, __pyx_L1_error)
+    __PYX_ERR(0, 502, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":486
+  /* "core_ext/_kernel.pyx":503
  *         cdef Py_ssize_t i, f, best_i, child, n = heap.size()
  *         frontier.push_back(1)
  *         frontier.push_back(2)             # <<<<<<<<<<<<<<
@@ -31170,10 +31457,10 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
     __Pyx_CppExn2PyErr();
     __Pyx_PyGILState_Release(__pyx_gilstate_save);
-    __PYX_ERR(0, 486, __pyx_L1_error)
+    __PYX_ERR(0, 503, __pyx_L1_error)
   }
 
-  /* "core_ext/_kernel.pyx":487
+  /* "core_ext/_kernel.pyx":504
  *         frontier.push_back(1)
  *         frontier.push_back(2)
  *         while True:             # <<<<<<<<<<<<<<
@@ -31182,7 +31469,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
   while (1) {
 
-    /* "core_ext/_kernel.pyx":488
+    /* "core_ext/_kernel.pyx":505
  *         frontier.push_back(2)
  *         while True:
  *             best_i = -1             # <<<<<<<<<<<<<<
@@ -31191,7 +31478,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_best_i = -1L;
 
-    /* "core_ext/_kernel.pyx":489
+    /* "core_ext/_kernel.pyx":506
  *         while True:
  *             best_i = -1
  *             f = -1             # <<<<<<<<<<<<<<
@@ -31200,7 +31487,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_f = -1L;
 
-    /* "core_ext/_kernel.pyx":490
+    /* "core_ext/_kernel.pyx":507
  *             best_i = -1
  *             f = -1
  *             for i in range(frontier.size()):             # <<<<<<<<<<<<<<
@@ -31214,7 +31501,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
       __pyx_v_i = __pyx_t_5;
 
-      /* "core_ext/_kernel.pyx":491
+      /* "core_ext/_kernel.pyx":508
  *             f = -1
  *             for i in range(frontier.size()):
  *                 if frontier[i] >= n:             # <<<<<<<<<<<<<<
@@ -31226,7 +31513,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       if (__pyx_t_1) {
 
 
-        /* "core_ext/_kernel.pyx":492
+        /* "core_ext/_kernel.pyx":509
  *             for i in range(frontier.size()):
  *                 if frontier[i] >= n:
  *                     continue             # <<<<<<<<<<<<<<
@@ -31235,7 +31522,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
         goto __pyx_L11_continue;
 
-        /* "core_ext/_kernel.pyx":491
+        /* "core_ext/_kernel.pyx":508
  *             f = -1
  *             for i in range(frontier.size()):
  *                 if frontier[i] >= n:             # <<<<<<<<<<<<<<
@@ -31244,7 +31531,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
       }
 
-      /* "core_ext/_kernel.pyx":493
+      /* "core_ext/_kernel.pyx":510
  *                 if frontier[i] >= n:
  *                     continue
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):             # <<<<<<<<<<<<<<
@@ -31270,7 +31557,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       if (__pyx_t_1) {
 
 
-        /* "core_ext/_kernel.pyx":494
+        /* "core_ext/_kernel.pyx":511
  *                     continue
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):
  *                     best_i = frontier[i]             # <<<<<<<<<<<<<<
@@ -31279,7 +31566,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
         __pyx_v_best_i = (__pyx_v_frontier[__pyx_v_i]);
 
-        /* "core_ext/_kernel.pyx":495
+        /* "core_ext/_kernel.pyx":512
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):
  *                     best_i = frontier[i]
  *                     f = i             # <<<<<<<<<<<<<<
@@ -31288,7 +31575,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
         __pyx_v_f = __pyx_v_i;
 
-        /* "core_ext/_kernel.pyx":493
+        /* "core_ext/_kernel.pyx":510
  *                 if frontier[i] >= n:
  *                     continue
  *                 if best_i < 0 or _before(heap[0][frontier[i]], heap[0][best_i]):             # <<<<<<<<<<<<<<
@@ -31300,7 +31587,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     }
 
 
-    /* "core_ext/_kernel.pyx":496
+    /* "core_ext/_kernel.pyx":513
  *                     best_i = frontier[i]
  *                     f = i
  *             if best_i < 0:             # <<<<<<<<<<<<<<
@@ -31312,7 +31599,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":497
+      /* "core_ext/_kernel.pyx":514
  *                     f = i
  *             if best_i < 0:
  *                 return False             # <<<<<<<<<<<<<<
@@ -31325,7 +31612,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":496
+      /* "core_ext/_kernel.pyx":513
  *                     best_i = frontier[i]
  *                     f = i
  *             if best_i < 0:             # <<<<<<<<<<<<<<
@@ -31334,7 +31621,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     }
 
-    /* "core_ext/_kernel.pyx":498
+    /* "core_ext/_kernel.pyx":515
  *             if best_i < 0:
  *                 return False
  *             frontier[f] = frontier.back()             # <<<<<<<<<<<<<<
@@ -31343,7 +31630,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     (__pyx_v_frontier[__pyx_v_f]) = __pyx_v_frontier.back();
 
-    /* "core_ext/_kernel.pyx":499
+    /* "core_ext/_kernel.pyx":516
  *                 return False
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()             # <<<<<<<<<<<<<<
@@ -31352,7 +31639,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_frontier.pop_back();
 
-    /* "core_ext/_kernel.pyx":500
+    /* "core_ext/_kernel.pyx":517
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(             # <<<<<<<<<<<<<<
@@ -31370,7 +31657,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       goto __pyx_L19_bool_binop_done;
     }
 
-    /* "core_ext/_kernel.pyx":501
+    /* "core_ext/_kernel.pyx":518
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(
  *                 heap[0][best_i].conv, agent, now, present             # <<<<<<<<<<<<<<
@@ -31384,7 +31671,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 
     __pyx_L19_bool_binop_done:;
 
-    /* "core_ext/_kernel.pyx":500
+    /* "core_ext/_kernel.pyx":517
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(             # <<<<<<<<<<<<<<
@@ -31394,7 +31681,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
     if (__pyx_t_1) {
 
 
-      /* "core_ext/_kernel.pyx":503
+      /* "core_ext/_kernel.pyx":520
  *                 heap[0][best_i].conv, agent, now, present
  *             ):
  *                 out[0] = heap[0][best_i]             # <<<<<<<<<<<<<<
@@ -31403,7 +31690,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
       (__pyx_v_out[0]) = ((__pyx_v_heap[0])[__pyx_v_best_i]);
 
-      /* "core_ext/_kernel.pyx":504
+      /* "core_ext/_kernel.pyx":521
  *             ):
  *                 out[0] = heap[0][best_i]
  *                 return True             # <<<<<<<<<<<<<<
@@ -31416,7 +31703,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       }
       goto __pyx_L0;
 
-      /* "core_ext/_kernel.pyx":500
+      /* "core_ext/_kernel.pyx":517
  *             frontier[f] = frontier.back()
  *             frontier.pop_back()
  *             if not self._stale(heap[0][best_i]) and self._acceptable(             # <<<<<<<<<<<<<<
@@ -31425,7 +31712,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     }
 
-    /* "core_ext/_kernel.pyx":505
+    /* "core_ext/_kernel.pyx":522
  *                 out[0] = heap[0][best_i]
  *                 return True
  *             child = 2 * best_i + 1             # <<<<<<<<<<<<<<
@@ -31434,7 +31721,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
 */
     __pyx_v_child = ((2 * __pyx_v_best_i) + 1);
 
-    /* "core_ext/_kernel.pyx":506
+    /* "core_ext/_kernel.pyx":523
  *                 return True
  *             child = 2 * best_i + 1
  *             frontier.push_back(child)             # <<<<<<<<<<<<<<
@@ -31447,10 +31734,10 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
       __Pyx_CppExn2PyErr();
       __Pyx_PyGILState_Release(__pyx_gilstate_save);
-      __PYX_ERR(0, 506, __pyx_L1_error)
+      __PYX_ERR(0, 523, __pyx_L1_error)
     }
 
-    /* "core_ext/_kernel.pyx":507
+    /* "core_ext/_kernel.pyx":524
  *             child = 2 * best_i + 1
  *             frontier.push_back(child)
  *             frontier.push_back(child + 1)             # <<<<<<<<<<<<<<
@@ -31463,11 +31750,11 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
       PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
       __Pyx_CppExn2PyErr();
       __Pyx_PyGILState_Release(__pyx_gilstate_save);
-      __PYX_ERR(0, 507, __pyx_L1_error)
+      __PYX_ERR(0, 524, __pyx_L1_error)
     }
   }
 
-  /* "core_ext/_kernel.pyx":471
+  /* "core_ext/_kernel.pyx":488
  *         return True
  * 
  *     cdef bint _head_for(self, int32_t b, Py_ssize_t agent, int64_t now,             # <<<<<<<<<<<<<<
@@ -31494,7 +31781,7 @@ static int __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__head_for(struct _
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":509
+/* "core_ext/_kernel.pyx":526
  *             frontier.push_back(child + 1)
  * 
  *     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,             # <<<<<<<<<<<<<<
@@ -31512,7 +31799,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "core_ext/_kernel.pyx":514
+  /* "core_ext/_kernel.pyx":531
  *         cdef int32_t b
  *         cdef Entry found
  *         for i in range(buckets.size()):             # <<<<<<<<<<<<<<
@@ -31526,7 +31813,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":515
+    /* "core_ext/_kernel.pyx":532
  *         cdef Entry found
  *         for i in range(buckets.size()):
  *             b = buckets[i]             # <<<<<<<<<<<<<<
@@ -31535,7 +31822,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
     __pyx_v_b = (__pyx_v_buckets[__pyx_v_i]);
 
-    /* "core_ext/_kernel.pyx":516
+    /* "core_ext/_kernel.pyx":533
  *         for i in range(buckets.size()):
  *             b = buckets[i]
  *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):             # <<<<<<<<<<<<<<
@@ -31561,7 +31848,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
     if (__pyx_t_4) {
 
 
-      /* "core_ext/_kernel.pyx":517
+      /* "core_ext/_kernel.pyx":534
  *             b = buckets[i]
  *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
  *                 continue             # <<<<<<<<<<<<<<
@@ -31570,7 +31857,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
       goto __pyx_L3_continue;
 
-      /* "core_ext/_kernel.pyx":516
+      /* "core_ext/_kernel.pyx":533
  *         for i in range(buckets.size()):
  *             b = buckets[i]
  *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):             # <<<<<<<<<<<<<<
@@ -31579,7 +31866,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
     }
 
-    /* "core_ext/_kernel.pyx":518
+    /* "core_ext/_kernel.pyx":535
  *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
  *                 continue
  *             if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
@@ -31597,7 +31884,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
       goto __pyx_L9_bool_binop_done;
     }
 
-    /* "core_ext/_kernel.pyx":519
+    /* "core_ext/_kernel.pyx":536
  *                 continue
  *             if self.b_cols[b].size() and not t.skills_ok(
  *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()             # <<<<<<<<<<<<<<
@@ -31611,7 +31898,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 
     __pyx_L9_bool_binop_done:;
 
-    /* "core_ext/_kernel.pyx":518
+    /* "core_ext/_kernel.pyx":535
  *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
  *                 continue
  *             if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
@@ -31621,7 +31908,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
     if (__pyx_t_4) {
 
 
-      /* "core_ext/_kernel.pyx":521
+      /* "core_ext/_kernel.pyx":538
  *                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
  *             ):
  *                 continue             # <<<<<<<<<<<<<<
@@ -31630,7 +31917,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
       goto __pyx_L3_continue;
 
-      /* "core_ext/_kernel.pyx":518
+      /* "core_ext/_kernel.pyx":535
  *             if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
  *                 continue
  *             if self.b_cols[b].size() and not t.skills_ok(             # <<<<<<<<<<<<<<
@@ -31639,7 +31926,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
     }
 
-    /* "core_ext/_kernel.pyx":522
+    /* "core_ext/_kernel.pyx":539
  *             ):
  *                 continue
  *             if self._head_for(b, agent, now, t.present, &found) and (             # <<<<<<<<<<<<<<
@@ -31657,7 +31944,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
       goto __pyx_L12_bool_binop_done;
     }
 
-    /* "core_ext/_kernel.pyx":523
+    /* "core_ext/_kernel.pyx":540
  *                 continue
  *             if self._head_for(b, agent, now, t.present, &found) and (
  *                 not have[0] or _before(found, best[0])             # <<<<<<<<<<<<<<
@@ -31681,7 +31968,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 
     __pyx_L12_bool_binop_done:;
 
-    /* "core_ext/_kernel.pyx":522
+    /* "core_ext/_kernel.pyx":539
  *             ):
  *                 continue
  *             if self._head_for(b, agent, now, t.present, &found) and (             # <<<<<<<<<<<<<<
@@ -31691,7 +31978,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
     if (__pyx_t_4) {
 
 
-      /* "core_ext/_kernel.pyx":525
+      /* "core_ext/_kernel.pyx":542
  *                 not have[0] or _before(found, best[0])
  *             ):
  *                 best[0] = found             # <<<<<<<<<<<<<<
@@ -31700,7 +31987,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
       (__pyx_v_best[0]) = __pyx_v_found;
 
-      /* "core_ext/_kernel.pyx":526
+      /* "core_ext/_kernel.pyx":543
  *             ):
  *                 best[0] = found
  *                 have[0] = True             # <<<<<<<<<<<<<<
@@ -31709,7 +31996,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 */
       (__pyx_v_have[0]) = 1;
 
-      /* "core_ext/_kernel.pyx":522
+      /* "core_ext/_kernel.pyx":539
  *             ):
  *                 continue
  *             if self._head_for(b, agent, now, t.present, &found) and (             # <<<<<<<<<<<<<<
@@ -31721,7 +32008,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
   }
 
 
-  /* "core_ext/_kernel.pyx":509
+  /* "core_ext/_kernel.pyx":526
  *             frontier.push_back(child + 1)
  * 
  *     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,             # <<<<<<<<<<<<<<
@@ -31735,7 +32022,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider(struct 
 
 }
 
-/* "core_ext/_kernel.pyx":528
+/* "core_ext/_kernel.pyx":545
  *                 have[0] = True
  * 
  *     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,             # <<<<<<<<<<<<<<
@@ -31751,7 +32038,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "core_ext/_kernel.pyx":533
+  /* "core_ext/_kernel.pyx":550
  *         cdef int c
  *         cdef unordered_map[uint64_t, vector[int32_t]].iterator it
  *         for c in range(self.n_classes):             # <<<<<<<<<<<<<<
@@ -31765,7 +32052,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_c = __pyx_t_3;
 
-    /* "core_ext/_kernel.pyx":534
+    /* "core_ext/_kernel.pyx":551
  *         cdef unordered_map[uint64_t, vector[int32_t]].iterator it
  *         for c in range(self.n_classes):
  *             if room & (1 << c):             # <<<<<<<<<<<<<<
@@ -31777,7 +32064,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
     if (__pyx_t_4) {
 
 
-      /* "core_ext/_kernel.pyx":535
+      /* "core_ext/_kernel.pyx":552
  *         for c in range(self.n_classes):
  *             if room & (1 << c):
  *                 it = self.by_set.find(_set_key(cols, n, c))             # <<<<<<<<<<<<<<
@@ -31786,7 +32073,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
 */
       __pyx_v_it = __pyx_v_self->by_set.find(__pyx_f_9omniroute_8core_ext_7_kernel__set_key(__pyx_v_cols, __pyx_v_n, __pyx_v_c));
 
-      /* "core_ext/_kernel.pyx":536
+      /* "core_ext/_kernel.pyx":553
  *             if room & (1 << c):
  *                 it = self.by_set.find(_set_key(cols, n, c))
  *                 if it != self.by_set.end():             # <<<<<<<<<<<<<<
@@ -31798,7 +32085,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
       if (__pyx_t_4) {
 
 
-        /* "core_ext/_kernel.pyx":537
+        /* "core_ext/_kernel.pyx":554
  *                 it = self.by_set.find(_set_key(cols, n, c))
  *                 if it != self.by_set.end():
  *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)             # <<<<<<<<<<<<<<
@@ -31807,7 +32094,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
 */
         ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_consider(__pyx_v_self, (*__pyx_v_it).second, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, __pyx_v_best, __pyx_v_have);
 
-        /* "core_ext/_kernel.pyx":536
+        /* "core_ext/_kernel.pyx":553
  *             if room & (1 << c):
  *                 it = self.by_set.find(_set_key(cols, n, c))
  *                 if it != self.by_set.end():             # <<<<<<<<<<<<<<
@@ -31816,7 +32103,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
 */
       }
 
-      /* "core_ext/_kernel.pyx":534
+      /* "core_ext/_kernel.pyx":551
  *         cdef unordered_map[uint64_t, vector[int32_t]].iterator it
  *         for c in range(self.n_classes):
  *             if room & (1 << c):             # <<<<<<<<<<<<<<
@@ -31827,7 +32114,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
   }
 
 
-  /* "core_ext/_kernel.pyx":528
+  /* "core_ext/_kernel.pyx":545
  *                 have[0] = True
  * 
  *     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,             # <<<<<<<<<<<<<<
@@ -31840,7 +32127,7 @@ static void __pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup(struct __
 
 }
 
-/* "core_ext/_kernel.pyx":539
+/* "core_ext/_kernel.pyx":556
  *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
  * 
  *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):             # <<<<<<<<<<<<<<
@@ -31890,46 +32177,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_table,&__pyx_mstate_global->__pyx_n_u_agent,&__pyx_mstate_global->__pyx_n_u_now,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 539, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 556, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 539, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 556, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 539, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 556, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 539, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 556, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "most_urgent", 0) < (0)) __PYX_ERR(0, 539, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "most_urgent", 0) < (0)) __PYX_ERR(0, 556, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, i); __PYX_ERR(0, 539, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, i); __PYX_ERR(0, 556, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 539, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 556, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 539, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 556, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 539, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 556, __pyx_L3_error)
     }
     __pyx_v_table = values[0];
-    __pyx_v_agent = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_agent == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 539, __pyx_L3_error)
-    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 539, __pyx_L3_error)
+    __pyx_v_agent = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_agent == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 556, __pyx_L3_error)
+    __pyx_v_now = __Pyx_PyLong_As_int64_t(values[2]); if (unlikely((__pyx_v_now == ((int64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 556, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 539, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("most_urgent", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 556, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -31991,19 +32278,19 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("most_urgent", 0);
 
-  /* "core_ext/_kernel.pyx":545
+  /* "core_ext/_kernel.pyx":562
  *         whose whole requirement it holds are ever looked at.
  *         """
  *         cdef _Table t = _views(table)             # <<<<<<<<<<<<<<
  *         if not t.routable[agent]:
  *             return -1
 */
-  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 545, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_f_9omniroute_8core_ext_7_kernel__views(__pyx_v_table)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 562, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_t = ((struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "core_ext/_kernel.pyx":546
+  /* "core_ext/_kernel.pyx":563
  *         """
  *         cdef _Table t = _views(table)
  *         if not t.routable[agent]:             # <<<<<<<<<<<<<<
@@ -32016,7 +32303,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   if (__pyx_t_3) {
 
 
-    /* "core_ext/_kernel.pyx":547
+    /* "core_ext/_kernel.pyx":564
  *         cdef _Table t = _views(table)
  *         if not t.routable[agent]:
  *             return -1             # <<<<<<<<<<<<<<
@@ -32034,7 +32321,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
     }
     goto __pyx_L0;
 
-    /* "core_ext/_kernel.pyx":546
+    /* "core_ext/_kernel.pyx":563
  *         """
  *         cdef _Table t = _views(table)
  *         if not t.routable[agent]:             # <<<<<<<<<<<<<<
@@ -32043,7 +32330,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
   }
 
-  /* "core_ext/_kernel.pyx":548
+  /* "core_ext/_kernel.pyx":565
  *         if not t.routable[agent]:
  *             return -1
  *         cdef int kind_bit = t.kind[agent]             # <<<<<<<<<<<<<<
@@ -32053,7 +32340,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   __pyx_t_2 = __pyx_v_agent;
   __pyx_v_kind_bit = (*((uint8_t const  *) ( /* dim=0 */ ((char *) (((uint8_t const  *) __pyx_v_t->kind.data) + __pyx_t_2)) )));
 
-  /* "core_ext/_kernel.pyx":551
+  /* "core_ext/_kernel.pyx":568
  *         cdef Py_ssize_t c, col, i, j, k, n
  *         cdef Entry best
  *         cdef bint have = False             # <<<<<<<<<<<<<<
@@ -32062,7 +32349,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
   __pyx_v_have = 0;
 
-  /* "core_ext/_kernel.pyx":552
+  /* "core_ext/_kernel.pyx":569
  *         cdef Entry best
  *         cdef bint have = False
  *         cdef int room = 0             # <<<<<<<<<<<<<<
@@ -32071,7 +32358,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
   __pyx_v_room = 0;
 
-  /* "core_ext/_kernel.pyx":555
+  /* "core_ext/_kernel.pyx":572
  *         cdef vector[int32_t] mine
  *         cdef int32_t subset[3]
  *         cdef Py_ssize_t n_skills = t.levels.shape[1]             # <<<<<<<<<<<<<<
@@ -32080,7 +32367,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
   __pyx_v_n_skills = (__pyx_v_t->levels.shape[1]);
 
-  /* "core_ext/_kernel.pyx":556
+  /* "core_ext/_kernel.pyx":573
  *         cdef int32_t subset[3]
  *         cdef Py_ssize_t n_skills = t.levels.shape[1]
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -32093,7 +32380,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "core_ext/_kernel.pyx":557
+        /* "core_ext/_kernel.pyx":574
  *         cdef Py_ssize_t n_skills = t.levels.shape[1]
  *         with nogil:
  *             for c in range(self.n_classes):             # <<<<<<<<<<<<<<
@@ -32107,7 +32394,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
         for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
           __pyx_v_c = __pyx_t_6;
 
-          /* "core_ext/_kernel.pyx":558
+          /* "core_ext/_kernel.pyx":575
  *         with nogil:
  *             for c in range(self.n_classes):
  *                 if t.fits_new(agent, c):             # <<<<<<<<<<<<<<
@@ -32119,7 +32406,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
           if (__pyx_t_3) {
 
 
-            /* "core_ext/_kernel.pyx":559
+            /* "core_ext/_kernel.pyx":576
  *             for c in range(self.n_classes):
  *                 if t.fits_new(agent, c):
  *                     room |= 1 << c             # <<<<<<<<<<<<<<
@@ -32128,7 +32415,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
             __pyx_v_room = (__pyx_v_room | (1 << __pyx_v_c));
 
-            /* "core_ext/_kernel.pyx":558
+            /* "core_ext/_kernel.pyx":575
  *         with nogil:
  *             for c in range(self.n_classes):
  *                 if t.fits_new(agent, c):             # <<<<<<<<<<<<<<
@@ -32139,7 +32426,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
         }
 
 
-        /* "core_ext/_kernel.pyx":560
+        /* "core_ext/_kernel.pyx":577
  *                 if t.fits_new(agent, c):
  *                     room |= 1 << c
  *             if room:             # <<<<<<<<<<<<<<
@@ -32151,7 +32438,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
         if (__pyx_t_3) {
 
 
-          /* "core_ext/_kernel.pyx":561
+          /* "core_ext/_kernel.pyx":578
  *                     room |= 1 << c
  *             if room:
  *                 for col in range(n_skills):             # <<<<<<<<<<<<<<
@@ -32165,7 +32452,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
           for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
             __pyx_v_col = __pyx_t_8;
 
-            /* "core_ext/_kernel.pyx":562
+            /* "core_ext/_kernel.pyx":579
  *             if room:
  *                 for col in range(n_skills):
  *                     if t.levels[agent, col]:             # <<<<<<<<<<<<<<
@@ -32179,7 +32466,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
             if (__pyx_t_3) {
 
 
-              /* "core_ext/_kernel.pyx":563
+              /* "core_ext/_kernel.pyx":580
  *                 for col in range(n_skills):
  *                     if t.levels[agent, col]:
  *                         mine.push_back(<int32_t>col)             # <<<<<<<<<<<<<<
@@ -32192,10 +32479,10 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
                 PyGILState_STATE __pyx_gilstate_save = __Pyx_PyGILState_Ensure();
                 __Pyx_CppExn2PyErr();
                 __Pyx_PyGILState_Release(__pyx_gilstate_save);
-                __PYX_ERR(0, 563, __pyx_L5_error)
+                __PYX_ERR(0, 580, __pyx_L5_error)
               }
 
-              /* "core_ext/_kernel.pyx":562
+              /* "core_ext/_kernel.pyx":579
  *             if room:
  *                 for col in range(n_skills):
  *                     if t.levels[agent, col]:             # <<<<<<<<<<<<<<
@@ -32206,7 +32493,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
           }
 
 
-          /* "core_ext/_kernel.pyx":564
+          /* "core_ext/_kernel.pyx":581
  *                     if t.levels[agent, col]:
  *                         mine.push_back(<int32_t>col)
  *                 n = mine.size()             # <<<<<<<<<<<<<<
@@ -32215,7 +32502,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
           __pyx_v_n = __pyx_v_mine.size();
 
-          /* "core_ext/_kernel.pyx":565
+          /* "core_ext/_kernel.pyx":582
  *                         mine.push_back(<int32_t>col)
  *                 n = mine.size()
  *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)             # <<<<<<<<<<<<<<
@@ -32224,7 +32511,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
           ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 0, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
 
-          /* "core_ext/_kernel.pyx":566
+          /* "core_ext/_kernel.pyx":583
  *                 n = mine.size()
  *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
  *                 for i in range(n if self.max_set >= 1 else 0):             # <<<<<<<<<<<<<<
@@ -32246,7 +32533,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
           for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
             __pyx_v_i = __pyx_t_8;
 
-            /* "core_ext/_kernel.pyx":567
+            /* "core_ext/_kernel.pyx":584
  *                 self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
  *                 for i in range(n if self.max_set >= 1 else 0):
  *                     subset[0] = mine[i]             # <<<<<<<<<<<<<<
@@ -32255,7 +32542,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
             (__pyx_v_subset[0]) = (__pyx_v_mine[__pyx_v_i]);
 
-            /* "core_ext/_kernel.pyx":568
+            /* "core_ext/_kernel.pyx":585
  *                 for i in range(n if self.max_set >= 1 else 0):
  *                     subset[0] = mine[i]
  *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)             # <<<<<<<<<<<<<<
@@ -32264,7 +32551,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
             ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 1, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
 
-            /* "core_ext/_kernel.pyx":569
+            /* "core_ext/_kernel.pyx":586
  *                     subset[0] = mine[i]
  *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
  *                     for j in range(i + 1, n if self.max_set >= 2 else 0):             # <<<<<<<<<<<<<<
@@ -32286,7 +32573,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
             for (__pyx_t_12 = (__pyx_v_i + 1); __pyx_t_12 < __pyx_t_11; __pyx_t_12+=1) {
               __pyx_v_j = __pyx_t_12;
 
-              /* "core_ext/_kernel.pyx":570
+              /* "core_ext/_kernel.pyx":587
  *                     self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
  *                     for j in range(i + 1, n if self.max_set >= 2 else 0):
  *                         subset[1] = mine[j]             # <<<<<<<<<<<<<<
@@ -32295,7 +32582,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
               (__pyx_v_subset[1]) = (__pyx_v_mine[__pyx_v_j]);
 
-              /* "core_ext/_kernel.pyx":571
+              /* "core_ext/_kernel.pyx":588
  *                     for j in range(i + 1, n if self.max_set >= 2 else 0):
  *                         subset[1] = mine[j]
  *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)             # <<<<<<<<<<<<<<
@@ -32304,7 +32591,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
               ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_lookup(__pyx_v_self, __pyx_v_subset, 2, __pyx_v_room, __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
 
-              /* "core_ext/_kernel.pyx":572
+              /* "core_ext/_kernel.pyx":589
  *                         subset[1] = mine[j]
  *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
  *                         for k in range(j + 1, n if self.max_set >= 3 else 0):             # <<<<<<<<<<<<<<
@@ -32326,7 +32613,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
               for (__pyx_t_15 = (__pyx_v_j + 1); __pyx_t_15 < __pyx_t_14; __pyx_t_15+=1) {
                 __pyx_v_k = __pyx_t_15;
 
-                /* "core_ext/_kernel.pyx":573
+                /* "core_ext/_kernel.pyx":590
  *                         self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
  *                         for k in range(j + 1, n if self.max_set >= 3 else 0):
  *                             subset[2] = mine[k]             # <<<<<<<<<<<<<<
@@ -32335,7 +32622,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
                 (__pyx_v_subset[2]) = (__pyx_v_mine[__pyx_v_k]);
 
-                /* "core_ext/_kernel.pyx":574
+                /* "core_ext/_kernel.pyx":591
  *                         for k in range(j + 1, n if self.max_set >= 3 else 0):
  *                             subset[2] = mine[k]
  *                             self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,             # <<<<<<<<<<<<<<
@@ -32353,7 +32640,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 
 
 
-          /* "core_ext/_kernel.pyx":576
+          /* "core_ext/_kernel.pyx":593
  *                             self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,
  *                                          &have)
  *                 for i in range(n):             # <<<<<<<<<<<<<<
@@ -32367,7 +32654,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
           for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
             __pyx_v_i = __pyx_t_8;
 
-            /* "core_ext/_kernel.pyx":577
+            /* "core_ext/_kernel.pyx":594
  *                                          &have)
  *                 for i in range(n):
  *                     for c in range(self.n_classes):             # <<<<<<<<<<<<<<
@@ -32381,7 +32668,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
             for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_5; __pyx_t_10+=1) {
               __pyx_v_c = __pyx_t_10;
 
-              /* "core_ext/_kernel.pyx":578
+              /* "core_ext/_kernel.pyx":595
  *                 for i in range(n):
  *                     for c in range(self.n_classes):
  *                         k = (mine[i] + 1) * self.n_classes + c             # <<<<<<<<<<<<<<
@@ -32390,7 +32677,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
               __pyx_v_k = ((((__pyx_v_mine[__pyx_v_i]) + 1) * __pyx_v_self->n_classes) + __pyx_v_c);
 
-              /* "core_ext/_kernel.pyx":579
+              /* "core_ext/_kernel.pyx":596
  *                     for c in range(self.n_classes):
  *                         k = (mine[i] + 1) * self.n_classes + c
  *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():             # <<<<<<<<<<<<<<
@@ -32416,7 +32703,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
               if (__pyx_t_3) {
 
 
-                /* "core_ext/_kernel.pyx":580
+                /* "core_ext/_kernel.pyx":597
  *                         k = (mine[i] + 1) * self.n_classes + c
  *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
  *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,             # <<<<<<<<<<<<<<
@@ -32425,7 +32712,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
 */
                 ((struct __pyx_vtabstruct_9omniroute_8core_ext_7_kernel_QueueIndex *)__pyx_v_self->__pyx_vtab)->_consider(__pyx_v_self, (__pyx_v_self->large_by_key[__pyx_v_k]), __pyx_v_t, __pyx_v_agent, __pyx_v_kind_bit, __pyx_v_now, (&__pyx_v_best), (&__pyx_v_have));
 
-                /* "core_ext/_kernel.pyx":579
+                /* "core_ext/_kernel.pyx":596
  *                     for c in range(self.n_classes):
  *                         k = (mine[i] + 1) * self.n_classes + c
  *                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():             # <<<<<<<<<<<<<<
@@ -32438,7 +32725,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
           }
 
 
-          /* "core_ext/_kernel.pyx":560
+          /* "core_ext/_kernel.pyx":577
  *                 if t.fits_new(agent, c):
  *                     room |= 1 << c
  *             if room:             # <<<<<<<<<<<<<<
@@ -32448,7 +32735,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
         }
       }
 
-      /* "core_ext/_kernel.pyx":556
+      /* "core_ext/_kernel.pyx":573
  *         cdef int32_t subset[3]
  *         cdef Py_ssize_t n_skills = t.levels.shape[1]
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -32470,13 +32757,13 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
       }
   }
 
-  /* "core_ext/_kernel.pyx":582
+  /* "core_ext/_kernel.pyx":599
  *                             self._consider(self.large_by_key[k], t, agent, kind_bit, now,
  *                                            &best, &have)
  *         return best.conv if have else -1             # <<<<<<<<<<<<<<
 */
   if (__pyx_v_have) {
-    __pyx_t_17 = __Pyx_PyLong_From_int32_t(__pyx_v_best.conv); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 582, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyLong_From_int32_t(__pyx_v_best.conv); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 599, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_17);
     __pyx_t_1 = __pyx_t_17;
     __pyx_t_17 = 0;
@@ -32495,7 +32782,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "core_ext/_kernel.pyx":539
+  /* "core_ext/_kernel.pyx":556
  *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
  * 
  *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):             # <<<<<<<<<<<<<<
@@ -32529,7 +32816,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_8most_urgen
   return __pyx_r;
 }
 
-/* "core_ext/_kernel.pyx":327
+/* "core_ext/_kernel.pyx":344
  *     cdef int max_set
  *     cdef dict _ids
  *     cdef public Py_ssize_t size             # <<<<<<<<<<<<<<
@@ -32568,7 +32855,7 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size___get
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->size); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 327, __pyx_L4_error)
+        __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_self->size); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 344, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -32641,7 +32928,7 @@ static int __pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_4size_2__set__(st
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_v_value); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyIndex_AsSsize_t(__pyx_v_value); if (unlikely((__pyx_t_2 == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 344, __pyx_L4_error)
         __pyx_v_self->size = __pyx_t_2;
       }
       /*finally:*/ {
@@ -33263,16 +33550,16 @@ static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_10QueueIndex_12__setstat
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_13__pyx_unpickle__Table(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_15__pyx_unpickle__Table(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_12__pyx_unpickle__Table, "__pyx_unpickle__Table(__pyx_type, long __pyx_checksum, tuple __pyx_state)");
-static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_13__pyx_unpickle__Table = {"__pyx_unpickle__Table", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_13__pyx_unpickle__Table, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_12__pyx_unpickle__Table};
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_13__pyx_unpickle__Table(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_14__pyx_unpickle__Table, "__pyx_unpickle__Table(__pyx_type, long __pyx_checksum, tuple __pyx_state)");
+static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_15__pyx_unpickle__Table = {"__pyx_unpickle__Table", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_15__pyx_unpickle__Table, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_14__pyx_unpickle__Table};
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_15__pyx_unpickle__Table(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -33355,7 +33642,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v___pyx_state), (&PyTuple_Type), 1, "__pyx_state", 1))) __PYX_ERR(1, 4, __pyx_L1_error)
-  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_12__pyx_unpickle__Table(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle__Table(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
 
   /* function exit code */
   goto __pyx_L0;
@@ -33375,7 +33662,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_12__pyx_unpickle__Table(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle__Table(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state) {
   PyObject *__pyx_v___pyx_result = 0;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -33589,7 +33876,7 @@ static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle__Table__se
   __pyx_v___pyx_result->profile = __pyx_t_11;
   __pyx_t_11.memview = NULL;
   __pyx_t_11.data = NULL;
-  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t__const__(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 11), 0); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(1, 12, __pyx_L1_error)
+  __pyx_t_12 = __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t(__Pyx_PyTuple_GET_ITEM(__pyx_v___pyx_state, 11), PyBUF_WRITABLE); if (unlikely(!__pyx_t_12.memview)) __PYX_ERR(1, 12, __pyx_L1_error)
   __PYX_XCLEAR_MEMVIEW(&__pyx_v___pyx_result->room_bits, 0);
   __pyx_v___pyx_result->room_bits = __pyx_t_12;
   __pyx_t_12.memview = NULL;
@@ -33681,16 +33968,16 @@ static PyObject *__pyx_f_9omniroute_8core_ext_7_kernel___pyx_unpickle__Table__se
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_15__pyx_unpickle_QueueIndex(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_17__pyx_unpickle_QueueIndex(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIndex, "__pyx_unpickle_QueueIndex(__pyx_type, long __pyx_checksum, tuple __pyx_state)");
-static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_15__pyx_unpickle_QueueIndex = {"__pyx_unpickle_QueueIndex", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_15__pyx_unpickle_QueueIndex, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIndex};
-static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_15__pyx_unpickle_QueueIndex(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_9omniroute_8core_ext_7_kernel_16__pyx_unpickle_QueueIndex, "__pyx_unpickle_QueueIndex(__pyx_type, long __pyx_checksum, tuple __pyx_state)");
+static PyMethodDef __pyx_mdef_9omniroute_8core_ext_7_kernel_17__pyx_unpickle_QueueIndex = {"__pyx_unpickle_QueueIndex", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_9omniroute_8core_ext_7_kernel_17__pyx_unpickle_QueueIndex, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_9omniroute_8core_ext_7_kernel_16__pyx_unpickle_QueueIndex};
+static PyObject *__pyx_pw_9omniroute_8core_ext_7_kernel_17__pyx_unpickle_QueueIndex(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -33773,7 +34060,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return NULL;
   __pyx_L4_argument_unpacking_done:;
   if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v___pyx_state), (&PyTuple_Type), 1, "__pyx_state", 1))) __PYX_ERR(1, 4, __pyx_L1_error)
-  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIndex(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
+  __pyx_r = __pyx_pf_9omniroute_8core_ext_7_kernel_16__pyx_unpickle_QueueIndex(__pyx_self, __pyx_v___pyx_type, __pyx_v___pyx_checksum, __pyx_v___pyx_state);
 
   /* function exit code */
   goto __pyx_L0;
@@ -33793,7 +34080,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_14__pyx_unpickle_QueueIndex(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state) {
+static PyObject *__pyx_pf_9omniroute_8core_ext_7_kernel_16__pyx_unpickle_QueueIndex(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state) {
   PyObject *__pyx_v___pyx_result = 0;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -35786,14 +36073,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_9omniroute_8core_ext_7_kernel_QueueIn
   __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._consider = (void (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, std::vector<int32_t>  const &, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *, int *))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__consider;
   __pyx_vtable_9omniroute_8core_ext_7_kernel_QueueIndex._lookup = (void (*)(struct __pyx_obj_9omniroute_8core_ext_7_kernel_QueueIndex *, int32_t const *, Py_ssize_t, int, struct __pyx_obj_9omniroute_8core_ext_7_kernel__Table *, Py_ssize_t, int, int64_t, struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry *, int *))__pyx_f_9omniroute_8core_ext_7_kernel_10QueueIndex__lookup;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex)) __PYX_ERR(0, 300, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex)) __PYX_ERR(0, 317, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex = &__pyx_type_9omniroute_8core_ext_7_kernel_QueueIndex;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 317, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex);
@@ -35803,9 +36090,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_9omniroute_8core_ext_7_kernel_QueueIn
     __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_vtabptr_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_QueueIndex, (PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 300, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_vtabptr_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 317, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_QueueIndex, (PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 317, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex) < (0)) __PYX_ERR(0, 317, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -37034,124 +37321,139 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_fits, __pyx_t_4) < (0)) __PYX_ERR(0, 165, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":170
+  /* "core_ext/_kernel.pyx":181
  * 
  * 
  * def room_mask(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
  *     """Bit set of the media classes a new item of which the agent could take now."""
- *     cdef _Table t = _views(table)
+ *     return _room(_views(table), slot)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_5room_mask, 0, __pyx_mstate_global->__pyx_n_u_room_mask, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 170, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_5room_mask, 0, __pyx_mstate_global->__pyx_n_u_room_mask, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 181, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_room_mask, __pyx_t_4) < (0)) __PYX_ERR(0, 170, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_room_mask, __pyx_t_4) < (0)) __PYX_ERR(0, 181, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":183
+  /* "core_ext/_kernel.pyx":186
+ * 
+ * 
+ * def refresh_room(table, Py_ssize_t slot):             # <<<<<<<<<<<<<<
+ *     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+ *     cdef _Table t = _views(table)
+*/
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_7refresh_room, 0, __pyx_mstate_global->__pyx_n_u_refresh_room, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 186, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_refresh_room, __pyx_t_4) < (0)) __PYX_ERR(0, 186, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "core_ext/_kernel.pyx":200
  * 
  * 
  * def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):             # <<<<<<<<<<<<<<
  *     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
  *     cdef _Table t = _views(table)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_7agent_eligible, 0, __pyx_mstate_global->__pyx_n_u_agent_eligible, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_9agent_eligible, 0, __pyx_mstate_global->__pyx_n_u_agent_eligible, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 200, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_agent_eligible, __pyx_t_4) < (0)) __PYX_ERR(0, 183, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_agent_eligible, __pyx_t_4) < (0)) __PYX_ERR(0, 200, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":196
+  /* "core_ext/_kernel.pyx":213
  * 
  * 
  * def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred, int64_t now,             # <<<<<<<<<<<<<<
  *                 int64_t offer_counter, weights):
  *     """The score of one agent for a conversation (see ``best_agent``)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_9score_agent, 0, __pyx_mstate_global->__pyx_n_u_score_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 196, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_11score_agent, 0, __pyx_mstate_global->__pyx_n_u_score_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 213, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_score_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 196, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_score_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 213, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":206
+  /* "core_ext/_kernel.pyx":223
  * 
  * 
  * def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,             # <<<<<<<<<<<<<<
  *                Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter,
  *                weights):
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_11best_agent, 0, __pyx_mstate_global->__pyx_n_u_best_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 206, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_13best_agent, 0, __pyx_mstate_global->__pyx_n_u_best_agent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 223, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_best_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 206, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_best_agent, __pyx_t_4) < (0)) __PYX_ERR(0, 223, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":335
+  /* "core_ext/_kernel.pyx":352
  *         self.max_set = 0
  * 
  *     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,             # <<<<<<<<<<<<<<
  *                   int kind_mask):
  *         """The bucket of this requirement (created on first use)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_3bucket_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_bucket_id, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 335, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_3bucket_id, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_bucket_id, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 352, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_bucket_id, __pyx_t_4) < (0)) __PYX_ERR(0, 335, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_bucket_id, __pyx_t_4) < (0)) __PYX_ERR(0, 352, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":415
+  /* "core_ext/_kernel.pyx":432
  *             self._sift_down(heap[0], i)
  * 
  *     def add(self, Py_ssize_t conv, int32_t bucket, int64_t key, int64_t deadline, int64_t seq,             # <<<<<<<<<<<<<<
  *             int32_t pinned, int64_t pin_until, excluded):
  *         """Put a conversation slot in the queue (replacing any earlier entry of it)."""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_5add, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_add, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 415, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_5add, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_add, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_add, __pyx_t_4) < (0)) __PYX_ERR(0, 415, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_add, __pyx_t_4) < (0)) __PYX_ERR(0, 432, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":449
+  /* "core_ext/_kernel.pyx":466
  *         self.size += 1
  * 
  *     def remove(self, Py_ssize_t conv):             # <<<<<<<<<<<<<<
  *         """Take a conversation slot out of the queue."""
  *         if <size_t>conv >= self.alive.size() or not self.alive[conv]:
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_7remove, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_remove, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 449, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_7remove, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_remove, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 466, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_remove, __pyx_t_4) < (0)) __PYX_ERR(0, 449, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_remove, __pyx_t_4) < (0)) __PYX_ERR(0, 466, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "core_ext/_kernel.pyx":539
+  /* "core_ext/_kernel.pyx":556
  *                     self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
  * 
  *     def most_urgent(self, table, Py_ssize_t agent, int64_t now):             # <<<<<<<<<<<<<<
  *         """The most urgent waiting conversation this agent can take now, or -1.
  * 
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_most_urgent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 539, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_9most_urgent, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex_most_urgent, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 556, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_most_urgent, __pyx_t_4) < (0)) __PYX_ERR(0, 539, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_9omniroute_8core_ext_7_kernel_QueueIndex, __pyx_mstate_global->__pyx_n_u_most_urgent, __pyx_t_4) < (0)) __PYX_ERR(0, 556, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "(tree fragment)":1
@@ -37159,7 +37461,7 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
  *     cdef tuple state
  *     cdef object _dict
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_11__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 1, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_11__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -37173,7 +37475,7 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     __pyx_unpickle_QueueIndex__set_state(self, __pyx_state)
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_13__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 17, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_10QueueIndex_13__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_QueueIndex___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 17, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -37188,7 +37490,7 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
  *     cdef object __pyx_result
  *     __Pyx_CheckUnpickleChecksum(__pyx_checksum, 0x7c3cb31, 0x988d626, 0xd209031, b'budget, cmax, cost, counts, idle_since, intr, kind, last_offer, levels, present, profile, room_bits, routable, seq, skill_bits, skill_count, units, version')
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_13__pyx_unpickle__Table, 0, __pyx_mstate_global->__pyx_n_u_pyx_unpickle__Table, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 4, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_15__pyx_unpickle__Table, 0, __pyx_mstate_global->__pyx_n_u_pyx_unpickle__Table, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -37201,7 +37503,7 @@ __Pyx_RefNannySetupContext("PyInit__kernel", 0);
  *     int __Pyx_CheckUnpickleChecksum(long, long, long, long, const char*) except -1
  *     int __Pyx_UpdateUnpickledDict(object, object, Py_ssize_t) except -1
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_15__pyx_unpickle_QueueIndex, 0, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_QueueIndex, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 4, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_9omniroute_8core_ext_7_kernel_17__pyx_unpickle_QueueIndex, 0, __pyx_mstate_global->__pyx_n_u_pyx_unpickle_QueueIndex, NULL, __pyx_mstate_global->__pyx_n_u_omniroute_core_ext__kernel, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[16])); if (unlikely(!__pyx_t_4)) __PYX_ERR(1, 4, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
@@ -37385,38 +37687,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{15},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{40},{4},{179},{8},{15},{20},{7},{6},{46},{2},{9},{50},{39},{34},{30},{37},{5},{8},{10},{28},{30},{14},{20},{22},{17},{8},{15},{6},{24},{26},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{12},{11},{10},{19},{25},{21},{14},{12},{10},{17},{13},{12},{12},{19},{8},{5},{13},{13},{3},{3},{6},{5},{14},{15},{18},{1},{4},{4},{10},{10},{8},{6},{9},{6},{1},{18},{3},{4},{3},{4},{15},{4},{4},{5},{6},{8},{15},{6},{5},{9},{5},{4},{8},{5},{4},{5},{6},{7},{5},{3},{3},{4},{1},{2},{10},{5},{4},{5},{8},{1},{1},{3},{4},{8},{9},{1},{10},{6},{4},{7},{4},{4},{11},{1},{9},{10},{8},{5},{8},{9},{7},{4},{4},{3},{3},{13},{26},{4},{9},{6},{3},{9},{7},{7},{4},{10},{8},{6},{8},{10},{4},{9},{9},{8},{1},{11},{4},{3},{10},{5},{3},{4},{10},{11},{4},{4},{5},{5},{4},{4},{6},{6},{1},{5},{5},{6},{6},{12},{6},{7},{1},{7},{4},{3},{1}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{11},{11},{23},{47},{80},{120},{55},{55},{73},{271},{272},{513},{135},{352},{338},{516}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{6},{8},{15},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{40},{4},{179},{8},{15},{20},{7},{6},{46},{2},{9},{50},{39},{34},{30},{37},{5},{8},{10},{28},{30},{14},{20},{22},{17},{8},{15},{6},{24},{26},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{12},{11},{10},{19},{25},{21},{14},{12},{10},{17},{13},{12},{12},{19},{8},{5},{13},{13},{3},{3},{6},{5},{14},{15},{18},{1},{4},{4},{10},{10},{8},{3},{6},{9},{6},{1},{18},{3},{4},{3},{4},{15},{4},{4},{5},{6},{8},{15},{6},{5},{9},{5},{4},{8},{5},{4},{5},{6},{7},{5},{3},{3},{4},{1},{2},{10},{5},{4},{5},{8},{1},{1},{3},{4},{8},{9},{1},{10},{6},{4},{7},{4},{4},{11},{1},{9},{10},{8},{5},{8},{9},{7},{4},{4},{3},{3},{13},{26},{4},{9},{6},{3},{9},{7},{7},{4},{10},{12},{8},{6},{8},{10},{4},{9},{9},{8},{1},{11},{4},{3},{10},{5},{3},{4},{10},{11},{4},{4},{5},{5},{4},{4},{6},{6},{1},{5},{5},{6},{6},{12},{6},{7},{1},{7},{4},{3},{1}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{11},{11},{17},{23},{47},{106},{120},{55},{55},{73},{271},{272},{513},{135},{352},{338},{516}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2943 bytes) */
-static const char cstring[] = "x\332\215VK{\323\326\026\305v\336\2046!\246\204Boe\036M\241\340\326\020(\205\336\366\206\274H(\024\047$!\334RU\226\216\0355\262d\353\341\304\320^\030f\250\241\206\032j\250\241\206\032z\350\241\207\371\t\375\tw\355#;\230\307\355w\363\305\336\307G\347\354\263\367\332k\257#A\262\205o\366\005\243\364;\223\355\037\276\264M\306\204\262)U\252L\267/\347\357\010\337?dU\303ln\252lO0\312\302\367\262\241\333j\3051\034K\220tEPT\223\366\275;\255\352\275\007\226m\252\nS\372\026\013\206\371\267\317\337\236;Z\371\303\217\363\222\256\033\266 Y\226Z\321\005\333\020L&)\327\014]k\nU\036d\003A\256\350\rIS\025\241j(\354\252\300\366k\330\013W3\362\014\235;S6L\333\224\364\231\253B\005\256z\213\255\035\251\306p\224 \355\253\226\360\310\0200\3550\301\302f\265\254b;\266\t\210\312A\364\222\215\350J\216\315\260Ng\217\014\014\354\035\2008\337\264w\014]\300~\205ij\211\231\222\315\020\031\345\202\010LZ\244\013\217\027\037_\233\275=\31333\031An\t\226S\2225$\305,\002\270\344\250\232\215H\354f\215Yya\245,4\rG\320\031\202@\3065\254\353\337`\3570]\260\230M\003a\206\343#\331\252\241\213\330\256\352\225\231.\244j\203\321\356%I\263X^R\024\021\353\230lh\032=3t+/\225d\3310\231\310\366\355\257\305]f\352L\313\327\232\373\212jI%\2151\235\177\367\260\224\204\276j\027\256)\202\356TkMA2M\251I)P\350BEV\255d\237\242\033\200\244,9\232-\210\242\311\024Gf\242((\016\217I7\364k\200\250\241J\032\236\312\252\256\332\242\310\035\346E\n)_\305>5\361]\226T-\301A\255\326P\310\376eNU\262w\336[\341\360\010\350\267\244i\206\214\222t\303T$[\312\177\340i\302\004*OBB+?\267>\277\262\262\250ij\315R\255\242\303\034\266\242+l\377\315(\177\224\224\314) \212o=Cu,\024\345\203OQ\212\276_%G\336e\266\250\366\317U\r\313\026\035\263\202n\354\2335A\367\006[gu\207\3512\243\336\314\277iS\361\te\225|\277\037\333\321\374{q\211\342\343\346>>\013\340\253\370\010LXceQ\354r\212\321s\316\2727\203\n\263U\233UiB\241=\370+;\272L\266\322s\216\277\244\0224\252J*?\007\275\351h\374\231.U\023\213\260\361\007\312\211\362\016\223w-\247\232\3742\231\205\372\047\343""\256G\032\022\305\222\221\243\327Ty\027\336\026\365\336\236\243\2517\210\275\363\240\013\021\237l\330\311X\024\353\216\244\365\002\352\321\364}\374z\023\344\224\243x\224\204\325\227\364\007\320\265\231e\367\240R-b\255\341\240\323Y\267\337DR/\264\233\014R\340\037\335+Q\325\371\227\010E\251\250\010\263\307S\261\344\224\313\220\030\253\251\313\252\221?\362e\225J\222\305J8\211>\"\337\314G\0265I2b\365\204hGt+9\n\352%\313\032\005\203\nA eV\222\344]Y\263\344\252\264\017\241\300?<T\253\252\r\001\000\216\252\215\237zC\006;e\303\321\223/K\201\036\223\023\205\227\0079&\267\n8\n1F$f\223\241H\\\031\231i\"\240}Y\243\217\003\261\007\337L\251\014\277eM\252X\320[\364sW\254\313p\216\010u\004\271#5\230\252*\252\202\212Y*\270\257RuU\270&&Z\311\327\013\366\373\356.k\356\342\031}\304\222js[\225\254]\r\314\265E\203\300\323X\203i\026M\342\366 \360\253\010\235\256\215\276\236\323u\261+\265\272\330\213T\027\223\235:\230P\327EkW\325\350\307\036S+;6\r\014S\261\210\023\270\271\252\272\261\007\020\370y\"\007\211\231FUW\251\\,\337\223\334|\227\0025`\016\331\006\276\266\252a\000$kF\255f2\354\006\3530\200\244\3325\323(C\345L\311\344\237\304\255\311*\252e\3232R\006\004&R\311\310&\301\232\206Q\245\017\201\301\177p4(\014b\277\305\351\221\320\305bZ\031\034\001\201\273\242\315%\021W.\001\313\223\345>\222QR\367]h\243f\020\341\315\204\365\210\244f\331F-\2712q_\301\233\315O\342\324A\037\"S\247\006\021f\216\305\216\232\205\337\272\026\302\267p)\355u\001%8\367lk\377\347\327\251\316\300E\177\316\337\014\n4\3742H\005\237\004\365\327\251\303\201\343\007\267\334I\367\013o\320+ze\17718\035\246h:\353.y9\257\320\301\363;n\321\225\334}\257\356\217\006\223\301L\370IX\217F\342T|\2725\330\332j?\331xky\326\235;\034\030~m\037\024\016Vh_g\344\343\203zg`\344`\360`\303\315\271\005\254\373\302O\371\223\235\221\343\335%eo\2563\236u\357\271\2627I\307\025\372\374\035\016|\336\376\374\353\300\t\347\302\347\361\325\226\324\202\253\\;W\010O\205R\370*\326\332k\353\355\365\047\235\276\003\313\336\274\347 \321\215 \027\334\nO\206""\205n\000\311\212U$\322\3606\375\333Ao\276/\n:\367s\257\336\026\276\t\217Gw\343\335vq\25530\345\336\362\246\375I?G.\376p\277\365r\235\021B\357L\230\217SG\341~`\333\035\357\251_\364\245\276mW\203\271\340y\224o\365\266\3755tl\360\324\377\316\363\254\367cp)\250\207\343\321\243V\256UHB]\002\206\267\274O\274=\237\005wC\026\375\330\312\301\321\310\261\261\263t\302\244\233u\267\274\005\177$\030\010\356\207\013\321h\234\215\267[J{\355\227\366/\277\265\177\333m\357\032mc\277\275\377\307_\307\216\375\231ZJ\303,\245W\311\254\246\327\311\254\247\267\310l\245\177%\363k\272D\246\224\336!\263\223\326\310h\351\227d^\246_\221y\225^\311\300\254d\036\222y\230\331&\263\235yN\346yF%\243f\252d\252\231\006\231F\346\005\231\027\231\227\231\316\310\204;\354\326\275!O\0138\274\215\203-w\321\313z\305\316\310I\027\351\234v\353\207\370\262\275[\376\351 E+\352\250Z\373\343\257\202Y\3402\034\276\214gZ\223\207o\317\274\013\307\266\247\3703A6\330\352\302\361\274\275\266\331\336|\336~.\265\245\235\366\216\326\326\232\355\346\237\210\350?\251eJh9\375\200\314\203\364\006\231\215\3646\231\355\264LFNW\310T\322\026\031+\275Gf/}\217\022\272\227Y\"\263\224\371\211\314O\231\307d\036\367\200\220\310H\031\203\214\221\261\310X@\200p\314\274\"\363*\363\257\201\377\037\217\357\374e\020\370\010\217\031\337\016\n\301rx7\252\304\305\303\267g$\340q\362oy\366\241~z\177\325g\236\030,\206\223\341\325Ho\315\265\212\235\201\177x\222\367\202D$De\316\241\207\261\244\330\035\241A\376\032;6\370\025z\260\320\031\035\343\275\336\031\237rg\221]\2523~\306;\213\016-v\306\047\334Aw\003q\335\360\244\316\304\264w\334/\370\013\350\255\311\316\004\265\335I\350I\366S\357\032\317e\001\307\214\214\037,\272\247\320\302\365\316\370\307\007{\\0\260\362\272\273\356\r{\026Z4{\2523\001\220\2741?\347\337\0142 \305\213h*Z\210\207c\023D\351{\224\"\007\216;\017O87\305\343\2014v\306\tg\314\244\275\013\336\272\237\366\277F\306|b\320[\363\352\334yg\"\213\242\234B\366\365N\226\212Q\200\342\320\341\323\020\201\316\364\031\212\350\246\227\361nB\345N""\371\222\337\010\326\202:\217\214r\312zO &W\240\004\233\341\255h:\236\344O \232\356&\034-\371_\004\303\300\375A\344\304?S!\270\257\264w\036G\230\376I\377n\240\204\347\303y\320\374b,\305v\253\320Zj\257=\201\004w\262g\t\254\034t5\2130\374\001\216o\242\355\257\347\016\201\377m\036\324\254\327\2002^\010\326\303\001\364\303P$E\200\362Dg\344\014\002\333\342{\2001i\314m\270\303p\231\013v\216\206\020I\252\343,p\227\\\023\000\310\010\350\206\257\004\027\203JX\014K\321`\264\036\247\343\363\361\275x\207$g\273\275\375\254\375\354\337T\344Qo\322\313\275\236\203\336\215\216\303A\0035\277\000<\367}\007e\035\010\227\242\\T\240u\303\234\036#\037\035h\336E~\027M\005\363\300\016O\306\274+=\306\014\273/pp\341\235\341\200\273\312+\202\341\220\373;\277`8\273\236A)U\370@\002\013n\312=\223\344\362N\206\367\301Y\014W\223[\356\235\331E\334\216\227pi\024)\374\213\355\0137\302\233Q*\372\354\250W\372II\047\026]\346\335\201\362+D\376\303\221\023\350a\3709q\360\013\310\372\346\327S\010\223\224\374^\360\006\2749\257\330;v\231\357\226\272\220\273\2127\003\302\\\006\225\367\320\242{\021\213o\304\245V\252\267\372A\022/V&\370N\200\325s\270\003\026\371\246\233\3244\004\016W\021:\220\030q\232zp\312-$e\337\244v\200d\216\236\350\346ArK\367\335\370\211\203g(H\022\\\367\307\020\007\231\237}\047qHg?\003\343R\t\256Wz\251\334\357\026\244\273v\213+\326\233\215\207\030\316\035\024\017\312H?\225H\034]o\213\356\024o\312.\031F\250\220\376%.\000\213a6\334\210\256\304s1\247\301G\360n\373w\202\2150G\0059\034\237D\235r\356\r\267\004\232_G\227\235\r\356\005\0225\364U\334\000\327\320T\363\241\025\345\250\327\036\372\237\006\337\206\227\023\316\235@4%\177\214+U\267\3323T)\274\034\000\321\361c\243gzI\023\367\353\t\227\351}\005e\204\326y\033\320\223\002!\377)\355\202\226p\232@\310\226\361\372A\342q\342\2437:7K\032\002\344\335\025\234Z\001\237\263\347\274{h\244I\222#\256,\313\\7&IY\352\020\265\272?\354CT\316y\253P\222&\252\211%\013\364\252F\003\020\024\357\030\353\301P \207\247\243\261\370R\\o\rq\265>\222(\007z:\032N\205""\313\021\227\322\034\274\047\322\220\235\346\340N\243\305\226\302\013\341V\264\032\263DN8\251\263\244x\224\332u\177\315\267\360\032b\207\337E\363\321^,u\246\377\321\365K:\215\310\356\303\337S\010\312P(G\247\343\261\326\245V\275\375\030W\354V{\353)=_\344*h\006\047\203\033\001\013g\303f\234\211\277m\345:\347\316s%\036\200\024\026;\347\004\274\263\244\202i\204\272\024]\210\266\342\325\026C\034\244l\227\257\004\271\2674\267\027\332,!\363\031\327\323\013<\312\363P\223\343\321\365\250\330\231>\213D3\010~\235_\002&\336\003\277\217\354\370\237\355\307\033\355\215M:\215\n>\033\374\031\315EO\342\251x\271u\207\346\277\272\n0r\311+\243\355~\347=\360\353\377\005\362\375\314\\";
-    PyObject *data = __Pyx_DecompressString(cstring, 2943, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2979 bytes) */
+static const char cstring[] = "x\332\215V\311\177\323\326\026\306CFB\233\020\003ah+34\205\202[C\240\014}\3553\231H(\024\047$!\274RU\226\257\0355\262dkpbh\037,\263\324RK-\265\324RK-\275\364\322\313\374\t\375\023\336w\256\354\020\206\366\367\362\213u\256\356p\356\271\337\371\316w%H\226\360\355\256\240\227~g\262\365\303W\226\301\230P1\244j\215i\326\345\334]\341\373G\254\246\033\255u\205\355\010zE\370^\3265K\251\332\272m\n\222V\026\312\212A\353\336\357V\264\376\200i\031J\231\225\017M\026t\343\037\307\337\355;\230\371\303\217\263\222\246\351\226 \231\246R\325\004K\027\014&\225\257\351\232\332\022j<\310&\202\\\322\232\222\252\224\205\232^fW\005\266[\307Z\270\232\226\247i\337\351\212nX\206\244M_\025\252p\325\237lnIu\206\255\004iW1\205\307\272\200n\233\t&\026+\025\005\313\261L@T6\242\227,DW\262-\206y\032{\254\243am\001\304\331\226\265\245k\002\326\227\231\252\224\230!Y\014\221\321Y\020\201A\2234\341\311\374\223k3\267g\370\311\014F\220\233\202i\227d\025\207b&\001\\\262\025\325B$V\253\316\314\234\260T\021Z\272-h\014A\340\304u\314;\274\300\332b\232`2\213\032\3024\307G\262\024]\023\261\\\321\252\323=H\225&\243\325\013\222j\262\234T.\213\230\307d]UiL\327\314\234T\222e\335`\"\333\265\276\021\267\231\24115Wo\355\226\025S*\251\214i\374\331\307R\022\016e;\177\255,hv\255\336\022$\303\220Zt\004\n]\250\312\212\031\257+k: \251H\266j\t\242h\260\262-3Q\024\3126\217I\323\265k\200\250\251H*FeES,Q\344\016s\"\205\224\253a\235\022\373\256H\212\032\343\240\324\352H\344\341ivM\262\266>\230a\363\010\350]RU]FJza\226%K\312}d4f\002\245\047&\241\231+\254\316.-\315\253\252R7\025\263h3\233-ie\266\373\266\225;8\224\314) \212\357\214!;&\222\362\321Q\244\342\320[\311\226\267\231%*\207\373j\272i\211\266QE5\036\3525@\367&[e\r\233i2\243\332\314\275-S\361)\235*~~\030\333A\377\007q\211\342\223\326.~s\340\253\370\030LXa\025Q\354q\212\3218g\335\333F\225Y\212\305j\324Q\2465\370\253\330\232L\266\332w\216\2778\023\324\252I\n\337\007\265i\253|L\223j\261E\330\370\003\345Dy\213\311\333\246]\213\337\014f\"\377q\273\347\221\232D\261\270ekuE\336\206""\267y\255\277\346\240\353-b\357\r\364 \342\235M+n\213b\303\226\324~@}\232~\210_\277\203\234r\024\017\016a\036:\364G\320\265\230i\365\241RLb\255n\243\322Y\257\336DR/\224\233\014R\340\037\325+Q\326\371C\204\242T\025\204\331\347\251X\262+\025H\214\331\322dE\317\035\3702K%\311d%\354D?\221/\346-\223\212$n\261FI\261b\256\0350\256d\227\2212YV)\036$\t\032)\263\222$o\313\252)\327\244]h\005\376\341\244VS,h\000\240T,\274jM\031\004\225u[\213\037f\031\222LN\312<C8f|\261\200\246\320c\004c\264\030\362\304\305\221\031\006b\332\225U\372\331\320{P\316\220*\360[Q\245\252\t\311EI\367\364\272\002\347\210PC\220[R\223)JY)#i\246\002\372+\224`\005\256\211\214f\374x\311~\337\336f\255m\214\321O\304\211\271\255I\346\266\n\362Z\242N\370\251\254\311T\223:q\201\020\3765\204N7\307\241\262\3234\261\247\266\232\330\217T\023\343\225\032\310\320\320Ds[Q\351e\207)\325-\213\032\272Q6\211\026\270\274j\232\276\003\020\370~\"\007\211\031zMS(c,\327W\335\\\217\005u`\016\345\006\276\226\242\242\001$\353z\275n0\254\006\361\320\200\252ZuC\257@\350\014\311\340\277\330-\346`tK4t\275f\260\252bZ\264\204\204\002A\212\224>\262q\340|\016~\004\014\177\341\310PHT\014&gK\314\036\223\251\025P\006|\356i8WH\334\300\0042?8\367\021\267b\016lC*U\235\370o\304E\200H\352\246\245\327\343\033\024\327\027\274Y|\047N#\224%Nm\327\241\311\3146\331A\355\360K\330D\370&\356\250\235\036\270\004\355\216e\356\376\374&\321M_\364\n\336\272\237\247\346W~\302?\3517\336$\366\323G\367n:\t\347\244\323p\207\275D\334q\313\231p\276t\007\334\242[\361\346\375S\001\357\3168\013n\326\315w1~\327):\222\263\3536\274\021\177\302\237\016N\006\215p8JD\247\332\003\355\215\316\323\265w\246g\234yw\302\275\340\026\273\351\263\356M/\345\241\357\264{\306\273\341\225\375K\276\021L\354\247\207\367\006\366\326\234\254\223w\226\261c\301+v\207)\252\224s\335Yu\023\335\261c{\317\021^\312\275\343\025\366\017\277x\305C;\355\247\277\350|\361\215o\007\205\340Et\265-\265\033\335t\266\223\315\007\047\002)x\035\251\235\225\325\316\352\323nz\350\215\265\227\337[\302\021*\356\254k""\303\313\232\237\365o\005\307\203|w\370\323\275F\177\3062\216\330t\327\275\333~\277\377\350\301\272\002\355\373\205\333\350\010\337\006G\303{\321v\247\270\322MO:\267\334)o\302\313\222\213?\234\357\334lw\230\200>\035\344\242\004_\3767\313\356\272\317\274\242\047\035Zv\325/\370/\302\\\273\277\354\257\301#\003\047\376\376\234g\335\037\201e#\030\013\037\267\263\355|\034\352\002\020\275\345\236tw<\346\337\013X\370c;\013G\303GF\317\322\016\023N\306\331p\347\274a?\355?\010\346\302\221(\023m\266\313\235\225_:\277\374\326\371m\273\263\255w\364\335\316\356\037\177\0359\362gb!\t\263\220\\&\263\234\\%\263\232\334 \263\221\374\225\314\257\311\022\231Rr\213\314VR%\243&_\221y\225|M\346ur)\005\263\224zD\346Qj\223\314f\352\005\231\027)\205\214\222\252\221\251\245\232d\232\251\227d^\246^\245\272\303\343\316\020\322>\350\252>\207\267\271\267\001^e\300\252\341\343\016\216s\312i\354\343a\271\267\274S~\202f4\220\265\316\247_\3733\300e(x\025M\267\047\366\337\355y\037\216M\267\354M\373\031\177\243\007\307\213\316\312zg\375E\347\205\324\221\266:[jGmuZ\177\"\242\377&\026\351@\213\311\207d\036&\327\310\254%7\311l&e2r\262J\246\2324\311\230\311\0352;\311\373t\240\373\251\0052\013\251\237\310\374\224zB\346I\037\010\211\214\224\322\311\350)\223\214\t\004\010\307\324k2\257S\377N\377\377x\334\361\026A\340\003<\246=\313\317\373\213\301\275\260\032\025\367\337\355\221\200\307\361\177\344\331\307\352\351\303Y\237\271\242?\037L\004WC\255]h\243\356?w%\367%\351M\200\314\234s\0134\245\330k\241@\376\032=2\3605j0\337\035\031\245\312\317w\307&\235\031\234\016\245\177\332=\313\005al\334\031p\326\020\327\rW\352\216O\271G\275\2747\207\332\232\350\216S\331\035\207\322d\316\270\327\370Y\346\260\315\360\330\336\274s\002%\334\350\216}\272\267\343\310.\237I\2022\344\232(\321\314\211\3568@rG\275\254w\323O\201\024/\303\311p.\032\212\014\020\345\320P\202\034\330\316,<a\337\004\217\007*\332\035#\234\321\223\204\266\255zI\357\033\234\230w\014\270+n\203;\357\216\223\370\235\300\351\033\335\014%#\017\305\241\315\247 \002""\335\251\323\024\321MH\331M/\341\235\360$\257\351\257\370\r\036\031\235)\343>\205\230\\\201\022\254\007\267\302\251h\202\217d\234\202\263\016G\013\336\227\376\020p\177\030\332\321\317\224\010\356+\351\236\307\026\206w\334\273\347\227\203\363\301,h~1\222\"\253\235o/tV\236B\234\273\231\263\004V\326\203?\204\341\2459\276\261\352\277)\354\003\377\333<\250\031\267\te\274\340\257\006i\324\303`(\205\200\362Xw\3704\002\333\210Ez\214k\314m\270Cs\021\362\275@\2454F\"Iy\234\001\356\222c\000\000\031\001\221\336_\364\253A1(\205\003\341j\224\214\316G\367\243-\222\234\315\316\346\363\316\363\377P\222GpWd\337\024\240w#cp\320D\316/\000\317]\317FZ\323\301B\230\r\3634o\210\323c\370\223=\325\275\310o\251I\177\026\330ad\324\275\322g\314\220\363\022\033\347\337k\246q\313PF\320\034t~\007\364\0231\273\236C)\025\370\300\001\346p#\236\216\317\362\336\t\037\200\263h.\307\367\337{\275\363\2707/\341\322(R\370\027;\027n\0047\303D\370\331A\255\034&%\355Xt\230{\027\312_&\362\357\017\037C\r\303\317\261\275_@\326\267o\317 LR\374>\347\246\335\202[\354o\273\310WK=\310\235\262;\r\302\\\006\225wP\242;!\213nD\245v\242?\373a\034/f\306\370\216\203\325\005\334\001\363|\321M*\032\002\207\253\010mH\2148E58\351\344\343\264\257S9@2G\216\365\316ArK\367]\357R\216\203\353\275\014r\220\371\336wc\207\264\367s0.\021\343z\245\177\224\007\275\204\364\346np\305z\273p\037\315\302^q\257\202\343\047b\211\243\353m\336\231\344E\331#\3030%\322\273\304\005`>\310\004k\341\225\250\020q\032|\002\357\226w\327_\013\262\224\220\375\261\t\344)\353\334pJ\240\371uT\331Y\377\276/QA_\305\rp\rE5\033\230a\226j\355\221w\306\377.\270\034s\356\030\242)y\243\\\251z\331\236\246L\341\343\000\210\216\035\0319\335?4q\277\021s\271;\226\2414B\353\3345\350I\236\220?C\253\240%\234&\020\262E|~\220x\034\373\344\255\316\315\220\206\000yg\t\273V\301\347\3149\367>\ni\202\344\210+\313\"\327\215\tR\226\006D\255\341\ry\020\225s\3562\224\244\205lb\312\034}\304Q\003\004\3057\306\252?\350\313\301\251p4\272\0245\332\203\\\255\017$\312\206\236\216\004\223\301b""\310\2454\013\357\2614d\2468\270S(\261\205\340B\260\021.G,\226\023N\352\014)\036\035\355\272\267\342\231\370\014\261\202;\341l\270\023I\335\251\317{~I\247\021\331\003\370{\006A\031\014\344\360T4\332\276\324nt\236\340\212\335\350l<\243\361y\256\202\206\177\334\277\341\263`&hE\251\350\273v\266{\356<W\3424\244\260\330=\047\340\233%\341O!\324\205\360B\270\021-\267\031\342 e\273|\305\317\276\243\271\375\320f\010\231\317\270\236^\340Q\236\207\232\034\r\257\207\305\356T\374Qz\035\340\320%`\340;\360\373\320\212\376\325y\262\326Y[\247\335(\3413\376\237a!|\032MF\213\355\273\324\377\365U\200\221\215?\031-\347\216\373\320k\374\017\335\020\343-";
+    PyObject *data = __Pyx_DecompressString(cstring, 2979, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3873 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>(t\377ree frag\377ment).: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\277trided\"\010 7or \004\031><(\tA\006\377>?Cannot\377 assign \377to read-\277only m\240\002v\376\242\000Invalid\377 mode, esxp\324\000|\000\047c\047t\001\377\047fortran\317\047, gH\000%\005sh\367ape\222\000 axi\337s No A\000ue; s:\000ifi\273\0004\000\255 \307\000uc|\000t\317\000b\367ute%\000neNo\366\006\000th\302 Cyth\367on =\000deli?berate\227\000\374\001\337cter \"\000n \177PEP-484\266\"\373re\357!s sub\333cl\322\000es\335!bu\357ilti\334\000ype\377s. If yoOu ne\300 \357\000p\372\000\376%\tthen se\335t[\000e \047\233\"at\377ion_typiwng\047\231Dive\254!\377False.ad\373d_\305 ecoll\374\361@+\000s.abcc\377ore_ext/\377_kernel.\377pyxdisab\317leen\001\002\304%a \376\372H1-d num\377py array\374\240ay\000e gcis\3762\003dno def\377ault __r\377educe__ {du\217\002non-\240`\357vial\033\000cinoit__L\002._\217\001\353.m5\000iV\003fai\235l\202#imp\306@\033\tu_math \022\ru\265\002>\250aalloc\220@\240\004\037data.\013\020\204c\326\204\001\376\263\204\003s.ASCII\377Ellipsis\377QueueInd\253ex\000\007.\314\006c\376B_Y_\017\n\233@st\211`_\013\020\374\210@=\010bucket\367_idQ\010most\177_urgentg\010\377removeSe\277quence\230\206\001.\006\235\206\007_T\260A\000\003\212\017\017\006\207\016\337__Pyx\001\000Di\357ct_N\207`Ref\263__\315d\257@__\242\204\002_\375_\001\005getite\345m\r\001d0\001\027\000fun\201c\035\001\030\000\357\003+\000\246C3\001m\367ain\003\002odulnM\002nam\002\003ewT\001\376\360`_checks\271uT\000\n\001res\265`_\301_\026\001K\004!\001\337a\017\003unopickK\000En,\005`\n\006\244G\035\014\234$Q\002vt\252\"\036\324\000qual\211\005\237\204\005\313N\026\271\204\006ex\206!s\256@\275\005\341Fl\240 \3130te\310@__\246\"\373is\331\204\001outin\365e\351\205\004_\272\210\001sabc\377addaddin\363ga\362A\000\002_eli\337gible\276\204\005_b\377ufferasy\377ncio.cor\376F\003sbbaseb$g\000\000\001_=\002\005\002s\333\206\001\004\003seq\343c\346fbud\310@\347ccl\211\001\237@""tra\377cebackcl\377scmaxcol\373co\010\000ommit\377ted_unit\376N\000nvcostc\367oun\000\002tsde\213adA\001d\232B\341\000\320\213\003e\377ncodeent\277ryenum\225\211\002e\377rrorexcl\376\000\001udedext\367rafU\000flag\177sformat\246\212\004\351f_\000\237\000n\355`hav\277eiidid\274`s_incei\210\206\001iX\000\372\206\204\001s\000\002izejk\177keykind\000\001\357_bit\003\002mas\377kllast_o~\271!levels\021\001\027mem\267\213\001m\212@\263\213\001\351\205\010{nn\357\204\003esn_\242\005\373n_4\003n_req\177n_skill\034\000\277weight\005\001o\367rds\325\204\001ndim\277nowobjk\002_~\245\"eromni\253A\253e.\353\211\005.\354\211\004p\361 p\373in\335 tilpi\377nnedpopp\353re\350@r\t\000res\377entprofi_lerar\000\001eQ\003?regist\323 \225\207\002\342\226\000_\257A\004\001\341\003roo\tm\000\001\211!s\004\002\212!\262a\335\212\001\371s\232b\251cselfs\237eqset\256\212\004\230\215\002s\007igs\326 \350\002?\002\004\003\370B\376\377\000pslotst\363ar\001\001\345\204\001epst\373op\255\215\003subse\263tt\343\205\002\266bun\346\001u\377pdateuse\371_\233\211\005\361\215\002svers\257ionw\312$w\314 w\377tsxO\200\001\330\004\177$\240A\240V\2501\007\001\377(\250\001\250\026\250q\200\377\001\340\004\013\2106\220\021\377\220&\230\005\230Q\230f\277\240E\250\027\260\001\023\001\024\177\220F\230!\2301\330\035\000\377:\220Q\220a\220x\230\377q\240\t\250\021\250\047\260\377\026\260q\270\010\300\001\300\377\027\310\005\310W\320TU\376\"\n\024\220A\340\004\007\200\337t\2101\210I4\001\330\010\377\017\210q\330\004\010\210\005\277\210U\220!\2201T\000&\177\240\001\240\021\330\010\013\034\004\377f\230A\330\014\024\220B\257\220c\230\021k\0011t\010\340\377\004\037\320\037/\250u\260\377A\260]\300,\310a\310\376H\000!\320!1\260\025\260\377a\260\177\300l\320RS\357\320ST\330f\010f\230C\373\230u\346\000U\250!\2506O\260\022\2601z\004\215\003J\306\000?v\230V\2408\250\020\005{\010\376\212!\037\230q\320 0\260\377\013\270;\300k\320QR\377\330\004\023\2206\230\030\240\367\021\240!a\001|\2207\230\367!\330\010\272!\031\260.\300\371""\001\246\006$\020:\230X\240Q\373\240a,\010,\250A\250]\367\270.\310/\005\360\006\000\005\371\025\341#\324\021\033\230?\250%\377\250q\260\014\270N\310!\335\310\205B1\210F\301 6\230\377\026\230w\240e\250;\260\377e\270?\310!\200\001\360\357\010\000\n\033\225\001\021\220\024\377\220W\230D\240\010\250\004\377\250H\260D\270\t\300\024\377\300Y\310d\320R\\\320\377\\`\320`k\320ko\377\320ox\320x|\360\000\337\000}\001F\002\004\000F\002\335J\003\001J\002S\n\001S\002\335W\021\001W\002^\030\001^\002\335b\037\001b\002h&\001h\002\335l-\001l\002{4\001{\002\275\177;\001\177\002I\003J\000I\273\003M\003\001M\003Y\n\001Y\273\003]\021\001]\003i\030\001i\273\003m\037\001m\003v&\001v\373\003z-\001z\003{\003\330\377\010\020\220\007\220q\230\006\367\230l\250\332\"v\210W\220\377E\230\024\230Q\330\010\022\375\220\345 \027\220q\340\010\027\377\220t\2306\240\027\250\001\372\342Aq\314`\320\017+\2504\376\225 \007\260{\300\047\310\021\347\340\010\017\006\t\377\rY\230d\277\240\047\250\024\250W\210$]\377\320RV\320V]\320]\377a\320ah\320hl\320\337ly\320y}\215 ~\001\335G\214!G\002K\223!K\002\335U\232!U\002Y\241!Y\002\335c\250!c\002g\257!g\002\335s\266!s\002w\275!w\002\335B\376\001B\003F\205!F\003]L\214!L\003P\223!P\201%\335a\241!a\003o\250!o\003\345s\257!s\377\000\204@{\003\177\336\275!\177\003@\004\346\200\0479\240\367G\2501\206\047\047\240t\250\3771\250G\260;\270g\300)Q\213\"\010\007a\234`\022\313z\274\205\021\376\344\205\017\035\230_\250E\260\021\377\260,\270n\310A\310Q\177\330\004\036\230a\230z\301\207\001\377\260\001\330\004\034\230A\330\363\004\035\266@\004\003(\250\001\360\377\n\000\005+\250!\2501\367\330\t\n\347\206\002\330\014\023\220\3754\353@\001\330\014\031\230\033\377\240A\240Q\330\014\020\220\377\005\220U\230!\2303\230\377a\330\020\030\230\013\2401\377\240D\250\001\250\021\330\020\376\363\205\001\022\2301\330\024\032\230\365-\331\002Dd\000\010\014\210E\377\220\025\220a\220q\330\014\347\017\210w\254\207\002\047\0002\220S\377\230\007\230s\240!\330\024\367\025\330\020\262`\230\n\240!\357\2405""\250\003\244`z\270\023?\270D\300\007\300r\246`\020\010>\202\000\017\210u\220CG\000u\000}\001\213\002V\2501\330\014\364a\376\207\000\002\230#\230S\240\002\353\240/\357\000!\227\001\005\230R\373\230qX\002\330\020\024\220E\273\230\025\373\000q\330\024\231\204\0011\333\230Cx\002\030\037\037\000\030\031\376\270\0015\230\003\2305\240\001\377\240\025\240a\240v\250R\363\250q\225\002\307\207\001\024\230T\240\377\021\240*\250A\250V\260\3376\270\030\300\021\257\002\024\220\377A\220V\2301\230F\240\377&\250\007\250u\260K\270\347u\300O\325\210\001\205 5\230\002\377\230\"\230C\230r\240\022\377\240;\250d\260\"\260C\377\260{\300$\300a\300t\377\3101\310F\320RT\320\337TU\330\024\033\251!!\240>M\000\037\230q\240\004\333\"\326\212\003\377\200A\340\010\013\2108\220\376\221\0014\230v\240U\250#\377\250S\260\004\260D\270\006\367\270a\270\310 \r\330\010\031\217\230\024\230W\217B\341 \340\207\0018W\2301\330\354 G\254\212\002!\007\001\327I\220Q\260\212\0014\365 a\220\365r\376\000c\216\0003\240d\250\377$\250g\260Q\260b\270\377\005\270S\300\002\300\"\300\367B\300h\357\207\001Y\320YZ\367\320Z[\341A\t\230\021\230\377!\200A\360\006\000\t\014\257\2104\210v\361@#\315 x\357\240u\250D\206\000F\270!\371\270\370 \207\207\003\001\330\010\016\210wl\230$\207\214\002\023\250C\271 \356\244`\n\230*\252e\007\220z8\207 )\004\002\006\004\220J\215B\320`\347\006\220j\334\213\002\331bZ\230w\363\240i\375 \270`D\220\001\220\355\031\273\212\001\014\210\323\014H\230A\342\351\001J\340\214\003\360\005\017\004E\220\021\277\220%\220v\230Q\273\001$\377\320#3\2605\270\001\270\361\035\363\213\006\211\204\t\314\204\001Q\220e\230\367:\240Q\226 !\2501\340\337\010\r\210W\220[\000\r\210\357\\\230\021\330\004\007X\220Y\373\230a\n\003D\230\004\230AV\360\210\001\014\210\353!G9\002a\354$\377\220d\230\047\240\021\240)\377\2504\250w\260a\260w\377\270e\3003\300b\310\001\316\225EK\230q\226D\332#\020\210]u\311`W\230E0\0025\261\205\001\307\020\220\004\320\211\003m\001\352\216\001\027\230\365\001\211\206\0011\361CV\2405\250\306\276\213\001""\t\r\326\205\004\353\211\001\354\214\001\014\rO\210Z\220q\226\004\006\004\006\362\204\002\336\224b:\230Q\230\237\004Z\230\273q\240\215\002F\220*\303\005H\344\212D%\004W\255\210\002/\007\340\010\014\377\210A\210Q\210f\220Ds\230\001\355\212\003\214\217\001E\220\023\220\206\002\265\014\224\213\003\010\246\217\001\240%\332\210\002E\377\260\024\260U\270*\300A\375\300\264\207\002\016\230a\230t\240\337:\250U\260!\215A\340\014\377\021\220\021\220!\2203\220\377b\230\003\2302\230T\240\337\033\250B\250a\315\206\001,\230\377d\240-\250u\260C\260\367s\270!\272\206\001M\240\032\250\3677\260)\356c\r\230Q\230\347b\240\n\245\210\002\333\207\002\021\220\047\376\246A\017\210q\200A\360\014\357\000\t\031\230\356\004\013\2104G\210q\220\307\204\002\254\220\001\260`\034\265@_U\240!\2401\326\204\001\032\334A\367\030\230\001\242b\2401\240G[\2506\270\207\002\r\016\336\210\0074\300\207\001\377\023\2201\220I\230Q\230\377g\240Q\330\024\034\230B\257\230c\240\021\314\210\001q\326\207\001G\372\263\207\002\021\326\207\001q\230\007\230q\377\240\007\240q\330\030\034\230\177J\240a\240y\260\001\371\207\001\351D\247\222\001\202\210\001H\264`X\240S\377\250\006\250c\260\027\270\n?\300%\300q\310\006\237\221\002\232\210\006\377u\240D\250\t\260\023\260\273G\270\306\211\002!\2305\224\207\004\024\373\030\230\331!\030\250\023\250F\377\260#\260W\270J\300e\330\311\207\003\314\221\002\034\000\005\230\327\0012\240\377R\240s\250%\250t\260\3779\270C\270w\300a\330\345\030\365\212\001u\241\212\004\227\000H\240A\377\240X\250S\260\006\260c\377\270\027\300\n\310%\310q\377\320PV\320VW\320W\365X\266\001E\201\211\002r\250\022\250\3773\250e\2604\260y\300\377\003\3007\310!\330\034\"\376\240\212\002\004\250A\250Q\330\034\177 \240\010\250\001\250\030\250\000\377F\270#\270W\300J\310\367e\320S\325\210\002)*\250!V\347\211\n\030\230\225\0034\226!\035\313\211\002\375#\241\002\"\250D\260\013\270\3772\270Q\330\030\033\2305\317\240\003\2402\232 \201\213\001r\260\377\022\260<\270t\300=\320\237PU\320UVj\001\355A4\377\250}\270A\270T\300\023o""\300G\310:\024\001+,\212 \375!\255\223\003t\2209\230K\240\001q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3873, 5090);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3937 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>(t\377ree frag\377ment).: \377<MemoryV\377iew of <\377contiguo\377us and d\263ir4\001\007\rin\021\005s\277trided\"\010 7or \004\031><(\tA\006\377>?Cannot\377 assign \377to read-\277only m\240\002v\376\242\000Invalid\377 mode, esxp\324\000|\000\047c\047t\001\377\047fortran\317\047, gH\000%\005sh\367ape\222\000 axi\337s No A\000ue; s:\000ifi\273\0004\000\255 \307\000uc|\000t\317\000b\367ute%\000neNo\366\006\000th\302 Cyth\367on =\000deli?berate\227\000\374\001\337cter \"\000n \177PEP-484\266\"\373re\357!s sub\333cl\322\000es\335!bu\357ilti\334\000ype\377s. If yoOu ne\300 \357\000p\372\000\376%\tthen se\335t[\000e \047\233\"at\377ion_typiwng\047\231Dive\254!\377False.ad\373d_\305 ecoll\374\361@+\000s.abcc\377ore_ext/\377_kernel.\377pyxdisab\317leen\001\002\304%a \376\372H1-d num\377py array\374\240ay\000e gcis\3762\003dno def\377ault __r\377educe__ {du\217\002non-\240`\357vial\033\000cinoit__L\002._\217\001\353.m5\000iV\003fai\235l\202#imp\306@\033\tu_math \022\ru\265\002>\250aalloc\220@\240\004\037data.\013\020\204c\326\204\001\376\263\204\003s.ASCII\377Ellipsis\377QueueInd\253ex\000\007.\314\006c\376B_Y_\017\n\233@st\211`_\013\020\374\210@=\010bucket\367_idQ\010most\177_urgentg\010\377removeSe\277quence\230\206\001.\006\235\206\007_T\260A\000\003\212\017\017\006\207\016\337__Pyx\001\000Di\357ct_N\207`Ref\263__\315d\257@__\242\204\002_\375_\001\005getite\345m\r\001d0\001\027\000fun\201c\035\001\030\000\357\003+\000\246C3\001m\367ain\003\002odulnM\002nam\002\003ewT\001\376\360`_checks\271uT\000\n\001res\265`_\301_\026\001K\004!\001\337a\017\003unopickK\000En,\005`\n\006\244G\035\014\234$Q\002vt\252\"\036\324\000qual\211\005\237\204\005\313N\026\271\204\006ex\206!s\256@\275\005\341Fl\240 \3130te\310@__\246\"\373is\331\204\001outin\365e\351\205\004_\272\210\001sabc\377addaddin\363ga\362A\000\002_eli\337gible\276\204\005_b\377ufferasy\377ncio.cor\376F\003sbbaseb$g\000\000\001_=\002\005\002s\333\206\001\004\003\237eqbit\346c\351fb;ud\313@ccl\214\001""\242@\377tracebac\377kclscmax\337colco\010\000om\377mitted_u\367nitQ\000nvco\277stcoun\000\002t_sdeadA\001d\235B\374\344\000\323\213\003encode\377entryenu\375m\230\211\002errore\367xcl\000\001uded\277extrafU\000f\377lagsformKat\251\212\004f_\000\237\000n\360`\377haveiidi\375d\277`sincei\322\213\206\001iX\000\211\204\001s\000\002iz\377ejkkeyki\313nd\000\001_\357\000\003\002ma\377skllast_\375o\274!levels.\021\001mem\272\213\001m\215@\266\213\001\366\354\205\010nn\362\204\003esn_\366\242\005n_4\003n_re\377qn_skill~\034\000weight\005\001\357ords\330\204\001ndi\177mnowobjk\002\375_\245\"eromniV\256Ae.\356\211\005.\357\211\004p\361 \367pin\335 tilp\377innedpop\327pre\353@r\t\000re\377sentprof\277ilerar\000\001e\374Q\003!\000resh_r\377oomregis\021t\337 \244\207\002\242\000_\273A\004\001\355\003(\037\002%\000\225!s-\001_\226!\301a\362\354\212\001s\251b\270cself?seqset\275\212\004\247\215\002\017sigs\342 \364\002?\002\004\003\374\204b\213 pslots\347tar\001\001\364\204\001eps\367top\274\215\003subsgett\362\205\002\302bun\362\001\377updateus\363e_\252\211\005\200\216\002sver_sionw\326$w\330 \377wtsxO\200\001\330\377\004$\240A\240V\2501\376\007\001(\250\001\250\026\250q\377\200\001\340\004\013\2105\220\377\001\220\026\220q\230\010\240\375\001\013\0036\220\021\220&\230\377\005\230Q\230f\240E\250\373\027\260\022\002\024\220F\230!\367\2301\330.\000:\220Q\220\377a\220x\230q\240\t\250\377\021\250\047\260\026\260q\270\377\010\300\001\300\027\310\005\310\317W\320TUS\001&\006\024\220\377E\230\021\230#\230Q\330\177\004\033\2305\240\003\240@\000\377\031\230\032\2403\240d\250\377%\250r\260\021\340\004\010\377\210\005\210U\220!\2201\373\220Jo\000A\240Q\330\010\376\222\001\003\2202\220S\230\001\337\330\014\r\210Z\234\000\003\230o9\240A\340\001\t\240Q_\010\377\340\004\037\320\037/\250u\377\260A\260]\300,\310a\377\310q\330\004!\320!1\377\260\025\260a\260\177\300l\377\320RS\320ST\330\004\177\007\200t\2101\210I\300\000\337f\230C\230u\221 U\250\377!\2506\260\022\2601\330\257\010\017\210q\032""\005J\340\000v_\230V\2408\250\020\005\013/\006\375A\265!\037\230q\320 0\377\260\013\270;\300k\320Q\377R\330\004\023\2206\230\030\357\240\021\240!a\001|\2207\357\230!\330\010\345!\031\260.\361\300\374 <\000 \024:\230X\240\367Q\240a,\010,\250A\250\357]\270.\310/\005\360\006\000s\005\025\373#\324\021\033\230?\311 \377q\260\014\270N\310!\310\356\237B1\210F\317 6\230\026\377\230w\240e\250;\260e\377\270?\310!\200\001\360\010\367\000\n\033\225\001\021\220\024\220\377W\230D\240\010\250\004\250\377H\260D\270\t\300\024\300\377Y\310d\320R\\\320\\\377`\320`k\320ko\320\377ox\320x|\360\000\000\357}\001F\002\004\000F\002J\356\003\001J\002S\n\001S\002W\356\021\001W\002^\030\001^\002b\356\037\001b\002h&\001h\002l\356-\001l\002{4\001{\002\177\336;\001\177\002I\003J\000I\003\335M\003\001M\003Y\n\001Y\003\335]\021\001]\003i\030\001i\003\335m\037\001m\003v&\001v\003\375z-\001z\003{\003\330\010\377\020\220\007\220q\230\006\230\273l\250\332\"v\210W\325`\024\356\323`\010\022\220\345 \027\220q\377\340\010\027\220t\2306\240\327\027\250\001\342Aq\313@\320\017\377+\2504\250q\260\007\260\377{\300\047\310\021\340\010\017\374\006\t\377\rY\230d\240\047\250\367\024\250W\210$]\320RV\377\320V]\320]a\320a\377h\320hl\320ly\320\273y}\215 ~\001G\214!G\273\002K\223!K\002U\232!U\273\002Y\241!Y\002c\250!c\273\002g\257!g\002s\266!s\273\002w\275!w\002B\376\001B\273\003F\205!F\003L\214!L\253\003P\223!P\201%a\241!a\273\003o\250!o\003s\257!s\334\377\000\204@{\003\177\275!\177\003\373@\004\346\200\0479\240G\2501\376\206\047\047\240t\2501\250G?\260;\270g\300Q\213\"\010\007\305a\234`\022\313z\274\205\021\344\205\017\035\230\377_\250E\260\021\260,\270\377n\310A\310Q\330\004\036\357\230a\230z\354\207\001\260\001\330\177\004\034\230A\330\004\035\213\207\001\376\005\002(\250\001\360\n\000\005\377+\250!\2501\330\t\n\376\366\206\0011\330\014\023\2204\220\275q\367\206\001\031\230\033\240\215\207\001\014\377\020\220\005\220U\230!\230\3773\230a\330\020\030\230\013\377\2401\240D\250\001\250\021\373\330\020\363\205\001\022""\2301\330\024\327\032\230-\331\002Dd\000\010\014\377\210E\220\025\220a\220q\377\330\014\017\210w\220c\230\374%\002\315\207\001\007\230s\240!\330\357\024\025\330\020\262`\230\n\240\337!\2405\250\003\244`z\270\177\023\270D\300\007\300r\246`:\020\010\001=\001u\220CG\000u\000\215\001\213\002V\250\241\000\364a\207\000\002\377\230#\230S\240\002\240/\372\357\000!\227\001\005\230R\230q\326X\002\330\020\371\210\001\025\373\000q\330\335\024\231\204\0011\230Cx\002\030\037\366\037\000\030\031\270\0015\230\003\230\3775\240\001\240\025\240a\240\237v\250R\250q\225\002\307\207\001\024\377\230T\240\021\240*\250A\377\250V\2606\270\030\300\021\376\257\002\024\220A\220V\2301\377\230F\240&\250\007\250u?\260K\270u\300O\325\210\001\205 \3775\230\002\230\"\230C\230\377r\240\022\240;\250d\260\377\"\260C\260{\300$\300\377a\300t\3101\310F\320\377RT\320TU\330\024\033\366\251!!\240M\000\037\230q\240\375\004\333\"\004\013\2106\220\021\377\200A\340\010\013\2108\220\376\221\0014\230v\240U\250#\377\250S\260\004\260D\270\006\367\270a\270\310 \r\330\010\031\217\230\024\230W\217B\341 \340\207\0018w\2301\330\354 G\2201\236\213\001\326\007\001I\220\275\212\0024\365 a\220\237r\230\025\230c\216\000\354\212\001$\377\250g\260Q\260b\270\005\377\270S\300\002\300\"\300B\373\300h\357\207\001Y\320YZ\320\367Z[\330\342@\t\230\021\230\377!\200A\360\006\000\t\014\257\2104\210v\361@#\315 x\357\240u\250D\206\000F\270!\371\270\234`\207\207\003\001\330\010\016\210wl\230$\241\214\002\023\250C\271 \356\244`\n\230*\252e\007\220z8\207 )\004\002\006\004\220J\215B\320`\327\006\220j\370 \021u\001\005\220\237Z\230w\240i\375 \270`Do\220\001\220\031\273\212\001\014\210\323\014\027H\230A\351\001J\372\214\003\360\005\017\004\377E\220\021\220%\220v\230\375Q\273\001$\320#3\2605\217\270\001\270\035\363\213\006\211\204\t\314\204\001Q\377\220e\230:\240Q\240d~\371\204\001\340\010\r\210W\220[\000\277\r\210\\\230\021\330\004\007X\357\220Y\230a\n\003D\230\004[\230A\360\210\001\014\210\353!G9\002\375a\354$\220d\230\047\240\021\377\240)\2504""\250w\260a\377\260w\270e\3003\300b;\310\001\225EK\230q\226D\332#w\020\210u\311`W\230E0\002\0355\261\205\001\020\220\004\320\211\003m\001\216a\335\027\373\215\001\023\2201\361CV\240\0335\250\276\213\001\t\r\326\205\004\353\211\001\354\214\001\310\233\216\004\227\003\250\216\004\006\362\204\002\224b:\230{Q\230\237\004Z\230q\240\215\002\227F\220*\303\005H\212D%\004W\374\255\210\002/\007\340\010\014\210A\210\377Q\210f\220D\230\001\230\\\356\212\002\206\216\001E\220\023\220\206\002\014\224\213\003\355\010\305A\240%\332\210\002E\260\024\377\260U\270*\300A\300Q\376\320a\016\230a\230t\240:\357\250U\260!\215A\340\014\021\377\220\021\220!\2203\220b\377\230\003\2302\230T\240\033\377\250B\250a\330\014\022\220\377,\230d\240-\250u\260\337C\260s\270!\272\206\001M\240\337\032\2507\260)\356c\r\230\237Q\230b\240\n\245\210\002\333\207\002\021\373\220\047\246A\017\210q\200A\277\360\014\000\t\031\230\356\004\013\337\2104\210q\220\307\204\002\330\014\365\024\321A\034\265@U\240!\240u1\326\204\001\032\334A\030\230\001\242b\277\2401\240G\2506\270\207\002\r\313\016\330\337\210\0064\300\207\001\367 \220I\377\230Q\230g\240Q\330\024\177\034\230B\230c\240\021\314\210\001\325q\326\207\001G\263\207\002\021\326\207\001q\230\377\007\230q\240\007\240q\330\377\030\034\230J\240a\240yK\260\001\371\207\001D\301\222\001\202\210\001H\264`\377X\240S\250\006\250c\260\377\027\270\n\300%\300q\310\371\006\237\221\002\232\210\006u\240D\250\t\337\260\023\260G\270\306\211\002!\230\3555\224\207\004\024\030\226\223\001\240\030\250\377\023\250F\260#\260W\270\307J\300e\311\207\003\314\221\002\034\000\005\230\376\327\0012\240R\240s\250%\377\250t\2609\270C\270w/\300a\330\030\365\212\001u\241\212\004\227\000\377H\240A\240X\250S\260\377\006\260c\270\027\300\n\310\377%\310q\320PV\320V\257W\320WX\266\001E\201\211\002r\377\250\022\2503\250e\2604\377\260y\300\003\3007\310!\367\330\034\"\240\212\002\004\250A\250\377Q\330\034 \240\010\250\001\373\250\030\250\000F\270#\270W\277\300J\310e\320S\325\210\002)\267*\250!\347\211\n""\030\230\225\0034\352\226!\035\313\211\002#\241\002\"\250D\377\260\013\2702\270Q\330\030\362\217\224\0032\232 \201\213\001r\260\022\260\377<\270t\300=\320PU\347\320UVj\001\355A4\250}\377\270A\270T\300\023\300G[\310:\024\001+,\212 !\255\223\003\177t\2209\230K\240q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3937, 5148);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (5090 bytes) */
-static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No value specified for struct attribute NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abccore_ext/_kernel.pyxdisableenableexpected a contiguous 1-d numpy array of type gcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importunable to allocate array data.unable to allocate shape and strides.ASCIIEllipsisQueueIndexQueueIndex.__reduce_cython__QueueIndex.__setstate_cython__QueueIndex.addQueueIndex.bucket_idQueueIndex.most_urgentQueueIndex.removeSequenceView.MemoryView_Table_Table.__reduce_cython___Table.__setstate_cython____Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_result__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_unpickle_QueueIndex__pyx_unpickle__Table__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___dict_is_coroutine_kernel_viewsabcaddaddingagentagent_eligibleallocate_bufferasyncio.coroutinesbbasebestbest_agentbest_scorebest_seqbucketbucket_idbudgetccline_in_tracebackclscmaxcolcolscommitted_unitsconvcostcountcountsdeadlinedtype_is_objectencodeentryenumerateerrorexclexcludedextrafitsflagsformatfortranfoundgengethaveiididle_sinceindexintritemsitemsizejkkeykindkind_bitkind_maskllast_offerlevelsmaskmemviewminemodemost_urgentnn_classesn_excludedn_levelsn_reqn_skillsn_weightsn_wordsnamendimnowobjoffer_counteromniroute.core_ext._kernelpackpin_untilpinnedpoppreferredpresentprofilerarer""are_countregisterremovereq_colsreq_levelsroomroom_bitsroom_maskroutablesscore_agentselfseqsetdefaultshapesigsizeskill_bitsskill_countskipslotstartstatestepstopstructsubsetttableunitsunpackupdateuse_setstatevaluesversionwweightswordwtsxO\200\001\330\004$\240A\240V\2501\200\001\330\004(\250\001\250\026\250q\200\001\340\004\013\2106\220\021\220&\230\005\230Q\230f\240E\250\027\260\001\200\001\340\004\024\220F\230!\2301\330\004\013\210:\220Q\220a\220x\230q\240\t\250\021\250\047\260\026\260q\270\010\300\001\300\027\310\005\310W\320TU\200\001\340\004\024\220F\230!\2301\330\004\024\220A\340\004\007\200t\2101\210I\220Q\220a\330\010\017\210q\330\004\010\210\005\210U\220!\2201\220F\230&\240\001\240\021\330\010\013\2101\210I\220Q\220f\230A\330\014\024\220B\220c\230\021\330\004\013\2101\200\001\340\004\024\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004!\320!1\260\025\260a\260\177\300l\320RS\320ST\330\004\007\200t\2101\210I\220Q\220f\230C\230u\240A\240U\250!\2506\260\022\2601\330\010\017\210q\330\004\007\200t\2101\210J\220a\220v\230V\2408\2501\330\010\017\210q\330\004\013\2101\210I\220Q\220f\230A\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\2206\230\030\240\021\240!\330\004\007\200|\2207\230!\330\010(\250\001\250\031\260.\300\001\330\004\013\2101\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\220:\230X\240Q\240a\330\004\007\200|\2207\230!\330\010,\250A\250]\270.\310\001\330\004\013\2101\200\001\360\006\000\005\025\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004\033\230?\250%\250q\260\014\270N\310!\3101\330\004\013\2101\210F\220!\2206\230\026\230w\240e\250;\260e\270?\310!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220W\230D\240\010\250\004\250H\260D\270\t\300\024\300Y\310d\320R\\\320\\`\320`k\320ko\320ox\320x|\360\000\000}\001F\002\360\000\000F\002J\002\360\000\000J\002S\002\360\000\000S\002W\002\360\000\000W\002^\002\360\000\000^\002b\002\360\000\000b\002h\002\360\000\000h\002l""\002\360\000\000l\002{\002\360\000\000{\002\177\002\360\000\000\177\002I\003\360\000\000I\003M\003\360\000\000M\003Y\003\360\000\000Y\003]\003\360\000\000]\003i\003\360\000\000i\003m\003\360\000\000m\003v\003\360\000\000v\003z\003\360\000\000z\003{\003\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2306\240\027\250\001\330\004\007\200q\330\010\017\320\017+\2504\250q\260\007\260{\300\047\310\021\340\010\017\320\017+\2504\250q\260\007\260{\300!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220Y\230d\240\047\250\024\250W\260D\270\t\300\024\300]\320RV\320V]\320]a\320ah\320hl\320ly\320y}\360\000\000~\001G\002\360\000\000G\002K\002\360\000\000K\002U\002\360\000\000U\002Y\002\360\000\000Y\002c\002\360\000\000c\002g\002\360\000\000g\002s\002\360\000\000s\002w\002\360\000\000w\002B\003\360\000\000B\003F\003\360\000\000F\003L\003\360\000\000L\003P\003\360\000\000P\003]\003\360\000\000]\003a\003\360\000\000a\003o\003\360\000\000o\003s\003\360\000\000s\003{\003\360\000\000{\003\177\003\360\000\000\177\003@\004\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2309\240G\2501\330\004\007\200q\330\010\017\320\017\047\240t\2501\250G\260;\270g\300Q\340\010\017\320\017\047\240t\2501\250G\260;\270a\200\001\360\022\000\005\025\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004!\320!1\260\025\260a\260\177\300l\320RS\320ST\330\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004\035\230_\250E\260\021\260,\270n\310A\310Q\330\004\036\230a\230z\250\026\250q\260\001\330\004\034\230A\330\004\035\230Q\330\004\034\230A\330\004(\250\001\360\n\000\005+\250!\2501\330\t\n\330\010\013\2101\330\014\023\2204\220q\230\001\330\014\031\230\033\240A\240Q\330\014\020\220\005\220U\230!\2303\230a\330\020\030\230\013\2401\240D\250\001\250\021\330\020\023\2206\230\022\2301\330\024\032\230-\240t\2501\250D\260\001""\330\010\014\210E\220\025\220a\220q\330\014\017\210w\220c\230\021\330\020\023\2202\220S\230\007\230s\240!\330\024\025\330\020\027\220q\230\n\240!\2405\250\003\2504\250z\270\023\270D\300\007\300r\310\021\340\020\027\220q\230\n\240!\2405\250\001\330\014\017\210u\220C\220q\330\020\030\230\001\230\033\240A\240V\2501\330\014\022\220!\330\020\030\230\002\230#\230S\240\002\240/\260\021\260!\330\020\030\230\005\230R\230q\330\020\027\220q\330\020\024\220E\230\025\230a\230q\330\024\027\220t\2301\230C\230s\240!\330\030\037\230q\330\030\031\330\020\023\2205\230\003\2305\240\001\240\025\240a\240v\250R\250q\330\024\025\330\020\023\2206\230\024\230T\240\021\240*\250A\250V\2606\270\030\300\021\330\024\025\330\020\024\220A\220V\2301\230F\240&\250\007\250u\260K\270u\300O\320ST\330\020\023\2205\230\002\230\"\230C\230r\240\022\240;\250d\260\"\260C\260{\300$\300a\300t\3101\310F\320RT\320TU\330\024\033\2301\330\024!\240\021\330\024\037\230q\240\004\240A\240Q\330\004\013\2106\220\021\200A\340\010\013\2108\2205\230\003\2304\230v\240U\250#\250S\260\004\260D\270\006\270a\270q\330\014\r\330\010\031\230\024\230W\240A\240Q\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220F\230!\330\010\014\210I\220Q\330\010\013\2104\210w\220a\220r\230\025\230c\240\022\2403\240d\250$\250g\260Q\260b\270\005\270S\300\002\300\"\300B\300h\310d\320RY\320YZ\320Z[\330\014\020\220\t\230\021\230!\200A\360\006\000\t\014\2104\210v\220U\230#\230R\230x\240u\250D\260\004\260F\270!\2701\330\014\020\220\007\220q\230\001\330\010\016\210l\230$\230f\240E\250\023\250C\250q\330\014\020\220\n\230*\240A\240Q\330\014\020\220\007\220z\240\022\2401\330\014\020\220\007\220z\240\022\2401\330\014\020\220\004\220J\230a\230q\330\014\020\220\006\220j\240\001\240\021\330\014\020\220\005\220Z\230w\240i\250q\330\010\014\210D\220\001\220\031\230!\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220H\230A\330\010\014\210J\220a\220x\230q\330\010\014\210G\2201\220H\230A\330\010\014\210E\220\021\220%\220v\230Q\360\006\000\t$\320#3\2605""\270\001\270\035\300l\320RS\320ST\330\010\014\210E\220\025\220a\220q\330\014\020\220\005\220Q\220e\230:\240Q\240d\250!\2501\340\010\r\210W\220A\330\010\r\210\\\230\021\330\010\r\210W\220A\330\010\r\210X\220Y\230a\330\010\r\210W\220D\230\004\230A\230Q\330\010\014\210G\2201\220G\230:\240Q\240a\330\010\014\210I\220Q\220d\230\047\240\021\240)\2504\250w\260a\260w\270e\3003\300b\310\001\330\010\014\210G\2201\220K\230q\330\010\014\210I\220Q\200A\360\006\000\t\020\210u\220A\220W\230E\240\021\240)\2505\260\001\330\010\020\220\004\220E\230\024\230Q\230a\330\010\013\2106\220\027\230\001\330\014\023\2201\330\010\031\230\024\230V\2405\250\001\360\010\000\t\r\210E\220\025\220a\220t\2306\240\021\240!\330\014\r\210Z\220q\230\004\230A\230Q\330\014\r\210Z\220q\230\006\230a\230q\330\010\014\210G\220:\230Q\230a\330\010\014\210I\220Z\230q\240\001\330\010\014\210F\220*\230A\230Q\330\010\014\210H\220J\230a\230q\330\010\014\210G\220:\230W\240G\2501\330\010\014\210G\220:\230Q\230a\340\010\014\210A\210Q\210f\220D\230\001\230\024\230Q\330\010\013\2101\210E\220\023\220C\220q\330\014\020\220\007\220q\230\010\240\001\240\021\240%\240t\2501\250E\260\024\260U\270*\300A\300Q\330\014\020\220\016\230a\230t\240:\250U\260!\2605\270\001\340\014\021\220\021\220!\2203\220b\230\003\2302\230T\240\033\250B\250a\330\014\022\220,\230d\240-\250u\260C\260s\270!\330\020\024\220M\240\032\2507\260)\2701\330\014\020\220\r\230Q\230b\240\n\250!\2501\330\010\014\210E\220\021\220\047\230\021\330\010\017\210q\200A\360\014\000\t\031\230\006\230a\230q\330\010\013\2104\210q\220\t\230\021\230!\330\014\024\220A\330\010\034\230A\230U\240!\2401\360\006\000\t\032\230\021\330\010\030\230\001\360\006\000\t$\2401\240G\2506\260\021\260!\330\r\016\330\014\020\220\005\220U\230!\2304\230q\330\020\023\2201\220I\230Q\230g\240Q\330\024\034\230B\230c\240\021\330\014\017\210q\330\020\024\220G\2305\240\001\240\021\330\024\027\220q\230\007\230q\240\007\240q\330\030\034\230J\240a\240y\260\001\330\020\024\220D\230\005\230Q\330\020\024\220H\230A""\230X\240S\250\006\250c\260\027\270\n\300%\300q\310\006\310a\310q\330\020\024\220E\230\025\230a\230u\240D\250\t\260\023\260G\2701\330\024\032\230!\2305\240\004\240A\240Q\330\024\030\230\010\240\001\240\030\250\023\250F\260#\260W\270J\300e\3101\310F\320RS\320ST\330\024\030\230\005\230U\240!\2402\240R\240s\250%\250t\2609\270C\270w\300a\330\030\036\230a\230u\240D\250\001\250\021\330\030\034\230H\240A\240X\250S\260\006\260c\270\027\300\n\310%\310q\320PV\320VW\320WX\330\030\034\230E\240\025\240a\240r\250\022\2503\250e\2604\260y\300\003\3007\310!\330\034\"\240!\2405\250\004\250A\250Q\330\034 \240\010\250\001\250\030\260\023\260F\270#\270W\300J\310e\320ST\320TU\330)*\250!\330\020\024\220E\230\025\230a\230q\330\024\030\230\005\230U\240!\2404\240q\330\030\035\230T\240\021\240#\240R\240s\250\"\250D\260\013\2702\270Q\330\030\033\2305\240\003\2402\240S\250\003\2504\250r\260\022\260<\270t\300=\320PU\320UV\330\034 \240\n\250!\2504\250}\270A\270T\300\023\300G\310:\320UV\330+,\250F\260!\2601\330\010\017\210t\2209\230K\240q";
+    #else /* compression: none (5148 bytes) */
+static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis No value specified for struct attribute NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecollections.abccore_ext/_kernel.pyxdisableenableexpected a contiguous 1-d numpy array of type gcisenabledno default __reduce__ due to non-trivial __cinit__numpy._core.multiarray failed to importnumpy._core.umath failed to importunable to allocate array data.unable to allocate shape and strides.ASCIIEllipsisQueueIndexQueueIndex.__reduce_cython__QueueIndex.__setstate_cython__QueueIndex.addQueueIndex.bucket_idQueueIndex.most_urgentQueueIndex.removeSequenceView.MemoryView_Table_Table.__reduce_cython___Table.__setstate_cython____Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_result__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_unpickle_QueueIndex__pyx_unpickle__Table__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___dict_is_coroutine_kernel_viewsabcaddaddingagentagent_eligibleallocate_bufferasyncio.coroutinesbbasebestbest_agentbest_scorebest_seqbitbucketbucket_idbudgetccline_in_tracebackclscmaxcolcolscommitted_unitsconvcostcountcountsdeadlinedtype_is_objectencodeentryenumerateerrorexclexcludedextrafitsflagsformatfortranfoundgengethaveiididle_sinceindexintritemsitemsizejkkeykindkind_bitkind_maskllast_offerlevelsmaskmemviewminemodemost_urgentnn_classesn_excludedn_levelsn_reqn_skillsn_weightsn_wordsnamendimnowobjoffer_counteromniroute.core_ext._kernelpackpin_untilpinnedpoppreferredpresentprofilera""rerare_countrefresh_roomregisterremovereq_colsreq_levelsroomroom_bitsroom_maskroutablesscore_agentselfseqsetdefaultshapesigsizeskill_bitsskill_countskipslotstartstatestepstopstructsubsetttableunitsunpackupdateuse_setstatevaluesversionwweightswordwtsxO\200\001\330\004$\240A\240V\2501\200\001\330\004(\250\001\250\026\250q\200\001\340\004\013\2105\220\001\220\026\220q\230\010\240\001\200\001\340\004\013\2106\220\021\220&\230\005\230Q\230f\240E\250\027\260\001\200\001\340\004\024\220F\230!\2301\330\004\013\210:\220Q\220a\220x\230q\240\t\250\021\250\047\260\026\260q\270\010\300\001\300\027\310\005\310W\320TU\200\001\340\004\024\220F\230!\2301\330\004\024\220E\230\021\230#\230Q\330\004\033\2305\240\003\2401\330\004\031\230\032\2403\240d\250%\250r\260\021\340\004\010\210\005\210U\220!\2201\220J\230f\240A\240Q\330\010\013\2105\220\003\2202\220S\230\001\330\014\r\210Z\220q\230\003\2309\240A\340\014\r\210Z\220q\230\003\2309\240A\240Q\200\001\340\004\024\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004!\320!1\260\025\260a\260\177\300l\320RS\320ST\330\004\007\200t\2101\210I\220Q\220f\230C\230u\240A\240U\250!\2506\260\022\2601\330\010\017\210q\330\004\007\200t\2101\210J\220a\220v\230V\2408\2501\330\010\017\210q\330\004\013\2101\210I\220Q\220f\230A\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\2206\230\030\240\021\240!\330\004\007\200|\2207\230!\330\010(\250\001\250\031\260.\300\001\330\004\013\2101\200\001\340\004\037\230q\320 0\260\013\270;\300k\320QR\330\004\023\220:\230X\240Q\240a\330\004\007\200|\2207\230!\330\010,\250A\250]\270.\310\001\330\004\013\2101\200\001\360\006\000\005\025\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004\033\230?\250%\250q\260\014\270N\310!\3101\330\004\013\2101\210F\220!\2206\230\026\230w\240e\250;\260e\270?\310!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220W\230D\240\010\250\004\250H\260D\270\t\300\024\300Y\310d\320R\\\320\\`\320`k\320ko\320ox\320x|\360\000\000}\001F""\002\360\000\000F\002J\002\360\000\000J\002S\002\360\000\000S\002W\002\360\000\000W\002^\002\360\000\000^\002b\002\360\000\000b\002h\002\360\000\000h\002l\002\360\000\000l\002{\002\360\000\000{\002\177\002\360\000\000\177\002I\003\360\000\000I\003M\003\360\000\000M\003Y\003\360\000\000Y\003]\003\360\000\000]\003i\003\360\000\000i\003m\003\360\000\000m\003v\003\360\000\000v\003z\003\360\000\000z\003{\003\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2306\240\027\250\001\330\004\007\200q\330\010\017\320\017+\2504\250q\260\007\260{\300\047\310\021\340\010\017\320\017+\2504\250q\260\007\260{\300!\200\001\360\010\000\n\033\230!\330\010\021\220\024\220Y\230d\240\047\250\024\250W\260D\270\t\300\024\300]\320RV\320V]\320]a\320ah\320hl\320ly\320y}\360\000\000~\001G\002\360\000\000G\002K\002\360\000\000K\002U\002\360\000\000U\002Y\002\360\000\000Y\002c\002\360\000\000c\002g\002\360\000\000g\002s\002\360\000\000s\002w\002\360\000\000w\002B\003\360\000\000B\003F\003\360\000\000F\003L\003\360\000\000L\003P\003\360\000\000P\003]\003\360\000\000]\003a\003\360\000\000a\003o\003\360\000\000o\003s\003\360\000\000s\003{\003\360\000\000{\003\177\003\360\000\000\177\003@\004\330\010\020\220\007\220q\230\006\230l\250!\330\004\007\200v\210W\220E\230\024\230Q\330\010\022\220!\330\010\027\220q\340\010\027\220t\2309\240G\2501\330\004\007\200q\330\010\017\320\017\047\240t\2501\250G\260;\270g\300Q\340\010\017\320\017\047\240t\2501\250G\260;\270a\200\001\360\022\000\005\025\220F\230!\2301\340\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004!\320!1\260\025\260a\260\177\300l\320RS\320ST\330\004\037\320\037/\250u\260A\260]\300,\310a\310q\330\004\035\230_\250E\260\021\260,\270n\310A\310Q\330\004\036\230a\230z\250\026\250q\260\001\330\004\034\230A\330\004\035\230Q\330\004\034\230A\330\004(\250\001\360\n\000\005+\250!\2501\330\t\n\330\010\013\2101\330\014\023\2204\220q\230\001\330\014\031\230\033\240A\240Q""\330\014\020\220\005\220U\230!\2303\230a\330\020\030\230\013\2401\240D\250\001\250\021\330\020\023\2206\230\022\2301\330\024\032\230-\240t\2501\250D\260\001\330\010\014\210E\220\025\220a\220q\330\014\017\210w\220c\230\021\330\020\023\2202\220S\230\007\230s\240!\330\024\025\330\020\027\220q\230\n\240!\2405\250\003\2504\250z\270\023\270D\300\007\300r\310\021\340\020\027\220q\230\n\240!\2405\250\001\330\014\017\210u\220C\220q\330\020\030\230\001\230\033\240A\240V\2501\330\014\022\220!\330\020\030\230\002\230#\230S\240\002\240/\260\021\260!\330\020\030\230\005\230R\230q\330\020\027\220q\330\020\024\220E\230\025\230a\230q\330\024\027\220t\2301\230C\230s\240!\330\030\037\230q\330\030\031\330\020\023\2205\230\003\2305\240\001\240\025\240a\240v\250R\250q\330\024\025\330\020\023\2206\230\024\230T\240\021\240*\250A\250V\2606\270\030\300\021\330\024\025\330\020\024\220A\220V\2301\230F\240&\250\007\250u\260K\270u\300O\320ST\330\020\023\2205\230\002\230\"\230C\230r\240\022\240;\250d\260\"\260C\260{\300$\300a\300t\3101\310F\320RT\320TU\330\024\033\2301\330\024!\240\021\330\024\037\230q\240\004\240A\240Q\330\004\013\2106\220\021\200A\340\010\013\2108\2205\230\003\2304\230v\240U\250#\250S\260\004\260D\270\006\270a\270q\330\014\r\330\010\031\230\024\230W\240A\240Q\330\010\014\210F\220!\2208\2301\330\010\014\210G\2201\220F\230!\330\010\014\210I\220Q\330\010\013\2104\210w\220a\220r\230\025\230c\240\022\2403\240d\250$\250g\260Q\260b\270\005\270S\300\002\300\"\300B\300h\310d\320RY\320YZ\320Z[\330\014\020\220\t\230\021\230!\200A\360\006\000\t\014\2104\210v\220U\230#\230R\230x\240u\250D\260\004\260F\270!\2701\330\014\020\220\007\220q\230\001\330\010\016\210l\230$\230f\240E\250\023\250C\250q\330\014\020\220\n\230*\240A\240Q\330\014\020\220\007\220z\240\022\2401\330\014\020\220\007\220z\240\022\2401\330\014\020\220\004\220J\230a\230q\330\014\020\220\006\220j\240\001\240\021\330\014\020\220\005\220Z\230w\240i\250q\330\010\014\210D\220\001\220\031\230!\330\010\014\210F\220!\2208\2301\330\010""\014\210G\2201\220H\230A\330\010\014\210J\220a\220x\230q\330\010\014\210G\2201\220H\230A\330\010\014\210E\220\021\220%\220v\230Q\360\006\000\t$\320#3\2605\270\001\270\035\300l\320RS\320ST\330\010\014\210E\220\025\220a\220q\330\014\020\220\005\220Q\220e\230:\240Q\240d\250!\2501\340\010\r\210W\220A\330\010\r\210\\\230\021\330\010\r\210W\220A\330\010\r\210X\220Y\230a\330\010\r\210W\220D\230\004\230A\230Q\330\010\014\210G\2201\220G\230:\240Q\240a\330\010\014\210I\220Q\220d\230\047\240\021\240)\2504\250w\260a\260w\270e\3003\300b\310\001\330\010\014\210G\2201\220K\230q\330\010\014\210I\220Q\200A\360\006\000\t\020\210u\220A\220W\230E\240\021\240)\2505\260\001\330\010\020\220\004\220E\230\024\230Q\230a\330\010\013\2106\220\027\230\001\330\014\023\2201\330\010\031\230\024\230V\2405\250\001\360\010\000\t\r\210E\220\025\220a\220t\2306\240\021\240!\330\014\r\210Z\220q\230\004\230A\230Q\330\014\r\210Z\220q\230\006\230a\230q\330\010\014\210G\220:\230Q\230a\330\010\014\210I\220Z\230q\240\001\330\010\014\210F\220*\230A\230Q\330\010\014\210H\220J\230a\230q\330\010\014\210G\220:\230W\240G\2501\330\010\014\210G\220:\230Q\230a\340\010\014\210A\210Q\210f\220D\230\001\230\024\230Q\330\010\013\2101\210E\220\023\220C\220q\330\014\020\220\007\220q\230\010\240\001\240\021\240%\240t\2501\250E\260\024\260U\270*\300A\300Q\330\014\020\220\016\230a\230t\240:\250U\260!\2605\270\001\340\014\021\220\021\220!\2203\220b\230\003\2302\230T\240\033\250B\250a\330\014\022\220,\230d\240-\250u\260C\260s\270!\330\020\024\220M\240\032\2507\260)\2701\330\014\020\220\r\230Q\230b\240\n\250!\2501\330\010\014\210E\220\021\220\047\230\021\330\010\017\210q\200A\360\014\000\t\031\230\006\230a\230q\330\010\013\2104\210q\220\t\230\021\230!\330\014\024\220A\330\010\034\230A\230U\240!\2401\360\006\000\t\032\230\021\330\010\030\230\001\360\006\000\t$\2401\240G\2506\260\021\260!\330\r\016\330\014\020\220\005\220U\230!\2304\230q\330\020\023\2201\220I\230Q\230g\240Q\330\024\034\230B\230c\240\021\330\014\017\210q\330\020\024""\220G\2305\240\001\240\021\330\024\027\220q\230\007\230q\240\007\240q\330\030\034\230J\240a\240y\260\001\330\020\024\220D\230\005\230Q\330\020\024\220H\230A\230X\240S\250\006\250c\260\027\270\n\300%\300q\310\006\310a\310q\330\020\024\220E\230\025\230a\230u\240D\250\t\260\023\260G\2701\330\024\032\230!\2305\240\004\240A\240Q\330\024\030\230\010\240\001\240\030\250\023\250F\260#\260W\270J\300e\3101\310F\320RS\320ST\330\024\030\230\005\230U\240!\2402\240R\240s\250%\250t\2609\270C\270w\300a\330\030\036\230a\230u\240D\250\001\250\021\330\030\034\230H\240A\240X\250S\260\006\260c\270\027\300\n\310%\310q\320PV\320VW\320WX\330\030\034\230E\240\025\240a\240r\250\022\2503\250e\2604\260y\300\003\3007\310!\330\034\"\240!\2405\250\004\250A\250Q\330\034 \240\010\250\001\250\030\260\023\260F\270#\270W\300J\310e\320ST\320TU\330)*\250!\330\020\024\220E\230\025\230a\230q\330\024\030\230\005\230U\240!\2404\240q\330\030\035\230T\240\021\240#\240R\240s\250\"\250D\260\013\2702\270Q\330\030\033\2305\240\003\2402\240S\250\003\2504\250r\260\022\260<\270t\300=\320PU\320UV\330\034 \240\n\250!\2504\250}\270A\270T\300\023\300G\310:\320UV\330+,\250F\260!\2601\330\010\017\210t\2209\230K\240q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 205; i++) {
+    for (int i = 0; i < 207; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 33) PyUnicode_InternInPlace(&string);
@@ -37427,8 +37729,8 @@ static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <con
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 205; i < 222; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-205].length;
+    for (int i = 207; i < 225; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-207].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -37438,15 +37740,15 @@ static const char bytes[] = " at 0x object>(tree fragment).: <MemoryView of <con
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 222; i++) {
+    for (Py_ssize_t i = 0; i < 225; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 205;
-      for (Py_ssize_t i=0; i<17; ++i) {
+      PyObject **table = stringtab + 207;
+      for (Py_ssize_t i=0; i<18; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -37553,64 +37855,69 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_fits, __pyx_mstate->__pyx_kp_b_iso88591_6_QfE, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 170};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_mask, __pyx_mstate->__pyx_n_u_c};
-    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_room_mask, __pyx_mstate->__pyx_kp_b_iso88591_F_1_A_t1IQa_q_U_1F_1IQfA_Bc_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 181};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot};
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_room_mask, __pyx_mstate->__pyx_kp_b_iso88591_5_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 183};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 186};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_mask, __pyx_mstate->__pyx_n_u_word, __pyx_mstate->__pyx_n_u_bit, __pyx_mstate->__pyx_n_u_c};
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_refresh_room, __pyx_mstate->__pyx_kp_b_iso88591_F_1_E_Q_5_1_3d_r_U_1JfAQ_5_2S_Z, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {6, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 200};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_req_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_n_levels, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels};
-    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_agent_eligible, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_t1IQfCuAU_6, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_agent_eligible, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_t1IQfCuAU_6, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 196};
+    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 213};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_preferred, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_offer_counter, __pyx_mstate->__pyx_n_u_weights, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_n_weights, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_w};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_score_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_q_N_1_1F_6_we_e, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_score_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_q_N_1_1F_6_we_e, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 34, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 206};
+    const __Pyx_PyCode_New_function_description descr = {11, 0, 0, 34, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 223};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_req_cols, __pyx_mstate->__pyx_n_u_req_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_excluded, __pyx_mstate->__pyx_n_u_preferred, __pyx_mstate->__pyx_n_u_pinned, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_offer_counter, __pyx_mstate->__pyx_n_u_weights, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_n_req, __pyx_mstate->__pyx_n_u_n_levels, __pyx_mstate->__pyx_n_u_n_excluded, __pyx_mstate->__pyx_n_u_n_weights, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels, __pyx_mstate->__pyx_n_u_excl, __pyx_mstate->__pyx_n_u_wts, __pyx_mstate->__pyx_n_u_n_words, __pyx_mstate->__pyx_n_u_best, __pyx_mstate->__pyx_n_u_best_score, __pyx_mstate->__pyx_n_u_best_seq, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_slot, __pyx_mstate->__pyx_n_u_rare, __pyx_mstate->__pyx_n_u_rare_count, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_word, __pyx_mstate->__pyx_n_u_s, __pyx_mstate->__pyx_n_u_skip, __pyx_mstate->__pyx_n_u_skill_count};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_best_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_uA_aq__E_nA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_best_agent, __pyx_mstate->__pyx_kp_b_iso88591_F_1_uA_aq_1_a_lRSST_uA_aq__E_nA, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 335};
+    const __Pyx_PyCode_New_function_description descr = {5, 0, 0, 12, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 352};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_cols, __pyx_mstate->__pyx_n_u_levels, __pyx_mstate->__pyx_n_u_cls, __pyx_mstate->__pyx_n_u_kind_mask, __pyx_mstate->__pyx_n_u_sig, __pyx_mstate->__pyx_n_u_found, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_l, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_k};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_bucket_id, __pyx_mstate->__pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_bucket_id, __pyx_mstate->__pyx_kp_b_iso88591_A_uAWE_5_E_Qa_6_1_V5_E_at6_Zq_AQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 415};
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 13, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 432};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_conv, __pyx_mstate->__pyx_n_u_bucket, __pyx_mstate->__pyx_n_u_key, __pyx_mstate->__pyx_n_u_deadline, __pyx_mstate->__pyx_n_u_seq, __pyx_mstate->__pyx_n_u_pinned, __pyx_mstate->__pyx_n_u_pin_until, __pyx_mstate->__pyx_n_u_excluded, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_n_excluded, __pyx_mstate->__pyx_n_u_excl, __pyx_mstate->__pyx_n_u_entry};
-    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_add, __pyx_mstate->__pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_add, __pyx_mstate->__pyx_kp_b_iso88591_A_4vU_RxuD_F_1_q_l_fE_Cq_AQ_z_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 449};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 466};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_conv, __pyx_mstate->__pyx_n_u_b};
-    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_remove, __pyx_mstate->__pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_remove, __pyx_mstate->__pyx_kp_b_iso88591_A_85_4vU_S_D_aq_WAQ_F_81_G1F_IQ, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 539};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 18, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 556};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_table, __pyx_mstate->__pyx_n_u_agent, __pyx_mstate->__pyx_n_u_now, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_kind_bit, __pyx_mstate->__pyx_n_u_c, __pyx_mstate->__pyx_n_u_col, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_k, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_best, __pyx_mstate->__pyx_n_u_have, __pyx_mstate->__pyx_n_u_room, __pyx_mstate->__pyx_n_u_mine, __pyx_mstate->__pyx_n_u_subset, __pyx_mstate->__pyx_n_u_n_skills};
-    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_most_urgent, __pyx_mstate->__pyx_kp_b_iso88591_A_aq_4q_A_AU_1_1G6_U_4q_1IQgQ_Bc, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_core_ext__kernel_pyx, __pyx_mstate->__pyx_n_u_most_urgent, __pyx_mstate->__pyx_kp_b_iso88591_A_aq_4q_A_AU_1_1G6_U_4q_1IQgQ_Bc, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_state, __pyx_mstate->__pyx_n_u_dict_2, __pyx_mstate->__pyx_n_u_use_setstate};
-    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_WD_HD_YdR_kkooxx_F_F_J_J_S_S_W, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_WD_HD_YdR_kkooxx_F_F_J_J_S_S_W, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 17};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 4};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_pyx_type, __pyx_mstate->__pyx_n_u_pyx_checksum, __pyx_mstate->__pyx_n_u_pyx_state, __pyx_mstate->__pyx_n_u_pyx_result};
-    __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_pyx_unpickle__Table, __pyx_mstate->__pyx_kp_b_iso88591_q_0_kQR_6_7_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_pyx_unpickle__Table, __pyx_mstate->__pyx_kp_b_iso88591_q_0_kQR_6_7_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 4, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 4};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_pyx_type, __pyx_mstate->__pyx_n_u_pyx_checksum, __pyx_mstate->__pyx_n_u_pyx_state, __pyx_mstate->__pyx_n_u_pyx_result};
-    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_pyx_unpickle_QueueIndex, __pyx_mstate->__pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[16] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_pyx_unpickle_QueueIndex, __pyx_mstate->__pyx_kp_b_iso88591_q_0_kQR_XQa_7_A_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[16])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -45537,6 +45844,63 @@ __pyx_fail:
     return result;
 }
 
+/* CIntFromPyVerify */
+#define __PYX_VERIFY_RETURN_INT(target_type, func_type, func_value)\
+    __PYX__VERIFY_RETURN_INT(target_type, func_type, func_value, 0)
+#define __PYX_VERIFY_RETURN_INT_EXC(target_type, func_type, func_value)\
+    __PYX__VERIFY_RETURN_INT(target_type, func_type, func_value, 1)
+#define __PYX__VERIFY_RETURN_INT(target_type, func_type, func_value, exc)\
+    {\
+        func_type value = func_value;\
+        if (sizeof(target_type) < sizeof(func_type)) {\
+            if (unlikely(value != (func_type) (target_type) value)) {\
+                func_type zero = 0;\
+                if (exc && unlikely(value == (func_type)-1 && PyErr_Occurred()))\
+                    return (target_type) -1;\
+                if (is_unsigned && unlikely(value < zero))\
+                    goto raise_neg_overflow;\
+                else\
+                    goto raise_overflow;\
+            }\
+        }\
+        return (target_type) value;\
+    }
+
+/* MemviewDtypeToObject */
+static CYTHON_INLINE PyObject *__pyx_memview_get_nn_uint64_t(const char *itemp) {
+    return (PyObject *) __Pyx_PyLong_From_uint64_t(*(uint64_t const *) itemp);
+}
+static CYTHON_INLINE int __pyx_memview_set_nn_uint64_t(char *itemp, PyObject *obj) {
+    uint64_t value = __Pyx_PyLong_As_uint64_t(obj);
+    if (unlikely((value == ((uint64_t)-1)) && PyErr_Occurred()))
+        return 0;
+    *(uint64_t *) itemp = value;
+    return 1;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_dc_nn_uint64_t(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_FOLLOW), (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 2,
+                                                 &__Pyx_TypeInfo_nn_uint64_t, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
 /* MemviewDtypeToObject */
 static CYTHON_INLINE PyObject *__pyx_memview_get_nn_uint64_t__const__(const char *itemp) {
     return (PyObject *) __Pyx_PyLong_From_uint64_t(*(uint64_t const   *) itemp);
@@ -45596,28 +45960,6 @@ static void __Pyx_RaiseUnpickleChecksumError(long checksum, long checksum1, long
     }
     Py_DECREF(pickle_error);
 }
-
-/* CIntFromPyVerify */
-#define __PYX_VERIFY_RETURN_INT(target_type, func_type, func_value)\
-    __PYX__VERIFY_RETURN_INT(target_type, func_type, func_value, 0)
-#define __PYX_VERIFY_RETURN_INT_EXC(target_type, func_type, func_value)\
-    __PYX__VERIFY_RETURN_INT(target_type, func_type, func_value, 1)
-#define __PYX__VERIFY_RETURN_INT(target_type, func_type, func_value, exc)\
-    {\
-        func_type value = func_value;\
-        if (sizeof(target_type) < sizeof(func_type)) {\
-            if (unlikely(value != (func_type) (target_type) value)) {\
-                func_type zero = 0;\
-                if (exc && unlikely(value == (func_type)-1 && PyErr_Occurred()))\
-                    return (target_type) -1;\
-                if (is_unsigned && unlikely(value < zero))\
-                    goto raise_neg_overflow;\
-                else\
-                    goto raise_overflow;\
-            }\
-        }\
-        return (target_type) value;\
-    }
 
 static PyObject* __pyx_convert__to_py_struct____pyx_t_9omniroute_8core_ext_7_kernel_Entry(struct __pyx_t_9omniroute_8core_ext_7_kernel_Entry s) {
   PyObject* res;
@@ -46541,6 +46883,307 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_From_uint64_t(uint64_t value) {
 }
 
 /* CIntFromPy */
+static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x);
+static uint64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t(void) {
+    const char* type_name = "uint64_t";
+    PyErr_Format(PyExc_OverflowError,
+        "can't convert negative value to %.200s", type_name);
+    return (uint64_t) -1;
+}
+static uint64_t __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t(void) {
+    const char* type_name = "uint64_t";
+    PyErr_Format(PyExc_OverflowError,
+        "value too large to convert to %.200s", type_name);
+    return (uint64_t) -1;
+}
+static CYTHON_INLINE uint64_t __Pyx_PyULong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+    const int is_unsigned = 1;
+#if CYTHON_USE_PYLONG_INTERNALS
+    {
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) >= 2 * PyLong_SHIFT)) {
+                return (uint64_t) (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) >= 3 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) >= 4 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
+    if (unlikely(Py_SIZE(x) < 0)) {
+        goto raise_neg_overflow;
+    }
+#else
+    {
+        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
+        if (unlikely(result < 0))
+            return (uint64_t) -1;
+        if (unlikely(result == 1))
+            goto raise_neg_overflow;
+    }
+#endif
+    if ((sizeof(uint64_t) <= sizeof(unsigned long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, unsigned long, PyLong_AsUnsignedLong(x))
+    } else if ((sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+}
+static CYTHON_INLINE uint64_t __Pyx_PySLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+    const int is_unsigned = 0;
+#if CYTHON_USE_PYLONG_INTERNALS
+    if (__Pyx_PyLong_IsNeg(x)) {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
+            } else if ((8 * sizeof(uint64_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (uint64_t) (((uint64_t) -1) * (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
+            } else if ((8 * sizeof(uint64_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (uint64_t) (((uint64_t) -1) * (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
+                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
+            } else if ((8 * sizeof(uint64_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (uint64_t) (((uint64_t) -1) * (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
+            }
+        } else
+        {}
+    } else {
+        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
+        const digit* digits = __Pyx_PyLong_Digits(x);
+        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) - 1 > 2 * PyLong_SHIFT)) {
+                return (uint64_t) (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) - 1 > 3 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
+            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
+                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
+            } else if ((8 * sizeof(uint64_t) - 1 > 4 * PyLong_SHIFT)) {
+                return (uint64_t) (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
+            }
+        } else
+        {}
+    }
+#endif
+    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
+    if ((sizeof(uint64_t) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, int, PyLong_AsInt(x))
+    } else
+    #endif
+    if ((sizeof(uint64_t) <= sizeof(long))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, long, PyLong_AsLong(x))
+    } else if ((sizeof(uint64_t) <= sizeof(PY_LONG_LONG))) {
+        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, PY_LONG_LONG, PyLong_AsLongLong(x))
+    }
+    return __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(x);
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+}
+static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    uint64_t val;
+    int ret = -1;
+#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
+    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
+        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
+    if (unlikely(bytes_copied == -1)) {
+    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
+        goto raise_overflow;
+    } else {
+        ret = 0;
+    }
+#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
+    int one = 1; int is_little = (int)*(unsigned char *)&one;
+    unsigned char *bytes = (unsigned char *)&val;
+    ret = _PyLong_AsByteArray((PyLongObject *)x,
+                                bytes, sizeof(val),
+                                is_little, !is_unsigned);
+    if ((0)) goto raise_overflow;
+#else
+    PyObject *v;
+    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
+    int bits, remaining_bits, is_negative = 0;
+    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
+    if (likely(PyLong_CheckExact(x))) {
+        v = __Pyx_NewRef(x);
+    } else {
+        v = PyNumber_Long(x);
+        if (unlikely(!v)) return (uint64_t) -1;
+        assert(PyLong_CheckExact(v));
+    }
+    {
+        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
+        if (unlikely(result < 0)) {
+            Py_DECREF(v);
+            return (uint64_t) -1;
+        }
+        is_negative = result == 1;
+    }
+    if (is_unsigned && unlikely(is_negative)) {
+        Py_DECREF(v);
+        PyErr_SetString(PyExc_OverflowError,
+            "can't convert negative value to uint64_t");
+        return (uint64_t) -1;
+    } else if (is_negative) {
+        stepval = PyNumber_Invert(v);
+        Py_DECREF(v);
+        if (unlikely(!stepval))
+            return (uint64_t) -1;
+    } else {
+        stepval = v;
+    }
+    v = NULL;
+    val = (uint64_t) 0;
+    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
+    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
+    for (bits = 0; bits < (int) sizeof(uint64_t) * 8 - chunk_size; bits += chunk_size) {
+        PyObject *tmp, *digit;
+        long idigit;
+        digit = PyNumber_And(stepval, mask);
+        if (unlikely(!digit)) goto done;
+        idigit = PyLong_AsLong(digit);
+        Py_DECREF(digit);
+        if (unlikely(idigit < 0)) goto done;
+        val |= ((uint64_t) idigit) << bits;
+        tmp = PyNumber_Rshift(stepval, shift);
+        if (unlikely(!tmp)) goto done;
+        Py_DECREF(stepval); stepval = tmp;
+    }
+    Py_DECREF(shift); shift = NULL;
+    Py_DECREF(mask); mask = NULL;
+    {
+        long idigit = PyLong_AsLong(stepval);
+        if (unlikely(idigit < 0)) goto done;
+        remaining_bits = ((int) sizeof(uint64_t) * 8) - bits - (is_unsigned ? 0 : 1);
+        if (unlikely(idigit >= (1L << remaining_bits)))
+            goto raise_overflow;
+        val |= ((uint64_t) idigit) << bits;
+    }
+    if (!is_unsigned) {
+        if (unlikely(val & (((uint64_t) 1) << (sizeof(uint64_t) * 8 - 1))))
+            goto raise_overflow;
+        if (is_negative)
+            val = ~val;
+    }
+    ret = 0;
+done:
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(stepval);
+#endif
+    if (unlikely(ret))
+        return (uint64_t) -1;
+    return val;
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+}
+static CYTHON_INLINE uint64_t __Pyx_PyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#endif
+    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
+#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
+#pragma GCC diagnostic pop
+#endif
+    const int is_unsigned = neg_one > const_zero;
+    if (is_unsigned) {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
+            goto raise_neg_overflow;
+        } else if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(uint64_t, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
+        } else
+        #endif
+        {
+            return __Pyx_PyULong___Pyx_PyLong_As_uint64_t(x);
+        }
+    } else {
+        #if CYTHON_USE_PYLONG_INTERNALS
+        if (__Pyx_PyLong_IsCompact(x)) {
+            __PYX_VERIFY_RETURN_INT(uint64_t, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
+        } else
+        #endif
+        {
+            return __Pyx_PySLong___Pyx_PyLong_As_uint64_t(x);
+        }
+    }
+#if CYTHON_USE_PYLONG_INTERNALS
+raise_neg_overflow:
+    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
+raise_overflow:
+    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
+#endif
+}
+static uint64_t __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
+    uint64_t val;
+    PyObject *tmp = __Pyx_PyNumber_Long(x);
+    if (!tmp) return (uint64_t) -1;
+    val = __Pyx_PyLong_As_uint64_t(tmp);
+    Py_DECREF(tmp);
+    return val;
+}
+static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *x) {
+    if (likely(PyLong_Check(x))) {
+        return __Pyx_PyLong___Pyx_PyLong_As_uint64_t(x);
+    } else {
+        return __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(x);
+    }
+}
+
+/* CIntFromPy */
 static uint8_t __Pyx_LargePyLong___Pyx_PyLong_As_uint8_t(PyObject *x);
 static uint8_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint8_t(void) {
     const char* type_name = "uint8_t";
@@ -47443,307 +48086,6 @@ static CYTHON_INLINE int64_t __Pyx_PyLong_As_int64_t(PyObject *x) {
     }
 }
 
-/* CIntFromPy */
-static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x);
-static uint64_t __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t(void) {
-    const char* type_name = "uint64_t";
-    PyErr_Format(PyExc_OverflowError,
-        "can't convert negative value to %.200s", type_name);
-    return (uint64_t) -1;
-}
-static uint64_t __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t(void) {
-    const char* type_name = "uint64_t";
-    PyErr_Format(PyExc_OverflowError,
-        "value too large to convert to %.200s", type_name);
-    return (uint64_t) -1;
-}
-static CYTHON_INLINE uint64_t __Pyx_PyULong___Pyx_PyLong_As_uint64_t(PyObject *x) {
-    const int is_unsigned = 1;
-#if CYTHON_USE_PYLONG_INTERNALS
-    {
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(uint64_t) >= 2 * PyLong_SHIFT)) {
-                return (uint64_t) (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(uint64_t) >= 3 * PyLong_SHIFT)) {
-                return (uint64_t) (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(unsigned long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(uint64_t) >= 4 * PyLong_SHIFT)) {
-                return (uint64_t) (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
-            }
-        } else
-        {}
-    }
-#elif CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX < 0x030C00A7
-    if (unlikely(Py_SIZE(x) < 0)) {
-        goto raise_neg_overflow;
-    }
-#else
-    {
-        int result = PyObject_RichCompareBool(x, Py_False, Py_LT);
-        if (unlikely(result < 0))
-            return (uint64_t) -1;
-        if (unlikely(result == 1))
-            goto raise_neg_overflow;
-    }
-#endif
-    if ((sizeof(uint64_t) <= sizeof(unsigned long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, unsigned long, PyLong_AsUnsignedLong(x))
-    } else if ((sizeof(uint64_t) <= sizeof(unsigned PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, unsigned PY_LONG_LONG, PyLong_AsUnsignedLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
-}
-static CYTHON_INLINE uint64_t __Pyx_PySLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
-    const int is_unsigned = 0;
-#if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsNeg(x)) {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                long ival = - (long) (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
-            } else if ((8 * sizeof(uint64_t) - 1 > 2 * PyLong_SHIFT)) {
-                return (uint64_t) (((uint64_t) -1) * (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
-            } else if ((8 * sizeof(uint64_t) - 1 > 3 * PyLong_SHIFT)) {
-                return (uint64_t) (((uint64_t) -1) * (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                long ival = - (long) (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0]));
-                __PYX_VERIFY_RETURN_INT(uint64_t, long, ival)
-            } else if ((8 * sizeof(uint64_t) - 1 > 4 * PyLong_SHIFT)) {
-                return (uint64_t) (((uint64_t) -1) * (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0])));
-            }
-        } else
-        {}
-    } else {
-        const Py_ssize_t size = __Pyx_PyLong_DigitCount(x);
-        const digit* digits = __Pyx_PyLong_Digits(x);
-        if (size == 2 && (8 * sizeof(uint64_t) > 1 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 2 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(uint64_t) - 1 > 2 * PyLong_SHIFT)) {
-                return (uint64_t) (((((uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
-            }
-        } else
-        if (size == 3 && (8 * sizeof(uint64_t) > 2 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 3 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(uint64_t) - 1 > 3 * PyLong_SHIFT)) {
-                return (uint64_t) (((((((uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
-            }
-        } else
-        if (size == 4 && (8 * sizeof(uint64_t) > 3 * PyLong_SHIFT)) {
-            if ((8 * sizeof(long) > 4 * PyLong_SHIFT)) {
-                __PYX_VERIFY_RETURN_INT(uint64_t, unsigned long, (((((((((unsigned long)digits[3]) << PyLong_SHIFT) | (unsigned long)digits[2]) << PyLong_SHIFT) | (unsigned long)digits[1]) << PyLong_SHIFT) | (unsigned long)digits[0])))
-            } else if ((8 * sizeof(uint64_t) - 1 > 4 * PyLong_SHIFT)) {
-                return (uint64_t) (((((((((uint64_t)digits[3]) << PyLong_SHIFT) | (uint64_t)digits[2]) << PyLong_SHIFT) | (uint64_t)digits[1]) << PyLong_SHIFT) | (uint64_t)digits[0]));
-            }
-        } else
-        {}
-    }
-#endif
-    #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
-    if ((sizeof(uint64_t) <= sizeof(int)) && (sizeof(int) < sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, int, PyLong_AsInt(x))
-    } else
-    #endif
-    if ((sizeof(uint64_t) <= sizeof(long))) {
-        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, long, PyLong_AsLong(x))
-    } else if ((sizeof(uint64_t) <= sizeof(PY_LONG_LONG))) {
-        __PYX_VERIFY_RETURN_INT_EXC(uint64_t, PY_LONG_LONG, PyLong_AsLongLong(x))
-    }
-    return __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(x);
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
-}
-static uint64_t __Pyx_LargePyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    uint64_t val;
-    int ret = -1;
-#if PY_VERSION_HEX >= 0x030d00A6 && !CYTHON_COMPILING_IN_LIMITED_API
-    Py_ssize_t bytes_copied = PyLong_AsNativeBytes(
-        x, &val, sizeof(val), Py_ASNATIVEBYTES_NATIVE_ENDIAN | (is_unsigned ? Py_ASNATIVEBYTES_UNSIGNED_BUFFER | Py_ASNATIVEBYTES_REJECT_NEGATIVE : 0));
-    if (unlikely(bytes_copied == -1)) {
-    } else if (unlikely(bytes_copied > (Py_ssize_t) sizeof(val))) {
-        goto raise_overflow;
-    } else {
-        ret = 0;
-    }
-#elif PY_VERSION_HEX < 0x030d0000 && !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_LIMITED_API) || defined(_PyLong_AsByteArray)
-    int one = 1; int is_little = (int)*(unsigned char *)&one;
-    unsigned char *bytes = (unsigned char *)&val;
-    ret = _PyLong_AsByteArray((PyLongObject *)x,
-                                bytes, sizeof(val),
-                                is_little, !is_unsigned);
-    if ((0)) goto raise_overflow;
-#else
-    PyObject *v;
-    PyObject *stepval = NULL, *mask = NULL, *shift = NULL;
-    int bits, remaining_bits, is_negative = 0;
-    int chunk_size = (sizeof(long) < 8) ? 30 : 62;
-    if (likely(PyLong_CheckExact(x))) {
-        v = __Pyx_NewRef(x);
-    } else {
-        v = PyNumber_Long(x);
-        if (unlikely(!v)) return (uint64_t) -1;
-        assert(PyLong_CheckExact(v));
-    }
-    {
-        int result = PyObject_RichCompareBool(v, Py_False, Py_LT);
-        if (unlikely(result < 0)) {
-            Py_DECREF(v);
-            return (uint64_t) -1;
-        }
-        is_negative = result == 1;
-    }
-    if (is_unsigned && unlikely(is_negative)) {
-        Py_DECREF(v);
-        PyErr_SetString(PyExc_OverflowError,
-            "can't convert negative value to uint64_t");
-        return (uint64_t) -1;
-    } else if (is_negative) {
-        stepval = PyNumber_Invert(v);
-        Py_DECREF(v);
-        if (unlikely(!stepval))
-            return (uint64_t) -1;
-    } else {
-        stepval = v;
-    }
-    v = NULL;
-    val = (uint64_t) 0;
-    mask = PyLong_FromLong((1L << chunk_size) - 1); if (unlikely(!mask)) goto done;
-    shift = PyLong_FromLong(chunk_size); if (unlikely(!shift)) goto done;
-    for (bits = 0; bits < (int) sizeof(uint64_t) * 8 - chunk_size; bits += chunk_size) {
-        PyObject *tmp, *digit;
-        long idigit;
-        digit = PyNumber_And(stepval, mask);
-        if (unlikely(!digit)) goto done;
-        idigit = PyLong_AsLong(digit);
-        Py_DECREF(digit);
-        if (unlikely(idigit < 0)) goto done;
-        val |= ((uint64_t) idigit) << bits;
-        tmp = PyNumber_Rshift(stepval, shift);
-        if (unlikely(!tmp)) goto done;
-        Py_DECREF(stepval); stepval = tmp;
-    }
-    Py_DECREF(shift); shift = NULL;
-    Py_DECREF(mask); mask = NULL;
-    {
-        long idigit = PyLong_AsLong(stepval);
-        if (unlikely(idigit < 0)) goto done;
-        remaining_bits = ((int) sizeof(uint64_t) * 8) - bits - (is_unsigned ? 0 : 1);
-        if (unlikely(idigit >= (1L << remaining_bits)))
-            goto raise_overflow;
-        val |= ((uint64_t) idigit) << bits;
-    }
-    if (!is_unsigned) {
-        if (unlikely(val & (((uint64_t) 1) << (sizeof(uint64_t) * 8 - 1))))
-            goto raise_overflow;
-        if (is_negative)
-            val = ~val;
-    }
-    ret = 0;
-done:
-    Py_XDECREF(shift);
-    Py_XDECREF(mask);
-    Py_XDECREF(stepval);
-#endif
-    if (unlikely(ret))
-        return (uint64_t) -1;
-    return val;
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
-}
-static CYTHON_INLINE uint64_t __Pyx_PyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#endif
-    const uint64_t neg_one = (uint64_t) -1, const_zero = (uint64_t) 0;
-#ifdef __Pyx_HAS_GCC_DIAGNOSTIC
-#pragma GCC diagnostic pop
-#endif
-    const int is_unsigned = neg_one > const_zero;
-    if (is_unsigned) {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (unlikely(__Pyx_PyLong_IsNeg(x))) {
-            goto raise_neg_overflow;
-        } else if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(uint64_t, __Pyx_compact_upylong, __Pyx_PyLong_CompactValueUnsigned(x))
-        } else
-        #endif
-        {
-            return __Pyx_PyULong___Pyx_PyLong_As_uint64_t(x);
-        }
-    } else {
-        #if CYTHON_USE_PYLONG_INTERNALS
-        if (__Pyx_PyLong_IsCompact(x)) {
-            __PYX_VERIFY_RETURN_INT(uint64_t, __Pyx_compact_pylong, __Pyx_PyLong_CompactValue(x))
-        } else
-        #endif
-        {
-            return __Pyx_PySLong___Pyx_PyLong_As_uint64_t(x);
-        }
-    }
-#if CYTHON_USE_PYLONG_INTERNALS
-raise_neg_overflow:
-    return __Pyx_raise_neg_overflow___Pyx_PyLong_As_uint64_t();
-raise_overflow:
-    return __Pyx_raise_overflow___Pyx_PyLong_As_uint64_t();
-#endif
-}
-static uint64_t __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(PyObject *x) {
-    uint64_t val;
-    PyObject *tmp = __Pyx_PyNumber_Long(x);
-    if (!tmp) return (uint64_t) -1;
-    val = __Pyx_PyLong_As_uint64_t(tmp);
-    Py_DECREF(tmp);
-    return val;
-}
-static CYTHON_INLINE uint64_t __Pyx_PyLong_As_uint64_t(PyObject *x) {
-    if (likely(PyLong_Check(x))) {
-        return __Pyx_PyLong___Pyx_PyLong_As_uint64_t(x);
-    } else {
-        return __Pyx_NonPyLong___Pyx_PyLong_As_uint64_t(x);
-    }
-}
-
 /* CIntToPy */
 static CYTHON_INLINE PyObject* __Pyx_PyLong_From_int(int value) {
 #ifdef __Pyx_HAS_GCC_DIAGNOSTIC
@@ -48124,68 +48466,6 @@ static CYTHON_INLINE int __Pyx_PyLong_As_int(PyObject *x) {
     }
 }
 
-/* UpdateUnpickledDict */
-static int __Pyx__UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
-    PyObject *state_dict = __Pyx_PySequence_ITEM(state, index);
-    if (unlikely(!state_dict)) {
-        return -1;
-    }
-    int non_empty = PyObject_IsTrue(state_dict);
-    if (non_empty == 0) {
-        Py_DECREF(state_dict);
-        return 0;
-    } else if (unlikely(non_empty == -1)) {
-        return -1;
-    }
-    PyObject *dict;
-    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
-    dict = PyObject_GetAttrString(obj, "__dict__");
-    #else
-    dict = PyObject_GenericGetDict(obj, NULL);
-    #endif
-    if (unlikely(!dict)) {
-        Py_DECREF(state_dict);
-        return -1;
-    }
-    int result;
-    if (likely(PyDict_CheckExact(dict))) {
-        result = PyDict_Update(dict, state_dict);
-    } else {
-        PyObject *obj_result = __Pyx_PyObject_CallMethod1(dict, __pyx_mstate_global->__pyx_n_u_update, state_dict);
-        if (likely(obj_result)) {
-            Py_DECREF(obj_result);
-            result = 0;
-        } else {
-            result = -1;
-        }
-    }
-    Py_DECREF(state_dict);
-    Py_DECREF(dict);
-    return result;
-}
-static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
-    Py_ssize_t state_size = __Pyx_PyTuple_GET_SIZE(state);
-    #if !CYTHON_ASSUME_SAFE_SIZE
-    if (unlikely(state_size == -1)) return -1;
-    #endif
-    if (state_size <= index) {
-        return 0;
-    }
-    return __Pyx__UpdateUnpickledDict(obj, state, index);
-}
-
-/* CheckUnpickleChecksum */
-static int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
-    int found = 0;
-    found |= checksum1 == checksum;
-    found |= checksum2 == checksum;
-    found |= checksum3 == checksum;
-    if (likely(found))
-        return 0;
-    __Pyx_RaiseUnpickleChecksumError(checksum, checksum1, checksum2, checksum3, members);
-    return -1;
-}
-
 /* CIntFromPy */
 static long __Pyx_LargePyLong___Pyx_PyLong_As_long(PyObject *x);
 static long __Pyx_raise_neg_overflow___Pyx_PyLong_As_long(void) {
@@ -48485,6 +48765,68 @@ static CYTHON_INLINE long __Pyx_PyLong_As_long(PyObject *x) {
     } else {
         return __Pyx_NonPyLong___Pyx_PyLong_As_long(x);
     }
+}
+
+/* UpdateUnpickledDict */
+static int __Pyx__UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    PyObject *state_dict = __Pyx_PySequence_ITEM(state, index);
+    if (unlikely(!state_dict)) {
+        return -1;
+    }
+    int non_empty = PyObject_IsTrue(state_dict);
+    if (non_empty == 0) {
+        Py_DECREF(state_dict);
+        return 0;
+    } else if (unlikely(non_empty == -1)) {
+        return -1;
+    }
+    PyObject *dict;
+    #if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030A0000
+    dict = PyObject_GetAttrString(obj, "__dict__");
+    #else
+    dict = PyObject_GenericGetDict(obj, NULL);
+    #endif
+    if (unlikely(!dict)) {
+        Py_DECREF(state_dict);
+        return -1;
+    }
+    int result;
+    if (likely(PyDict_CheckExact(dict))) {
+        result = PyDict_Update(dict, state_dict);
+    } else {
+        PyObject *obj_result = __Pyx_PyObject_CallMethod1(dict, __pyx_mstate_global->__pyx_n_u_update, state_dict);
+        if (likely(obj_result)) {
+            Py_DECREF(obj_result);
+            result = 0;
+        } else {
+            result = -1;
+        }
+    }
+    Py_DECREF(state_dict);
+    Py_DECREF(dict);
+    return result;
+}
+static int __Pyx_UpdateUnpickledDict(PyObject *obj, PyObject *state, Py_ssize_t index) {
+    Py_ssize_t state_size = __Pyx_PyTuple_GET_SIZE(state);
+    #if !CYTHON_ASSUME_SAFE_SIZE
+    if (unlikely(state_size == -1)) return -1;
+    #endif
+    if (state_size <= index) {
+        return 0;
+    }
+    return __Pyx__UpdateUnpickledDict(obj, state, index);
+}
+
+/* CheckUnpickleChecksum */
+static int __Pyx_CheckUnpickleChecksum(long checksum, long checksum1, long checksum2, long checksum3, const char *members) {
+    int found = 0;
+    found |= checksum1 == checksum;
+    found |= checksum2 == checksum;
+    found |= checksum3 == checksum;
+    if (likely(found))
+        return 0;
+    __Pyx_RaiseUnpickleChecksumError(checksum, checksum1, checksum2, checksum3, members);
+    return -1;
 }
 
 /* CIntToPy */

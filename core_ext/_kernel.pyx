@@ -70,7 +70,7 @@ cdef class _Table:
     cdef const int64_t[::1] idle_since
     cdef const int64_t[::1] last_offer
     cdef const uint64_t[:, ::1] skill_bits
-    cdef const uint64_t[:, ::1] room_bits
+    cdef uint64_t[:, ::1] room_bits
     cdef const int32_t[::1] skill_count
 
     def __init__(self, table):
@@ -167,9 +167,7 @@ def fits(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
     return _views(table).fits(slot, cls, extra, adding)
 
 
-def room_mask(table, Py_ssize_t slot):
-    """Bit set of the media classes a new item of which the agent could take now."""
-    cdef _Table t = _views(table)
+cdef inline int _room(_Table t, Py_ssize_t slot) noexcept nogil:
     cdef int mask = 0
     cdef int c
     if not t.routable[slot]:
@@ -178,6 +176,25 @@ def room_mask(table, Py_ssize_t slot):
         if t.fits_new(slot, c):
             mask |= 1 << c
     return mask
+
+
+def room_mask(table, Py_ssize_t slot):
+    """Bit set of the media classes a new item of which the agent could take now."""
+    return _room(_views(table), slot)
+
+
+def refresh_room(table, Py_ssize_t slot):
+    """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+    cdef _Table t = _views(table)
+    cdef int mask = _room(t, slot)
+    cdef Py_ssize_t word = slot >> 6
+    cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
+    cdef int c
+    for c in range(t.room_bits.shape[0]):
+        if mask & (1 << c):
+            t.room_bits[c, word] |= bit
+        else:
+            t.room_bits[c, word] &= ~bit
 
 
 def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):

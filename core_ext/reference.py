@@ -32,6 +32,7 @@ __all__ = [
     "best_agent",
     "committed_units",
     "fits",
+    "refresh_room",
     "room_mask",
     "score_agent",
 ]
@@ -90,6 +91,17 @@ def room_mask(table: Any, slot: int) -> int:
         if _fits_new(table, slot, c):
             mask |= 1 << c
     return mask
+
+
+def refresh_room(table: Any, slot: int) -> None:
+    """Write the agent's ``room_bits`` (one bit per media class) from its row."""
+    mask = room_mask(table, slot)
+    word, bit = slot >> 6, np.uint64(1 << (slot & 63))
+    for c in range(table.room_bits.shape[0]):
+        if mask & (1 << c):
+            table.room_bits[c, word] |= bit
+        else:
+            table.room_bits[c, word] &= ~bit
 
 
 def _skills_ok(table: Any, slot: int, cols: I32 | list[int], levels: U8 | list[int]) -> bool:

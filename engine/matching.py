@@ -43,7 +43,6 @@ _N_CLASSES = len(MEDIA_CLASSES)
 _MAX_MEMO = 100_000
 _NO_SLOTS = np.zeros(0, np.int32)
 Requirement = tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]
-_CLASS_BITS = np.array([1 << c for c in range(_N_CLASSES)], np.int64)
 
 
 class ProfileTable:
@@ -164,12 +163,7 @@ class AgentTable:
             skills[LANGUAGE_PREFIX + language] = LANGUAGE_LEVEL
         if skills != self._skills_of.get(slot):
             self._set_skills(slot, skills)
-        self._set_room(slot, kernel.room_mask(self, slot))
-
-    def _set_room(self, slot: int, mask: int) -> None:
-        word, bit = slot >> 6, np.uint64(1 << (slot & 63))
-        column = self.room_bits[:, word]
-        self.room_bits[:, word] = np.where(mask & _CLASS_BITS, column | bit, column & ~bit)
+        kernel.refresh_room(self, slot)
 
     def _set_skills(self, slot: int, skills: dict[str, int]) -> None:
         word, bit = slot >> 6, np.uint64(1 << (slot & 63))
@@ -189,9 +183,9 @@ class AgentTable:
         """Forget a removed agent's row (slots are never reused)."""
         self._set_skills(slot, {})
         del self._skills_of[slot]
-        self._set_room(slot, 0)
         for name in self._ROW_ARRAYS:
             getattr(self, name)[slot] = 0
+        kernel.refresh_room(self, slot)
         self.units[slot] = 0
         self.counts[slot] = 0
 
