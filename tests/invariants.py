@@ -7,31 +7,41 @@ of DESIGN.md §5-§6 from the policy: they never call the engine's private metho
 matching kernel, so a kernel or bookkeeping bug cannot hide itself. The one shared piece
 is ``matching.requirements`` (a pure function of the conversation and its queue).
 
-What is checked, per tenant (the §9 failure each rules out in brackets):
+What is checked, per tenant, under a check id (the §9 failure each rules out in brackets):
 
-1. capacity: an agent's per-class ``units``/``counts`` equal what the conversations
-   referencing it add up to (owner units in the owner class, offer units in the media
-   class); ``counts[c] <= max``; active units (a class paused while a class in its
-   ``interruptible_by`` is held does not count) ``<= budget`` [agents over capacity];
-2. holding: ``agent.holding`` lists exactly the conversations naming the agent as owner or
-   offer agent, once each; a conversation has at most one owner and one offer agent, and
-   both only during a warm transfer; a bot and a human never hold one conversation outside
-   a warm transfer [double assignment; bot and human both holding];
-3. stages: every open conversation is in exactly one stage and its fields agree with it;
-4. offers: a pending offer is to an available, responsive agent and has a live timeout
-   timer [work offered to offline or stale agents];
-5. drain: no conversation waits in the queue while an agent of its tenant is eligible for
-   it (status, responsiveness, kind, exclusions, pin, skills at the ring's level,
-   languages, capacity) [queues that do not drain when capacity frees];
-6. tenancy: every agent a conversation names exists in that conversation's tenant;
-7. bookkeeping: aliases and customers' open conversations point at open conversations;
-   an agent blocked on a reawakened conversation is only blocked while it does not fit.
+- ``capacity``: an agent's per-class ``units``/``counts`` equal what the conversations
+  naming it add up to (owner units in the owner class, offer units in the media class);
+  ``counts[c] <= max``; the units in use (a class is paused, not counted, while a class in
+  its ``interruptible_by`` is held) stay ``<= budget`` now and once any interrupting work
+  ends and the paused work resumes [agents over capacity];
+- ``holding``: ``agent.holding`` lists exactly the conversations naming the agent as owner
+  or offer agent, once each; owner and offer agent together only in a warm transfer, so
+  never a bot and a human outside one [double assignment; bot and human both holding];
+- ``stage``: every open conversation is in exactly one stage and its fields agree with it
+  (queued: in the queue, no owner, no offer; offered: offer, no owner, not in the queue;
+  assigned: owner; wrap_up: owner, no offer, not in the queue; scheduled: none of them);
+- ``offer``: a pending offer is to an available, responsive agent and has a live timeout
+  [work offered to offline or stale agents];
+- ``drain``: no conversation waits in the queue while an agent of its tenant is eligible
+  (status, responsiveness, reactivation, kind, exclusions, owner, pin, skills at the ring's
+  level, languages, capacity) [queues that do not drain when capacity frees];
+- ``tenancy``: every agent a conversation names is an agent of that conversation's tenant;
+- ``bookkeeping``: aliases and customers' open conversations point at open conversations
+  [one customer split across agents by channel];
+- ``reactivation``: an agent blocked on a reawakened conversation is blocked only while
+  its full cost does not fit;
+- ``inactive``: a conversation costs its class's ``inactive_cost`` only while its owner's
+  profile gives that class an ``inactive_after_s`` and the customer has been silent that
+  long since the assignment (or is waiting to be reactivated);
+- ``bot_window``: a bot-first conversation waits for bots only until ``bot_wait_s`` passed;
+- ``timers`` (engine-wide): no timer is overdue after ``apply`` (one due at or before the
+  clock would have fired; left pending, it fires late, on some later unrelated event).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from omniroute.engine.matching import requirements
@@ -39,22 +49,34 @@ from omniroute.engine.policy import MEDIA_CLASSES, CapacityProfile, Policy
 from omniroute.engine.state import AgentState, ConversationState, TenantState
 
 __all__ = [
+    "CHECKS",
     "active_units",
     "check_invariants",
+    "committed_units",
     "eligibility",
     "expected_load",
     "find_violations",
     "fits_new",
+    "worst_units",
 ]
+
+CHECKS = (
+    "capacity", "holding", "stage", "offer", "drain", "tenancy", "bookkeeping",
+    "reactivation", "inactive", "bot_window", "timers",
+)  # fmt: skip
+"""Check ids, as used in messages and by ``ignore``."""
 
 CLASS_INDEX = {name: i for i, name in enumerate(MEDIA_CLASSES)}
 LANGUAGE_PREFIX = "lang:"
 LANGUAGE_LEVEL = 5
 
 
-def check_invariants(engine: Any) -> None:
-    """Raise ``AssertionError`` naming every invariant the engine's state violates."""
-    problems = find_violations(engine)
+def check_invariants(engine: Any, ignore: Collection[str] = ()) -> None:
+    """Raise ``AssertionError`` naming every invariant the engine's state violates.
+
+    ``ignore`` names checks (see ``CHECKS``) to skip, e.g. while a known bug is open.
+    """
+    problems = find_violations(engine, ignore)
     if problems:
         raise AssertionError(
             f"{len(problems)} engine invariant violation(s) at clock={engine.clock}:\n  - "
@@ -62,50 +84,85 @@ def check_invariants(engine: Any) -> None:
         )
 
 
-def find_violations(engine: Any) -> list[str]:
-    """Every invariant violation in the engine's current state, as readable strings."""
+def find_violations(engine: Any, ignore: Collection[str] = ()) -> list[str]:
+    """Every invariant violation in the engine's current state, as readable strings
+    ``"<check>: [tenant] what is wrong"``; checks named in ``ignore`` are skipped."""
+    unknown = set(ignore) - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks {sorted(unknown)}; choose from {CHECKS}")
     policy: Policy = engine.policy
     now: int = engine.clock
     timers = {
         (t.tenant, t.key, t.gen): t.deadline for t in engine.state.timers if t.kind == "offer"
     }
     problems: list[str] = []
+    if "timers" not in ignore:
+        problems.extend(
+            f"timers: [{t.tenant}] {t.kind} timer of {t.key!r} due at {t.deadline} is still "
+            f"pending at clock={now}"
+            for t in engine.state.timers
+            if t.deadline <= now
+        )
     for name, tenant in engine.state.tenants.items():
         if tenant.tenant != name:
-            problems.append(f"tenant {name!r} is stored as {tenant.tenant!r}")
-        problems.extend(_tenant_violations(policy, tenant, now, timers))
+            problems.append(f"tenancy: tenant {name!r} is stored as {tenant.tenant!r}")
+        problems.extend(
+            f"{check}: {message}"
+            for check, message in _tenant_violations(policy, tenant, now, timers)
+            if check not in ignore
+        )
     return problems
 
 
 # --- capacity, re-implemented from DESIGN.md §5 --------------------------------------------
 
 
-def active_units(
-    profile: CapacityProfile,
-    units: list[int],
-    counts: list[int],
-    adding: str | None = None,
-    extra: int = 0,
+def _held(counts: list[int]) -> set[str]:
+    return {c for c in MEDIA_CLASSES if counts[CLASS_INDEX[c]] > 0}
+
+
+def _interrupters(profile: CapacityProfile, cls: str) -> set[str]:
+    limit = profile.classes.get(cls)  # type: ignore[call-overload]
+    return set(limit.interruptible_by) if limit is not None else set()
+
+
+def active_units(profile: CapacityProfile, units: list[int], present: set[str]) -> int:
+    """Units in use while the classes ``present`` are held: a class is paused (its units
+    do not count) while a class in its ``interruptible_by`` is held too."""
+    return sum(
+        units[CLASS_INDEX[c]] for c in present if not _interrupters(profile, c) & (present - {c})
+    )
+
+
+def worst_units(profile: CapacityProfile, units: list[int], counts: list[int]) -> tuple[int, str]:
+    """The most units the agent will have in use, now or once any of the interrupting work
+    it holds ends (paused work resumes): ``(units, what ended)``."""
+    present = _held(counts)
+    interrupting = sorted(
+        c for c in present if any(c in _interrupters(profile, d) for d in present - {c})
+    )
+    worst, when = active_units(profile, units, present), "now"
+    for mask in range(1, 1 << len(interrupting)):
+        ended = {c for i, c in enumerate(interrupting) if mask >> i & 1}
+        total = active_units(profile, units, present - ended)
+        if total > worst:
+            worst, when = total, f"once {sorted(ended)} ends"
+    return worst, when
+
+
+def committed_units(
+    profile: CapacityProfile, units: list[int], counts: list[int], cls: str, extra: int
 ) -> int | None:
-    """Units in use, paused classes not counted; with ``adding`` a new item of that class
-    costing ``extra``. ``None`` when the new item would be paused at once."""
-    present = {c for c in MEDIA_CLASSES if counts[CLASS_INDEX[c]] > 0}
-    if adding is not None:
-        present.add(adding)
-        limit = profile.classes.get(adding)  # type: ignore[call-overload]
-        if limit is not None and set(limit.interruptible_by) & (present - {adding}):
-            return None
-    total = 0
-    for cls in MEDIA_CLASSES:
-        if cls not in present:
-            continue
-        limit = profile.classes.get(cls)
-        if limit is not None and set(limit.interruptible_by) & (present - {cls}):
-            continue  # paused while a class that interrupts it is held
-        total += units[CLASS_INDEX[cls]]
-        if cls == adding:
-            total += extra
-    return total
+    """Units a new item of ``cls`` costing ``extra`` commits the agent to (core_ext's
+    admission rule, DESIGN.md §5): every held unit counts, except the classes the new item
+    may interrupt (an agent busy only with email can take a call), so the agent still fits
+    once interrupting work ends. ``None`` when a held class would pause the new item."""
+    present = _held(counts)
+    if _interrupters(profile, cls) & (present - {cls}):
+        return None
+    return extra + sum(
+        units[CLASS_INDEX[d]] for d in present if d == cls or cls not in _interrupters(profile, d)
+    )
 
 
 def fits_new(profile: CapacityProfile, units: list[int], counts: list[int], cls: str) -> bool:
@@ -113,8 +170,8 @@ def fits_new(profile: CapacityProfile, units: list[int], counts: list[int], cls:
     limit = profile.classes.get(cls)  # type: ignore[call-overload]
     if limit is None or counts[CLASS_INDEX[cls]] >= limit.max:
         return False
-    active = active_units(profile, units, counts, cls, limit.cost)
-    return active is not None and active <= profile.budget
+    total = committed_units(profile, units, counts, cls, limit.cost)
+    return total is not None and total <= profile.budget
 
 
 def expected_load(tenant: TenantState) -> dict[str, tuple[list[int], list[int], list[str]]]:
@@ -196,83 +253,101 @@ def _describe(conv: ConversationState) -> str:
 
 def _tenant_violations(
     policy: Policy, tenant: TenantState, now: int, offer_timers: dict[tuple[str, str, int], int]
-) -> Iterator[str]:
+) -> Iterator[tuple[str, str]]:
     t = tenant.tenant
     agents = tenant.agents
+    convs = tenant.conversations
     load = expected_load(tenant)
     n = len(MEDIA_CLASSES)
 
-    # 6. tenancy: every agent a conversation names is an agent of this tenant.
-    for cid, conv in tenant.conversations.items():
+    # tenancy: every agent a conversation names is an agent of this tenant.
+    for cid, conv in convs.items():
         if conv.conversation_id != cid:
-            yield f"[{t}] conversation stored as {cid!r} calls itself {conv.conversation_id!r}"
+            yield "tenancy", f"[{t}] conversation {cid!r} calls itself {conv.conversation_id!r}"
         for role, aid in (("owner", conv.owner), ("offer agent", conv.offer_agent)):
             if aid is not None and aid not in agents:
-                yield f"[{t}] {role} {aid!r} of {_describe(conv)} is not an agent of this tenant"
+                yield "tenancy", f"[{t}] {role} {aid!r} of {_describe(conv)} is not an agent here"
 
-    # 1. capacity.
     for aid, agent in agents.items():
         units, counts, held = load.get(aid, ([0] * n, [0] * n, []))
+        # capacity: books agree with the conversations, class maxima, budget.
         if list(agent.units) != units or list(agent.counts) != counts:
             yield (
-                f"[{t}] agent {aid!r} books units={agent.units} counts={agent.counts}, "
-                f"its conversations add up to units={units} counts={counts}"
+                "capacity",
+                (
+                    f"[{t}] agent {aid!r} books units={agent.units} counts={agent.counts}, "
+                    f"its conversations add up to units={units} counts={counts}"
+                ),
             )
         profile = policy.profiles.get(agent.profile)
         if profile is None:
-            yield f"[{t}] agent {aid!r} has unknown capacity profile {agent.profile!r}"
+            yield "capacity", f"[{t}] agent {aid!r} has unknown profile {agent.profile!r}"
             continue
         for cls in MEDIA_CLASSES:
             limit = profile.classes.get(cls)
             cmax = limit.max if limit is not None else 0
             if counts[CLASS_INDEX[cls]] > cmax:
-                yield f"[{t}] agent {aid!r} holds {counts[CLASS_INDEX[cls]]} {cls} (max {cmax})"
-        active = active_units(profile, units, counts)
-        if active is not None and active > profile.budget:
+                yield (
+                    "capacity",
+                    (f"[{t}] agent {aid!r} holds {counts[CLASS_INDEX[cls]]} {cls} (max {cmax})"),
+                )
+        worst, when = worst_units(profile, units, counts)
+        if worst > profile.budget:
             yield (
-                f"[{t}] agent {aid!r} is over capacity: {active} active units > budget "
-                f"{profile.budget} (units={units}, counts={counts})"
+                "capacity",
+                f"[{t}] agent {aid!r} is over capacity {when}: {worst} units in use > budget "
+                f"{profile.budget} (units={units}, counts={counts})",
             )
 
-        # 2. holding lists exactly the conversations that reference the agent, once each.
+        # holding: exactly the conversations that reference the agent, once each.
         if Counter(agent.holding) != Counter(held):
             yield (
-                f"[{t}] agent {aid!r} holding={agent.holding} but conversations naming it "
-                f"are {held}"
+                "holding",
+                (
+                    f"[{t}] agent {aid!r} holding={agent.holding} but the conversations naming "
+                    f"it are {held}"
+                ),
             )
 
-        # 7. an agent blocked on a reawakened conversation stays blocked only while it
-        # does not fit (the oldest is settled first).
+        # reactivation: an agent blocked on a reawakened conversation stays blocked only
+        # while its full cost does not fit (the oldest is settled first).
         if agent.pending_reactivation:
-            first = tenant.conversations.get(agent.pending_reactivation[0])
+            first = convs.get(agent.pending_reactivation[0])
             if first is None or first.owner != aid:
-                yield f"[{t}] agent {aid!r} waits to reactivate {agent.pending_reactivation}"
+                yield (
+                    "reactivation",
+                    (
+                        f"[{t}] agent {aid!r} waits to reactivate {agent.pending_reactivation}, "
+                        "not conversations it owns"
+                    ),
+                )
             elif first.media_class in profile.classes:
                 delta = profile.classes[first.media_class].cost - first.owner_units
-                idx = CLASS_INDEX[first.media_class]
-                after = [u + (delta if i == idx else 0) for i, u in enumerate(units)]
-                total = active_units(profile, after, counts)
-                if total is not None and total <= profile.budget:
+                total = sum(units) + delta  # a reactivation counts everything held
+                if total <= profile.budget:
                     yield (
-                        f"[{t}] agent {aid!r} is blocked on reactivating {first.conversation_id!r}"
-                        f" (+{delta} units) although it fits ({total} <= {profile.budget})"
+                        "reactivation",
+                        f"[{t}] agent {aid!r} gets no work while reactivating "
+                        f"{first.conversation_id!r} (+{delta} units), although it fits "
+                        f"({total} <= {profile.budget})",
                     )
 
-    # 2. every holding entry exists (covered by the Counter check for known agents).
-    for cid, conv in tenant.conversations.items():
+    for cid, conv in convs.items():
         owner = agents.get(conv.owner) if conv.owner else None
         offered = agents.get(conv.offer_agent) if conv.offer_agent else None
-        warm = conv.stage == "assigned" and conv.transfers > 0
-        if conv.owner is not None and conv.owner == conv.offer_agent:
-            yield f"[{t}] {_describe(conv)} is owned by and offered to the same agent"
-        if conv.owner is not None and conv.offer_agent is not None and not warm:
-            yield f"[{t}] {_describe(conv)} has an owner and a pending offer outside a transfer"
-        if owner is not None and offered is not None and owner.kind != offered.kind and not warm:
-            yield f"[{t}] {_describe(conv)} is held by a bot and a human at once"
-
-        # 3. stage and fields agree.
         has_owner = conv.owner is not None
         has_offer = conv.offer_agent is not None
+        warm = conv.stage == "assigned" and conv.transfers > 0
+
+        # holding: one owner, one offer agent; both only during a warm transfer.
+        if has_owner and conv.owner == conv.offer_agent:
+            yield "holding", f"[{t}] {_describe(conv)} is owned by and offered to one agent"
+        if has_owner and has_offer and not warm:
+            yield "holding", f"[{t}] {_describe(conv)} has an owner and an offer, no transfer"
+        if owner is not None and offered is not None and owner.kind != offered.kind and not warm:
+            yield "holding", f"[{t}] {_describe(conv)} is held by a bot and a human at once"
+
+        # stage: exactly one stage, and the fields agree with it.
         stage_ok = {
             "queued": not has_owner and not has_offer and conv.in_queue,
             "offered": has_offer and not has_owner and not conv.in_queue,
@@ -281,75 +356,135 @@ def _tenant_violations(
             "scheduled": not has_owner and not has_offer and not conv.in_queue,
         }.get(conv.stage)
         if stage_ok is None:
-            yield f"[{t}] {_describe(conv)} has unknown stage {conv.stage!r}"
+            yield "stage", f"[{t}] {_describe(conv)} has unknown stage {conv.stage!r}"
         elif not stage_ok:
-            yield f"[{t}] {_describe(conv)}: fields disagree with stage {conv.stage!r}"
+            yield "stage", f"[{t}] {_describe(conv)}: fields disagree with stage {conv.stage!r}"
         if conv.in_queue and has_offer:
-            yield f"[{t}] {_describe(conv)} waits in the queue with an offer pending"
+            yield "stage", f"[{t}] {_describe(conv)} waits in the queue with an offer pending"
         if has_owner != (conv.owner_class is not None):
-            yield f"[{t}] {_describe(conv)} owner_class={conv.owner_class!r} disagrees with owner"
+            yield "stage", f"[{t}] {_describe(conv)} owner_class={conv.owner_class!r}"
         if not has_owner and conv.owner_units:
-            yield f"[{t}] {_describe(conv)} books {conv.owner_units} owner units without owner"
+            yield "stage", f"[{t}] {_describe(conv)} books {conv.owner_units} units, no owner"
         if not has_offer and conv.offer_units:
-            yield f"[{t}] {_describe(conv)} books {conv.offer_units} offer units without offer"
+            yield "stage", f"[{t}] {_describe(conv)} books {conv.offer_units} units, no offer"
         if conv.stage == "assigned" and has_owner and conv.owner_class != conv.media_class:
             yield (
-                f"[{t}] {_describe(conv)} is a {conv.media_class} conversation held as "
-                f"{conv.owner_class}"
+                "stage",
+                (
+                    f"[{t}] {_describe(conv)} is a {conv.media_class} conversation held as "
+                    f"{conv.owner_class}"
+                ),
             )
-        if conv.queue not in policy.queues:
-            yield f"[{t}] {_describe(conv)} is in unknown queue {conv.queue!r}"
+        queue = policy.queues.get(conv.queue)
+        if queue is None:
+            yield "stage", f"[{t}] {_describe(conv)} is in unknown queue {conv.queue!r}"
+            continue
 
-        # 4. a pending offer is to an available, responsive agent, with a live timeout.
+        # offer: to an available, responsive agent, with a live timeout.
         if offered is not None:
             if offered.status != "available" or not offered.responsive:
                 yield (
-                    f"[{t}] {_describe(conv)} is offered to {offered.agent_id!r} who is "
-                    f"{offered.status}{'' if offered.responsive else ', not responding'}"
+                    "offer",
+                    (
+                        f"[{t}] {_describe(conv)} is offered to {offered.agent_id!r} who is "
+                        f"{offered.status}{'' if offered.responsive else ', not responding'}"
+                    ),
                 )
             deadline = offer_timers.get((t, cid, conv.offer_seq))
             if deadline is None or deadline <= now:
                 yield (
-                    f"[{t}] the offer of {_describe(conv)} has no live timeout timer "
-                    f"(deadline={deadline}, now={now})"
+                    "offer",
+                    (
+                        f"[{t}] the offer of {_describe(conv)} has no live timeout "
+                        f"(deadline={deadline}, now={now})"
+                    ),
                 )
 
-        # 5. the queue drains: nobody eligible while the conversation waits.
-        if conv.in_queue and not has_offer and conv.queue in policy.queues:
-            for aid, agent in agents.items():
-                if eligibility(policy, tenant, agent, conv, now) is None:
-                    need = requirements(conv, policy.queues[conv.queue])
+        # inactive: the inactive discount only under a profile with inactivity, and only
+        # after the customer has been silent that long (or while waiting to reactivate).
+        if conv.inactive and conv.stage == "assigned" and owner is not None:
+            owner_profile = policy.profiles.get(owner.profile)
+            limit = owner_profile.classes.get(conv.owner_class) if owner_profile else None  # type: ignore[arg-type]
+            silent = now - max(conv.last_in_ts, conv.assigned_ts)
+            if limit is None or limit.inactive_after_s is None:
+                yield (
+                    "inactive",
+                    f"[{t}] {_describe(conv)} is inactive although {owner.agent_id!r}'s profile "
+                    f"{owner.profile!r} has no inactivity for {conv.owner_class}",
+                )
+            else:
+                if cid not in owner.pending_reactivation and silent < round(
+                    limit.inactive_after_s * 1000
+                ):
                     yield (
-                        f"[{t}] {_describe(conv)} waits in queue {conv.queue!r} "
-                        f"({conv.media_class}, kinds={conv.kinds}, needs {need}, "
-                        f"ring {conv.ring}) while agent {aid!r} ({agent.kind}, "
-                        f"skills={_agent_skills(agent)}, units={agent.units}) is eligible"
+                        "inactive",
+                        f"[{t}] {_describe(conv)} went inactive after {silent} ms of silence "
+                        f"(inactive_after_s={limit.inactive_after_s} for {owner.agent_id!r})",
+                    )
+                if conv.owner_units != limit.inactive_cost:
+                    yield (
+                        "inactive",
+                        f"[{t}] inactive {_describe(conv)} costs {conv.owner_units}, not "
+                        f"inactive_cost={limit.inactive_cost}",
                     )
 
-    # 7. aliases and customers point at open conversations.
+        # bot_window: a bot-first conversation is for bots only until bot_wait_s passed.
+        if conv.kinds == "bot" and conv.in_queue:
+            until = conv.first_contact_ts + round(queue.bot_wait_s * 1000)
+            if now >= until:
+                yield (
+                    "bot_window",
+                    (
+                        f"[{t}] {_describe(conv)} is still for bots only at {now}, its bot "
+                        f"window ended at {until}"
+                    ),
+                )
+
+        # drain: nobody eligible while the conversation waits in the queue.
+        if conv.in_queue and not has_offer:
+            for aid, agent in agents.items():
+                if eligibility(policy, tenant, agent, conv, now) is None:
+                    yield (
+                        "drain",
+                        (
+                            f"[{t}] {_describe(conv)} waits in queue {conv.queue!r} "
+                            f"({conv.media_class}, kinds={conv.kinds}, needs "
+                            f"{requirements(conv, queue)}, ring {conv.ring}) while agent {aid!r} "
+                            f"({agent.kind}, skills={_agent_skills(agent)}, units={agent.units}) "
+                            "is eligible"
+                        ),
+                    )
+
+    # bookkeeping: aliases and customers' open conversations point at open conversations.
     for alias, cid in tenant.aliases.items():
-        conv = tenant.conversations.get(cid)
+        conv = convs.get(cid)
         if conv is None or alias not in conv.aliases:
-            yield f"[{t}] alias {alias!r} -> {cid!r} does not point at an open conversation"
-    for cid, conv in tenant.conversations.items():
+            yield "bookkeeping", f"[{t}] alias {alias!r} -> {cid!r} is not an open conversation"
+    for cid, conv in convs.items():
         for alias in conv.aliases:
             if tenant.aliases.get(alias) != cid:
-                yield f"[{t}] {_describe(conv)} lists alias {alias!r} the tenant does not map"
+                yield "bookkeeping", f"[{t}] {_describe(conv)} lists unmapped alias {alias!r}"
         customer = tenant.customers.get(conv.customer_id)
         if customer is None:
-            yield f"[{t}] {_describe(conv)} belongs to unknown customer {conv.customer_id!r}"
+            yield "bookkeeping", f"[{t}] {_describe(conv)} has no customer {conv.customer_id!r}"
         elif conv.stage != "wrap_up" and customer.open_conversation != cid:
             yield (
-                f"[{t}] {_describe(conv)} is open but its customer {conv.customer_id!r} "
-                f"has open_conversation={customer.open_conversation!r} (continuity lost)"
+                "bookkeeping",
+                (
+                    f"[{t}] {_describe(conv)} is open but its customer {conv.customer_id!r} has "
+                    f"open_conversation={customer.open_conversation!r} (continuity lost)"
+                ),
             )
     for cust_id, customer in tenant.customers.items():
         cid = customer.open_conversation
         if cid is None:
             continue
-        conv = tenant.conversations.get(cid)
+        conv = convs.get(cid)
         if conv is None or conv.customer_id != cust_id or conv.stage == "wrap_up":
             yield (
-                f"[{t}] customer {cust_id!r} open_conversation={cid!r} is not an open "
-                "conversation of theirs"
+                "bookkeeping",
+                (
+                    f"[{t}] customer {cust_id!r} has open_conversation={cid!r}, which is not an "
+                    "open conversation of theirs"
+                ),
             )
