@@ -628,10 +628,9 @@ class Engine:
             convs, self._dirty_convs = self._dirty_convs, {}
             for tname, cid in sorted(convs, key=self._conv_order):
                 tenant = self.state.tenants[tname]
-                conv = tenant.conversations.get(cid)
-                if conv is None or not conv.in_queue:
-                    continue
-                self._route_conversation(tenant, conv)
+                waiting = tenant.conversations.get(cid)
+                if waiting is not None and waiting.in_queue:
+                    self._route_conversation(tenant, waiting)
 
     def _agent_order(self, key: tuple[str, str]) -> tuple[str, int]:
         agent = self.state.tenants[key[0]].agents.get(key[1])
