@@ -5,6 +5,10 @@
     omniroute demo [--log PATH] [--seed N] [--policy FILE] [--force]
     omniroute replay LOG [--policy FILE] [--snapshot-at N]
     omniroute validate-policy FILE
+    omniroute serve --config FILE            (NATS JetStream; see engine/service_cli.py)
+    omniroute send FILE.jsonl [--config FILE]
+    omniroute tail [--config FILE] [--tenant T]
+    omniroute project | report | sql | export | customer   (DuckDB reporting; engine/report_cli.py)
     omniroute --version
 
 Exit status: 0 success; 1 ``replay`` found a mismatch; 2 bad usage, a bad policy, or a
@@ -113,20 +117,60 @@ def _parser() -> argparse.ArgumentParser:
         "(naming the key) and exit 2.",
     )
     val.add_argument("file", type=Path, metavar="FILE")
+
+    from .service_cli import add_commands
+
+    add_commands(sub)
+    from .report_cli import add_parsers as add_report_commands
+
+    add_report_commands(sub)
     return parser
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record: ts, level, logger, message (and exc)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    """Diagnostics on stderr: text lines, or JSON objects (``serve --log-format json`` or
+    ``OMNIROUTE_LOG_FORMAT=json``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``omniroute`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_format = getattr(args, "log_format", None) or os.environ.get("OMNIROUTE_LOG_FORMAT")
+    _configure_logging(args.log_level, log_format or "text")
     out = sys.stdout
     command: str = args.command
     try:
+        from .service_cli import COMMANDS, run_command
+
+        if command in COMMANDS:
+            return run_command(args, out)
+        from . import report_cli
+
+        if command in report_cli.COMMANDS:
+            return report_cli.run(args, out)
         if command == "demo":
             return _demo(args.log, args.seed, args.policy, args.force, out)
         if command == "replay":
@@ -203,6 +247,9 @@ def _demo(
         )
     print(f"ran in {elapsed:.1f} s", file=out)
     print(f"replay it: omniroute replay {log_path}", file=out)
+    from .report_cli import demo_report
+
+    demo_report(log_path, policy, out)
     return EXIT_OK
 
 

@@ -21,9 +21,7 @@ def test_default_policy_is_a_working_contact_centre() -> None:
 
 def test_every_channel_maps_to_a_media_class() -> None:
     assert CHANNEL_CLASS["webchat"] == "chat"
-    assert {CHANNEL_CLASS[c] for c in ("whatsapp", "sms", "messenger", "telegram")} == {
-        "messaging"
-    }
+    assert {CHANNEL_CLASS[c] for c in ("whatsapp", "sms", "messenger", "telegram")} == {"messaging"}
 
 
 def test_full_policy_loads_from_toml(tmp_path: Path) -> None:

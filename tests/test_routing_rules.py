@@ -773,7 +773,10 @@ def test_a_customer_who_calls_back_before_their_scheduled_callback_is_served_now
     desk.agent("ann")
     out = desk.at(60).arrive("c2", "webchat", customer_id="cust")
     assert kinds(out) == [
-        "sla.breached", "conversation.rejoined", "conversation.queued", "conversation.assigned"
+        "sla.breached",
+        "conversation.rejoined",
+        "conversation.queued",
+        "conversation.assigned",
     ]  # the callback wait counts against the SLA: the customer was still waiting
     assert of_type(out, ConversationAssigned)[0].wait_ms == 60_000
 
