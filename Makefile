@@ -31,4 +31,4 @@ lint: $(STAMP)
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p omniroute
 
 clean:
-	rm -rf $(VENV) build *.egg-info core_ext/_kernel.c core_ext/*.so
+	rm -rf $(VENV) build *.egg-info core_ext/_kernel.c core_ext/_kernel.cpp core_ext/*.so
