@@ -305,12 +305,12 @@ cdef enum:
     SMALL_SET = 3
 
 
-cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n, int cls) noexcept nogil:
-    """A skill set of up to three columns (ascending) and a media class, as one integer."""
-    cdef uint64_t key = <uint64_t>cls  # 3 bits, then 20 bits per column (+1: never 0)
+cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n) noexcept nogil:
+    """A skill set of up to three columns (ascending) as one integer (20 bits a column)."""
+    cdef uint64_t key = 0
     cdef Py_ssize_t j
     for j in range(n):
-        key |= <uint64_t>(cols[j] + 1) << (3 + 20 * j)
+        key |= <uint64_t>(cols[j] + 1) << (20 * j)  # +1: a column is never 0
     return key
 
 
@@ -372,7 +372,7 @@ cdef class QueueIndex:
         cdef Py_ssize_t k
         sort(c.begin(), c.end())
         if c.size() <= SMALL_SET:
-            self.by_set[_set_key(c.data(), c.size(), cls)].push_back(b)
+            self.by_set[_set_key(c.data(), c.size())].push_back(b)
             self.max_set = max(self.max_set, <int>c.size())
         else:
             k = (c[0] + 1) * self.n_classes + cls
@@ -524,13 +524,15 @@ cdef class QueueIndex:
             frontier.push_back(child + 1)
 
     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,
-                        int kind_bit, int64_t now, Entry* best, bint* have) noexcept nogil:
+                        int room, int kind_bit, int64_t now, Entry* best,
+                        bint* have) noexcept nogil:
         cdef Py_ssize_t i
         cdef int32_t b
         cdef Entry found
         for i in range(buckets.size()):
             b = buckets[i]
-            if self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit):
+            if (self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit)
+                    or not (room & (1 << self.b_cls[b]))):
                 continue
             if self.b_cols[b].size() and not t.skills_ok(
                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
@@ -545,13 +547,11 @@ cdef class QueueIndex:
     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,
                       Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
                       bint* have) noexcept nogil:
-        cdef int c
-        cdef unordered_map[uint64_t, vector[int32_t]].iterator it
-        for c in range(self.n_classes):
-            if room & (1 << c):
-                it = self.by_set.find(_set_key(cols, n, c))
-                if it != self.by_set.end():
-                    self._consider(deref(it).second, t, agent, kind_bit, now, best, have)
+        cdef unordered_map[uint64_t, vector[int32_t]].iterator it = self.by_set.find(
+            _set_key(cols, n)
+        )
+        if it != self.by_set.end():
+            self._consider(deref(it).second, t, agent, room, kind_bit, now, best, have)
 
     def most_urgent(self, table, Py_ssize_t agent, int64_t now):
         """The most urgent waiting conversation this agent can take now, or -1.
@@ -594,6 +594,6 @@ cdef class QueueIndex:
                     for c in range(self.n_classes):
                         k = (mine[i] + 1) * self.n_classes + c
                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
-                            self._consider(self.large_by_key[k], t, agent, kind_bit, now,
-                                           &best, &have)
+                            self._consider(self.large_by_key[k], t, agent, room, kind_bit,
+                                           now, &best, &have)
         return best.conv if have else -1
