@@ -330,6 +330,7 @@ class Engine:
         conv.owner_class = None
         conv.inactive = False
         conv.activity_gen += 1
+        conv.inactive_armed = 0
         return agent
 
     def _settle_reactivations(self, tenant: TenantState, agent: AgentState) -> None:
@@ -359,12 +360,16 @@ class Engine:
         limit = self.policy.profiles[agent.profile].classes.get(conv.media_class)
         if limit is None or limit.inactive_after_s is None:
             return
+        due = max(conv.last_in_ts, conv.assigned_ts) + _ms(limit.inactive_after_s)
+        conv.inactive_due = due
+        if conv.inactive_armed and conv.inactive_armed <= due:
+            return  # the armed timer fires first and re-arms for the later deadline
         conv.activity_gen += 1
-        base = max(conv.last_in_ts, conv.assigned_ts)
-        self._schedule(
-            "inactive", tenant.tenant, conv.conversation_id,
-            base + _ms(limit.inactive_after_s), conv.activity_gen,
-        )  # fmt: skip
+        self._arm_inactivity(tenant, conv, due)
+
+    def _arm_inactivity(self, tenant: TenantState, conv: ConversationState, due: int) -> None:
+        conv.inactive_armed = due
+        self._schedule("inactive", tenant.tenant, conv.conversation_id, due, conv.activity_gen)
 
     # --- queue movements -------------------------------------------------------------------
 
@@ -564,6 +569,10 @@ class Engine:
             or conv.inactive
             or conv.activity_gen != timer.gen
         ):
+            return
+        conv.inactive_armed = 0
+        if conv.inactive_due > self.state.clock:  # the customer wrote since it was armed
+            self._arm_inactivity(tenant, conv, conv.inactive_due)
             return
         agent = tenant.agents[conv.owner]
         limit = self.policy.profiles[agent.profile].classes[conv.media_class]

@@ -101,6 +101,11 @@ class ConversationState(msgspec.Struct, kw_only=True):
     last_in_ts: int = 0
     inactive: bool = False
     activity_gen: int = 0
+    inactive_due: int = 0
+    """When the customer's silence makes the conversation inactive (from the last message)."""
+    inactive_armed: int = 0
+    """Deadline of the one pending inactivity timer (0: none); it re-arms if ``inactive_due``
+    moved later, so a busy conversation costs one timer, not one per message."""
     """Bumped when the holding or the customer's activity changes: stale timers skip."""
     aliases: list[str] = []
     transfers: int = 0
