@@ -394,12 +394,15 @@ class Engine:
         conv.route_gen += 1
         conv.ring = 0
         conv.enqueued_ts = now
-        for ring in self.policy.queues[conv.queue].rings:
-            self._schedule(
-                "ring", tenant.tenant, conv.conversation_id, now + _ms(ring.after_s),
-                conv.route_gen,
-            )  # fmt: skip
+        self._arm_ring(tenant, conv)
         self._requeue(tenant, conv, reason)
+
+    def _arm_ring(self, tenant: TenantState, conv: ConversationState) -> None:
+        """One pending timer per conversation: for the next escalation ring, if any."""
+        rings = self.policy.queues[conv.queue].rings
+        if conv.ring < len(rings):
+            due = conv.enqueued_ts + _ms(rings[conv.ring].after_s)
+            self._schedule("ring", tenant.tenant, conv.conversation_id, due, conv.route_gen)
 
     def _leave_queue(self, tenant: TenantState, conv: ConversationState) -> None:
         conv.in_queue = False
@@ -524,6 +527,7 @@ class Engine:
         if ring <= conv.ring:
             return
         conv.ring = ring
+        self._arm_ring(tenant, conv)
         self._emit(
             ConversationEscalated(
                 tenant=tenant.tenant, ts=self.state.clock,
