@@ -67,7 +67,8 @@ from typing import Any
 
 from omniroute import core_ext
 from omniroute.adapters.filelog import FileLog
-from omniroute.engine import Engine, Policy, parse_policy
+from omniroute.engine import Engine, Policy
+from omniroute.engine.demo import demo_policy
 from omniroute.engine.events import (
     CHANNELS,
     AgentNotResponding,
@@ -99,67 +100,6 @@ from omniroute.engine.events import (
     is_decision,
 )
 from omniroute.engine.state import ConversationState
-
-DAY_POLICY = """\
-preset = "balanced"
-
-[profiles.default]
-budget = 100
-classes.voice = { cost = 100, max = 1 }
-classes.video = { cost = 100, max = 1 }
-classes.chat = { cost = 34, max = 3 }
-classes.messaging = { cost = 20, max = 5, inactive_after_s = 300, inactive_cost = 5 }
-classes.email = { cost = 10, max = 10, interruptible_by = ["voice", "video"] }
-classes.social = { cost = 10, max = 10, inactive_after_s = 600, inactive_cost = 2 }
-classes.task = { cost = 25, max = 4 }
-
-[profiles.bot]
-budget = 1000000
-classes.voice = { cost = 1, max = 500 }
-classes.video = { cost = 1, max = 100 }
-classes.chat = { cost = 1, max = 1000 }
-classes.messaging = { cost = 1, max = 1000 }
-classes.email = { cost = 1, max = 1000 }
-classes.social = { cost = 1, max = 1000 }
-classes.task = { cost = 1, max = 1000 }
-
-[queues.sales]
-skills = { sales = 2 }
-offer_timeout_s = 15
-sla_s = { voice = 20, video = 30, webchat = 30 }
-rings = [ { after_s = 30, level_drop = 1 }, { after_s = 90, widen = true } ]
-
-[queues.billing]
-skills = { billing = 2 }
-priority = 1
-offer_timeout_s = 15
-rings = [ { after_s = 45, level_drop = 1 }, { after_s = 120, widen = true } ]
-
-[queues.support]
-skills = { support = 1 }
-bot_first = true
-bot_wait_s = 10
-handoff_priority_boost = 2
-offer_timeout_s = 15
-rings = [ { after_s = 60, drop_optional = true }, { after_s = 180, widen = true } ]
-
-[queues.tech]
-skills = { tech = 3 }
-offer_timeout_s = 20
-rings = [
-    { after_s = 20, level_drop = 1 },
-    { after_s = 60, level_drop = 2 },
-    { after_s = 150, widen = true },
-]
-
-[queues.backoffice]
-skills = { backoffice = 1 }
-offer_mode = "auto"
-wrap_up_s = 0
-aging_s = 1800
-sla_s = { email = 7200, social = 1800, task = 3600 }
-rings = [ { after_s = 900, widen = true } ]
-"""
 
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR_MS = 3_600_000
@@ -214,7 +154,8 @@ QUICK = Scale(agents=2_000, bots=40, conversations_per_day=190_000, start_h=8.0,
 
 
 def day_policy() -> Policy:
-    return parse_policy(DAY_POLICY)
+    """The demo's policy: the same queues, rings, bot-first support and profiles."""
+    return demo_policy()
 
 
 def _ms(seconds: float) -> int:
