@@ -68,7 +68,19 @@ from typing import Any
 from omniroute import core_ext
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import Engine, Policy
-from omniroute.engine.demo import demo_policy
+from omniroute.engine.demo import (
+    CHANNEL_WEIGHTS,
+    COLD_TARGET,
+    HANDLE_S,
+    LANGUAGE_WEIGHTS,
+    LANGUAGES,
+    MESSAGING,
+    PATIENCE_S,
+    TOPIC_WEIGHTS,
+    TOPICS,
+    WRITTEN,
+    demo_policy,
+)
 from omniroute.engine.events import (
     CHANNELS,
     AgentNotResponding,
@@ -110,28 +122,8 @@ TENANTS = (("acme", 3), ("globex", 1))
 # contacts per hour of the day (relative), 00:00 .. 23:00
 CURVE = (0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.8, 3.5, 5.5, 6.8, 7.2, 6.9,
          6.0, 6.3, 6.8, 6.6, 6.0, 5.2, 4.4, 3.8, 3.2, 2.6, 1.8, 1.1)  # fmt: skip
-CHANNEL_WEIGHTS: dict[Channel, int] = {
-    "voice": 28, "video": 4, "webchat": 16, "whatsapp": 14, "sms": 5, "messenger": 7,
-    "telegram": 4, "email": 12, "social": 5, "task": 5,
-}  # fmt: skip
 assert set(CHANNEL_WEIGHTS) == set(CHANNELS)
-TOPICS = ("sales", "billing", "support", "tech")
-TOPIC_WEIGHTS = (30, 25, 30, 15)
 PRODUCTS = tuple(f"product{i}" for i in range(6))
-LANGUAGES = ("en", "es", "fr", "de")
-LANGUAGE_WEIGHTS = (72, 14, 9, 5)
-WRITTEN: frozenset[Channel] = frozenset({"email", "social", "task"})
-MESSAGING: frozenset[Channel] = frozenset({"whatsapp", "sms", "messenger", "telegram"})
-PATIENCE_S: dict[Channel, tuple[float, float]] = {
-    "voice": (25, 240), "video": (40, 300), "webchat": (60, 420), "whatsapp": (900, 3600),
-    "sms": (900, 3600), "messenger": (900, 3600), "telegram": (900, 3600),
-}  # fmt: skip
-HANDLE_S: dict[Channel, tuple[float, float]] = {
-    "voice": (90, 360), "video": (180, 480), "webchat": (180, 600), "whatsapp": (600, 2400),
-    "sms": (600, 2400), "messenger": (600, 2400), "telegram": (600, 2400), "email": (60, 300),
-    "social": (60, 240), "task": (120, 480),
-}  # fmt: skip
-COLD_TARGET = {"sales": "billing", "billing": "sales", "support": "tech", "tech": "support"}
 SHIFT_MS = 8 * HOUR_MS + 30 * 60_000
 BREAKS = ((2 * HOUR_MS, 15), (4 * HOUR_MS, 30), (6 * HOUR_MS + 30 * 60_000, 15))
 """(offset into the shift, minutes away)."""

@@ -235,26 +235,27 @@ _ROSTER: tuple[_AgentSpec, ...] = (
 )  # fmt: skip
 _LATE_JOINER = _AgentSpec("a19", "Sam", {"sales": 3, "billing": 2, "support": 3}, ("en",))
 
-_CHANNEL_WEIGHTS: dict[Channel, int] = {
+# The traffic mix (shared with benchmarks/bench_pipeline.py).
+CHANNEL_WEIGHTS: dict[Channel, int] = {
     "voice": 28, "video": 4, "webchat": 16, "whatsapp": 14, "sms": 5, "messenger": 7,
     "telegram": 4, "email": 12, "social": 5, "task": 5,
 }  # fmt: skip
-_TOPICS = ("sales", "billing", "support", "tech")
-_TOPIC_WEIGHTS = (30, 25, 30, 15)
-_LANGUAGES = ("en", "es", "fr", "de")
-_LANGUAGE_WEIGHTS = (72, 14, 9, 5)
-_WRITTEN: frozenset[Channel] = frozenset({"email", "social", "task"})
-_MESSAGING: frozenset[Channel] = frozenset({"whatsapp", "sms", "messenger", "telegram"})
-_PATIENCE_S: dict[Channel, tuple[float, float]] = {
+TOPICS = ("sales", "billing", "support", "tech")
+TOPIC_WEIGHTS = (30, 25, 30, 15)
+LANGUAGES = ("en", "es", "fr", "de")
+LANGUAGE_WEIGHTS = (72, 14, 9, 5)
+WRITTEN: frozenset[Channel] = frozenset({"email", "social", "task"})
+MESSAGING: frozenset[Channel] = frozenset({"whatsapp", "sms", "messenger", "telegram"})
+PATIENCE_S: dict[Channel, tuple[float, float]] = {
     "voice": (25, 240), "video": (40, 300), "webchat": (60, 420), "whatsapp": (900, 3600),
     "sms": (900, 3600), "messenger": (900, 3600), "telegram": (900, 3600),
 }  # fmt: skip
-_HANDLE_S: dict[Channel, tuple[float, float]] = {
+HANDLE_S: dict[Channel, tuple[float, float]] = {
     "voice": (90, 360), "video": (180, 480), "webchat": (180, 600), "whatsapp": (600, 2400),
     "sms": (600, 2400), "messenger": (600, 2400), "telegram": (600, 2400), "email": (60, 300),
     "social": (60, 240), "task": (120, 480),
 }  # fmt: skip
-_COLD_TARGET = {"sales": "billing", "billing": "sales", "support": "tech", "tech": "support"}
+COLD_TARGET = {"sales": "billing", "billing": "sales", "support": "tech", "tech": "support"}
 _HANDOFF_REASONS = ("asked for a human", "intent not understood", "payment dispute")
 
 
@@ -298,7 +299,7 @@ class _Customer:
 def _customers(rng: random.Random, n: int) -> list[_Customer]:
     out: list[_Customer] = []
     for i in range(n):
-        language = rng.choices(_LANGUAGES, _LANGUAGE_WEIGHTS)[0]
+        language = rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
         out.append(
             _Customer(
                 customer_id=f"crm-{i + 1:04d}",
@@ -328,8 +329,8 @@ def _address(channel: Channel, customer: _Customer, anonymous: bool, cid: str) -
 def _random_plans(rng: random.Random) -> list[_Plan]:
     """The background traffic: Poisson arrivals, heavier mid-morning."""
     customers = _customers(rng, 220)
-    channels = list(_CHANNEL_WEIGHTS)
-    weights = list(_CHANNEL_WEIGHTS.values())
+    channels = list(CHANNEL_WEIGHTS)
+    weights = list(CHANNEL_WEIGHTS.values())
     plans: list[_Plan] = []
     t = 0.0
     while True:
@@ -342,29 +343,29 @@ def _random_plans(rng: random.Random) -> list[_Plan]:
         channel: Channel = rng.choices(channels, weights)[0]
         customer = rng.choice(customers)
         anonymous = rng.random() < 0.3
-        topic = rng.choices(_TOPICS, _TOPIC_WEIGHTS)[0]
+        topic = rng.choices(TOPICS, TOPIC_WEIGHTS)[0]
         if channel == "video" and topic in ("billing", "support"):
             topic = "sales"
         plan = _Plan(
             cid=cid,
             ts=EPOCH_MS + round(t * 1000),
             channel=channel,
-            queue="backoffice" if channel in _WRITTEN else topic,
+            queue="backoffice" if channel in WRITTEN else topic,
             contact=Contact(channel, _address(channel, customer, anonymous, cid)),
             customer_id=None if anonymous else customer.customer_id,
             language=customer.language,
         )
-        if channel in _WRITTEN:
+        if channel in WRITTEN:
             plan.skills = {topic: 1}
         elif topic == "tech" and rng.random() < 0.3:
             plan.skills = {"tech": 5}  # an expert question: waits for the rings
-        if channel in _PATIENCE_S:
-            lo, hi = _PATIENCE_S[channel]
+        if channel in PATIENCE_S:
+            lo, hi = PATIENCE_S[channel]
             plan.patience_ms = _ms(rng.uniform(lo, hi))
         if channel == "voice" and topic in ("sales", "billing") and rng.random() < 0.3:
             plan.on_patience = "callback_now" if rng.random() < 0.5 else "callback_later"
         plan.by_customer = rng.random() < 0.15
-        if channel not in _WRITTEN:
+        if channel not in WRITTEN:
             roll = rng.random()
             plan.transfer = "cold" if roll < 0.06 else "warm" if roll < 0.10 else None
         plan.bot_outcome = "resolve" if rng.random() < 0.35 else "handoff"
@@ -751,12 +752,12 @@ class _Desk:
             return
         first = cid not in self.transferred and plan.handle_ms is not None
         channel: Channel = "task" if conv.callback else conv.channel
-        lo, hi = _HANDLE_S[channel]
+        lo, hi = HANDLE_S[channel]
         handle = plan.handle_ms if first and plan.handle_ms else _ms(self.rng.uniform(lo, hi))
         self.at(d.ts + handle, self._end(plan, agent_id, gen))
         if plan.transfer is not None and cid not in self.transferred and not conv.callback:
             self.at(d.ts + handle * 2 // 5, self._transfer(plan, agent_id, gen))
-        if channel in _MESSAGING:
+        if channel in MESSAGING:
             t = d.ts
             while True:
                 t += _ms(self.rng.expovariate(1 / 150))
@@ -813,7 +814,7 @@ class _Desk:
                 self.emit(
                     TransferRequested(
                         tenant=TENANT, ts=ts, conversation_id=plan.cid, agent_id=agent_id,
-                        to_queue=_COLD_TARGET.get(conv.queue, "support"), mode="cold",
+                        to_queue=COLD_TARGET.get(conv.queue, "support"), mode="cold",
                     )
                 )  # fmt: skip
                 return
