@@ -2,7 +2,8 @@
 
 ::
 
-    omniroute demo [--log PATH] [--seed N] [--policy FILE] [--force]
+    omniroute demo [--dir DIR] [--seed N] [--policy FILE|PRESET]   (a simulated day)
+    omniroute simulate SCENARIO [--policy ...] [--plots DIR] [--compare A B]
     omniroute replay LOG [--policy FILE] [--snapshot-at N]
     omniroute validate-policy FILE
     omniroute serve --config FILE            (NATS JetStream; see engine/service_cli.py)
@@ -22,14 +23,12 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
-from .policy import Policy, PolicyError, load_policy, parse_policy
+from .policy import Policy, PolicyError, load_policy
 
 __all__ = ["main", "policy_sidecar"]
 
@@ -48,7 +47,7 @@ def _version() -> str:
 
 
 def policy_sidecar(log_path: Path) -> Path:
-    """Where ``omniroute demo`` saves the policy a log was written with: ``LOG.policy.toml``."""
+    """Where ``simulate``/``demo`` save the policy a log was decided with: ``LOG.policy.toml``."""
     return log_path.with_name(log_path.name + ".policy.toml")
 
 
@@ -67,26 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser(
-        "demo",
-        help="run a scripted small contact centre onto the embedded file log",
-        description="Run a scripted small contact centre (one tenant, 21 agents, every "
-        "channel, two hours of event time) through the engine onto a FileLog, then print "
-        "a summary read back from the log.",
-    )
-    demo.add_argument(
-        "--log",
-        type=Path,
-        metavar="PATH",
-        help="log file to write (default: demo.olog in a new temporary directory)",
-    )
-    demo.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
-    demo.add_argument(
-        "--policy", type=Path, metavar="FILE", help="policy TOML (default: the demo's own)"
-    )
-    demo.add_argument(
-        "--force", action="store_true", help="overwrite --log PATH if it already exists"
-    )
+    from .simulate_cli import add_parsers as add_simulation_commands
+
+    add_simulation_commands(sub)
 
     rep = sub.add_parser(
         "replay",
@@ -171,8 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if command in report_cli.COMMANDS:
             return report_cli.run(args, out)
-        if command == "demo":
-            return _demo(args.log, args.seed, args.policy, args.force, out)
+        if command in ("simulate", "demo"):
+            from . import simulate_cli
+
+            return simulate_cli.run(args, out)
         if command == "replay":
             return _replay(args.log, args.policy, args.snapshot_at, out)
         return _validate(args.file, out)
@@ -185,72 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _error(message: str) -> int:
     print(f"omniroute: error: {message}", file=sys.stderr)
     return EXIT_ERROR
-
-
-# --- demo -----------------------------------------------------------------------------------
-
-
-def _demo(
-    log_path: Path | None, seed: int, policy_path: Path | None, force: bool, out: TextIO
-) -> int:
-    from ..adapters.filelog import FileLog
-    from .demo import DEMO_POLICY, check_demo_policy, format_summary, run_demo, summarize
-
-    try:
-        if policy_path is not None:
-            policy_text = policy_path.read_text()
-            policy = load_policy(policy_path)
-        else:
-            policy_text = DEMO_POLICY
-            policy = parse_policy(DEMO_POLICY)
-        check_demo_policy(policy)
-    except (OSError, PolicyError) as exc:
-        return _error(str(exc))
-    if log_path is None:
-        log_path = Path(tempfile.mkdtemp(prefix="omniroute-demo-")) / "demo.olog"
-    sidecar = policy_sidecar(log_path)
-    if log_path.exists():
-        if not force:
-            return _error(f"{log_path} exists; pass --force to overwrite it")
-        log_path.unlink()
-        sidecar.unlink(missing_ok=True)
-
-    started = time.perf_counter()
-    try:
-        with FileLog(log_path, fsync="never") as log:
-            run = run_demo(log, seed=seed, policy=policy)
-        sidecar.write_text(policy_text)
-        with FileLog(log_path, readonly=True) as log:
-            summary = summarize(event for _, event in log.read())
-    except OSError as exc:
-        return _error(str(exc))
-    elapsed = time.perf_counter() - started
-
-    source = str(policy_path) if policy_path is not None else "the demo's built-in policy"
-    print(f"omniroute demo: tenant 'demo', seed {seed}, policy: {source}", file=out)
-    print("", file=out)
-    for line in format_summary(summary):
-        print(line, file=out)
-    size = log_path.stat().st_size
-    print("", file=out)
-    print(
-        f"log: {log_path} ({summary.events} events in {run.batches} batches, "
-        f"{size / 1024:.0f} KiB)",
-        file=out,
-    )
-    print(f"policy saved next to it: {sidecar}", file=out)
-    if run.open_at_end:
-        shown = ", ".join(run.open_at_end[:5]) + (", ..." if len(run.open_at_end) > 5 else "")
-        print(
-            f"conversations still open when the demo stopped: {len(run.open_at_end)} ({shown})",
-            file=out,
-        )
-    print(f"ran in {elapsed:.1f} s", file=out)
-    print(f"replay it: omniroute replay {log_path}", file=out)
-    from .report_cli import demo_report
-
-    demo_report(log_path, policy, out)
-    return EXIT_OK
 
 
 # --- replay ---------------------------------------------------------------------------------

@@ -137,6 +137,16 @@ class Engine:
         """The engine's time: the latest event ``ts`` seen (epoch milliseconds)."""
         return self.state.clock
 
+    def next_deadline(self) -> int | None:
+        """When the earliest pending timer falls due (epoch ms), or None.
+
+        A client that sends ``Tick`` only when something is due (the simulator) reads
+        this; a timer made stale since it was set is still reported, and its tick
+        changes nothing.
+        """
+        timers = self.state.timers
+        return timers[0].deadline if timers else None
+
     def tenant(self, name: str) -> TenantState | None:
         """Read-only view of one tenant's state (do not mutate)."""
         return self.state.tenants.get(name)

@@ -40,6 +40,7 @@ __all__ = [
     "Weights",
     "load_policy",
     "parse_policy",
+    "policy_toml",
 ]
 
 MediaClass: TypeAlias = Literal["voice", "video", "chat", "messaging", "email", "social", "task"]
@@ -300,3 +301,44 @@ def load_policy(path: str | Path) -> Policy:
         return parse_policy(data)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from exc
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return msgspec.json.encode(value).decode()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+        return "{ " + ", ".join(items) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
+    return key if bare else msgspec.json.encode(key).decode()
+
+
+def policy_toml(policy: Policy) -> str:
+    """``policy`` as TOML text that :func:`parse_policy` reads back to an equal policy
+    (every field written out: the record of exactly what a log was decided with)."""
+    data = msgspec.to_builtins(policy)
+    assert isinstance(data, dict)
+    lines = ["# omniroute policy, written out in full"]
+    sections = {k: v for k, v in data.items() if k in ("profiles", "queues")}
+    lines += [
+        f"{_toml_key(k)} = {_toml_value(v)}"
+        for k, v in data.items()
+        if v is not None and k not in sections
+    ]
+    for section, entries in sections.items():
+        for name, body in entries.items():
+            lines += ["", f"[{section}.{_toml_key(name)}]"]
+            lines += [
+                f"{_toml_key(k)} = {_toml_value(v)}" for k, v in body.items() if v is not None
+            ]
+    return "\n".join(lines) + "\n"

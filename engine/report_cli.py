@@ -9,8 +9,8 @@
     omniroute export --db FILE --to DIR
     omniroute customer --db FILE ID [--tenant T] [--format table|json]
 
-``cli.py`` registers these with :func:`add_parsers` and dispatches to :func:`run`;
-``omniroute demo`` ends with :func:`demo_report`. Exit status 0, or 2 with a message
+``cli.py`` registers these with :func:`add_parsers` and dispatches to :func:`run`.
+Exit status 0, or 2 with a message
 naming the problem (a missing database, a refused write, an unknown customer).
 """
 
@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from .policy import Policy, PolicyError, load_policy
 
-__all__ = ["COMMANDS", "add_parsers", "demo_report", "parse_time", "run"]
+__all__ = ["COMMANDS", "add_parsers", "parse_time", "run"]
 
 COMMANDS = ("project", "report", "sql", "export", "customer")
 """The subcommands this module adds."""
@@ -289,26 +289,3 @@ def _customer(args: argparse.Namespace, out: TextIO) -> int:
         for line in format_customer(view):
             print(line, file=out)
     return 0
-
-
-def demo_report(log_path: Path, policy: Policy, out: TextIO) -> Path:
-    """Project the demo's log into ``LOG.duckdb`` (replacing it) and print the report."""
-    from ..adapters.filelog import FileLog
-    from ..adapters.projection import Projector, connect_readonly
-    from ..adapters.report import format_table, service_report
-
-    db = log_path.with_suffix(".duckdb")
-    for stale in (db, db.with_name(db.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    with FileLog(log_path, readonly=True) as log, Projector(db, policy) as projector:
-        projector.project(log)
-    with connect_readonly(db) as con:
-        table = service_report(con, by=("channel",))
-    print("", file=out)
-    for line in format_table(table):
-        print(line, file=out)
-    print("", file=out)
-    print(f"reporting database: {db}", file=out)
-    print(f"  omniroute report --db {db} --by queue|interval|agent", file=out)
-    print(f'  omniroute sql --db {db} "SELECT * FROM customer_360 LIMIT 5"', file=out)
-    return db

@@ -1,26 +1,23 @@
-"""The ``omniroute`` command, in process: demo, replay (plain, via a snapshot, tampered),
-validate-policy and --version. The demo log is also checked event by event."""
+"""The ``omniroute`` command, in process: replay (plain, via a snapshot, tampered) of a
+simulated log, validate-policy and --version. ``simulate`` and ``demo``: test_simulate_cli."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import msgspec
 import pytest
+from sim_support import small_policy
 
-from omniroute.adapters.eventlog import EventLog
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import events as ev
 from omniroute.engine.cli import main, policy_sidecar
-from omniroute.engine.demo import DEMO_POLICY, demo_policy, run_demo
-from omniroute.engine.policy import load_policy, parse_policy
-from omniroute.engine.replay import replay
+from omniroute.engine.policy import policy_toml
 
 T = TypeVar("T")
 EXAMPLE_POLICY = Path(__file__).resolve().parents[1] / "examples" / "policy.toml"
@@ -50,9 +47,9 @@ def write_log(path: Path, batches: Sequence[Sequence[ev.Event]]) -> None:
 
 @pytest.fixture(scope="module")
 def demo_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "demo.olog"
+    path = tmp_path_factory.mktemp("demo") / "small.olog"
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["demo", "--log", str(path)]) == 0
+        assert main(["simulate", "small", "--log", str(path)]) == 0
     return path
 
 
@@ -63,175 +60,6 @@ def demo_events(demo_log: Path) -> list[ev.Event]:
 
 def of_type(events: Sequence[ev.Event], event_type: type[T]) -> list[T]:
     return [e for e in events if isinstance(e, event_type)]
-
-
-# --- demo -------------------------------------------------------------------------------------
-
-
-def test_demo_writes_a_log_and_prints_the_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "run.olog"
-    assert main(["demo", "--log", str(path), "--seed", "3"]) == 0
-    out = capsys.readouterr().out
-    assert path.stat().st_size > 0
-    assert policy_sidecar(path).read_text() == DEMO_POLICY
-    for section in (
-        "events in the log:",
-        "conversations by channel",
-        "p50 wait",
-        "p90 wait",
-        "routing",
-        "offers ",
-        "declined",
-        "timed out",
-        "escalations",
-        "SLA breaches",
-        "rejoins (continuity)",
-        "bot hand-offs",
-        "transfers",
-        "callbacks",
-        "abandoned",
-        "agents",
-        "bot-eva",
-        f"log: {path}",
-        f"replay it: omniroute replay {path}",
-    ):
-        assert section in out, section
-    table = out.split("conversations by channel", 1)[1].split("routing", 1)[0]
-    for channel in ev.CHANNELS:
-        assert f"\n  {channel} " in table, channel
-    assert "rejected inputs 0" in out
-
-
-def test_demo_log_covers_every_channel_and_every_scripted_case(
-    demo_events: list[ev.Event],
-) -> None:
-    events = demo_events
-    arrived = of_type(events, ev.ConversationArrived)
-    assert {a.channel for a in arrived} == set(ev.CHANNELS)
-    assert 250 <= len(arrived) <= 450
-    assert len(of_type(events, ev.AgentRegistered)) == 21
-    assert {a.kind for a in of_type(events, ev.AgentRegistered)} == {"human", "bot"}
-    assert of_type(events, ev.EventRejected) == []
-
-    # continuity: Messenger then WhatsApp, linked contacts; the agent keeps the customer
-    linked = of_type(events, ev.ContactsLinked)
-    assert [c.customer_id for c in linked] == ["crm-maria"]
-    rejoins = {r.new_conversation_id: r for r in of_type(events, ev.ConversationRejoined)}
-    maria = rejoins["maria-whatsapp"]
-    assert maria.conversation_id == "maria-messenger" and maria.agent_id is not None
-    assert rejoins["tom-voice"].conversation_id == "tom-webchat"
-
-    # bot first, then a hand-off to a human who is assigned the conversation
-    handoffs = of_type(events, ev.HandoffRequested)
-    assert handoffs and all(h.agent_id.startswith("bot-") for h in handoffs)
-    assigned = of_type(events, ev.ConversationAssigned)
-    handed = {h.conversation_id for h in handoffs}
-    assert any(a.conversation_id in handed and not a.agent_id.startswith("bot-") for a in assigned)
-
-    transfers = of_type(events, ev.TransferRequested)
-    assert {t.mode for t in transfers} == {"cold", "warm"}
-    assert of_type(events, ev.CustomerAbandoned)
-    assert of_type(events, ev.ConversationEscalated)
-    callbacks = of_type(events, ev.CallbackRequested)
-    assert any(c.not_before is not None for c in callbacks)
-    assert any(c.not_before is None for c in callbacks)
-    queued = of_type(events, ev.ConversationQueued)
-    assert any(q.reason == "callback" for q in queued)
-    assert of_type(events, ev.SlaBreached)
-    timeouts = [e for e in of_type(events, ev.OfferExpired) if e.reason == "timeout"]
-    assert timeouts
-    assert of_type(events, ev.AgentNotResponding)
-    assert of_type(events, ev.OfferDeclined)
-    assert of_type(events, ev.WrapUpCompleted)
-    assert of_type(events, ev.WrapUpExpired)
-    statuses = {s.status for s in of_type(events, ev.AgentStatusChanged)}
-    assert statuses == {"available", "away", "offline"}
-    assert of_type(events, ev.AgentRemoved)
-    assert of_type(events, ev.AgentUpdated)
-    assert of_type(events, ev.MessageReceived)
-
-    # event time: starts 2026-01-01T08:00Z, never goes back, ticks every second
-    inputs = [e for e in events if not ev.is_decision(e)]
-    assert inputs[0].ts == 1_767_254_400_000
-    assert all(a <= b for a, b in itertools.pairwise(e.ts for e in inputs))
-    ticks = [t.ts for t in of_type(events, ev.Tick)]
-    assert all(b - a == 1000 for a, b in itertools.pairwise(ticks))
-    assert ticks[-1] - ticks[0] >= 2 * 3600 * 1000 - 1000
-
-
-class RecordingLog(EventLog):
-    """An in-memory EventLog that remembers each append call's batch."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[ev.Event]] = []
-        self.raw: list[bytes] = []
-
-    def append(self, events: Sequence[ev.Event]) -> list[int]:
-        first = len(self.raw)
-        self.batches.append(list(events))
-        self.raw.extend(ev.encode_msgpack(e) for e in events)
-        return list(range(first, len(self.raw)))
-
-    def read_raw(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
-        stop = self._stop(start, limit)
-        return iter([(i, self.raw[i]) for i in range(start, stop)])
-
-    def end(self) -> int:
-        return len(self.raw)
-
-    def close(self) -> None:
-        pass
-
-
-def test_every_batch_is_one_input_then_its_decisions() -> None:
-    log = RecordingLog()
-    run = run_demo(log, seed=5)
-    assert len(log.batches) == run.inputs == run.batches
-    for batch in log.batches:
-        assert not ev.is_decision(batch[0])
-        assert all(ev.is_decision(e) for e in batch[1:])
-    assert sum(len(b) for b in log.batches) == run.inputs + run.decisions
-    assert replay(log, demo_policy()).ok
-
-
-def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
-    def bytes_for(seed: int) -> list[bytes]:
-        log = RecordingLog()
-        run_demo(log, seed=seed)
-        return log.raw
-
-    first = bytes_for(11)
-    assert bytes_for(11) == first
-    assert bytes_for(12) != first
-
-
-def test_demo_refuses_to_overwrite_a_log_without_force(
-    demo_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "mine.olog"
-    shutil.copy(demo_log, path)
-    assert main(["demo", "--log", str(path)]) == 2
-    assert "--force" in capsys.readouterr().err
-    assert path.read_bytes() == demo_log.read_bytes()
-
-
-def test_demo_runs_with_the_example_policy_and_rejects_one_without_its_queues(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "example.olog"
-    assert main(["demo", "--log", str(path), "--policy", str(EXAMPLE_POLICY)]) == 0
-    assert policy_sidecar(path).read_text() == EXAMPLE_POLICY.read_text()
-    bare = tmp_path / "bare.toml"
-    bare.write_text('[queues.default]\noffer_mode = "auto"\n')
-    capsys.readouterr()
-    assert main(["demo", "--log", str(tmp_path / "x.olog"), "--policy", str(bare)]) == 2
-    assert "sales" in capsys.readouterr().err
-
-
-def test_the_example_policy_is_the_policy_the_demo_runs() -> None:
-    assert load_policy(EXAMPLE_POLICY) == parse_policy(DEMO_POLICY)
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -287,7 +115,7 @@ def test_replay_detects_an_appended_fake_decision(
     with FileLog(path) as log:
         end = log.end()
         fake = ev.ConversationAssigned(
-            tenant="demo", ts=1_767_270_000_000, conversation_id="c0001", agent_id="a01"
+            tenant="small", ts=1_767_700_000_000, conversation_id="c0001", agent_id="a01"
         )
         log.append([fake])
     assert main(["replay", str(path)]) == 1
@@ -305,9 +133,9 @@ def test_replay_detects_a_decision_given_to_another_agent(
     events = list(demo_events)
     i, original = next(
         (i, e) for i, e in enumerate(events)
-        if isinstance(e, ev.ConversationAssigned) and e.agent_id.startswith("a")
+        if isinstance(e, ev.ConversationAssigned) and e.agent_id.startswith("sales-")
     )  # fmt: skip
-    other = "a02" if original.agent_id != "a02" else "a03"
+    other = "sales-0002" if original.agent_id != "sales-0002" else "sales-0003"
     events[i] = msgspec.structs.replace(original, agent_id=other)
     path = tampered_copy(demo_log, tmp_path, batches_by_input(events))
     assert main(["replay", str(path)]) == 1
@@ -335,7 +163,8 @@ def test_replay_with_another_policy_fails(
     demo_log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other = tmp_path / "other.toml"
-    other.write_text(DEMO_POLICY.replace('preset = "balanced"', 'preset = "longest_idle"'))
+    policy = small_policy()
+    other.write_text(policy_toml(msgspec.structs.replace(policy, preset="longest_idle")))
     assert main(["replay", str(demo_log), "--policy", str(other)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
 

@@ -28,6 +28,7 @@ from projection_support import (
     scripted_batches,
     write_log,
 )  # fmt: skip
+from sim_support import simulate_small, small_policy
 
 from omniroute.adapters.filelog import FileLog
 from omniroute.adapters.projection import (
@@ -41,7 +42,6 @@ from omniroute.adapters.projection import (
 from omniroute.adapters.report import customer_view, service_report
 from omniroute.engine import Engine
 from omniroute.engine import events as ev
-from omniroute.engine.demo import demo_policy, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +65,7 @@ def con(scripted: tuple[Path, Path]) -> Iterator[duckdb.DuckDBPyConnection]:
 @pytest.fixture(scope="module")
 def demo_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "demo.olog"
-    with FileLog(path, fsync="never") as log:
-        run_demo(log, seed=11)
+    simulate_small(path, seed=11)
     return path
 
 
@@ -454,13 +453,13 @@ def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 def test_projecting_twice_changes_nothing(tmp_path: Path, demo_log: Path) -> None:
     db = tmp_path / "twice.duckdb"
     with FileLog(demo_log, readonly=True) as log:
-        first = project(log, db, demo_policy())
+        first = project(log, db, small_policy())
         assert first.events == log.end() == first.position
         before = snapshot(db)
-        again = project(log, db, demo_policy())
+        again = project(log, db, small_policy())
     assert (again.events, again.position) == (0, first.position)
     assert snapshot(db) == before
-    with Projector(db, demo_policy()) as p, FileLog(demo_log, readonly=True) as log:
+    with Projector(db, small_policy()) as p, FileLog(demo_log, readonly=True) as log:
         assert p.position == log.end()
         assert p.project(log).events == 0
     assert snapshot(db) == before
@@ -472,14 +471,14 @@ def test_project_in_parts_equals_all_at_once(
 ) -> None:
     whole = tmp_path / "whole.duckdb"
     with FileLog(demo_log, readonly=True) as log:
-        project(log, whole, demo_policy())
+        project(log, whole, small_policy())
         parts = tmp_path / "parts.duckdb"
         done = 0
         for cut in cuts:  # a new process each time: the state comes back from the file
-            with Projector(parts, demo_policy()) as p:
+            with Projector(parts, small_policy()) as p:
                 p.project(log, limit=cut - done, batch_events=977)
                 done = cut
-        with Projector(parts, demo_policy()) as p:
+        with Projector(parts, small_policy()) as p:
             assert p.position <= done  # an input waits for its decisions
             p.project(log, batch_events=3_001)
             assert p.position == log.end()
@@ -489,8 +488,8 @@ def test_project_in_parts_equals_all_at_once(
 def test_small_batches_in_one_process_equal_one_batch(tmp_path: Path, demo_log: Path) -> None:
     a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
     with FileLog(demo_log, readonly=True) as log:
-        project(log, a, demo_policy(), batch_events=1_000_000)
-        stats = project(log, b, demo_policy(), batch_events=331)
+        project(log, a, small_policy(), batch_events=1_000_000)
+        stats = project(log, b, small_policy(), batch_events=331)
     assert stats.batches > 30
     assert snapshot(a) == snapshot(b)
 
@@ -498,7 +497,7 @@ def test_small_batches_in_one_process_equal_one_batch(tmp_path: Path, demo_log: 
 def test_projection_of_a_replayed_log_equals_the_live_one(tmp_path: Path, demo_log: Path) -> None:
     with FileLog(demo_log, readonly=True) as log:
         live = [e for _, e in log.read()]
-    engine = Engine(demo_policy())
+    engine = Engine(small_policy())
     replayed: list[ev.Event] = []
     for event in live:
         if not ev.is_decision(event):
@@ -511,8 +510,8 @@ def test_projection_of_a_replayed_log_equals_the_live_one(tmp_path: Path, demo_l
         for i in range(0, len(replayed), 4_096):
             log.append(replayed[i : i + 4_096])
     with FileLog(demo_log, readonly=True) as a, FileLog(path, readonly=True) as b:
-        project(a, tmp_path / "live.duckdb", demo_policy())
-        project(b, tmp_path / "replayed.duckdb", demo_policy())
+        project(a, tmp_path / "live.duckdb", small_policy())
+        project(b, tmp_path / "replayed.duckdb", small_policy())
     assert snapshot(tmp_path / "replayed.duckdb") == snapshot(tmp_path / "live.duckdb")
 
 
@@ -520,7 +519,7 @@ def test_demo_projection_agrees_with_the_engine_decisions(demo_log: Path, tmp_pa
     db = tmp_path / "demo.duckdb"
     with FileLog(demo_log, readonly=True) as log:
         events = [e for _, e in log.read()]
-        project(log, db, demo_policy())
+        project(log, db, small_policy())
     kinds = {e.agent_id: e.kind for e in events if isinstance(e, ev.AgentRegistered)}
     first_human: dict[str, ev.ConversationAssigned] = {}
     for e in events:
@@ -538,7 +537,14 @@ def test_demo_projection_agrees_with_the_engine_decisions(demo_log: Path, tmp_pa
     answered = {cid: (wait, agent) for cid, wait, agent, _, _ in rows if agent is not None}
     assert answered == {cid: (a.wait_ms / 1000, a.agent_id) for cid, a in first_human.items()}
     assert {cid for cid, _, _, ab, _ in rows if ab} == abandoned
-    assert not [cid for cid, *_, still_open in rows if still_open]  # the demo drains
+    engine = Engine(small_policy())
+    for e in events:
+        if not ev.is_decision(e):
+            engine.apply(e)
+    tenant = engine.tenant("small")
+    assert tenant is not None
+    still_open = {cid for cid, *_, is_open in rows if is_open}
+    assert still_open == set(tenant.conversations)  # open at the end of the run, if any
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -547,29 +553,29 @@ def test_demo_projection_agrees_with_the_engine_decisions(demo_log: Path, tmp_pa
 def test_another_log_or_a_shorter_log_is_refused(tmp_path: Path, demo_log: Path) -> None:
     db = tmp_path / "x.duckdb"
     with FileLog(demo_log, readonly=True) as log:
-        project(log, db, demo_policy())
+        project(log, db, small_policy())
     other = write_log(tmp_path / "other.olog", scripted_batches())
     with FileLog(other, readonly=True) as log, pytest.raises(ProjectionError, match="only"):
-        project(log, db, demo_policy())
+        project(log, db, small_policy())
     with FileLog(other, fsync="never") as log:
         log.append([ev.Tick(tenant="t", ts=T0 + 10**9)] * 20_000)
     with FileLog(other, readonly=True) as log, pytest.raises(ProjectionError, match="another"):
-        project(log, db, demo_policy())
+        project(log, db, small_policy())
 
 
 def test_settings_are_checked(tmp_path: Path, demo_log: Path) -> None:
     db = tmp_path / "s.duckdb"
     with FileLog(demo_log, readonly=True) as log:
-        project(log, db, demo_policy(), short_abandon_s=5)
+        project(log, db, small_policy(), short_abandon_s=5)
     with pytest.raises(ProjectionError, match="short_abandon_s=5"):
-        Projector(db, demo_policy(), short_abandon_s=10)
+        Projector(db, small_policy(), short_abandon_s=10)
     with pytest.raises(ValueError):
         Projector(tmp_path / "t.duckdb", short_abandon_s=-1)
-    with Projector(db, demo_policy(), interval_s=3600) as p:  # views only: allowed
+    with Projector(db, small_policy(), interval_s=3600) as p:  # views only: allowed
         assert p.interval_s == 3600
     with connect_readonly(db) as c:
         n = c.execute("SELECT count(DISTINCT interval_start) FROM service_level").fetchone()
-        assert n is not None and n[0] <= 3
+        assert n is not None and n[0] <= 6  # 4 h of arrivals and the drain, by the hour
 
 
 def test_readers_see_a_clear_error(tmp_path: Path) -> None:
