@@ -33,6 +33,7 @@ late) and the desk always reads current state before it acts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import heapq
 import itertools
 import logging
@@ -163,12 +164,11 @@ class SkillPool(_Spec, frozen=True):
     zipf: float = 0.0
 
     def draw(self, rng: random.Random) -> dict[str, int]:
-        names = [f"{self.prefix}{i:03d}" for i in range(self.pool)]
-        weights = [1.0 / (i + 1) ** self.zipf for i in range(self.pool)]
+        names, cumulative = _popularity(self.pool, self.prefix, self.zipf)
         count = rng.randint(self.min, self.max)
         chosen: dict[str, int] = {}
         while len(chosen) < count:
-            name = rng.choices(names, weights)[0]
+            name = rng.choices(names, cum_weights=cumulative)[0]
             chosen.setdefault(name, rng.randint(*self.levels))
         return chosen
 
@@ -179,14 +179,23 @@ class SkillPool(_Spec, frozen=True):
             raise ScenarioError(f"{key}.levels: needs 1 <= low <= high <= 5")
 
 
+@functools.cache
+def _popularity(pool: int, prefix: str, zipf: float) -> tuple[list[str], list[float]]:
+    """A skill pool's names and cumulative Zipf weights (drawn from for every contact)."""
+    names = [f"{prefix}{i:03d}" for i in range(pool)]
+    weights = itertools.accumulate(1.0 / (i + 1) ** zipf for i in range(pool))
+    return names, list(weights)
+
+
 class AgentGroup(_Spec, frozen=True):
     """``count`` agents (``group-0001``...) sharing skills, shift and behaviour.
 
     ``skills`` maps a skill to a level or a ``[low, high]`` range drawn per agent;
     ``shift`` is ``[start_h, end_h]`` in hours from the scenario start (default: the
     whole run), the i-th agent's shifted by ``stagger_h * i / count`` so a group's
-    log-ins follow the day; ``breaks`` periods of ``break_minutes`` are spread over the shift. At the
-    end of a shift an agent goes away, finishes what they hold, then logs off.
+    log-ins follow the day; ``breaks`` periods of ``break_minutes`` are spread over the
+    shift. At the end of a shift an agent goes away, finishes what they hold, then logs
+    off.
     ``decline`` / ``ignore`` are the chances that an offer is declined / left to time
     out; an accepted offer is answered after ``answer_s`` seconds; ``wrap_up_s``
     (None: leave the policy's wrap-up timer to end it) is how long wrap-up takes.
@@ -351,9 +360,9 @@ class Scenario(_Spec, frozen=True):
             shares = (t.known, t.callback, t.by_customer, t.transfer_cold + t.transfer_warm)
             if not all(0 <= p <= 1 for p in shares):
                 raise ScenarioError(f"{key}: shares (known, callback, transfers...) in [0, 1]")
-            for part, d in (("handle", t.handle), ("patience", t.patience)):
-                if d is not None:
-                    d.check(f"{key}.{part}")
+            for part, stream_dist in (("handle", t.handle), ("patience", t.patience)):
+                if stream_dist is not None:
+                    stream_dist.check(f"{key}.{part}")
             if t.random_skills is not None:
                 t.random_skills.check(f"{key}.random_skills")
 

@@ -196,7 +196,8 @@ def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
     if out is not None:
         for line in format_table(table):
             print(line, file=out)
-    return {"service_level": jsonable(table)}
+    rows = [{k: jsonable(v) for k, v in r.items()} for r in table.records()]
+    return {"service_level": rows}
 
 
 def _plots(db: Path, directory: Path, scenario: Scenario, title: str) -> list[Path]:
@@ -285,14 +286,18 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
-    """(tenant, customer) of the first customers whose conversation crossed channels."""
+    """(tenant, customer) of customers whose conversation crossed channels: the first
+    answered one of each channel sequence, earliest first."""
     from ..adapters.projection import connect_readonly
 
     with connect_readonly(db) as con:
         rows = con.execute(
-            "SELECT tenant, customer_id FROM interactions "
-            "WHERE customer_id IS NOT NULL AND len(list_distinct(channels)) > 1 "
-            "ORDER BY first_contact_at, conversation_id LIMIT ?",
+            "SELECT tenant, customer_id FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY channels"
+            "      ORDER BY first_answer_at IS NULL, first_contact_at, conversation_id) AS n"
+            "  FROM interactions"
+            "  WHERE customer_id IS NOT NULL AND len(list_distinct(channels)) > 1) "
+            "WHERE n = 1 ORDER BY first_contact_at, conversation_id LIMIT ?",
             [limit],
         ).fetchall()
     return [(str(t), str(c)) for t, c in rows]
@@ -315,8 +320,6 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     for line in _describe(result, simulated, projected):
         print(line, file=out)
     print("", file=out)
-    print("service level by channel (honest: waits from first contact to a human, "
-          "abandons count against it)", file=out)  # fmt: skip
     _report(db, out)
     switchers = _switchers(db)
     if switchers:
