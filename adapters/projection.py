@@ -428,7 +428,9 @@ SELECT tenant, channel, queue, interval_start,
     quantile_disc(wait_s, 0.5) FILTER (first_answer_at IS NOT NULL) AS p50_wait_s,
     quantile_disc(wait_s, 0.9) FILTER (first_answer_at IS NOT NULL) AS p90_wait_s,
     quantile_disc(wait_s, 0.99) FILTER (first_answer_at IS NOT NULL) AS p99_wait_s,
-    avg(wait_s) FILTER (first_answer_at IS NOT NULL) AS mean_wait_s,
+    -- waits are whole milliseconds: an integer mean does not depend on row order
+    avg(round(wait_s * 1000)::BIGINT) FILTER (first_answer_at IS NOT NULL) / 1000
+        AS mean_wait_s,
     max(wait_s) FILTER (first_answer_at IS NOT NULL) AS max_wait_s
 FROM _sla_facts GROUP BY ALL;
 

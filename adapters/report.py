@@ -286,7 +286,8 @@ def service_report(
             count(*) FILTER (outcome = 'bot_resolved') AS bot_resolved,
             count(*) FILTER (waiting) AS waiting,
             quantile_disc(wait_s, [0.5, 0.9, 0.99]) FILTER (first_answer_at IS NOT NULL) AS q,
-            avg(wait_s) FILTER (first_answer_at IS NOT NULL) AS mean_wait_s,
+            avg(round(wait_s * 1000)::BIGINT) FILTER (first_answer_at IS NOT NULL) / 1000
+                AS mean_wait_s,
             min(sla_target_s) AS target_lo, max(sla_target_s) AS target_hi,
             grouping({group}) AS g
         FROM (SELECT *{", " + inner if inner else ""} FROM _sla_facts

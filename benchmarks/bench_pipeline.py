@@ -1,45 +1,58 @@
-"""The engine end to end on the embedded log: decode -> apply -> encode + append, on a `day`.
+"""The engine end to end on the embedded log: decode -> apply -> encode + append, on `day`.
 
-Scenario ``day`` (DESIGN.md §10, compressed about tenfold): two tenants (``acme`` and
-``globex``, 3:1), 2,000 agents (1,960 humans on shifts that follow the intraday curve,
-with breaks, and 40 bots that answer the bot-first ``support`` queue), every channel,
-about 190,000 conversations over 24 h of event time (``--quick``: 08:00-09:30 of the same
-day, about 200,000 events), a ``Tick`` every second. A seeded driver plays the desktops
-and the customers and reacts to the engine's decisions: offers are accepted after a
-few seconds (some declined, some ignored until they time out), conversations end
-after a handling time and are wrapped up, bots resolve or hand off, customers write
-in asynchronous conversations, abandon, ask for callbacks and come back on another
-channel; agents transfer, take breaks and log off at the end of their shift.
+Scenario ``day`` (DESIGN.md §10, ``engine/scenarios/day.toml``): one tenant, about
+12,000 human agents on staggered shifts with breaks and 240 bots that answer the
+bot-first ``support`` queue, every channel, about 1,900,000 contacts over 24 h of event
+time, then up to 90 minutes for the open conversations to close. ``--quick``: the same
+scenario cut to 08:00-08:15 and a 15-minute drain (about 32,000 contacts; ``--hours``
+changes the length):
+the same streams, intraday curve and policy, and the agents whose shift overlaps the
+run (see ``window``). The live run is ``omniroute.engine.simulate``: a seeded
+discrete-event simulation of the customers, the agents' desktops and the bots that
+reacts to the engine's decisions (offers accepted after a few seconds, some declined or
+left to time out, handling times and wrap-up, bots resolving or handing off, customers
+writing in asynchronous conversations, abandoning, asking for callbacks and coming
+back on another channel, transfers, breaks, ends of shifts); a ``Tick`` is sent at each
+engine timer's deadline.
 
-1. live run (not timed): the driver feeds an ``Engine`` and records every input with the
-   decisions it caused, one ``FileLog.append([input, *decisions])`` per input (the layout
-   of ``engine/demo.py``); it also writes the inputs alone to a second log (1,024 a frame).
+1. live run (``live_run_s``, not part of any rate): ``simulate()`` feeds an ``Engine``
+   and appends every input followed by the decisions it caused to ``day.olog``
+   (``FileLog(fsync="never")``, about 4,096 events a frame). That log is then read back
+   and its inputs alone (``is_decision`` filters the decisions out) are written to
+   ``inputs.olog``, 1,024 a frame (``inputs_log_s``); ``event_mix`` counts the tags.
 2. pipeline (timed): a fresh engine reads the inputs-only log (``read_raw``), decodes each
    input, applies it, and appends the input followed by its decisions to a new
    ``FileLog(fsync="never")``. Batching: consecutive [input, *decisions] groups are
    collected until the batch holds at least ``--batch`` events (default 1,024, about
    115 KB), then appended as one frame (one ``pwrite``); the log layout is the live
-   run's, only the frames are larger. ``FileLog.append`` takes events, not bytes: it
+   run's, only the frames differ. ``FileLog.append`` takes events, not bytes: it
    encodes each one (``encode_msgpack``, inputs included) and decodes it back to
    validate it, so "encode_append" includes that check. ``events_per_s`` = (inputs +
    decisions written) / wall seconds of the loop, the fastest of ``--repeat`` passes
    (``cpu_s`` / ``events_per_cpu_s`` show whether a shared machine took the core away);
-   opening the logs (``open_s``) is outside the loop. The output must equal the recorded
-   log event for event, and the final state the live run's (``deterministic``). A
-   second, identical pass with ``perf_counter_ns`` around each stage gives the time per
-   stage (read / decode / apply / encode_append), apply time per input type, and the
-   cyclic garbage collector's share (a ``gc.callbacks`` hook).
+   opening the logs (``open_s``) is outside the loop. ``deterministic``: the output
+   equals the recorded log event for event (byte-identical encodings), and every pass
+   ends in the same engine state. A second, identical pass with ``perf_counter_ns``
+   around each stage gives the time per stage (read / decode / apply / encode_append),
+   apply time per input type, and the cyclic garbage collector's share (a
+   ``gc.callbacks`` hook).
 3. replay: a fresh engine reads the pipeline's log (``FileLog.read``, frame-wise decode)
    and applies the inputs, nothing encoded; ``replay_events_per_s`` = events read / s.
-4. memory, in a fresh child process (run while the live run records): ``N`` conversations
-   of the day's mix (70% with a known customer, each customer new) arrive for a tenant
-   whose agents are all offline, so they stay open and queued; then ``N`` agents of the
-   day's roster register and become available, with no work. Growth / ``N`` is measured
-   with ``tracemalloc`` (Python objects and numpy arrays: state, customers, timers, the
-   matcher's dicts and agent table; the event strings the state keeps are allocated by
-   the producer, i.e. this file) and with the resident set size, a cross-check that also
-   sees the kernel's C++ queue index but misses untouched ``np.zeros`` pages; plus the
-   snapshot bytes per conversation / agent. ``N``: 20,000 (``--quick``: 5,000).
+   ``replay_state_matches``: its final state (snapshot bytes) is the pipeline's, and it
+   holds as many open conversations as the live run left open (``simulate`` does not
+   hand back its engine, so the live state itself is not compared).
+4. memory, in a fresh child process (run while the live run records): ``N``
+   conversations of the day's traffic mix (a stream drawn by its hourly rate, with its
+   channel, queue, skills and share of known customers, each customer new) arrive for a
+   tenant whose agents are all offline, so they stay open and queued; then ``N`` agents
+   drawn from the day's human groups (by head count, with their skills, languages and
+   capacity profile) register and become available, with no work. Growth / ``N`` is
+   measured with ``tracemalloc`` (Python objects and numpy arrays: state, customers,
+   timers, the matcher's dicts and agent table; the event strings the state keeps are
+   allocated by the producer, i.e. this file) and with the resident set size, a
+   cross-check that also sees the kernel's C++ queue index but misses untouched
+   ``np.zeros`` pages; plus the snapshot bytes per conversation / agent. ``N``: 20,000
+   (``--quick``: 5,000).
 
     python benchmarks/bench_pipeline.py [--quick] [--json] [--seed N] [--batch N]
                                         [--repeat N] [--hours H] [--memory-n N] [--dir D]
@@ -48,9 +61,8 @@ channel; agents transfer, take breaks and log off at the end of their shift.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
-import heapq
-import itertools
 import json
 import os
 import random
@@ -60,681 +72,134 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from omniroute import core_ext
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import Engine, Policy
-from omniroute.engine.demo import (
-    CHANNEL_WEIGHTS,
-    COLD_TARGET,
-    HANDLE_S,
-    LANGUAGE_WEIGHTS,
-    LANGUAGES,
-    MESSAGING,
-    PATIENCE_S,
-    TOPIC_WEIGHTS,
-    TOPICS,
-    WRITTEN,
-    demo_policy,
-)
 from omniroute.engine.events import (
-    CHANNELS,
-    AgentNotResponding,
     AgentRegistered,
     AgentStatusChanged,
-    CallbackRequested,
-    Channel,
     Contact,
     ConversationArrived,
-    ConversationAssigned,
-    ConversationEnded,
-    ConversationOffered,
-    ConversationQueued,
-    ConversationRejoined,
-    CustomerAbandoned,
-    Decision,
     Event,
     EventRejected,
-    HandoffRequested,
     Input,
-    MessageReceived,
-    OfferAccepted,
-    OfferDeclined,
-    OfferExpired,
-    Tick,
-    TransferRequested,
-    WrapUpCompleted,
     decode_msgpack,
     is_decision,
 )
-from omniroute.engine.state import ConversationState
+from omniroute.engine.simulate import (
+    AgentGroup,
+    Scenario,
+    SimulationRun,
+    load_scenario,
+    scenario_policy,
+    simulate,
+)
 
-EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SCENARIO = "day"
 HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-TICK_MS = 1000
-
-TENANTS = (("acme", 3), ("globex", 1))
-# contacts per hour of the day (relative), 00:00 .. 23:00
-CURVE = (0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.8, 3.5, 5.5, 6.8, 7.2, 6.9,
-         6.0, 6.3, 6.8, 6.6, 6.0, 5.2, 4.4, 3.8, 3.2, 2.6, 1.8, 1.1)  # fmt: skip
-assert set(CHANNEL_WEIGHTS) == set(CHANNELS)
-PRODUCTS = tuple(f"product{i}" for i in range(6))
-SHIFT_MS = 8 * HOUR_MS + 30 * 60_000
-BREAKS = ((2 * HOUR_MS, 15), (4 * HOUR_MS, 30), (6 * HOUR_MS + 30 * 60_000, 15))
-"""(offset into the shift, minutes away)."""
+QUICK_FROM_H = 8.0  # 08:00, the scenario starting at midnight
+QUICK_HOURS = 0.25
+QUICK_DRAIN_MINUTES = 15.0
+MEMORY_N = 20_000
+QUICK_MEMORY_N = 5_000
+INPUTS_FRAME = 1024
 
 
-@dataclass
-class Scale:
-    agents: int
-    bots: int
-    conversations_per_day: int
-    start_h: float
-    hours: float
-    memory_n: int
+def day() -> tuple[Scenario, Policy]:
+    """The ``day`` scenario and its policy (``contact_centre.policy.toml``)."""
+    scenario, path = load_scenario(SCENARIO)
+    return scenario, scenario_policy(scenario, path.parent)
 
 
-FULL = Scale(agents=2_000, bots=40, conversations_per_day=190_000, start_h=0.0, hours=24.0,
-             memory_n=20_000)  # fmt: skip
-QUICK = Scale(agents=2_000, bots=40, conversations_per_day=190_000, start_h=8.0, hours=1.5,
-              memory_n=5_000)  # fmt: skip
+# --- a window of the day --------------------------------------------------------------
 
 
-def day_policy() -> Policy:
-    """The demo's policy: the same queues, rings, bot-first support and profiles."""
-    return demo_policy()
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
-def _rate_per_ms(t_ms: float, per_day: int) -> float:
-    """Arrival intensity at ``t_ms`` after midnight: the hourly curve, linearly interpolated."""
-    h = (t_ms / HOUR_MS) % 24.0
-    i = int(h)
-    w = CURVE[i] + (CURVE[(i + 1) % 24] - CURVE[i]) * (h - i)
-    return per_day * w / sum(CURVE) / HOUR_MS
-
-
-# --- the cast -----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class AgentSpec:
-    tenant: str
-    agent_id: str
-    kind: str
-    skills: dict[str, int]
-    languages: list[str]
-    p_decline: float = 0.0
-    p_ignore: float = 0.0
-    shift_start: int = 0  # ms after midnight
-
-
-def roster(rng: random.Random, scale: Scale) -> list[AgentSpec]:
-    """Humans with topics, products, languages and a shift; bots for the support queue."""
-    shares = [w for _, w in TENANTS]
-    specs: list[AgentSpec] = []
-    start_weights = [CURVE[(h + 4) % 24] for h in range(24)]  # mid-shift at the load
-    humans = scale.agents - scale.bots
-    for i in range(humans):
-        tenant = rng.choices([t for t, _ in TENANTS], shares)[0]
-        skills = {
-            t: rng.choices((1, 2, 3, 4, 5), (10, 25, 35, 20, 10))[0]
-            for t in rng.sample(TOPICS, rng.choice((1, 2, 2, 3)))
-        }
-        if rng.random() < 0.25:
-            skills["backoffice"] = rng.randint(1, 3)
-        for p in rng.sample(PRODUCTS, rng.randint(2, 4)):
-            skills[p] = rng.randint(1, 4)
-        languages = ["en"]
-        if rng.random() < 0.3:
-            languages.append(rng.choices(LANGUAGES[1:], (50, 32, 18))[0])
-        bad = rng.random() < 0.03
-        hour = rng.choices(range(24), start_weights)[0]
-        specs.append(
-            AgentSpec(
-                tenant, f"h{i:05d}", "human", skills, languages,
-                p_decline=0.2 if bad else 0.03, p_ignore=0.1 if bad else 0.01,
-                shift_start=hour * HOUR_MS + rng.randrange(4) * 15 * 60_000,
+def _window_group(g: AgentGroup, from_h: float, until_h: float) -> list[AgentGroup]:
+    """The agents of ``g`` on shift at some time in [from_h, until_h), with shifts in
+    hours from ``from_h``. Those who start later keep their exact times (a sub-group
+    with the same stagger); those already on are on from the start until the end of
+    the earliest one's shift (their breaks spread over what is left of it)."""
+    if g.shift is None:
+        return [g]
+    on, off = g.shift
+    n = g.count
+    starts = [on + g.stagger_h * i / n for i in range(n)]
+    early = [i for i in range(n) if starts[i] <= from_h < starts[i] - on + off]
+    later = [i for i in range(n) if from_h < starts[i] < until_h]
+    groups: list[AgentGroup] = []
+    if early:
+        end = starts[early[0]] - on + off - from_h
+        groups.append(msgspec.structs.replace(g, count=len(early), shift=(0.0, end), stagger_h=0.0))
+    if later:
+        first = starts[later[0]] - from_h
+        groups.append(
+            msgspec.structs.replace(
+                g, group=f"{g.group}-later", count=len(later), shift=(first, first + off - on),
+                stagger_h=g.stagger_h * len(later) / n,
             )
         )  # fmt: skip
-    for i in range(scale.bots):
-        tenant = TENANTS[0][0] if i < scale.bots * 3 // 4 else TENANTS[1][0]
-        skills = {"support": 3, **dict.fromkeys(PRODUCTS, 3)}
-        specs.append(AgentSpec(tenant, f"bot{i:03d}", "bot", skills, list(LANGUAGES)))
-    return specs
+    return groups
 
 
-@dataclass(slots=True)
-class Customer:
-    customer_id: str
-    phone: str
-    email: str
-    handle: str
-    language: str
+def window(scenario: Scenario, from_h: float, hours: float) -> Scenario:
+    """``hours`` of ``scenario``'s arrivals from ``from_h`` hours after its start.
+
+    The traffic streams, the intraday curve (by hour of day) and the policy are the
+    scenario's; agent shifts are in hours from the scenario start, so the roster is
+    re-based on the new start: only the agents on shift at some time before the run
+    ends (arrivals, then ``drain_minutes``) are kept.
+    """
+    start_ms = scenario.start_ms + round(from_h * HOUR_MS)
+    start = dt.datetime.fromtimestamp(start_ms / 1000, dt.UTC).isoformat()
+    until_h = from_h + hours + scenario.drain_minutes / 60
+    agents = [part for g in scenario.agents for part in _window_group(g, from_h, until_h)]
+    return msgspec.structs.replace(scenario, start=start, hours=hours, agents=agents)
 
 
-@dataclass(slots=True)
-class Plan:
-    """What one customer contact will do, drawn when it arrives."""
-
-    cid: str
-    tenant: str
-    channel: Channel
-    queue: str
-    patience_ms: int | None
-    handle_ms: int
-    on_patience: str = "abandon"
-    by_customer: bool = False
-    transfer: str | None = None
-    bot_resolves: bool = False
-    wrap_up: bool = True
-    transferred: bool = False
-    wait_gen: int = 0
-
-
-def address(channel: Channel, customer: Customer | None, cid: str) -> str:
-    if customer is None:
-        return f"anon-{cid}"
-    if channel in ("voice", "sms", "whatsapp"):
-        return customer.phone
-    if channel == "email":
-        return customer.email
-    if channel in ("messenger", "telegram", "social"):
-        return "@" + customer.handle
-    if channel == "task":
-        return f"case-{cid}"
-    return "web:" + customer.customer_id
-
-
-# --- the driver -------------------------------------------------------------------------
+# --- the live run ---------------------------------------------------------------------
 
 
 @dataclass
 class LiveRun:
-    inputs: int = 0
-    decisions: int = 0
-    arrivals: int = 0
-    stale_actions: int = 0
-    rejected: int = 0
-    mix: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
+    run: SimulationRun
+    seconds: float
+    inputs_log_s: float
+    mix: Counter[str]
 
 
-class Day:
-    """The desktops and the customers of a day, reacting to the engine's decisions.
-
-    Every input goes through ``emit``: applied, appended with its decisions to ``log``,
-    and kept for the inputs-only log. Before sending a scheduled input the driver checks
-    on the engine's read-only state that it still makes sense, as a desktop would.
-    """
-
-    def __init__(
-        self, engine: Engine, log: FileLog, inputs_log: FileLog, scale: Scale, seed: int
-    ) -> None:
-        self.engine = engine
-        self.log = log
-        self.inputs_log = inputs_log
-        self.inputs_buf: list[Event] = []
-        self.scale = scale
-        self.rng = random.Random(seed)
-        self.heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
-        self.seq = itertools.count()
-        self.gen = itertools.count(1)
-        self.t0 = EPOCH_MS + round(scale.start_h * HOUR_MS)
-        self.t1 = self.t0 + round(scale.hours * HOUR_MS)
-        self.now = self.t0
-        self.run = LiveRun()
-        self.specs: dict[tuple[str, str], AgentSpec] = {}
-        self.plans: dict[tuple[str, str], Plan] = {}
-        self.offers: dict[tuple[str, str], tuple[str, int]] = {}
-        self.holder: dict[tuple[str, str], tuple[str, int]] = {}
-        self.customers: dict[str, list[Customer | None]] = {t: [] for t, _ in TENANTS}
-        self.pool = {
-            t: max(1, round(scale.conversations_per_day * w / sum(w for _, w in TENANTS) * 0.6))
-            for t, w in TENANTS
-        }
-        self.channels = list(CHANNEL_WEIGHTS)
-        self.channel_weights = list(CHANNEL_WEIGHTS.values())
-        self.n_conv = 0
-        self.reactions: dict[type, Callable[[Any], None]] = {
-            ConversationOffered: self._offered,
-            ConversationAssigned: self._assigned,
-            OfferExpired: self._offer_gone,
-            AgentNotResponding: self._not_responding,
-            ConversationRejoined: self._rejoined,
-            ConversationQueued: self._queued,
-            EventRejected: self._rejected,
-        }
-
-    # --- plumbing ---------------------------------------------------------------------
-
-    def at(self, ts: int, fn: Callable[..., None], *args: Any) -> None:
-        heapq.heappush(self.heap, (max(ts, self.now), next(self.seq), fn, args))
-
-    def emit(self, event: Input) -> list[Decision]:
-        decisions = self.engine.apply(event)
-        self.log.append([event, *decisions])
-        self.inputs_buf.append(event)
-        if len(self.inputs_buf) >= 1024:
-            self.inputs_log.append(self.inputs_buf)
-            self.inputs_buf = []
-        self.run.inputs += 1
-        self.run.decisions += len(decisions)
-        self.run.mix[type(event).__struct_config__.tag] += 1  # type: ignore[index]
-        for d in decisions:
-            self.run.mix[type(d).__struct_config__.tag] += 1  # type: ignore[index]
-            reaction = self.reactions.get(type(d))
-            if reaction is not None:
-                reaction(d)
-        return decisions
-
-    def conv(self, tenant: str, cid: str) -> ConversationState | None:
-        state = self.engine.tenant(tenant)
-        if state is None:
-            return None
-        return state.conversations.get(state.aliases.get(cid, cid))
-
-    def holds(self, tenant: str, cid: str, agent_id: str, gen: int) -> ConversationState | None:
-        """The conversation, if this assignment is still the agent's current work."""
-        conv = self.conv(tenant, cid)
-        if (
-            self.holder.get((tenant, cid)) != (agent_id, gen)
-            or conv is None
-            or conv.owner != agent_id
-            or conv.stage != "assigned"
-            or conv.in_queue
-            or conv.offer_agent is not None
-        ):
-            self.run.stale_actions += 1
-            return None
-        return conv
-
-    def play(self) -> LiveRun:
-        started = time.perf_counter()
-        self._staff()
-        self.at(self.t0, self._arrival)
-        next_tick = self.t0 + TICK_MS
-        while next_tick <= self.t1:
-            if self.heap and self.heap[0][0] < next_tick:
-                ts, _, fn, args = heapq.heappop(self.heap)
-                self.now = ts
-                fn(ts, *args)
-                continue
-            self.now = next_tick
-            self.emit(Tick(tenant=TENANTS[0][0], ts=next_tick))
-            next_tick += TICK_MS
-        if self.inputs_buf:
-            self.inputs_log.append(self.inputs_buf)
-            self.inputs_buf = []
-        self.run.seconds = time.perf_counter() - started
-        return self.run
-
-    # --- agents -------------------------------------------------------------------------
-
-    def _staff(self) -> None:
-        """Register everyone at the start; humans log in and out with their shift."""
-        for spec in roster(self.rng, self.scale):
-            self.specs[(spec.tenant, spec.agent_id)] = spec
-            self.emit(
-                AgentRegistered(
-                    tenant=spec.tenant, ts=self.t0, agent_id=spec.agent_id,
-                    kind=spec.kind,  # type: ignore[arg-type]
-                    skills=spec.skills, languages=spec.languages,
-                )
-            )  # fmt: skip
-            if spec.kind == "bot":
-                self.at(self.t0, self._status, spec, "available", "bot online")
-                continue
-            day = self.t0 - (self.t0 - EPOCH_MS) % DAY_MS
-            for start in (day + spec.shift_start - DAY_MS, day + spec.shift_start):
-                end = start + SHIFT_MS
-                if end <= self.t0 or start >= self.t1:
-                    continue
-                self.at(max(start, self.t0), self._status, spec, "available", "shift start")
-                for offset, minutes in BREAKS:
-                    if self.t0 < start + offset < self.t1:
-                        self.at(start + offset, self._status, spec, "away", "break")
-                        back = start + offset + minutes * 60_000
-                        self.at(back, self._status, spec, "available", "back from break")
-                if end < self.t1:
-                    self.at(end, self._status, spec, "away", "end of shift")
-                    self.at(end + 60_000, self._log_off, spec, end + 30 * 60_000)
-
-    def _status(self, ts: int, spec: AgentSpec, status: str, reason: str) -> None:
-        tenant = self.engine.tenant(spec.tenant)
-        agent = tenant.agents.get(spec.agent_id) if tenant is not None else None
-        if agent is None or (agent.status == "offline" and reason == "back from break"):
-            self.run.stale_actions += 1
-            return
-        self.emit(
-            AgentStatusChanged(
-                tenant=spec.tenant, ts=ts, agent_id=spec.agent_id,
-                status=status, reason=reason,  # type: ignore[arg-type]
-            )
-        )  # fmt: skip
-
-    def _log_off(self, ts: int, spec: AgentSpec, deadline: int) -> None:
-        """After the shift: offline once the agent's work is done (or at the deadline)."""
-        tenant = self.engine.tenant(spec.tenant)
-        agent = tenant.agents.get(spec.agent_id) if tenant is not None else None
-        if agent is None or agent.status != "away":
-            return  # back on another shift, or already gone
-        if agent.holding and ts < deadline:
-            self.at(ts + 60_000, self._log_off, spec, deadline)
-            return
-        self._status(ts, spec, "offline", "logged off")
-
-    def _not_responding(self, d: AgentNotResponding) -> None:
-        spec = self.specs[(d.tenant, d.agent_id)]
-        self.at(d.ts + _ms(self.rng.uniform(20, 90)), self._back_at_desk, spec)
-
-    def _back_at_desk(self, ts: int, spec: AgentSpec) -> None:
-        tenant = self.engine.tenant(spec.tenant)
-        agent = tenant.agents.get(spec.agent_id) if tenant is not None else None
-        if agent is None or agent.status != "available" or agent.responsive:
-            return
-        self._status(ts, spec, "available", "back at the desk")
-
-    # --- customers ------------------------------------------------------------------------
-
-    def _customer(self, tenant: str) -> Customer | None:
-        rng = self.rng
-        if rng.random() < 0.3:
-            return None
-        known = self.customers[tenant]
-        k = rng.randrange(self.pool[tenant])
-        while len(known) <= k:
-            known.append(None)
-        customer = known[k]
-        if customer is None:
-            customer = Customer(
-                customer_id=f"{tenant}-k{k}", phone=f"+44 7{k:09d}",
-                email=f"customer{k}@{tenant}.example", handle=f"{tenant}.user{k}",
-                language=rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0],
-            )  # fmt: skip
-            known[k] = customer
-        return customer
-
-    def _arrival(self, ts: int) -> None:
-        rng = self.rng
-        self.n_conv += 1
-        tenant = rng.choices([t for t, _ in TENANTS], [w for _, w in TENANTS])[0]
-        cid = f"c{self.n_conv}"
-        channel: Channel = rng.choices(self.channels, self.channel_weights)[0]
-        customer = self._customer(tenant)
-        language = customer.language if customer else rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
-        topic = rng.choices(TOPICS, TOPIC_WEIGHTS)[0]
-        skills: dict[str, int] = {}
-        optional: dict[str, int] = {}
-        if channel in WRITTEN:
-            queue = "backoffice"
-            skills[topic] = 1
-        else:
-            queue = topic
-            if topic == "tech" and rng.random() < 0.2:
-                skills["tech"] = 5  # an expert question: waits for the rings
-            if rng.random() < 0.4:
-                optional[rng.choice(PRODUCTS)] = rng.randint(1, 3)
-        patience = None
-        if channel in PATIENCE_S:
-            lo, hi = PATIENCE_S[channel]
-            patience = _ms(rng.uniform(lo, hi))
-        lo, hi = HANDLE_S[channel]
-        plan = Plan(cid, tenant, channel, queue, patience, _ms(rng.uniform(lo, hi)))
-        if channel == "voice" and queue in ("sales", "billing") and rng.random() < 0.3:
-            plan.on_patience = "callback_now" if rng.random() < 0.5 else "callback_later"
-        plan.by_customer = rng.random() < 0.15
-        if channel not in WRITTEN:
-            roll = rng.random()
-            plan.transfer = "cold" if roll < 0.04 else "warm" if roll < 0.06 else None
-        plan.bot_resolves = rng.random() < 0.35
-        plan.wrap_up = rng.random() < 0.88
-        self.plans[(tenant, cid)] = plan
-        self.run.arrivals += 1
-        self.emit(
-            ConversationArrived(
-                tenant=tenant, ts=ts, conversation_id=cid, channel=channel,
-                contact=Contact(channel, address(channel, customer, cid)),
-                customer_id=customer.customer_id if customer else None, queue=queue,
-                skills=skills, optional_skills=optional, language=language,
-                priority=1 if rng.random() < 0.05 else 0,
-            )
-        )  # fmt: skip
-        if (tenant, cid) in self.plans and patience is not None:
-            self.at(ts + patience, self._patience, plan, 0)
-        gap = rng.expovariate(_rate_per_ms(ts - EPOCH_MS, self.scale.conversations_per_day))
-        self.at(ts + max(1, round(gap)), self._arrival)
-
-    def _rejoined(self, d: ConversationRejoined) -> None:
-        """The new contact joined an open conversation: its own plan is void."""
-        self.plans.pop((d.tenant, d.new_conversation_id), None)
-
-    def _patience(self, ts: int, plan: Plan, gen: int) -> None:
-        conv = self.conv(plan.tenant, plan.cid)
-        if (
-            conv is None
-            or plan.wait_gen != gen
-            or conv.owner is not None
-            or conv.callback
-            or conv.stage not in ("queued", "offered")
-        ):
-            return
-        if plan.on_patience == "abandon" or conv.channel != "voice":
-            self.emit(CustomerAbandoned(tenant=plan.tenant, ts=ts, conversation_id=plan.cid))
-            self._close(plan)
-        elif conv.stage == "offered":
-            self.at(ts + 3000, self._patience, plan, gen)  # the offer may still be answered
-        else:
-            later = plan.on_patience == "callback_later"
-            self.emit(
-                CallbackRequested(
-                    tenant=plan.tenant, ts=ts, conversation_id=plan.cid,
-                    not_before=ts + _ms(600) if later else None,
-                )
-            )  # fmt: skip
-
-    def _close(self, plan: Plan) -> None:
-        key = (plan.tenant, plan.cid)
-        if self.conv(plan.tenant, plan.cid) is None:
-            self.plans.pop(key, None)
-            self.holder.pop(key, None)
-            self.offers.pop(key, None)
-
-    # --- reactions to decisions ---------------------------------------------------------
-
-    def _rejected(self, d: EventRejected) -> None:
-        self.run.rejected += 1
-
-    def _queued(self, d: ConversationQueued) -> None:
-        """Back in the queue: the holder's plans are void unless they still own it (a warm
-        transfer); an agent going offline, a channel switch that did not fit..."""
-        key = (d.tenant, d.conversation_id)
-        holder = self.holder.get(key)
-        conv = self.conv(d.tenant, d.conversation_id)
-        if holder is not None and (conv is None or conv.owner != holder[0]):
-            del self.holder[key]
-
-    def _offer_gone(self, d: OfferExpired) -> None:
-        self.offers.pop((d.tenant, d.conversation_id), None)
-
-    def _offered(self, d: ConversationOffered) -> None:
-        key = (d.tenant, d.conversation_id)
-        offer = (d.agent_id, d.deadline)
-        self.offers[key] = offer
-        spec = self.specs[(d.tenant, d.agent_id)]
-        roll = self.rng.random()
-        if roll < spec.p_ignore:
-            return
-        decline = roll < spec.p_ignore + spec.p_decline
-        delay = _ms(self.rng.uniform(1, 4) if decline else self.rng.uniform(1.5, 8))
-        self.at(d.ts + delay, self._answer, key, offer, decline)
-
-    def _answer(self, ts: int, key: tuple[str, str], offer: tuple[str, int], decline: bool) -> None:
-        if self.offers.get(key) != offer:
-            self.run.stale_actions += 1
-            return
-        tenant, cid = key
-        if decline:
-            del self.offers[key]
-            self.emit(OfferDeclined(tenant=tenant, ts=ts, conversation_id=cid, agent_id=offer[0]))
-        else:
-            self.emit(OfferAccepted(tenant=tenant, ts=ts, conversation_id=cid, agent_id=offer[0]))
-
-    def _assigned(self, d: ConversationAssigned) -> None:
-        key = (d.tenant, d.conversation_id)
-        self.offers.pop(key, None)
-        plan = self.plans.get(key)
-        if plan is None:
-            return
-        gen = next(self.gen)
-        self.holder[key] = (d.agent_id, gen)
-        rng = self.rng
-        if self.specs[(d.tenant, d.agent_id)].kind == "bot":
-            self.at(d.ts + _ms(rng.uniform(15, 90)), self._bot_outcome, plan, d.agent_id, gen)
-            return
-        conv = self.conv(d.tenant, d.conversation_id)
-        channel: Channel = "task" if conv is not None and conv.callback else plan.channel
-        if plan.transferred or channel != plan.channel:
-            lo, hi = HANDLE_S[channel]
-            handle = _ms(rng.uniform(lo, hi))
-        else:
-            handle = plan.handle_ms
-        end = d.ts + handle
-        self.at(end, self._end, plan, d.agent_id, gen)
-        if plan.transfer is not None and not plan.transferred and channel == plan.channel:
-            self.at(d.ts + handle * 2 // 5, self._transfer, plan, d.agent_id, gen)
-        if channel in MESSAGING:
-            self.at(d.ts + _ms(rng.expovariate(1 / 120)), self._message, plan, d.agent_id, gen,
-                    end)  # fmt: skip
-
-    def _message(self, ts: int, plan: Plan, agent_id: str, gen: int, end: int) -> None:
-        conv = self.conv(plan.tenant, plan.cid)
-        if self.holder.get((plan.tenant, plan.cid)) != (agent_id, gen) or conv is None:
-            return
-        direction = "in" if self.rng.random() < 0.6 else "out"
-        self.emit(
-            MessageReceived(
-                tenant=plan.tenant, ts=ts, conversation_id=plan.cid,
-                direction=direction,  # type: ignore[arg-type]
-            )
-        )  # fmt: skip
-        nxt = ts + _ms(self.rng.expovariate(1 / 120))
-        if nxt < end:
-            self.at(nxt, self._message, plan, agent_id, gen, end)
-
-    def _bot_outcome(self, ts: int, plan: Plan, bot_id: str, gen: int) -> None:
-        if self.holds(plan.tenant, plan.cid, bot_id, gen) is None:
-            return
-        self.holder.pop((plan.tenant, plan.cid), None)
-        if plan.bot_resolves:
-            self.emit(
-                ConversationEnded(
-                    tenant=plan.tenant, ts=ts, conversation_id=plan.cid, by="customer"
-                )
-            )
-            self._close(plan)
-            return
-        if self.rng.random() < 0.2:
-            event = HandoffRequested(
-                tenant=plan.tenant, ts=ts, conversation_id=plan.cid, agent_id=bot_id,
-                reason="intent not understood", queue="tech",
-            )  # fmt: skip
-        else:
-            event = HandoffRequested(
-                tenant=plan.tenant, ts=ts, conversation_id=plan.cid, agent_id=bot_id,
-                reason="asked for a human", skills={"support": self.rng.choice((2, 3))},
-            )  # fmt: skip
-        self.emit(event)
-        if plan.patience_ms is not None:
-            plan.wait_gen += 1
-            self.at(ts + plan.patience_ms, self._patience, plan, plan.wait_gen)
-
-    def _transfer(self, ts: int, plan: Plan, agent_id: str, gen: int) -> None:
-        conv = self.holds(plan.tenant, plan.cid, agent_id, gen)
-        if conv is None:
-            return
-        plan.transferred = True
-        if plan.transfer == "cold":
-            self.holder.pop((plan.tenant, plan.cid), None)
-            self.emit(
-                TransferRequested(
-                    tenant=plan.tenant, ts=ts, conversation_id=plan.cid, agent_id=agent_id,
-                    to_queue=COLD_TARGET.get(conv.queue, "support"), mode="cold",
-                )
-            )  # fmt: skip
-            return
-        self.emit(
-            TransferRequested(
-                tenant=plan.tenant, ts=ts, conversation_id=plan.cid, agent_id=agent_id,
-                skills={"tech": 3, "support": 2}, mode="warm",
-            )
-        )  # fmt: skip
-        self.at(ts + _ms(180), self._give_up_warm, plan, agent_id, gen)
-
-    def _give_up_warm(self, ts: int, plan: Plan, agent_id: str, gen: int) -> None:
-        conv = self.conv(plan.tenant, plan.cid)
-        if self.holder.get((plan.tenant, plan.cid)) != (agent_id, gen) or conv is None:
-            return
-        if conv.owner != agent_id or conv.stage != "assigned":
-            return
-        self.holder.pop((plan.tenant, plan.cid), None)
-        self.emit(ConversationEnded(tenant=plan.tenant, ts=ts, conversation_id=plan.cid))
-        self._after_end(ts, plan, agent_id)
-
-    def _end(self, ts: int, plan: Plan, agent_id: str, gen: int) -> None:
-        if self.holds(plan.tenant, plan.cid, agent_id, gen) is None:
-            return
-        by = "customer" if plan.by_customer else "agent"
-        self.emit(
-            ConversationEnded(
-                tenant=plan.tenant, ts=ts, conversation_id=plan.cid,
-                by=by,  # type: ignore[arg-type]
-            )
-        )  # fmt: skip
-        self._after_end(ts, plan, agent_id)
-
-    def _after_end(self, ts: int, plan: Plan, agent_id: str) -> None:
-        conv = self.conv(plan.tenant, plan.cid)
-        if conv is None or conv.stage != "wrap_up":
-            self._close(plan)
-        elif plan.wrap_up:  # otherwise the wrap-up times out (WrapUpExpired)
-            self.at(ts + _ms(self.rng.uniform(4, 25)), self._wrap_up, plan, agent_id)
-        else:
-            self.at(ts + _ms(60), self._forget, plan)
-
-    def _wrap_up(self, ts: int, plan: Plan, agent_id: str) -> None:
-        conv = self.conv(plan.tenant, plan.cid)
-        if conv is None or conv.stage != "wrap_up" or conv.owner != agent_id:
-            self.run.stale_actions += 1
-            return
-        self.emit(
-            WrapUpCompleted(tenant=plan.tenant, ts=ts, conversation_id=plan.cid, agent_id=agent_id)
-        )
-        self._close(plan)
-
-    def _forget(self, ts: int, plan: Plan) -> None:
-        self._close(plan)
+def record_day(directory: Path, scenario: Scenario, policy: Policy, seed: int) -> LiveRun:
+    """Simulate into ``day.olog``, then copy its inputs alone to ``inputs.olog``."""
+    started = time.perf_counter()
+    with FileLog(directory / "day.olog", fsync="never") as log:
+        run = simulate(scenario, log, policy=policy, seed=seed)
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    mix: Counter[str] = Counter()
+    with (
+        FileLog(directory / "day.olog", readonly=True) as log,
+        FileLog(directory / "inputs.olog", fsync="never") as inputs_log,
+    ):
+        frame: list[Event] = []
+        for _, event in log.read():
+            mix[type(event).__struct_config__.tag] += 1
+            if not is_decision(event):
+                frame.append(event)
+                if len(frame) >= INPUTS_FRAME:
+                    inputs_log.append(frame)
+                    frame = []
+        if frame:
+            inputs_log.append(frame)
+    return LiveRun(run, seconds, time.perf_counter() - started, mix)
 
 
 # --- the measured passes ----------------------------------------------------------------
-
-
-def record_day(directory: Path, scale: Scale, seed: int) -> tuple[LiveRun, Engine]:
-    engine = Engine(day_policy())
-    with (
-        FileLog(directory / "day.olog", fsync="never") as log,
-        FileLog(directory / "inputs.olog", fsync="never") as inputs_log,
-    ):
-        run = Day(engine, log, inputs_log, scale, seed).play()
-    return run, engine
 
 
 @dataclass
@@ -759,13 +224,15 @@ class Pass:
     engine: Engine
 
 
-def pipeline(inputs_path: Path, out_path: Path, batch: int, stages: Stages | None = None) -> Pass:
+def pipeline(
+    policy: Policy, inputs_path: Path, out_path: Path, batch: int, stages: Stages | None = None
+) -> Pass:
     """inputs log -> decode -> apply -> append [input, *decisions] in ~``batch``-event frames.
 
     With ``stages``, every stage is timed with ``perf_counter_ns`` (a separate pass: the
     clock calls cost).
     """
-    engine = Engine(day_policy())
+    engine = Engine(policy)
     opened = time.perf_counter()
     inputs = FileLog(inputs_path, fsync="never", readonly=True)
     out = FileLog(out_path, fsync="never")
@@ -845,9 +312,9 @@ def pipeline(inputs_path: Path, out_path: Path, batch: int, stages: Stages | Non
     return Pass(n_in, n_dec, open_s, seconds, cpu, engine)
 
 
-def replay(path: Path) -> Pass:
+def replay(policy: Policy, path: Path) -> Pass:
     """Rebuild state from a combined log: read every event, apply the inputs."""
-    engine = Engine(day_policy())
+    engine = Engine(policy)
     n_events = n_inputs = 0
     started, cpu = time.perf_counter(), time.process_time()
     with FileLog(path, fsync="never", readonly=True) as log:
@@ -881,42 +348,49 @@ def _rss() -> int | None:
         return None
 
 
-def _waiting_conversations(n: int, seed: int) -> Iterator[Input]:
-    """``n`` arrivals of the day's mix for one tenant, a few milliseconds apart, each
-    from its own customer (nobody ever answers them)."""
+def _waiting_conversations(scenario: Scenario, n: int, seed: int) -> Iterator[Input]:
+    """``n`` arrivals of the scenario's traffic mix for one tenant, a few milliseconds
+    apart, each from its own customer (nobody ever answers them)."""
     rng = random.Random(seed)
-    channels = list(CHANNEL_WEIGHTS)
-    weights = list(CHANNEL_WEIGHTS.values())
+    streams = [s for s in scenario.traffic if s.per_hour > 0]
+    rates = [s.per_hour for s in streams]
+    t0 = scenario.start_ms
     for i in range(n):
-        channel: Channel = rng.choices(channels, weights)[0]
-        topic = rng.choices(TOPICS, TOPIC_WEIGHTS)[0]
-        queue = "backoffice" if channel in WRITTEN else topic
-        skills = {topic: 1} if channel in WRITTEN else {}
-        optional = {rng.choice(PRODUCTS): rng.randint(1, 3)} if rng.random() < 0.4 else {}
-        known = rng.random() < 0.7
-        customer = Customer(
-            f"m-k{i}", f"+44 7{i:09d}", f"customer{i}@m.example", f"m.user{i}",
-            rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0],
-        )  # fmt: skip
+        s = rng.choices(streams, rates)[0]
+        skills = dict(s.skills)
+        if s.random_skills is not None:
+            skills.update(s.random_skills.draw(rng))
+        known = rng.random() < s.known
+        language = (
+            rng.choices(list(s.languages), list(s.languages.values()))[0] if s.languages else None
+        )
         cid = f"c{i}"
         yield ConversationArrived(
-            tenant="m", ts=EPOCH_MS + 1000 + i // 8, conversation_id=cid, channel=channel,
-            contact=Contact(channel, address(channel, customer if known else None, cid)),
-            customer_id=customer.customer_id if known else None, queue=queue, skills=skills,
-            optional_skills=optional, language=customer.language,
+            tenant="m", ts=t0 + 1000 + i // 8, conversation_id=cid, channel=s.channel,
+            contact=Contact(s.channel, f"{s.channel}:m-k{i}" if known else f"anon:{cid}"),
+            customer_id=f"m-k{i}" if known else None, queue=s.queue, skills=skills,
+            optional_skills=dict(s.optional_skills), priority=s.priority, language=language,
         )  # fmt: skip
 
 
-def _available_agents(n: int, seed: int, first: int = 0) -> Iterator[Input]:
+def _available_agents(scenario: Scenario, n: int, seed: int, first: int = 0) -> Iterator[Input]:
+    """``n`` agents drawn from the scenario's human groups by head count."""
     rng = random.Random(seed)
-    scale = Scale(agents=n, bots=0, conversations_per_day=0, start_h=0, hours=0, memory_n=0)
-    for i, spec in enumerate(roster(rng, scale)):
+    groups = [g for g in scenario.agents if g.kind == "human" and g.count > 0]
+    heads = [g.count for g in groups]
+    t0 = scenario.start_ms
+    for i in range(n):
+        g = rng.choices(groups, heads)[0]
+        skills = {k: v if isinstance(v, int) else rng.randint(*v) for k, v in g.skills.items()}
+        if g.random_skills is not None:
+            for k, v in g.random_skills.draw(rng).items():
+                skills.setdefault(k, v)
         agent_id = f"m-a{first + i}"
         yield AgentRegistered(
-            tenant="m", ts=EPOCH_MS, agent_id=agent_id, skills=spec.skills,
-            languages=spec.languages,
+            tenant="m", ts=t0, agent_id=agent_id, skills=skills, languages=list(g.languages),
+            capacity_profile=g.profile,
         )  # fmt: skip
-        yield AgentStatusChanged(tenant="m", ts=EPOCH_MS, agent_id=agent_id, status="available")
+        yield AgentStatusChanged(tenant="m", ts=t0, agent_id=agent_id, status="available")
 
 
 def _grow(engine: Engine, events: Iterator[Input]) -> None:
@@ -925,10 +399,10 @@ def _grow(engine: Engine, events: Iterator[Input]) -> None:
         assert not any(isinstance(d, EventRejected) for d in decisions), decisions
 
 
-def _base_engine(seed: int) -> Engine:
+def _base_engine(scenario: Scenario, policy: Policy, seed: int) -> Engine:
     """A tenant with 100 registered agents, none available: arrivals stay queued."""
-    engine = Engine(day_policy())
-    for event in _available_agents(100, seed + 1, first=1_000_000):
+    engine = Engine(policy)
+    for event in _available_agents(scenario, 100, seed + 1, first=1_000_000):
         if isinstance(event, AgentRegistered):  # registered agents start offline
             engine.apply(event)
     return engine
@@ -936,10 +410,15 @@ def _base_engine(seed: int) -> Engine:
 
 def measure_memory(n: int, seed: int) -> dict[str, Any]:
     """Per open conversation and per available agent: tracemalloc, RSS and snapshot bytes."""
+    scenario, policy = day()
     out: dict[str, Any] = {"memory_n": n}
     for what, make, base in (
-        ("conversation", lambda: _waiting_conversations(n, seed), lambda: _base_engine(seed)),
-        ("agent", lambda: _available_agents(n, seed), lambda: Engine(day_policy())),
+        (
+            "conversation",
+            lambda: _waiting_conversations(scenario, n, seed),
+            lambda: _base_engine(scenario, policy, seed),
+        ),
+        ("agent", lambda: _available_agents(scenario, n, seed), lambda: Engine(policy)),
     ):
         # RSS first, without tracemalloc (whose own bookkeeping would count)
         engine = base()
@@ -1004,14 +483,14 @@ def memory_result(child: subprocess.Popen[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="90 minutes of the day (< 30 s)")
+    parser.add_argument("--quick", action="store_true", help="08:00-08:15 of the day")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, help="random seed (default: the scenario's, 7)")
     parser.add_argument("--batch", type=int, default=1024, help="events per appended frame")
     parser.add_argument(
         "--repeat", type=int, default=1, help="timed pipeline passes; the fastest is reported"
     )
-    parser.add_argument("--hours", type=float, help="event time to simulate (override)")
+    parser.add_argument("--hours", type=float, help="hours of arrivals to simulate (override)")
     parser.add_argument("--memory-n", type=int, help="conversations / agents for memory")
     parser.add_argument("--dir", type=Path, help="keep the logs in this directory")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
@@ -1022,49 +501,59 @@ def main(argv: list[str] | None = None) -> int:
     if core_ext.KERNEL != "compiled":
         print("the compiled kernel is not built", file=sys.stderr)
         return 2
-    scale = QUICK if args.quick else FULL
-    if args.hours is not None:
-        scale = replace(scale, hours=args.hours)
-    if args.memory_n is not None:
-        scale = replace(scale, memory_n=args.memory_n)
+    scenario, policy = day()
+    seed = scenario.seed if args.seed is None else args.seed
+    from_h = QUICK_FROM_H if args.quick else 0.0
+    if args.quick or args.hours is not None:
+        hours = args.hours if args.hours is not None else QUICK_HOURS
+        scenario = window(scenario, from_h, hours)
+    if args.quick:
+        scenario = msgspec.structs.replace(scenario, drain_minutes=QUICK_DRAIN_MINUTES)
+    memory_n = args.memory_n or (QUICK_MEMORY_N if args.quick else MEMORY_N)
 
-    child = start_memory_child(scale.memory_n, args.seed)
+    child = start_memory_child(memory_n, seed)
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         directory = args.dir if args.dir is not None else Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
         for name in ("day.olog", "inputs.olog", "out.olog", "staged.olog"):
             (directory / name).unlink(missing_ok=True)
-        live, live_engine = record_day(directory, scale, args.seed)
-        live_state = live_engine.snapshot()
-        del live_engine
+        live = record_day(directory, scenario, policy, seed)
         memory = memory_result(child)
         gc.collect()
         load_avg = os.getloadavg()[0]
 
         runs: list[Pass] = []
+        state: bytes | None = None
         deterministic = True
         for _ in range(max(1, args.repeat)):
             (directory / "out.olog").unlink(missing_ok=True)
-            run = pipeline(directory / "inputs.olog", directory / "out.olog", args.batch)
-            deterministic = deterministic and run.engine.snapshot() == live_state
-            del run.engine
+            run = pipeline(policy, directory / "inputs.olog", directory / "out.olog", args.batch)
+            snapshot = run.engine.snapshot()
+            state = snapshot if state is None else state
+            deterministic = deterministic and snapshot == state
+            del run.engine, snapshot
             runs.append(run)
             gc.collect()
+        assert state is not None
         best = min(runs, key=lambda r: r.seconds)
         deterministic = deterministic and same_events(directory / "day.olog",
                                                       directory / "out.olog")  # fmt: skip
         stages = Stages()
-        staged = pipeline(directory / "inputs.olog", directory / "staged.olog", args.batch, stages)
+        staged = pipeline(
+            policy, directory / "inputs.olog", directory / "staged.olog", args.batch, stages
+        )
         del staged.engine
         (directory / "staged.olog").unlink()
         gc.collect()
 
-        rebuilt = replay(directory / "out.olog")
-        replay_matches = rebuilt.engine.snapshot() == live_state
-        tenants = [rebuilt.engine.tenant(name) for name, _ in TENANTS]
-        open_conversations = sum(len(t.conversations) for t in tenants if t is not None)
-        customers = sum(len(t.customers) for t in tenants if t is not None)
-        del rebuilt.engine, tenants
+        rebuilt = replay(policy, directory / "out.olog")
+        tenant = rebuilt.engine.tenant(scenario.tenant)
+        open_conversations = len(tenant.conversations) if tenant is not None else 0
+        customers = len(tenant.customers) if tenant is not None else 0
+        replay_matches = (
+            rebuilt.engine.snapshot() == state and open_conversations == live.run.open_at_end
+        )
+        del rebuilt.engine, tenant
         log_bytes = (directory / "out.olog").stat().st_size
         gc.collect()
 
@@ -1072,14 +561,18 @@ def main(argv: list[str] | None = None) -> int:
     events = n_in + n_dec
     replay_events = rebuilt.inputs + rebuilt.decisions
     total_ns = stages.read_ns + stages.decode_ns + stages.apply_ns + stages.append_ns
+    sim = live.run
     result: dict[str, Any] = {
-        "scenario": "day",
-        "tenants": len(TENANTS),
-        "agents": scale.agents,
-        "bots": scale.bots,
-        "hours": scale.hours,
-        "from_h": scale.start_h,
-        "interactions": live.arrivals,
+        "scenario": SCENARIO,
+        "tenants": 1,
+        "agents": sum(g.count for g in scenario.agents if g.kind == "human"),
+        "bots": sum(g.count for g in scenario.agents if g.kind == "bot"),
+        "hours": scenario.hours,
+        "from_h": from_h,
+        "event_hours": round((sim.last_ts - sim.first_ts) / HOUR_MS, 2),
+        "seed": seed,
+        "interactions": sim.interactions,
+        "expected_arrivals": round(scenario.expected_arrivals()),
         "events": events,
         "inputs": n_in,
         "decisions": n_dec,
@@ -1122,11 +615,13 @@ def main(argv: list[str] | None = None) -> int:
         "log_bytes_per_event": round(log_bytes / events, 1),
         "open_conversations_at_end": open_conversations,
         "customers_at_end": customers,
-        "state_snapshot_bytes_at_end": len(live_state),
+        "state_snapshot_bytes_at_end": len(state),
         "live_run_s": round(live.seconds, 2),
+        "inputs_log_s": round(live.inputs_log_s, 2),
         "load_avg_1m": round(load_avg, 2),
-        "stale_actions": live.stale_actions,
-        "rejected": live.rejected,
+        "stale_actions": sim.stale_actions,
+        "rejected": sim.rejected,
+        "abandons": sim.abandons,
         **memory,
         "event_mix": dict(live.mix.most_common()),
         "targets": {"events_per_s": 100_000, "bytes_per_open_conversation": 1_000},

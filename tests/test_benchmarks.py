@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 from omniroute import core_ext
+from omniroute.engine.simulate import load_scenario
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -27,7 +28,8 @@ def _load(name: str) -> ModuleType:
 @pytest.mark.skipif(core_ext.KERNEL != "compiled", reason="the compiled kernel is not built")
 def test_bench_pipeline_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
     bench = _load("bench_pipeline")
-    # --quick, cut to six minutes of event time and a small memory sample (a few seconds)
+    # --quick (the day scenario from 08:00), cut to six minutes of arrivals (about 12,000
+    # contacts, then their drain) and a small memory sample: about 20 s
     assert bench.main(["--quick", "--json", "--hours", "0.1", "--memory-n", "300"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
@@ -36,12 +38,41 @@ def test_bench_pipeline_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
                 "bytes_per_agent", "events"):  # fmt: skip
         assert result[key] > 0, key
     assert result["events"] == result["inputs"] + result["decisions"]
-    assert result["interactions"] > 100
+    assert result["scenario"] == "day" and result["from_h"] == 8.0 and result["hours"] == 0.1
+    expected = result["expected_arrivals"]  # the windowed scenario's own expectation
+    assert expected > 5_000 and 0.9 * expected < result["interactions"] < 1.15 * expected
+    # agents are on shift in the window: most contacts are served, few abandon
+    mix = result["event_mix"]
+    assert mix["conversation.assigned"] > result["interactions"] // 2
+    assert result["abandons"] == mix.get("customer.abandoned", 0) < result["interactions"] // 5
     assert result["deterministic"] is True  # the pipeline re-decided the recorded log
     assert result["replay_state_matches"] is True
-    # the driver only sends inputs that make sense on the state it sees; a timer that fires
-    # at the input's own time may still overtake it, very rarely, as on a real desktop
+    # the simulator only sends inputs that make sense on the state it sees; a timer that
+    # fires at the input's own time may still overtake it, very rarely, as on a desktop
     assert result["rejected"] <= result["inputs"] // 1000
     assert result["memory_n"] == 300
     shares = result["stage_share"]
     assert abs(sum(shares.values()) - 1.0) < 0.01
+
+
+def test_bench_simulate_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("bench_simulate")
+    assert bench.main(["--quick", "--json"]) == 0  # scenario small, twice: about a second
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for key in ("simulated_events_per_s", "events_per_cpu_s", "wall_s", "cpu_s", "interactions",
+                "events", "inputs", "decisions", "ticks"):  # fmt: skip
+        assert result[key] > 0, key
+    assert result["scenario"] == "small"
+    assert result["events"] == result["inputs"] + result["decisions"]
+    assert result["ticks"] < result["inputs"]
+    rate = result["events"] / result["wall_s"]  # wall_s is rounded to the millisecond
+    assert abs(result["simulated_events_per_s"] / rate - 1) < 0.01
+    assert len(result["wall_s_runs"]) == 2 and result["wall_s"] == min(result["wall_s_runs"])
+    assert result["deterministic"] is True and result["determinism_checked"] is True
+    assert result["rejected"] == 0
+    # Poisson arrivals (sd ~ 43 for ~1,800) plus a few switches and follow-up tasks
+    expected = load_scenario("small")[0].expected_arrivals()
+    assert 0.9 * expected < result["interactions"] < 1.15 * expected
+    assert result["abandons"] < result["interactions"] // 4

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -15,7 +14,6 @@ from projection_support import POLICY, POLICY_TOML, T0, TENANT, scripted_batches
 
 from omniroute.adapters.filelog import FileLog
 from omniroute.adapters.report import format_table, service_report
-from omniroute.engine import events as ev
 from omniroute.engine.cli import main
 
 
@@ -245,23 +243,6 @@ def test_customer_360_command(db: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert view["conversations"][1]["first_contact_at"] == "2026-01-01T08:10:00.000Z"
     code, _, err = run(capsys, "customer", "--db", str(db), "nobody")
     assert code == 2 and "no customer" in err
-
-
-def test_demo_ends_with_the_report(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert main(["demo", "--seed", "3"]) == 0
-    out = capsys.readouterr().out
-    tail = out.split("replay it: omniroute replay", 1)[1]
-    assert "service level by channel (tenant demo)" in tail
-    for channel in ev.CHANNELS:
-        assert f"\n{channel} " in tail, channel
-    line = next(x for x in tail.splitlines() if x.startswith("reporting database: "))
-    db = Path(line.split()[2])
-    assert db.exists() and db.parent.parent == tmp_path
-    code, out, _ = run(capsys, "report", "--db", str(db), "--by", "agent")
-    assert code == 0 and "bot-eva" in out
 
 
 def test_format_table_keeps_tenants_apart_and_hides_wide_columns(db: Path) -> None:
