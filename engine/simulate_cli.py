@@ -122,20 +122,26 @@ def _fresh(paths: list[Path], force: bool) -> None:
             path.unlink()
 
 
-def _progress(label: str) -> tuple[Any, Any]:
-    """A tqdm bar over simulated minutes when stderr is a terminal, else nothing."""
-    if not sys.stderr.isatty():
-        return None, None
-    from tqdm import tqdm
+class _ProgressBar:
+    """A tqdm bar over simulated minutes on stderr, drawn only when it is a terminal."""
 
-    bar = tqdm(total=0, unit="sim-min", desc=label, leave=False, dynamic_ncols=True)
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
 
-    def update(done_ms: int, total_ms: int) -> None:
-        bar.total = total_ms // 60_000
-        bar.n = done_ms // 60_000
-        bar.refresh()
+    def update(self, done_ms: int, total_ms: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
 
-    return bar, update
+            self.bar = tqdm(
+                total=total_ms // 60_000, unit="sim-min", desc=self.label, leave=False,
+                dynamic_ncols=True,
+            )  # fmt: skip
+        self.bar.update(done_ms // 60_000 - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _run_one(
@@ -148,11 +154,12 @@ def _run_one(
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _fresh([log_path, policy_sidecar(log_path), db, db.with_name(db.name + ".wal")], True)
-    bar, update = _progress(label)
+    bar = _ProgressBar(label) if sys.stderr.isatty() else None
     started = time.perf_counter()
     try:
         with FileLog(log_path, fsync="never") as log:
-            result = simulate(scenario, log, policy=policy, seed=seed, progress=update)
+            progress = bar.update if bar is not None else None
+            result = simulate(scenario, log, policy=policy, seed=seed, progress=progress)
     finally:
         if bar is not None:
             bar.close()
