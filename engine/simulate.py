@@ -238,7 +238,8 @@ class FollowUp(_Spec, frozen=True):
 
 class BotPlay(_Spec, frozen=True):
     """What a bot does with a conversation it is given: resolves ``containment`` of them
-    after ``handle``; hands the rest to humans (of ``handoff_queue`` if set)."""
+    after ``handle``; hands the rest to humans (of ``handoff_queue`` if set). A bot given
+    a contact of a stream without a play hands it to humans after 5 seconds."""
 
     containment: float
     handle: Dist = Dist(dist="uniform", min_s=20.0, max_s=120.0)
@@ -997,7 +998,7 @@ class _Desk:
         if plan is None or conv is None:
             return
         if self.agents[agent_id].group.kind == "bot":
-            self.at(d.ts + (plan.bot_ms or 60_000), self._bot_outcome(plan, agent_id, gen))
+            self.at(d.ts + (plan.bot_ms or 5_000), self._bot_outcome(plan, agent_id, gen))
             return
         first = cid not in self.served
         self.served[cid] = None
@@ -1032,8 +1033,8 @@ class _Desk:
             if self.holds(plan.cid, bot_id, gen) is None:
                 return
             self.holder.pop(plan.cid, None)
-            bot = plan.stream.bot
-            if plan.bot_resolves or bot is None:
+            bot = plan.stream.bot  # a stream without a bot play: the bot hands off at once
+            if bot is not None and plan.bot_resolves:
                 self.run.bot_resolved += 1
                 self.emit(
                     ConversationEnded(
@@ -1046,7 +1047,7 @@ class _Desk:
             self.emit(
                 HandoffRequested(
                     tenant=self.tenant, ts=ts, conversation_id=plan.cid, agent_id=bot_id,
-                    reason="asked for a human", queue=bot.handoff_queue,
+                    reason="asked for a human", queue=bot.handoff_queue if bot else None,
                 )
             )  # fmt: skip
             if plan.patience_ms is not None:
