@@ -497,7 +497,13 @@ def test_metrics_endpoint_counts_events_decisions_latency_queues_and_lag(
     svc = InProcessService(service_config(text, tmp_path))
     try:
         seqs = publish(opts, stream, "acme", [*frames_of(events, seed=2), b"garbage"])
-        wait_until_consumed(opts, stream, "acme", seqs[-1])
+        # the garbage appends nothing to the log when it is fetched alone: wait for the
+        # last valid frame in the log, then for the garbage's dead letter
+        wait_until_consumed(opts, stream, "acme", seqs[-2])
+        wait_for(
+            lambda: len(subject_messages(opts, stream, f"{stream.prefix}.acme.dead")) == 1,
+            20, "the dead letter",
+        )  # fmt: skip
         time.sleep(0.5)  # gauges are recomputed every interval_s
         m = _scrape(port)
     finally:
