@@ -249,8 +249,9 @@ class BotPlay(_Spec, frozen=True):
 class Traffic(_Spec, frozen=True):
     """One arrival stream: ``per_hour`` contacts an hour at curve weight 1.0.
 
-    ``handle`` and ``patience`` default to the scenario's per-media-class tables (no
-    patience: the customer waits as long as it takes). ``known`` is the share of
+    ``handle`` and ``patience`` default to the scenario's per-media-class tables; a class
+    missing from ``patience`` waits as long as it takes (the scenario's tables have
+    defaults: write ``[patience]`` empty for customers who never give up). ``known`` is the share of
     contacts from identified customers (drawn from the scenario's ``customers``).
     ``callback``: the share of impatient voice callers who ask for a callback (half of
     them for 10 minutes later) instead of hanging up. ``transfer_cold`` /
