@@ -431,7 +431,7 @@ class Engine:
             not conv.sla_breached
             and not conv.answered_by_human
             and conv.owner is None
-            and now >= conv.sla_deadline
+            and now > conv.sla_deadline  # answered at the target is in time
         ):
             conv.sla_breached = True
             self._emit(
@@ -926,7 +926,7 @@ class Engine:
         )  # fmt: skip
         tenant.conversations[conv.conversation_id] = conv
         customer.open_conversation = conv.conversation_id
-        self._schedule("sla", tenant.tenant, conv.conversation_id, conv.sla_deadline, 0)
+        self._schedule("sla", tenant.tenant, conv.conversation_id, conv.sla_deadline + 1, 0)
         if queue.bot_first:
             conv.kinds = "bot"
             conv.bot_until = now + _ms(queue.bot_wait_s)
