@@ -911,7 +911,8 @@ class Engine:
         tenant = self._tenant(event.tenant)
         customer = self._customer_for(tenant, event.contact, event.customer_id)
         if customer.open_conversation is not None:
-            self._rejoin(tenant, tenant.conversations[customer.open_conversation], event)
+            conv = tenant.conversations[customer.open_conversation]
+            self._rejoin(tenant, conv, event, queue_name)
             return
         now = self.state.clock
         queue = self.policy.queues[queue_name]
@@ -945,9 +946,15 @@ class Engine:
         self._enqueue_fresh(tenant, conv, "arrived")
 
     def _rejoin(
-        self, tenant: TenantState, conv: ConversationState, event: ConversationArrived
-    ) -> None:
-        """A new contact of a customer with an open conversation joins it (continuity)."""
+        self, tenant: TenantState, conv: ConversationState, event: ConversationArrived,
+        queue_name: str,
+    ) -> None:  # fmt: skip
+        """A new contact of a customer with an open conversation joins it (continuity).
+
+        On another media class the conversation is routed as the new contact asks (its
+        queue, skills, language; never a lower priority), unless a transfer is under way:
+        who can serve the customer depends on the channel they are on now.
+        """
         now = self.state.clock
         self._emit(
             ConversationRejoined(
@@ -970,12 +977,16 @@ class Engine:
             offered = self._withdraw_offer(tenant, conv, "channel_switch")
             conv.preferred = offered.agent_id
         conv.media_class = new_class
+        moved = not transferring and self._route_as(conv, event, queue_name)
         if conv.stage == "scheduled":
             conv.callback = False
             self._enqueue_fresh(tenant, conv, "rejoined")
             return
         if conv.owner is None or conv.stage == "wrap_up":
-            self._back_in_queue(tenant, conv, "channel_switch")
+            if moved:  # another queue: its rings start now
+                self._enqueue_fresh(tenant, conv, "channel_switch")
+            else:
+                self._back_in_queue(tenant, conv, "channel_switch")
             return
         agent = self._release_owner(tenant, conv)
         units = self._limit_cost(agent, new_class)
@@ -994,8 +1005,24 @@ class Engine:
             self._back_in_queue(tenant, conv, "channel_switch")
             return
         conv.preferred = agent.agent_id
-        self._pin(tenant, conv, agent.agent_id, self.policy.queues[conv.queue].sticky_wait_s)
+        if new_class in self.policy.profiles[agent.profile].classes:
+            # the agent could take it once they have room: they get the first chance
+            self._pin(tenant, conv, agent.agent_id, self.policy.queues[conv.queue].sticky_wait_s)
         self._enqueue_fresh(tenant, conv, "channel_switch")
+
+    def _route_as(
+        self, conv: ConversationState, event: ConversationArrived, queue_name: str
+    ) -> bool:
+        """Route ``conv`` as the new contact asks; True if that moved it to another queue."""
+        queue = self.policy.queues[queue_name]
+        moved = conv.queue != queue_name
+        conv.queue = queue_name
+        conv.skills = dict(event.skills)
+        conv.optional_skills = dict(event.optional_skills)
+        if event.language is not None:
+            conv.language = event.language
+        conv.priority = max(conv.priority, event.priority + queue.priority)
+        return moved
 
     def _back_in_queue(self, tenant: TenantState, conv: ConversationState, reason: str) -> None:
         """Waiting again within the same queue episode (its rings keep running)."""

@@ -280,7 +280,12 @@ class SlaBreached(_Event, frozen=True, tag="sla.breached"):
 
 
 class ConversationRejoined(_Event, frozen=True, tag="conversation.rejoined"):
-    """A customer's new contact joined their open conversation (continuity)."""
+    """A customer's new contact joined their open conversation (continuity).
+
+    On another media class the conversation stays with its agent if they have room; if
+    it must wait, it waits in the new contact's queue with its skills (a transfer under
+    way keeps its target), and a ``ConversationQueued`` names that queue.
+    """
 
     conversation_id: str
     new_conversation_id: str

@@ -221,11 +221,14 @@ class AgentGroup(_Spec, frozen=True):
 class Switch(_Spec, frozen=True):
     """A known customer who, ``after`` their first contact and while the conversation
     is still open, contacts again on channel ``to`` (the engine keeps it one
-    conversation)."""
+    conversation). The new contact comes in on ``queue`` with ``priority`` (as a contact
+    on that channel would; by default the stream's)."""
 
     p: float
     to: Channel
     after: Dist = Dist(dist="uniform", min_s=30.0, max_s=180.0)
+    queue: str | None = None
+    priority: int | None = None
 
 
 class FollowUp(_Spec, frozen=True):
@@ -469,6 +472,7 @@ def check_scenario_policy(scenario: Scenario, policy: Policy) -> None:
     for t in scenario.traffic:
         queues = [t.queue, t.transfer_to, t.follow_up and t.follow_up.queue]
         queues.append(t.bot.handoff_queue if t.bot else None)
+        queues.append(t.switch.queue if t.switch else None)
         for q in queues:
             if isinstance(q, str) and q not in policy.queues:
                 raise ScenarioError(f"traffic {t.name!r}: the policy has no queue {q!r}")
@@ -835,7 +839,7 @@ class _Desk:
         if plan.patience_ms is not None:
             self._wait(plan, plan.ts, plan.patience_ms)
         if plan.switch_ms is not None and s.switch is not None:
-            self.at(plan.ts + plan.switch_ms, self._switch(plan, s.switch.to))
+            self.at(plan.ts + plan.switch_ms, self._switch(plan, s.switch))
 
     def _wait(self, plan: _Plan, since: int, patience_ms: int) -> None:
         gen = self.wait_gen.get(plan.cid, 0) + 1
@@ -882,7 +886,11 @@ class _Desk:
 
         return act
 
-    def _switch(self, plan: _Plan, to: Channel) -> _Action:
+    def _switch(self, plan: _Plan, switch: Switch) -> _Action:
+        to = switch.to
+        queue = switch.queue or plan.stream.queue
+        priority = plan.stream.priority if switch.priority is None else switch.priority
+
         def act(ts: int) -> None:
             if plan.cid not in self.plans or self.conv(plan.cid) is None:
                 return
@@ -895,8 +903,8 @@ class _Desk:
                 ConversationArrived(
                     tenant=self.tenant, ts=ts, conversation_id=new_cid, channel=to,
                     contact=Contact(to, _address(to, customer, new_cid)),
-                    customer_id=plan.customer_id, queue=plan.stream.queue, skills=plan.skills,
-                    priority=plan.stream.priority, language=plan.language,
+                    customer_id=plan.customer_id, queue=queue, skills=plan.skills,
+                    priority=priority, language=plan.language,
                 )
             )  # fmt: skip
             self._wait_again(plan.cid, ts)

@@ -433,6 +433,63 @@ def test_channel_switch_to_a_class_that_does_not_fit_requeues_to_the_same_agent(
     assert conv.media_class == "voice" and conv.pinned == "ann"
 
 
+BACKOFFICE = """
+[profiles.default]
+budget = 100
+classes.voice = { cost = 100, max = 1 }
+classes.email = { cost = 10, max = 10, interruptible_by = ["voice"] }
+[profiles.backoffice]
+budget = 100
+classes.email = { cost = 10, max = 10 }
+[profiles.bot]
+budget = 1000
+[queues.backoffice]
+skills = { backoffice = 1 }
+offer_mode = "auto"
+[queues.sales]
+skills = { sales = 2 }
+offer_mode = "auto"
+priority = 1
+rings = [{ after_s = 30, level_drop = 1 }]
+"""
+
+
+def test_a_call_about_an_open_email_waits_for_agents_who_take_calls() -> None:
+    # the email's agent works emails only: the call waits in the sales queue, not for them
+    desk = Desk(BACKOFFICE)
+    desk.agent("bo", {"backoffice": 2}, capacity_profile="backoffice")
+    desk.agent("ann", {"sales": 3}, available=False)
+    desk.arrive("e1", "email", customer_id="cust", queue="backoffice", skills={"backoffice": 2})
+    assert desk.conv("e1").owner == "bo"
+    out = desk.at(60).arrive("v1", "voice", customer_id="cust", queue="sales")
+    assert kinds(out) == ["conversation.rejoined", "conversation.queued"]
+    assert of_type(out, ConversationQueued)[0].queue == "sales"
+    conv = desk.conv("e1")
+    assert (conv.queue, conv.skills, conv.pinned, conv.priority) == ("sales", {}, None, 1)
+    assert desk.agent_state("bo").holding == []
+    out = desk.at(61).send(AgentStatusChanged, agent_id="ann", status="available")
+    assert offered_to(out) == ["ann"]
+
+
+def test_a_switch_into_another_queue_climbs_that_queue_s_rings() -> None:
+    desk = Desk(BACKOFFICE)
+    desk.agent("junior", {"sales": 1})
+    desk.arrive("c1", "voice", customer_id="cust", queue="sales", skills={"x": 1})
+    desk.at(5).send(CallbackRequested, conversation_id="c1", not_before=3_600_000)
+    desk.at(10).arrive("e1", "email", customer_id="cust", queue="backoffice")
+    desk.at(20).arrive("v1", "voice", customer_id="cust", queue="sales")  # waits: sales 2
+    assert desk.conv("c1").skills == {}
+    out = desk.tick(51)  # 30 s after it was queued in sales again: level 1 will do
+    assert kinds(out)[-2:] == ["conversation.escalated", "conversation.assigned"]
+
+
+def test_a_switch_never_lowers_the_conversation_s_priority() -> None:
+    desk = Desk(BACKOFFICE)
+    desk.arrive("c1", "voice", customer_id="cust", queue="sales", priority=3)
+    desk.at(1).arrive("e1", "email", customer_id="cust", queue="backoffice")
+    assert desk.conv("c1").priority == 4
+
+
 def test_returning_customer_prefers_their_last_agent() -> None:
     # longest_idle alone would pick bob (equal idle, registered first);
     # the sticky weight picks ann, who served this customer

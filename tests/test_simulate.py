@@ -247,6 +247,22 @@ def test_an_assigned_conversation_is_never_left_without_an_end(tmp_path: Path) -
         assert conv.media_class in ("messaging", "email", "social", "task"), conv
 
 
+def test_a_switch_comes_in_on_its_own_queue_and_priority(tmp_path: Path) -> None:
+    data = one_queue(
+        channel="webchat", known=1.0, per_hour=120.0,
+        switch={"p": 1.0, "to": "voice", "queue": "calls", "priority": 2},
+    )  # fmt: skip
+    data["policy"]["queues"]["calls"] = {"offer_mode": "auto"}
+    events = run(tmp_path, data)
+    switched = [a for a in of_type(events, ev.ConversationArrived) if a.channel == "voice"]
+    assert switched and {(a.queue, a.priority) for a in switched} == {("calls", 2)}
+    requeued = [q for q in of_type(events, ev.ConversationQueued) if q.reason == "channel_switch"]
+    assert requeued and {q.queue for q in requeued} == {"calls"}
+    scenario = parse_scenario(one_queue(switch={"p": 0.5, "to": "sms", "queue": "nowhere"}))
+    with FileLog(tmp_path / "x.olog") as log, pytest.raises(ScenarioError, match="nowhere"):
+        simulate(scenario, log)
+
+
 # --- the scenario file ----------------------------------------------------------------------
 
 
