@@ -27,7 +27,9 @@ conversation still waiting past its target at the projection's clock (``as_of``,
 latest event time) counts as not met; every channel has its own SLA target, from the
 engine's ``SlaBreached`` when it breached, else from the policy. A conversation
 resolved by a bot without a human is reported as ``bot_resolved``, outside the service
-level. Percentiles are nearest-rank (``quantile_disc``).
+level. Percentiles are nearest-rank (``quantile_disc``). Occupancy is busy time (holding
+a conversation) over staffed time (available, or busy: work finished after going on a
+break counts on both sides), so it never exceeds 100 %.
 
 How the fold reads the log. The engine appends each input followed by the decisions it
 caused: first those of timers that the input's time passed, then its own. The
@@ -480,13 +482,23 @@ SELECT tenant, agent_id, media_class, min(start_at) AS start_at, max(end_at) AS 
 FROM g GROUP BY tenant, agent_id, media_class, island;
 
 CREATE OR REPLACE VIEW occupancy AS
-WITH staffed AS (
+WITH available AS (
     SELECT tenant, agent_id, start_at,
         coalesce(end_at, (SELECT epoch_ms(as_of_ms) FROM _projection_state)) AS end_at
     FROM agent_states WHERE state IN ('available', 'not_responding')
+), busy AS (
+    SELECT tenant, agent_id, start_at, end_at FROM _busy WHERE media_class = 'all'
+), staffed AS (  -- available or holding work: available + busy - (available and busy)
+    SELECT tenant, agent_id, start_at, end_at, 1 AS sign FROM available
+    UNION ALL SELECT tenant, agent_id, start_at, end_at, 1 FROM busy
+    UNION ALL SELECT a.tenant, a.agent_id, greatest(a.start_at, b.start_at),
+        least(a.end_at, b.end_at), -1
+    FROM available a JOIN busy b ON a.tenant = b.tenant AND a.agent_id = b.agent_id
+        AND b.start_at < a.end_at AND a.start_at < b.end_at
 ), staffed_iv AS (
     SELECT tenant, agent_id, b AS interval_start,
-        sum(epoch(least(end_at, b + {iv})) - epoch(greatest(start_at, b))) AS staffed_s
+        sum(sign * (epoch(least(end_at, b + {iv})) - epoch(greatest(start_at, b))))
+            AS staffed_s
     FROM (SELECT *, unnest(generate_series(time_bucket({iv}, start_at), end_at, {iv})) AS b
           FROM staffed WHERE end_at > start_at)
     WHERE b < end_at GROUP BY ALL

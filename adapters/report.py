@@ -398,8 +398,8 @@ def agent_report(
     rows = con.execute(sql).fetchall()
     notes = [
         "occupancy = time holding at least one conversation (handling or wrap-up) / time "
-        "available (not away, not offline; an agent not responding to offers is available "
-        "but idle)."
+        "staffed: available, or holding work (a call finished after going on a break is "
+        "worked time); an agent not responding to offers is available but idle."
     ]
     return Table("agents", list(_AGENT_COLUMNS), rows, notes)
 

@@ -24,7 +24,9 @@ from projection_support import (
     SCRIPT,
     T0,
     TENANT,
+    arrive,
     at,
+    do,
     scripted_batches,
     write_log,
 )  # fmt: skip
@@ -311,6 +313,29 @@ def test_occupancy_by_hand(con: duckdb.DuckDBPyConnection) -> None:
     # eve: away all day, then available at 07:00 the next morning with the email
     eve = occ("eve", "email", 23 * 3600)
     assert eve["staffed_s"] == 900.0 and eve["busy_s"] == 100.0
+
+
+def test_work_finished_after_going_away_counts_as_staffed(tmp_path: Path) -> None:
+    """Occupancy never exceeds 100 %: an agent finishing a call after they went on a break
+    is working, so that time is staffed as well as busy; idle time away is neither."""
+    script = [
+        (0, do(ev.AgentRegistered, agent_id="ann", skills={"mail": 1})),
+        (0, do(ev.AgentStatusChanged, agent_id="ann", status="available")),
+        (0, arrive("c1", "voice", "+1", queue="mail")),
+        (600, do(ev.AgentStatusChanged, agent_id="ann", status="away")),  # still on c1
+        (900, do(ev.ConversationEnded, conversation_id="c1")),
+        (1200, do(ev.AgentStatusChanged, agent_id="ann", status="available")),
+        (1800, do(ev.Tick)),
+    ]
+    log = write_log(tmp_path / "away.olog", scripted_batches(script=script))
+    with FileLog(log, readonly=True) as flog:
+        project(flog, tmp_path / "away.duckdb", POLICY)
+    with connect_readonly(tmp_path / "away.duckdb") as c:
+        rows = c.execute(
+            "SELECT interval_start, staffed_s, busy_s, occupancy FROM occupancy "
+            "WHERE media_class = 'all' ORDER BY interval_start"
+        ).fetchall()
+    assert rows == [(at(0), 900.0, 900.0, 1.0), (at(900), 600.0, 0.0, 0.0)]
 
 
 def test_agent_states_are_status_intervals(con: duckdb.DuckDBPyConnection) -> None:

@@ -433,6 +433,11 @@ def test_graceful_stop_hands_over_at_once_and_a_stale_writer_is_fenced_off(
     check_log(opts, stream, tenant, events)
 
 
+def _holds(worker: object) -> bool:
+    lease = getattr(worker, "lease", None)
+    return lease is not None and bool(lease.held)
+
+
 def test_split_brain_a_writer_that_believes_it_holds_the_lease_is_fenced_off(
     nats_server: LocalNatsServer, stream: StreamOptions, tmp_path: Path
 ) -> None:
@@ -446,16 +451,17 @@ def test_split_brain_a_writer_that_believes_it_holds_the_lease_is_fenced_off(
     a = _service(nats_server, stream, ["acme"], tmp_path, extra, instance="a")
     b: InProcessService | None = None
     try:
-        published: list[int] = []
-        seqs: list[int] = []
-        publisher = _publisher(published, seqs, opts, stream, "acme", frames, pause=0.01)
-        wait_for(lambda: _position(opts, stream, "acme") > 100, 20, "a to write")
+        seqs = publish(opts, stream, "acme", frames[:20])
+        wait_until_consumed(opts, stream, "acme", seqs[-1])
         lease = a.service.workers["acme"].lease
         assert lease is not None and lease.held
         lease.still_valid = lambda: True  # type: ignore[method-assign]  # a never doubts itself
         a._loop.call_soon_threadsafe(lease._task.cancel)  # type: ignore[union-attr]  # nor renews
         b = _service(nats_server, stream, ["acme"], tmp_path, extra, instance="b")
-        publisher.join(60)
+        service_b = b.service
+        wait_for(lambda: _holds(service_b.workers.get("acme")), 20, "b to take the lease")
+        # both now believe they are the writer, and both see the rest of the inputs
+        seqs = publish(opts, stream, "acme", frames[20:], pause=0.01)
         wait_until_consumed(opts, stream, "acme", seqs[-1])
         conflicts = a.service.metrics.conflicts.labels("acme")._value.get()
         assert conflicts >= 1
