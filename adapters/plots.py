@@ -473,7 +473,7 @@ def draw_waits(
 
 @dataclass(frozen=True)
 class OccupancyGrid:
-    """Busy and logged-in seconds per row and interval; a row is one agent, or
+    """Busy and staffed seconds per row and interval; a row is one agent, or
     ``agents_per_row`` consecutive agents (by tenant and id) when there are many."""
 
     interval_s: int
@@ -486,11 +486,11 @@ class OccupancyGrid:
 
     @property
     def occupancy(self) -> Floats:
-        """Busy / logged-in time per row and interval (NaN where nobody was logged in)."""
+        """Busy / staffed time per row and interval (NaN where nobody was staffed)."""
         return _ratio(self.busy_s, self.staffed_s)
 
 
-# The `occupancy` view (media class 'all'); agents with logged-in time are numbered by tenant
+# The `occupancy` view (media class 'all'); agents with staffed time are numbered by tenant
 # and id, and ``per`` consecutive ones (enough for at most $max_rows rows) make one row.
 _OCCUPANCY = """
 WITH o AS MATERIALIZED (
@@ -519,10 +519,10 @@ SELECT * FROM cells JOIN rows USING (r) ORDER BY r, interval_start
 def occupancy_data(
     con: duckdb.DuckDBPyConnection, *, max_rows: int = 200, kind: str = "human"
 ) -> OccupancyGrid:
-    """Busy and logged-in time per agent (``kind``: human or bot) and reporting
+    """Busy and staffed time per agent (``kind``: human or bot) and reporting
     interval, from the ``occupancy`` view. With more than ``max_rows`` agents a row
     holds consecutive agents (by tenant and id) and sums their times: the row's
-    occupancy is their joint busy / logged-in time. Agents never logged in are left out."""
+    occupancy is their joint busy / staffed time. Agents never staffed are left out."""
     if max_rows <= 0:
         raise ValueError(f"max_rows must be positive, got {max_rows}")
     iv = int(projection_info(con)["interval_s"])
@@ -548,8 +548,8 @@ def occupancy_data(
 
 
 def draw_occupancy(data: OccupancyGrid, *, title: str | None = None) -> Figure:
-    """Heatmap: agents (rows) x intervals (columns), colour = busy / logged-in time;
-    grey where nobody in the row was logged in."""
+    """Heatmap: agents (rows) x intervals (columns), colour = busy / staffed time;
+    grey where nobody in the row was staffed."""
     heading = _heading(title, f"agent occupancy per {_span(data.interval_s)} interval")
     if not data.labels:
         return _no_data(heading, "no agent was logged in")
@@ -559,14 +559,13 @@ def draw_occupancy(data: OccupancyGrid, *, title: str | None = None) -> Figure:
     occ = data.occupancy
     x0 = float(_date2num(data.starts[0]))
     x1 = x0 + len(data.starts) * data.interval_s / 86_400
-    cmap = colormaps["viridis"].with_extremes(bad="#d9d9d9", over="#fde725")
+    cmap = colormaps["viridis"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(
         np.ma.masked_invalid(occ), aspect="auto", interpolation="nearest", cmap=cmap,
         vmin=0.0, vmax=1.0, extent=(x0, x1, nrows - 0.5, -0.5),
     )  # fmt: skip
-    over = bool(np.nanmax(occ, initial=0.0) > 1.0)
-    bar = fig.colorbar(image, ax=ax, extend="max" if over else "neither", extendfrac=0.02, pad=0.01)
-    bar.set_label("occupancy: busy / logged-in time" + (" (over 100% clipped)" if over else ""))
+    bar = fig.colorbar(image, ax=ax, pad=0.01)
+    bar.set_label("occupancy: busy / staffed time")
     bar.formatter = ticker.PercentFormatter(1.0)
     bar.update_ticks()
     labels = data.labels
@@ -586,7 +585,7 @@ def draw_occupancy(data: OccupancyGrid, *, title: str | None = None) -> Figure:
     )  # fmt: skip
     ax.set_title(
         f"{data.agents:,} agents logged in; {rows}; busy = holding a conversation (handling or "
-        f"wrap-up); grey: not logged in",
+        f"wrap-up); staffed = available or busy; grey: not staffed",
         fontsize=9, loc="left",
     )  # fmt: skip
     fig.suptitle(heading, fontsize=13)
