@@ -3,15 +3,15 @@
 :func:`compare` reads each database with the report's own queries
 (:func:`~omniroute.adapters.report.service_report` for contacts, service level,
 abandonment and waits, :func:`~omniroute.adapters.report.agent_report` for each agent's
-busy and logged-in time) and returns a :class:`Comparison`: a :class:`Side` per
+busy and staffed time) and returns a :class:`Comparison`: a :class:`Side` per
 database and the differences B - A. :func:`format_comparison` renders it side by side;
 :meth:`Comparison.to_dict` gives a JSON-able dict.
 
 The definitions are the report's (DESIGN.md §7): waits from first contact to the first
 human answer, nearest-rank percentiles, service level = met / measured. Occupancy is a
-human agent's busy / logged-in time over the whole database; its spread is over the
-human agents with logged-in time (standard deviation of the population, nearest-rank
-percentiles).
+human agent's busy / staffed time (available or busy) over the whole database; its
+spread is over the human agents with staffed time (standard deviation of the
+population, nearest-rank percentiles).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Spread:
-    """How per-agent occupancy is spread over the human agents with logged-in time;
-    ``overall`` is their busy time over their logged-in time, all together."""
+    """How per-agent occupancy is spread over the human agents with staffed time;
+    ``overall`` is their busy time over their staffed time, all together."""
 
     agents: int
     overall: float | None
@@ -278,6 +278,7 @@ def format_comparison(c: Comparison) -> list[str]:
         *lines[1:],
         "",
         "Wait: first contact -> first human answer. SL = in SLA / measured. Occupancy: a human",
-        "agent's busy / logged-in time; its spread is over the agents logged in (pp: points).",
+        "agent's busy / staffed time (available or busy); its spread is over the agents",
+        "staffed (pp: points).",
         *(f"note: {n}" for n in c.notes),
     ]
