@@ -40,8 +40,8 @@ from typing import Literal
 
 import msgspec
 
-from ..engine.events import Event
-from .eventlog import CorruptLogError, EventLog, LogError, encode_batch
+from omniroute.engine.events import Event
+from omniroute.engine.log import CorruptLogError, EventLog, LogError, encode_batch
 
 __all__ = ["MAGIC", "FileLog"]
 

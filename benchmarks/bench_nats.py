@@ -53,7 +53,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from omniroute.adapters.natslog import (
+from omniroute.adapters.nats.log import (
     NatsLog,
     NatsOptions,
     StreamOptions,
@@ -61,13 +61,13 @@ from omniroute.adapters.natslog import (
     encode_frame,
     ensure_stream,
 )
-from omniroute.adapters.natsserver import LocalNatsServer
+from omniroute.adapters.nats.server import LocalNatsServer
+from omniroute.adapters.service.config import MetricsOptions, ServiceConfig, ServiceOptions
+from omniroute.adapters.service.service import Service
 from omniroute.engine import Engine
 from omniroute.engine import events as ev
-from omniroute.engine.config import MetricsOptions, ServiceConfig, ServiceOptions
-from omniroute.engine.events import Event, encode_msgpack, is_decision
+from omniroute.engine.events import Event, encode_msgpack, is_decision, tag_of
 from omniroute.engine.replay import replay
-from omniroute.engine.service import Service
 
 TARGET_EVENTS_PER_S = 100_000
 TENANT = "bench"
@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.events or (60_000 if args.quick else 300_000)
     n_base = args.baseline_events or (5_000 if args.quick else 20_000)
     inputs = workload(n, args.seed)
-    mix = Counter(type(e).__struct_config__.tag for e in inputs)
+    mix = Counter(tag_of(e) for e in inputs)
     engine_rate, engine_cpu_rate, _ = engine_only(inputs)
     encoded = [encode_msgpack(e) for e in inputs]
     frame = args.frame_events

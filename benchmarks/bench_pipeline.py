@@ -1,13 +1,13 @@
 """The engine end to end on the embedded log: decode -> apply -> encode + append, on `day`.
 
-Scenario ``day`` (DESIGN.md §10, ``engine/scenarios/day.toml``): one tenant, about
+Scenario ``day`` (DESIGN.md §10, ``engine/simulation/scenarios/day.toml``): one tenant, about
 12,000 human agents on staggered shifts with breaks and 240 bots that answer the
 bot-first ``support`` queue, every channel, about 1,900,000 contacts over 24 h of event
 time, then up to 90 minutes for the open conversations to close. ``--quick``: the same
 scenario cut to 08:00-08:15 and a 15-minute drain (about 32,000 contacts; ``--hours``
 changes the length):
 the same streams, intraday curve and policy, and the agents whose shift overlaps the
-run (see ``window``). The live run is ``omniroute.engine.simulate``: a seeded
+run (see ``window``). The live run is ``omniroute.engine.simulation``: a seeded
 discrete-event simulation of the customers, the agents' desktops and the bots that
 reacts to the engine's decisions (offers accepted after a few seconds, some declined or
 left to time out, handling times and wrap-up, bots resolving or handing off, customers
@@ -92,8 +92,9 @@ from omniroute.engine.events import (
     Input,
     decode_msgpack,
     is_decision,
+    tag_of,
 )
-from omniroute.engine.simulate import (
+from omniroute.engine.simulation.simulate import (
     AgentGroup,
     Scenario,
     SimulationRun,
@@ -188,7 +189,7 @@ def record_day(directory: Path, scenario: Scenario, policy: Policy, seed: int) -
     ):
         frame: list[Event] = []
         for _, event in log.read():
-            mix[type(event).__struct_config__.tag] += 1
+            mix[tag_of(event)] += 1
             if not is_decision(event):
                 frame.append(event)
                 if len(frame) >= INPUTS_FRAME:
@@ -303,7 +304,7 @@ def pipeline(
             cpu = time.process_time() - cpu
             gc.callbacks.remove(on_gc)
             for kind, ns in by_type.items():
-                tag = kind.__struct_config__.tag
+                tag = tag_of(kind)
                 stages.apply_ns_by_type[tag] = ns
                 stages.inputs_by_type[tag] = n_by_type[kind]
     finally:

@@ -3,7 +3,7 @@
 Loads a built-in scenario (``--scenario``; default ``demo``, a simulated day of about
 30,000 contacts and 200 agents; ``--quick``: ``small``, about 1,800 contacts in four
 hours) and its policy, then times one call of
-``omniroute.engine.simulate.simulate(scenario, log, policy=..., seed=...)`` onto a new,
+``omniroute.engine.simulation.simulate(scenario, log, policy=..., seed=...)`` onto a new,
 empty ``FileLog(fsync="never")`` in a temporary directory. Only that call is timed:
 loading the scenario, parsing its policy and opening / closing the log are outside.
 Inside it are the simulator (arrivals drawn per stream, customers, desktops and bots
@@ -50,7 +50,7 @@ from typing import Any
 
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import Policy
-from omniroute.engine.simulate import (
+from omniroute.engine.simulation.simulate import (
     Scenario,
     SimulationRun,
     load_scenario,

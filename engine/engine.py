@@ -16,11 +16,13 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..core_ext import kernel
+from omniroute.core_ext import kernel
+
 from .events import (
     AGENT_KINDS,
     AGENT_STATUSES,
     CHANNELS,
+    TAGS,
     AgentNotResponding,
     AgentRegistered,
     AgentRemoved,
@@ -212,12 +214,11 @@ class Engine:
     # --- helpers -----------------------------------------------------------------------
 
     def _rejection(self, event: Event, reason: str) -> EventRejected:
-        tag = type(event).__struct_config__.tag
         return EventRejected(
             tenant=event.tenant or "",
             ts=self.state.clock,
             reason=reason,
-            event_type=tag if isinstance(tag, str) else None,
+            event_type=TAGS.get(type(event)),
             event_id=event.id,
         )
 

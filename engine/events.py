@@ -12,6 +12,7 @@ event time, never the wall clock.
 
 from __future__ import annotations
 
+import typing
 from typing import Literal, TypeAlias
 
 import msgspec
@@ -20,6 +21,8 @@ __all__ = [
     "AGENT_KINDS",
     "AGENT_STATUSES",
     "CHANNELS",
+    "EVENT_TYPES",
+    "TAGS",
     "AgentNotResponding",
     "AgentRegistered",
     "AgentRemoved",
@@ -56,6 +59,7 @@ __all__ = [
     "encode_json",
     "encode_msgpack",
     "is_decision",
+    "tag_of",
 ]
 
 Channel: TypeAlias = Literal[
@@ -355,6 +359,19 @@ _DECISION_TYPES = (
 def is_decision(event: Event) -> bool:
     """True for events the engine emits, False for inputs."""
     return isinstance(event, _DECISION_TYPES)
+
+
+EVENT_TYPES: tuple[type[Event], ...] = typing.get_args(Event)
+"""Every event class, inputs then decisions."""
+
+TAGS: dict[type[Event], str] = {cls: str(cls.__struct_config__.tag) for cls in EVENT_TYPES}
+"""The stable wire tag of every event class (``"conversation.arrived"``...)."""
+
+
+def tag_of(event: Event | type[Event]) -> str:
+    """The wire tag of an event or event class; ``"?"`` for anything that is not one."""
+    cls = event if isinstance(event, type) else type(event)
+    return TAGS.get(cls, "?")
 
 
 _msgpack_encoder = msgspec.msgpack.Encoder()

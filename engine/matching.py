@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from ..core_ext import kernel
+from omniroute.core_ext import kernel
+
 from .policy import MEDIA_CLASSES, Policy, Queue
 from .state import AgentState, ConversationState
 

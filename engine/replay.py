@@ -23,7 +23,7 @@ from .events import Event, decode_msgpack, encode_json, encode_msgpack, is_decis
 from .policy import Policy
 
 if TYPE_CHECKING:
-    from ..adapters.eventlog import EventLog
+    from .log import EventLog
 
 __all__ = ["Mismatch", "ReplayResult", "replay"]
 

@@ -1,0 +1,5 @@
+"""The ``omniroute`` command line: one module per command group, one command table."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,334 @@
+"""The NATS subcommands of ``omniroute``: ``serve``, ``send`` and ``tail``.
+
+::
+
+    omniroute serve --config FILE [--instance NAME] [--metrics-port N]
+    omniroute send FILE.jsonl [--config FILE] [--frame-events N] [--no-dedup] [--skip-invalid]
+    omniroute tail [--config FILE] [--tenant T ...] [--from-start] [--inputs] [--rejected]
+                   [--count N] [--idle-exit S]
+
+``send`` validates every line (one JSON event each) before publishing anything, groups the
+events by tenant into frames (msgpack arrays, several events per NATS message) on
+``<prefix>.<tenant>.in`` and waits for every acknowledgement. Each frame's ``Nats-Msg-Id`` is
+a digest of its bytes, so sending the same file again within the stream's duplicate window
+changes nothing (``--no-dedup`` turns that off). ``tail`` prints, one JSON object per line,
+the decisions appended to the tenants' logs from now on (``--from-start``: from the first),
+inputs too with ``--inputs``, or the ``EventRejected`` of ``.rejected`` with ``--rejected``.
+
+Without ``--config``, the connection comes from ``NATS_URL``/``NATS_CREDS`` and the default
+stream settings. Exit status: 0 success; 1 the service failed or publishing failed; 2 bad
+usage, a bad configuration or no connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import msgspec
+
+from omniroute.engine.events import Event, decode_json, decode_msgpack, encode_msgpack, is_decision
+from omniroute.engine.log import LogError
+from omniroute.engine.policy import PolicyError
+
+from ..nats.log import (
+    Cursor,
+    Frame,
+    NatsOptions,
+    Subjects,
+    connect,
+    encode_frame,
+    ensure_stream,
+    valid_tenant,
+)
+from ..service.config import ConfigError, ServiceConfig, load_config
+
+__all__ = ["COMMANDS", "add_commands", "run_command"]
+
+COMMANDS = ("serve", "send", "tail")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``serve``, ``send`` and ``tail`` on the ``omniroute`` sub-parsers."""
+    srv = sub.add_parser(
+        "serve",
+        help="run the routing service against NATS JetStream",
+        description="Consume <prefix>.<tenant>.in, apply, append inputs and decisions to "
+        "<prefix>.<tenant>.out; one writer per tenant (a KV lease), other instances are hot "
+        "standbys. SIGTERM/SIGINT drain gracefully.",
+    )
+    srv.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML file")
+    srv.add_argument("--instance", metavar="NAME", help="override [service] instance")
+    srv.add_argument("--metrics-port", type=int, metavar="N", help="override [metrics] port")
+
+    snd = sub.add_parser(
+        "send",
+        help="publish input events from a JSON-lines file",
+        description="Validate every line of FILE (one JSON event per line; '-' reads stdin), "
+        "then publish them in frames to <prefix>.<tenant>.in and wait for the "
+        "acknowledgements.",
+    )
+    snd.add_argument("file", metavar="FILE.jsonl")
+    snd.add_argument("--config", type=Path, metavar="FILE", help="TOML file ([nats], [stream])")
+    snd.add_argument(
+        "--frame-events", type=int, default=500, metavar="N",
+        help="events per NATS message (default: 500)",
+    )  # fmt: skip
+    snd.add_argument(
+        "--no-dedup", action="store_true", help="no Nats-Msg-Id (re-sending sends again)"
+    )
+    snd.add_argument(
+        "--skip-invalid", action="store_true", help="publish the valid lines, report the others"
+    )
+
+    tail = sub.add_parser(
+        "tail",
+        help="print decisions as they are appended",
+        description="Print, one JSON object per line, the decisions appended to the tenants' "
+        "logs (<prefix>.<tenant>.out).",
+    )
+    tail.add_argument("--config", type=Path, metavar="FILE", help="TOML file")
+    tail.add_argument(
+        "--tenant", action="append", metavar="T",
+        help="tenant to follow (repeatable; default: the configured tenants)",
+    )  # fmt: skip
+    tail.add_argument("--from-start", action="store_true", help="from the start of the log")
+    tail.add_argument("--inputs", action="store_true", help="print inputs too")
+    tail.add_argument(
+        "--rejected", action="store_true", help="print the rejected input events instead"
+    )
+    tail.add_argument("--count", type=int, metavar="N", help="exit after N lines")
+    tail.add_argument(
+        "--idle-exit", type=float, metavar="S", help="exit after S seconds with nothing new"
+    )
+    for p in (srv, snd, tail):
+        p.add_argument(
+            "--log-format", choices=["text", "json"],
+            help="diagnostics on stderr as text or one JSON object per line (default: text; "
+            "or OMNIROUTE_LOG_FORMAT)",
+        )  # fmt: skip
+
+
+def _error(message: str) -> int:
+    print(f"omniroute: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _config(path: Path | None) -> ServiceConfig:
+    if path is None:
+        return ServiceConfig(nats=NatsOptions().with_env())
+    return load_config(path)
+
+
+def run_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Run ``serve``, ``send`` or ``tail``; the exit status."""
+    try:
+        config = _config(args.config)
+    except (OSError, ConfigError) as exc:
+        return _error(str(exc))
+    try:
+        if args.command == "serve":
+            return _serve(config, args)
+        if args.command == "send":
+            return asyncio.run(_send(config, args, out))
+        return _tail_main(config, args, out)
+    except LogError as exc:
+        return _error(str(exc))
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def _serve(config: ServiceConfig, args: argparse.Namespace) -> int:
+    from ..service.service import ServiceError, serve
+
+    if args.instance:
+        config = msgspec.structs.replace(
+            config, service=msgspec.structs.replace(config.service, instance=args.instance)
+        )
+    if args.metrics_port is not None:
+        config = msgspec.structs.replace(
+            config, metrics=msgspec.structs.replace(config.metrics, port=args.metrics_port)
+        )
+    try:
+        return serve(config)
+    except (ServiceError, PolicyError, OSError) as exc:
+        return _error(str(exc))
+
+
+# --- send --------------------------------------------------------------------------------------
+
+
+def _read_events(path: str) -> tuple[list[Event], list[str]]:
+    stream = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115
+    events: list[Event] = []
+    errors: list[str] = []
+    with stream:
+        for n, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = decode_json(line)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                errors.append(f"line {n}: {exc}")
+                continue
+            if is_decision(event):
+                errors.append(f"line {n}: a decision, not an input")
+            elif not valid_tenant(event.tenant):
+                errors.append(f"line {n}: tenant {event.tenant!r} is not a valid subject token")
+            else:
+                events.append(event)
+    return events, errors
+
+
+async def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        events, errors = _read_events(args.file)
+    except OSError as exc:
+        return _error(str(exc))
+    for message in errors:
+        print(f"omniroute send: {message}", file=sys.stderr)
+    if errors and not args.skip_invalid:
+        return _error(
+            f"{len(errors)} invalid line(s); nothing sent (--skip-invalid sends the rest)"
+        )
+    if args.frame_events < 1:
+        return _error("--frame-events must be >= 1")
+    by_tenant: dict[str, list[bytes]] = {}
+    for event in events:
+        by_tenant.setdefault(event.tenant, []).append(encode_msgpack(event))
+    limit = config.stream.max_frame_bytes - 16
+    nc = await connect(config.nats)
+    started = time.perf_counter()
+    try:
+        js = nc.jetstream(timeout=config.nats.request_timeout_s)
+        await ensure_stream(js, config.stream)
+        futures = []
+        frames = 0
+        for tenant, encoded in by_tenant.items():
+            subject = Subjects(config.stream.prefix, tenant).inputs
+            frame: list[bytes] = []
+            size = 0
+            for data in [*encoded, None]:
+                if data is None or len(frame) >= args.frame_events or size + len(data) > limit:
+                    if frame:
+                        payload = encode_frame(frame)
+                        headers = None
+                        if not args.no_dedup:
+                            digest = hashlib.sha256(payload).hexdigest()[:32]
+                            headers = {"Nats-Msg-Id": f"send:{tenant}:{digest}"}
+                        futures.append(await js.publish_async(subject, payload, headers=headers))
+                        frames += 1
+                    frame, size = [], 0
+                if data is not None:
+                    frame.append(data)
+                    size += len(data)
+        acks = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        await nc.close()
+    failed = [a for a in acks if isinstance(a, BaseException)]
+    duplicates = sum(1 for a in acks if not isinstance(a, BaseException) and a.duplicate)
+    elapsed = time.perf_counter() - started
+    print(
+        f"sent {len(events)} events in {frames} messages to {len(by_tenant)} tenant(s) "
+        f"({duplicates} duplicate message(s) dropped by the server) in {elapsed:.2f} s",
+        file=out,
+    )
+    if failed:
+        print(f"omniroute send: {len(failed)} message(s) not acknowledged: {failed[0]!r}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- tail --------------------------------------------------------------------------------------
+
+
+def _tail_main(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
+    tenants = args.tenant or list(config.service.tenants)
+    if not tenants:
+        return _error("no tenant: pass --tenant T or configure [service] tenants")
+    bad = [t for t in tenants if not valid_tenant(t)]
+    if bad:
+        return _error(f"invalid tenant {bad[0]!r}")
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)  # (main thread only)
+        return await _tail(config, tenants, args, out, stop)
+
+    return asyncio.run(main())
+
+
+async def _tail(
+    config: ServiceConfig, tenants: list[str], args: argparse.Namespace, out: TextIO,
+    stop: asyncio.Event,
+) -> int:  # fmt: skip
+    prefix = config.stream.prefix
+    kind = "rejected" if args.rejected else "out"
+    subject = f"{prefix}.{tenants[0]}.{kind}" if len(tenants) == 1 else f"{prefix}.*.{kind}"
+    wanted = {f"{prefix}.{t}.{kind}" for t in tenants}
+    nc = await connect(config.nats)
+    printed = 0
+    try:
+        js = nc.jetstream(timeout=config.nats.request_timeout_s)
+        start = 1
+        if not args.from_start:
+            info = await js.stream_info(config.stream.name)
+            start = info.state.last_seq + 1
+        cursor = Cursor(nc, config.stream.name, subject, start, batch=256)
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                msgs = await cursor.fetch(0.25)
+                if msgs:
+                    idle_since = time.monotonic()
+                elif args.idle_exit is not None and time.monotonic() - idle_since > args.idle_exit:
+                    break
+                for msg in msgs:
+                    if msg.subject not in wanted:
+                        continue
+                    lines = _lines(msg, args)
+                    for line in lines:
+                        out.write(line + "\n")
+                        printed += 1
+                        if args.count is not None and printed >= args.count:
+                            out.flush()
+                            return EXIT_OK
+                    if lines:
+                        out.flush()
+        finally:
+            await cursor.close()
+    finally:
+        await nc.close()
+    return EXIT_OK
+
+
+def _lines(msg: object, args: argparse.Namespace) -> list[str]:
+    from nats.aio.msg import Msg
+
+    assert isinstance(msg, Msg)
+    if args.rejected:
+        return [msg.data.decode(errors="replace")]
+    headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+    frame = Frame.from_msg(0, headers, msg.data)
+    lines = []
+    for raw in frame.events():
+        event = decode_msgpack(raw)
+        if args.inputs or is_decision(event):
+            lines.append(msgspec.json.encode(event).decode())
+    return lines

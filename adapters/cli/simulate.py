@@ -1,0 +1,350 @@
+"""``omniroute simulate`` and ``omniroute demo``: a simulated contact centre, reported.
+
+::
+
+    omniroute simulate SCENARIO [--policy FILE|PRESET] [--seed N] [--log PATH] [--db PATH]
+                                [--plots DIR] [--force] [--json]
+    omniroute simulate SCENARIO --compare A B [--dir DIR] [--plots DIR] [--seed N] [--json]
+    omniroute demo [--dir DIR] [--seed N] [--policy FILE|PRESET] [--no-plots]
+
+SCENARIO is a built-in name (``small``, ``demo``, ``telco``, ``day``) or a TOML file. A
+policy is a TOML file or the name of a scoring preset (the scenario's policy with that
+preset). Each run writes the event log (the embedded ``FileLog``), the policy it was
+decided with next to it (``LOG.policy.toml``, so ``omniroute replay`` re-decides it),
+and the DuckDB projection, then prints the service-level report read from the
+projection. ``--compare`` runs the same arrivals under two policies and prints them
+side by side. A progress bar is drawn on stderr when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from omniroute.engine.policy import PRESETS, Policy, PolicyError, load_policy, policy_toml
+from omniroute.engine.simulation.simulate import (
+    Scenario,
+    ScenarioError,
+    SimulationRun,
+    builtin_scenarios,
+    load_scenario,
+    scenario_policy,
+    simulate,
+)
+
+__all__ = ["add_parsers", "run"]
+
+_EXIT_ERROR = 2
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``simulate`` and ``demo`` on the ``omniroute`` subcommand parser."""
+    names = ", ".join(builtin_scenarios())
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate a contact centre through the engine; report, plot, compare policies",
+        description="Simulate SCENARIO (built-in: " + names + "; or a TOML file) through "
+        "the engine onto the embedded log, project it into DuckDB and print the report.",
+    )
+    sim.add_argument("scenario", metavar="SCENARIO")
+    sim.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
+    sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    sim.add_argument("--log", type=Path, metavar="PATH", help="event log to write")
+    sim.add_argument("--db", type=Path, metavar="PATH", help="DuckDB file (default: LOG.duckdb)")
+    sim.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
+    sim.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="run the same arrivals under policies A and B (files or preset names)",
+    )
+    sim.add_argument("--dir", type=Path, metavar="DIR", help="--compare: where to write logs")
+    sim.add_argument("--force", action="store_true", help="overwrite existing output files")
+    sim.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    demo = sub.add_parser(
+        "demo",
+        help="a compact simulated day of a contact centre: report, customer-360, plots",
+        description="Simulate the built-in 'demo' scenario (about 200 agents incl. bots, "
+        "every channel, about 30,000 contacts in a day) onto the embedded log, then print "
+        "the service-level report, the customer-360 of customers who switched channel, "
+        "and write the plots.",
+    )
+    demo.add_argument("--dir", type=Path, metavar="DIR", help="output folder (default: new temp)")
+    demo.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    demo.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
+    demo.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
+    demo.add_argument("--force", action="store_true", help="overwrite existing output files")
+
+
+class _Failure(Exception):
+    pass
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Dispatch ``simulate`` or ``demo``; 0 on success, 2 with a message on stderr."""
+    try:
+        if args.command == "demo":
+            return _demo(args, out)
+        if args.compare:
+            return _compare(args, out)
+        return _simulate(args, out)
+    except (_Failure, ScenarioError, PolicyError) as exc:
+        print(f"omniroute: error: {exc}", file=sys.stderr)
+        return _EXIT_ERROR
+
+
+# --- pieces ------------------------------------------------------------------------------
+
+
+def _policy(spec: str | None, scenario: Scenario, base: Path) -> tuple[Policy, str]:
+    """The policy named by ``spec`` (a file or a preset), else the scenario's; and a label."""
+    policy = scenario_policy(scenario, base)
+    if spec is None:
+        return policy, f"{scenario.name}'s policy ({policy.preset})"
+    if spec in PRESETS and not Path(spec).exists():
+        return msgspec.structs.replace(policy, preset=spec, weights=None), spec
+    return load_policy(spec), spec
+
+
+def _fresh(paths: list[Path], force: bool) -> None:
+    for path in paths:
+        if path.exists():
+            if not force:
+                raise _Failure(f"{path} exists; pass --force to overwrite it")
+            path.unlink()
+
+
+class _ProgressBar:
+    """A tqdm bar over simulated minutes on stderr, drawn only when it is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def update(self, done_ms: int, total_ms: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total_ms // 60_000, unit="sim-min", desc=self.label, leave=False,
+                dynamic_ncols=True,
+            )  # fmt: skip
+        self.bar.update(done_ms // 60_000 - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_one(
+    scenario: Scenario, policy: Policy, log_path: Path, db: Path, seed: int | None, label: str
+) -> tuple[SimulationRun, float, float]:
+    """Simulate onto ``log_path``, save its policy, project into ``db``: run, sim s, proj s."""
+    from ..filelog import FileLog
+    from ..reporting.projection import Projector
+    from .main import policy_sidecar
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    _fresh([log_path, policy_sidecar(log_path), db, db.with_name(db.name + ".wal")], True)
+    bar = _ProgressBar(label) if sys.stderr.isatty() else None
+    started = time.perf_counter()
+    try:
+        with FileLog(log_path, fsync="never") as log:
+            progress = bar.update if bar is not None else None
+            result = simulate(scenario, log, policy=policy, seed=seed, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    simulated = time.perf_counter() - started
+    policy_sidecar(log_path).write_text(policy_toml(policy))
+    started = time.perf_counter()
+    interval_s = scenario.interval_minutes * 60
+    with (
+        FileLog(log_path, readonly=True) as log,
+        Projector(db, policy, interval_s=interval_s) as projector,
+    ):
+        projector.project(log)
+    return result, simulated, time.perf_counter() - started
+
+
+def _describe(result: SimulationRun, simulated_s: float, projected_s: float) -> list[str]:
+    def clock(ts: int) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts / 1000))
+
+    return [
+        f"simulated {clock(result.first_ts)} - {clock(result.last_ts)} UTC: "
+        f"{result.interactions:,} contacts ({result.switches} channel switches, "
+        f"{result.follow_ups} follow-up tasks), {result.abandons:,} abandoned, "
+        f"{result.callbacks} callbacks, {result.transfers} transfers, "
+        f"{result.handoffs:,} bot hand-offs, {result.bot_resolved:,} resolved by bots",
+        f"{result.events:,} events ({result.inputs:,} inputs incl. {result.ticks:,} ticks, "
+        f"{result.decisions:,} decisions) in {simulated_s:.1f} s "
+        f"({result.events / max(simulated_s, 1e-9):,.0f} events/s); projected in "
+        f"{projected_s:.1f} s; rejected inputs {result.rejected}; open at the end "
+        f"{result.open_at_end}",
+    ]
+
+
+def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
+    """Print the service-level report by channel (unless ``out`` is None); its rows."""
+    from ..reporting.projection import connect_readonly
+    from ..reporting.report import format_table, jsonable, service_report
+
+    with connect_readonly(db) as con:
+        table = service_report(con, by=("channel",))
+    if out is not None:
+        for line in format_table(table):
+            print(line, file=out)
+    rows = [{k: jsonable(v) for k, v in r.items()} for r in table.records()]
+    return {"service_level": rows}
+
+
+def _plots(db: Path, directory: Path, scenario: Scenario, title: str) -> list[Path]:
+    from ..reporting.plots import write_plots
+
+    return write_plots(db, directory, goal=scenario.sl_goal, title=title)
+
+
+def _summary(result: SimulationRun, simulated_s: float) -> dict[str, Any]:
+    figures = msgspec.to_builtins(result.__dict__)
+    figures.update(events=result.events, simulated_s=round(simulated_s, 3))
+    return dict(figures)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def _simulate(args: argparse.Namespace, out: TextIO) -> int:
+    scenario, path = load_scenario(args.scenario)
+    policy, label = _policy(args.policy, scenario, path.parent)
+    log_path = args.log or Path(tempfile.mkdtemp(prefix="omniroute-sim-")) / f"{scenario.name}.olog"
+    db = args.db or log_path.with_suffix(".duckdb")
+    if not args.force:
+        _fresh([log_path, db], False)
+    result, simulated, projected = _run_one(scenario, policy, log_path, db, args.seed, label)
+    plots = _plots(db, args.plots, scenario, f"{scenario.name}, {label}") if args.plots else []
+    if args.json:
+        figures = {"run": _summary(result, simulated), "log": str(log_path), "db": str(db)}
+        figures.update(_report(db, None))
+        figures["plots"] = [str(p) for p in plots]
+        print(json.dumps(figures), file=out)
+        return 0
+    print(f"omniroute simulate: scenario {scenario.name!r} ({path}), seed "
+          f"{result.seed}, policy: {label}", file=out)  # fmt: skip
+    for line in _describe(result, simulated, projected):
+        print(line, file=out)
+    print("", file=out)
+    _report(db, out)
+    print("", file=out)
+    print(f"log: {log_path}   (omniroute replay {log_path})", file=out)
+    print(f"reporting database: {db}   (omniroute report --db {db} --by interval)", file=out)
+    if plots:
+        print(f"plots: {', '.join(str(p) for p in plots)}", file=out)
+    return 0
+
+
+def _compare(args: argparse.Namespace, out: TextIO) -> int:
+    from ..reporting.compare import compare, format_comparison
+
+    scenario, path = load_scenario(args.scenario)
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="omniroute-compare-"))
+    sides: list[tuple[str, Path, SimulationRun, float]] = []
+    for i, spec in enumerate(args.compare):
+        policy, label = _policy(spec, scenario, path.parent)
+        tag = "AB"[i]
+        log_path = folder / f"{scenario.name}-{tag}.olog"
+        db = log_path.with_suffix(".duckdb")
+        if not args.force:
+            _fresh([log_path, db], False)
+        result, simulated, projected = _run_one(scenario, policy, log_path, db, args.seed, label)
+        sides.append((label, db, result, simulated))
+        if not args.json:
+            print(f"{tag}: {label}", file=out)
+            for line in _describe(result, simulated, projected):
+                print(f"   {line}", file=out)
+        if args.plots:
+            _plots(db, args.plots / tag, scenario, f"{scenario.name}, {label}")
+    comparison = compare(sides[0][1], sides[1][1], labels=(sides[0][0], sides[1][0]))
+    if args.json:
+        print(json.dumps({
+            "scenario": scenario.name, "seed": sides[0][2].seed,
+            "runs": [_summary(s[2], s[3]) for s in sides],
+            "comparison": comparison.to_dict(),
+        }), file=out)  # fmt: skip
+        return 0
+    print("", file=out)
+    print(f"the same {sides[0][2].interactions:,} arrivals of {scenario.name!r} "
+          f"(seed {sides[0][2].seed}) under two policies:", file=out)  # fmt: skip
+    for line in format_comparison(comparison):
+        print(line, file=out)
+    print("", file=out)
+    print(f"logs and databases: {folder}", file=out)
+    if args.plots:
+        print(f"plots: {args.plots / 'A'} and {args.plots / 'B'}", file=out)
+    return 0
+
+
+def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
+    """(tenant, customer) of customers whose conversation crossed channels: the first
+    answered one of each channel sequence, earliest first."""
+    from ..reporting.projection import connect_readonly
+
+    with connect_readonly(db) as con:
+        rows = con.execute(
+            "SELECT tenant, customer_id FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY channels"
+            "      ORDER BY first_answer_at IS NULL, first_contact_at, conversation_id) AS n"
+            "  FROM interactions"
+            "  WHERE customer_id IS NOT NULL AND len(list_distinct(channels)) > 1) "
+            "WHERE n = 1 ORDER BY first_contact_at, conversation_id LIMIT ?",
+            [limit],
+        ).fetchall()
+    return [(str(t), str(c)) for t, c in rows]
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from ..reporting.projection import connect_readonly
+    from ..reporting.report import customer_view, format_customer
+
+    scenario, path = load_scenario("demo")
+    policy, label = _policy(args.policy, scenario, path.parent)
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="omniroute-demo-"))
+    log_path, db = folder / "demo.olog", folder / "demo.duckdb"
+    if not args.force:
+        _fresh([log_path, db], False)
+    print(f"omniroute demo: {scenario.description}", file=out)
+    print(f"seed {args.seed if args.seed is not None else scenario.seed}, policy: {label}; "
+          f"writing to {folder}", file=out)  # fmt: skip
+    result, simulated, projected = _run_one(scenario, policy, log_path, db, args.seed, label)
+    for line in _describe(result, simulated, projected):
+        print(line, file=out)
+    print("", file=out)
+    _report(db, out)
+    switchers = _switchers(db)
+    if switchers:
+        print("", file=out)
+        print("customer-360 of customers who switched channel mid-conversation", file=out)
+        with connect_readonly(db) as con:
+            for tenant, customer in switchers:
+                print("", file=out)
+                for line in format_customer(customer_view(con, customer, tenant)):
+                    print(f"  {line}", file=out)
+    print("", file=out)
+    if not args.no_plots:
+        plots = _plots(db, folder / "plots", scenario, f"demo day, {label}")
+        print(f"plots written to {folder / 'plots'}:", file=out)
+        for plot in plots:
+            print(f"  {plot.name}", file=out)
+    print(f"event log: {log_path}   (replay it: omniroute replay {log_path})", file=out)
+    print(f"reporting database: {db}", file=out)
+    print(f"  omniroute report --db {db} --by queue|interval|agent", file=out)
+    print(f'  omniroute sql --db {db} "SELECT * FROM customer_360 LIMIT 5"', file=out)
+    return 0

@@ -1,0 +1,566 @@
+"""Reports over a projection database: service level, waits, agents, the customer 360.
+
+Everything here takes a DuckDB connection to a database written by
+:class:`~omniroute.adapters.reporting.projection.Projector` (open it with
+:func:`~omniroute.adapters.reporting.projection.connect_readonly`) and returns a :class:`Table`
+or a plain dict; :func:`format_table`, :func:`format_csv` and :func:`format_json` render
+a table. ``omniroute report``, ``sql``, ``export`` and ``customer`` are thin wrappers.
+
+The definitions are those of the projection (DESIGN.md §7): waits from first contact to
+the first human answer, abandons after the short-abandon threshold and conversations
+still waiting past their target count as not met, callbacks by their true wait,
+nearest-rank percentiles.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from omniroute.engine.events import CHANNELS
+
+from .projection import TABLES, ProjectionError
+
+__all__ = [
+    "DIMENSIONS",
+    "Column",
+    "ReportError",
+    "Table",
+    "agent_report",
+    "customer_view",
+    "export_parquet",
+    "format_csv",
+    "format_customer",
+    "format_json",
+    "format_table",
+    "jsonable",
+    "projection_info",
+    "run_sql",
+    "service_report",
+]
+
+DIMENSIONS = ("channel", "queue", "interval")
+"""What :func:`service_report` can group by (the tenant is always a group)."""
+
+Kind = Literal["text", "int", "pct", "secs", "num", "time"]
+
+
+class ReportError(ProjectionError):
+    """A report cannot be made (unknown customer, refused statement, bad argument)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: machine ``name`` (CSV/JSON), display ``label`` and value ``kind``."""
+
+    name: str
+    label: str = ""
+    kind: Kind = "text"
+    brief: bool = True
+    """Shown in the readable table (every column is in CSV and JSON)."""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+@dataclass
+class Table:
+    """Rows of a report; ``notes`` are lines printed under a readable table."""
+
+    title: str
+    columns: list[Column]
+    rows: list[tuple[Any, ...]]
+    notes: list[str] = field(default_factory=list)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dicts keyed by column name."""
+        names = [c.name for c in self.columns]
+        return [dict(zip(names, row, strict=True)) for row in self.rows]
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def _secs(value: float) -> str:
+    if value < 10:
+        return f"{value:.1f}s"
+    if value < 60:
+        return f"{value:.0f}s"
+    minutes, seconds = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _cell(value: Any, kind: Kind) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "secs":
+        return _secs(float(value))
+    if kind == "num":
+        return f"{value:.2f}"
+    if kind == "time" and isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def format_table(table: Table, *, wide: bool = False) -> list[str]:
+    """Readable, aligned lines: title, header, rows (numbers right-aligned), notes.
+
+    Columns that are not ``brief`` are left out unless ``wide``; a ``tenant`` column
+    with one value moves into the title.
+    """
+    title = table.title
+    keep = [i for i, c in enumerate(table.columns) if c.brief or wide]
+    tenants = {row[i] for row in table.rows for i, c in enumerate(table.columns)
+               if c.name == "tenant"}  # fmt: skip
+    if len(tenants) == 1 and title:
+        keep = [i for i in keep if table.columns[i].name != "tenant"]
+        title += f" (tenant {next(iter(tenants))})"
+    columns = [table.columns[i] for i in keep]
+    cells = [[_cell(row[i], table.columns[i].kind) for i in keep] for row in table.rows]
+    widths = [max([len(c.title)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    right = [c.kind not in ("text", "time") for c in columns]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    header = line([c.title for c in columns])
+    out = [title, "", header] if title else [header]
+    out.append("  ".join("-" * w for w in widths))
+    out += [line(r) for r in cells]
+    if not cells:
+        out.append("(no rows)")
+    if table.notes:
+        out.append("")
+        out += table.notes
+    return out
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with times as ISO 8601 strings and NaN as None, for ``json.dumps``."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="milliseconds") + ("Z" if value.tzinfo is None else "")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def format_csv(table: Table) -> str:
+    """CSV with a header of column names; lists are joined with ``|``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([c.name for c in table.columns])
+    for row in table.rows:
+        plain = [jsonable(v) for v in row]
+        writer.writerow(
+            ["" if v is None else "|".join(map(str, v)) if isinstance(v, list) else v
+             for v in plain]
+        )  # fmt: skip
+    return buf.getvalue()
+
+
+def format_json(table: Table) -> str:
+    """A JSON array of objects keyed by column name (times as ISO 8601, UTC)."""
+    return json.dumps([{k: jsonable(v) for k, v in r.items()} for r in table.records()])
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+def projection_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Events projected, the projection clock ``as_of``, short-abandon and interval."""
+    row = con.execute(
+        "SELECT events_projected, as_of, short_abandon_s, interval_s FROM projection_info"
+    ).fetchone()
+    if row is None:
+        raise ReportError("the database holds no projection state")
+    return dict(zip(("events_projected", "as_of", "short_abandon_s", "interval_s"), row,
+                    strict=True))  # fmt: skip
+
+
+def _window(since: dt.datetime | None, until: dt.datetime | None, col: str) -> str:
+    parts = []
+    if since is not None:
+        parts.append(f"{col} >= TIMESTAMP '{since.isoformat(sep=' ')}'")
+    if until is not None:
+        parts.append(f"{col} < TIMESTAMP '{until.isoformat(sep=' ')}'")
+    return " AND ".join(parts) if parts else "true"
+
+
+def _check_window(since: dt.datetime | None, until: dt.datetime | None) -> None:
+    for value in (since, until):
+        if value is not None and value.tzinfo is not None:
+            raise ReportError("since/until must be naive UTC datetimes")
+    if since is not None and until is not None and until <= since:
+        raise ReportError(f"until ({until}) must be after since ({since})")
+
+
+_SERVICE_COLUMNS = [
+    Column("contacts", "contacts", "int"),
+    Column("answered", "answered", "int"),
+    Column("met", "in SLA", "int"),
+    Column("measured", "measured", "int", brief=False),
+    Column("service_level", "SL", "pct"),
+    Column("abandoned", "abandoned", "int"),
+    Column("short_abandoned", "short ab.", "int"),
+    Column("abandon_rate", "ab. rate", "pct"),
+    Column("callbacks", "callbacks", "int"),
+    Column("bot_resolved", "bot only", "int"),
+    Column("waiting", "waiting", "int"),
+    Column("p50_wait_s", "p50 wait", "secs"),
+    Column("p90_wait_s", "p90 wait", "secs"),
+    Column("p99_wait_s", "p99 wait", "secs"),
+    Column("mean_wait_s", "mean wait", "secs", brief=False),
+    Column("sla_target_s", "target", "secs"),
+]
+
+
+def service_report(
+    con: duckdb.DuckDBPyConnection,
+    by: Sequence[str] = ("channel",),
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    interval_s: int | None = None,
+) -> Table:
+    """Service level, abandonment and wait percentiles per tenant and ``by`` dimensions.
+
+    ``by`` is a subset of :data:`DIMENSIONS` (``()`` for tenant totals); each tenant
+    also gets an ``all`` row. ``since``/``until`` (naive UTC) filter by first contact.
+    ``interval_s`` overrides the database's reporting interval for ``interval``.
+    """
+    dims = list(dict.fromkeys(by))
+    for d in dims:
+        if d not in DIMENSIONS:
+            raise ReportError(f"cannot group by {d!r}; choose from {', '.join(DIMENSIONS)}")
+    _check_window(since, until)
+    if interval_s is not None and interval_s <= 0:
+        raise ReportError(f"the interval must be positive, got {interval_s} s")
+    info = projection_info(con)
+    iv = int(interval_s or info["interval_s"])
+    exprs = {
+        "channel": "first_channel",
+        "queue": "queue",
+        "interval": f"time_bucket(INTERVAL {iv} SECOND, first_contact_at)",
+    }
+    inner = ", ".join(f"{exprs[d]} AS d_{d}" for d in dims)
+    keys = ["tenant", *(f"d_{d}" for d in dims)]
+    group = ", ".join(keys)
+    sets = f"GROUPING SETS (({group}), (tenant))" if dims else "tenant"
+    sql = f"""
+        SELECT {group},
+            count(*) AS contacts,
+            count(*) FILTER (first_answer_at IS NOT NULL) AS answered,
+            count(*) FILTER (sla_met) AS met,
+            count(sla_met) AS measured,
+            count(*) FILTER (sla_met) / nullif(count(sla_met), 0) AS service_level,
+            count(*) FILTER (abandoned AND NOT short_abandon) AS abandoned,
+            count(*) FILTER (short_abandon) AS short_abandoned,
+            count(*) FILTER (abandoned AND NOT short_abandon)
+                / nullif(count(*) FILTER (NOT short_abandon), 0) AS abandon_rate,
+            count(*) FILTER (callback) AS callbacks,
+            count(*) FILTER (outcome = 'bot_resolved') AS bot_resolved,
+            count(*) FILTER (waiting) AS waiting,
+            quantile_disc(wait_s, [0.5, 0.9, 0.99]) FILTER (first_answer_at IS NOT NULL) AS q,
+            avg(round(wait_s * 1000)::BIGINT) FILTER (first_answer_at IS NOT NULL) / 1000
+                AS mean_wait_s,
+            min(sla_target_s) AS target_lo, max(sla_target_s) AS target_hi,
+            grouping({group}) AS g
+        FROM (SELECT *{", " + inner if inner else ""} FROM _sla_facts
+              WHERE {_window(since, until, "first_contact_at")})
+        GROUP BY {sets}
+    """
+    channels = ", ".join(f"'{c}'" for c in CHANNELS)
+    order = ", ".join(
+        ["tenant", "g"]
+        + [f"list_position([{channels}], {k}), {k}" if k == "d_channel" else k for k in keys[1:]]
+    )
+    rows = con.execute(
+        f"SELECT * EXCLUDE (q, mean_wait_s, target_lo, target_hi, g), mean_wait_s, q[1], "
+        f"q[2], q[3], target_lo, target_hi, g FROM ({sql}) ORDER BY {order}"
+    ).fetchall()
+    n = 1 + len(dims)
+    out: list[tuple[Any, ...]] = []
+    for r in rows:
+        key = list(r[:n])
+        if r[-1] and dims:  # the tenant's total row
+            key[1:] = ["all"] + [""] * (len(dims) - 1)
+        counts = r[n : n + 11]
+        mean, p50, p90, p99, lo, hi = r[n + 11 : n + 17]
+        target = lo if lo == hi else None
+        out.append((*key, *counts, p50, p90, p99, mean, target))
+    dim_cols = [Column(d, d, "time" if d == "interval" else "text") for d in dims]
+    columns = [Column("tenant", "tenant"), *dim_cols, *_SERVICE_COLUMNS]
+    short = float(info["short_abandon_s"])
+    title = "service level" + (f" by {', '.join(dims)}" if dims else "")
+    if "interval" in dims:
+        title += f" ({_secs(iv)} intervals)"
+    notes = [
+        f"as of {_cell(info['as_of'], 'time')}Z ({info['events_projected']} events). "
+        "Wait: first contact -> first human answer",
+        "(bot time, transfers and callbacks included). SL = in SLA / measured; measured = answered",
+        f"+ abandoned after {short:g}s + still waiting past target. Short abandons and "
+        "bot-only conversations",
+        "are outside it. target '-': the group mixes targets; each contact is measured "
+        "against its own.",
+    ]
+    return Table(title, columns, out, notes)
+
+
+_AGENT_COLUMNS = [
+    Column("tenant", "tenant"),
+    Column("agent_id", "agent"),
+    Column("name", "name"),
+    Column("kind", "kind"),
+    Column("offers", "offers", "int"),
+    Column("declined", "declined", "int"),
+    Column("missed", "missed", "int"),
+    Column("assignments", "assigned", "int"),
+    Column("answered", "answered", "int"),
+    Column("p50_handle_s", "p50 handle", "secs"),
+    Column("p90_handle_s", "p90 handle", "secs"),
+    Column("p50_wrap_up_s", "p50 wrap", "secs"),
+    Column("staffed_s", "staffed", "secs"),
+    Column("busy_s", "busy", "secs"),
+    Column("occupancy", "occupancy", "pct"),
+]
+
+
+def agent_report(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> Table:
+    """Per agent: offers, declines, misses, assignments, handle and wrap-up times,
+    staffed and busy time and occupancy (busy / staffed, all media classes)."""
+    _check_window(since, until)
+    seg = _window(since, until, "start_at")
+    sql = f"""
+        WITH o AS (
+            SELECT tenant, agent_id, count(*) AS offers,
+                count(*) FILTER (outcome = 'declined') AS declined,
+                count(*) FILTER (outcome = 'timeout') AS missed
+            FROM segments WHERE kind = 'offer' AND {seg} GROUP BY ALL
+        ), a AS (
+            SELECT tenant, agent_id, count(*) AS assignments,
+                count(*) FILTER (first_human) AS answered
+            FROM assignments WHERE {_window(since, until, "assigned_at")} GROUP BY ALL
+        ), h AS (
+            SELECT tenant, agent_id, quantile_disc(duration_s, [0.5, 0.9]) AS q
+            FROM segments WHERE kind IN ('agent', 'bot') AND end_at IS NOT NULL AND {seg}
+            GROUP BY ALL
+        ), w AS (
+            SELECT tenant, agent_id, quantile_disc(duration_s, 0.5) AS p50
+            FROM segments WHERE kind = 'wrap_up' AND end_at IS NOT NULL AND {seg}
+            GROUP BY ALL
+        ), occ AS (
+            SELECT tenant, agent_id, sum(staffed_s) AS staffed_s, sum(busy_s) AS busy_s
+            FROM occupancy WHERE media_class = 'all'
+                AND {_window(since, until, "interval_start")}
+            GROUP BY ALL
+        )
+        SELECT g.tenant, g.agent_id, g.name, g.kind,
+            coalesce(o.offers, 0), coalesce(o.declined, 0), coalesce(o.missed, 0),
+            coalesce(a.assignments, 0), coalesce(a.answered, 0), h.q[1], h.q[2], w.p50,
+            coalesce(occ.staffed_s, 0), coalesce(occ.busy_s, 0),
+            occ.busy_s / nullif(occ.staffed_s, 0)
+        FROM agents g
+        LEFT JOIN o USING (tenant, agent_id) LEFT JOIN a USING (tenant, agent_id)
+        LEFT JOIN h USING (tenant, agent_id) LEFT JOIN w USING (tenant, agent_id)
+        LEFT JOIN occ USING (tenant, agent_id)
+        ORDER BY g.tenant, g.kind DESC, g.agent_id
+    """
+    rows = con.execute(sql).fetchall()
+    notes = [
+        "occupancy = time holding at least one conversation (handling or wrap-up) / time "
+        "staffed: available, or holding work (a call finished after going on a break is "
+        "worked time); an agent not responding to offers is available but idle."
+    ]
+    return Table("agents", list(_AGENT_COLUMNS), rows, notes)
+
+
+def customer_view(
+    con: duckdb.DuckDBPyConnection, customer: str, tenant: str | None = None
+) -> dict[str, Any]:
+    """The ``customer_360`` row of one customer, as a dict.
+
+    ``customer`` may be a customer id, an id merged into another (a contact's own id,
+    ``contact:<channel>:<address>``) or a contact address. Raises :class:`ReportError`
+    when nothing matches, or when it matches in several tenants and ``tenant`` is None.
+    """
+    cond = "tenant = $tenant" if tenant is not None else "true"
+    ocond = "o.tenant = $tenant" if tenant is not None else "true"
+    params: dict[str, Any] = {"id": customer}
+    if tenant is not None:
+        params["tenant"] = tenant
+    found = con.execute(
+        f"""
+        SELECT DISTINCT tenant, coalesce(merged_into, customer_id) FROM customers
+        WHERE customer_id = $id AND {cond}
+        UNION
+        SELECT DISTINCT o.tenant, coalesce(u.merged_into, o.customer_id)
+        FROM contacts o LEFT JOIN customers u USING (tenant, customer_id)
+        WHERE o.address = $id AND {ocond}
+        """,
+        params,
+    ).fetchall()
+    if not found:
+        raise ReportError(f"no customer, merged id or contact address {customer!r}")
+    if len(found) > 1:
+        shown = ", ".join(f"{t}/{c}" for t, c in sorted(found))
+        raise ReportError(f"{customer!r} matches several customers ({shown}); pass --tenant")
+    ((t, c),) = found
+    cur = con.execute("SELECT * FROM customer_360 WHERE tenant = ? AND customer_id = ?", [t, c])
+    names = [d[0] for d in cur.description]
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - customers and customer_360 agree
+        raise ReportError(f"customer {c!r} is not in customer_360")
+    return dict(zip(names, row, strict=True))
+
+
+def format_customer(view: dict[str, Any]) -> list[str]:
+    """The customer 360 as readable lines."""
+    contacts = "; ".join(f"{c['channel']} {c['address']}" for c in view["contacts"]) or "-"
+    lines = [
+        f"customer {view['customer_id']} (tenant {view['tenant']}, {view['source']})",
+        f"  contacts: {contacts}",
+    ]
+    if view["merged_ids"]:
+        lines.append(f"  merged from: {', '.join(view['merged_ids'])}")
+    lines += [
+        f"  interactions: {view['interactions']} (channels: "
+        f"{', '.join(view['channels']) or '-'}); open conversation: "
+        f"{view['open_conversation'] or 'none'}",
+        f"  agents: {', '.join(view['agents']) or '-'}; last agent: {view['last_agent'] or '-'}",
+        f"  total waiting time: {_secs(float(view['total_wait_s']))}; SLA breaches: "
+        f"{view['sla_breaches']}",
+    ]
+    table = Table(
+        "  conversations, in order:",
+        [Column("first_contact_at", "first contact", "time"),
+         Column("conversation_id", "conversation"), Column("channels", "channels"),
+         Column("queue", "queue"), Column("status", "status"), Column("outcome", "outcome"),
+         Column("wait_s", "wait", "secs"), Column("sla", "SLA"),
+         Column("handled_by", "handled by")],
+        [(c["first_contact_at"], c["conversation_id"], c["channels"], c["queue"], c["status"],
+          c["outcome"], c["wait_s"],
+          "met" if c["met"] else "missed" if c["met"] is False else "-", c["handled_by"])
+         for c in view["conversations"]],
+    )  # fmt: skip
+    lines.append("")
+    lines += [("  " + line).rstrip() for line in format_table(table)]
+    return lines
+
+
+_READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> list[Table]:
+    """Run read-only statements; one table per statement that returns rows.
+
+    Anything but ``SELECT`` (``WITH``, ``FROM``, ``DESCRIBE``, ``SHOW``,
+    ``SUMMARIZE`` included), ``EXPLAIN`` or ``PRAGMA`` is refused before anything runs.
+    """
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise ReportError(f"SQL error: {exc}") from exc
+    if not statements:
+        raise ReportError("no SQL statement given")
+    for st in statements:
+        kind = str(st.type).rsplit(".", 1)[-1]
+        if kind not in _READ_ONLY:
+            raise ReportError(
+                f"refused: {kind} is a write or a side effect; `omniroute sql` runs read-only "
+                "queries (SELECT, EXPLAIN, PRAGMA) on a read-only connection"
+            )
+    tables: list[Table] = []
+    for st in statements:
+        try:
+            cur = con.execute(st.query)
+        except duckdb.Error as exc:
+            raise ReportError(f"SQL error: {exc}") from exc
+        if cur.description is None:
+            continue
+        columns = [Column(d[0], d[0], _kind_of(str(d[1]))) for d in cur.description]
+        tables.append(Table("", columns, cur.fetchall()))
+    return tables
+
+
+def _kind_of(type_name: str) -> Kind:
+    t = type_name.upper()
+    if t in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT", "UINTEGER"}:
+        return "int"
+    if t in {"DOUBLE", "FLOAT", "REAL"} or t.startswith("DECIMAL"):
+        return "num"
+    return "text"
+
+
+_PARTITION_TIME = {
+    "interactions": "first_contact_at",
+    "segments": "start_at",
+    "assignments": "assigned_at",
+    "agent_states": "start_at",
+    "agents": "registered_at",
+    "customers": "first_seen_at",
+    "contacts": "first_seen_at",
+}
+
+
+def export_parquet(db: str | Path, out_dir: str | Path) -> list[tuple[str, int]]:
+    """Write every table as Parquet under ``out_dir/<table>/tenant=<t>/day=<YYYY-MM-DD>/``.
+
+    Returns ``(table, rows)`` pairs. Existing files of the same partitions are replaced.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise ReportError(f"{db}: cannot open read-only: {exc}") from exc
+    done: list[tuple[str, int]] = []
+    try:
+        for table in TABLES:
+            col = _PARTITION_TIME[table]
+            target = out / table
+            count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            rows = int(count[0]) if count else 0
+            if rows:
+                path = str(target).replace("'", "''")
+                con.execute(
+                    f"COPY (SELECT *, coalesce(CAST({col} AS DATE), DATE '1970-01-01') AS day "
+                    f"FROM {table}) TO '{path}' (FORMAT parquet, PARTITION_BY (tenant, day), "
+                    "OVERWRITE_OR_IGNORE true)"
+                )
+            done.append((table, rows))
+    except duckdb.Error as exc:
+        raise ReportError(f"export failed: {exc}") from exc
+    finally:
+        con.close()
+    return done

@@ -1,0 +1,78 @@
+"""Smoke checks of the benchmark scripts: they run, print one JSON object, and stay honest."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from omniroute import core_ext
+from omniroute.engine.simulation.simulate import load_scenario
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(core_ext.KERNEL != "compiled", reason="the compiled kernel is not built")
+def test_bench_pipeline_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("bench_pipeline")
+    # --quick (the day scenario from 08:00), cut to six minutes of arrivals (about 12,000
+    # contacts, then their drain) and a small memory sample: about 20 s
+    assert bench.main(["--quick", "--json", "--hours", "0.1", "--memory-n", "300"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for key in ("events_per_s", "replay_events_per_s", "bytes_per_open_conversation",
+                "bytes_per_agent", "events"):  # fmt: skip
+        assert result[key] > 0, key
+    assert result["events"] == result["inputs"] + result["decisions"]
+    assert result["scenario"] == "day" and result["from_h"] == 8.0 and result["hours"] == 0.1
+    expected = result["expected_arrivals"]  # the windowed scenario's own expectation
+    assert expected > 5_000 and 0.9 * expected < result["interactions"] < 1.15 * expected
+    # agents are on shift in the window: most contacts are served, few abandon
+    mix = result["event_mix"]
+    assert mix["conversation.assigned"] > result["interactions"] // 2
+    assert result["abandons"] == mix.get("customer.abandoned", 0) < result["interactions"] // 5
+    assert result["deterministic"] is True  # the pipeline re-decided the recorded log
+    assert result["replay_state_matches"] is True
+    # the simulator only sends inputs that make sense on the state it sees; a timer that
+    # fires at the input's own time may still overtake it, very rarely, as on a desktop
+    assert result["rejected"] <= result["inputs"] // 1000
+    assert result["memory_n"] == 300
+    shares = result["stage_share"]
+    assert abs(sum(shares.values()) - 1.0) < 0.01
+
+
+def test_bench_simulate_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("bench_simulate")
+    assert bench.main(["--quick", "--json"]) == 0  # scenario small, twice: about a second
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for key in ("simulated_events_per_s", "events_per_cpu_s", "wall_s", "cpu_s", "interactions",
+                "events", "inputs", "decisions", "ticks"):  # fmt: skip
+        assert result[key] > 0, key
+    assert result["scenario"] == "small"
+    assert result["events"] == result["inputs"] + result["decisions"]
+    assert result["ticks"] < result["inputs"]
+    rate = result["events"] / result["wall_s"]  # wall_s is rounded to the millisecond
+    assert abs(result["simulated_events_per_s"] / rate - 1) < 0.01
+    assert len(result["wall_s_runs"]) == 2 and result["wall_s"] == min(result["wall_s_runs"])
+    assert result["deterministic"] is True and result["determinism_checked"] is True
+    assert result["rejected"] == 0
+    # Poisson arrivals (sd ~ 43 for ~1,800) plus a few switches and follow-up tasks
+    expected = load_scenario("small")[0].expected_arrivals()
+    assert 0.9 * expected < result["interactions"] < 1.15 * expected
+    assert result["abandons"] < result["interactions"] // 4

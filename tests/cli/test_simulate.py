@@ -1,0 +1,125 @@
+"""``omniroute simulate`` and ``omniroute demo``, in process, on real files and DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from omniroute.adapters.cli.main import main, policy_sidecar
+from omniroute.adapters.filelog import FileLog
+from omniroute.adapters.reporting.plots import PLOT_FILES
+from omniroute.engine import events as ev
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_simulate_reports_plots_and_leaves_a_log_that_replays(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, plots = tmp_path / "small.olog", tmp_path / "plots"
+    assert main(["simulate", "small", "--log", str(log), "--plots", str(plots)]) == 0
+    out = capsys.readouterr().out
+    assert "scenario 'small'" in out and "policy: small's policy (balanced)" in out
+    assert "contacts (" in out and "rejected inputs 0" in out
+    table = out.split("service level by channel", 1)[1]
+    for channel in ev.CHANNELS:
+        assert f"\n{channel} " in table, channel
+    assert f"log: {log}" in out
+    assert sorted(p.name for p in plots.iterdir()) == sorted(PLOT_FILES)
+    assert all((plots / name).read_bytes().startswith(PNG) for name in PLOT_FILES)
+    assert policy_sidecar(log).exists() and log.with_suffix(".duckdb").exists()
+    assert main(["replay", str(log)]) == 0
+    assert "replay OK" in capsys.readouterr().out
+
+
+def test_simulate_json_gives_the_run_and_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "s.olog"
+    assert main(["simulate", "small", "--log", str(log), "--seed", "4", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    run = figures["run"]
+    assert run["seed"] == 4 and run["scenario"] == "small"
+    with FileLog(log, readonly=True) as f:
+        events = [e for _, e in f.read()]
+    assert run["events"] == len(events)
+    arrived = sum(isinstance(e, ev.ConversationArrived) for e in events)
+    assert run["interactions"] == arrived
+    rows = figures["service_level"]
+    assert sum(r["contacts"] for r in rows if r["channel"] != "all") > 0
+
+
+def test_compare_runs_the_same_arrivals_under_two_policies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["simulate", "small", "--compare", "longest_idle", "balanced", "--dir", str(tmp_path)]
+    assert main([*args, "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    a, b = figures["runs"]
+    assert a["interactions"] > 1000 and a["seed"] == b["seed"]
+    comparison = figures["comparison"]
+    assert [comparison[s]["label"] for s in "ab"] == ["longest_idle", "balanced"]
+    # the same planned arrivals; follow-up tasks differ with what each policy answered,
+    # and a contact that joins its customer's open conversation is not an interaction
+    contacts = [comparison[s]["contacts"] for s in "ab"]
+    assert abs(contacts[0] - contacts[1]) <= a["follow_ups"] + b["follow_ups"]
+    assert all(0.9 * a["interactions"] < n < a["interactions"] for n in contacts)
+    assert comparison["difference"]["service_level"] != 0
+    assert main([*args, "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "under two policies" in out and "longest_idle" in out and "balanced" in out
+
+
+def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    head = out.split("service level by channel", 1)[0]
+    contacts = int(head.split(" contacts (", 1)[0].rsplit(" ", 1)[1].replace(",", ""))
+    assert 25_000 <= contacts <= 35_000
+    assert "rejected inputs 0" in head
+    assert "customer-360 of customers who switched channel" in out
+    section = out.split("customer-360 of customers who switched channel", 1)[1]
+    assert section.count("\n  customer crm-") == 3
+    assert section.count("(channels: ") == 3
+    assert f"plots written to {tmp_path / 'plots'}" in out
+    for name in PLOT_FILES:
+        assert (tmp_path / "plots" / name).read_bytes().startswith(PNG)
+    assert f"omniroute replay {tmp_path / 'demo.olog'}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate", "nowhere"], "small"),
+        (["simulate", "small", "--policy", "no/such/file.toml"], "file.toml"),
+        (["demo", "--policy", "nopreset"], "nopreset"),
+    ],
+)
+def test_bad_input_is_an_error_with_a_message(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_policy_without_the_scenarios_queues_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[queues.default]\noffer_mode = "auto"\n')
+    assert main(["simulate", "small", "--policy", str(bare), "--log", str(tmp_path / "x")]) == 2
+    assert "no queue 'sales'" in capsys.readouterr().err
+
+
+def test_an_existing_log_is_kept_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "mine.olog"
+    log.write_bytes(b"precious")
+    assert main(["simulate", "small", "--log", str(log)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert log.read_bytes() == b"precious"
