@@ -10,8 +10,9 @@ import os
 from types import ModuleType
 
 from . import reference
+from .tables import AgentArrays
 
-__all__ = ["KERNEL", "kernel", "reference"]
+__all__ = ["KERNEL", "AgentArrays", "kernel", "reference"]
 
 kernel: ModuleType
 try:

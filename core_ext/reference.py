@@ -5,14 +5,8 @@ Same semantics, same floating-point operation order, same tie-breaks as
 conversation, without the kernel's bitsets and buckets, so that it reads as the
 specification the indexes must agree with.
 
-The agent table (``omniroute.engine.matching.AgentTable``) is struct-of-arrays, one
-row per agent slot: ``alive``, ``routable`` (available, responsive, nothing waiting
-to reactivate) and ``present`` (available and responsive) uint8; ``kind`` uint8
-(1 human, 2 bot); ``seq`` int64 (registration order); ``levels`` uint8[slot, skill];
-``units``/``counts`` int32[slot, media class]; ``profile`` int32;
-``idle_since``/``last_offer`` int64; and per capacity profile ``budget`` int32,
-``cost``/``cmax``/``intr`` int32[profile, media class], where ``intr[p, d]`` is the bit
-set of classes allowed to interrupt class ``d``.
+The agent table is read through :class:`~omniroute.core_ext.tables.AgentArrays`, the
+contract both kernels share (names, dtypes and shapes of the struct-of-arrays).
 
 Agent score: ``w[0]*proficiency + w[1]*idle_s + w[2]*spare + w[3]*preferred +
 w[4]*offers_since_last``; the best agent has the highest score, ties go to the lowest
@@ -21,10 +15,10 @@ w[4]*offers_since_last``; the best agent has the highest score, ties go to the l
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
+
+from .tables import AgentArrays
 
 __all__ = [
     "QueueIndex",
@@ -41,7 +35,7 @@ I32 = npt.NDArray[np.int32]
 U8 = npt.NDArray[np.uint8]
 
 
-def committed_units(table: Any, slot: int, cls: int, extra: int, adding: bool) -> int:
+def committed_units(table: AgentArrays, slot: int, cls: int, extra: int, adding: bool) -> int:
     """Units the agent would be committed to with ``extra`` more units of class ``cls``.
 
     Every held unit counts, except that a new item (``adding``) of a class that may
@@ -69,7 +63,7 @@ def committed_units(table: Any, slot: int, cls: int, extra: int, adding: bool) -
     return total
 
 
-def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool:
+def fits(table: AgentArrays, slot: int, cls: int, extra: int, adding: bool) -> bool:
     """True when ``extra`` more units of ``cls`` (a new item if ``adding``) fit the agent."""
     p = int(table.profile[slot])
     if adding and table.counts[slot, cls] >= table.cmax[p, cls]:
@@ -78,11 +72,11 @@ def fits(table: Any, slot: int, cls: int, extra: int, adding: bool) -> bool:
     return 0 <= total <= int(table.budget[p])
 
 
-def _fits_new(table: Any, slot: int, cls: int) -> bool:
+def _fits_new(table: AgentArrays, slot: int, cls: int) -> bool:
     return fits(table, slot, cls, int(table.cost[int(table.profile[slot]), cls]), True)
 
 
-def room_mask(table: Any, slot: int) -> int:
+def room_mask(table: AgentArrays, slot: int) -> int:
     """Bit set of the media classes a new item of which the agent could take now."""
     if not table.routable[slot]:
         return 0
@@ -93,7 +87,7 @@ def room_mask(table: Any, slot: int) -> int:
     return mask
 
 
-def refresh_room(table: Any, slot: int) -> None:
+def refresh_room(table: AgentArrays, slot: int) -> None:
     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
     mask = room_mask(table, slot)
     word, bit = slot >> 6, np.uint64(1 << (slot & 63))
@@ -104,11 +98,13 @@ def refresh_room(table: Any, slot: int) -> None:
             table.room_bits[c, word] &= ~bit
 
 
-def _skills_ok(table: Any, slot: int, cols: I32 | list[int], levels: U8 | list[int]) -> bool:
+def _skills_ok(
+    table: AgentArrays, slot: int, cols: I32 | list[int], levels: U8 | list[int]
+) -> bool:
     return all(table.levels[slot, cols[j]] >= levels[j] for j in range(len(cols)))
 
 
-def agent_eligible(table: Any, slot: int, req_cols: I32, req_levels: U8, cls: int,
+def agent_eligible(table: AgentArrays, slot: int, req_cols: I32, req_levels: U8, cls: int,
                    kind_mask: int) -> bool:  # fmt: skip
     """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
     if not table.routable[slot] or not (int(table.kind[slot]) & kind_mask):
@@ -117,7 +113,7 @@ def agent_eligible(table: Any, slot: int, req_cols: I32, req_levels: U8, cls: in
 
 
 def score_agent(
-    table: Any, slot: int, req_cols: I32, cls: int, preferred: int, now: int,
+    table: AgentArrays, slot: int, req_cols: I32, cls: int, preferred: int, now: int,
     offer_counter: int, weights: npt.NDArray[np.float64],
 ) -> float:  # fmt: skip
     """The score of one agent for a conversation (see the module docstring)."""
@@ -144,7 +140,7 @@ def score_agent(
 
 
 def best_agent(
-    table: Any, req_cols: I32, req_levels: U8, cls: int, kind_mask: int, excluded: I32,
+    table: AgentArrays, req_cols: I32, req_levels: U8, cls: int, kind_mask: int, excluded: I32,
     preferred: int, pinned: int, now: int, offer_counter: int,
     weights: npt.NDArray[np.float64],
 ) -> tuple[int, float]:  # fmt: skip
@@ -199,7 +195,7 @@ class QueueIndex:
         if self._convs.pop(conv, None) is not None:
             self.size -= 1
 
-    def most_urgent(self, table: Any, agent: int, now: int) -> int:
+    def most_urgent(self, table: AgentArrays, agent: int, now: int) -> int:
         """The most urgent waiting conversation this agent can take now, or -1."""
         if not table.routable[agent]:
             return -1
