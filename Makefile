@@ -11,7 +11,7 @@ STAMP := $(VENV)/.omniroute-installed
 $(STAMP): pyproject.toml setup.py core_ext/_kernel.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,test,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
