@@ -9,26 +9,26 @@
     omniroute export --db FILE --to DIR
     omniroute customer --db FILE ID [--tenant T] [--format table|json]
 
-``cli.py`` registers these with :func:`add_parsers` and dispatches to :func:`run`.
-Exit status 0, or 2 with a message
-naming the problem (a missing database, a refused write, an unknown customer).
+Exit status 0, or 2 with a message naming the problem (a missing database, a refused
+write, an unknown customer).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from omniroute.engine.policy import Policy, PolicyError, load_policy
+from omniroute.engine.log import LogError
 
-__all__ = ["COMMANDS", "add_parsers", "parse_time", "run"]
+from ..filelog import FileLog
+from .common import EXIT_OK, CliError, Command, policy_of_log, reported
 
-COMMANDS = ("project", "report", "sql", "export", "customer")
-"""The subcommands this module adds."""
+__all__ = ["COMMANDS", "parse_time"]
 
 _FORMATS = ("table", "csv", "json")
 
@@ -70,19 +70,12 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_parsers(sub: Any) -> None:
-    """Add the subcommands to ``omniroute``'s subparsers."""
-    db_help = "the projection database (DuckDB file)"
+_DB_HELP = "the projection database (DuckDB file)"
 
-    pro = sub.add_parser(
-        "project",
-        help="project a log into a DuckDB reporting database (incremental)",
-        description="Fold LOG into the DuckDB database --db: tables interactions, segments, "
-        "assignments, agent_states, agents, customers, contacts and the reporting views. "
-        "Incremental and idempotent: a second run adds only the events appended since.",
-    )
+
+def _project_arguments(pro: argparse.ArgumentParser) -> None:
     pro.add_argument("log", type=Path, metavar="LOG")
-    pro.add_argument("--db", type=Path, required=True, metavar="FILE", help=db_help)
+    pro.add_argument("--db", type=Path, required=True, metavar="FILE", help=_DB_HELP)
     pro.add_argument(
         "--policy",
         type=Path,
@@ -106,14 +99,9 @@ def add_parsers(sub: Any) -> None:
         help="reporting interval of the views (default: 15)",
     )
 
-    rep = sub.add_parser(
-        "report",
-        help="service level, abandonment and wait percentiles (or agents) from a database",
-        description="Print the honest service-level report: waits from first contact, "
-        "abandons after the short-abandon threshold as not met, callbacks by their true "
-        "wait, p50/p90/p99. --by agent prints occupancy and handle times per agent.",
-    )
-    rep.add_argument("--db", type=Path, required=True, metavar="FILE", help=db_help)
+
+def _report_arguments(rep: argparse.ArgumentParser) -> None:
+    rep.add_argument("--db", type=Path, required=True, metavar="FILE", help=_DB_HELP)
     rep.add_argument(
         "--by",
         type=_by,
@@ -132,88 +120,57 @@ def add_parsers(sub: Any) -> None:
     )
     rep.add_argument("--wide", action="store_true", help="show every column in the table")
 
-    sql = sub.add_parser(
-        "sql",
-        help="run a read-only SQL query on a database",
-        description="Run SQL on a read-only connection (no file access): SELECT, EXPLAIN "
-        "and PRAGMA only; any write is refused.",
-    )
-    sql.add_argument("--db", type=Path, required=True, metavar="FILE", help=db_help)
+
+def _sql_arguments(sql: argparse.ArgumentParser) -> None:
+    sql.add_argument("--db", type=Path, required=True, metavar="FILE", help=_DB_HELP)
     sql.add_argument("query", metavar="SQL")
     sql.add_argument("--format", choices=_FORMATS, default="table")
 
-    exp = sub.add_parser(
-        "export",
-        help="export the tables as Parquet, partitioned by tenant and day",
-        description="Write every table to DIR/<table>/tenant=<t>/day=<YYYY-MM-DD>/*.parquet.",
-    )
-    exp.add_argument("--db", type=Path, required=True, metavar="FILE", help=db_help)
+
+def _export_arguments(exp: argparse.ArgumentParser) -> None:
+    exp.add_argument("--db", type=Path, required=True, metavar="FILE", help=_DB_HELP)
     exp.add_argument("--to", type=Path, required=True, metavar="DIR")
 
-    cus = sub.add_parser(
-        "customer",
-        help="the customer-360 view of one customer",
-        description="One customer across every channel: contacts, every conversation in "
-        "order, agents, last agent, open conversation, total waiting time, SLA breaches. "
-        "ID is a customer id, a merged contact id or a contact address.",
-    )
-    cus.add_argument("--db", type=Path, required=True, metavar="FILE", help=db_help)
+
+def _customer_arguments(cus: argparse.ArgumentParser) -> None:
+    cus.add_argument("--db", type=Path, required=True, metavar="FILE", help=_DB_HELP)
     cus.add_argument("id", metavar="ID")
     cus.add_argument("--tenant", metavar="T", help="the tenant, when ID is in several")
     cus.add_argument("--format", choices=("table", "json"), default="table")
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    """Run one of :data:`COMMANDS`; returns the exit status."""
-    from ..reporting.projection import ProjectionError
-
-    try:
-        if args.command == "project":
-            return _project(args, out)
-        if args.command == "report":
-            return _report(args, out)
-        if args.command == "sql":
-            return _sql(args, out)
-        if args.command == "export":
-            return _export(args, out)
-        return _customer(args, out)
-    except ProjectionError as exc:
-        return _error(str(exc))
+_Run = Callable[[argparse.Namespace, TextIO], int]
 
 
-def _error(message: str) -> int:
-    print(f"omniroute: error: {message}", file=sys.stderr)
-    return 2
+def _reported(run: _Run) -> _Run:
+    """``run``, with a database that is not a projection (``ProjectionError``) reported."""
 
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace, out: TextIO) -> int:
+        from ..reporting.projection import ProjectionError
 
-def _policy_for(log_path: Path, policy_path: Path | None) -> Policy:
-    sidecar = log_path.with_name(log_path.name + ".policy.toml")
-    if policy_path is None and sidecar.exists():
-        policy_path = sidecar
-    return load_policy(policy_path) if policy_path is not None else Policy()
+        with reported(ProjectionError):
+            return run(args, out)
+
+    return wrapped
 
 
 def _project(args: argparse.Namespace, out: TextIO) -> int:
-    from omniroute.engine.log import LogError
-
-    from ..filelog import FileLog
     from ..reporting.projection import Projector
 
-    try:
-        policy = _policy_for(args.log, args.policy)
-    except (OSError, PolicyError) as exc:
-        return _error(str(exc))
+    policy = policy_of_log(args.log, args.policy).policy
     if args.short_abandon_s < 0:
-        return _error(f"--short-abandon-s must be >= 0, got {args.short_abandon_s}")
-    try:
-        with FileLog(args.log, readonly=True) as log, Projector(
+        raise CliError(f"--short-abandon-s must be >= 0, got {args.short_abandon_s}")
+    with (
+        reported(OSError, LogError),
+        FileLog(args.log, readonly=True) as log,
+        Projector(
             args.db, policy, short_abandon_s=args.short_abandon_s,
             interval_s=args.interval_minutes * 60,
-        ) as projector:  # fmt: skip
-            before = projector.position
-            stats = projector.project(log)
-    except (OSError, LogError) as exc:
-        return _error(str(exc))
+        ) as projector,
+    ):  # fmt: skip
+        before = projector.position
+        stats = projector.project(log)
     print(
         f"projected {stats.events} events (positions {before}..{stats.position - 1}) into "
         f"{args.db} in {stats.seconds:.2f} s"
@@ -221,7 +178,7 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
         else f"{args.db} is up to date ({stats.position} events projected)",
         file=out,
     )
-    return 0
+    return EXIT_OK
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
@@ -229,7 +186,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting.report import agent_report, service_report
 
     if args.since is not None and args.until is not None and args.until <= args.since:
-        return _error("--until must be after --since")
+        raise CliError("--until must be after --since")
     with connect_readonly(args.db) as con:
         if args.by == ["agent"]:
             table = agent_report(con, since=args.since, until=args.until)
@@ -239,7 +196,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
                 con, by=args.by, since=args.since, until=args.until, interval_s=interval
             )
     _print_table(table, args.format, out, wide=args.wide)
-    return 0
+    return EXIT_OK
 
 
 def _print_table(table: Any, fmt: str, out: TextIO, *, wide: bool = False) -> None:
@@ -264,7 +221,7 @@ def _sql(args: argparse.Namespace, out: TextIO) -> int:
         if i and args.format == "table":
             print("", file=out)
         _print_table(table, args.format, out, wide=True)
-    return 0
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
@@ -275,7 +232,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
     for table, rows in export_parquet(args.db, args.to):
         print(f"{table}: {rows} rows", file=out)
     print(f"written under {args.to} as <table>/tenant=<t>/day=<YYYY-MM-DD>/*.parquet", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _customer(args: argparse.Namespace, out: TextIO) -> int:
@@ -289,4 +246,51 @@ def _customer(args: argparse.Namespace, out: TextIO) -> int:
     else:
         for line in format_customer(view):
             print(line, file=out)
-    return 0
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "project": Command(
+        help="project a log into a DuckDB reporting database (incremental)",
+        description="Fold LOG into the DuckDB database --db: tables interactions, segments, "
+        "assignments, agent_states, agents, customers, contacts and the reporting views. "
+        "Incremental and idempotent: a second run adds only the events appended since.",
+        add_arguments=_project_arguments,
+        run=_reported(_project),
+        extra="reporting",
+    ),
+    "report": Command(
+        help="service level, abandonment and wait percentiles (or agents) from a database",
+        description="Print the honest service-level report: waits from first contact, "
+        "abandons after the short-abandon threshold as not met, callbacks by their true "
+        "wait, p50/p90/p99. --by agent prints occupancy and handle times per agent.",
+        add_arguments=_report_arguments,
+        run=_reported(_report),
+        extra="reporting",
+    ),
+    "sql": Command(
+        help="run a read-only SQL query on a database",
+        description="Run SQL on a read-only connection (no file access): SELECT, EXPLAIN "
+        "and PRAGMA only; any write is refused.",
+        add_arguments=_sql_arguments,
+        run=_reported(_sql),
+        extra="reporting",
+    ),
+    "export": Command(
+        help="export the tables as Parquet, partitioned by tenant and day",
+        description="Write every table to DIR/<table>/tenant=<t>/day=<YYYY-MM-DD>/*.parquet.",
+        add_arguments=_export_arguments,
+        run=_reported(_export),
+        extra="reporting",
+    ),
+    "customer": Command(
+        help="the customer-360 view of one customer",
+        description="One customer across every channel: contacts, every conversation in "
+        "order, agents, last agent, open conversation, total waiting time, SLA breaches. "
+        "ID is a customer id, a merged contact id or a contact address.",
+        add_arguments=_customer_arguments,
+        run=_reported(_customer),
+        extra="reporting",
+    ),
+}
+"""The commands of this module, for ``main``'s table."""

@@ -29,8 +29,9 @@ import hashlib
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
@@ -38,47 +39,30 @@ from omniroute.engine.events import Event, decode_json, decode_msgpack, encode_m
 from omniroute.engine.log import LogError
 from omniroute.engine.policy import PolicyError
 
-from ..nats.log import (
-    Cursor,
-    Frame,
-    NatsOptions,
-    Subjects,
-    connect,
-    encode_frame,
-    ensure_stream,
-    valid_tenant,
-)
-from ..service.config import ConfigError, ServiceConfig, load_config
+from .common import EXIT_FAILED, EXIT_OK, CliError, Command, reported
 
-__all__ = ["COMMANDS", "add_commands", "run_command"]
+if TYPE_CHECKING:
+    from ..service.config import ServiceConfig
 
-COMMANDS = ("serve", "send", "tail")
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_ERROR = 2
+__all__ = ["COMMANDS"]
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``serve``, ``send`` and ``tail`` on the ``omniroute`` sub-parsers."""
-    srv = sub.add_parser(
-        "serve",
-        help="run the routing service against NATS JetStream",
-        description="Consume <prefix>.<tenant>.in, apply, append inputs and decisions to "
-        "<prefix>.<tenant>.out; one writer per tenant (a KV lease), other instances are hot "
-        "standbys. SIGTERM/SIGINT drain gracefully.",
-    )
+def _log_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format", choices=["text", "json"],
+        help="diagnostics on stderr as text or one JSON object per line (default: text; "
+        "or OMNIROUTE_LOG_FORMAT)",
+    )  # fmt: skip
+
+
+def _serve_arguments(srv: argparse.ArgumentParser) -> None:
     srv.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML file")
     srv.add_argument("--instance", metavar="NAME", help="override [service] instance")
     srv.add_argument("--metrics-port", type=int, metavar="N", help="override [metrics] port")
+    _log_format(srv)
 
-    snd = sub.add_parser(
-        "send",
-        help="publish input events from a JSON-lines file",
-        description="Validate every line of FILE (one JSON event per line; '-' reads stdin), "
-        "then publish them in frames to <prefix>.<tenant>.in and wait for the "
-        "acknowledgements.",
-    )
+
+def _send_arguments(snd: argparse.ArgumentParser) -> None:
     snd.add_argument("file", metavar="FILE.jsonl")
     snd.add_argument("--config", type=Path, metavar="FILE", help="TOML file ([nats], [stream])")
     snd.add_argument(
@@ -91,13 +75,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     snd.add_argument(
         "--skip-invalid", action="store_true", help="publish the valid lines, report the others"
     )
+    _log_format(snd)
 
-    tail = sub.add_parser(
-        "tail",
-        help="print decisions as they are appended",
-        description="Print, one JSON object per line, the decisions appended to the tenants' "
-        "logs (<prefix>.<tenant>.out).",
-    )
+
+def _tail_arguments(tail: argparse.ArgumentParser) -> None:
     tail.add_argument("--config", type=Path, metavar="FILE", help="TOML file")
     tail.add_argument(
         "--tenant", action="append", metavar="T",
@@ -112,45 +93,36 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     tail.add_argument(
         "--idle-exit", type=float, metavar="S", help="exit after S seconds with nothing new"
     )
-    for p in (srv, snd, tail):
-        p.add_argument(
-            "--log-format", choices=["text", "json"],
-            help="diagnostics on stderr as text or one JSON object per line (default: text; "
-            "or OMNIROUTE_LOG_FORMAT)",
-        )  # fmt: skip
+    _log_format(tail)
 
 
-def _error(message: str) -> int:
-    print(f"omniroute: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
+_Run = Callable[["ServiceConfig", argparse.Namespace, TextIO], int]
 
 
-def _config(path: Path | None) -> ServiceConfig:
-    if path is None:
-        return ServiceConfig(nats=NatsOptions().with_env())
-    return load_config(path)
+def _configured(run: _Run) -> Callable[[argparse.Namespace, TextIO], int]:
+    """``run`` given the configuration (``--config FILE``, else ``NATS_URL``/``NATS_CREDS``
+    and the default stream settings), with a log error reported."""
 
+    def wrapped(args: argparse.Namespace, out: TextIO) -> int:
+        from ..nats.log import NatsOptions
+        from ..service.config import ConfigError, ServiceConfig, load_config
 
-def run_command(args: argparse.Namespace, out: TextIO) -> int:
-    """Run ``serve``, ``send`` or ``tail``; the exit status."""
-    try:
-        config = _config(args.config)
-    except (OSError, ConfigError) as exc:
-        return _error(str(exc))
-    try:
-        if args.command == "serve":
-            return _serve(config, args)
-        if args.command == "send":
-            return asyncio.run(_send(config, args, out))
-        return _tail_main(config, args, out)
-    except LogError as exc:
-        return _error(str(exc))
+        with reported(OSError, ConfigError):
+            config = (
+                ServiceConfig(nats=NatsOptions().with_env())
+                if args.config is None
+                else load_config(args.config)
+            )
+        with reported(LogError):
+            return run(config, args, out)
+
+    return wrapped
 
 
 # --- serve -------------------------------------------------------------------------------------
 
 
-def _serve(config: ServiceConfig, args: argparse.Namespace) -> int:
+def _serve(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
     from ..service.service import ServiceError, serve
 
     if args.instance:
@@ -161,16 +133,16 @@ def _serve(config: ServiceConfig, args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(
             config, metrics=msgspec.structs.replace(config.metrics, port=args.metrics_port)
         )
-    try:
+    with reported(ServiceError, PolicyError, OSError):
         return serve(config)
-    except (ServiceError, PolicyError, OSError) as exc:
-        return _error(str(exc))
 
 
 # --- send --------------------------------------------------------------------------------------
 
 
 def _read_events(path: str) -> tuple[list[Event], list[str]]:
+    from ..nats.log import valid_tenant
+
     stream = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115
     events: list[Event] = []
     errors: list[str] = []
@@ -192,22 +164,29 @@ def _read_events(path: str) -> tuple[list[Event], list[str]]:
     return events, errors
 
 
-async def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
-    try:
+def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
+    with reported(OSError):
         events, errors = _read_events(args.file)
-    except OSError as exc:
-        return _error(str(exc))
     for message in errors:
         print(f"omniroute send: {message}", file=sys.stderr)
     if errors and not args.skip_invalid:
-        return _error(
+        raise CliError(
             f"{len(errors)} invalid line(s); nothing sent (--skip-invalid sends the rest)"
         )
     if args.frame_events < 1:
-        return _error("--frame-events must be >= 1")
+        raise CliError("--frame-events must be >= 1")
     by_tenant: dict[str, list[bytes]] = {}
     for event in events:
         by_tenant.setdefault(event.tenant, []).append(encode_msgpack(event))
+    return asyncio.run(_publish(config, args, by_tenant, len(events), out))
+
+
+async def _publish(
+    config: ServiceConfig, args: argparse.Namespace, by_tenant: dict[str, list[bytes]],
+    count: int, out: TextIO,
+) -> int:  # fmt: skip
+    from ..nats.log import Subjects, connect, encode_frame, ensure_stream
+
     limit = config.stream.max_frame_bytes - 16
     nc = await connect(config.nats)
     started = time.perf_counter()
@@ -241,7 +220,7 @@ async def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) ->
     duplicates = sum(1 for a in acks if not isinstance(a, BaseException) and a.duplicate)
     elapsed = time.perf_counter() - started
     print(
-        f"sent {len(events)} events in {frames} messages to {len(by_tenant)} tenant(s) "
+        f"sent {count} events in {frames} messages to {len(by_tenant)} tenant(s) "
         f"({duplicates} duplicate message(s) dropped by the server) in {elapsed:.2f} s",
         file=out,
     )
@@ -256,12 +235,14 @@ async def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) ->
 
 
 def _tail_main(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
+    from ..nats.log import valid_tenant
+
     tenants = args.tenant or list(config.service.tenants)
     if not tenants:
-        return _error("no tenant: pass --tenant T or configure [service] tenants")
+        raise CliError("no tenant: pass --tenant T or configure [service] tenants")
     bad = [t for t in tenants if not valid_tenant(t)]
     if bad:
-        return _error(f"invalid tenant {bad[0]!r}")
+        raise CliError(f"invalid tenant {bad[0]!r}")
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -278,6 +259,8 @@ async def _tail(
     config: ServiceConfig, tenants: list[str], args: argparse.Namespace, out: TextIO,
     stop: asyncio.Event,
 ) -> int:  # fmt: skip
+    from ..nats.log import Cursor, connect
+
     prefix = config.stream.prefix
     kind = "rejected" if args.rejected else "out"
     subject = f"{prefix}.{tenants[0]}.{kind}" if len(tenants) == 1 else f"{prefix}.*.{kind}"
@@ -321,6 +304,8 @@ async def _tail(
 def _lines(msg: object, args: argparse.Namespace) -> list[str]:
     from nats.aio.msg import Msg
 
+    from ..nats.log import Frame
+
     assert isinstance(msg, Msg)
     if args.rejected:
         return [msg.data.decode(errors="replace")]
@@ -332,3 +317,34 @@ def _lines(msg: object, args: argparse.Namespace) -> list[str]:
         if args.inputs or is_decision(event):
             lines.append(msgspec.json.encode(event).decode())
     return lines
+
+
+COMMANDS: dict[str, Command] = {
+    "serve": Command(
+        help="run the routing service against NATS JetStream",
+        description="Consume <prefix>.<tenant>.in, apply, append inputs and decisions to "
+        "<prefix>.<tenant>.out; one writer per tenant (a KV lease), other instances are hot "
+        "standbys. SIGTERM/SIGINT drain gracefully.",
+        add_arguments=_serve_arguments,
+        run=_configured(_serve),
+        extra="service",
+    ),
+    "send": Command(
+        help="publish input events from a JSON-lines file",
+        description="Validate every line of FILE (one JSON event per line; '-' reads stdin), "
+        "then publish them in frames to <prefix>.<tenant>.in and wait for the "
+        "acknowledgements.",
+        add_arguments=_send_arguments,
+        run=_configured(_send),
+        extra="service",
+    ),
+    "tail": Command(
+        help="print decisions as they are appended",
+        description="Print, one JSON object per line, the decisions appended to the tenants' "
+        "logs (<prefix>.<tenant>.out).",
+        add_arguments=_tail_arguments,
+        run=_configured(_tail_main),
+        extra="service",
+    ),
+}
+"""The commands of this module, for ``main``'s table."""

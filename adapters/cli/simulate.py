@@ -28,8 +28,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from omniroute.engine.policy import PRESETS, Policy, PolicyError, load_policy, policy_toml
-from omniroute.engine.simulation.simulate import (
+from omniroute.engine.policy import Policy, PolicyError, policy_toml
+from omniroute.engine.simulation import (
     Scenario,
     ScenarioError,
     SimulationRun,
@@ -39,20 +39,13 @@ from omniroute.engine.simulation.simulate import (
     simulate,
 )
 
-__all__ = ["add_parsers", "run"]
+from ..filelog import FileLog
+from .common import EXIT_OK, CliError, Command, policy_or_preset, policy_sidecar, reported
 
-_EXIT_ERROR = 2
+__all__ = ["COMMANDS"]
 
 
-def add_parsers(sub: Any) -> None:
-    """Register ``simulate`` and ``demo`` on the ``omniroute`` subcommand parser."""
-    names = ", ".join(builtin_scenarios())
-    sim = sub.add_parser(
-        "simulate",
-        help="simulate a contact centre through the engine; report, plot, compare policies",
-        description="Simulate SCENARIO (built-in: " + names + "; or a TOML file) through "
-        "the engine onto the embedded log, project it into DuckDB and print the report.",
-    )
+def _simulate_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("scenario", metavar="SCENARIO")
     sim.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
     sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
@@ -69,36 +62,13 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--force", action="store_true", help="overwrite existing output files")
     sim.add_argument("--json", action="store_true", help="print the figures as JSON")
 
-    demo = sub.add_parser(
-        "demo",
-        help="a compact simulated day of a contact centre: report, customer-360, plots",
-        description="Simulate the built-in 'demo' scenario (about 200 agents incl. bots, "
-        "every channel, about 30,000 contacts in a day) onto the embedded log, then print "
-        "the service-level report, the customer-360 of customers who switched channel, "
-        "and write the plots.",
-    )
+
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--dir", type=Path, metavar="DIR", help="output folder (default: new temp)")
     demo.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     demo.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
     demo.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     demo.add_argument("--force", action="store_true", help="overwrite existing output files")
-
-
-class _Failure(Exception):
-    pass
-
-
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    """Dispatch ``simulate`` or ``demo``; 0 on success, 2 with a message on stderr."""
-    try:
-        if args.command == "demo":
-            return _demo(args, out)
-        if args.compare:
-            return _compare(args, out)
-        return _simulate(args, out)
-    except (_Failure, ScenarioError, PolicyError) as exc:
-        print(f"omniroute: error: {exc}", file=sys.stderr)
-        return _EXIT_ERROR
 
 
 # --- pieces ------------------------------------------------------------------------------
@@ -109,16 +79,14 @@ def _policy(spec: str | None, scenario: Scenario, base: Path) -> tuple[Policy, s
     policy = scenario_policy(scenario, base)
     if spec is None:
         return policy, f"{scenario.name}'s policy ({policy.preset})"
-    if spec in PRESETS and not Path(spec).exists():
-        return msgspec.structs.replace(policy, preset=spec, weights=None), spec
-    return load_policy(spec), spec
+    return policy_or_preset(spec, policy), spec
 
 
 def _fresh(paths: list[Path], force: bool) -> None:
     for path in paths:
         if path.exists():
             if not force:
-                raise _Failure(f"{path} exists; pass --force to overwrite it")
+                raise CliError(f"{path} exists; pass --force to overwrite it")
             path.unlink()
 
 
@@ -148,9 +116,7 @@ def _run_one(
     scenario: Scenario, policy: Policy, log_path: Path, db: Path, seed: int | None, label: str
 ) -> tuple[SimulationRun, float, float]:
     """Simulate onto ``log_path``, save its policy, project into ``db``: run, sim s, proj s."""
-    from ..filelog import FileLog
     from ..reporting.projection import Projector
-    from .main import policy_sidecar
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _fresh([log_path, policy_sidecar(log_path), db, db.with_name(db.name + ".wal")], True)
@@ -222,7 +188,10 @@ def _summary(result: SimulationRun, simulated_s: float) -> dict[str, Any]:
 # --- commands ----------------------------------------------------------------------------
 
 
+@reported(ScenarioError, PolicyError)
 def _simulate(args: argparse.Namespace, out: TextIO) -> int:
+    if args.compare:
+        return _compare(args, out)
     scenario, path = load_scenario(args.scenario)
     policy, label = _policy(args.policy, scenario, path.parent)
     log_path = args.log or Path(tempfile.mkdtemp(prefix="omniroute-sim-")) / f"{scenario.name}.olog"
@@ -236,7 +205,7 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
         figures.update(_report(db, None))
         figures["plots"] = [str(p) for p in plots]
         print(json.dumps(figures), file=out)
-        return 0
+        return EXIT_OK
     print(f"omniroute simulate: scenario {scenario.name!r} ({path}), seed "
           f"{result.seed}, policy: {label}", file=out)  # fmt: skip
     for line in _describe(result, simulated, projected):
@@ -248,7 +217,7 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     print(f"reporting database: {db}   (omniroute report --db {db} --by interval)", file=out)
     if plots:
         print(f"plots: {', '.join(str(p) for p in plots)}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _compare(args: argparse.Namespace, out: TextIO) -> int:
@@ -279,7 +248,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             "runs": [_summary(s[2], s[3]) for s in sides],
             "comparison": comparison.to_dict(),
         }), file=out)  # fmt: skip
-        return 0
+        return EXIT_OK
     print("", file=out)
     print(f"the same {sides[0][2].interactions:,} arrivals of {scenario.name!r} "
           f"(seed {sides[0][2].seed}) under two policies:", file=out)  # fmt: skip
@@ -289,7 +258,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
     print(f"logs and databases: {folder}", file=out)
     if args.plots:
         print(f"plots: {args.plots / 'A'} and {args.plots / 'B'}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
@@ -310,6 +279,7 @@ def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
     return [(str(t), str(c)) for t, c in rows]
 
 
+@reported(ScenarioError, PolicyError)
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting.projection import connect_readonly
     from ..reporting.report import customer_view, format_customer
@@ -347,4 +317,28 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     print(f"reporting database: {db}", file=out)
     print(f"  omniroute report --db {db} --by queue|interval|agent", file=out)
     print(f'  omniroute sql --db {db} "SELECT * FROM customer_360 LIMIT 5"', file=out)
-    return 0
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "simulate": Command(
+        help="simulate a contact centre through the engine; report, plot, compare policies",
+        description="Simulate SCENARIO (built-in: " + ", ".join(builtin_scenarios()) + "; or "
+        "a TOML file) through the engine onto the embedded log, project it into DuckDB and "
+        "print the report.",
+        add_arguments=_simulate_arguments,
+        run=_simulate,
+        extra="reporting",
+    ),
+    "demo": Command(
+        help="a compact simulated day of a contact centre: report, customer-360, plots",
+        description="Simulate the built-in 'demo' scenario (about 200 agents incl. bots, "
+        "every channel, about 30,000 contacts in a day) onto the embedded log, then print "
+        "the service-level report, the customer-360 of customers who switched channel, "
+        "and write the plots.",
+        add_arguments=_demo_arguments,
+        run=_demo,
+        extra="reporting",
+    ),
+}
+"""The commands of this module, for ``main``'s table."""

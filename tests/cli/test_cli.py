@@ -13,7 +13,8 @@ from typing import TypeVar
 import msgspec
 import pytest
 
-from omniroute.adapters.cli.main import main, policy_sidecar
+from omniroute.adapters.cli import main
+from omniroute.adapters.cli.common import policy_sidecar
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import events as ev
 from omniroute.engine.policy import policy_toml

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from omniroute.adapters.cli.main import main
+from omniroute.adapters.cli import main
 from omniroute.adapters.filelog import FileLog
 from omniroute.adapters.reporting.report import format_table, service_report
 from tests.support.projection import POLICY, POLICY_TOML, T0, TENANT, scripted_batches, write_log

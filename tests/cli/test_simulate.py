@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from omniroute.adapters.cli.main import main, policy_sidecar
+from omniroute.adapters.cli import main
+from omniroute.adapters.cli.common import policy_sidecar
 from omniroute.adapters.filelog import FileLog
 from omniroute.adapters.reporting.plots import PLOT_FILES
 from omniroute.engine import events as ev

@@ -1,0 +1,129 @@
+"""What every ``omniroute`` command shares: the command shape, exit codes, errors, policies.
+
+A command group module (``simulate``, ``replay``, ``service``, ``report``) exposes
+``COMMANDS: dict[str, Command]``; ``main`` builds the parser from those tables and
+dispatches through them. A command reports a problem by raising :class:`CliError` (or an
+error named in :func:`reported`): ``omniroute: error: MESSAGE`` on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+import msgspec
+
+from omniroute.engine.policy import PRESETS, Policy, PolicyError, load_policy
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXTRAS",
+    "CliError",
+    "Command",
+    "LogPolicy",
+    "missing_extra",
+    "policy_of_log",
+    "policy_or_preset",
+    "policy_sidecar",
+    "print_error",
+    "reported",
+]
+
+EXIT_OK = 0
+"""The command did what it was asked."""
+EXIT_FAILED = 1
+"""The command ran and found a failure: a replay mismatch, the service stopped with an
+error, a published message was not acknowledged."""
+EXIT_ERROR = 2
+"""The command could not run: bad usage, a bad policy or configuration, a log or database
+that cannot be read, no connection, a missing install extra."""
+
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "reporting": ("duckdb", "matplotlib", "tqdm"),
+    "service": ("nats", "prometheus_client"),
+}
+"""The install extras (``pip install 'omniroute[EXTRA]'``) and the modules each brings."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``omniroute`` subcommand: its help, its arguments and what runs it."""
+
+    help: str
+    """One line in ``omniroute --help``."""
+    description: str
+    """The text of ``omniroute COMMAND --help``."""
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, TextIO], int]
+    """Runs the parsed command, printing its output to the stream; the exit status."""
+    extra: str | None = None
+    """The install extra (a key of :data:`EXTRAS`) the command needs, if any."""
+
+
+class CliError(Exception):
+    """The command cannot go on; its message is printed as ``omniroute: error: ...``."""
+
+
+def print_error(message: str) -> int:
+    """Print ``omniroute: error: MESSAGE`` on stderr; :data:`EXIT_ERROR`."""
+    print(f"omniroute: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+@contextlib.contextmanager
+def reported(*errors: type[Exception]) -> Iterator[None]:
+    """Turn ``errors`` raised inside into a :class:`CliError` with their message (also
+    usable as a decorator)."""
+    try:
+        yield
+    except errors as exc:
+        raise CliError(str(exc)) from exc
+
+
+def missing_extra(extra: str) -> list[str]:
+    """The modules of install extra ``extra`` that cannot be imported (none: it is there)."""
+    return [module for module in EXTRAS[extra] if importlib.util.find_spec(module) is None]
+
+
+# --- policies ---------------------------------------------------------------------------------
+
+
+def policy_sidecar(log_path: Path) -> Path:
+    """Where ``simulate``/``demo`` save the policy a log was decided with: ``LOG.policy.toml``."""
+    return log_path.with_name(log_path.name + ".policy.toml")
+
+
+class LogPolicy(NamedTuple):
+    """The policy a log was decided with, and where it came from."""
+
+    policy: Policy
+    path: Path | None
+    """The file it was read from; None for the built-in default policy."""
+    source: str
+    """Where it came from, in words."""
+
+
+@reported(OSError, PolicyError)
+def policy_of_log(log_path: Path, given: Path | None) -> LogPolicy:
+    """``--policy FILE`` if given, else ``LOG.policy.toml`` if it exists, else the default."""
+    if given is not None:
+        return LogPolicy(load_policy(given), given, str(given))
+    sidecar = policy_sidecar(log_path)
+    if sidecar.exists():
+        return LogPolicy(load_policy(sidecar), sidecar, f"{sidecar} (found next to the log)")
+    return LogPolicy(Policy(), None, "the default policy")
+
+
+def policy_or_preset(spec: str, base: Policy) -> Policy:
+    """The policy named by ``spec``: a TOML file, or a scoring preset applied to ``base``."""
+    if spec in PRESETS and not Path(spec).exists():
+        return msgspec.structs.replace(base, preset=spec, weights=None)
+    return load_policy(spec)
