@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 from omniroute.engine.policy import PRESETS, Policy, PolicyError, load_policy, policy_toml
-from omniroute.engine.simulation.simulate import (
+from omniroute.engine.simulation import (
     Scenario,
     ScenarioError,
     SimulationRun,

@@ -8,7 +8,7 @@ from pathlib import Path
 from omniroute.adapters.cli.main import policy_sidecar
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine.policy import Policy, policy_toml
-from omniroute.engine.simulation.simulate import (
+from omniroute.engine.simulation import (
     SimulationRun,
     load_scenario,
     scenario_policy,

@@ -21,7 +21,7 @@ from omniroute.engine import Engine
 from omniroute.engine import events as ev
 from omniroute.engine.policy import parse_policy
 from omniroute.engine.replay import replay
-from omniroute.engine.simulation.simulate import (
+from omniroute.engine.simulation import (
     Scenario,
     ScenarioError,
     builtin_scenarios,

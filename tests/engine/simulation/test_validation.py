@@ -73,7 +73,7 @@ from omniroute.engine.events import (
     CustomerAbandoned,
     SlaBreached,
 )
-from omniroute.engine.simulation.simulate import parse_scenario, simulate
+from omniroute.engine.simulation import parse_scenario, simulate
 from tests.oracles.queueing import erlang_a, erlang_c, per_hour
 
 Z = 4.0
