@@ -13,7 +13,8 @@ import functools
 import itertools
 import math
 import random
-from typing import Any, Literal
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 HOUR_MS = 3_600_000
+
+_Item = TypeVar("_Item", "AgentGroup", "Traffic")
 
 
 class ScenarioError(ValueError):
@@ -69,6 +72,7 @@ class Dist(_Spec, frozen=True):
         return max(1, round(seconds * 1000))
 
     def check(self, key: str) -> None:
+        """Raise ``ScenarioError``, naming ``key``, if a value is impossible."""
         if self.dist in ("exponential", "lognormal", "fixed") and self.mean_s <= 0:
             raise ScenarioError(f"{key}.mean_s: must be positive for {self.dist!r}")
         if self.dist == "lognormal" and self.sd_s <= 0:
@@ -100,6 +104,7 @@ class SkillPool(_Spec, frozen=True):
         return chosen
 
     def check(self, key: str) -> None:
+        """Raise ``ScenarioError``, naming ``key``, if a value is impossible."""
         if not 1 <= self.min <= self.max <= self.pool:
             raise ScenarioError(f"{key}: needs 1 <= min <= max <= pool")
         if not 1 <= self.levels[0] <= self.levels[1] <= 5:
@@ -143,6 +148,15 @@ class AgentGroup(_Spec, frozen=True):
     ignore: float = 0.0
     answer_s: tuple[float, float] = (1.0, 5.0)
     wrap_up_s: tuple[float, float] | None = (5.0, 30.0)
+
+    def check(self, key: str) -> None:
+        """Raise ``ScenarioError``, naming ``key``, if a value is impossible."""
+        if self.count < 0 or not 0 <= self.decline + self.ignore <= 1:
+            raise ScenarioError(f"{key}: count >= 0 and decline + ignore in [0, 1]")
+        if self.shift is not None and not 0 <= self.shift[0] < self.shift[1]:
+            raise ScenarioError(f"{key}.shift: needs 0 <= start_h < end_h")
+        if self.random_skills is not None:
+            self.random_skills.check(f"{key}.random_skills")
 
 
 class Switch(_Spec, frozen=True):
@@ -214,6 +228,32 @@ class Traffic(_Spec, frozen=True):
     bot: BotPlay | None = None
     messages_every_s: float | None = None
 
+    def check(self, key: str) -> None:
+        """Raise ``ScenarioError``, naming ``key``, if a value is impossible."""
+        if self.per_hour < 0 or self.backlog < 0:
+            raise ScenarioError(f"{key}: per_hour and backlog must be >= 0")
+        transfers = self.transfer_cold + self.transfer_warm
+        shares = (self.known, self.callback, self.by_customer, transfers)
+        if not all(0 <= p <= 1 for p in shares):
+            raise ScenarioError(f"{key}: shares (known, callback, transfers...) in [0, 1]")
+        for part, dist in (("handle", self.handle), ("patience", self.patience)):
+            if dist is not None:
+                dist.check(f"{key}.{part}")
+        if self.random_skills is not None:
+            self.random_skills.check(f"{key}.random_skills")
+
+
+def _keyed(items: Sequence[_Item], kind: str, field: str, what: str) -> Iterator[tuple[str, _Item]]:
+    """Each item with the key its errors are reported under; a repeated name is an error."""
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        name = getattr(item, field)
+        key = f"{kind}[{i}] ({name})"
+        if name in seen:
+            raise ScenarioError(f"{key}.{field}: duplicate {what} name")
+        seen.add(name)
+        yield key, item
+
 
 def _default_handling() -> dict[MediaClass, Dist]:
     def ln(mean: float, sd: float) -> Dist:
@@ -269,37 +309,14 @@ class Scenario(_Spec, frozen=True):
             raise ScenarioError("curve: needs 24 non-negative values (one per hour of day)")
         for name, d in (*self.handling.items(), *self.patience.items()):
             d.check(f"handling/patience.{name}")
-        seen: set[str] = set()
-        for i, g in enumerate(self.agents):
-            key = f"agents[{i}] ({g.group})"
-            if g.group in seen:
-                raise ScenarioError(f"{key}.group: duplicate group name")
-            seen.add(g.group)
-            if g.count < 0 or not 0 <= g.decline + g.ignore <= 1:
-                raise ScenarioError(f"{key}: count >= 0 and decline + ignore in [0, 1]")
-            if g.shift is not None and not 0 <= g.shift[0] < g.shift[1]:
-                raise ScenarioError(f"{key}.shift: needs 0 <= start_h < end_h")
-            if g.random_skills is not None:
-                g.random_skills.check(f"{key}.random_skills")
-        streams: set[str] = set()
-        for i, t in enumerate(self.traffic):
-            key = f"traffic[{i}] ({t.name})"
-            if t.name in streams:
-                raise ScenarioError(f"{key}.name: duplicate stream name")
-            streams.add(t.name)
-            if t.per_hour < 0 or t.backlog < 0:
-                raise ScenarioError(f"{key}: per_hour and backlog must be >= 0")
-            shares = (t.known, t.callback, t.by_customer, t.transfer_cold + t.transfer_warm)
-            if not all(0 <= p <= 1 for p in shares):
-                raise ScenarioError(f"{key}: shares (known, callback, transfers...) in [0, 1]")
-            for part, stream_dist in (("handle", t.handle), ("patience", t.patience)):
-                if stream_dist is not None:
-                    stream_dist.check(f"{key}.{part}")
-            if t.random_skills is not None:
-                t.random_skills.check(f"{key}.random_skills")
+        for key, group in _keyed(self.agents, "agents", "group", "group"):
+            group.check(key)
+        for key, stream in _keyed(self.traffic, "traffic", "name", "stream"):
+            stream.check(key)
 
     @property
     def start_ms(self) -> int:
+        """When the scenario starts, in milliseconds since the epoch."""
         try:
             when = dt.datetime.fromisoformat(self.start)
         except ValueError:
