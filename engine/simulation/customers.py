@@ -79,9 +79,14 @@ class Customers:
             self.wait(plan, ts, patience.draw_ms(f.rng))
 
     def write(
-        self, conv: ConversationState, plan: ContactPlan, agent_id: str, gen: int, since: int,
+        self,
+        conv: ConversationState,
+        plan: ContactPlan,
+        agent_id: str,
+        gen: int,
+        since: int,
         handle_ms: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Plan the customer's messages while an agent handles an asynchronous
         conversation (every ``messages_every_s`` on average; 150 s on messaging)."""
         every = plan.stream.messages_every_s
