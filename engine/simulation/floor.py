@@ -59,6 +59,7 @@ class SimulationRun:
 
     @property
     def events(self) -> int:
+        """Events written to the log: inputs and the decisions they caused."""
         return self.inputs + self.decisions
 
 
@@ -89,7 +90,7 @@ class Floor:
         self.react = react
         self.batch = batch
         self.tenant = scenario.tenant
-        self.rng = random.Random(f"omniroute-sim:{seed}:desk")
+        self.rng = random.Random(f"omniroute-sim:{seed}:desk")  # its name seeds every log
         self.now = scenario.start_ms
         self.agenda: list[tuple[int, int, Action]] = []
         self.plans: dict[str, ContactPlan] = {}
