@@ -94,7 +94,7 @@ from omniroute.engine.events import (
     is_decision,
     tag_of,
 )
-from omniroute.engine.simulation.simulate import (
+from omniroute.engine.simulation import (
     AgentGroup,
     Scenario,
     SimulationRun,

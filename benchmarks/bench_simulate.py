@@ -50,7 +50,7 @@ from typing import Any
 
 from omniroute.adapters.filelog import FileLog
 from omniroute.engine import Policy
-from omniroute.engine.simulation.simulate import (
+from omniroute.engine.simulation import (
     Scenario,
     SimulationRun,
     load_scenario,

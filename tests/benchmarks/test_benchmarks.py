@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from omniroute import core_ext
-from omniroute.engine.simulation.simulate import load_scenario
+from omniroute.engine.simulation import load_scenario
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

@@ -56,16 +56,13 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from omniroute.adapters.filelog import FileLog
 from omniroute.engine.events import (
     ConversationArrived,
     ConversationAssigned,
@@ -73,8 +70,10 @@ from omniroute.engine.events import (
     CustomerAbandoned,
     SlaBreached,
 )
-from omniroute.engine.simulation.simulate import parse_scenario, simulate
+from omniroute.engine.memorylog import MemoryLog
+from omniroute.engine.simulation import parse_scenario, simulate
 from tests.oracles.queueing import erlang_a, erlang_c, per_hour
+from tests.support.simulation import events_of
 
 Z = 4.0
 BATCHES = 25
@@ -158,14 +157,11 @@ class Outcomes:
 
 @functools.cache
 def simulated(case: Case) -> Outcomes:
-    """Run the case into a fresh FileLog and read every arrival's outcome from the log."""
+    """Run the case into a fresh MemoryLog and read every arrival's outcome from the log."""
     scenario = parse_scenario(case.scenario())
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        FileLog(Path(tmp) / "sim.olog", fsync="never") as log,
-    ):
-        run = simulate(scenario, log)
-        events = [event for _, event in log.read()]
+    log = MemoryLog()
+    run = simulate(scenario, log)
+    events = events_of(log)
     assert run.rejected == 0 and run.open_at_end == 0, run
     arrived: dict[str, int] = {}
     outcome: dict[str, tuple[int, bool]] = {}

@@ -1,0 +1,171 @@
+"""What agents do at their desktops: answer or decline offers (or let them time out),
+handle the conversations they are given, transfer some, end them and wrap up."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from ..events import (
+    ConversationAssigned,
+    ConversationEnded,
+    ConversationOffered,
+    Input,
+    OfferAccepted,
+    OfferDeclined,
+    TransferRequested,
+    WrapUpCompleted,
+)
+from .arrivals import ContactPlan
+from .bots import Bots
+from .customers import Customers
+from .floor import Action, Floor
+
+__all__ = ["Agents"]
+
+
+class Agents:
+    """The agents at their desktops (and the bots answering offers) on the floor."""
+
+    def __init__(self, floor: Floor, customers: Customers, bots: Bots) -> None:
+        self.floor = floor
+        self.customers = customers
+        self.bots = bots
+        self._offers: dict[str, tuple[str, int]] = {}
+        """The offer pending for each conversation: (agent, deadline)."""
+        self._served: dict[str, None] = {}
+        """Conversations a human has already handled once (later work is a new stretch)."""
+        self._gen = itertools.count(1)
+
+    def offered(self, d: ConversationOffered) -> None:
+        """Plan the answer to an offer: a bot accepts at once; a human ignores, declines
+        or accepts it at the group's rates, after ``answer_s``."""
+        f = self.floor
+        cid, agent_id = d.conversation_id, d.agent_id
+        key = (agent_id, d.deadline)
+        self._offers[cid] = key
+        group = f.groups[agent_id]
+        if group.kind == "bot":
+            decline, delay = False, 200
+        else:
+            roll = f.rng.random()
+            if roll < group.ignore:
+                return
+            decline = roll < group.ignore + group.decline
+            delay = round(f.rng.uniform(*group.answer_s) * 1000)
+
+        def act(ts: int) -> None:
+            if self._offers.get(cid) != key:
+                f.run.stale_actions += 1
+                return
+            del self._offers[cid]
+            if decline:
+                event: Input = OfferDeclined(
+                    tenant=f.tenant, ts=ts, conversation_id=cid, agent_id=agent_id,
+                    reason="busy with a follow-up",
+                )  # fmt: skip
+            else:
+                event = OfferAccepted(tenant=f.tenant, ts=ts, conversation_id=cid,
+                                      agent_id=agent_id)  # fmt: skip
+            f.emit(event)
+
+        f.at(d.ts + delay, act)
+
+    def expired(self, cid: str) -> None:
+        """The offer of ``cid`` timed out: nobody answers it any more."""
+        self._offers.pop(cid, None)
+
+    def assigned(self, d: ConversationAssigned) -> None:
+        """Plan the work on a conversation given to an agent (or a bot): its end, a
+        transfer, the customer's messages meanwhile."""
+        f = self.floor
+        cid, agent_id = d.conversation_id, d.agent_id
+        self._offers.pop(cid, None)
+        gen = next(self._gen)
+        f.holder[cid] = (agent_id, gen)
+        self.customers.served(cid)
+        plan = f.plans.get(cid)
+        conv = f.conv(cid)
+        if plan is None or conv is None:
+            return
+        if f.groups[agent_id].kind == "bot":
+            self.bots.take(plan, agent_id, gen, d.ts)
+            return
+        first = cid not in self._served
+        self._served[cid] = None
+        if first:
+            handle = plan.handle_ms
+        else:  # a transfer, a hand-back or a callback: a new stretch of work
+            cls = "task" if conv.callback else conv.media_class
+            handle = f.scenario.handling_for(cls).draw_ms(f.rng)
+        f.at(d.ts + handle, self._end(plan, agent_id, gen))
+        if plan.transfer and first and not conv.callback:
+            f.at(d.ts + handle * 2 // 5, self._transfer(plan, agent_id, gen))
+        self.customers.write(conv, plan, agent_id, gen, d.ts, handle)
+
+    def _transfer(self, plan: ContactPlan, agent_id: str, gen: int) -> Action:
+        f = self.floor
+
+        def act(ts: int) -> None:
+            conv = f.holds(plan.cid, agent_id, gen)
+            if conv is None:
+                return
+            f.run.transfers += 1
+            to_queue = plan.stream.transfer_to or conv.queue
+            if plan.transfer == "cold":
+                f.holder.pop(plan.cid, None)
+            f.emit(
+                TransferRequested(
+                    tenant=f.tenant, ts=ts, conversation_id=plan.cid, agent_id=agent_id,
+                    to_queue=to_queue, mode="cold" if plan.transfer == "cold" else "warm",
+                )
+            )  # fmt: skip
+            if plan.transfer == "warm":
+                f.at(ts + 180_000, self._give_up_warm(plan, agent_id, gen))
+
+        return act
+
+    def _give_up_warm(self, plan: ContactPlan, agent_id: str, gen: int) -> Action:
+        f = self.floor
+
+        def act(ts: int) -> None:
+            conv = f.conv(plan.cid)
+            if f.holder.get(plan.cid) != (agent_id, gen) or conv is None:
+                return
+            if conv.owner != agent_id or conv.stage != "assigned":
+                return
+            self._finish(plan, agent_id, ts, "agent")
+
+        return act
+
+    def _end(self, plan: ContactPlan, agent_id: str, gen: int) -> Action:
+        def act(ts: int) -> None:
+            if self.floor.holds(plan.cid, agent_id, gen) is None:
+                return
+            self._finish(plan, agent_id, ts, "customer" if plan.by_customer else "agent")
+
+        return act
+
+    def _finish(
+        self, plan: ContactPlan, agent_id: str, ts: int, by: Literal["agent", "customer"]
+    ) -> None:
+        f = self.floor
+        cid = plan.cid
+        f.holder.pop(cid, None)
+        f.plans.pop(cid, None)
+        self._served.pop(cid, None)
+        f.emit(ConversationEnded(tenant=f.tenant, ts=ts, conversation_id=cid, by=by))
+        self.customers.follow_up(plan, ts)
+        conv = f.conv(cid)
+        wrap = f.groups[agent_id].wrap_up_s
+        if conv is None or conv.stage != "wrap_up" or wrap is None:
+            return  # closed at once (no wrap-up), or the policy's wrap-up timer ends it
+
+        def done(ts: int) -> None:
+            conv = f.conv(cid)
+            if conv is None or conv.stage != "wrap_up" or conv.owner != agent_id:
+                f.run.stale_actions += 1
+                return
+            f.emit(WrapUpCompleted(tenant=f.tenant, ts=ts, conversation_id=cid, agent_id=agent_id))
+
+        f.at(ts + round(f.rng.uniform(*wrap) * 1000), done)
