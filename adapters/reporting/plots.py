@@ -1,9 +1,9 @@
 """Plots of a projection database: service level, queue depth, waits and occupancy.
 
 :func:`write_plots` writes four PNG files from a database written by
-:class:`~omniroute.adapters.reporting.projection.Projector`. Each plot is a *data* function that
+:class:`~.writer.Projector`. Each plot is a *data* function that
 reads the database (the aggregation is done in SQL; the service level comes from
-:func:`~omniroute.adapters.reporting.report.service_report`) and returns plain numpy arrays, and a
+:func:`~.report.service_report`) and returns plain numpy arrays, and a
 *drawing* function that turns that data into a :class:`matplotlib.figure.Figure`.
 Only matplotlib's object-oriented API is used (no ``pyplot``, no global state), so the
 functions are safe to call from any thread or library; the same database always gives
@@ -36,8 +36,9 @@ from matplotlib.figure import Figure
 from omniroute.engine.events import CHANNELS
 from omniroute.engine.policy import CHANNEL_CLASS
 
-from .projection import connect_readonly
-from .report import _secs, projection_info, service_report
+from .report import projection_info, service_report
+from .table import format_seconds
+from .writer import connect_readonly
 
 __all__ = [
     "PLOT_FILES",
@@ -147,7 +148,7 @@ def service_level_data(
     con: duckdb.DuckDBPyConnection, *, interval_s: int | None = None
 ) -> ServiceLevelSeries:
     """Contacts, measured and met per media class and interval, from
-    :func:`~omniroute.adapters.reporting.report.service_report` by channel and interval."""
+    :func:`~.report.service_report` by channel and interval."""
     table = service_report(con, ("channel", "interval"), interval_s=interval_s)
     iv = int(interval_s or projection_info(con)["interval_s"])
     rows = [r for r in table.records() if isinstance(r["interval"], dt.datetime)]
@@ -369,7 +370,7 @@ class ChannelWaits:
 
 def waits_data(con: duckdb.DuckDBPyConnection) -> list[ChannelWaits]:
     """Per channel (by first channel, in :data:`CHANNELS` order): answered waits and
-    the counts of :func:`~omniroute.adapters.reporting.report.service_report` by channel."""
+    the counts of :func:`~.report.service_report` by channel."""
     res = con.execute(
         "SELECT first_channel AS channel, wait_s FROM interactions "
         "WHERE first_answer_at IS NOT NULL ORDER BY first_channel, wait_s"
@@ -431,10 +432,10 @@ def draw_waits(
             ax.step(grid, c.share_within(grid), where="post", color=color, linewidth=2)
         if c.target_lo_s == c.target_hi_s:
             ax.axvline(c.target_lo_s, color="tab:red", linestyle="--", linewidth=1.3)
-            target = _secs(c.target_lo_s)
+            target = format_seconds(c.target_lo_s)
         else:
             ax.axvspan(c.target_lo_s, c.target_hi_s, color="tab:red", alpha=0.15)
-            target = f"{_secs(c.target_lo_s)}-{_secs(c.target_hi_s)}"
+            target = f"{format_seconds(c.target_lo_s)}-{format_seconds(c.target_hi_s)}"
         ax.axhline(goal, color="gray", linestyle=":", linewidth=1)
         sl = "-" if math.isnan(c.service_level) else f"{c.service_level:.0%}"
         ax.text(

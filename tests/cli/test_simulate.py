@@ -9,7 +9,7 @@ import pytest
 
 from omniroute.adapters.cli.main import main, policy_sidecar
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.plots import PLOT_FILES
+from omniroute.adapters.reporting import PLOT_FILES
 from omniroute.engine import events as ev
 
 PNG = b"\x89PNG\r\n\x1a\n"

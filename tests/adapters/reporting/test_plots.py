@@ -26,7 +26,7 @@ from omniroute.adapters.reporting.plots import (
     waits_data,
     write_plots,
 )
-from omniroute.adapters.reporting.projection import Projector, connect_readonly, project
+from omniroute.adapters.reporting import Projector, connect_readonly, project
 from tests.support.projection import POLICY, at, scripted_batches, write_log
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -20,15 +20,16 @@ import duckdb
 import pytest
 
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.projection import (
+from omniroute.adapters.reporting import (
     TABLES,
     VIEWS,
     ProjectionError,
     Projector,
     connect_readonly,
+    customer_view,
     project,
+    service_report,
 )
-from omniroute.adapters.reporting.report import customer_view, service_report
 from omniroute.engine import Engine
 from omniroute.engine import events as ev
 from tests.support.projection import (
