@@ -26,10 +26,12 @@ __all__ = [
 ]
 
 NONE = -1
-""""No time yet" in the fold's integer timestamps."""
+"""Means "no time yet" in the fold's integer timestamps."""
 
 
 class Segment(msgspec.Struct, array_like=True, gc=False):
+    """An open station of a journey (queue, offer, bot, agent, wrap_up, scheduled)."""
+
     tenant: str
     cid: str
     seq: int
@@ -42,6 +44,9 @@ class Segment(msgspec.Struct, array_like=True, gc=False):
 
 
 class Conversation(msgspec.Struct, array_like=True, kw_only=True):
+    """An interaction as far as it is folded: its row's fields, its open segments and
+    where it stands (``stage``, ``owner``, the offer out)."""
+
     tenant: str
     cid: str
     customer_id: str
@@ -93,6 +98,8 @@ class Conversation(msgspec.Struct, array_like=True, kw_only=True):
 
 
 class Agent(msgspec.Struct, array_like=True, kw_only=True):
+    """An agent's row, presence, current status interval and what they hold."""
+
     tenant: str
     agent_id: str
     kind: str = "human"
@@ -111,6 +118,8 @@ class Agent(msgspec.Struct, array_like=True, kw_only=True):
 
 
 class Arrival(msgspec.Struct, array_like=True, kw_only=True):
+    """A ``ConversationArrived`` waiting for the engine's queueing (or rejoining) of it."""
+
     tenant: str
     cid: str
     ts: int
@@ -124,6 +133,8 @@ class Arrival(msgspec.Struct, array_like=True, kw_only=True):
 
 
 class Contact(msgspec.Struct, kw_only=True):
+    """A contact address and the customer it belongs to."""
+
     tenant: str
     channel: str
     address: str
@@ -135,6 +146,8 @@ class Contact(msgspec.Struct, kw_only=True):
 
 
 class Customer(msgspec.Struct, kw_only=True):
+    """A customer (from the CRM, or anonymous: ``contact:<channel>:<address>``)."""
+
     tenant: str
     customer_id: str
     source: str
@@ -145,6 +158,9 @@ class Customer(msgspec.Struct, kw_only=True):
 
 
 class Tenant:
+    """One tenant's open records: conversations (and the ids they rejoined under),
+    agents, arrivals, and each customer's open conversation."""
+
     __slots__ = ("agents", "aliases", "convs", "open_by_customer", "pending")
 
     def __init__(self) -> None:

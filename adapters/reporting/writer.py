@@ -98,6 +98,46 @@ def _columns(spec: str, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     return {name: _column(col, k) for name, col, k in zip(names, cols, spec, strict=True)}
 
 
+def _delete(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    names: Sequence[str],
+    keys: Sequence[Sequence[str]],
+    extra: str = "",
+) -> None:
+    con.register("_k", _columns("s" * len(names), names, keys))
+    match = " AND ".join(f"t.{n} = _k.{n}" for n in names)
+    con.execute(f"DELETE FROM {table} t USING _k WHERE {match} {extra}")
+    con.unregister("_k")
+
+
+def _delete_state(
+    con: duckdb.DuckDBPyConnection, kind: str, keys: Sequence[tuple[str, str]]
+) -> None:
+    con.register("_k", _columns("ss", ("tenant", "key"), keys))
+    con.execute(
+        "DELETE FROM _state t USING _k WHERE t.kind = ? AND t.tenant = _k.tenant "
+        "AND t.key = _k.key",
+        [kind],
+    )
+    con.unregister("_k")
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    insert: Insert,
+    rows: Sequence[Sequence[Any]],
+    params: dict[str, Any] | None = None,
+) -> None:
+    if not rows:
+        return
+    con.register("_b", _columns(insert.spec, insert.names, rows))
+    try:
+        con.execute(insert.sql, params)
+    finally:
+        con.unregister("_b")
+
+
 # --- the projector ---------------------------------------------------------------------------
 
 
@@ -343,26 +383,26 @@ class Projector:
                     f"AND t.start_at >= epoch_ms({first})"
                 )
                 con.unregister("_k")
-                self._delete_state("conv", [k[:2] for k in stale])
+                _delete_state(con, "conv", [k[:2] for k in stale])
             if batch.stale_agents:
-                self._delete("agents", ("tenant", "agent_id"), batch.stale_agents)
-                self._delete("agent_states", ("tenant", "agent_id"), batch.stale_agents,
+                _delete(con, "agents", ("tenant", "agent_id"), batch.stale_agents)
+                _delete(con, "agent_states", ("tenant", "agent_id"), batch.stale_agents,
                              "AND t.end_at IS NULL")  # fmt: skip
-                self._delete_state("agent", batch.stale_agents)
+                _delete_state(con, "agent", batch.stale_agents)
             if batch.stale_pending:
-                self._delete_state("pending", batch.stale_pending)
+                _delete_state(con, "pending", batch.stale_pending)
             if batch.stale_contacts:
-                self._delete("contacts", ("tenant", "channel", "address"), batch.stale_contacts)
+                _delete(con, "contacts", ("tenant", "channel", "address"), batch.stale_contacts)
             if batch.stale_customers:
-                self._delete("customers", ("tenant", "customer_id"), batch.stale_customers)
-            self._insert(INTERACTIONS, batch.interactions,
+                _delete(con, "customers", ("tenant", "customer_id"), batch.stale_customers)
+            _insert(con, INTERACTIONS, batch.interactions,
                          {"short_ms": round(self.short_abandon_s * 1000)})  # fmt: skip
-            self._insert(SEGMENTS, batch.segments)
-            self._insert(ASSIGNMENTS, batch.assignments)
-            self._insert(AGENT_STATES, batch.agent_states)
-            self._insert(AGENTS, batch.agents)
-            self._insert(CUSTOMERS, batch.customers)
-            self._insert(CONTACTS, batch.contacts)
+            _insert(con, SEGMENTS, batch.segments)
+            _insert(con, ASSIGNMENTS, batch.assignments)
+            _insert(con, AGENT_STATES, batch.agent_states)
+            _insert(con, AGENTS, batch.agents)
+            _insert(con, CUSTOMERS, batch.customers)
+            _insert(con, CONTACTS, batch.contacts)
             if batch.state:
                 con.register("_b", _columns("ssss", ("kind", "tenant", "key", "data"), batch.state))
                 con.execute("INSERT INTO _state SELECT kind, tenant, key, data::BLOB FROM _b")
@@ -376,34 +416,6 @@ class Projector:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-
-    def _delete(
-        self, table: str, names: Sequence[str], keys: Sequence[Sequence[str]], extra: str = ""
-    ) -> None:
-        self._con.register("_k", _columns("s" * len(names), names, keys))
-        match = " AND ".join(f"t.{n} = _k.{n}" for n in names)
-        self._con.execute(f"DELETE FROM {table} t USING _k WHERE {match} {extra}")
-        self._con.unregister("_k")
-
-    def _delete_state(self, kind: str, keys: Sequence[tuple[str, str]]) -> None:
-        self._con.register("_k", _columns("ss", ("tenant", "key"), keys))
-        self._con.execute(
-            "DELETE FROM _state t USING _k WHERE t.kind = ? AND t.tenant = _k.tenant "
-            "AND t.key = _k.key",
-            [kind],
-        )
-        self._con.unregister("_k")
-
-    def _insert(
-        self, insert: Insert, rows: Sequence[Sequence[Any]], params: dict[str, Any] | None = None
-    ) -> None:
-        if not rows:
-            return
-        self._con.register("_b", _columns(insert.spec, insert.names, rows))
-        try:
-            self._con.execute(insert.sql, params)
-        finally:
-            self._con.unregister("_b")
 
 
 def project(
