@@ -36,8 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.projection import Projector, connect_readonly
-from omniroute.adapters.reporting.report import service_report
+from omniroute.adapters.reporting import Projector, connect_readonly, service_report
 from omniroute.engine import events as ev
 from omniroute.engine.policy import parse_policy
 

@@ -147,7 +147,7 @@ def _reported(run: _Run) -> _Run:
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace, out: TextIO) -> int:
-        from ..reporting.projection import ProjectionError
+        from ..reporting import ProjectionError
 
         with reported(ProjectionError):
             return run(args, out)
@@ -156,7 +156,7 @@ def _reported(run: _Run) -> _Run:
 
 
 def _project(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.projection import Projector
+    from ..reporting import Projector
 
     policy = policy_of_log(args.log, args.policy).policy
     if args.short_abandon_s < 0:
@@ -182,8 +182,7 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.projection import connect_readonly
-    from ..reporting.report import agent_report, service_report
+    from ..reporting import agent_report, connect_readonly, service_report
 
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise CliError("--until must be after --since")
@@ -200,7 +199,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_table(table: Any, fmt: str, out: TextIO, *, wide: bool = False) -> None:
-    from ..reporting.report import format_csv, format_json, format_table
+    from ..reporting import format_csv, format_json, format_table
 
     if fmt == "csv":
         out.write(format_csv(table))
@@ -212,8 +211,7 @@ def _print_table(table: Any, fmt: str, out: TextIO, *, wide: bool = False) -> No
 
 
 def _sql(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.projection import connect_readonly
-    from ..reporting.report import run_sql
+    from ..reporting import connect_readonly, run_sql
 
     with connect_readonly(args.db) as con:
         tables = run_sql(con, args.query)
@@ -225,8 +223,7 @@ def _sql(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.projection import connect_readonly
-    from ..reporting.report import export_parquet
+    from ..reporting import connect_readonly, export_parquet
 
     connect_readonly(args.db).close()  # a clear error if it is not a projection
     for table, rows in export_parquet(args.db, args.to):
@@ -236,8 +233,7 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _customer(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.projection import connect_readonly
-    from ..reporting.report import customer_view, format_customer, jsonable
+    from ..reporting import connect_readonly, customer_view, format_customer, jsonable
 
     with connect_readonly(args.db) as con:
         view = customer_view(con, args.id, args.tenant)

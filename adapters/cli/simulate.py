@@ -116,7 +116,7 @@ def _run_one(
     scenario: Scenario, policy: Policy, log_path: Path, db: Path, seed: int | None, label: str
 ) -> tuple[SimulationRun, float, float]:
     """Simulate onto ``log_path``, save its policy, project into ``db``: run, sim s, proj s."""
-    from ..reporting.projection import Projector
+    from ..reporting import Projector
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _fresh([log_path, policy_sidecar(log_path), db, db.with_name(db.name + ".wal")], True)
@@ -161,8 +161,7 @@ def _describe(result: SimulationRun, simulated_s: float, projected_s: float) -> 
 
 def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
     """Print the service-level report by channel (unless ``out`` is None); its rows."""
-    from ..reporting.projection import connect_readonly
-    from ..reporting.report import format_table, jsonable, service_report
+    from ..reporting import connect_readonly, format_table, jsonable, service_report
 
     with connect_readonly(db) as con:
         table = service_report(con, by=("channel",))
@@ -174,7 +173,7 @@ def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
 
 
 def _plots(db: Path, directory: Path, scenario: Scenario, title: str) -> list[Path]:
-    from ..reporting.plots import write_plots
+    from ..reporting import write_plots
 
     return write_plots(db, directory, goal=scenario.sl_goal, title=title)
 
@@ -221,7 +220,7 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _compare(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.compare import compare, format_comparison
+    from ..reporting import compare, format_comparison
 
     scenario, path = load_scenario(args.scenario)
     folder = args.dir or Path(tempfile.mkdtemp(prefix="omniroute-compare-"))
@@ -264,7 +263,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
 def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
     """(tenant, customer) of customers whose conversation crossed channels: the first
     answered one of each channel sequence, earliest first."""
-    from ..reporting.projection import connect_readonly
+    from ..reporting import connect_readonly
 
     with connect_readonly(db) as con:
         rows = con.execute(
@@ -281,8 +280,7 @@ def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
 
 @reported(ScenarioError, PolicyError)
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting.projection import connect_readonly
-    from ..reporting.report import customer_view, format_customer
+    from ..reporting import connect_readonly, customer_view, format_customer
 
     scenario, path = load_scenario("demo")
     policy, label = _policy(args.policy, scenario, path.parent)

@@ -26,8 +26,9 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 
-from .projection import connect_readonly
-from .report import ReportError, _cell, agent_report, jsonable, service_report
+from .report import ReportError, agent_report, service_report
+from .table import format_cell, jsonable
+from .writer import connect_readonly
 
 __all__ = [
     "ChannelLevel",
@@ -227,7 +228,7 @@ def _signed(value: float | None, kind: Kind) -> str:
     if kind == "pct":
         return f"{100 * value:+.1f} pp"
     if kind == "secs":
-        return ("-" if value < 0 else "+") + _cell(abs(value), "secs")
+        return ("-" if value < 0 else "+") + format_cell(abs(value), "secs")
     return f"{int(value):+,d}"
 
 
@@ -263,7 +264,7 @@ def format_comparison(c: Comparison) -> list[str]:
             continue
         name, x, y, kind = row
         diff = y - x if x is not None and y is not None else None
-        cells.append((name, _cell(x, kind), _cell(y, kind), _signed(diff, kind)))
+        cells.append((name, format_cell(x, kind), format_cell(y, kind), _signed(diff, kind)))
     widths = [max(len(r[i]) for r in cells) for i in range(4)]
     lines = []
     for r in cells:

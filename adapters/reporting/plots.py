@@ -1,10 +1,9 @@
 """Plots of a projection database: service level, queue depth, waits and occupancy.
 
 :func:`write_plots` writes four PNG files from a database written by
-:class:`~omniroute.adapters.reporting.projection.Projector`. Each plot is a *data* function that
-reads the database (the aggregation is done in SQL; the service level comes from
-:func:`~omniroute.adapters.reporting.report.service_report`) and returns plain numpy arrays, and a
-*drawing* function that turns that data into a :class:`matplotlib.figure.Figure`.
+:class:`~.writer.Projector`. Each plot is a *data* function of
+:mod:`.plot_data` that reads the database and returns plain numpy arrays, and a
+*drawing* function here that turns that data into a :class:`matplotlib.figure.Figure`.
 Only matplotlib's object-oriented API is used (no ``pyplot``, no global state), so the
 functions are safe to call from any thread or library; the same database always gives
 the same files.
@@ -17,16 +16,12 @@ conversations still waiting past their target. Times are UTC.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
-import numpy.typing as npt
 from matplotlib import colormaps, ticker
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
@@ -34,45 +29,43 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from omniroute.engine.events import CHANNELS
-from omniroute.engine.policy import CHANNEL_CLASS
 
-from .projection import connect_readonly
-from .report import _secs, projection_info, service_report
+from .plot_data import (
+    MEDIA_CLASSES,
+    ChannelWaits,
+    Floats,
+    OccupancyGrid,
+    QueueDepth,
+    ServiceLevelSeries,
+    media_class_of,
+    occupancy_data,
+    queue_depth_data,
+    service_level_data,
+    waits_data,
+)
+from .table import format_seconds
+from .writer import connect_readonly
 
 __all__ = [
     "PLOT_FILES",
-    "ChannelWaits",
-    "OccupancyGrid",
-    "QueueDepth",
-    "ServiceLevelSeries",
     "draw_occupancy",
     "draw_queue_depth",
     "draw_service_level",
     "draw_waits",
-    "occupancy_data",
-    "queue_depth_data",
-    "service_level_data",
-    "waits_data",
     "write_plots",
 ]
 
 PLOT_FILES = ("service_level.png", "queue_depth.png", "waits_by_channel.png", "occupancy.png")
 """The files :func:`write_plots` writes, in order."""
 
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
-Times = npt.NDArray[np.datetime64]
-
 _DPI = 100
-_MAX_SAMPLES = 2_000  # queue-depth samples when the step is chosen automatically
-_CLASS_OF: dict[str, str] = {str(k): str(v) for k, v in CHANNEL_CLASS.items()}
-_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(_CLASS_OF.values()))
 _PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
             "tab:pink", "tab:gray", "tab:olive", "tab:cyan")  # fmt: skip
 _CHANNEL_COLOR: dict[str, str] = {str(c): _PALETTE[i % 10] for i, c in enumerate(CHANNELS)}
 # a media class has the colour of its first channel, so the plots agree
 _CLASS_COLOR = {
-    cls: _CHANNEL_COLOR[next(c for c in CHANNELS if _CLASS_OF[c] == cls)] for cls in _CLASSES
+    cls: _CHANNEL_COLOR[next(c for c in CHANNELS if media_class_of(c) == cls)]
+    for cls in MEDIA_CLASSES
 }
 _MAIN_CLASS_SHARE = 0.05  # a class gets its own line with at least this share of contacts
 
@@ -83,89 +76,12 @@ _AutoDateLocator: Callable[..., Any] = mdates.AutoDateLocator
 _ConciseDateFormatter: Callable[..., Any] = mdates.ConciseDateFormatter
 
 
-def _class_of(channel: str) -> str:
-    return _CLASS_OF.get(channel, channel)
-
-
 def _channel_color(channel: str) -> str:
     return _CHANNEL_COLOR.get(channel, "black")
 
 
 def _class_color(cls: str) -> str:
     return _CLASS_COLOR.get(cls, "black")
-
-
-def _order(names: Sequence[str], canonical: Sequence[str]) -> tuple[str, ...]:
-    """``names`` deduplicated, in ``canonical`` order, unknown ones last (sorted)."""
-    known = [n for n in canonical if n in names]
-    return (*known, *sorted(set(names) - set(canonical)))
-
-
-_EPOCH = dt.datetime(1970, 1, 1)
-
-
-def _np_time(value: dt.datetime) -> np.datetime64:
-    return np.datetime64(value, "ms")
-
-
-# --- service level per interval ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceLevelSeries:
-    """Service level per reporting interval and media class (all tenants together).
-
-    ``starts`` are consecutive interval starts (an interval without contacts has zero
-    counts); ``met``/``measured``/``contacts`` have one row per class in ``classes``.
-    """
-
-    interval_s: int
-    starts: Times
-    classes: tuple[str, ...]
-    contacts: Ints
-    measured: Ints
-    met: Ints
-
-    @property
-    def service_level(self) -> Floats:
-        """Per class and interval: met / measured (NaN where nothing was measured)."""
-        return _ratio(self.met, self.measured)
-
-    @property
-    def overall(self) -> Floats:
-        """Per interval, every channel: met / measured (NaN where nothing was measured)."""
-        return _ratio(self.met.sum(axis=0), self.measured.sum(axis=0))
-
-
-def _ratio(num: npt.NDArray[Any], den: npt.NDArray[Any]) -> Floats:
-    out = np.full(np.shape(num), np.nan)
-    np.divide(num, den, out=out, where=np.asarray(den) > 0)
-    return out
-
-
-def service_level_data(
-    con: duckdb.DuckDBPyConnection, *, interval_s: int | None = None
-) -> ServiceLevelSeries:
-    """Contacts, measured and met per media class and interval, from
-    :func:`~omniroute.adapters.reporting.report.service_report` by channel and interval."""
-    table = service_report(con, ("channel", "interval"), interval_s=interval_s)
-    iv = int(interval_s or projection_info(con)["interval_s"])
-    rows = [r for r in table.records() if isinstance(r["interval"], dt.datetime)]
-    if not rows:
-        empty = np.zeros((0, 0), dtype=np.int64)
-        return ServiceLevelSeries(iv, np.array([], dtype="datetime64[ms]"), (), empty, empty,
-                                  empty)  # fmt: skip
-    classes = _order([_class_of(r["channel"]) for r in rows], _CLASSES)
-    first = min(r["interval"] for r in rows)
-    n = 1 + max(int((r["interval"] - first).total_seconds()) // iv for r in rows)
-    starts = _np_time(first) + np.arange(n, dtype=np.int64) * np.timedelta64(iv, "s")
-    counts = np.zeros((3, len(classes), n), dtype=np.int64)
-    index = {c: i for i, c in enumerate(classes)}
-    for r in rows:
-        k = index[_class_of(r["channel"])]
-        j = int((r["interval"] - first).total_seconds()) // iv
-        counts[:, k, j] += (r["contacts"], r["measured"], r["met"])
-    return ServiceLevelSeries(iv, starts, classes, counts[0], counts[1], counts[2])
 
 
 def draw_service_level(
@@ -215,94 +131,6 @@ def draw_service_level(
     return fig
 
 
-# --- queue depth -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    """Conversations waiting for an agent (in a queue or being offered), sampled every
-    ``step_s`` at ``times``; ``waiting`` has one row per channel in ``channels``."""
-
-    step_s: int
-    times: Times
-    channels: tuple[str, ...]
-    waiting: Ints
-
-    @property
-    def total(self) -> Ints:
-        return self.waiting.sum(axis=0) if len(self.channels) else np.zeros(len(self.times), int)
-
-
-# A conversation's waiting spans: its queue and offer segments, merged where they touch or
-# overlap (a queue segment ends when its offer starts); each span has the channel the
-# conversation was on when it began to wait. A sweep (+1 at a start, -1 at an end) summed
-# per channel gives the depth; an ASOF join reads it at each sample time t (start <= t < end).
-_QUEUE_DEPTH = """
-WITH s AS (
-    SELECT tenant, conversation_id, seq, channel, start_at,
-        coalesce(end_at, (SELECT epoch_ms(as_of_ms) FROM _projection_state)) AS end_at
-    FROM segments WHERE kind IN ('queue', 'offer')
-), edges AS (
-    SELECT *, coalesce(start_at > max(end_at) OVER (
-            PARTITION BY tenant, conversation_id ORDER BY start_at, seq
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), true) AS opens
-    FROM s
-), spans AS (
-    SELECT arg_min(channel, start_at) AS channel, min(start_at) AS t0, max(end_at) AS t1
-    FROM (SELECT *, sum(opens::INTEGER) OVER (PARTITION BY tenant, conversation_id
-            ORDER BY start_at, seq ROWS UNBOUNDED PRECEDING) AS span FROM edges)
-    GROUP BY tenant, conversation_id, span HAVING max(end_at) > min(start_at)
-), depth AS (
-    SELECT channel, t, sum(sum(d)) OVER (PARTITION BY channel ORDER BY t) AS n
-    FROM (SELECT channel, t0 AS t, 1 AS d FROM spans
-          UNION ALL SELECT channel, t1, -1 FROM spans)
-    GROUP BY channel, t
-), grid AS (
-    SELECT unnest(generate_series($t0::TIMESTAMP, $t1::TIMESTAMP,
-                                  to_seconds($step::BIGINT))) AS t
-)
-SELECT c.channel, g.t, coalesce(d.n, 0)::BIGINT AS n
-FROM grid g CROSS JOIN (SELECT DISTINCT channel FROM spans) c
-ASOF LEFT JOIN depth d ON d.channel = c.channel AND g.t >= d.t
-ORDER BY c.channel, g.t
-"""
-
-
-def queue_depth_data(con: duckdb.DuckDBPyConnection, *, step_s: int | None = None) -> QueueDepth:
-    """How many conversations wait for an agent at each ``step_s`` (default: every
-    minute, coarser when the span would need more than 2,000 samples), per channel.
-
-    Waiting = in a queue or being offered (a transfer's wait too); a conversation with
-    a bot or scheduled for a callback is not waiting in a queue. Samples run from the
-    first contact's minute to the end of the last wait."""
-    if step_s is not None and step_s <= 0:
-        raise ValueError(f"step_s must be positive, got {step_s}")
-    span = con.execute(
-        "SELECT min(first_contact_at), (SELECT max(coalesce(end_at, epoch_ms(p.as_of_ms))) "
-        "FROM segments, _projection_state p WHERE kind IN ('queue', 'offer')) "
-        "FROM interactions"
-    ).fetchone()
-    first, last = span if span is not None else (None, None)
-    if first is None or last is None:
-        return QueueDepth(step_s or 60, np.array([], dtype="datetime64[ms]"), (),
-                          np.zeros((0, 0), dtype=np.int64))  # fmt: skip
-    seconds = max((last - first).total_seconds(), 0.0)
-    step = step_s or 60 * max(1, math.ceil(seconds / 60 / _MAX_SAMPLES))
-    since_epoch = (first - _EPOCH).total_seconds()  # DuckDB's TIMESTAMP: naive UTC
-    t0 = _EPOCH + dt.timedelta(seconds=since_epoch // step * step)
-    res = con.execute(_QUEUE_DEPTH, {"t0": t0, "t1": max(last, t0), "step": step}).fetchnumpy()
-    if not len(res["channel"]):  # every wait lasted no time
-        n = math.floor(max((last - t0).total_seconds(), 0.0) / step) + 1
-        times = _np_time(t0) + np.arange(n, dtype=np.int64) * np.timedelta64(step, "s")
-        return QueueDepth(step, times, (), np.zeros((0, n), dtype=np.int64))
-    n = int(np.count_nonzero(res["channel"] == res["channel"][0]))  # samples per channel
-    names = [str(c) for c in res["channel"][::n]]
-    channels = _order(names, CHANNELS)
-    grid = np.asarray(res["n"], dtype=np.int64).reshape(len(names), n)
-    times = np.asarray(res["t"][:n], dtype="datetime64[ms]")
-    return QueueDepth(step, times, channels, grid[[names.index(c) for c in channels]])
-
-
 def draw_queue_depth(data: QueueDepth, *, title: str | None = None) -> Figure:
     """Stacked areas: conversations waiting for an agent per channel over time."""
     heading = _heading(title, "conversations waiting for an agent")
@@ -335,66 +163,6 @@ def draw_queue_depth(data: QueueDepth, *, title: str | None = None) -> Figure:
     _time_axis(ax, x[0], x[-1])
     fig.suptitle(heading, fontsize=13)
     return fig
-
-
-# --- waits by channel ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChannelWaits:
-    """One channel's waits: ``waits_s`` of its answered contacts (sorted), how many
-    contacts were measured and met, and its SLA target (a range if its queues differ)."""
-
-    channel: str
-    waits_s: Floats
-    contacts: int
-    measured: int
-    met: int
-    abandoned: int
-    target_lo_s: float
-    target_hi_s: float
-
-    @property
-    def service_level(self) -> float:
-        return self.met / self.measured if self.measured else math.nan
-
-    def share_within(self, seconds: float | Floats) -> Floats:
-        """Share of the measured contacts answered within ``seconds`` (an ECDF whose
-        height at the target is the service level; abandons keep it under 100 %)."""
-        found = np.searchsorted(self.waits_s, seconds, side="right")
-        if not self.measured:
-            return np.full(np.shape(found), np.nan)
-        return np.asarray(found / self.measured, dtype=np.float64)
-
-
-def waits_data(con: duckdb.DuckDBPyConnection) -> list[ChannelWaits]:
-    """Per channel (by first channel, in :data:`CHANNELS` order): answered waits and
-    the counts of :func:`~omniroute.adapters.reporting.report.service_report` by channel."""
-    res = con.execute(
-        "SELECT first_channel AS channel, wait_s FROM interactions "
-        "WHERE first_answer_at IS NOT NULL ORDER BY first_channel, wait_s"
-    ).fetchnumpy()
-    chan = np.asarray(res["channel"], dtype=object)
-    waits = np.asarray(res["wait_s"], dtype=np.float64)
-    targets = {
-        str(c): (float(lo), float(hi))
-        for c, lo, hi in con.execute(
-            "SELECT first_channel, min(sla_target_s), max(sla_target_s) FROM interactions "
-            "GROUP BY ALL"
-        ).fetchall()
-    }
-    counts: dict[str, list[int]] = {}  # summed over tenants
-    for r in service_report(con, ("channel",)).records():
-        if r["channel"] != "all":
-            row = counts.setdefault(r["channel"], [0, 0, 0, 0])
-            for k, name in enumerate(("contacts", "measured", "met", "abandoned")):
-                row[k] += int(r[name])
-    out = []
-    for c in _order(list(counts), CHANNELS):
-        contacts, measured, met, abandoned = counts[c]
-        lo, hi = targets[c]
-        out.append(ChannelWaits(c, waits[chan == c], contacts, measured, met, abandoned, lo, hi))
-    return out
 
 
 _NICE_SECONDS = (0.1, 1, 10, 60, 600, 3600, 4 * 3600, 86_400, 7 * 86_400)
@@ -431,10 +199,10 @@ def draw_waits(
             ax.step(grid, c.share_within(grid), where="post", color=color, linewidth=2)
         if c.target_lo_s == c.target_hi_s:
             ax.axvline(c.target_lo_s, color="tab:red", linestyle="--", linewidth=1.3)
-            target = _secs(c.target_lo_s)
+            target = format_seconds(c.target_lo_s)
         else:
             ax.axvspan(c.target_lo_s, c.target_hi_s, color="tab:red", alpha=0.15)
-            target = f"{_secs(c.target_lo_s)}-{_secs(c.target_hi_s)}"
+            target = f"{format_seconds(c.target_lo_s)}-{format_seconds(c.target_hi_s)}"
         ax.axhline(goal, color="gray", linestyle=":", linewidth=1)
         sl = "-" if math.isnan(c.service_level) else f"{c.service_level:.0%}"
         ax.text(
@@ -467,85 +235,6 @@ def draw_waits(
         fontsize=10,
     )
     return fig
-
-
-# --- agent occupancy -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OccupancyGrid:
-    """Busy and staffed seconds per row and interval; a row is one agent, or
-    ``agents_per_row`` consecutive agents (by tenant and id) when there are many."""
-
-    interval_s: int
-    starts: Times
-    labels: tuple[str, ...]
-    agents: int
-    agents_per_row: int
-    staffed_s: Floats
-    busy_s: Floats
-
-    @property
-    def occupancy(self) -> Floats:
-        """Busy / staffed time per row and interval (NaN where nobody was staffed)."""
-        return _ratio(self.busy_s, self.staffed_s)
-
-
-# The `occupancy` view (media class 'all'); agents with staffed time are numbered by tenant
-# and id, and ``per`` consecutive ones (enough for at most $max_rows rows) make one row.
-_OCCUPANCY = """
-WITH o AS MATERIALIZED (
-    SELECT tenant, agent_id, interval_start, staffed_s, busy_s FROM occupancy
-    WHERE media_class = 'all' AND agent_kind = $kind
-), n AS (
-    SELECT tenant, agent_id, row_number() OVER (ORDER BY tenant, agent_id) - 1 AS i,
-        CASE WHEN (SELECT count(DISTINCT tenant) FROM o) > 1 THEN tenant || '/' ELSE '' END
-            || agent_id AS name,
-        ceil(count(*) OVER () / $max_rows)::BIGINT AS per, count(*) OVER () AS agents
-    FROM o GROUP BY tenant, agent_id HAVING sum(staffed_s) > 0
-), a AS (
-    SELECT *, i // per AS r FROM n
-), rows AS (
-    SELECT r, arg_min(name, i) AS first, arg_max(name, i) AS last, any_value(per) AS per,
-        any_value(agents) AS agents
-    FROM a GROUP BY r
-), cells AS (
-    SELECT r, interval_start, sum(staffed_s) AS staffed_s, sum(busy_s) AS busy_s
-    FROM o JOIN a USING (tenant, agent_id) GROUP BY r, interval_start
-)
-SELECT * FROM cells JOIN rows USING (r) ORDER BY r, interval_start
-"""
-
-
-def occupancy_data(
-    con: duckdb.DuckDBPyConnection, *, max_rows: int = 200, kind: str = "human"
-) -> OccupancyGrid:
-    """Busy and staffed time per agent (``kind``: human or bot) and reporting
-    interval, from the ``occupancy`` view. With more than ``max_rows`` agents a row
-    holds consecutive agents (by tenant and id) and sums their times: the row's
-    occupancy is their joint busy / staffed time. Agents never staffed are left out."""
-    if max_rows <= 0:
-        raise ValueError(f"max_rows must be positive, got {max_rows}")
-    iv = int(projection_info(con)["interval_s"])
-    res = con.execute(_OCCUPANCY, {"kind": kind, "max_rows": max_rows}).fetchnumpy()
-    if not len(res["r"]):
-        empty = np.zeros((0, 0))
-        return OccupancyGrid(iv, np.array([], dtype="datetime64[ms]"), (), 0, 1, empty, empty)
-    per = int(res["per"][0])
-    rows = np.asarray(res["r"], dtype=np.int64)
-    at = np.asarray(res["interval_start"], dtype="datetime64[ms]")
-    first = at.min()
-    cols = ((at - first) // np.timedelta64(iv, "s")).astype(np.int64)
-    shape = (int(rows.max()) + 1, int(cols.max()) + 1)
-    staffed = np.zeros(shape)
-    busy = np.zeros(shape)
-    staffed[rows, cols] = res["staffed_s"]
-    busy[rows, cols] = res["busy_s"]
-    labels = [""] * shape[0]
-    for r, a, b in zip(rows.tolist(), res["first"], res["last"], strict=True):
-        labels[r] = str(a) if a == b else f"{a}-{b}"
-    starts = first + np.arange(shape[1], dtype=np.int64) * np.timedelta64(iv, "s")
-    return OccupancyGrid(iv, starts, tuple(labels), int(res["agents"][0]), per, staffed, busy)
 
 
 def draw_occupancy(data: OccupancyGrid, *, title: str | None = None) -> Figure:

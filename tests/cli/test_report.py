@@ -13,7 +13,7 @@ import pytest
 
 from omniroute.adapters.cli import main
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.report import format_table, service_report
+from omniroute.adapters.reporting import format_table, service_report
 from tests.support.projection import POLICY, POLICY_TOML, T0, TENANT, scripted_batches, write_log
 
 
@@ -246,7 +246,7 @@ def test_customer_360_command(db: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_format_table_keeps_tenants_apart_and_hides_wide_columns(db: Path) -> None:
-    from omniroute.adapters.reporting.projection import connect_readonly
+    from omniroute.adapters.reporting import connect_readonly
 
     with connect_readonly(db) as con:
         table = service_report(con, by=("channel",))

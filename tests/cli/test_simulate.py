@@ -10,7 +10,7 @@ import pytest
 from omniroute.adapters.cli import main
 from omniroute.adapters.cli.common import policy_sidecar
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.plots import PLOT_FILES
+from omniroute.adapters.reporting import PLOT_FILES
 from omniroute.engine import events as ev
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.compare import compare, format_comparison
-from omniroute.adapters.reporting.projection import Projector, project
+from omniroute.adapters.reporting import Projector, compare, format_comparison, project
 from omniroute.engine import Engine, parse_policy
 from omniroute.engine import events as ev
 from tests.support.projection import POLICY, POLICY_TOML, SCRIPT, T0, TENANT, write_log

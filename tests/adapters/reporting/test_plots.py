@@ -1,11 +1,11 @@
-"""Plots of a projection database (adapters/plots.py): the data behind each plot, checked
-against figures computed by hand from the scripted log of ``tests.support.projection`` (times
-are seconds after T0 = 2026-01-01T08:00:00Z), and the PNG files themselves."""
+"""Plots of a projection database (adapters/reporting/plot_data.py, plots.py): the data
+behind each plot, checked against figures computed by hand from the scripted log of
+``tests.support.projection`` (times are seconds after T0 = 2026-01-01T08:00:00Z), and the
+PNG files themselves."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -13,40 +13,27 @@ import numpy as np
 import pytest
 from matplotlib import image as mimage
 
-from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.plots import (
+from omniroute.adapters.reporting import (
     PLOT_FILES,
-    draw_occupancy,
-    draw_queue_depth,
-    draw_service_level,
-    draw_waits,
+    Projector,
+    connect_readonly,
+    write_plots,
+)
+from omniroute.adapters.reporting.plot_data import (
     occupancy_data,
     queue_depth_data,
     service_level_data,
     waits_data,
-    write_plots,
 )
-from omniroute.adapters.reporting.projection import Projector, connect_readonly, project
-from tests.support.projection import POLICY, at, scripted_batches, write_log
+from omniroute.adapters.reporting.plots import (
+    draw_occupancy,
+    draw_queue_depth,
+    draw_service_level,
+    draw_waits,
+)
+from tests.support.projection import at
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("plots")
-    log = write_log(tmp / "script.olog", scripted_batches())
-    path = tmp / "script.duckdb"
-    with FileLog(log, readonly=True) as flog:
-        project(flog, path, POLICY, short_abandon_s=5)
-    return path
-
-
-@pytest.fixture(scope="module")
-def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect_readonly(db)
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")
@@ -236,8 +223,10 @@ def _check_png(path: Path, min_width: int = 600, min_height: int = 300) -> tuple
 
 
 @pytest.fixture(scope="module")
-def written(db: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    return write_plots(db, tmp_path_factory.mktemp("png") / "out", goal=0.8, title="scripted")
+def written(scripted_db: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return write_plots(
+        scripted_db, tmp_path_factory.mktemp("png") / "out", goal=0.8, title="scripted"
+    )
 
 
 def test_write_plots_writes_four_readable_pngs(written: list[Path]) -> None:
@@ -250,8 +239,8 @@ def test_write_plots_writes_four_readable_pngs(written: list[Path]) -> None:
     assert sizes["occupancy.png"][0] == 1200
 
 
-def test_plots_are_deterministic(db: Path, written: list[Path], tmp_path: Path) -> None:
-    again = write_plots(db, tmp_path, goal=0.8, title="scripted")
+def test_plots_are_deterministic(scripted_db: Path, written: list[Path], tmp_path: Path) -> None:
+    again = write_plots(scripted_db, tmp_path, goal=0.8, title="scripted")
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in written]
 
 
@@ -280,6 +269,6 @@ def test_titles_carry_the_prefix_and_the_goal(con: duckdb.DuckDBPyConnection) ->
     assert "goal 90%" in [t.get_text() for t in legend.get_texts()]
 
 
-def test_write_plots_refuses_a_goal_that_is_not_a_share(db: Path, tmp_path: Path) -> None:
+def test_write_plots_refuses_a_goal_that_is_not_a_share(scripted_db: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="goal"):
-        write_plots(db, tmp_path, goal=80)
+        write_plots(scripted_db, tmp_path, goal=80)

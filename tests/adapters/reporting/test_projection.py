@@ -1,6 +1,6 @@
-"""DuckDB projections (adapters/reporting/projection.py): honest metrics on a scripted log whose
-expected figures are computed by hand below; idempotence, resumption, replay; the
-customer 360 across linked contacts.
+"""DuckDB projections (adapters/reporting: schema, fold, writer): honest metrics on a
+scripted log whose expected figures are computed by hand below; idempotence,
+resumption, replay; the customer 360 across linked contacts.
 
 The scripted log (``tests.support.projection.SCRIPT``) goes through the real engine, so the
 decisions the figures rest on are the engine's;
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,16 @@ import duckdb
 import pytest
 
 from omniroute.adapters.filelog import FileLog
-from omniroute.adapters.reporting.projection import (
+from omniroute.adapters.reporting import (
     TABLES,
     VIEWS,
     ProjectionError,
     Projector,
     connect_readonly,
+    customer_view,
     project,
+    service_report,
 )
-from omniroute.adapters.reporting.report import customer_view, service_report
 from omniroute.engine import Engine
 from omniroute.engine import events as ev
 from tests.support.projection import (
@@ -44,24 +44,6 @@ from tests.support.projection import (
     write_log,
 )  # fmt: skip
 from tests.support.simulation import simulate_small, small_policy
-
-
-@pytest.fixture(scope="module")
-def scripted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(log, projected database) of SCRIPT."""
-    tmp = tmp_path_factory.mktemp("scripted")
-    log = write_log(tmp / "script.olog", scripted_batches())
-    db = tmp / "script.duckdb"
-    with FileLog(log, readonly=True) as flog:
-        project(flog, db, POLICY, short_abandon_s=5)
-    return log, db
-
-
-@pytest.fixture(scope="module")
-def con(scripted: tuple[Path, Path]) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect_readonly(scripted[1])
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")

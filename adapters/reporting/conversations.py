@@ -1,0 +1,362 @@
+"""The fold of a conversation's journey: queue, offer, bot, agent, wrap-up, callback.
+
+The engine's decisions are the truth (queued, offered, assigned, offer expired, escalated,
+SLA breached, rejoined, wrap-up expired); inputs are used only for what no decision says:
+an arrival's details, a decline, a transfer or handoff, an end, a wrap-up done, an
+abandon, a callback's time. A customer's switch to another media class that makes the
+engine release the agent ends the agent's segment at the ``channel_switch`` queueing, or
+at the next assignment during a transfer (no event says it).
+"""
+
+from __future__ import annotations
+
+from omniroute.engine.events import (
+    CallbackRequested,
+    ConversationArrived,
+    ConversationAssigned,
+    ConversationEnded,
+    ConversationEscalated,
+    ConversationOffered,
+    ConversationQueued,
+    ConversationRejoined,
+    CustomerAbandoned,
+    HandoffRequested,
+    OfferDeclined,
+    OfferExpired,
+    SlaBreached,
+    TransferRequested,
+    WrapUpCompleted,
+    WrapUpExpired,
+)
+from omniroute.engine.policy import CHANNEL_CLASS, Queue
+
+from .customers import resolve_customer
+from .ledger import Handler, Ledger
+from .records import Arrival, Conversation, Tenant
+
+__all__ = ["DECISIONS", "INPUTS"]
+
+_DEFAULT_QUEUE = Queue()
+_CLASS: dict[str, str] = {str(k): str(v) for k, v in CHANNEL_CLASS.items()}
+
+
+def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
+    t = lg.tenant(d.tenant)
+    reason = d.reason
+    c: Conversation | None
+    if reason == "arrived" and d.conversation_id not in t.convs:
+        c = _create(lg, t, d, ts)
+    else:
+        c = t.convs.get(d.conversation_id)
+        if c is None:
+            return
+    c.cur_queue = d.queue
+    if reason == "callback":
+        c.callback = True
+        if c.s_seg is not None:
+            lg.end_seg(c, c.s_seg, ts, "due")
+            c.s_seg = None
+    elif (
+        reason == "channel_switch"
+        and c.stage == "assigned"
+        and c.owner is not None
+        and not c.transferring
+    ):
+        lg.release(c, ts, "channel_switch")
+    c.transferring = False
+    c.in_queue = True
+    if c.q_seg is None:
+        c.q_seg = lg.open_seg(c, "queue", ts)
+    if c.owner is None:
+        c.stage = "offered" if c.offer_agent is not None else "queued"
+    lg.touch(c)
+
+
+def _create(lg: Ledger, t: Tenant, d: ConversationQueued, ts: int) -> Conversation:
+    p = t.pending.pop(d.conversation_id, None)
+    if p is None:  # the log starts after the arrival, or the arrival was lost
+        p = Arrival(tenant=d.tenant, cid=d.conversation_id, ts=ts, channel="task",
+                     contact_channel="task", contact_address=d.conversation_id)  # fmt: skip
+    else:
+        lg.drop_pending(p)
+    customer_id = resolve_customer(lg, p, p.ts)
+    queue = lg.policy.queues.get(d.queue, _DEFAULT_QUEUE)
+    c = Conversation(
+        tenant=d.tenant, cid=d.conversation_id, customer_id=customer_id,
+        contact_channel=p.contact_channel, contact_address=p.contact_address,
+        channels=[p.channel], channel=p.channel, media_class=_CLASS.get(p.channel, "task"),
+        queue=d.queue, cur_queue=d.queue, priority=p.priority, language=p.language,
+        first_contact=p.ts, sla_target_s=queue.sla_for(p.channel),  # type: ignore[arg-type]
+    )  # fmt: skip
+    t.convs[c.cid] = c
+    t.open_by_customer[customer_id] = c.cid
+    return c
+
+
+def _offered(lg: Ledger, d: ConversationOffered, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is None:
+        return
+    c.in_queue = False
+    if c.q_seg is not None:
+        lg.end_seg(c, c.q_seg, ts, "offered")
+        c.q_seg = None
+    if c.o_seg is not None:
+        lg.end_seg(c, c.o_seg, ts, "replaced")
+    c.o_seg = lg.open_seg(c, "offer", ts, d.agent_id)
+    if c.first_offer < 0:
+        c.first_offer = ts
+    c.offer_agent = d.agent_id
+    if c.owner is None:
+        c.stage = "offered"
+    lg.touch(c)
+
+
+def _assigned(lg: Ledger, d: ConversationAssigned, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is None:
+        return
+    agent_id = d.agent_id
+    c.in_queue = False
+    if c.q_seg is not None:
+        lg.end_seg(c, c.q_seg, ts, "assigned")
+        c.q_seg = None
+    if c.o_seg is not None:
+        lg.end_seg(c, c.o_seg, ts, "accepted" if c.o_seg.agent == agent_id else "withdrawn")
+        c.o_seg = None
+    if c.owner is not None and c.owner != agent_id:
+        lg.release(c, ts, "reopened" if c.stage == "wrap_up" else "transferred")
+    a = lg.agent(d.tenant, agent_id)
+    bot = a.kind == "bot"
+    if c.h_seg is None:
+        c.h_seg = lg.open_seg(c, "bot" if bot else "agent", ts, agent_id)
+    c.owner = agent_id
+    c.owner_bot = bot
+    c.stage = "assigned"
+    c.offer_agent = None
+    c.transferring = False
+    if c.cid not in a.holding:
+        a.holding.append(c.cid)
+    first_human = False
+    if bot:
+        if c.first_bot < 0:
+            c.first_bot = ts
+    else:
+        if c.first_answer < 0:
+            c.first_answer = ts
+            c.answered_by = agent_id
+            first_human = True
+        c.last_agent = agent_id
+    if agent_id not in c.handled_by:
+        c.handled_by.append(agent_id)
+    c.nassign += 1
+    lg.assignments.append((
+        c.tenant, c.cid, c.nassign, agent_id, a.kind, ts, d.wait_ms, first_human,
+        d.score, d.why, c.channel, c.media_class, c.cur_queue,
+    ))  # fmt: skip
+    lg.touch(c)
+
+
+def _offer_expired(lg: Ledger, d: OfferExpired, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is None:
+        return
+    if c.o_seg is not None and c.o_seg.agent == d.agent_id:
+        lg.end_seg(c, c.o_seg, ts, d.reason)
+        c.o_seg = None
+    if c.offer_agent == d.agent_id:
+        c.offer_agent = None
+        if c.owner is None:
+            c.stage = "queued"
+    lg.touch(c)
+
+
+def _escalated(lg: Ledger, d: ConversationEscalated, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is not None:
+        c.escalations += 1
+        lg.touch(c)
+
+
+def _breached(lg: Ledger, d: SlaBreached, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is not None:
+        c.sla_breached = True
+        c.sla_target_s = d.target_s
+        lg.touch(c)
+
+
+def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
+    t = lg.tenant(d.tenant)
+    c = t.convs.get(d.conversation_id)
+    p = t.pending.pop(d.new_conversation_id, None)
+    if p is not None:
+        lg.drop_pending(p)
+        resolve_customer(lg, p, p.ts)
+    if c is None:
+        return
+    c.rejoins += 1
+    c.aliases.append(d.new_conversation_id)
+    t.aliases[d.new_conversation_id] = c.cid
+    if d.channel not in c.channels:
+        c.channels.append(d.channel)
+    c.channel = d.channel
+    new_class = _CLASS.get(d.channel, "task")
+    if new_class != c.media_class:
+        c.transferring = c.owner is not None and (c.in_queue or c.offer_agent is not None)
+        c.media_class = new_class
+        if c.stage == "scheduled":
+            if c.s_seg is not None:
+                lg.end_seg(c, c.s_seg, ts, "rejoined")
+                c.s_seg = None
+            c.stage = "queued"
+        elif c.stage == "assigned" and c.h_seg is not None:
+            old = c.h_seg
+            lg.end_seg(c, old, ts, "channel_switch")
+            c.h_seg = lg.open_seg(c, old.kind, ts, old.agent)
+    lg.touch(c)
+
+
+def _wrap_expired(lg: Ledger, d: WrapUpExpired, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is not None and c.stage == "wrap_up" and c.owner == d.agent_id:
+        lg.close(c, ts, "expired")
+
+
+def _arrived(lg: Ledger, e: ConversationArrived, ts: int) -> None:
+    t = lg.tenant(e.tenant)
+    p = Arrival(
+        tenant=e.tenant, cid=e.conversation_id, ts=ts, channel=e.channel,
+        contact_channel=e.contact.channel, contact_address=e.contact.address,
+        customer_id=e.customer_id, priority=e.priority, language=e.language,
+    )  # fmt: skip
+    old = t.pending.get(e.conversation_id)
+    if old is not None:
+        lg.drop_pending(old)
+    t.pending[e.conversation_id] = p
+    lg.dirty_pending[(e.tenant, e.conversation_id)] = p
+
+
+def _declined(lg: Ledger, e: OfferDeclined, ts: int) -> None:
+    c = lg.conv(e.tenant, e.conversation_id)
+    if c is None or c.offer_agent != e.agent_id:
+        return
+    if c.o_seg is not None:
+        lg.end_seg(c, c.o_seg, ts, "declined")
+        c.o_seg = None
+    c.offer_agent = None
+    if c.owner is None:
+        c.stage = "queued"
+    lg.touch(c)
+
+
+def _held(lg: Ledger, tenant: str, cid: str, agent_id: str) -> Conversation | None:
+    c = lg.conv(tenant, cid)
+    if c is None or c.stage != "assigned" or c.owner != agent_id:
+        return None
+    if c.in_queue or c.offer_agent is not None:
+        return None
+    return c
+
+
+def _transfer(lg: Ledger, e: TransferRequested, ts: int) -> None:
+    c = _held(lg, e.tenant, e.conversation_id, e.agent_id)
+    if c is None:
+        return
+    c.transfers += 1
+    if e.mode == "cold":
+        lg.release(c, ts, "transfer")
+        c.stage = "queued"
+    lg.touch(c)
+
+
+def _handoff(lg: Ledger, e: HandoffRequested, ts: int) -> None:
+    c = _held(lg, e.tenant, e.conversation_id, e.agent_id)
+    if c is None:
+        return
+    c.handoffs += 1
+    lg.release(c, ts, "handoff")
+    c.stage = "queued"
+    lg.touch(c)
+
+
+def _ended(lg: Ledger, e: ConversationEnded, ts: int) -> None:
+    c = lg.conv(e.tenant, e.conversation_id)
+    if c is None or c.stage != "assigned" or c.owner is None:
+        return
+    c.ended = ts
+    c.ended_by = e.by
+    t = lg.tenant(c.tenant)
+    if t.open_by_customer.get(c.customer_id) == c.cid:
+        del t.open_by_customer[c.customer_id]
+    for attr in ("q_seg", "o_seg"):
+        s = getattr(c, attr)
+        if s is not None:
+            lg.end_seg(c, s, ts, "ended")
+            setattr(c, attr, None)
+    c.in_queue = False
+    c.offer_agent = None
+    wrap_up_s = lg.policy.queues.get(c.cur_queue, _DEFAULT_QUEUE).wrap_up_s
+    if not c.owner_bot and wrap_up_s > 0:
+        if c.h_seg is not None:
+            lg.end_seg(c, c.h_seg, ts, "ended")
+            c.h_seg = None
+        c.w_seg = lg.open_seg(c, "wrap_up", ts, c.owner)
+        c.stage = "wrap_up"
+        lg.touch(c)
+        return
+    lg.close(c, ts, "ended")
+
+
+def _wrapped(lg: Ledger, e: WrapUpCompleted, ts: int) -> None:
+    c = lg.conv(e.tenant, e.conversation_id)
+    if c is not None and c.stage == "wrap_up" and c.owner == e.agent_id:
+        lg.close(c, ts, "completed")
+
+
+def _abandoned(lg: Ledger, e: CustomerAbandoned, ts: int) -> None:
+    c = lg.conv(e.tenant, e.conversation_id)
+    if c is None or c.owner is not None:
+        return
+    c.abandoned = True
+    lg.close(c, ts, "abandoned")
+
+
+def _callback(lg: Ledger, e: CallbackRequested, ts: int) -> None:
+    c = lg.conv(e.tenant, e.conversation_id)
+    if c is None or c.stage != "queued" or c.owner is not None:
+        return
+    c.callback = True
+    c.media_class = "task"
+    if c.q_seg is not None:
+        lg.end_seg(c, c.q_seg, ts, "callback")
+        c.q_seg = None
+    if e.not_before is not None and e.not_before > ts:
+        c.stage = "scheduled"
+        c.in_queue = False
+        c.s_seg = lg.open_seg(c, "scheduled", ts)
+    lg.touch(c)
+
+
+DECISIONS: dict[type, Handler] = {
+    ConversationQueued: _queued,
+    ConversationOffered: _offered,
+    ConversationAssigned: _assigned,
+    OfferExpired: _offer_expired,
+    ConversationEscalated: _escalated,
+    SlaBreached: _breached,
+    ConversationRejoined: _rejoined,
+    WrapUpExpired: _wrap_expired,
+}
+"""The decisions on conversations the fold takes, by event type."""
+INPUTS: dict[type, Handler] = {
+    ConversationArrived: _arrived,
+    OfferDeclined: _declined,
+    TransferRequested: _transfer,
+    HandoffRequested: _handoff,
+    ConversationEnded: _ended,
+    WrapUpCompleted: _wrapped,
+    CustomerAbandoned: _abandoned,
+    CallbackRequested: _callback,
+}
+"""The inputs on conversations the fold takes, by event type."""
