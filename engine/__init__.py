@@ -1,5 +1,11 @@
 """omniroute's pure, deterministic domain: events, policy, state and the Engine.
 
+``engine.py`` holds the ``Engine`` (public API and dispatch); its steps are functions
+over a shared ``context.Context``: ``validation``, ``capacity``, ``queueing``,
+``routing``, ``timers``, and the input handlers in ``agents``, ``arrivals`` and
+``conversations``. ``matching`` keeps the arrays the kernel reads and is the only
+module that calls ``omniroute.core_ext``.
+
 >>> from omniroute.engine import Engine, Policy
 """
 

@@ -10,6 +10,9 @@ updated incrementally as the engine changes state, and both are derived:
 
 1. a conversation became routable -> :meth:`TenantMatcher.best_agent`
 2. an agent gained capacity -> :meth:`TenantMatcher.most_urgent`
+
+It is the engine's only door to the kernel (``omniroute.core_ext``), so the arrays and
+calls the kernel expects stay in one place.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy.typing as npt
 
 from omniroute.core_ext import kernel
 
-from .policy import MEDIA_CLASSES, Policy, Queue
+from .policy import MEDIA_CLASSES, MediaClass, Policy, Queue
 from .state import AgentState, ConversationState
 
 __all__ = [
@@ -333,6 +336,10 @@ class TenantMatcher:
             _slots(excluded), preferred, pinned, now, offer_counter, self.weights,
         )  # fmt: skip
         return int(slot), float(score)
+
+    def fits(self, agent_slot: int, cls: MediaClass, units: int, *, adding: bool) -> bool:
+        """True when ``units`` more of ``cls`` (one more conversation if ``adding``) fit."""
+        return bool(kernel.fits(self.table, agent_slot, CLASS_INDEX[cls], units, adding))
 
     def most_urgent(self, agent_slot: int, now: int) -> str | None:
         """The most urgent waiting conversation this agent can take now."""

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from omniroute import core_ext
 from omniroute.core_ext import reference
 from omniroute.engine import Engine, Policy, matching
-from omniroute.engine import engine as engine_module
 from omniroute.engine.events import (
     AgentRegistered,
     AgentStatusChanged,
@@ -202,7 +201,6 @@ def test_engine_decisions_are_byte_identical_with_either_kernel(
     policy = msgspec.convert({"queues": {"default": {"offer_timeout_s": 30}}}, Policy)
     events, with_compiled = _drive(seed, Engine(policy))
     monkeypatch.setattr(matching, "kernel", reference)
-    monkeypatch.setattr(engine_module, "kernel", reference)
     engine = Engine(policy)
     with_reference = msgspec.msgpack.encode([engine.apply(e) for e in events])  # type: ignore[arg-type]
     assert with_reference == with_compiled

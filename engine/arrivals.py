@@ -1,0 +1,211 @@
+"""New contacts: who the customer is, a new conversation, or a rejoin of their open one.
+
+A customer is known by their contacts (``channel:address``); ``ContactsLinked`` merges
+what the engine knows of two identities. A customer with an open conversation who
+writes on another contact rejoins it (continuity) instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+from .capacity import customer_wrote, hold, release_owner, schedule_inactivity
+from .context import Context, ms
+from .events import (
+    CHANNELS,
+    Contact,
+    ContactsLinked,
+    ConversationArrived,
+    ConversationRejoined,
+)
+from .policy import CHANNEL_CLASS
+from .queueing import enqueue, pin, withdraw_offer
+from .state import ConversationState, CustomerState, TenantState
+from .validation import Rejected, check_skills
+
+__all__ = ["contacts_linked", "conversation_arrived"]
+
+
+def _contact_key(contact: Contact) -> str:
+    return f"{contact.channel}:{contact.address}"
+
+
+def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
+    if not event.conversation_id:
+        raise Rejected("conversation_id must not be empty")
+    if event.channel not in CHANNELS:
+        raise Rejected(f"unknown channel {event.channel!r}")
+    if not event.contact.address:
+        raise Rejected("contact.address must not be empty")
+    check_skills(event.skills)
+    check_skills(event.optional_skills, "optional_skills")
+    if type(event.priority) is not int:
+        raise Rejected(f"priority must be an integer, got {event.priority!r}")
+    policy = ctx.policy
+    queue_name = event.queue
+    if queue_name not in policy.queues:
+        if policy.unknown_queue != "default":
+            raise Rejected(f"unknown queue {queue_name!r}")
+        queue_name = "default"
+    existing = ctx.state.tenants.get(event.tenant)
+    if existing is not None and (
+        event.conversation_id in existing.conversations or event.conversation_id in existing.aliases
+    ):
+        raise Rejected(f"conversation {event.conversation_id!r} is already open")
+    tenant = ctx.tenant(event.tenant)
+    customer = _customer_for(tenant, event.contact, event.customer_id)
+    if customer.open_conversation is not None:
+        conv = tenant.conversations[customer.open_conversation]
+        _rejoin(ctx, tenant, conv, event, queue_name)
+        return
+    now = ctx.state.clock
+    queue = policy.queues[queue_name]
+    target = queue.sla_for(event.channel)
+    conv = ConversationState(
+        conversation_id=event.conversation_id, seq=ctx.next_seq(), channel=event.channel,
+        media_class=CHANNEL_CLASS[event.channel], contact=event.contact,
+        customer_id=customer.customer_id, queue=queue_name, skills=dict(event.skills),
+        optional_skills=dict(event.optional_skills), language=event.language,
+        priority=event.priority + queue.priority, first_contact_ts=now, last_in_ts=now,
+        sla_deadline=now + ms(target), sla_target_s=target,
+    )  # fmt: skip
+    tenant.conversations[conv.conversation_id] = conv
+    customer.open_conversation = conv.conversation_id
+    ctx.schedule("sla", tenant.tenant, conv.conversation_id, conv.sla_deadline + 1, 0)
+    if queue.bot_first:
+        conv.kinds = "bot"
+        conv.bot_until = now + ms(queue.bot_wait_s)
+        ctx.schedule("bot", tenant.tenant, conv.conversation_id, conv.bot_until, conv.bot_until)
+    elif (
+        customer.last_agent is not None
+        and customer.last_ended_ts is not None
+        and now - customer.last_ended_ts <= ms(queue.sticky_window_s)
+        and customer.last_agent in tenant.agents
+    ):
+        conv.preferred = customer.last_agent
+        if queue.sticky_wait_s > 0:
+            pin(ctx, tenant, conv, customer.last_agent, queue.sticky_wait_s)
+    enqueue(ctx, tenant, conv, "arrived", rings="restart")
+
+
+def _customer_for(tenant: TenantState, contact: Contact, customer_id: str | None) -> CustomerState:
+    key = _contact_key(contact)
+    cid = customer_id or tenant.contact_customer.get(key) or f"contact:{key}"
+    customer = tenant.customers.get(cid)
+    if customer is None:
+        customer = CustomerState(customer_id=cid)
+        tenant.customers[cid] = customer
+    if tenant.contact_customer.get(key) != cid:
+        tenant.contact_customer[key] = cid
+    if contact not in customer.contacts:
+        customer.contacts.append(contact)
+    return customer
+
+
+def _rejoin(
+    ctx: Context, tenant: TenantState, conv: ConversationState, event: ConversationArrived,
+    queue_name: str,
+) -> None:  # fmt: skip
+    """A new contact of a customer with an open conversation joins it (continuity).
+
+    On another media class the conversation is routed as the new contact asks (its
+    queue, skills, language; never a lower priority), unless a transfer is under way:
+    who can serve the customer depends on the channel they are on now.
+    """
+    now = ctx.state.clock
+    ctx.emit(
+        ConversationRejoined(
+            tenant=tenant.tenant, ts=now, conversation_id=conv.conversation_id,
+            new_conversation_id=event.conversation_id, channel=event.channel,
+            agent_id=conv.owner,
+        )
+    )  # fmt: skip
+    tenant.aliases[event.conversation_id] = conv.conversation_id
+    conv.aliases.append(event.conversation_id)
+    conv.last_in_ts = now
+    new_class = CHANNEL_CLASS[event.channel]
+    conv.channel = event.channel
+    conv.contact = event.contact
+    if new_class == conv.media_class:
+        customer_wrote(ctx, tenant, conv)
+        return
+    transferring = conv.owner is not None and (conv.in_queue or conv.offer_agent is not None)
+    if conv.offer_agent is not None:
+        offered = withdraw_offer(ctx, tenant, conv, "channel_switch")
+        conv.preferred = offered.agent_id
+    conv.media_class = new_class
+    moved = not transferring and _route_as(ctx, conv, event, queue_name)
+    if conv.stage == "scheduled":
+        conv.callback = False
+        enqueue(ctx, tenant, conv, "rejoined", rings="restart")
+        return
+    if conv.owner is None or conv.stage == "wrap_up":
+        if moved:  # another queue: its rings start now
+            enqueue(ctx, tenant, conv, "channel_switch", rings="restart")
+        else:
+            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh")
+        return
+    agent = release_owner(ctx, tenant, conv)
+    units = ctx.limit_cost(agent, new_class)
+    if ctx.matchers[tenant.tenant].fits(agent.slot, new_class, units, adding=True):
+        hold(ctx, tenant, agent, conv, units)
+        conv.owner = agent.agent_id
+        conv.owner_units = units
+        conv.owner_class = new_class
+        conv.assigned_ts = now
+        schedule_inactivity(ctx, tenant, agent, conv)
+        if transferring:
+            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh")
+        return
+    if transferring:  # the agent was handing it over anyway
+        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh")
+        return
+    conv.preferred = agent.agent_id
+    if new_class in ctx.policy.profiles[agent.profile].classes:
+        # the agent could take it once they have room: they get the first chance
+        pin(ctx, tenant, conv, agent.agent_id, ctx.policy.queues[conv.queue].sticky_wait_s)
+    enqueue(ctx, tenant, conv, "channel_switch", rings="restart")
+
+
+def _route_as(
+    ctx: Context, conv: ConversationState, event: ConversationArrived, queue_name: str
+) -> bool:
+    """Route ``conv`` as the new contact asks; True if that moved it to another queue."""
+    queue = ctx.policy.queues[queue_name]
+    moved = conv.queue != queue_name
+    conv.queue = queue_name
+    conv.skills = dict(event.skills)
+    conv.optional_skills = dict(event.optional_skills)
+    if event.language is not None:
+        conv.language = event.language
+    conv.priority = max(conv.priority, event.priority + queue.priority)
+    return moved
+
+
+def contacts_linked(ctx: Context, event: ContactsLinked) -> None:
+    if not event.customer_id:
+        raise Rejected("customer_id must not be empty")
+    if not event.contacts:
+        raise Rejected("contacts must not be empty")
+    for contact in event.contacts:
+        if contact.channel not in CHANNELS or not contact.address:
+            raise Rejected(f"invalid contact {contact!r}")
+    tenant = ctx.tenant(event.tenant)
+    customer = tenant.customers.get(event.customer_id)
+    if customer is None:
+        customer = CustomerState(customer_id=event.customer_id)
+        tenant.customers[event.customer_id] = customer
+    for contact in event.contacts:
+        key = _contact_key(contact)
+        previous_id = tenant.contact_customer.get(key)
+        tenant.contact_customer[key] = customer.customer_id
+        if contact not in customer.contacts:
+            customer.contacts.append(contact)
+        previous = tenant.customers.get(previous_id) if previous_id else None
+        if previous is None or previous is customer:
+            continue
+        if customer.open_conversation is None and previous.open_conversation is not None:
+            customer.open_conversation = previous.open_conversation
+            tenant.conversations[previous.open_conversation].customer_id = customer.customer_id
+            previous.open_conversation = None
+        if customer.last_agent is None and previous.last_agent is not None:
+            customer.last_agent = previous.last_agent
+            customer.last_ended_ts = previous.last_ended_ts

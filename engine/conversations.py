@@ -1,0 +1,232 @@
+"""The events of an open conversation: messages, offer answers, transfers, handoffs, the end.
+
+Each handler checks the conversation is where its event says (offered to that agent,
+assigned to them, in wrap-up with them, waiting) before it changes anything.
+"""
+
+from __future__ import annotations
+
+from .capacity import customer_wrote, release_owner
+from .context import Context, ms
+from .events import (
+    CallbackRequested,
+    ConversationEnded,
+    CustomerAbandoned,
+    HandoffRequested,
+    MessageReceived,
+    OfferAccepted,
+    OfferDeclined,
+    Skills,
+    TransferRequested,
+    WrapUpCompleted,
+)
+from .queueing import (
+    close,
+    end_for_customer,
+    enqueue,
+    finish,
+    leave_queue,
+    pin,
+    retract_offer,
+    withdraw_offer,
+)
+from .routing import assign
+from .state import ConversationState, TenantState
+from .validation import (
+    Rejected,
+    agent_of,
+    check_skills,
+    conversation_of,
+    known_tenant,
+    queue_of,
+)
+
+__all__ = [
+    "callback_requested",
+    "conversation_ended",
+    "customer_abandoned",
+    "handoff_requested",
+    "message_received",
+    "offer_accepted",
+    "offer_declined",
+    "transfer_requested",
+    "wrap_up_completed",
+]
+
+
+def message_received(ctx: Context, event: MessageReceived) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = conversation_of(tenant, event.conversation_id)
+    if event.direction not in ("in", "out"):
+        raise Rejected(f"direction must be 'in' or 'out', got {event.direction!r}")
+    if event.direction == "in":
+        conv.last_in_ts = ctx.state.clock
+        customer_wrote(ctx, tenant, conv)
+
+
+def _offered_to(tenant: TenantState, conversation_id: str, agent_id: str) -> ConversationState:
+    conv = conversation_of(tenant, conversation_id)
+    if conv.offer_agent != agent_id:
+        raise Rejected(f"conversation {conversation_id!r} is not offered to {agent_id!r}")
+    return conv
+
+
+def offer_accepted(ctx: Context, event: OfferAccepted) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = _offered_to(tenant, event.conversation_id, event.agent_id)
+    agent = tenant.agents[event.agent_id]
+    assign(ctx, tenant, conv, agent, conv.offer_units, None, None)
+
+
+def offer_declined(ctx: Context, event: OfferDeclined) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = _offered_to(tenant, event.conversation_id, event.agent_id)
+    retract_offer(ctx, tenant, conv, None, "declined")
+
+
+def _held_by(tenant: TenantState, conversation_id: str, agent_id: str) -> ConversationState:
+    conv = conversation_of(tenant, conversation_id)
+    if conv.stage != "assigned" or conv.owner != agent_id:
+        raise Rejected(f"conversation {conversation_id!r} is not assigned to {agent_id!r}")
+    if conv.in_queue or conv.offer_agent is not None:
+        raise Rejected(f"conversation {conversation_id!r} is already being transferred")
+    return conv
+
+
+def transfer_requested(ctx: Context, event: TransferRequested) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = _held_by(tenant, event.conversation_id, event.agent_id)
+    if event.mode not in ("cold", "warm"):
+        raise Rejected(f"mode must be 'cold' or 'warm', got {event.mode!r}")
+    if event.to_agent is None and event.to_queue is None and event.skills is None:
+        raise Rejected("a transfer needs to_agent, to_queue or skills")
+    if event.to_agent is not None and (event.to_queue is not None or event.skills is not None):
+        raise Rejected("a transfer to an agent takes no to_queue or skills")
+    if event.to_agent is not None:
+        target = agent_of(tenant, event.to_agent)
+        if target.agent_id == event.agent_id:
+            raise Rejected("an agent cannot transfer to themselves")
+        if target.status != "available" or not target.responsive:
+            raise Rejected(f"target agent {event.to_agent!r} is not available")
+    if event.to_queue is not None:
+        queue_of(ctx.policy, event.to_queue)
+    if event.skills is not None:
+        check_skills(event.skills)
+    agent = tenant.agents[event.agent_id]
+    if agent.kind == "bot" and event.mode == "warm":
+        raise Rejected("a bot hands over cold (HandoffRequested), it never shares one")
+    conv.transfers += 1
+    _redirect(conv, event.to_queue, event.skills)
+    if event.skills is not None:
+        conv.optional_skills = {}
+    conv.excluded = [agent.agent_id]
+    conv.preferred = None
+    if event.mode == "cold":
+        release_owner(ctx, tenant, conv)
+    if event.to_agent is not None:
+        conv.preferred = event.to_agent
+        pin(ctx, tenant, conv, event.to_agent, ctx.policy.queues[conv.queue].transfer_wait_s)
+    enqueue(ctx, tenant, conv, "transfer", rings="restart")
+
+
+def _redirect(conv: ConversationState, queue: str | None, skills: Skills | None) -> None:
+    """A transfer or handoff to another queue (its own skills only) or to these skills."""
+    if queue is not None:
+        conv.queue = queue
+        conv.skills = {}
+        conv.optional_skills = {}
+    if skills is not None:
+        conv.skills = dict(skills)
+
+
+def handoff_requested(ctx: Context, event: HandoffRequested) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = _held_by(tenant, event.conversation_id, event.agent_id)
+    bot = tenant.agents[event.agent_id]
+    if bot.kind != "bot":
+        raise Rejected(f"agent {event.agent_id!r} is not a bot; use TransferRequested")
+    queue = queue_of(ctx.policy, event.queue) if event.queue is not None else None
+    if event.skills is not None:
+        check_skills(event.skills)
+    release_owner(ctx, tenant, conv)
+    conv.kinds = "human"
+    conv.excluded = []
+    conv.pinned = None
+    conv.pin_until = None
+    _redirect(conv, event.queue, event.skills)
+    conv.priority += (queue or ctx.policy.queues[conv.queue]).handoff_priority_boost
+    enqueue(ctx, tenant, conv, "handoff", rings="restart")
+
+
+def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = conversation_of(tenant, event.conversation_id)
+    if conv.stage != "assigned" or conv.owner is None:
+        raise Rejected(
+            f"conversation {event.conversation_id!r} is {conv.stage}, not assigned; "
+            "a customer leaving the queue is CustomerAbandoned"
+        )
+    if event.by not in ("agent", "customer"):
+        raise Rejected(f"by must be 'agent' or 'customer', got {event.by!r}")
+    if conv.offer_agent is not None:
+        withdraw_offer(ctx, tenant, conv, "ended")
+    leave_queue(ctx, tenant, conv)
+    end_for_customer(ctx, tenant, conv)
+    agent = tenant.agents[conv.owner]
+    wrap_up_s = ctx.policy.queues[conv.queue].wrap_up_s
+    if agent.kind == "human" and wrap_up_s > 0:
+        conv.stage = "wrap_up"
+        conv.pinned = None
+        ctx.schedule(
+            "wrap_up", tenant.tenant, conv.conversation_id, ctx.state.clock + ms(wrap_up_s), 0
+        )
+        return
+    finish(ctx, tenant, conv)
+
+
+def wrap_up_completed(ctx: Context, event: WrapUpCompleted) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = conversation_of(tenant, event.conversation_id)
+    if conv.stage != "wrap_up" or conv.owner != event.agent_id:
+        raise Rejected(
+            f"conversation {event.conversation_id!r} is not in wrap-up with {event.agent_id!r}"
+        )
+    finish(ctx, tenant, conv)
+
+
+def customer_abandoned(ctx: Context, event: CustomerAbandoned) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = conversation_of(tenant, event.conversation_id)
+    if conv.owner is not None:
+        raise Rejected(
+            f"conversation {event.conversation_id!r} is {conv.stage} with {conv.owner!r}; "
+            "a customer leaving it is ConversationEnded(by='customer')"
+        )
+    if conv.offer_agent is not None:
+        withdraw_offer(ctx, tenant, conv, "abandoned")
+    end_for_customer(ctx, tenant, conv)
+    close(ctx, tenant, conv)
+
+
+def callback_requested(ctx: Context, event: CallbackRequested) -> None:
+    tenant = known_tenant(ctx.state, event.tenant)
+    conv = conversation_of(tenant, event.conversation_id)
+    if conv.stage != "queued":
+        raise Rejected(
+            f"conversation {event.conversation_id!r} is {conv.stage}; "
+            "a callback is requested from the queue"
+        )
+    if event.not_before is not None and type(event.not_before) is not int:
+        raise Rejected(f"not_before must be epoch milliseconds, got {event.not_before!r}")
+    conv.callback = True
+    conv.media_class = "task"
+    conv.kinds = "human"  # a person calls back
+    if event.not_before is not None and event.not_before > ctx.state.clock:
+        leave_queue(ctx, tenant, conv)
+        conv.stage = "scheduled"
+        conv.route_gen += 1
+        ctx.schedule(
+            "callback", tenant.tenant, conv.conversation_id, event.not_before, conv.route_gen
+        )
+        return
+    enqueue(ctx, tenant, conv, "callback")

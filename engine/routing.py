@@ -1,0 +1,162 @@
+"""Matching waiting conversations with agents who have room: offers and assignments.
+
+After every event and every timer, :func:`route` looks at what changed (agents who
+may have room, conversations whose eligibility changed) until nothing more can be
+matched. A match is an offer the agent accepts or declines, or, for bots and
+``offer_mode = "auto"`` queues, an assignment straight away.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from .capacity import hold, release_owner, schedule_inactivity
+from .context import Context, ms
+from .events import ConversationAssigned, ConversationOffered
+from .matching import urgency
+from .queueing import leave_queue
+from .state import AgentState, ConversationState, TenantState
+
+__all__ = ["assign", "route"]
+
+
+def route(ctx: Context) -> None:
+    """Offer work until no dirty agent has a match and no dirty conversation an agent."""
+    state = ctx.state
+    while ctx.dirty_agents or ctx.dirty_convs:
+        agents, ctx.dirty_agents = ctx.dirty_agents, {}
+        for tname, aid in sorted(agents, key=partial(_agent_order, ctx)):
+            tenant = state.tenants[tname]
+            agent = tenant.agents.get(aid)
+            matcher = ctx.matchers[tname]
+            while agent is not None and agent.routable:
+                cid = matcher.most_urgent(agent.slot, state.clock)
+                if cid is None:
+                    break
+                conv = tenant.conversations[cid]
+                score = matcher.score(
+                    agent.slot, conv, _preferred_slot(tenant, conv), state.clock,
+                    state.offer_counter,
+                )  # fmt: skip
+                _offer(ctx, tenant, conv, agent, score, "agent_free")
+        convs, ctx.dirty_convs = ctx.dirty_convs, {}
+        for tname, cid in sorted(convs, key=partial(_conv_order, ctx)):
+            tenant = state.tenants[tname]
+            waiting = tenant.conversations.get(cid)
+            if waiting is not None and waiting.in_queue:
+                _route_conversation(ctx, tenant, waiting)
+
+
+def _agent_order(ctx: Context, key: tuple[str, str]) -> tuple[str, int]:
+    agent = ctx.state.tenants[key[0]].agents.get(key[1])
+    return (key[0], agent.seq if agent is not None else -1)
+
+
+def _conv_order(ctx: Context, key: tuple[str, str]) -> tuple[str, tuple[int, int, int]]:
+    conv = ctx.state.tenants[key[0]].conversations.get(key[1])
+    if conv is None:
+        return (key[0], (0, 0, -1))
+    return (key[0], urgency(conv, ctx.policy.queues[conv.queue]))
+
+
+def _preferred_slot(tenant: TenantState, conv: ConversationState) -> int:
+    agent = tenant.agents.get(conv.preferred) if conv.preferred else None
+    return agent.slot if agent is not None else -1
+
+
+def _active_pin(ctx: Context, tenant: TenantState, conv: ConversationState) -> AgentState | None:
+    """The agent a conversation waits for, while that agent is there to take it."""
+    if conv.pinned is None:
+        return None
+    if conv.pin_until is not None and ctx.state.clock >= conv.pin_until:
+        return None
+    agent = tenant.agents.get(conv.pinned)
+    if agent is None or agent.status != "available" or not agent.responsive:
+        return None
+    return agent
+
+
+def _route_conversation(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:
+    matcher = ctx.matchers[tenant.tenant]
+    pin = _active_pin(ctx, tenant, conv)
+    slot, score = matcher.best_agent(
+        conv, ctx.excluded_slots(tenant, conv), _preferred_slot(tenant, conv),
+        pin.slot if pin is not None else -1, ctx.state.clock, ctx.state.offer_counter,
+    )  # fmt: skip
+    if slot < 0:
+        return
+    agent_id = matcher.agent_at[slot]
+    why = "pinned" if pin is not None else ctx.policy.preset
+    _offer(ctx, tenant, conv, tenant.agents[agent_id], score, why)
+
+
+def _offer(
+    ctx: Context,
+    tenant: TenantState,
+    conv: ConversationState,
+    agent: AgentState,
+    score: float,
+    why: str,
+) -> None:
+    state = ctx.state
+    now = state.clock
+    units = ctx.limit_cost(agent, conv.media_class)
+    state.offer_counter += 1
+    agent.last_offer = state.offer_counter
+    agent.idle_since = now
+    leave_queue(ctx, tenant, conv)
+    hold(ctx, tenant, agent, conv, units)
+    queue = ctx.policy.queues[conv.queue]
+    if agent.kind == "bot" or queue.offer_mode == "auto":
+        assign(ctx, tenant, conv, agent, units, score, why)
+        return
+    if conv.owner is None:
+        conv.stage = "offered"
+    conv.offer_agent = agent.agent_id
+    conv.offer_units = units
+    conv.offer_seq = state.offer_counter
+    deadline = now + ms(queue.offer_timeout_s)
+    ctx.schedule("offer", tenant.tenant, conv.conversation_id, deadline, conv.offer_seq)
+    ctx.emit(
+        ConversationOffered(
+            tenant=tenant.tenant, ts=now, conversation_id=conv.conversation_id,
+            agent_id=agent.agent_id, score=score, why=why, deadline=deadline,
+        )
+    )  # fmt: skip
+
+
+def assign(
+    ctx: Context,
+    tenant: TenantState,
+    conv: ConversationState,
+    agent: AgentState,
+    units: int,
+    score: float | None,
+    why: str | None,
+) -> None:
+    """The agent now owns the conversation (an accepted offer, a bot, an auto queue)."""
+    now = ctx.state.clock
+    if conv.owner is not None and conv.owner != agent.agent_id:
+        release_owner(ctx, tenant, conv)
+    conv.owner = agent.agent_id
+    conv.owner_units = units
+    conv.owner_class = conv.media_class
+    conv.offer_agent = None
+    conv.offer_units = 0
+    conv.stage = "assigned"
+    conv.pinned = None
+    conv.pin_until = None
+    conv.inactive = False
+    conv.assigned_ts = now
+    if conv.kinds == "bot":
+        conv.kinds = "any"
+    if agent.kind == "human":
+        conv.answered_by_human = True
+    ctx.emit(
+        ConversationAssigned(
+            tenant=tenant.tenant, ts=now, conversation_id=conv.conversation_id,
+            agent_id=agent.agent_id, score=score, why=why,
+            wait_ms=now - conv.first_contact_ts,
+        )
+    )  # fmt: skip
+    schedule_inactivity(ctx, tenant, agent, conv)

@@ -1,0 +1,126 @@
+"""Time: firing due timers in deadline order, and what each kind of timer does.
+
+Timers are set with ``Context.schedule`` and fire before the event whose ``ts`` passes
+their deadline, each at its deadline and followed by matching. A timer carries a
+generation (``gen``); one made stale since it was set (the offer was answered, the
+conversation moved on) changes nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+
+from .capacity import go_inactive
+from .context import Context, ms
+from .events import AgentNotResponding, ConversationEscalated, WrapUpExpired
+from .queueing import (
+    agent_unavailable,
+    arm_ring,
+    check_sla,
+    enqueue,
+    exclude,
+    finish,
+    withdraw_offer,
+)
+from .routing import route
+from .state import ConversationState, TenantState, Timer, TimerKind
+
+__all__ = ["advance"]
+
+
+def advance(ctx: Context, now: int) -> None:
+    """Fire every timer due by ``now``, in deadline order; the clock ends at ``now``."""
+    state = ctx.state
+    timers = state.timers
+    while timers and timers[0].deadline <= now:
+        timer = heapq.heappop(timers)
+        state.clock = max(state.clock, timer.deadline)
+        tenant = state.tenants.get(timer.tenant)
+        conv = tenant.conversations.get(timer.key) if tenant is not None else None
+        if tenant is not None and conv is not None:
+            _ON_TIMER[timer.kind](ctx, tenant, conv, timer)
+        route(ctx)
+    state.clock = max(state.clock, now)
+
+
+def _offer_timeout(
+    ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer
+) -> None:
+    if conv.offer_agent is None or conv.offer_seq != timer.gen:
+        return
+    agent = withdraw_offer(ctx, tenant, conv, "timeout")
+    exclude(conv, agent.agent_id)
+    agent.responsive = False
+    ctx.emit(AgentNotResponding(tenant=tenant.tenant, ts=ctx.state.clock, agent_id=agent.agent_id))
+    agent_unavailable(ctx, tenant, agent)
+    enqueue(ctx, tenant, conv, "offer_timeout")
+
+
+def _ring(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    waiting = conv.in_queue or conv.offer_agent is not None
+    if conv.route_gen != timer.gen or not waiting:
+        return
+    rings = ctx.policy.queues[conv.queue].rings
+    elapsed = ctx.state.clock - conv.enqueued_ts
+    ring = sum(1 for r in rings if ms(r.after_s) <= elapsed)
+    if ring <= conv.ring:
+        return
+    conv.ring = ring
+    arm_ring(ctx, tenant, conv)
+    ctx.emit(
+        ConversationEscalated(
+            tenant=tenant.tenant, ts=ctx.state.clock,
+            conversation_id=conv.conversation_id, ring=ring,
+        )
+    )  # fmt: skip
+    if conv.in_queue:
+        ctx.dirty_conv(tenant, conv)
+
+
+def _sla(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    check_sla(ctx, tenant, conv)
+
+
+def _pin_over(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    if conv.pin_until == timer.gen:
+        conv.pinned = None
+        conv.pin_until = None
+        if conv.in_queue:
+            ctx.dirty_conv(tenant, conv)
+
+
+def _bot_window(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    if conv.bot_until == timer.gen and conv.kinds == "bot":
+        conv.kinds = "any"
+        if conv.in_queue:
+            ctx.dirty_conv(tenant, conv)
+
+
+def _wrap_up(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    if conv.stage != "wrap_up" or conv.owner is None:
+        return
+    ctx.emit(
+        WrapUpExpired(
+            tenant=tenant.tenant, ts=ctx.state.clock,
+            conversation_id=conv.conversation_id, agent_id=conv.owner,
+        )
+    )  # fmt: skip
+    finish(ctx, tenant, conv)
+
+
+def _callback_due(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    if conv.stage == "scheduled" and conv.route_gen == timer.gen:
+        enqueue(ctx, tenant, conv, "callback", rings="restart")
+
+
+_ON_TIMER: dict[TimerKind, Callable[[Context, TenantState, ConversationState, Timer], None]] = {
+    "offer": _offer_timeout,
+    "ring": _ring,
+    "sla": _sla,
+    "pin": _pin_over,
+    "bot": _bot_window,
+    "wrap_up": _wrap_up,
+    "inactive": go_inactive,
+    "callback": _callback_due,
+}
