@@ -35,19 +35,12 @@ from typing import TextIO
 import msgspec
 
 from omniroute.engine.events import Event, decode_json, decode_msgpack, encode_msgpack, is_decision
-from omniroute.engine.log import LogError
+from omniroute.engine.log import LogError, encode_frame
 from omniroute.engine.policy import PolicyError
 
-from ..nats.log import (
-    Cursor,
-    Frame,
-    NatsOptions,
-    Subjects,
-    connect,
-    encode_frame,
-    ensure_stream,
-    valid_tenant,
-)
+from ..nats.cursor import Cursor
+from ..nats.frames import Frame
+from ..nats.options import NatsOptions, Subjects, connect, ensure_stream, valid_tenant
 from ..service.config import ConfigError, ServiceConfig, load_config
 
 __all__ = ["COMMANDS", "add_commands", "run_command"]
@@ -151,7 +144,8 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _serve(config: ServiceConfig, args: argparse.Namespace) -> int:
-    from ..service.service import ServiceError, serve
+    from ..service.service import serve
+    from ..service.worker import ServiceError
 
     if args.instance:
         config = msgspec.structs.replace(

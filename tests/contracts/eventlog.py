@@ -326,7 +326,11 @@ class EventLogContract(abc.ABC):
 
     @settings(
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,  # one contract run by several log classes
+        ],
     )
     @given(data=batches)
     def test_random_batches_read_back_equal(
