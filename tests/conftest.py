@@ -2,8 +2,9 @@
 and the real ``nats-server`` fixtures the adapter and CLI tests share (imported lazily, so
 the engine's tests run with the core install alone).
 
-- ``nats_server``: one server for the whole session (JetStream in a temp folder, free
-  loopback port); tests isolate themselves by tenant name or stream name.
+- ``nats_server``: one server per test module (JetStream in a temp folder, free loopback
+  port); the tests of a module isolate themselves by tenant name or stream name, and
+  server-wide state (KV buckets with their TTLs) does not leak between modules.
 - ``fresh_nats_server``: a server of the test's own, which the test may stop, kill and
   restart.
 """
@@ -36,7 +37,7 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNatsServer]:
     from omniroute.adapters.nats.server import LocalNatsServer
     from tests.support.nats import require_nats_server
