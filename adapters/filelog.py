@@ -34,14 +34,14 @@ import struct
 import zlib
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
 from omniroute.engine.events import Event
-from omniroute.engine.log import CorruptLogError, EventLog, LogError, encode_batch
+from omniroute.engine.log import CorruptLogError, EventLog, LogError, encode_frame
 
 __all__ = ["MAGIC", "FileLog"]
 
@@ -64,14 +64,6 @@ _PAYLOAD_START = re.compile(  # an array header, then a map or array header
     rb"(?=[\x91-\x9f][\x80-\x9f\xdc-\xdf]|\xdc..[\x80-\x9f\xdc-\xdf]|\xdd....[\x80-\x9f\xdc-\xdf])",
     re.DOTALL,
 )
-
-
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
 
 
 def _sync(fd: int) -> None:
@@ -221,6 +213,10 @@ class FileLog(EventLog):
     def closed(self) -> bool:
         return self._fd < 0
 
+    @property
+    def _name(self) -> str:
+        return str(self._path)
+
     # --- opening and recovery ---------------------------------------------------------
 
     def _open(self, repair: bool) -> None:
@@ -312,16 +308,8 @@ class FileLog(EventLog):
 
     # --- the EventLog interface -------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> list[int]:
-        self._check_open()
-        if self._readonly:
-            raise LogError(f"{self._path} is open read-only")
-        if self._failed is not None:
-            raise LogError(f"{self._path}: an earlier write failed; reopen the log")
-        encoded = encode_batch(events)
-        if not encoded:
-            return []
-        payload = b"".join([_array_header(len(encoded)), *encoded])
+    def _append_encoded(self, encoded: list[bytes]) -> int:
+        payload = encode_frame(encoded)
         if len(payload) > _MAX_PAYLOAD:
             raise ValueError(f"batch of {len(payload)} bytes is too large for one frame")
         frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
@@ -342,7 +330,7 @@ class FileLog(EventLog):
         self._frame_starts.append(first)
         self._size = offset + len(frame)
         self._end = first + len(encoded)
-        return list(range(first, self._end))
+        return first
 
     def read(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, Event]]:
         self._check_open()

@@ -53,20 +53,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from omniroute.adapters.nats.log import (
-    NatsLog,
-    NatsOptions,
-    StreamOptions,
-    connect,
-    encode_frame,
-    ensure_stream,
-)
+from omniroute.adapters.nats.log import NatsLog
+from omniroute.adapters.nats.options import NatsOptions, StreamOptions, connect, ensure_stream
 from omniroute.adapters.nats.server import LocalNatsServer
 from omniroute.adapters.service.config import MetricsOptions, ServiceConfig, ServiceOptions
 from omniroute.adapters.service.service import Service
 from omniroute.engine import Engine
 from omniroute.engine import events as ev
 from omniroute.engine.events import Event, encode_msgpack, is_decision, tag_of
+from omniroute.engine.log import encode_frame
 from omniroute.engine.replay import replay
 
 TARGET_EVENTS_PER_S = 100_000

@@ -52,7 +52,7 @@ from .events import (
     TransferRequested,
     WrapUpCompleted,
 )
-from .policy import Policy
+from .policy import MEDIA_CLASSES, MediaClass, Policy
 from .routing import route
 from .state import EngineState, TenantState
 from .timers import advance
@@ -119,6 +119,14 @@ class Engine:
     def tenant(self, name: str) -> TenantState | None:
         """Read-only view of one tenant's state (do not mutate)."""
         return self._ctx.state.tenants.get(name)
+
+    def agents_with_room(self, tenant: str) -> dict[MediaClass, int]:
+        """How many routable agents of ``tenant`` could take one more item of each media
+        class now, by the capacity rule routing uses (budget, class maximum, interruption)."""
+        matcher = self._ctx.matchers.get(tenant)
+        if matcher is None:
+            return dict.fromkeys(MEDIA_CLASSES, 0)
+        return matcher.agents_with_room()
 
     def snapshot(self) -> bytes:
         """The whole state as msgpack; :meth:`restore` turns it back into an engine."""

@@ -20,7 +20,7 @@ import msgspec
 
 from .events import EVENT_TYPES, Event, decode_msgpack, encode_msgpack
 
-__all__ = ["CorruptLogError", "EventLog", "LogError", "encode_batch"]
+__all__ = ["CorruptLogError", "EventLog", "LogError", "encode_batch", "encode_frame"]
 
 
 class LogError(Exception):
@@ -55,16 +55,61 @@ def encode_batch(events: Sequence[Event]) -> list[bytes]:
     return encoded
 
 
-class EventLog(abc.ABC):
-    """Append-only event log; also a context manager that closes it."""
+def encode_frame(encoded: Sequence[bytes]) -> bytes:
+    """Already encoded events as one msgpack array: the frame payload stored logs write."""
+    n = len(encoded)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return b"".join([header, *encoded])
 
-    @abc.abstractmethod
+
+class EventLog(abc.ABC):
+    """Append-only event log; also a context manager that closes it.
+
+    :meth:`append` checks and encodes a batch once for every log; a log stores it in
+    :meth:`_append_encoded`. ``_readonly`` and ``_failed`` (an earlier append whose outcome
+    is unknown) refuse appends; :meth:`_check_open` refuses a closed log.
+    """
+
+    _readonly: bool = False
+    _failed: BaseException | None = None
+
     def append(self, events: Sequence[Event]) -> list[int]:
         """Append ``events`` as one atomic batch and return the positions assigned.
 
         An empty batch appends nothing and returns ``[]``. Invalid events raise
         ``TypeError``/``ValueError`` (see ``encode_batch``) and nothing is written.
         """
+        self._check_open()
+        if self._readonly:
+            raise LogError(f"{self._name} is open read-only")
+        if self._failed is not None:
+            raise LogError(f"{self._name}: an earlier append failed ({self._failed}); reopen")
+        encoded = encode_batch(events)
+        if not encoded:
+            return []
+        first = self._append_encoded(encoded)
+        return list(range(first, first + len(encoded)))
+
+    @abc.abstractmethod
+    def _append_encoded(self, encoded: list[bytes]) -> int:
+        """Store a non-empty batch of encoded events; the position of the first.
+
+        A failure after which the log's content is unknown sets ``_failed``.
+        """
+
+    @property
+    @abc.abstractmethod
+    def _name(self) -> str:
+        """The log's name in error messages (a path, a subject)."""
+
+    @abc.abstractmethod
+    def _check_open(self) -> None:
+        """Raise ``LogError`` when the log is closed."""
 
     @abc.abstractmethod
     def read_raw(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:

@@ -266,6 +266,13 @@ class TenantMatcher:
     def is_queued(self, conversation_id: str) -> bool:
         return conversation_id in self._conv_slot
 
+    def agents_with_room(self) -> dict[MediaClass, int]:
+        """Routable agents with room for one more item, per media class (the kernel's rule)."""
+        return {
+            cls: sum(int(word).bit_count() for word in self.table.room_bits[i])
+            for i, cls in enumerate(MEDIA_CLASSES)
+        }
+
     def pinned_to(self, agent_id: str) -> list[str]:
         """Waiting conversations pinned to this agent."""
         return list(self._pinned_to.get(agent_id, ()))

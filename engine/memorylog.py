@@ -7,10 +7,9 @@ second ``MemoryLog`` made on the first one's ``records`` is the same log opened 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
-from .events import Event
-from .log import EventLog, LogError, encode_batch
+from .log import EventLog, LogError
 
 __all__ = ["MemoryLog"]
 
@@ -31,12 +30,14 @@ class MemoryLog(EventLog):
     def closed(self) -> bool:
         return self._closed
 
-    def append(self, events: Sequence[Event]) -> list[int]:
-        self._check_open()
-        encoded = encode_batch(events)
+    @property
+    def _name(self) -> str:
+        return "the memory log"
+
+    def _append_encoded(self, encoded: list[bytes]) -> int:
         first = len(self._records)
         self._records.extend(encoded)
-        return list(range(first, first + len(encoded)))
+        return first
 
     def read_raw(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         self._check_open()

@@ -3,62 +3,28 @@
 Every input (an event for which :func:`~omniroute.engine.events.is_decision` is False)
 is applied, in log order, to a new :class:`~omniroute.engine.Engine`. The decisions it
 returns must be exactly the decisions recorded after that input and before the next
-one, compared as msgpack bytes (``encode_msgpack``): byte-identical, or the replay fails
-at the first difference. With ``snapshot_at=N`` the engine is snapshotted after input
-``N``, restored into a new engine and the replay continues on the restored one, which
-checks that snapshot + tail == full replay.
+one, compared as msgpack bytes (:class:`~omniroute.engine.verify.Verifier`):
+byte-identical, or the replay fails at the first difference. With ``snapshot_at=N`` the
+engine is snapshotted after input ``N``, restored into a new engine and the replay
+continues on the restored one, which checks that snapshot + tail == full replay.
 
-This is what ``omniroute replay`` runs; tests call it directly.
+This is what ``omniroute replay`` runs (and times); tests call it directly.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .engine import Engine
-from .events import Event, decode_msgpack, encode_json, encode_msgpack, is_decision
+from .events import decode_msgpack, is_decision
 from .policy import Policy
+from .verify import Mismatch, Verifier
 
 if TYPE_CHECKING:
     from .log import EventLog
 
-__all__ = ["Mismatch", "ReplayResult", "replay"]
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """The first place where the replay and the log disagree.
-
-    ``position`` is the log position of the recorded decision that differs or is
-    missing from the replay, or (``expected`` None) the position where the engine made a
-    decision the log does not have. ``input_position`` is the input that caused it.
-    """
-
-    position: int
-    input_position: int | None
-    expected: Event | None
-    got: Event | None
-    reason: str
-
-    def describe(self) -> list[str]:
-        """Human-readable lines: where, why, and both sides as JSON."""
-        cause = (
-            f" (decisions of the input at position {self.input_position})"
-            if self.input_position is not None
-            else ""
-        )
-        return [
-            f"replay MISMATCH at log position {self.position}{cause}: {self.reason}",
-            f"  expected: {_json(self.expected)}",
-            f"  got:      {_json(self.got)}",
-        ]
-
-
-def _json(event: Event | None) -> str:
-    return "(nothing)" if event is None else encode_json(event).decode()
+__all__ = ["ReplayResult", "replay"]
 
 
 @dataclass
@@ -71,7 +37,6 @@ class ReplayResult:
     snapshot_at: int | None = None
     snapshot_position: int | None = None
     snapshot_bytes: int | None = None
-    seconds: float = 0.0
     mismatch: Mismatch | None = None
 
     @property
@@ -95,11 +60,18 @@ def replay(
     """
     if snapshot_at is not None and snapshot_at < 0:
         raise ValueError(f"snapshot_at must be >= 0, got {snapshot_at}")
-    started = time.perf_counter()
     result = ReplayResult(snapshot_at=snapshot_at)
-    engine = Engine(policy)
-    pending: deque[tuple[bytes, Event]] = deque()
-    input_position: int | None = None
+    verifier = Verifier(Engine(policy))
+    result.mismatch = _verify(log, policy, verifier, result)
+    result.inputs_applied = verifier.inputs_applied
+    result.decisions_matched = verifier.decisions_matched
+    return result
+
+
+def _verify(
+    log: EventLog, policy: Policy | None, verifier: Verifier, result: ReplayResult
+) -> Mismatch | None:
+    snapshot_at = result.snapshot_at
     for position, raw in log.read_raw():
         result.events_read += 1
         try:
@@ -109,48 +81,23 @@ def replay(
                 f"the event at log position {position} does not decode: {exc}"
             ) from exc
         if is_decision(event):
-            if not pending:
-                result.mismatch = Mismatch(
-                    position, input_position, event, None,
-                    "the log records a decision the engine did not make",
-                )  # fmt: skip
-                break
-            got_bytes, got = pending.popleft()
-            if got_bytes != raw:
-                result.mismatch = Mismatch(
-                    position, input_position, event, got, "the decisions differ"
-                )
-                break
-            result.decisions_matched += 1
+            if mismatch := verifier.decision(position, raw, event):
+                return mismatch
             continue
-        if pending:
-            _, got = pending[0]
-            result.mismatch = Mismatch(
-                position, input_position, None, got,
-                "the engine made a decision the log does not record",
-            )  # fmt: skip
-            break
-        if snapshot_at is not None and result.inputs_applied == snapshot_at:
-            engine = _through_snapshot(engine, policy, result, position)
-        input_position = position
-        pending.extend((encode_msgpack(d), d) for d in engine.apply(event))
-        result.inputs_applied += 1
-    else:
-        if pending:
-            _, got = pending[0]
-            result.mismatch = Mismatch(
-                result.events_read, input_position, None, got,
-                "the engine made a decision the log does not record (at the end of the log)",
-            )  # fmt: skip
-        elif snapshot_at is not None and result.snapshot_position is None:
-            if snapshot_at > result.inputs_applied:
-                raise ValueError(
-                    f"snapshot_at={snapshot_at}, but the log has only "
-                    f"{result.inputs_applied} inputs"
-                )
-            _through_snapshot(engine, policy, result, result.events_read)
-    result.seconds = time.perf_counter() - started
-    return result
+        if mismatch := verifier.unmatched(position):
+            return mismatch
+        if snapshot_at is not None and verifier.inputs_applied == snapshot_at:
+            verifier.engine = _through_snapshot(verifier.engine, policy, result, position)
+        verifier.apply(position, event)
+    if mismatch := verifier.unmatched(result.events_read, at_end=True):
+        return mismatch
+    if snapshot_at is not None and result.snapshot_position is None:
+        if snapshot_at > verifier.inputs_applied:
+            raise ValueError(
+                f"snapshot_at={snapshot_at}, but the log has only {verifier.inputs_applied} inputs"
+            )
+        _through_snapshot(verifier.engine, policy, result, result.events_read)
+    return None
 
 
 def _through_snapshot(

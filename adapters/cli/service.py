@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, TextIO
 import msgspec
 
 from omniroute.engine.events import Event, decode_json, decode_msgpack, encode_msgpack, is_decision
-from omniroute.engine.log import LogError
+from omniroute.engine.log import LogError, encode_frame
 from omniroute.engine.policy import PolicyError
 
 from .common import EXIT_FAILED, EXIT_OK, CliError, Command, reported
@@ -104,7 +104,7 @@ def _configured(run: _Run) -> Callable[[argparse.Namespace, TextIO], int]:
     and the default stream settings), with a log error reported."""
 
     def wrapped(args: argparse.Namespace, out: TextIO) -> int:
-        from ..nats.log import NatsOptions
+        from ..nats.options import NatsOptions
         from ..service.config import ConfigError, ServiceConfig, load_config
 
         with reported(OSError, ConfigError):
@@ -123,7 +123,8 @@ def _configured(run: _Run) -> Callable[[argparse.Namespace, TextIO], int]:
 
 
 def _serve(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
-    from ..service.service import ServiceError, serve
+    from ..service.service import serve
+    from ..service.worker import ServiceError
 
     if args.instance:
         config = msgspec.structs.replace(
@@ -141,7 +142,7 @@ def _serve(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _read_events(path: str) -> tuple[list[Event], list[str]]:
-    from ..nats.log import valid_tenant
+    from ..nats.options import valid_tenant
 
     stream = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115
     events: list[Event] = []
@@ -185,7 +186,7 @@ async def _publish(
     config: ServiceConfig, args: argparse.Namespace, by_tenant: dict[str, list[bytes]],
     count: int, out: TextIO,
 ) -> int:  # fmt: skip
-    from ..nats.log import Subjects, connect, encode_frame, ensure_stream
+    from ..nats.options import Subjects, connect, ensure_stream
 
     limit = config.stream.max_frame_bytes - 16
     nc = await connect(config.nats)
@@ -235,7 +236,7 @@ async def _publish(
 
 
 def _tail_main(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
-    from ..nats.log import valid_tenant
+    from ..nats.options import valid_tenant
 
     tenants = args.tenant or list(config.service.tenants)
     if not tenants:
@@ -259,7 +260,8 @@ async def _tail(
     config: ServiceConfig, tenants: list[str], args: argparse.Namespace, out: TextIO,
     stop: asyncio.Event,
 ) -> int:  # fmt: skip
-    from ..nats.log import Cursor, connect
+    from ..nats.cursor import Cursor
+    from ..nats.options import connect
 
     prefix = config.stream.prefix
     kind = "rejected" if args.rejected else "out"
@@ -304,7 +306,7 @@ async def _tail(
 def _lines(msg: object, args: argparse.Namespace) -> list[str]:
     from nats.aio.msg import Msg
 
-    from ..nats.log import Frame
+    from ..nats.frames import Frame
 
     assert isinstance(msg, Msg)
     if args.rejected:

@@ -44,7 +44,7 @@ from typing import Literal
 
 import msgspec
 
-from ..nats.log import NatsOptions, StreamOptions, valid_tenant
+from ..nats.options import NatsOptions, StreamOptions, valid_tenant
 
 __all__ = [
     "ConfigError",

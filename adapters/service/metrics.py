@@ -12,8 +12,8 @@
                                             its decisions (queueing included)
 ``omniroute_queue_depth{tenant,class}``     conversations waiting for an agent, by media class
 ``omniroute_agents_available{tenant,class}`` routable agents with room for one more item of
-                                            the class (budget and class maximum; interruption
-                                            rules ignored)
+                                            the class, by the engine's own capacity rule
+                                            (budget, class maximum, interruption)
 ``omniroute_consumer_lag{tenant}``          input messages stored but not yet fetched
 ``omniroute_writer{tenant}``                1 while this instance holds the tenant's lease
 ``omniroute_log_position{tenant}``          the log position applied (events in the log)
@@ -114,27 +114,11 @@ class Metrics:
         """Recompute the queue depth and available-agent gauges of ``tenant`` from ``engine``."""
         state = engine.tenant(tenant)
         depth = dict.fromkeys(MEDIA_CLASSES, 0)
-        available = dict.fromkeys(MEDIA_CLASSES, 0)
         if state is not None:
             for conv in state.conversations.values():
                 if conv.in_queue:
                     depth[conv.media_class] += 1
-            profiles = engine.policy.profiles
-            for agent in state.agents.values():
-                if not agent.routable:
-                    continue
-                profile = profiles.get(agent.profile)
-                if profile is None:
-                    continue
-                used = sum(agent.units)
-                for i, cls in enumerate(MEDIA_CLASSES):
-                    limit = profile.classes.get(cls)
-                    if (
-                        limit is not None
-                        and agent.counts[i] < limit.max
-                        and used + limit.cost <= profile.budget
-                    ):
-                        available[cls] += 1
+        available = engine.agents_with_room(tenant)
         for cls in MEDIA_CLASSES:
             self.queue_depth.labels(tenant, cls).set(depth[cls])
             self.agents_available.labels(tenant, cls).set(available[cls])

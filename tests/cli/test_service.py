@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from omniroute.adapters import cli
-from omniroute.adapters.nats.log import StreamOptions
+from omniroute.adapters.nats.options import StreamOptions
 from omniroute.adapters.nats.server import LocalNatsServer
 from omniroute.engine import events as ev
 from omniroute.engine.events import encode_json, is_decision
-from tests.support.nats import nats_server, options_for, unique
+from tests.support.nats import options_for, unique
 from tests.support.service import (
     InProcessService,
     config_toml,
@@ -24,8 +24,6 @@ from tests.support.service import (
     wait_until_consumed,
     workload,
 )
-
-__all__ = ["nats_server"]
 
 
 @pytest.fixture
@@ -45,7 +43,7 @@ def _jsonl(path: Path, events: list[ev.Event]) -> Path:
 def _in_seq(nats_server: LocalNatsServer, stream: StreamOptions) -> int:
     import asyncio
 
-    from omniroute.adapters.nats.log import connect
+    from omniroute.adapters.nats.options import connect
 
     async def go() -> int:
         nc = await connect(options_for(nats_server))

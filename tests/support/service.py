@@ -20,17 +20,15 @@ from typing import Any
 
 import msgspec
 
-from omniroute.adapters.nats.log import (
-    HEADER_IN,
-    HEADER_WRITER,
-    AsyncNatsLog,
-    Cursor,
-    NatsLog,
+from omniroute.adapters.nats.asynclog import AsyncNatsLog
+from omniroute.adapters.nats.cursor import Cursor
+from omniroute.adapters.nats.frames import HEADER_IN, HEADER_WRITER
+from omniroute.adapters.nats.log import NatsLog
+from omniroute.adapters.nats.options import (
     NatsOptions,
     StreamOptions,
     Subjects,
     connect,
-    encode_frame,
     ensure_stream,
 )
 from omniroute.adapters.service.config import ServiceConfig, parse_config
@@ -38,6 +36,7 @@ from omniroute.adapters.service.service import Service
 from omniroute.engine import Engine
 from omniroute.engine import events as ev
 from omniroute.engine.events import Event, encode_msgpack, is_decision
+from omniroute.engine.log import encode_frame
 from omniroute.engine.replay import replay
 
 __all__ = [

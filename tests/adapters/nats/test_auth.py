@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from omniroute.adapters.nats.log import NatsLog, NatsOptions, StreamOptions
+from omniroute.adapters.nats.log import NatsLog
+from omniroute.adapters.nats.options import NatsOptions, StreamOptions
 from omniroute.adapters.nats.server import LocalNatsServer, find_nats_server
 from omniroute.engine import events as ev
 from omniroute.engine.log import LogError
-from tests.support.nats import TlsFiles, options_for, tls_files
-
-__all__ = ["tls_files"]
+from tests.support.nats import TlsFiles, options_for
 
 STREAM = StreamOptions(name="AUTH", prefix="auth")
 TICKS = [ev.Tick(tenant="acme", ts=i) for i in range(3)]

@@ -11,27 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from nats.js.api import StorageType
 
-from omniroute.adapters.nats.log import (
-    HEADER_COUNT,
-    HEADER_POS,
-    AsyncNatsLog,
-    Cursor,
-    LogConflictError,
-    NatsLog,
-    NatsOptions,
-    StreamOptions,
-    connect,
-    decode_frame,
-    ensure_stream,
-)
+from omniroute.adapters.nats.asynclog import AsyncNatsLog, LogConflictError
+from omniroute.adapters.nats.cursor import Cursor
+from omniroute.adapters.nats.frames import HEADER_COUNT, HEADER_POS, decode_frame
+from omniroute.adapters.nats.log import NatsLog
+from omniroute.adapters.nats.options import NatsOptions, StreamOptions, connect, ensure_stream
 from omniroute.adapters.nats.server import LocalNatsServer
 from omniroute.engine import events as ev
 from omniroute.engine.events import Event, encode_msgpack
 from omniroute.engine.log import EventLog, LogError
 from tests.contracts.eventlog import SAMPLE_EVENTS, EventLogContract, batches
-from tests.support.nats import fresh_nats_server, nats_server, options_for, stream_options, unique
-
-__all__ = ["fresh_nats_server", "nats_server", "stream_options"]  # fixtures used here
+from tests.support.nats import options_for, unique
 
 _SHARED_STREAM = StreamOptions(name="CONTRACT", prefix="contract")
 

@@ -12,12 +12,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from omniroute.adapters.nats.log import HEADER_IN, StreamOptions
+from omniroute.adapters.nats.frames import HEADER_IN
+from omniroute.adapters.nats.options import StreamOptions
 from omniroute.adapters.nats.server import LocalNatsServer
-from omniroute.adapters.service.service import decode_inputs
+from omniroute.adapters.service.inputs import decode_inputs
 from omniroute.engine import events as ev
 from omniroute.engine.events import encode_json, encode_msgpack, is_decision
-from tests.support.nats import fresh_nats_server, nats_server, options_for, unique
+from tests.support.nats import options_for, unique
 from tests.support.service import (
     InProcessService,
     ServeProcess,
@@ -34,8 +35,6 @@ from tests.support.service import (
     workload,
     writers,
 )
-
-__all__ = ["fresh_nats_server", "nats_server"]
 
 
 def _publisher(

@@ -1,0 +1,180 @@
+"""One writer per tenant: a lease in a JetStream KV bucket, and the hot standby's wait for it.
+
+The lease is a key whose TTL (``lease_ttl_s``) is the bucket's. The writer renews it every
+third of the TTL; an instance without it is a hot standby that polls it every tenth of the
+TTL. When the writer dies its lease expires and a standby takes over within the TTL. A
+graceful stop releases the lease, so a standby takes over at once; a process restarted
+with the same instance name takes its own lease back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+
+import msgspec
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from ..nats.options import TRANSIENT
+from .config import ServiceConfig
+
+__all__ = ["RETRYABLE", "Lease", "cancel", "open_lease_bucket"]
+
+_log = logging.getLogger(__name__)
+
+RETRYABLE: tuple[type[BaseException], ...] = (
+    *TRANSIENT,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
+)
+"""Errors of a KV or stream request worth trying again later."""
+
+
+class Lease:
+    """One writer per tenant: a key in a KV bucket whose TTL is the lease's."""
+
+    def __init__(self, kv: KeyValue, tenant: str, instance: str, ttl: float) -> None:
+        self._kv = kv
+        self.key = tenant
+        self.instance = instance
+        self.ttl = ttl
+        self.revision = 0
+        self.held = False
+        self.holder: str | None = None
+        self._renewed = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _value(self) -> bytes:
+        return msgspec.json.encode(
+            {"instance": self.instance, "pid": os.getpid(), "ms": int(time.time() * 1000)}
+        )
+
+    async def try_acquire(self) -> bool:
+        """Take the lease if it is free (or held by this instance's earlier incarnation)."""
+        if self.held:
+            return True
+        try:
+            revision = await self._take()
+        except RETRYABLE as exc:
+            _log.debug("%s: lease not checked: %r", self.key, exc)
+            return False
+        if revision is None:
+            return False
+        self.revision = revision
+        self.held = True
+        self.holder = self.instance
+        self._renewed = time.monotonic()
+        self._task = asyncio.create_task(self._renew_loop(), name=f"lease-{self.key}")
+        return True
+
+    async def _take(self) -> int | None:
+        try:
+            return await self._kv.create(self.key, self._value())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None  # (nats-py's create looked at a key that expired meanwhile)
+        try:
+            entry = await self._kv.get(self.key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None  # expired or released in between: the next poll takes it
+        holder = _holder(entry.value)
+        if holder != self.holder:
+            _log.info("%s: lease held by %s", self.key, holder)
+            self.holder = holder
+        if holder != self.instance or entry.revision is None:
+            return None
+        try:  # our own earlier incarnation (same instance name): take it back now
+            return await self._kv.update(self.key, self._value(), last=entry.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+
+    async def _renew_loop(self) -> None:
+        while self.held:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                self.revision = await self._kv.update(self.key, self._value(), last=self.revision)
+                self._renewed = time.monotonic()
+            except nats.js.errors.KeyWrongLastSequenceError:
+                _log.warning("%s: lease lost (taken over or expired)", self.key)
+                self.held = False
+            except Exception as exc:
+                if time.monotonic() - self._renewed > self.ttl:
+                    _log.warning("%s: lease not renewed for %.1f s (%r)", self.key, self.ttl, exc)
+                    self.held = False
+
+    def still_valid(self) -> bool:
+        """Held and renewed within the TTL (a writer cut off from NATS stops by itself)."""
+        if self.held and time.monotonic() - self._renewed > self.ttl:
+            self.held = False
+        return self.held
+
+    async def release(self) -> None:
+        task, self._task = self._task, None
+        await cancel(task)
+        if self.held:
+            self.held = False
+            with contextlib.suppress(Exception):
+                await self._kv.delete(self.key, last=self.revision)
+                _log.info("%s: lease released", self.key)
+
+    def drop(self) -> None:
+        """Forget the lease without touching the server (it expires by itself)."""
+        self.held = False
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+async def cancel(task: asyncio.Task[object] | None, timeout: float = 5.0) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again if a library swallowed it."""
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not task.done() and loop.time() < deadline:
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: not "never retrieved"
+
+
+def _holder(value: bytes | None) -> str | None:
+    try:
+        obj = msgspec.json.decode(value or b"{}")
+    except msgspec.DecodeError:
+        return None
+    holder = obj.get("instance") if isinstance(obj, dict) else None
+    return holder if isinstance(holder, str) else None
+
+
+async def open_lease_bucket(js: JetStreamContext, config: ServiceConfig) -> KeyValue:
+    """The KV bucket of the leases (TTL ``lease_ttl_s``), created if missing."""
+    opts = config.service
+    storage = StorageType.FILE if config.stream.storage == "file" else StorageType.MEMORY
+    try:
+        kv = await js.key_value(opts.lease_bucket)
+        status = await kv.status()
+        if abs((status.ttl or 0) - opts.lease_ttl_s) > 1e-3:
+            _log.warning(
+                "lease bucket %s has TTL %s s, configured %s s: the bucket's TTL applies",
+                opts.lease_bucket, status.ttl, opts.lease_ttl_s,
+            )  # fmt: skip
+        return kv
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    return await js.create_key_value(
+        KeyValueConfig(
+            bucket=opts.lease_bucket,
+            ttl=opts.lease_ttl_s,
+            history=1,
+            storage=storage,
+            replicas=config.stream.replicas,
+        )
+    )

@@ -1,0 +1,308 @@
+"""The writer of one tenant's log: inputs in, the engine applied, frames appended.
+
+The writer (the instance holding the tenant's lease) consumes ``P.T.in`` in stream order,
+applies each event and appends to ``P.T.out`` the input followed by the decisions it
+caused, many inputs per frame, with ``Nats-Expected-Last-Subject-Sequence`` (a stale
+writer can never append), a ``Nats-Msg-Id`` derived from the log position and the input
+sequences (an append retried after a lost acknowledgement is recognised, not doubled) and
+``Omniroute-In`` = the last input sequence the log now covers. Every ``tick_interval_s``
+it publishes a ``Tick`` to ``P.T.in``: timers fire through the log, so a replay fires them
+identically.
+
+Bad input never stops the service: an unparsable message goes to ``P.T.dead`` (raw bytes,
+reason in ``Omniroute-Reason``); every bad event (see :mod:`.inputs`) and every
+``EventRejected`` the engine decides is published as JSON on ``P.T.rejected``. An input on
+which the engine itself fails is quarantined: the engine is rebuilt without it and it is
+rejected as ``internal``. Rejections are published before the frame is appended, with
+message ids derived from the input's sequence: at least once, de-duplicated within the
+window. The engine is applied between awaits, overlapping the acknowledgement of one
+frame with the decisions of the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import msgspec
+from nats.aio.msg import Msg
+
+from omniroute.engine.events import TAGS, EventRejected, Tick, encode_json, encode_msgpack, tag_of
+from omniroute.engine.log import LogError, encode_frame
+
+from ..nats.asynclog import LogConflictError
+from ..nats.cursor import Cursor, ack_meta
+from ..nats.frames import HEADER_IN, HEADER_WRITER, MSG_ID
+from .inputs import Rejection, decode_inputs
+from .lease import Lease, cancel
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "Fenced", "Writer"]
+
+_log = logging.getLogger(__name__)
+
+HEADER_REASON = "Omniroute-Reason"
+HEADER_IN_SEQ = "Omniroute-In-Seq"
+_encoder = msgspec.msgpack.Encoder()  # the encoding of encode_msgpack, bound once
+
+
+class Fenced(Exception):
+    """Leading stopped with engine state that the log does not hold: rebuild."""
+
+
+class _Poison(Exception):
+    def __init__(self, seq: int, index: int, exc: BaseException) -> None:
+        super().__init__(f"the engine failed on input {index} of message {seq}: {exc!r}")
+        self.seq, self.index = seq, index
+
+
+@dataclass
+class _Batch:
+    encoded: list[bytes] = field(default_factory=list)
+    first_in: int = 0
+    last_in: int = 0
+    inputs: int = 0
+    decisions: Counter[type] = field(default_factory=Counter)
+    rejected: list[tuple[int, int, EventRejected, str]] = field(default_factory=list)
+    dead: list[tuple[int, bytes, str]] = field(default_factory=list)
+    stamps: list[int] = field(default_factory=list)  # stream timestamps (ns) of the messages
+
+
+class Writer:
+    """Writes one tenant's log while its worker holds the lease (:meth:`lead`).
+
+    Remembers across rebuilds the inputs the engine failed on, so they are rejected.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.svc = worker.svc
+        self.tenant = worker.tenant
+        self.log = worker.log
+        self.subjects = worker.subjects
+        self._poison: set[tuple[int, int]] = set()
+        self._next_in = 0  # the last input sequence applied to the engine
+
+    def _apply_messages(self, msgs: deque[Msg], max_msgs: int, max_bytes: int) -> _Batch:
+        """Apply the events of input messages taken from ``msgs``, until ``max_msgs`` of
+        them or about ``max_bytes`` of log events; the batch to append. (The hot path.)"""
+        batch = _Batch()
+        apply = self.worker.engine.apply
+        encode = _encoder.encode
+        out = batch.encoded
+        append = out.append
+        kinds = batch.decisions
+        tenant = self.tenant
+        poison = self._poison
+        size = 0
+        taken = 0
+        while msgs and taken < max_msgs and size < max_bytes:
+            msg = msgs.popleft()
+            taken += 1
+            seq, stamp = ack_meta(msg)
+            if seq <= self._next_in:
+                continue
+            if not batch.first_in:
+                batch.first_in = seq
+            items, error = decode_inputs(msg.data, tenant)
+            if error is not None:
+                batch.dead.append((seq, msg.data, error))
+                batch.rejected.append((seq, 0, self._rejection(f"undecodable message: {error}"),
+                                       "decode"))  # fmt: skip
+            for index, item in enumerate(items):
+                if isinstance(item, Rejection):
+                    rej = self._rejection(item.reason, item.event_type, item.event_id)
+                    batch.rejected.append((seq, index, rej, item.stage))
+                    continue
+                if poison and (seq, index) in poison:
+                    rej = self._rejection("internal error: the engine failed on this event",
+                                          TAGS.get(type(item)), item.id)  # fmt: skip
+                    batch.rejected.append((seq, index, rej, "internal"))
+                    continue
+                try:
+                    decisions = apply(item)
+                except Exception as exc:
+                    raise _Poison(seq, index, exc) from exc
+                data = encode(item)
+                append(data)
+                size += len(data)
+                for d in decisions:
+                    data = encode(d)
+                    append(data)
+                    size += len(data)
+                    kinds[type(d)] += 1
+                    if type(d) is EventRejected:
+                        batch.rejected.append((seq, index, d, "engine"))
+                batch.inputs += 1
+            batch.last_in = seq
+            batch.stamps.append(stamp)
+            self._next_in = seq
+        return batch
+
+    def _rejection(
+        self, reason: str, event_type: str | None = None, event_id: str | None = None
+    ) -> EventRejected:
+        return EventRejected(
+            tenant=self.tenant, ts=self.worker.engine.clock, reason=reason, event_type=event_type,
+            event_id=event_id,
+        )  # fmt: skip
+
+    async def _publish_rejections(self, batch: _Batch) -> None:
+        """Publish the batch's rejections and dead letters (idempotent message ids)."""
+        js = self.svc.js
+        todo: list[tuple[str, bytes, dict[str, str]]] = []
+        for seq, index, rej, stage in batch.rejected:
+            headers = {MSG_ID: f"rej:{self.tenant}:{seq}:{index}:{stage}",
+                       HEADER_IN_SEQ: str(seq)}  # fmt: skip
+            todo.append((self.subjects.rejected, encode_json(rej), headers))
+            self.svc.metrics.rejected.labels(self.tenant, stage).inc()
+        for seq, data, reason in batch.dead:
+            clean = reason[:1000].replace("\r", " ").replace("\n", " ")
+            headers = {MSG_ID: f"dead:{self.tenant}:{seq}", HEADER_IN_SEQ: str(seq),
+                       HEADER_REASON: clean}  # fmt: skip
+            todo.append((self.subjects.dead, data, headers))
+        attempt = 0
+        while todo:
+            results = await asyncio.gather(
+                *(js.publish(subject, data, headers=dict(h)) for subject, data, h in todo),
+                return_exceptions=True,
+            )
+            todo = [job for job, r in zip(todo, results, strict=True) if isinstance(r, Exception)]
+            if not todo:
+                return
+            attempt += 1
+            if attempt == 1:
+                _log.warning("%s: %d rejection(s) not published yet; retrying", self.tenant,
+                             len(todo))  # fmt: skip
+            if self.svc.hard_stop or (
+                self.worker.lease is not None and not self.worker.lease.still_valid()
+            ):
+                raise Fenced("rejections not published")
+            await asyncio.sleep(0.25)
+
+    async def _append(self, batch: _Batch) -> _Batch:
+        if batch.rejected or batch.dead:
+            await self._publish_rejections(batch)
+        if not batch.encoded:
+            return batch
+        headers = {HEADER_IN: str(batch.last_in), HEADER_WRITER: self.svc.instance}
+        msg_id = f"{self.tenant}:{self.log.end}:{batch.first_in}-{batch.last_in}"
+        warned = False
+        while True:
+            try:
+                await self.log.append(batch.encoded, msg_id=msg_id, headers=headers)
+                return batch
+            except LogConflictError:
+                raise
+            except LogError as exc:
+                if (
+                    self.svc.hard_stop
+                    or self.worker.lease is None
+                    or not self.worker.lease.still_valid()
+                ):
+                    raise Fenced(f"append abandoned: {exc}") from exc
+                if not warned:
+                    _log.warning("%s: append not acknowledged (%s); retrying", self.tenant, exc)
+                    warned = True
+                await asyncio.sleep(0.25)
+
+    def _commit(self, batch: _Batch) -> None:
+        self.worker.applied_seq, self.worker.applied_end = self.log.tail_seq, self.log.end
+        self.worker.in_seq = max(self.worker.in_seq, batch.last_in)
+        self.worker.since_snapshot += len(batch.encoded)
+        m = self.svc.metrics
+        t = self.tenant
+        if batch.inputs:
+            m.inputs.labels(t).inc(batch.inputs)
+        for kind, n in batch.decisions.items():
+            m.decisions.labels(t, tag_of(kind)).inc(n)
+        now = time.time_ns()
+        hist = m.latency.labels(t)
+        for stamp in batch.stamps:
+            hist.observe(max(0, now - stamp) / 1e9)
+        m.position.labels(t).set(self.worker.applied_end)
+
+    async def _ticks(self) -> None:
+        interval = self.svc.config.service.tick_interval_s
+        js = self.svc.js
+        while True:
+            await asyncio.sleep(interval)
+            ts = int(time.time() * 1000)
+            frame = encode_frame([encode_msgpack(Tick(tenant=self.tenant, ts=ts))])
+            try:
+                await js.publish(self.subjects.inputs, frame,
+                                 headers={MSG_ID: f"tick:{self.tenant}:{ts}"})  # fmt: skip
+            except Exception as exc:
+                _log.debug("%s: tick not published: %r", self.tenant, exc)
+
+    async def lead(self, lease: Lease) -> None:
+        """Write the log while the lease holds; raises ``Fenced`` if state must be rebuilt."""
+        svc = self.svc
+        opts = svc.config.service
+        self.worker.role = "catching up"
+        await self.worker.catch_up()
+        self.log.tail_seq, self.log.end = self.worker.applied_seq, self.worker.applied_end
+        self._next_in = self.worker.in_seq
+        self.worker.role = "writer"
+        svc.metrics.writer.labels(self.tenant).set(1)
+        _log.info("%s: writing the log from position %d, inputs after %d", self.tenant,
+                  self.worker.applied_end, self.worker.in_seq)  # fmt: skip
+        cursor = Cursor(svc.nc_checked, svc.config.stream.name, self.subjects.inputs,
+                        self.worker.in_seq + 1, batch=opts.fetch_batch)  # fmt: skip
+        ticker = asyncio.create_task(self._ticks()) if opts.tick_interval_s > 0 else None
+        inflight: asyncio.Task[_Batch] | None = None
+        group = opts.append_messages or opts.fetch_batch
+        frame_bytes = self.log.max_frame_bytes
+        clean = False
+        try:
+            while not svc.stopping.is_set() and lease.still_valid():
+                msgs = await cursor.fetch(0.0 if inflight is not None else 0.25)
+                svc.metrics.lag.labels(self.tenant).set(cursor.num_pending or 0)
+                if not msgs:
+                    if inflight is not None:
+                        self._commit(await inflight)
+                        inflight = None
+                    if self.worker.snapshot_due():
+                        await self.worker.save_snapshot()
+                    continue
+                todo = deque(msgs)
+                while todo:
+                    if self.worker.snapshot_due():
+                        if inflight is not None:
+                            self._commit(await inflight)
+                            inflight = None
+                        await self.worker.save_snapshot()
+                    try:
+                        batch = self._apply_messages(todo, group, frame_bytes)
+                    except _Poison as poison:
+                        _log.error("%s: %s; rebuilding without it", self.tenant, poison)
+                        self._poison.add((poison.seq, poison.index))
+                        raise Fenced(str(poison)) from poison
+                    if inflight is not None:
+                        self._commit(await inflight)
+                    inflight = asyncio.create_task(self._append(batch))
+            if inflight is not None:
+                self._commit(await inflight)
+                inflight = None
+            clean = True
+        except LogConflictError as exc:
+            svc.metrics.conflicts.labels(self.tenant).inc()
+            _log.warning("%s: fenced off: %s", self.tenant, exc)
+            raise Fenced(str(exc)) from exc
+        finally:
+            await cancel(inflight)
+            await cancel(ticker)
+            await cursor.close()
+            svc.metrics.writer.labels(self.tenant).set(0)
+            self.worker.role = "standby"
+            if clean and svc.stopping.is_set() and self.worker.since_snapshot:
+                await self.worker.save_snapshot(wait=True)
+        if not lease.still_valid():
+            # the engine may hold inputs applied after the lease lapsed and never appended
+            raise Fenced("lease lost")
