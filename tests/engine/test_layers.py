@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import omniroute.engine
@@ -34,3 +36,18 @@ def test_only_matching_imports_the_kernel() -> None:
         if any(name.startswith("omniroute.core_ext") for name in _imports(path))
     )
     assert importers == ["matching.py"]
+
+
+def test_the_engine_simulator_and_file_log_load_no_optional_dependency() -> None:
+    """What an embedder imports needs only the core install (numpy, msgspec)."""
+    code = (
+        "import sys\n"
+        "import omniroute.engine, omniroute.engine.simulation, omniroute.engine.memorylog\n"
+        "import omniroute.adapters.filelog\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                text=True).stdout.split())  # fmt: skip
+    assert "numpy" in loaded and "msgspec" in loaded
+    optional = {"duckdb", "nats", "prometheus_client", "matplotlib", "tqdm", "nkeys"}
+    assert not loaded & optional
