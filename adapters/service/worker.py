@@ -34,7 +34,7 @@ from .snapshots import Snapshot
 from .writer import Fenced, Writer
 
 if TYPE_CHECKING:
-    from .service import Service
+    from .types import Host
 
 __all__ = ["ServiceError", "Worker"]
 
@@ -49,7 +49,7 @@ class ServiceError(Exception):
 class Worker:
     """Engine, lease and log of one tenant; writer or hot standby."""
 
-    def __init__(self, service: Service, tenant: str) -> None:
+    def __init__(self, service: Host, tenant: str) -> None:
         self.svc = service
         self.tenant = tenant
         self.key = f"{service.config.stream.name}.{tenant}"

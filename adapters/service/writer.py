@@ -41,7 +41,7 @@ from .inputs import Rejection, decode_inputs
 from .lease import Lease, cancel
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .types import Tenant
 
 __all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "Fenced", "Writer"]
 
@@ -80,7 +80,7 @@ class Writer:
     Remembers across rebuilds the inputs the engine failed on, so they are rejected.
     """
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Tenant) -> None:
         self.worker = worker
         self.svc = worker.svc
         self.tenant = worker.tenant
