@@ -2,7 +2,10 @@
 
 A policy is plain data (``msgspec`` Structs) loaded from TOML. Every field has a
 default, so ``Policy()`` is a working contact centre: one ``default`` queue, the
-capacity profiles of DESIGN.md §5 and the ``balanced`` scoring preset.
+capacity profiles of DESIGN.md §5 and the ``balanced`` scoring preset. Queues a policy
+defines are added to the ``default`` queue (unless ``default_queue = false``), so an
+arrival that names no queue is still routed. Every check names the key; times are at
+most :data:`MAX_SECONDS`; :meth:`Policy.warnings` lists what is valid but suspicious.
 
 Example::
 
@@ -18,9 +21,12 @@ Example::
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -28,6 +34,7 @@ from .events import CHANNELS, Channel
 
 __all__ = [
     "CHANNEL_CLASS",
+    "MAX_SECONDS",
     "MEDIA_CLASSES",
     "PRESETS",
     "CapacityProfile",
@@ -203,6 +210,68 @@ def _default_queues() -> dict[str, Queue]:
     return {"default": Queue()}
 
 
+MAX_SECONDS = 30 * 86_400
+"""The longest time a policy may set (30 days): timers stay far inside the kernel's range."""
+_MAX_UNITS = 1_000_000_000  # budgets, costs and counts are 32-bit in the kernel
+_MAX_PRIORITY = 1_000_000
+_MAX_DEDUP = 10_000_000
+
+
+def _check_int(key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise PolicyError(f"{key}: must be {low:,} to {high:,}, got {value}")
+
+
+def _check_seconds(key: str, value: float, *, positive: bool = False) -> None:
+    """A duration: finite, at most :data:`MAX_SECONDS`, more than 0 if ``positive``."""
+    low_ok = value > 0 if positive else value >= 0  # (False for NaN)
+    if not (low_ok and value <= MAX_SECONDS):
+        what = "more than 0 and at most" if positive else "0 to"
+        raise PolicyError(f"{key}: must be {what} {MAX_SECONDS} s (30 days), got {value:g}")
+
+
+def _check_profile(key: str, profile: CapacityProfile) -> None:
+    _check_int(f"{key}.budget", profile.budget, 1, _MAX_UNITS)
+    for cname, limit in profile.classes.items():
+        ckey = f"{key}.classes.{cname}"
+        for field in ("cost", "max", "inactive_cost"):
+            _check_int(f"{ckey}.{field}", getattr(limit, field), 0, _MAX_UNITS)
+        if limit.inactive_cost > limit.cost:
+            raise PolicyError(f"{ckey}.inactive_cost: must not exceed cost")
+        if limit.inactive_after_s is not None:
+            _check_seconds(f"{ckey}.inactive_after_s", limit.inactive_after_s, positive=True)
+
+
+_QUEUE_TIMES: tuple[tuple[str, bool], ...] = (  # (field, must be positive)
+    ("default_sla_s", True), ("offer_timeout_s", True), ("aging_s", False),
+    ("bot_wait_s", False), ("sticky_window_s", False), ("sticky_wait_s", False),
+    ("wrap_up_s", False), ("transfer_wait_s", False),
+)  # fmt: skip
+
+
+def _check_queue(key: str, queue: Queue) -> None:
+    for sname, level in queue.skills.items():
+        if not 1 <= level <= 5:
+            raise PolicyError(f"{key}.skills.{sname}: level must be 1..5")
+    for field, positive in _QUEUE_TIMES:
+        _check_seconds(f"{key}.{field}", getattr(queue, field), positive=positive)
+    for channel, target in queue.sla_s.items():
+        _check_seconds(f"{key}.sla_s.{channel}", target, positive=True)
+    _check_int(f"{key}.priority", queue.priority, -_MAX_PRIORITY, _MAX_PRIORITY)
+    boost = queue.handoff_priority_boost
+    _check_int(f"{key}.handoff_priority_boost", boost, -_MAX_PRIORITY, _MAX_PRIORITY)
+    for i, ring in enumerate(queue.rings):
+        _check_seconds(f"{key}.rings[{i}].after_s", ring.after_s, positive=True)
+        if not 0 <= ring.level_drop <= 4:
+            raise PolicyError(
+                f"{key}.rings[{i}].level_drop: must be 0..4 (skill levels are 1..5), "
+                f"got {ring.level_drop}"
+            )
+    afters = [ring.after_s for ring in queue.rings]
+    if afters != sorted(afters):
+        raise PolicyError(f"{key}.rings: after_s must be ascending")
+
+
 class Policy(_Spec, frozen=True):
     """The whole routing policy of a deployment (all tenants share it)."""
 
@@ -210,12 +279,18 @@ class Policy(_Spec, frozen=True):
     weights: Weights | None = None
     profiles: dict[str, CapacityProfile] = msgspec.field(default_factory=_default_profiles)
     queues: dict[str, Queue] = msgspec.field(default_factory=_default_queues)
+    default_queue: bool = True
+    """Keep the built-in ``default`` queue (no skills of its own: an arrival that names no
+    queue is routed by its own skills) when ``[queues.*]`` define others; ``false``: every
+    arrival must name one of the policy's queues."""
     human_profile: str = "default"
     bot_profile: str = "bot"
     unknown_queue: Literal["reject", "default"] = "reject"
     dedup_window: int = 100_000
 
     def __post_init__(self) -> None:
+        if self.default_queue and "default" not in self.queues:
+            msgspec.structs.force_setattr(self, "queues", {**self.queues, **_default_queues()})
         if self.weights is None and self.preset not in PRESETS:
             raise PolicyError(
                 f"preset: unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}"
@@ -224,25 +299,37 @@ class Policy(_Spec, frozen=True):
             if name not in self.profiles:
                 raise PolicyError(f"profiles: no capacity profile named {name!r}")
         if self.unknown_queue == "default" and "default" not in self.queues:
-            raise PolicyError("queues: unknown_queue = 'default' needs a [queues.default]")
+            raise PolicyError("queues: unknown_queue = 'default' needs the default queue "
+                              "(default_queue = true, or a [queues.default])")  # fmt: skip
+        _check_int("dedup_window", self.dedup_window, 0, _MAX_DEDUP)
+        if self.weights is not None:
+            for field in self.weights.__struct_fields__:
+                if not math.isfinite(getattr(self.weights, field)):
+                    raise PolicyError(f"weights.{field}: must be a finite number")
         for pname, profile in self.profiles.items():
-            if profile.budget <= 0:
-                raise PolicyError(f"profiles.{pname}.budget: must be positive")
-            for cname, limit in profile.classes.items():
-                key = f"profiles.{pname}.classes.{cname}"
-                if limit.cost < 0 or limit.max < 0 or limit.inactive_cost < 0:
-                    raise PolicyError(f"{key}: cost, max and inactive_cost must be >= 0")
-                if limit.inactive_cost > limit.cost:
-                    raise PolicyError(f"{key}.inactive_cost: must not exceed cost")
+            _check_profile(f"profiles.{pname}", profile)
         for qname, queue in self.queues.items():
-            for sname, level in queue.skills.items():
-                if not 1 <= level <= 5:
-                    raise PolicyError(f"queues.{qname}.skills.{sname}: level must be 1..5")
-            if queue.offer_timeout_s <= 0:
-                raise PolicyError(f"queues.{qname}.offer_timeout_s: must be positive")
-            afters = [ring.after_s for ring in queue.rings]
-            if afters != sorted(afters) or any(a <= 0 for a in afters):
-                raise PolicyError(f"queues.{qname}.rings: after_s must be positive, ascending")
+            _check_queue(f"queues.{qname}", queue)
+
+    def warnings(self) -> list[str]:
+        """What is valid but probably not meant: a class whose ``cost`` x ``max`` exceeds
+        its profile's budget (agents hold fewer than ``max``), each naming the key."""
+        found = []
+        for pname, profile in self.profiles.items():
+            for cname, limit in profile.classes.items():
+                if limit.cost <= 0 or limit.cost * limit.max <= profile.budget:
+                    continue
+                fit = profile.budget // limit.cost
+                found.append(
+                    f"profiles.{pname}.classes.{cname}: cost {limit.cost} x max {limit.max} = "
+                    f"{limit.cost * limit.max} exceeds the budget {profile.budget}, so an agent "
+                    + (
+                        f"holds at most {fit} {cname} conversation(s), not {limit.max}"
+                        if fit
+                        else f"can never hold a {cname} conversation"
+                    )
+                )
+        return found
 
     @property
     def scoring(self) -> Weights:
@@ -250,7 +337,62 @@ class Policy(_Spec, frozen=True):
         return self.weights if self.weights is not None else PRESETS[self.preset]
 
 
-def _locate(raw: dict[str, object]) -> str | None:
+_T = TypeVar("_T", bound=msgspec.inspect.Type)
+_AT = re.compile(r"(?P<message>.*) - at `(?P<key>key` in `)?\$(?P<path>[^`]*)`")
+_STEP = re.compile(r"\.(\w+)|\[(\d+|\.\.\.)\]")
+_ENUM = re.compile(r"Invalid enum value (?P<value>.*)")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>.*)`")
+
+
+def _type_at(info: msgspec.inspect.Type, path: str) -> msgspec.inspect.Type | None:
+    """The type at ``path`` (``.field``, ``[0]``, ``[...]`` steps) inside ``info``."""
+    for name, index in _STEP.findall(path):
+        candidates = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+        found: msgspec.inspect.Type | None = None
+        for t in candidates:
+            if name and isinstance(t, msgspec.inspect.StructType):
+                found = next((f.type for f in t.fields if f.encode_name == name), None)
+            elif index == "..." and isinstance(t, msgspec.inspect.DictType):
+                found = t.value_type
+            elif index and isinstance(t, msgspec.inspect.CollectionType):
+                found = t.item_type
+            if found is not None:
+                break
+        if found is None:
+            return None
+        info = found
+    return info
+
+
+def _member(info: msgspec.inspect.Type | None, kind: type[_T]) -> _T | None:
+    """``info`` if it is a ``kind``, else its member of that kind if it is a union."""
+    members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    return next((t for t in members if isinstance(t, kind)), None)
+
+
+def _explain(message: str, spec: type[_Spec], prefix: str) -> str:
+    """A msgspec validation message as ``key: what is wrong``: an enum error lists the
+    allowed values, an unknown key suggests the closest known one."""
+    at = _AT.fullmatch(message)
+    path, what = (at["path"], at["message"]) if at else ("", message)
+    key = ".".join(p for p in (prefix, path.lstrip(".")) if p)
+    info = _type_at(msgspec.inspect.type_info(spec), path)
+    if at and at["key"] and (mapping := _member(info, msgspec.inspect.DictType)):
+        info = mapping.key_type
+    enum = _ENUM.fullmatch(what)
+    if enum and (literal := _member(info, msgspec.inspect.LiteralType)):
+        allowed = ", ".join(repr(v) for v in literal.values)
+        what = f"{enum['value']} is not one of {allowed}"
+    unknown = _UNKNOWN.fullmatch(what)
+    if unknown and (struct := _member(info, msgspec.inspect.StructType)):
+        known = [f.encode_name for f in struct.fields]
+        close = difflib.get_close_matches(unknown["field"], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
+        what = f"unknown key {unknown['field']!r}{hint}"
+    return f"{key}: {what}" if key else what
+
+
+def _locate(raw: dict[str, object], exc: msgspec.ValidationError) -> str:
     """Name the queue, profile or class an error is in (msgspec writes dict keys as [...])."""
     sections: tuple[tuple[str, type[_Spec]], ...] = (
         ("queues", Queue),
@@ -267,13 +409,13 @@ def _locate(raw: dict[str, object]) -> str | None:
                 for cname, limit in classes.items():
                     try:
                         msgspec.convert(limit, ClassLimit)
-                    except msgspec.ValidationError as exc:
-                        return f"{key}.classes.{cname}: {exc}"
+                    except msgspec.ValidationError as inner:
+                        return _explain(str(inner), ClassLimit, f"{key}.classes.{cname}")
             try:
                 msgspec.convert(body, spec)
-            except msgspec.ValidationError as exc:
-                return f"{key}: {exc}"
-    return None
+            except msgspec.ValidationError as inner:
+                return _explain(str(inner), spec, key)
+    return _explain(str(exc), Policy, "")
 
 
 def parse_policy(data: bytes | str | dict[str, object]) -> Policy:
@@ -288,7 +430,7 @@ def parse_policy(data: bytes | str | dict[str, object]) -> Policy:
     try:
         return msgspec.convert(raw, Policy)
     except msgspec.ValidationError as exc:
-        raise PolicyError(_locate(raw) or str(exc)) from exc
+        raise PolicyError(_locate(raw, exc)) from exc
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -123,7 +123,11 @@ def policy_of_log(log_path: Path, given: Path | None) -> LogPolicy:
 
 
 def policy_or_preset(spec: str, base: Policy) -> Policy:
-    """The policy named by ``spec``: a TOML file, or a scoring preset applied to ``base``."""
+    """The policy named by ``spec``: a TOML file (its warnings printed on stderr), or a
+    scoring preset applied to ``base``."""
     if spec in PRESETS and not Path(spec).exists():
         return msgspec.structs.replace(base, preset=spec, weights=None)
-    return load_policy(spec)
+    policy = load_policy(spec)
+    for warning in policy.warnings():
+        print(f"omniroute: warning: {spec}: {warning}", file=sys.stderr)
+    return policy

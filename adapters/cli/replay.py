@@ -7,7 +7,8 @@
 
 ``replay`` feeds every input of LOG to a fresh engine and checks that the decisions it
 makes are byte-identical to those recorded: exit 0, or 1 at the first mismatch.
-``validate-policy`` prints a summary of a policy file, or the error naming the key (exit 2).
+``validate-policy`` prints a summary of a policy file and its warnings (valid but probably
+not meant: a class whose cost x max exceeds the budget), or the error naming the key (exit 2).
 Both need only the core install.
 """
 
@@ -91,7 +92,10 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
         policy = load_policy(args.file)
     for line in describe_policy(policy):
         print(line, file=out)
-    print(f"{args.file}: OK", file=out)
+    warnings = policy.warnings()
+    for warning in warnings:
+        print(f"warning: {warning}", file=out)
+    print(f"{args.file}: OK" + (f" ({len(warnings)} warning(s))" if warnings else ""), file=out)
     return EXIT_OK
 
 
@@ -152,8 +156,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "validate-policy": Command(
         help="check a policy TOML file",
-        description="Load a policy file; print a summary and exit 0, or print the error "
-        "(naming the key) and exit 2.",
+        description="Load a policy file; print a summary and its warnings and exit 0, or "
+        "print the error (naming the key) and exit 2.",
         add_arguments=_validate_arguments,
         run=_validate,
     ),

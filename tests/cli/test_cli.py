@@ -184,9 +184,24 @@ def test_validate_policy_accepts_the_example(capsys: pytest.CaptureFixture[str])
     assert main(["validate-policy", str(EXAMPLE_POLICY)]) == 0
     out = capsys.readouterr().out
     assert "scoring: preset 'balanced'" in out
-    assert "profiles (3):" in out and "queues (5;" in out
+    assert "profiles (3):" in out and "queues (6;" in out  # its five and the default one
     assert "support: " in out and "bot first" in out
+    assert "warning" not in out
     assert out.rstrip().endswith(f"{EXAMPLE_POLICY}: OK")
+
+
+def test_validate_policy_prints_a_warning_saying_how_many_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "chatty.toml"
+    path.write_text("[profiles.default]\nclasses.chat = { cost = 34, max = 3 }\n[profiles.bot]\n")
+    assert main(["validate-policy", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "warning: profiles.default.classes.chat: cost 34 x max 3 = 102 exceeds the budget 100, "
+        "so an agent holds at most 2 chat conversation(s), not 3\n"
+    ) in out
+    assert out.rstrip().endswith(f"{path}: OK (1 warning(s))")
 
 
 @pytest.mark.parametrize(
@@ -198,6 +213,8 @@ def test_validate_policy_accepts_the_example(capsys: pytest.CaptureFixture[str])
         ("preset = 'fastest'\n", "preset"),
         ("[queues.sales]\nskills = { sales = 9 }\n", "queues.sales.skills.sales"),
         ("[queues.sales\n", "TOML"),
+        ("[queues.sales]\noffer_mode = 'manual'\n", "'manual' is not one of 'auto', 'offer'"),
+        ("[queues.sales]\nwrap_up_s = 1e12\n", "wrap_up_s: must be 0 to 2592000 s (30 days)"),
     ],
 )
 def test_validate_policy_rejects_a_bad_key_and_names_it(
