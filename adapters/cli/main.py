@@ -17,7 +17,7 @@ Each command group module exposes ``COMMANDS: dict[str, Command]`` (``common.Com
 install extra is missing says which one to install. Exit status (``common``): 0 success;
 1 ``replay`` found a mismatch, the service or a publish failed; 2 bad usage, a bad policy,
 a log that cannot be read, a missing extra. Only this module configures logging
-(``--log-level``).
+(``--log-level``, ``--log-format``: before or after the command).
 """
 
 from __future__ import annotations
@@ -52,25 +52,38 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``omniroute`` argument parser: the global options and one subparser per command."""
-    parser = argparse.ArgumentParser(
-        prog="omniroute",
-        description="Event-sourced, deterministic omnichannel contact-centre routing engine.",
-    )
-    parser.add_argument("--version", action="version", version=f"omniroute {_version()}")
+def _global_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``--log-level`` and ``--log-format``: on the main parser with their defaults, and on
+    every subcommand with no default (``SUPPRESS``), so either place works."""
     parser.add_argument(
         "--log-level",
-        default="WARNING",
+        default=default or "WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         type=str.upper,
         help="logging level for diagnostics on stderr (default: WARNING)",
     )
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default=default,
+        help="diagnostics on stderr as text or one JSON object per line (default: text; "
+        "or OMNIROUTE_LOG_FORMAT)",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``omniroute`` argument parser: the global options (accepted before or after the
+    command) and one subparser per command."""
+    parser = argparse.ArgumentParser(
+        prog="omniroute",
+        allow_abbrev=False,  # (else `simulate --log` is "ambiguous" with --log-level)
+        description="Event-sourced, deterministic omnichannel contact-centre routing engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"omniroute {_version()}")
+    _global_options(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
-        command.add_arguments(
-            sub.add_parser(name, help=command.help, description=command.description)
-        )
+        subparser = sub.add_parser(name, help=command.help, description=command.description)
+        _global_options(subparser, argparse.SUPPRESS)
+        command.add_arguments(subparser)
     return parser
 
 
@@ -90,7 +103,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def _configure_logging(level: str, fmt: str) -> None:
-    """Diagnostics on stderr: text lines, or JSON objects (``serve --log-format json`` or
+    """Diagnostics on stderr: text lines, or JSON objects (``--log-format json`` or
     ``OMNIROUTE_LOG_FORMAT=json``)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -103,7 +116,7 @@ def _configure_logging(level: str, fmt: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``omniroute`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    log_format = getattr(args, "log_format", None) or os.environ.get("OMNIROUTE_LOG_FORMAT")
+    log_format = args.log_format or os.environ.get("OMNIROUTE_LOG_FORMAT")
     _configure_logging(args.log_level, log_format or "text")
     name: str = args.command
     command = COMMANDS[name]

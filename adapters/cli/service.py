@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
-from omniroute.engine.events import Event, decode_json, decode_msgpack, encode_msgpack, is_decision
+from omniroute.engine.events import (
+    Event,
+    Tick,
+    decode_json,
+    decode_msgpack,
+    encode_msgpack,
+    is_decision,
+)
 from omniroute.engine.log import LogError, encode_frame
 from omniroute.engine.policy import PolicyError
 
@@ -47,19 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS"]
 
 
-def _log_format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-format", choices=["text", "json"],
-        help="diagnostics on stderr as text or one JSON object per line (default: text; "
-        "or OMNIROUTE_LOG_FORMAT)",
-    )  # fmt: skip
-
-
 def _serve_arguments(srv: argparse.ArgumentParser) -> None:
     srv.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML file")
     srv.add_argument("--instance", metavar="NAME", help="override [service] instance")
     srv.add_argument("--metrics-port", type=int, metavar="N", help="override [metrics] port")
-    _log_format(srv)
 
 
 def _send_arguments(snd: argparse.ArgumentParser) -> None:
@@ -75,7 +73,6 @@ def _send_arguments(snd: argparse.ArgumentParser) -> None:
     snd.add_argument(
         "--skip-invalid", action="store_true", help="publish the valid lines, report the others"
     )
-    _log_format(snd)
 
 
 def _tail_arguments(tail: argparse.ArgumentParser) -> None:
@@ -91,9 +88,9 @@ def _tail_arguments(tail: argparse.ArgumentParser) -> None:
     )
     tail.add_argument("--count", type=int, metavar="N", help="exit after N lines")
     tail.add_argument(
-        "--idle-exit", type=float, metavar="S", help="exit after S seconds with nothing new"
-    )
-    _log_format(tail)
+        "--idle-exit", type=float, metavar="S",
+        help="exit after S seconds with nothing new (the service's ticks do not count)",
+    )  # fmt: skip
 
 
 _Run = Callable[["ServiceConfig", argparse.Namespace, TextIO], int]
@@ -126,16 +123,31 @@ def _serve(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
     from ..service.service import serve
     from ..service.worker import ServiceError
 
-    if args.instance:
-        config = msgspec.structs.replace(
-            config, service=msgspec.structs.replace(config.service, instance=args.instance)
-        )
+    instance = args.instance or config.service.instance_name
+    config = msgspec.structs.replace(
+        config, service=msgspec.structs.replace(config.service, instance=instance)
+    )
     if args.metrics_port is not None:
         config = msgspec.structs.replace(
             config, metrics=msgspec.structs.replace(config.metrics, port=args.metrics_port)
         )
+    print(_serving(config), file=out, flush=True)
     with reported(ServiceError, PolicyError, OSError):
-        return serve(config)
+        code = serve(config)
+    print(f"omniroute serve: instance {instance} stopped (exit {code})", file=out, flush=True)
+    return code
+
+
+def _serving(config: ServiceConfig) -> str:
+    """The start line: what this instance serves, from where, and how to stop it."""
+    svc, stream, metrics = config.service, config.stream, config.metrics
+    where = "off" if metrics.port is None else f"http://{metrics.address}:{metrics.port}/metrics"
+    return (
+        f"omniroute serve: instance {svc.instance_name} starting for tenant(s) "
+        f"{', '.join(svc.tenants) or '(none)'} on NATS {', '.join(config.nats.servers)}, "
+        f"stream {stream.name} ({stream.prefix}.<tenant>.in -> .out), policy "
+        f"{svc.policy or 'built in'}, metrics {where}; SIGTERM or Ctrl-C stops it"
+    )
 
 
 # --- send --------------------------------------------------------------------------------------
@@ -279,15 +291,16 @@ async def _tail(
         idle_since = time.monotonic()
         try:
             while not stop.is_set():
-                msgs = await cursor.fetch(0.25)
-                if msgs:
-                    idle_since = time.monotonic()
-                elif args.idle_exit is not None and time.monotonic() - idle_since > args.idle_exit:
+                idle_s = time.monotonic() - idle_since
+                if args.idle_exit is not None and idle_s > args.idle_exit:
                     break
+                msgs = await cursor.fetch(0.25)
                 for msg in msgs:
                     if msg.subject not in wanted:
                         continue
-                    lines = _lines(msg, args)
+                    lines, news = _lines(msg, args)
+                    if news:
+                        idle_since = time.monotonic()
                     for line in lines:
                         out.write(line + "\n")
                         printed += 1
@@ -303,22 +316,26 @@ async def _tail(
     return EXIT_OK
 
 
-def _lines(msg: object, args: argparse.Namespace) -> list[str]:
+def _lines(msg: object, args: argparse.Namespace) -> tuple[list[str], bool]:
+    """The lines to print of one message, and whether it held news: anything but a lone
+    ``Tick`` (the service's ticks alone do not keep ``--idle-exit`` awake)."""
     from nats.aio.msg import Msg
 
     from ..nats.frames import Frame
 
     assert isinstance(msg, Msg)
     if args.rejected:
-        return [msg.data.decode(errors="replace")]
+        return [msg.data.decode(errors="replace")], True
     headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
     frame = Frame.from_msg(0, headers, msg.data)
     lines = []
+    news = False
     for raw in frame.events():
         event = decode_msgpack(raw)
+        news = news or not isinstance(event, Tick)
         if args.inputs or is_decision(event):
             lines.append(msgspec.json.encode(event).decode())
-    return lines
+    return lines, news
 
 
 COMMANDS: dict[str, Command] = {

@@ -12,7 +12,8 @@ policy is a TOML file or the name of a scoring preset (the scenario's policy wit
 preset). Each run writes the event log (the embedded ``FileLog``), the policy it was
 decided with next to it (``LOG.policy.toml``, so ``omniroute replay`` re-decides it),
 and the DuckDB projection, then prints the service-level report read from the
-projection. ``--compare`` runs the same arrivals under two policies and prints them
+projection. Without ``--log`` they go to a temporary folder removed afterwards (``--db``
+keeps the database). ``--compare`` runs the same arrivals under two policies and prints them
 side by side. A progress bar is drawn on stderr when it is a terminal.
 """
 
@@ -49,7 +50,10 @@ def _simulate_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("scenario", metavar="SCENARIO")
     sim.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
     sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
-    sim.add_argument("--log", type=Path, metavar="PATH", help="event log to write")
+    sim.add_argument(
+        "--log", type=Path, metavar="PATH",
+        help="event log to write and keep (default: a temporary one, removed afterwards)",
+    )  # fmt: skip
     sim.add_argument("--db", type=Path, metavar="PATH", help="DuckDB file (default: LOG.duckdb)")
     sim.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
     sim.add_argument(
@@ -191,16 +195,28 @@ def _summary(result: SimulationRun, simulated_s: float) -> dict[str, Any]:
 def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     if args.compare:
         return _compare(args, out)
+    if args.log is not None:
+        return _simulate_into(args, out, args.log, kept=True)
+    with tempfile.TemporaryDirectory(prefix="omniroute-sim-") as scratch:  # gone afterwards
+        return _simulate_into(args, out, Path(scratch) / "simulated.olog", kept=False)
+
+
+def _simulate_into(args: argparse.Namespace, out: TextIO, log_path: Path, kept: bool) -> int:
+    """Simulate onto ``log_path``, report; ``kept``: the log stays (else only ``--db``)."""
     scenario, path = load_scenario(args.scenario)
     policy, label = _policy(args.policy, scenario, path.parent)
-    log_path = args.log or Path(tempfile.mkdtemp(prefix="omniroute-sim-")) / f"{scenario.name}.olog"
     db = args.db or log_path.with_suffix(".duckdb")
     if not args.force:
         _fresh([log_path, db], False)
     result, simulated, projected = _run_one(scenario, policy, log_path, db, args.seed, label)
     plots = _plots(db, args.plots, scenario, f"{scenario.name}, {label}") if args.plots else []
+    db_kept = kept or args.db is not None
     if args.json:
-        figures = {"run": _summary(result, simulated), "log": str(log_path), "db": str(db)}
+        figures = {
+            "run": _summary(result, simulated),
+            "log": str(log_path) if kept else None,
+            "db": str(db) if db_kept else None,
+        }
         figures.update(_report(db, None))
         figures["plots"] = [str(p) for p in plots]
         print(json.dumps(figures), file=out)
@@ -212,8 +228,12 @@ def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     print("", file=out)
     _report(db, out)
     print("", file=out)
-    print(f"log: {log_path}   (omniroute replay {log_path})", file=out)
-    print(f"reporting database: {db}   (omniroute report --db {db} --by interval)", file=out)
+    if kept:
+        print(f"log: {log_path}   (omniroute replay {log_path})", file=out)
+    else:
+        print("log: not kept (pass --log PATH to keep it, with its database)", file=out)
+    if db_kept:
+        print(f"reporting database: {db}   (omniroute report --db {db} --by interval)", file=out)
     if plots:
         print(f"plots: {', '.join(str(p) for p in plots)}", file=out)
     return EXIT_OK

@@ -122,3 +122,26 @@ def test_python_dash_m_runs_the_command() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and done.stdout.startswith("omniroute ")
+
+
+_LOGS_ONE_LINE = (
+    "import logging, sys; from omniroute.adapters.cli import main; code = main(sys.argv[1:]); "
+    "logging.getLogger('omniroute.probe').info('probe'); sys.exit(code)"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-level", "info", "--log-format", "json", "validate-policy", "FILE"],
+        ["validate-policy", "FILE", "--log-level", "info", "--log-format", "json"],
+        ["--log-format", "json", "validate-policy", "--log-level", "INFO", "FILE"],
+    ],
+)
+def test_the_log_options_work_before_and_after_the_command(argv: list[str]) -> None:
+    argv = [str(EXAMPLE_POLICY) if a == "FILE" else a for a in argv]
+    done = subprocess.run(
+        [sys.executable, "-c", _LOGS_ONE_LINE, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"message": "probe"' in done.stderr and '"level": "INFO"' in done.stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,9 @@ from tests.support.service import (
     InProcessService,
     config_toml,
     log_events,
+    out_tail,
     service_config,
+    wait_for,
     wait_until_consumed,
     workload,
 )
@@ -133,3 +137,58 @@ def test_tail_prints_decisions_as_they_happen(
     assert tail.returncode == 0, err
     types = [json.loads(line)["type"] for line in out.splitlines()]
     assert types == ["conversation.queued", "conversation.offered", "conversation.assigned"]
+
+
+@pytest.fixture
+def ticking_serve(
+    nats_server: LocalNatsServer, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """``omniroute serve`` at the default log level, ticking every 0.1 s, until it writes."""
+    stream = StreamOptions(name=unique("S"), prefix=unique("p"))
+    config = tmp_path / "omniroute.toml"
+    instance = unique("router")
+    config.write_text(config_toml(nats_server.url, stream, ["acme"], instance=instance,
+                                  extra_service="tick_interval_s = 0.1"))  # fmt: skip
+    stdout = tmp_path / "serve.out"
+    with stdout.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "omniroute.adapters.cli", "serve", "--config", str(config)],
+            stdout=sink, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: out_tail(options_for(nats_server), stream, "acme") != {}, 30,
+                 "the service to append its first tick")  # fmt: skip
+        yield proc, config, stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_serve_says_what_it_serves_and_when_it_stops(
+    nats_server: LocalNatsServer, ticking_serve: tuple[subprocess.Popen[str], Path, Path]
+) -> None:
+    proc, _, stdout = ticking_serve
+    started = stdout.read_text()
+    assert started.startswith("omniroute serve: instance router")
+    assert "tenant(s) acme" in started and nats_server.url in started
+    assert "stream S" in started and "SIGTERM or Ctrl-C stops it" in started
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    lines = stdout.read_text().splitlines()
+    assert len(lines) == 2 and lines[1].endswith("stopped (exit 0)")
+
+
+def test_tail_idle_exit_is_not_kept_awake_by_the_service_ticks(
+    ticking_serve: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    _, config, _ = ticking_serve
+    started = time.monotonic()
+    tail = subprocess.run(
+        [sys.executable, "-m", "omniroute.adapters.cli", "tail", "--config", str(config),
+         "--inputs", "--idle-exit", "1"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert tail.returncode == 0, tail.stderr
+    assert time.monotonic() - started < 15
+    assert '"type":"tick"' in tail.stdout  # ticks were printed, and did not keep it awake

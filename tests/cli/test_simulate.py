@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,19 @@ def test_an_existing_log_is_kept_without_force(
     assert main(["simulate", "small", "--log", str(log)]) == 2
     assert "--force" in capsys.readouterr().err
     assert log.read_bytes() == b"precious"
+
+
+def test_simulate_without_log_leaves_no_temporary_folder_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    db = tmp_path / "kept.duckdb"
+    assert main(["simulate", "small", "--seed", "2", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "log: not kept (pass --log PATH to keep it" in out
+    assert f"reporting database: {db}" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.duckdb"]
+    assert main(["simulate", "small", "--seed", "2", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["log"] is None and figures["db"] is None and figures["service_level"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.duckdb"]
