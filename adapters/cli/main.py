@@ -6,6 +6,7 @@
     omniroute simulate SCENARIO [--policy ...] [--plots DIR] [--compare A B]
     omniroute replay LOG [--policy FILE] [--snapshot-at N]
     omniroute validate-policy FILE
+    omniroute schema [--format json-schema|markdown] [--decisions]
     omniroute serve --config FILE            (NATS JetStream; see cli/service.py)
     omniroute send FILE.jsonl [--config FILE]
     omniroute tail [--config FILE] [--tenant T]
@@ -31,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from . import replay, report, service, simulate
+from . import replay, report, schema, service, simulate
 from .common import EXIT_OK, CliError, Command, missing_extra, print_error
 
 __all__ = ["COMMANDS", "JsonFormatter", "build_parser", "main"]
@@ -39,6 +40,7 @@ __all__ = ["COMMANDS", "JsonFormatter", "build_parser", "main"]
 COMMANDS: dict[str, Command] = {
     **simulate.COMMANDS,
     **replay.COMMANDS,
+    **schema.COMMANDS,
     **service.COMMANDS,
     **report.COMMANDS,
 }

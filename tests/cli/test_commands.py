@@ -21,7 +21,7 @@ ALL_EXTRAS = [module for modules in common.EXTRAS.values() for module in modules
 
 def test_the_table_has_every_command_in_help_order() -> None:
     assert list(COMMANDS) == [
-        "simulate", "demo", "replay", "validate-policy", "serve", "send", "tail",
+        "simulate", "demo", "replay", "validate-policy", "schema", "serve", "send", "tail",
         "project", "report", "sql", "export", "customer",
     ]  # fmt: skip
     usage = " ".join(build_parser().format_help().split())
@@ -48,14 +48,14 @@ def test_exit_codes_are_distinct_and_conventional() -> None:
 def test_each_command_names_the_extra_it_needs() -> None:
     extras = {name: command.extra for name, command in COMMANDS.items()}
     assert {name for name, extra in extras.items() if extra is None} == {
-        "replay", "validate-policy"
+        "replay", "validate-policy", "schema"
     }  # fmt: skip
     assert {extras[n] for n in ("serve", "send", "tail")} == {"service"}
     assert {extras[n] for n in ("simulate", "demo", "project", "report", "sql")} == {"reporting"}
     assert set(extras.values()) - {None} <= set(common.EXTRAS)
 
 
-@pytest.mark.parametrize("module", ["simulate", "replay", "service", "report"])
+@pytest.mark.parametrize("module", ["simulate", "replay", "schema", "service", "report"])
 def test_a_command_group_imports_only_common_from_the_cli(module: str) -> None:
     tree = ast.parse((CLI / f"{module}.py").read_text())
     siblings = {
