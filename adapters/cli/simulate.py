@@ -212,7 +212,7 @@ def _simulate_into(args: argparse.Namespace, out: TextIO, log_path: Path, kept: 
     plots = _plots(db, args.plots, scenario, f"{scenario.name}, {label}") if args.plots else []
     db_kept = kept or args.db is not None
     if args.json:
-        figures = {
+        figures: dict[str, Any] = {
             "run": _summary(result, simulated),
             "log": str(log_path) if kept else None,
             "db": str(db) if db_kept else None,
