@@ -106,13 +106,16 @@ class JsonFormatter(logging.Formatter):
 
 def _configure_logging(level: str, fmt: str) -> None:
     """Diagnostics on stderr: text lines, or JSON objects (``--log-format json`` or
-    ``OMNIROUTE_LOG_FORMAT=json``)."""
+    ``OMNIROUTE_LOG_FORMAT=json``). The commands' own INFO lines (``serve`` started and
+    stopped) show at the default level too."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=getattr(logging, level), handlers=[handler])
+    if getattr(logging, level) <= logging.WARNING:  # the commands' own news: serve started...
+        logging.getLogger(__package__).setLevel(min(getattr(logging, level), logging.INFO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

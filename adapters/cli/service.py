@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import logging
 import signal
 import sys
 import time
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from ..service.config import ServiceConfig
 
 __all__ = ["COMMANDS"]
+
+_log = logging.getLogger(__name__)
 
 
 def _serve_arguments(srv: argparse.ArgumentParser) -> None:
@@ -131,10 +134,10 @@ def _serve(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
         config = msgspec.structs.replace(
             config, metrics=msgspec.structs.replace(config.metrics, port=args.metrics_port)
         )
-    print(_serving(config), file=out, flush=True)
+    _log.info("%s", _serving(config))
     with reported(ServiceError, PolicyError, OSError):
         code = serve(config)
-    print(f"omniroute serve: instance {instance} stopped (exit {code})", file=out, flush=True)
+    _log.info("serve: instance %s stopped (exit %d)", instance, code)
     return code
 
 
@@ -143,7 +146,7 @@ def _serving(config: ServiceConfig) -> str:
     svc, stream, metrics = config.service, config.stream, config.metrics
     where = "off" if metrics.port is None else f"http://{metrics.address}:{metrics.port}/metrics"
     return (
-        f"omniroute serve: instance {svc.instance_name} starting for tenant(s) "
+        f"serve: instance {svc.instance_name} starting for tenant(s) "
         f"{', '.join(svc.tenants) or '(none)'} on NATS {', '.join(config.nats.servers)}, "
         f"stream {stream.name} ({stream.prefix}.<tenant>.in -> .out), policy "
         f"{svc.policy or 'built in'}, metrics {where}; SIGTERM or Ctrl-C stops it"
