@@ -210,68 +210,6 @@ def _default_queues() -> dict[str, Queue]:
     return {"default": Queue()}
 
 
-MAX_SECONDS = 30 * 86_400
-"""The longest time a policy may set (30 days): timers stay far inside the kernel's range."""
-_MAX_UNITS = 1_000_000_000  # budgets, costs and counts are 32-bit in the kernel
-_MAX_PRIORITY = 1_000_000
-_MAX_DEDUP = 10_000_000
-
-
-def _check_int(key: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise PolicyError(f"{key}: must be {low:,} to {high:,}, got {value}")
-
-
-def _check_seconds(key: str, value: float, *, positive: bool = False) -> None:
-    """A duration: finite, at most :data:`MAX_SECONDS`, more than 0 if ``positive``."""
-    low_ok = value > 0 if positive else value >= 0  # (False for NaN)
-    if not (low_ok and value <= MAX_SECONDS):
-        what = "more than 0 and at most" if positive else "0 to"
-        raise PolicyError(f"{key}: must be {what} {MAX_SECONDS} s (30 days), got {value:g}")
-
-
-def _check_profile(key: str, profile: CapacityProfile) -> None:
-    _check_int(f"{key}.budget", profile.budget, 1, _MAX_UNITS)
-    for cname, limit in profile.classes.items():
-        ckey = f"{key}.classes.{cname}"
-        for field in ("cost", "max", "inactive_cost"):
-            _check_int(f"{ckey}.{field}", getattr(limit, field), 0, _MAX_UNITS)
-        if limit.inactive_cost > limit.cost:
-            raise PolicyError(f"{ckey}.inactive_cost: must not exceed cost")
-        if limit.inactive_after_s is not None:
-            _check_seconds(f"{ckey}.inactive_after_s", limit.inactive_after_s, positive=True)
-
-
-_QUEUE_TIMES: tuple[tuple[str, bool], ...] = (  # (field, must be positive)
-    ("default_sla_s", True), ("offer_timeout_s", True), ("aging_s", False),
-    ("bot_wait_s", False), ("sticky_window_s", False), ("sticky_wait_s", False),
-    ("wrap_up_s", False), ("transfer_wait_s", False),
-)  # fmt: skip
-
-
-def _check_queue(key: str, queue: Queue) -> None:
-    for sname, level in queue.skills.items():
-        if not 1 <= level <= 5:
-            raise PolicyError(f"{key}.skills.{sname}: level must be 1..5")
-    for field, positive in _QUEUE_TIMES:
-        _check_seconds(f"{key}.{field}", getattr(queue, field), positive=positive)
-    for channel, target in queue.sla_s.items():
-        _check_seconds(f"{key}.sla_s.{channel}", target, positive=True)
-    _check_int(f"{key}.priority", queue.priority, -_MAX_PRIORITY, _MAX_PRIORITY)
-    boost = queue.handoff_priority_boost
-    _check_int(f"{key}.handoff_priority_boost", boost, -_MAX_PRIORITY, _MAX_PRIORITY)
-    for i, ring in enumerate(queue.rings):
-        _check_seconds(f"{key}.rings[{i}].after_s", ring.after_s, positive=True)
-        if not 0 <= ring.level_drop <= 4:
-            raise PolicyError(
-                f"{key}.rings[{i}].level_drop: must be 0..4 (skill levels are 1..5), "
-                f"got {ring.level_drop}"
-            )
-    afters = [ring.after_s for ring in queue.rings]
-    if afters != sorted(afters):
-        raise PolicyError(f"{key}.rings: after_s must be ascending")
-
-
 class Policy(_Spec, frozen=True):
     """The whole routing policy of a deployment (all tenants share it)."""
 
@@ -335,6 +273,68 @@ class Policy(_Spec, frozen=True):
     def scoring(self) -> Weights:
         """The weights in force: explicit ``weights`` or the named preset."""
         return self.weights if self.weights is not None else PRESETS[self.preset]
+
+
+MAX_SECONDS = 30 * 86_400
+"""The longest time a policy may set (30 days): timers stay far inside the kernel's range."""
+_MAX_UNITS = 1_000_000_000  # budgets, costs and counts are 32-bit in the kernel
+_MAX_PRIORITY = 1_000_000
+_MAX_DEDUP = 10_000_000
+
+
+def _check_int(key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise PolicyError(f"{key}: must be {low:,} to {high:,}, got {value}")
+
+
+def _check_seconds(key: str, value: float, *, positive: bool = False) -> None:
+    """A duration: finite, at most :data:`MAX_SECONDS`, more than 0 if ``positive``."""
+    low_ok = value > 0 if positive else value >= 0  # (False for NaN)
+    if not (low_ok and value <= MAX_SECONDS):
+        what = "more than 0 and at most" if positive else "0 to"
+        raise PolicyError(f"{key}: must be {what} {MAX_SECONDS} s (30 days), got {value:g}")
+
+
+def _check_profile(key: str, profile: CapacityProfile) -> None:
+    _check_int(f"{key}.budget", profile.budget, 1, _MAX_UNITS)
+    for cname, limit in profile.classes.items():
+        ckey = f"{key}.classes.{cname}"
+        for field in ("cost", "max", "inactive_cost"):
+            _check_int(f"{ckey}.{field}", getattr(limit, field), 0, _MAX_UNITS)
+        if limit.inactive_cost > limit.cost:
+            raise PolicyError(f"{ckey}.inactive_cost: must not exceed cost")
+        if limit.inactive_after_s is not None:
+            _check_seconds(f"{ckey}.inactive_after_s", limit.inactive_after_s, positive=True)
+
+
+_QUEUE_TIMES: tuple[tuple[str, bool], ...] = (  # (field, must be positive)
+    ("default_sla_s", True), ("offer_timeout_s", True), ("aging_s", False),
+    ("bot_wait_s", False), ("sticky_window_s", False), ("sticky_wait_s", False),
+    ("wrap_up_s", False), ("transfer_wait_s", False),
+)  # fmt: skip
+
+
+def _check_queue(key: str, queue: Queue) -> None:
+    for sname, level in queue.skills.items():
+        if not 1 <= level <= 5:
+            raise PolicyError(f"{key}.skills.{sname}: level must be 1..5")
+    for field, positive in _QUEUE_TIMES:
+        _check_seconds(f"{key}.{field}", getattr(queue, field), positive=positive)
+    for channel, target in queue.sla_s.items():
+        _check_seconds(f"{key}.sla_s.{channel}", target, positive=True)
+    _check_int(f"{key}.priority", queue.priority, -_MAX_PRIORITY, _MAX_PRIORITY)
+    boost = queue.handoff_priority_boost
+    _check_int(f"{key}.handoff_priority_boost", boost, -_MAX_PRIORITY, _MAX_PRIORITY)
+    for i, ring in enumerate(queue.rings):
+        _check_seconds(f"{key}.rings[{i}].after_s", ring.after_s, positive=True)
+        if not 0 <= ring.level_drop <= 4:
+            raise PolicyError(
+                f"{key}.rings[{i}].level_drop: must be 0..4 (skill levels are 1..5), "
+                f"got {ring.level_drop}"
+            )
+    afters = [ring.after_s for ring in queue.rings]
+    if afters != sorted(afters):
+        raise PolicyError(f"{key}.rings: after_s must be ascending")
 
 
 _T = TypeVar("_T", bound=msgspec.inspect.Type)
