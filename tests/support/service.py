@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -40,8 +40,10 @@ from omniroute.engine.log import encode_frame
 from omniroute.engine.replay import replay
 
 __all__ = [
+    "Answer",
     "InProcessService",
     "ServeProcess",
+    "answers",
     "check_log",
     "config_toml",
     "log_events",
@@ -403,6 +405,32 @@ def subject_messages(
             await nc.close()
 
     return asyncio.run(go())
+
+
+class Answer(NamedTuple):
+    """One message of ``P.T.rejected`` or ``P.T.dead``: the service's answer to bad input."""
+
+    subject: str
+    """``rejected`` or ``dead``."""
+    in_seq: int
+    """The stream sequence of the input message answered."""
+    stage: str
+    """Where it was refused (``schema``, ``engine``, ``internal``, ... ; ``dead``)."""
+    reason: str
+
+
+def answers(options: NatsOptions, stream: StreamOptions, tenant: str) -> list[Answer]:
+    """Every rejection and dead letter published for ``tenant``, in order per subject."""
+    subjects = stream.subjects(tenant)
+    out: list[Answer] = []
+    for headers, data in subject_messages(options, stream, subjects.rejected):
+        stage = headers.get("Nats-Msg-Id", "").rsplit(":", 1)[-1]
+        reason = msgspec.json.decode(data)["reason"]
+        out.append(Answer("rejected", int(headers["Omniroute-In-Seq"]), stage, reason))
+    for headers, _ in subject_messages(options, stream, subjects.dead):
+        out.append(Answer("dead", int(headers["Omniroute-In-Seq"]), "dead",
+                          headers.get("Omniroute-Reason", "")))  # fmt: skip
+    return out
 
 
 def check_log(
