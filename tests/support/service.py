@@ -48,6 +48,7 @@ __all__ = [
     "config_toml",
     "log_events",
     "publish",
+    "publish_many",
     "wait_for",
     "wait_until_consumed",
     "workload",
@@ -333,6 +334,31 @@ def publish(
                     on_progress(i)
                 if pause:
                     await asyncio.sleep(pause)
+            return seqs
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def publish_many(
+    options: NatsOptions, stream: StreamOptions, tenant: str, payloads: Sequence[bytes],
+    window: int = 2000,
+) -> list[int]:  # fmt: skip
+    """Publish many raw input messages, ``window`` acknowledgements in flight; their
+    sequences (in order: one connection publishes in order)."""
+
+    async def go() -> list[int]:
+        nc = await connect(options)
+        try:
+            js = nc.jetstream(timeout=30)
+            await ensure_stream(js, stream)
+            subject = Subjects(stream.prefix, tenant).inputs
+            seqs: list[int] = []
+            for start in range(0, len(payloads), window):
+                futures = [await js.publish_async(subject, p)
+                           for p in payloads[start : start + window]]  # fmt: skip
+                seqs += [ack.seq for ack in await asyncio.gather(*futures)]
             return seqs
         finally:
             await nc.close()
