@@ -189,3 +189,57 @@ def test_decoding_refuses_unknown_fields_but_the_log_stays_evolvable() -> None:
     # a decision written by a newer engine, with a field this one does not know, still reads
     newer = {**msgspec.msgpack.decode(encode_msgpack(ev.Tick(tenant=TENANT, ts=1))), "x": 1}
     assert ev.decode_msgpack(msgspec.msgpack.encode(newer)) == ev.Tick(tenant=TENANT, ts=1)
+
+
+def test_the_message_size_limit_comes_from_the_config_and_is_checked() -> None:
+    from omniroute.adapters.service.config import ConfigError, parse_config
+
+    assert parse_config({}).service.max_message_bytes == 1024 * 1024
+    limit = parse_config({"service": {"max_message_bytes": 4096}}).service.max_message_bytes
+    assert limit == 4096
+    with pytest.raises(ConfigError, match="max_message_bytes must be >= 1024"):
+        parse_config({"service": {"max_message_bytes": 10}})
+
+
+def test_an_input_the_engine_fails_on_is_quarantined_once_also_across_restarts(
+    nats_server: LocalNatsServer, stream: StreamOptions, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Whatever the engine's own checks become, an input it raises on is answered once as
+    ``internal``, never logged, and the state it may have half-changed is rebuilt."""
+    from omniroute.engine import Engine
+
+    real = Engine.apply
+
+    def failing_on_boom(self: Engine, event: ev.Event) -> list[ev.Event]:
+        if event.id and event.id.startswith("boom"):
+            real(self, ev.AgentRegistered(tenant=TENANT, ts=event.ts, agent_id="half"))
+            raise RuntimeError("simulated engine failure")
+        return real(self, event)
+
+    monkeypatch.setattr(Engine, "apply", failing_on_boom)
+    opts = options_for(nats_server)
+    text = config_toml(nats_server.url, stream, [TENANT], instance=unique("i"),
+                       extra_service="tick_interval_s = 0")  # fmt: skip
+    ts = int(time.time() * 1000)
+    boom = [ev.AgentRegistered(tenant=TENANT, ts=ts, id=f"boom{n}", agent_id=f"b{n}")
+            for n in range(2)]  # fmt: skip
+    seqs: dict[str, int] = {}
+    for run, tag in enumerate(("one", "two")):
+        svc = InProcessService(service_config(text, tmp_path))
+        try:
+            first, *_ = conversation(tag)
+            got = publish(opts, stream, TENANT, [[first], [boom[run]], conversation(tag)[1:]])
+            seqs[f"boom{run}"] = got[1]
+            wait_until_consumed(opts, stream, TENANT, got[-1])
+            assert svc.running
+        finally:
+            assert svc.stop() == 0
+    got_answers = answers(opts, stream, TENANT)
+    _check_answered_once(got_answers, seqs)
+    assert [a.stage for a in got_answers] == ["internal", "internal"]
+    log = log_events(opts, stream, TENANT)
+    inputs = [e.id for e in log if not is_decision(e)]
+    assert inputs == [f"{tag}-{k}" for tag in ("one", "two") for k in (1, 2, 3)]
+    assert not any(isinstance(e, ev.AgentRegistered) and e.agent_id == "half" for e in log)
+    assert _routed(log, "one") and _routed(log, "two")
