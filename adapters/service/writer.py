@@ -11,7 +11,8 @@ identically.
 
 Bad input never stops the service, and each bad message or event is answered once: a
 message that does not parse, holds no event or exceeds ``service.max_message_bytes`` goes
-to ``P.T.dead`` (raw bytes, reason in ``Omniroute-Reason``); every bad event (see
+to ``P.T.dead`` (raw bytes, cut to fit the server's limit with the headers; reason in
+``Omniroute-Reason``); every bad event (see
 :mod:`.inputs`; also one too large for a log frame) and every ``EventRejected`` the engine
 decides is published as JSON on ``P.T.rejected``. An input on which the engine itself
 fails (raises, or decides what the log cannot hold) is quarantined: it never enters the
@@ -53,12 +54,15 @@ from .lease import Lease, cancel
 if TYPE_CHECKING:
     from .types import Tenant
 
-__all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "Fenced", "Quarantined", "Writer"]
+__all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "HEADER_TRUNCATED", "Fenced", "Quarantined", "Writer"]
 
 _log = logging.getLogger(__name__)
 
 HEADER_REASON = "Omniroute-Reason"
 HEADER_IN_SEQ = "Omniroute-In-Seq"
+HEADER_TRUNCATED = "Omniroute-Truncated"
+"""On a dead letter cut to fit the server's max_payload: the size of the message."""
+_HEADER_ROOM = 4096
 _encoder = msgspec.msgpack.Encoder()  # the encoding of encode_msgpack, bound once
 _FRAME_OVERHEAD = 16  # a frame's msgpack array header, with room to spare
 _ID_CHARS = 200  # an event id quoted in a rejection is cut to this
@@ -202,11 +206,15 @@ class Writer:
                        HEADER_IN_SEQ: str(seq)}  # fmt: skip
             todo.append((self.subjects.rejected, encode_json(rej), headers))
             self.svc.metrics.rejected.labels(self.tenant, stage).inc()
+        room = self.svc.nc_checked.max_payload - _HEADER_ROOM  # a dead letter's bytes, at most
         for seq, data, reason in batch.dead:
             self.svc.metrics.rejected.labels(self.tenant, "dead").inc()
             clean = reason[:1000].replace("\r", " ").replace("\n", " ")
             headers = {MSG_ID: f"dead:{self.tenant}:{seq}", HEADER_IN_SEQ: str(seq),
                        HEADER_REASON: clean}  # fmt: skip
+            if len(data) > room:  # with the headers it would not fit the server's limit
+                headers[HEADER_TRUNCATED] = str(len(data))
+                data = data[:room]
             todo.append((self.subjects.dead, data, headers))
         attempt = 0
         while todo:

@@ -46,6 +46,7 @@ POISON: dict[str, bytes] = {
     "priority -2**63": (_ARRIVED % ("p4", f'"priority": {-(2**63)}')).encode(),
     "600 KB event": (_REGISTERED % ("x" * 600_000, '"kind": "human"')).encode(),
     "800 KB message": b"[" + b" " * 800_000 + b"]",
+    "message at the server's limit": b"\xc1" * (1024 * 1024 - 100),
     "empty JSON array": b"[]",
     "empty frame": msgspec.msgpack.encode([]),
     "invalid JSON": b'{"type": "tick", "tenant": "acme", "ts": 1',
