@@ -201,12 +201,17 @@ class Writer:
         """Publish the batch's rejections and dead letters (idempotent message ids)."""
         js = self.svc.js
         todo: list[tuple[str, bytes, dict[str, str]]] = []
+        room = self.svc.nc_checked.max_payload - _HEADER_ROOM  # a message's bytes, at most
         for seq, index, rej, stage in batch.rejected:
             headers = {MSG_ID: f"rej:{self.tenant}:{seq}:{index}:{stage}",
                        HEADER_IN_SEQ: str(seq)}  # fmt: skip
-            todo.append((self.subjects.rejected, encode_json(rej), headers))
+            data = encode_json(rej)
+            if len(data) > room:  # an engine's reason quoting huge ids: cut, to be published
+                eid = rej.event_id and rej.event_id[:_ID_CHARS]
+                reason = rej.reason[:1000] + " [cut]"
+                data = encode_json(msgspec.structs.replace(rej, reason=reason, event_id=eid))
+            todo.append((self.subjects.rejected, data, headers))
             self.svc.metrics.rejected.labels(self.tenant, stage).inc()
-        room = self.svc.nc_checked.max_payload - _HEADER_ROOM  # a dead letter's bytes, at most
         for seq, data, reason in batch.dead:
             self.svc.metrics.rejected.labels(self.tenant, "dead").inc()
             clean = reason[:1000].replace("\r", " ").replace("\n", " ")
