@@ -7,9 +7,11 @@
     omniroute tail [--config FILE] [--tenant T ...] [--from-start] [--inputs] [--rejected]
                    [--count N] [--idle-exit S]
 
-``send`` validates every line (one JSON event each) before publishing anything, groups the
-events by tenant into frames (msgpack arrays, several events per NATS message) on
-``<prefix>.<tenant>.in`` and waits for every acknowledgement. Each frame's ``Nats-Msg-Id`` is
+``send`` validates every line (one JSON event each) as the service does -- unknown fields,
+integer ranges, and, with a ``--config`` that lists ``[service] tenants``, only those
+tenants -- before publishing anything, groups the events by tenant into frames (msgpack
+arrays, several events per NATS message) on ``<prefix>.<tenant>.in`` and waits for every
+acknowledgement. Each frame's ``Nats-Msg-Id`` is
 a digest of its bytes, so sending the same file again within the stream's duplicate window
 changes nothing (``--no-dedup`` turns that off). ``tail`` prints, one JSON object per line,
 the decisions appended to the tenants' logs from now on (``--from-start``: from the first),
@@ -156,25 +158,34 @@ def _serving(config: ServiceConfig) -> str:
 # --- send --------------------------------------------------------------------------------------
 
 
-def _read_events(path: str) -> tuple[list[Event], list[str]]:
+def _read_events(path: str, tenants: tuple[str, ...] = ()) -> tuple[list[Event], list[str]]:
+    """The input events of a JSON-lines file, checked as the service checks them (unknown
+    fields, integer ranges; for one of ``tenants`` when given), and the errors by line."""
     from ..nats.options import valid_tenant
+    from ..service.strict import check_json
 
     stream = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115
     events: list[Event] = []
     errors: list[str] = []
+    served = ", ".join(tenants)
     with stream:
         for n, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
             try:
                 event = decode_json(line)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                if not is_decision(event):
+                    check_json(line)
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
                 errors.append(f"line {n}: {exc}")
                 continue
             if is_decision(event):
                 errors.append(f"line {n}: a decision, not an input")
             elif not valid_tenant(event.tenant):
                 errors.append(f"line {n}: tenant {event.tenant!r} is not a valid subject token")
+            elif tenants and event.tenant not in tenants:
+                errors.append(f"line {n}: tenant {event.tenant!r} is not served by the "
+                              f"configuration ([service] tenants: {served})")  # fmt: skip
             else:
                 events.append(event)
     return events, errors
@@ -182,7 +193,7 @@ def _read_events(path: str) -> tuple[list[Event], list[str]]:
 
 def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
     with reported(OSError):
-        events, errors = _read_events(args.file)
+        events, errors = _read_events(args.file, config.service.tenants)
     for message in errors:
         print(f"omniroute send: {message}", file=sys.stderr)
     if errors and not args.skip_invalid:

@@ -24,6 +24,7 @@ Example (every key is optional except ``service.tenants`` for ``serve``)::
     snapshot_every = 50000      # events between snapshots; 0: never
     snapshots = "objectstore"   # or "file" (with snapshot_dir), or "off"
     lease_ttl_s = 10
+    max_message_bytes = 1048576 # larger input messages are dead-lettered unread
 
     [metrics]
     port = 9464                 # Prometheus /metrics; omit to disable
@@ -83,6 +84,8 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """When re-applying the log on start does not reproduce a recorded decision (a policy
     or engine change): stop with an error, or log it and go on with the recomputed state."""
     drain_timeout_s: float = 10.0
+    max_message_bytes: int = 1024 * 1024
+    """Larger input messages are dead-lettered unread (``P.T.dead``, with the reason)."""
 
     def __post_init__(self) -> None:
         for tenant in self.tenants:
@@ -100,6 +103,8 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError('snapshots = "file" needs snapshot_dir')
         if self.fetch_batch < 1:
             raise ValueError(f"fetch_batch must be >= 1, got {self.fetch_batch}")
+        if self.max_message_bytes < 1024:
+            raise ValueError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
 
     @property
     def instance_name(self) -> str:

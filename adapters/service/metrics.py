@@ -52,7 +52,10 @@ class Metrics:
             "omniroute_decisions", "Decisions written to the log", ["tenant", "type"], registry=r
         )
         self.rejected = Counter(
-            "omniroute_rejected", "Bad input events rejected", ["tenant", "stage"], registry=r
+            "omniroute_rejected",
+            "Bad input events rejected, by stage (dead: dead letters)",
+            ["tenant", "stage"],
+            registry=r,
         )
         self.latency = Histogram(
             "omniroute_decision_latency_seconds",

@@ -31,7 +31,7 @@ from ..nats.frames import HEADER_IN, Frame, plain_headers
 from ..nats.options import Subjects
 from .lease import RETRYABLE, Lease
 from .snapshots import Snapshot
-from .writer import Fenced, Writer
+from .writer import Fenced, Quarantined, Writer
 
 if TYPE_CHECKING:
     from .types import Host
@@ -146,8 +146,15 @@ class Worker:
             snap = await self._load_snapshot()
         self.engine = Engine(self.svc.policy)
         self.applied_seq = self.applied_end = self.in_seq = 0
+        restored = None
         if snap is not None and await self._usable(snap):
-            self.engine = Engine.restore(snap.engine, self.svc.policy)
+            try:
+                restored = Engine.restore(snap.engine, self.svc.policy)
+            except Exception as exc:  # a snapshot that cannot be restored: the log has it all
+                _log.warning("%s: the snapshot cannot be restored (%r); reading the whole log",
+                             self.tenant, exc)  # fmt: skip
+        if snap is not None and restored is not None:
+            self.engine = restored
             self.applied_seq, self.applied_end, self.in_seq = (
                 snap.out_seq,
                 snap.out_end,
@@ -211,9 +218,8 @@ class Worker:
         return bool(every) and self.since_snapshot >= every
 
     async def save_snapshot(self, wait: bool = False) -> None:
-        """Snapshot the engine (state == the log up to ``applied_seq``) and save it."""
-        if self.svc.config.service.snapshots == "off":
-            return
+        """Snapshot the engine (state == the log up to ``applied_seq``) and save it (with
+        ``snapshots = "off"`` it is only kept in memory, for rebuilds)."""
         if self._saving is not None and not self._saving.done():
             if not wait:
                 return
@@ -226,6 +232,8 @@ class Worker:
         )  # fmt: skip
         self._snap = snap
         self.since_snapshot = 0
+        if self.svc.config.service.snapshots == "off":
+            return
         self._saving = asyncio.create_task(self._save(snap))
         if wait:
             await self._saving
@@ -264,6 +272,8 @@ class Worker:
                         if not lease.still_valid():
                             lease.drop()
                         await self.recover(from_memory=True)
+                        if isinstance(exc, Quarantined):  # the next rebuild starts from here
+                            await self.save_snapshot()
                     if svc.stopping.is_set():
                         await lease.release()
                     continue

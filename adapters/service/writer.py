@@ -9,14 +9,17 @@ sequences (an append retried after a lost acknowledgement is recognised, not dou
 it publishes a ``Tick`` to ``P.T.in``: timers fire through the log, so a replay fires them
 identically.
 
-Bad input never stops the service: an unparsable message goes to ``P.T.dead`` (raw bytes,
-reason in ``Omniroute-Reason``); every bad event (see :mod:`.inputs`) and every
-``EventRejected`` the engine decides is published as JSON on ``P.T.rejected``. An input on
-which the engine itself fails is quarantined: the engine is rebuilt without it and it is
-rejected as ``internal``. Rejections are published before the frame is appended, with
-message ids derived from the input's sequence: at least once, de-duplicated within the
-window. The engine is applied between awaits, overlapping the acknowledgement of one
-frame with the decisions of the next.
+Bad input never stops the service, and each bad message or event is answered once: a
+message that does not parse, holds no event or exceeds ``service.max_message_bytes`` goes
+to ``P.T.dead`` (raw bytes, cut to fit the server's limit with the headers; reason in
+``Omniroute-Reason``); every bad event (see
+:mod:`.inputs`; also one too large for a log frame) and every ``EventRejected`` the engine
+decides is published as JSON on ``P.T.rejected``. An input on which the engine itself
+fails (raises, or decides what the log cannot hold) is quarantined: it never enters the
+log, the engine is rebuilt without it and it is rejected as ``internal``. Rejections are
+published before the frame is appended, with message ids derived from the input's
+sequence: at least once, de-duplicated within the window. The engine is applied between
+awaits, overlapping the acknowledgement of one frame with the decisions of the next.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from typing import TYPE_CHECKING
 import msgspec
 from nats.aio.msg import Msg
 
-from omniroute.engine.events import TAGS, EventRejected, Tick, encode_json, encode_msgpack, tag_of
+from omniroute.engine.events import (
+    TAGS,
+    Event,
+    EventRejected,
+    Tick,
+    encode_json,
+    encode_msgpack,
+    tag_of,
+)
 from omniroute.engine.log import LogError, encode_frame
 
 from ..nats.asynclog import LogConflictError
@@ -43,17 +54,26 @@ from .lease import Lease, cancel
 if TYPE_CHECKING:
     from .types import Tenant
 
-__all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "Fenced", "Writer"]
+__all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "HEADER_TRUNCATED", "Fenced", "Quarantined", "Writer"]
 
 _log = logging.getLogger(__name__)
 
 HEADER_REASON = "Omniroute-Reason"
 HEADER_IN_SEQ = "Omniroute-In-Seq"
+HEADER_TRUNCATED = "Omniroute-Truncated"
+"""On a dead letter cut to fit the server's max_payload: the size of the message."""
+_HEADER_ROOM = 4096
 _encoder = msgspec.msgpack.Encoder()  # the encoding of encode_msgpack, bound once
+_FRAME_OVERHEAD = 16  # a frame's msgpack array header, with room to spare
+_ID_CHARS = 200  # an event id quoted in a rejection is cut to this
 
 
 class Fenced(Exception):
     """Leading stopped with engine state that the log does not hold: rebuild."""
+
+
+class Quarantined(Fenced):
+    """The engine failed on an input: rebuild without it (it is rejected as ``internal``)."""
 
 
 class _Poison(Exception):
@@ -98,10 +118,11 @@ class Writer:
         out = batch.encoded
         append = out.append
         kinds = batch.decisions
-        tenant = self.tenant
         poison = self._poison
         size = 0
         taken = 0
+        largest = self.log.max_frame_bytes - _FRAME_OVERHEAD  # the largest event a frame holds
+        max_message = self.svc.config.service.max_message_bytes
         while msgs and taken < max_msgs and size < max_bytes:
             msg = msgs.popleft()
             taken += 1
@@ -110,11 +131,9 @@ class Writer:
                 continue
             if not batch.first_in:
                 batch.first_in = seq
-            items, error = decode_inputs(msg.data, tenant)
+            items, error = self._decode(msg.data, max_message)
             if error is not None:
                 batch.dead.append((seq, msg.data, error))
-                batch.rejected.append((seq, 0, self._rejection(f"undecodable message: {error}"),
-                                       "decode"))  # fmt: skip
             for index, item in enumerate(items):
                 if isinstance(item, Rejection):
                     rej = self._rejection(item.reason, item.event_type, item.event_id)
@@ -126,14 +145,29 @@ class Writer:
                     batch.rejected.append((seq, index, rej, "internal"))
                     continue
                 try:
+                    data = encode(item)
+                except Exception as exc:  # not loggable: say why, go on
+                    rej = self._rejection(f"invalid event: cannot be logged: {exc}",
+                                          TAGS.get(type(item)), item.id)  # fmt: skip
+                    batch.rejected.append((seq, index, rej, "schema"))
+                    continue
+                if len(data) > largest:
+                    rej = self._rejection(
+                        f"event of {len(data)} bytes is larger than the log holds ({largest} "
+                        "bytes; stream.max_frame_bytes)", TAGS.get(type(item)), item.id,
+                    )  # fmt: skip
+                    batch.rejected.append((seq, index, rej, "size"))
+                    continue
+                try:
                     decisions = apply(item)
+                    encoded = [encode(d) for d in decisions]
                 except Exception as exc:
                     raise _Poison(seq, index, exc) from exc
-                data = encode(item)
+                if encoded and max(map(len, encoded)) > largest:
+                    raise _Poison(seq, index, ValueError("a decision larger than a log frame"))
                 append(data)
                 size += len(data)
-                for d in decisions:
-                    data = encode(d)
+                for d, data in zip(decisions, encoded, strict=True):
                     append(data)
                     size += len(data)
                     kinds[type(d)] += 1
@@ -145,27 +179,47 @@ class Writer:
             self._next_in = seq
         return batch
 
+    def _decode(self, data: bytes, max_message: int) -> tuple[list[Event | Rejection], str | None]:
+        """:func:`decode_inputs`, with the message size limit; never raises."""
+        if len(data) > max_message:
+            return [], (f"message of {len(data)} bytes is larger than service.max_message_bytes "
+                        f"= {max_message}")  # fmt: skip
+        try:
+            return decode_inputs(data, self.tenant)
+        except Exception as exc:  # a message that breaks the decoder is dead
+            return [], f"cannot decode the message: {exc!r}"[:1000]
+
     def _rejection(
         self, reason: str, event_type: str | None = None, event_id: str | None = None
     ) -> EventRejected:
         return EventRejected(
             tenant=self.tenant, ts=self.worker.engine.clock, reason=reason, event_type=event_type,
-            event_id=event_id,
+            event_id=event_id and event_id[:_ID_CHARS],
         )  # fmt: skip
 
     async def _publish_rejections(self, batch: _Batch) -> None:
         """Publish the batch's rejections and dead letters (idempotent message ids)."""
         js = self.svc.js
         todo: list[tuple[str, bytes, dict[str, str]]] = []
+        room = self.svc.nc_checked.max_payload - _HEADER_ROOM  # a message's bytes, at most
         for seq, index, rej, stage in batch.rejected:
             headers = {MSG_ID: f"rej:{self.tenant}:{seq}:{index}:{stage}",
                        HEADER_IN_SEQ: str(seq)}  # fmt: skip
-            todo.append((self.subjects.rejected, encode_json(rej), headers))
+            data = encode_json(rej)
+            if len(data) > room:  # an engine's reason quoting huge ids: cut, to be published
+                eid = rej.event_id and rej.event_id[:_ID_CHARS]
+                reason = rej.reason[:1000] + " [cut]"
+                data = encode_json(msgspec.structs.replace(rej, reason=reason, event_id=eid))
+            todo.append((self.subjects.rejected, data, headers))
             self.svc.metrics.rejected.labels(self.tenant, stage).inc()
         for seq, data, reason in batch.dead:
+            self.svc.metrics.rejected.labels(self.tenant, "dead").inc()
             clean = reason[:1000].replace("\r", " ").replace("\n", " ")
             headers = {MSG_ID: f"dead:{self.tenant}:{seq}", HEADER_IN_SEQ: str(seq),
                        HEADER_REASON: clean}  # fmt: skip
+            if len(data) > room:  # with the headers it would not fit the server's limit
+                headers[HEADER_TRUNCATED] = str(len(data))
+                data = data[:room]
             todo.append((self.subjects.dead, data, headers))
         attempt = 0
         while todo:
@@ -283,7 +337,7 @@ class Writer:
                     except _Poison as poison:
                         _log.error("%s: %s; rebuilding without it", self.tenant, poison)
                         self._poison.add((poison.seq, poison.index))
-                        raise Fenced(str(poison)) from poison
+                        raise Quarantined(str(poison)) from poison
                     if inflight is not None:
                         self._commit(await inflight)
                     inflight = asyncio.create_task(self._append(batch))

@@ -106,6 +106,26 @@ def test_send_refuses_a_file_with_invalid_lines(
     assert "sent 2 events" in capsys.readouterr().out
 
 
+def test_send_refuses_unknown_fields_huge_integers_and_tenants_the_service_does_not_serve(
+    setup: tuple[Path, StreamOptions], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = setup
+    path = tmp_path / "typos.jsonl"
+    lines = [
+        '{"type": "agent.registered", "tenant": "acme", "ts": 1, "agent_id": "a", "skils": {}}',
+        '{"type": "tick", "tenant": "acme", "ts": ' + str(2**64) + "}",
+        encode_json(ev.Tick(tenant="globex", ts=1)).decode(),
+        encode_json(ev.Tick(tenant="acme", ts=1)).decode(),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    assert cli.main(["send", str(path), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1: Object contains unknown field `skils`" in err
+    assert "line 2:" in err and "$.ts" in err
+    assert "line 3: tenant 'globex' is not served by the configuration" in err
+    assert "line 4" not in err and "nothing sent" in err
+
+
 def test_tail_prints_decisions_as_they_happen(
     setup: tuple[Path, StreamOptions], tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -40,12 +40,15 @@ from omniroute.engine.log import encode_frame
 from omniroute.engine.replay import replay
 
 __all__ = [
+    "Answer",
     "InProcessService",
     "ServeProcess",
+    "answers",
     "check_log",
     "config_toml",
     "log_events",
     "publish",
+    "publish_many",
     "wait_for",
     "wait_until_consumed",
     "workload",
@@ -338,6 +341,31 @@ def publish(
     return asyncio.run(go())
 
 
+def publish_many(
+    options: NatsOptions, stream: StreamOptions, tenant: str, payloads: Sequence[bytes],
+    window: int = 2000,
+) -> list[int]:  # fmt: skip
+    """Publish many raw input messages, ``window`` acknowledgements in flight; their
+    sequences (in order: one connection publishes in order)."""
+
+    async def go() -> list[int]:
+        nc = await connect(options)
+        try:
+            js = nc.jetstream(timeout=30)
+            await ensure_stream(js, stream)
+            subject = Subjects(stream.prefix, tenant).inputs
+            seqs: list[int] = []
+            for start in range(0, len(payloads), window):
+                futures = [await js.publish_async(subject, p)
+                           for p in payloads[start : start + window]]  # fmt: skip
+                seqs += [ack.seq for ack in await asyncio.gather(*futures)]
+            return seqs
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
 def out_tail(options: NatsOptions, stream: StreamOptions, tenant: str) -> dict[str, str]:
     """Headers of the last frame of the tenant's log ({} when it is empty)."""
 
@@ -403,6 +431,32 @@ def subject_messages(
             await nc.close()
 
     return asyncio.run(go())
+
+
+class Answer(NamedTuple):
+    """One message of ``P.T.rejected`` or ``P.T.dead``: the service's answer to bad input."""
+
+    subject: str
+    """``rejected`` or ``dead``."""
+    in_seq: int
+    """The stream sequence of the input message answered."""
+    stage: str
+    """Where it was refused (``schema``, ``engine``, ``internal``, ... ; ``dead``)."""
+    reason: str
+
+
+def answers(options: NatsOptions, stream: StreamOptions, tenant: str) -> list[Answer]:
+    """Every rejection and dead letter published for ``tenant``, in order per subject."""
+    subjects = stream.subjects(tenant)
+    out: list[Answer] = []
+    for headers, data in subject_messages(options, stream, subjects.rejected):
+        stage = headers.get("Nats-Msg-Id", "").rsplit(":", 1)[-1]
+        reason = msgspec.json.decode(data)["reason"]
+        out.append(Answer("rejected", int(headers["Omniroute-In-Seq"]), stage, reason))
+    for headers, _ in subject_messages(options, stream, subjects.dead):
+        out.append(Answer("dead", int(headers["Omniroute-In-Seq"]), "dead",
+                          headers.get("Omniroute-Reason", "")))  # fmt: skip
+    return out
 
 
 def check_log(

@@ -254,29 +254,32 @@ def test_bad_input_is_rejected_with_a_reason_and_never_stops_the_service(
     opts = options_for(nats_server)
     payloads, bad, valid = _garbage(3, "acme")
     svc = _service(nats_server, stream, ["acme"], tmp_path, "tick_interval_s = 0")
+
+    def answers() -> tuple[list[tuple[dict[str, str], bytes]], list[tuple[dict[str, str], bytes]]]:
+        return (subject_messages(opts, stream, f"{stream.prefix}.acme.rejected"),
+                subject_messages(opts, stream, f"{stream.prefix}.acme.dead"))  # fmt: skip
+
     try:
         seqs = publish(opts, stream, "acme", payloads)
         wait_until_consumed(opts, stream, "acme", seqs[-1])
-        wait_for(
-            lambda: len(subject_messages(opts, stream, f"{stream.prefix}.acme.rejected")) >= bad,
-            20, "rejections",
-        )  # fmt: skip
+        wait_for(lambda: sum(map(len, answers())) >= bad, 20, "rejections")
         assert svc.running
     finally:
         assert svc.stop() == 0
     log = log_events(opts, stream, "acme")
     assert [e for e in log if not is_decision(e)] == valid  # every valid event applied, once
-    rejected = subject_messages(opts, stream, f"{stream.prefix}.acme.rejected")
-    assert len(rejected) == bad
+    rejected, dead = answers()
+    assert len(rejected) + len(dead) == bad  # every bad event answered, once
     reasons = [msgspec.json.decode(data)["reason"] for _, data in rejected]
     assert all(reasons)
-    assert any("undecodable" in r for r in reasons)
     assert any("invalid event" in r for r in reasons)
     assert any("tenant 'globex'" in r for r in reasons)
     assert any("decisions are emitted" in r for r in reasons)
     assert any("unknown" in r for r in reasons)  # the engine's own rejections are mirrored
-    dead = subject_messages(opts, stream, f"{stream.prefix}.acme.dead")
-    assert all(h.get("Omniroute-Reason") for h, _ in dead)
+    dead_reasons = [h.get("Omniroute-Reason", "") for h, _ in dead]
+    assert all(dead_reasons)
+    assert any("empty message" in r for r in dead_reasons)
+    assert any("neither a msgpack array" in r for r in dead_reasons)
     assert {data for _, data in dead} <= set(payloads)
 
 
@@ -286,6 +289,15 @@ def test_bad_input_is_rejected_with_a_reason_and_never_stops_the_service(
         (b"", None),
         (b"\xc1\xc1", None),
         (b"[1, 2", None),
+        (b"[]", None),
+        (b"\x90", None),
+        (b"{nope", None),
+        (b"[" * 100_000, None),
+        (
+            b'{"type": "agent.removed", "tenant": "acme", "ts": 1, "agent_id": "a", "x": 1}',
+            "schema",
+        ),
+        (b'{"type": "tick", "tenant": "acme", "ts": 9223372036854775808}', "schema"),
         (b'{"type": "tick", "tenant": "acme", "ts": -1}', "ok"),
         (b'{"type": "tick", "tenant": "acme"}', "schema"),
         (b'[{"type": "tick", "tenant": "other", "ts": 1}]', "tenant"),
@@ -522,7 +534,7 @@ def test_metrics_endpoint_counts_events_decisions_latency_queues_and_lag(
     assert m["omniroute_decisions_total{tenant=acme,type=conversation.queued}"] == sum(
         isinstance(e, ev.ConversationQueued) for e in decisions
     )
-    assert m["omniroute_rejected_total{stage=decode,tenant=acme}"] == 1
+    assert m["omniroute_rejected_total{stage=dead,tenant=acme}"] == 1
     assert m["omniroute_decision_latency_seconds_count{tenant=acme}"] == len(seqs)
     assert m["omniroute_writer{tenant=acme}"] == 1
     assert m["omniroute_consumer_lag{tenant=acme}"] == 0
