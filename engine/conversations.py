@@ -205,6 +205,9 @@ def callback_requested(ctx: Context, event: CallbackRequested) -> None:
             f"conversation {event.conversation_id!r} is {conv.stage}; "
             "a callback is requested from the queue"
         )
+    horizon_s = ctx.policy.limits.clock_horizon_s
+    if event.not_before is not None and event.not_before > ctx.now + ms(horizon_s):
+        raise Rejected(f"not_before is more than limits.clock_horizon_s = {horizon_s:g} s ahead")
     conv.callback = True
     conv.media_class = "task"
     conv.kinds = "human"  # a person calls back

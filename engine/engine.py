@@ -1,12 +1,17 @@
 """The routing engine: ``Engine.apply(event) -> decisions``, pure and deterministic.
 
-Time comes only from event ``ts``. Before an event is applied, every timer whose
-deadline it passes fires, in deadline order, at its deadline (offer timeouts,
-escalation rings, SLA breaches, sticky and bot-first windows, wrap-up timeouts,
-asynchronous inactivity, scheduled callbacks). After every event and every timer,
-matching runs until no waiting conversation has an eligible agent with room.
+Time comes only from event ``ts``, and each tenant has its own clock: a tenant's events
+(ticks included) move only its clock and fire only its timers. Before an event is applied,
+every timer of its tenant whose deadline it passes fires, in deadline order, at its
+deadline (offer timeouts, escalation rings, SLA breaches, sticky and bot-first windows,
+wrap-up timeouts, asynchronous inactivity, scheduled callbacks). After every event and
+every timer, matching runs until no waiting conversation has an eligible agent with room.
 
-An invalid event changes nothing and returns one ``EventRejected`` with the reason.
+An invalid event (a wrong type, a value out of range or over the policy's ``limits``, a
+``ts`` more than ``limits.clock_tolerance_s`` behind its tenant's clock or more than
+``limits.clock_horizon_s`` ahead) returns one ``EventRejected`` with the reason; a late
+event within the tolerance is applied at the tenant's clock. An event the handler
+rejects changes nothing but the time: the timers its ``ts`` made due have fired.
 
 The steps live in modules of one concept each, as functions over an explicit
 :class:`~.context.Context`: ``validation``, ``capacity``, ``queueing``, ``routing``,

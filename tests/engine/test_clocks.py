@@ -7,6 +7,7 @@ from __future__ import annotations
 from omniroute.engine import Engine, parse_policy
 from omniroute.engine.events import (
     AgentNotResponding,
+    CallbackRequested,
     ConversationOffered,
     EventRejected,
     OfferAccepted,
@@ -126,3 +127,11 @@ def test_snapshot_restore_keeps_each_tenants_clock_and_timers() -> None:
     tail = [Tick(tenant="acme", ts=15_000), Tick(tenant="globex", ts=HOUR * 1000 + 40_000)]
     assert [copy.apply(e) for e in tail] == [acme.engine.apply(e) for e in tail]
     assert copy.snapshot() == acme.engine.snapshot()
+
+
+def test_a_callback_beyond_the_horizon_is_rejected() -> None:
+    desk = Desk(OFFER)
+    desk.arrive("v1", "voice")
+    out = desk.send(CallbackRequested, conversation_id="v1", not_before=40 * 86_400_000)
+    assert kinds(out) == ["event.rejected"] and "clock_horizon_s" in out[0].reason
+    assert desk.conv("v1").stage == "queued"
