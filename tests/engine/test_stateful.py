@@ -75,7 +75,8 @@ from omniroute.engine.policy import (
     Queue,
     Ring,
 )
-from omniroute.engine.state import ConversationState, TenantState, Timer
+from omniroute.engine.state import AgentState, ConversationState, TenantState, Timer
+from omniroute.engine.validation import Rejected, check_can_take
 from tests.oracles.invariants import CHECKS, check_invariants, find_violations
 
 # --- the contact centre ------------------------------------------------------------------
@@ -182,6 +183,15 @@ ENCODER = msgspec.msgpack.Encoder()
 
 
 _NO_TENANT = TenantState(tenant="")
+
+
+def could_take(agent: AgentState, conv: ConversationState) -> bool:
+    """A transfer target who could ever take ``conv`` (test_validation.py tests the rule)."""
+    try:
+        check_can_take(POLICY, agent, conv)
+    except Rejected:
+        return False
+    return True
 
 
 def contact_of(customer: str, channel: str) -> Contact:
@@ -576,6 +586,7 @@ class EngineMachine(RuleBasedStateMachine):
             targets = [
                 a.agent_id for a in tenant.agents.values()
                 if a.agent_id != conv.owner and a.status == "available" and a.responsive
+                and could_take(a, conv)
             ]  # fmt: skip
             if not targets:
                 to = "queue"
