@@ -9,8 +9,6 @@ from __future__ import annotations
 from .capacity import release_owner
 from .context import Context
 from .events import (
-    AGENT_KINDS,
-    AGENT_STATUSES,
     AgentRegistered,
     AgentRemoved,
     AgentStatusChanged,
@@ -19,7 +17,7 @@ from .events import (
 from .matching import CLASS_INDEX
 from .queueing import agent_unavailable, close, enqueue, retract_offer, void_pins
 from .state import AgentState, TenantState
-from .validation import Rejected, agent_of, check_skills, known_tenant
+from .validation import Rejected, agent_of, known_tenant
 
 __all__ = ["agent_registered", "agent_removed", "agent_status_changed", "agent_updated"]
 
@@ -27,11 +25,6 @@ _N_CLASSES = len(CLASS_INDEX)
 
 
 def agent_registered(ctx: Context, event: AgentRegistered) -> None:
-    if not event.agent_id:
-        raise Rejected("agent_id must not be empty")
-    if event.kind not in AGENT_KINDS:
-        raise Rejected(f"kind must be one of {AGENT_KINDS}, got {event.kind!r}")
-    check_skills(event.skills)
     policy = ctx.policy
     default = policy.bot_profile if event.kind == "bot" else policy.human_profile
     profile = event.capacity_profile or default
@@ -46,7 +39,7 @@ def agent_registered(ctx: Context, event: AgentRegistered) -> None:
     agent = AgentState(
         agent_id=event.agent_id, seq=ctx.next_seq(), slot=slot, kind=event.kind,
         skills=dict(event.skills), profile=profile, languages=list(event.languages),
-        units=[0] * _N_CLASSES, counts=[0] * _N_CLASSES, idle_since=ctx.state.clock,
+        units=[0] * _N_CLASSES, counts=[0] * _N_CLASSES, idle_since=ctx.now,
     )  # fmt: skip
     tenant.agents[agent.agent_id] = agent
     ctx.matchers[tenant.tenant].agent_at[slot] = agent.agent_id
@@ -56,8 +49,6 @@ def agent_registered(ctx: Context, event: AgentRegistered) -> None:
 def agent_updated(ctx: Context, event: AgentUpdated) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     agent = agent_of(tenant, event.agent_id)
-    if event.skills is not None:
-        check_skills(event.skills)
     if event.capacity_profile is not None and event.capacity_profile != agent.profile:
         if event.capacity_profile not in ctx.policy.profiles:
             raise Rejected(f"unknown capacity profile {event.capacity_profile!r}")
@@ -77,11 +68,9 @@ def agent_updated(ctx: Context, event: AgentUpdated) -> None:
 def agent_status_changed(ctx: Context, event: AgentStatusChanged) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     agent = agent_of(tenant, event.agent_id)
-    if event.status not in AGENT_STATUSES:
-        raise Rejected(f"status must be one of {AGENT_STATUSES}, got {event.status!r}")
     if event.status == "available":
         if agent.status != "available" or not agent.responsive:
-            agent.idle_since = ctx.state.clock
+            agent.idle_since = ctx.now
         agent.status = "available"
         agent.responsive = True
         ctx.sync(tenant, agent)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from .capacity import customer_wrote, hold, release_owner, schedule_inactivity
 from .context import Context, ms
 from .events import (
-    CHANNELS,
     Contact,
     ContactsLinked,
     ConversationArrived,
@@ -19,7 +18,7 @@ from .events import (
 from .policy import CHANNEL_CLASS
 from .queueing import enqueue, pin, withdraw_offer
 from .state import ConversationState, CustomerState, TenantState
-from .validation import Rejected, check_skills
+from .validation import Rejected
 
 __all__ = ["contacts_linked", "conversation_arrived"]
 
@@ -29,16 +28,6 @@ def _contact_key(contact: Contact) -> str:
 
 
 def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
-    if not event.conversation_id:
-        raise Rejected("conversation_id must not be empty")
-    if event.channel not in CHANNELS:
-        raise Rejected(f"unknown channel {event.channel!r}")
-    if not event.contact.address:
-        raise Rejected("contact.address must not be empty")
-    check_skills(event.skills)
-    check_skills(event.optional_skills, "optional_skills")
-    if type(event.priority) is not int:
-        raise Rejected(f"priority must be an integer, got {event.priority!r}")
     policy = ctx.policy
     queue_name = event.queue
     if queue_name not in policy.queues:
@@ -56,7 +45,7 @@ def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
         conv = tenant.conversations[customer.open_conversation]
         _rejoin(ctx, tenant, conv, event, queue_name)
         return
-    now = ctx.state.clock
+    now = ctx.now
     queue = policy.queues[queue_name]
     target = queue.sla_for(event.channel)
     conv = ConversationState(
@@ -110,7 +99,7 @@ def _rejoin(
     queue, skills, language; never a lower priority), unless a transfer is under way:
     who can serve the customer depends on the channel they are on now.
     """
-    now = ctx.state.clock
+    now = ctx.now
     ctx.emit(
         ConversationRejoined(
             tenant=tenant.tenant, ts=now, conversation_id=conv.conversation_id,
@@ -181,13 +170,8 @@ def _route_as(
 
 
 def contacts_linked(ctx: Context, event: ContactsLinked) -> None:
-    if not event.customer_id:
-        raise Rejected("customer_id must not be empty")
     if not event.contacts:
         raise Rejected("contacts must not be empty")
-    for contact in event.contacts:
-        if contact.channel not in CHANNELS or not contact.address:
-            raise Rejected(f"invalid contact {contact!r}")
     tenant = ctx.tenant(event.tenant)
     customer = tenant.customers.get(event.customer_id)
     if customer is None:

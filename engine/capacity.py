@@ -50,7 +50,7 @@ def release(
     if conv.conversation_id in agent.pending_reactivation:
         agent.pending_reactivation.remove(conv.conversation_id)
     if not agent.holding:
-        agent.idle_since = ctx.state.clock
+        agent.idle_since = ctx.now
     ctx.sync(tenant, agent)
     _settle_reactivations(ctx, tenant, agent)
     ctx.dirty_agent(tenant, agent)
@@ -132,7 +132,7 @@ def go_inactive(ctx: Context, tenant: TenantState, conv: ConversationState, time
     ):
         return
     conv.inactive_armed = 0
-    if conv.inactive_due > ctx.state.clock:  # the customer wrote since it was armed
+    if conv.inactive_due > ctx.now:  # the customer wrote since it was armed
         _arm_inactivity(ctx, tenant, conv, conv.inactive_due)
         return
     agent = tenant.agents[conv.owner]

@@ -26,7 +26,9 @@ def ms(seconds: float) -> int:
 class Context:
     """The state and its derived indexes, with the small operations every step shares."""
 
-    __slots__ = ("dirty_agents", "dirty_convs", "matchers", "out", "policy", "profiles", "state")
+    __slots__ = (
+        "dirty_agents", "dirty_convs", "matchers", "now", "out", "policy", "profiles", "state",
+    )  # fmt: skip
 
     def __init__(self, policy: Policy, state: EngineState) -> None:
         self.policy = policy
@@ -34,6 +36,8 @@ class Context:
         self.state = state
         self.matchers: dict[str, TenantMatcher] = {}
         self.out: list[Decision] = []
+        self.now = 0
+        """The current event's tenant's time (epoch ms): what every step reads as now."""
         self.dirty_agents: dict[tuple[str, str], None] = {}
         self.dirty_convs: dict[tuple[str, str], None] = {}
         for name, tenant in state.tenants.items():
@@ -55,7 +59,7 @@ class Context:
     def schedule(self, kind: TimerKind, tenant: str, key: str, deadline: int, gen: int) -> None:
         """Set a timer; ``gen`` lets its handler tell whether it went stale meanwhile."""
         timer = Timer(deadline, self.next_seq(), kind, tenant, key, gen)
-        heapq.heappush(self.state.timers, timer)
+        heapq.heappush(self.state.tenants[tenant].timers, timer)
 
     def matcher(self, tenant: str) -> TenantMatcher:
         matcher = self.matchers.get(tenant)
@@ -65,10 +69,10 @@ class Context:
         return matcher
 
     def tenant(self, name: str) -> TenantState:
-        """The tenant, created on its first agent, conversation or customer."""
+        """The tenant, created on its first agent, conversation or customer (at ``now``)."""
         tenant = self.state.tenants.get(name)
         if tenant is None:
-            tenant = TenantState(tenant=name)
+            tenant = TenantState(tenant=name, clock=self.now)
             self.state.tenants[name] = tenant
             self.matcher(name)
         return tenant

@@ -35,7 +35,7 @@ from .state import ConversationState, TenantState
 from .validation import (
     Rejected,
     agent_of,
-    check_skills,
+    check_can_take,
     conversation_of,
     known_tenant,
     queue_of,
@@ -57,10 +57,8 @@ __all__ = [
 def message_received(ctx: Context, event: MessageReceived) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     conv = conversation_of(tenant, event.conversation_id)
-    if event.direction not in ("in", "out"):
-        raise Rejected(f"direction must be 'in' or 'out', got {event.direction!r}")
     if event.direction == "in":
-        conv.last_in_ts = ctx.state.clock
+        conv.last_in_ts = ctx.now
         customer_wrote(ctx, tenant, conv)
 
 
@@ -96,8 +94,6 @@ def _held_by(tenant: TenantState, conversation_id: str, agent_id: str) -> Conver
 def transfer_requested(ctx: Context, event: TransferRequested) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     conv = _held_by(tenant, event.conversation_id, event.agent_id)
-    if event.mode not in ("cold", "warm"):
-        raise Rejected(f"mode must be 'cold' or 'warm', got {event.mode!r}")
     if event.to_agent is None and event.to_queue is None and event.skills is None:
         raise Rejected("a transfer needs to_agent, to_queue or skills")
     if event.to_agent is not None and (event.to_queue is not None or event.skills is not None):
@@ -108,10 +104,9 @@ def transfer_requested(ctx: Context, event: TransferRequested) -> None:
             raise Rejected("an agent cannot transfer to themselves")
         if target.status != "available" or not target.responsive:
             raise Rejected(f"target agent {event.to_agent!r} is not available")
+        check_can_take(ctx.policy, target, conv)
     if event.to_queue is not None:
         queue_of(ctx.policy, event.to_queue)
-    if event.skills is not None:
-        check_skills(event.skills)
     agent = tenant.agents[event.agent_id]
     if agent.kind == "bot" and event.mode == "warm":
         raise Rejected("a bot hands over cold (HandoffRequested), it never shares one")
@@ -146,8 +141,6 @@ def handoff_requested(ctx: Context, event: HandoffRequested) -> None:
     if bot.kind != "bot":
         raise Rejected(f"agent {event.agent_id!r} is not a bot; use TransferRequested")
     queue = queue_of(ctx.policy, event.queue) if event.queue is not None else None
-    if event.skills is not None:
-        check_skills(event.skills)
     release_owner(ctx, tenant, conv)
     conv.kinds = "human"
     conv.excluded = []
@@ -166,8 +159,6 @@ def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
             f"conversation {event.conversation_id!r} is {conv.stage}, not assigned; "
             "a customer leaving the queue is CustomerAbandoned"
         )
-    if event.by not in ("agent", "customer"):
-        raise Rejected(f"by must be 'agent' or 'customer', got {event.by!r}")
     if conv.offer_agent is not None:
         withdraw_offer(ctx, tenant, conv, "ended")
     leave_queue(ctx, tenant, conv)
@@ -177,9 +168,7 @@ def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
     if agent.kind == "human" and wrap_up_s > 0:
         conv.stage = "wrap_up"
         conv.pinned = None
-        ctx.schedule(
-            "wrap_up", tenant.tenant, conv.conversation_id, ctx.state.clock + ms(wrap_up_s), 0
-        )
+        ctx.schedule("wrap_up", tenant.tenant, conv.conversation_id, ctx.now + ms(wrap_up_s), 0)
         return
     finish(ctx, tenant, conv)
 
@@ -216,12 +205,13 @@ def callback_requested(ctx: Context, event: CallbackRequested) -> None:
             f"conversation {event.conversation_id!r} is {conv.stage}; "
             "a callback is requested from the queue"
         )
-    if event.not_before is not None and type(event.not_before) is not int:
-        raise Rejected(f"not_before must be epoch milliseconds, got {event.not_before!r}")
+    horizon_s = ctx.policy.limits.clock_horizon_s
+    if event.not_before is not None and event.not_before > ctx.now + ms(horizon_s):
+        raise Rejected(f"not_before is more than limits.clock_horizon_s = {horizon_s:g} s ahead")
     conv.callback = True
     conv.media_class = "task"
     conv.kinds = "human"  # a person calls back
-    if event.not_before is not None and event.not_before > ctx.state.clock:
+    if event.not_before is not None and event.not_before > ctx.now:
         leave_queue(ctx, tenant, conv)
         conv.stage = "scheduled"
         conv.route_gen += 1

@@ -39,6 +39,7 @@ __all__ = [
     "PRESETS",
     "CapacityProfile",
     "ClassLimit",
+    "Limits",
     "MediaClass",
     "Policy",
     "PolicyError",
@@ -210,6 +211,34 @@ def _default_queues() -> dict[str, Queue]:
     return {"default": Queue()}
 
 
+class Limits(_Spec, frozen=True):
+    """What one input may carry, and how far its ``ts`` may stray from its tenant's clock.
+
+    An event over a limit is rejected with the reason. ``clock_tolerance_s``: an event
+    at most this far behind its tenant's clock is applied at the clock (late by a few
+    seconds, as producers are); further behind, it is rejected. ``clock_horizon_s``: an
+    event further than this ahead of its tenant's clock is rejected (a ``ts`` in
+    microseconds, a typo), so one bad event cannot fire every timer and poison the clock.
+    """
+
+    max_id_length: int = 256
+    """Characters in any id or name (tenant, agents, conversations, queues, skills...)."""
+    max_entries: int = 64
+    """Entries in one event's skills, languages, contacts or attributes."""
+    max_attribute_bytes: int = 1024
+    """UTF-8 bytes of one attribute (key and value together)."""
+    clock_tolerance_s: float = 60.0
+    clock_horizon_s: float = 30 * 86_400.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_id_length", "max_entries", "max_attribute_bytes"):
+            if not 1 <= getattr(self, name) <= 1_000_000:
+                raise PolicyError(f"limits.{name}: must be 1..1000000")
+        for name in ("clock_tolerance_s", "clock_horizon_s"):
+            if not 0 <= getattr(self, name) <= 10 * 365 * 86_400:
+                raise PolicyError(f"limits.{name}: must be 0..315360000 seconds (10 years)")
+
+
 class Policy(_Spec, frozen=True):
     """The whole routing policy of a deployment (all tenants share it)."""
 
@@ -225,6 +254,7 @@ class Policy(_Spec, frozen=True):
     bot_profile: str = "bot"
     unknown_queue: Literal["reject", "default"] = "reject"
     dedup_window: int = 100_000
+    limits: Limits = msgspec.field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if self.default_queue and "default" not in self.queues:

@@ -59,14 +59,14 @@ def enqueue(
     if rings == "restart":
         conv.route_gen += 1
         conv.ring = 0
-        conv.enqueued_ts = ctx.state.clock
+        conv.enqueued_ts = ctx.now
         arm_ring(ctx, tenant, conv)
     conv.in_queue = True
     if conv.owner is None:
         conv.stage = "queued"
     ctx.emit(
         ConversationQueued(
-            tenant=tenant.tenant, ts=ctx.state.clock,
+            tenant=tenant.tenant, ts=ctx.now,
             conversation_id=conv.conversation_id, queue=conv.queue, reason=reason,
         )
     )  # fmt: skip
@@ -92,13 +92,13 @@ def pin(
 ) -> None:
     """Only this agent may get the conversation for ``wait_s`` (while they are there)."""
     conv.pinned = agent_id
-    conv.pin_until = ctx.state.clock + ms(wait_s)
+    conv.pin_until = ctx.now + ms(wait_s)
     ctx.schedule("pin", tenant.tenant, conv.conversation_id, conv.pin_until, conv.pin_until)
 
 
 def check_sla(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:
     """Emit ``SlaBreached`` once, when no human answered by the SLA deadline."""
-    now = ctx.state.clock
+    now = ctx.now
     if (
         not conv.sla_breached
         and not conv.answered_by_human
@@ -124,7 +124,7 @@ def withdraw_offer(
     if reason is not None:
         ctx.emit(
             OfferExpired(
-                tenant=tenant.tenant, ts=ctx.state.clock,
+                tenant=tenant.tenant, ts=ctx.now,
                 conversation_id=conv.conversation_id, agent_id=agent.agent_id, reason=reason,
             )
         )  # fmt: skip
@@ -184,7 +184,7 @@ def end_for_customer(ctx: Context, tenant: TenantState, conv: ConversationState)
     owner = tenant.agents.get(conv.owner) if conv.owner else None
     if owner is not None and owner.kind == "human":
         customer.last_agent = owner.agent_id
-        customer.last_ended_ts = ctx.state.clock
+        customer.last_ended_ts = ctx.now
 
 
 def close(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:

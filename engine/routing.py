@@ -30,12 +30,12 @@ def route(ctx: Context) -> None:
             agent = tenant.agents.get(aid)
             matcher = ctx.matchers[tname]
             while agent is not None and agent.routable:
-                cid = matcher.most_urgent(agent.slot, state.clock)
+                cid = matcher.most_urgent(agent.slot, ctx.now)
                 if cid is None:
                     break
                 conv = tenant.conversations[cid]
                 score = matcher.score(
-                    agent.slot, conv, _preferred_slot(tenant, conv), state.clock,
+                    agent.slot, conv, _preferred_slot(tenant, conv), ctx.now,
                     state.offer_counter,
                 )  # fmt: skip
                 _offer(ctx, tenant, conv, agent, score, "agent_free")
@@ -68,7 +68,7 @@ def _active_pin(ctx: Context, tenant: TenantState, conv: ConversationState) -> A
     """The agent a conversation waits for, while that agent is there to take it."""
     if conv.pinned is None:
         return None
-    if conv.pin_until is not None and ctx.state.clock >= conv.pin_until:
+    if conv.pin_until is not None and ctx.now >= conv.pin_until:
         return None
     agent = tenant.agents.get(conv.pinned)
     if agent is None or agent.status != "available" or not agent.responsive:
@@ -81,7 +81,7 @@ def _route_conversation(ctx: Context, tenant: TenantState, conv: ConversationSta
     pin = _active_pin(ctx, tenant, conv)
     slot, score = matcher.best_agent(
         conv, ctx.excluded_slots(tenant, conv), _preferred_slot(tenant, conv),
-        pin.slot if pin is not None else -1, ctx.state.clock, ctx.state.offer_counter,
+        pin.slot if pin is not None else -1, ctx.now, ctx.state.offer_counter,
     )  # fmt: skip
     if slot < 0:
         return
@@ -99,7 +99,7 @@ def _offer(
     why: str,
 ) -> None:
     state = ctx.state
-    now = state.clock
+    now = ctx.now
     units = ctx.limit_cost(agent, conv.media_class)
     state.offer_counter += 1
     agent.last_offer = state.offer_counter
@@ -135,7 +135,7 @@ def assign(
     why: str | None,
 ) -> None:
     """The agent now owns the conversation (an accepted offer, a bot, an auto queue)."""
-    now = ctx.state.clock
+    now = ctx.now
     if conv.owner is not None and conv.owner != agent.agent_id:
         release_owner(ctx, tenant, conv)
     conv.owner = agent.agent_id

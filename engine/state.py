@@ -122,17 +122,6 @@ class CustomerState(msgspec.Struct, kw_only=True):
     last_ended_ts: int | None = None
 
 
-class TenantState(msgspec.Struct, kw_only=True):
-    tenant: str
-    agents: dict[str, AgentState] = {}
-    conversations: dict[str, ConversationState] = {}
-    aliases: dict[str, str] = {}
-    customers: dict[str, CustomerState] = {}
-    contact_customer: dict[str, str] = {}
-    """``"channel:address"`` -> customer id."""
-    next_slot: int = 0
-
-
 class Timer(msgspec.Struct, frozen=True, order=True, array_like=True):
     deadline: int
     seq: int
@@ -142,10 +131,23 @@ class Timer(msgspec.Struct, frozen=True, order=True, array_like=True):
     gen: int
 
 
-class EngineState(msgspec.Struct, kw_only=True):
+class TenantState(msgspec.Struct, kw_only=True):
+    tenant: str
+    agents: dict[str, AgentState] = {}
+    conversations: dict[str, ConversationState] = {}
+    aliases: dict[str, str] = {}
+    customers: dict[str, CustomerState] = {}
+    contact_customer: dict[str, str] = {}
+    """``"channel:address"`` -> customer id."""
+    next_slot: int = 0
     clock: int = 0
+    """The tenant's time (epoch ms): its latest event ``ts``; only its own events move it."""
+    timers: list[Timer] = []
+    """The tenant's pending timers, a heap by (deadline, seq)."""
+
+
+class EngineState(msgspec.Struct, kw_only=True):
     seq: int = 0
     offer_counter: int = 0
-    timers: list[Timer] = []
     tenants: dict[str, TenantState] = {}
     recent_ids: dict[str, None] = {}

@@ -29,19 +29,19 @@ from .state import ConversationState, TenantState, Timer, TimerKind
 __all__ = ["advance"]
 
 
-def advance(ctx: Context, now: int) -> None:
-    """Fire every timer due by ``now``, in deadline order; the clock ends at ``now``."""
-    state = ctx.state
-    timers = state.timers
+def advance(ctx: Context, tenant: TenantState, now: int) -> None:
+    """Move the tenant's clock to ``now`` (never back), firing its timers due by then in
+    deadline order, each at its deadline; ``ctx.now`` follows. Other tenants' time stands."""
+    timers = tenant.timers
+    ctx.now = tenant.clock
     while timers and timers[0].deadline <= now:
         timer = heapq.heappop(timers)
-        state.clock = max(state.clock, timer.deadline)
-        tenant = state.tenants.get(timer.tenant)
-        conv = tenant.conversations.get(timer.key) if tenant is not None else None
-        if tenant is not None and conv is not None:
+        ctx.now = tenant.clock = max(tenant.clock, timer.deadline)
+        conv = tenant.conversations.get(timer.key)
+        if conv is not None:
             _ON_TIMER[timer.kind](ctx, tenant, conv, timer)
         route(ctx)
-    state.clock = max(state.clock, now)
+    ctx.now = tenant.clock = max(tenant.clock, now)
 
 
 def _offer_timeout(
@@ -52,7 +52,7 @@ def _offer_timeout(
     agent = withdraw_offer(ctx, tenant, conv, "timeout")
     exclude(conv, agent.agent_id)
     agent.responsive = False
-    ctx.emit(AgentNotResponding(tenant=tenant.tenant, ts=ctx.state.clock, agent_id=agent.agent_id))
+    ctx.emit(AgentNotResponding(tenant=tenant.tenant, ts=ctx.now, agent_id=agent.agent_id))
     agent_unavailable(ctx, tenant, agent)
     enqueue(ctx, tenant, conv, "offer_timeout")
 
@@ -62,7 +62,7 @@ def _ring(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Tim
     if conv.route_gen != timer.gen or not waiting:
         return
     rings = ctx.policy.queues[conv.queue].rings
-    elapsed = ctx.state.clock - conv.enqueued_ts
+    elapsed = ctx.now - conv.enqueued_ts
     ring = sum(1 for r in rings if ms(r.after_s) <= elapsed)
     if ring <= conv.ring:
         return
@@ -70,7 +70,7 @@ def _ring(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Tim
     arm_ring(ctx, tenant, conv)
     ctx.emit(
         ConversationEscalated(
-            tenant=tenant.tenant, ts=ctx.state.clock,
+            tenant=tenant.tenant, ts=ctx.now,
             conversation_id=conv.conversation_id, ring=ring,
         )
     )  # fmt: skip
@@ -102,7 +102,7 @@ def _wrap_up(ctx: Context, tenant: TenantState, conv: ConversationState, timer: 
         return
     ctx.emit(
         WrapUpExpired(
-            tenant=tenant.tenant, ts=ctx.state.clock,
+            tenant=tenant.tenant, ts=ctx.now,
             conversation_id=conv.conversation_id, agent_id=conv.owner,
         )
     )  # fmt: skip

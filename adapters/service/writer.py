@@ -193,8 +193,8 @@ class Writer:
         self, reason: str, event_type: str | None = None, event_id: str | None = None
     ) -> EventRejected:
         return EventRejected(
-            tenant=self.tenant, ts=self.worker.engine.clock, reason=reason, event_type=event_type,
-            event_id=event_id and event_id[:_ID_CHARS],
+            tenant=self.tenant, ts=self.worker.engine.clock_of(self.tenant), reason=reason,
+            event_type=event_type, event_id=event_id and event_id[:_ID_CHARS],
         )  # fmt: skip
 
     async def _publish_rejections(self, batch: _Batch) -> None:

@@ -75,7 +75,8 @@ from omniroute.engine.policy import (
     Queue,
     Ring,
 )
-from omniroute.engine.state import ConversationState, TenantState, Timer
+from omniroute.engine.state import AgentState, ConversationState, TenantState, Timer
+from omniroute.engine.validation import Rejected, check_can_take
 from tests.oracles.invariants import CHECKS, check_invariants, find_violations
 
 # --- the contact centre ------------------------------------------------------------------
@@ -184,6 +185,15 @@ ENCODER = msgspec.msgpack.Encoder()
 _NO_TENANT = TenantState(tenant="")
 
 
+def could_take(agent: AgentState, conv: ConversationState) -> bool:
+    """A transfer target who could ever take ``conv`` (test_validation.py tests the rule)."""
+    try:
+        check_can_take(POLICY, agent, conv)
+    except Rejected:
+        return False
+    return True
+
+
 def contact_of(customer: str, channel: str) -> Contact:
     return Contact(channel, f"{customer}-{channel}")  # type: ignore[arg-type]
 
@@ -209,9 +219,9 @@ class EngineMachine(RuleBasedStateMachine):
 
     # --- plumbing ------------------------------------------------------------------------
 
-    @property
-    def now(self) -> int:
-        return self.engine.clock
+    def at(self, tenant: str) -> int:
+        """The tenant's time: each tenant's clock moves only with its own events."""
+        return self.engine.clock_of(tenant)
 
     def event_id(self, data: st.DataObject) -> str | None:
         """About one event in four carries a producer id (de-duplication)."""
@@ -223,7 +233,16 @@ class EngineMachine(RuleBasedStateMachine):
     def send(self, event: Event, valid: bool = True) -> list[Decision]:
         """Apply to the engine (and the shadow); check the answer, the model, the state."""
         before = self.engine.snapshot() if not valid else b""
+        others = {
+            name: ENCODER.encode(tenant)
+            for name, tenant in self.engine.state.tenants.items()
+            if name != event.tenant
+        }
         out = self.engine.apply(event)
+        for name, was in others.items():
+            assert ENCODER.encode(self.engine.state.tenants[name]) == was, (
+                f"{event!r} of tenant {event.tenant!r} changed tenant {name!r}"
+            )
         self.log.append(event)
         self.decisions.extend(out)
         if event.id is not None:
@@ -382,7 +401,7 @@ class EngineMachine(RuleBasedStateMachine):
         bot = agent_id in BOTS
         self.send(
             AgentRegistered(
-                tenant=tenant, ts=self.now + lag, id=self.event_id(data), agent_id=agent_id,
+                tenant=tenant, ts=self.at(tenant) + lag, id=self.event_id(data), agent_id=agent_id,
                 kind="bot" if bot else "human",
                 skills=data.draw(skill_maps, label="skills"),
                 capacity_profile=None if bot else data.draw(
@@ -416,7 +435,7 @@ class EngineMachine(RuleBasedStateMachine):
         if data.draw(st.integers(0, 4), label="available") > 0:
             self.send(
                 AgentStatusChanged(
-                    tenant=tenant, ts=self.now, agent_id=agent_id, status="available"
+                    tenant=tenant, ts=self.at(tenant), agent_id=agent_id, status="available"
                 )
             )
 
@@ -432,12 +451,14 @@ class EngineMachine(RuleBasedStateMachine):
         agent_id = data.draw(st.sampled_from(agents), label="agent")
         if status == "removed":
             self.send(
-                AgentRemoved(tenant=tenant, ts=self.now, id=self.event_id(data), agent_id=agent_id)
+                AgentRemoved(
+                    tenant=tenant, ts=self.at(tenant), id=self.event_id(data), agent_id=agent_id
+                )
             )
             return
         self.send(
             AgentStatusChanged(
-                tenant=tenant, ts=self.now + lag, id=self.event_id(data), agent_id=agent_id,
+                tenant=tenant, ts=self.at(tenant) + lag, id=self.event_id(data), agent_id=agent_id,
                 status=status,  # type: ignore[arg-type]
             )
         )  # fmt: skip
@@ -454,7 +475,7 @@ class EngineMachine(RuleBasedStateMachine):
             profile = data.draw(st.sampled_from((None, *PROFILES)), label="profile")
         self.send(
             AgentUpdated(
-                tenant=tenant, ts=self.now, id=self.event_id(data), agent_id=agent_id,
+                tenant=tenant, ts=self.at(tenant), id=self.event_id(data), agent_id=agent_id,
                 skills=data.draw(st.none() | skill_maps, label="skills"),
                 languages=data.draw(st.none() | language_lists, label="languages"),
                 capacity_profile=profile,
@@ -468,7 +489,10 @@ class EngineMachine(RuleBasedStateMachine):
             if agent.status != "available" or not agent.responsive:
                 self.send(
                     AgentStatusChanged(
-                        tenant=tenant, ts=self.now, agent_id=agent.agent_id, status="available"
+                        tenant=tenant,
+                        ts=self.at(tenant),
+                        agent_id=agent.agent_id,
+                        status="available",
                     )
                 )
 
@@ -484,7 +508,8 @@ class EngineMachine(RuleBasedStateMachine):
             channel = data.draw(st.sampled_from(CHANNELS), label="channel")
             self.send(
                 ConversationArrived(
-                    tenant=tenant, ts=self.now + (lag if i == 0 else 0), id=self.event_id(data),
+                    tenant=tenant, ts=self.at(tenant) + (lag if i == 0 else 0),
+                    id=self.event_id(data),
                     conversation_id=f"k{self.n_convs}", channel=channel,
                     contact=contact_of(customer, channel),
                     customer_id=data.draw(st.sampled_from((None, None, customer)), label="cid"),
@@ -509,7 +534,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert picked is not None
         t, name, conv = picked
         assert conv.offer_agent is not None
-        fields = {"tenant": t, "ts": self.now, "id": self.event_id(data), "conversation_id": name}
+        fields = {"tenant": t, "ts": self.at(t), "id": self.event_id(data), "conversation_id": name}
         if accept:
             self.send(OfferAccepted(**fields, agent_id=conv.offer_agent))
         else:
@@ -523,9 +548,15 @@ class EngineMachine(RuleBasedStateMachine):
     def tick(self, data: st.DataObject, dt: int, tenant: str) -> None:
         """Time passes: offers time out, rings escalate, pins, bot windows, wrap-ups end,
         asynchronous conversations go inactive (and some customers then write again)."""
-        self.send(Tick(tenant=tenant, ts=self.now + dt, id=self.event_id(data)))
+        self.send(Tick(tenant=tenant, ts=self.at(tenant) + dt, id=self.event_id(data)))
         if self.has(lambda c: c.inactive) and data.draw(st.booleans(), label="then write"):
             self.customer_writes_again(data)
+
+    @rule(data=st.data(), tenant=tenants, ahead=st.sampled_from((60_000, 3_600_000, 86_400_000)))
+    def skew(self, data: st.DataObject, tenant: str, ahead: int) -> None:
+        """One tenant's time runs far ahead (a quiet night, a producer's clock): its own
+        timers fire, no other tenant's (``send`` checks the others are untouched)."""
+        self.send(Tick(tenant=tenant, ts=self.at(tenant) + ahead, id=self.event_id(data)))
 
     @staticmethod
     def transferable(conv: ConversationState) -> bool:
@@ -555,6 +586,7 @@ class EngineMachine(RuleBasedStateMachine):
             targets = [
                 a.agent_id for a in tenant.agents.values()
                 if a.agent_id != conv.owner and a.status == "available" and a.responsive
+                and could_take(a, conv)
             ]  # fmt: skip
             if not targets:
                 to = "queue"
@@ -566,7 +598,7 @@ class EngineMachine(RuleBasedStateMachine):
             fields["skills"] = data.draw(small_skill_maps, label="to skills")
         self.send(
             TransferRequested(
-                tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name,
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
                 agent_id=conv.owner, mode=mode, **fields,  # type: ignore[arg-type]
             )
         )  # fmt: skip
@@ -589,7 +621,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert conv.owner is not None
         self.send(
             HandoffRequested(
-                tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name,
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
                 agent_id=conv.owner, reason="needs a human",
                 skills=data.draw(st.none() | small_skill_maps, label="skills"),
                 queue=data.draw(st.sampled_from((None, *QUEUES)), label="queue"),
@@ -604,7 +636,7 @@ class EngineMachine(RuleBasedStateMachine):
         t, name, _ = picked
         self.send(
             ConversationEnded(
-                tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name,
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
                 by=by,  # type: ignore[arg-type]
             )
         )  # fmt: skip
@@ -618,7 +650,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert conv.owner is not None
         self.send(
             WrapUpCompleted(
-                tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name,
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
                 agent_id=conv.owner,
             )
         )  # fmt: skip
@@ -630,7 +662,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert picked is not None
         t, name, _ = picked
         self.send(
-            CustomerAbandoned(tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name)
+            CustomerAbandoned(tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name)
         )
 
     @precondition(lambda self: self.has(lambda c: c.stage == "queued"))
@@ -641,9 +673,9 @@ class EngineMachine(RuleBasedStateMachine):
         t, name, conv = picked
         self.send(
             CallbackRequested(
-                tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name,
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
                 address=conv.contact.address,
-                not_before=None if later is None else self.now + later,
+                not_before=None if later is None else self.at(t) + later,
             )
         )  # fmt: skip
 
@@ -655,7 +687,7 @@ class EngineMachine(RuleBasedStateMachine):
         t, name, _ = picked
         self.send(
             MessageReceived(
-                tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name,
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
                 direction=direction,  # type: ignore[arg-type]
             )
         )  # fmt: skip
@@ -673,7 +705,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.send(
             ConversationArrived(
                 tenant=t,
-                ts=self.now,
+                ts=self.at(t),
                 id=self.event_id(data),
                 conversation_id=f"k{self.n_convs}",
                 channel=channel,  # type: ignore[arg-type]
@@ -690,7 +722,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert picked is not None
         t, name, _ = picked
         self.send(
-            MessageReceived(tenant=t, ts=self.now, id=self.event_id(data), conversation_id=name)
+            MessageReceived(tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name)
         )
 
     @rule(
@@ -706,7 +738,7 @@ class EngineMachine(RuleBasedStateMachine):
         """Mostly the customer's own contacts; sometimes another's (customers merge)."""
         self.send(
             ContactsLinked(
-                tenant=tenant, ts=self.now, id=self.event_id(data), customer_id=customer,
+                tenant=tenant, ts=self.at(tenant), id=self.event_id(data), customer_id=customer,
                 contacts=[contact_of(c, ch) for c, ch in contacts],
             )
         )  # fmt: skip
@@ -722,8 +754,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.send(event, valid=False)
 
     def invalid_events(self, data: st.DataObject) -> list[Event | None]:
-        now = self.now
         t = data.draw(tenants, label="tenant")
+        now = self.at(t)
         agents = self.agents_of(t)
         some_agent = agents[0] if agents else None
         bad_level = data.draw(st.sampled_from((0, 6, -1, 99, True, 2.5, "3")), label="bad level")
@@ -742,6 +774,19 @@ class EngineMachine(RuleBasedStateMachine):
             AgentRegistered(tenant="", ts=now, agent_id="h9"),
             AgentRegistered(tenant=t, ts=-1, agent_id="h9"),
             Tick(tenant=t, ts=-5),
+            AgentRegistered(tenant=t, ts=2**63, agent_id="h9"),
+            AgentRegistered(tenant=t, ts=now, agent_id=42),  # type: ignore[arg-type]
+            AgentRegistered(tenant=t, ts=now, agent_id="h9", languages="en"),  # type: ignore[arg-type]
+            ConversationArrived(
+                tenant=t, ts=now, conversation_id="bad", channel="sms",
+                contact="+33",  # type: ignore[arg-type]
+            ),
+            ConversationArrived(
+                tenant=t, ts=now, conversation_id="bad", channel="sms", contact=contact,
+                priority=data.draw(st.sampled_from((2**64 - 1, -(2**63), 2**31))),
+            ),
+            Tick(tenant=t, ts=now + 31 * 86_400_000) if t in self.engine.state.tenants else None,
+            Tick(tenant=t, ts=now - 61_000) if now >= 61_000 else None,
             ConversationQueued(tenant=t, ts=now, conversation_id="k1", queue="default"),
             ConversationArrived(
                 tenant=t, ts=now, conversation_id="bad", channel="voice", contact=contact,
@@ -806,43 +851,44 @@ class EngineMachine(RuleBasedStateMachine):
         keys = self.convs(lambda c: True)
         if keys:
             tname, cid = data.draw(st.sampled_from(keys), label="conversation")
+            tnow = self.at(tname)
             conv = self.conv((tname, cid))
             held = self.transferable(conv)
             events += [
                 ConversationArrived(
-                    tenant=tname, ts=now, conversation_id=data.draw(
+                    tenant=tname, ts=tnow, conversation_id=data.draw(
                         st.sampled_from([cid, *conv.aliases]), label="dup"
                     ), channel="email", contact=contact_of("c9", "email"),
                 ),
                 MessageReceived(
-                    tenant=tname, ts=now, conversation_id=cid,
+                    tenant=tname, ts=tnow, conversation_id=cid,
                     direction="sideways",  # type: ignore[arg-type]
                 ),
-                OfferAccepted(tenant=tname, ts=now, conversation_id=cid, agent_id="ghost"),
-                WrapUpCompleted(tenant=tname, ts=now, conversation_id=cid, agent_id="ghost"),
+                OfferAccepted(tenant=tname, ts=tnow, conversation_id=cid, agent_id="ghost"),
+                WrapUpCompleted(tenant=tname, ts=tnow, conversation_id=cid, agent_id="ghost"),
                 CallbackRequested(
-                    tenant=tname, ts=now, conversation_id=cid,
+                    tenant=tname, ts=tnow, conversation_id=cid,
                     not_before="soon",  # type: ignore[arg-type]
                 ) if conv.stage == "queued" else CallbackRequested(
-                    tenant=tname, ts=now, conversation_id=cid
+                    tenant=tname, ts=tnow, conversation_id=cid
                 ),
                 ConversationEnded(
-                    tenant=tname, ts=now, conversation_id=cid,
+                    tenant=tname, ts=tnow, conversation_id=cid,
                     by="robot",  # type: ignore[arg-type]
                 ) if conv.stage == "assigned" else ConversationEnded(
-                    tenant=tname, ts=now, conversation_id=cid
+                    tenant=tname, ts=tnow, conversation_id=cid
                 ),
             ]  # fmt: skip
             if conv.owner is not None:
-                events.append(CustomerAbandoned(tenant=tname, ts=now, conversation_id=cid))
+                events.append(CustomerAbandoned(tenant=tname, ts=tnow, conversation_id=cid))
             if conv.stage != "wrap_up" and conv.owner is not None:
                 events.append(
-                    WrapUpCompleted(tenant=tname, ts=now, conversation_id=cid, agent_id=conv.owner)
+                    WrapUpCompleted(tenant=tname, ts=tnow, conversation_id=cid, agent_id=conv.owner)
                 )
             if held:
                 assert conv.owner is not None
                 owner = self.engine.state.tenants[tname].agents[conv.owner]
-                base = {"tenant": tname, "ts": now, "conversation_id": cid}
+                base = {"tenant": tname, "ts": tnow, "conversation_id": cid}
                 events += [
                     TransferRequested(**base, agent_id=conv.owner, to_agent=conv.owner),
                     TransferRequested(**base, agent_id=conv.owner),
@@ -879,7 +925,9 @@ class EngineMachine(RuleBasedStateMachine):
                 others = [a for a in self.agents_of(tname) if a != conv.offer_agent]
                 if others:
                     events.append(
-                        OfferDeclined(tenant=tname, ts=now, conversation_id=cid, agent_id=others[0])
+                        OfferDeclined(
+                            tenant=tname, ts=tnow, conversation_id=cid, agent_id=others[0]
+                        )
                     )
         return events
 
@@ -1228,7 +1276,7 @@ def _corrupt(check: str, engine: Engine) -> None:
             waiting.kinds = "bot"
             waiting.first_contact_ts -= 60_000
         case "timers":
-            engine.state.timers.insert(0, Timer(0, 0, "sla", "acme", "k2", 0))
+            tenant.timers.insert(0, Timer(0, 0, "sla", "acme", "k2", 0))
 
 
 @pytest.mark.parametrize("check", list(CHECKS))

@@ -34,8 +34,9 @@ What is checked, per tenant, under a check id (the §9 failure each rules out in
   profile gives that class an ``inactive_after_s`` and the customer has been silent that
   long since the assignment (or is waiting to be reactivated);
 - ``bot_window``: a bot-first conversation waits for bots only until ``bot_wait_s`` passed;
-- ``timers`` (engine-wide): no timer is overdue after ``apply`` (one due at or before the
-  clock would have fired; left pending, it fires late, on some later unrelated event).
+- ``timers``: no timer is overdue after ``apply`` (one due at or before its tenant's
+  clock would have fired; left pending, it fires late, on some later unrelated event);
+  ``tenancy`` also checks that a tenant holds only its own timers (clocks are per tenant).
 """
 
 from __future__ import annotations
@@ -91,21 +92,24 @@ def find_violations(engine: Any, ignore: Collection[str] = ()) -> list[str]:
     if unknown:
         raise ValueError(f"unknown checks {sorted(unknown)}; choose from {CHECKS}")
     policy: Policy = engine.policy
-    now: int = engine.clock
-    timers = {
-        (t.tenant, t.key, t.gen): t.deadline for t in engine.state.timers if t.kind == "offer"
-    }
     problems: list[str] = []
-    if "timers" not in ignore:
-        problems.extend(
-            f"timers: [{t.tenant}] {t.kind} timer of {t.key!r} due at {t.deadline} is still "
-            f"pending at clock={now}"
-            for t in engine.state.timers
-            if t.deadline <= now
-        )
     for name, tenant in engine.state.tenants.items():
         if tenant.tenant != name:
             problems.append(f"tenancy: tenant {name!r} is stored as {tenant.tenant!r}")
+        now: int = tenant.clock
+        problems.extend(
+            f"tenancy: [{name}] holds a timer of tenant {t.tenant!r}"
+            for t in tenant.timers
+            if t.tenant != name and "tenancy" not in ignore
+        )
+        if "timers" not in ignore:
+            problems.extend(
+                f"timers: [{t.tenant}] {t.kind} timer of {t.key!r} due at {t.deadline} is "
+                f"still pending at the tenant's clock={now}"
+                for t in tenant.timers
+                if t.deadline <= now
+            )
+        timers = {(t.tenant, t.key, t.gen): t.deadline for t in tenant.timers if t.kind == "offer"}
         problems.extend(
             f"{check}: {message}"
             for check, message in _tenant_violations(policy, tenant, now, timers)
