@@ -45,6 +45,7 @@ __all__ = [
     "EventRejected",
     "HandoffRequested",
     "Input",
+    "LegJoined",
     "MessageReceived",
     "OfferAccepted",
     "OfferDeclined",
@@ -198,8 +199,12 @@ class HandoffRequested(_Event, frozen=True, tag="handoff.requested"):
 
 
 class ConversationEnded(_Event, frozen=True, tag="conversation.ended"):
+    """The conversation ends; naming a ``leg`` ends only that channel leg (the call hangs
+    up, the chat goes on) unless it is the last live one."""
+
     conversation_id: str
     by: Literal["agent", "customer"] = "agent"
+    leg: str | None = None
 
 
 class WrapUpCompleted(_Event, frozen=True, tag="wrapup.completed"):
@@ -208,9 +213,14 @@ class WrapUpCompleted(_Event, frozen=True, tag="wrapup.completed"):
 
 
 class CustomerAbandoned(_Event, frozen=True, tag="customer.abandoned"):
-    """The customer gave up while queued or while the conversation was being offered."""
+    """The customer gave up while queued or while the conversation was being offered.
+
+    Naming a ``leg`` drops only that leg (the caller hangs up, the chat still waits)
+    unless it is the last live one.
+    """
 
     conversation_id: str
+    leg: str | None = None
 
 
 class CallbackRequested(_Event, frozen=True, tag="callback.requested"):
@@ -239,25 +249,35 @@ class Tick(_Event, frozen=True, tag="tick"):
 
 
 class ConversationQueued(_Event, frozen=True, tag="conversation.queued"):
+    """The conversation waits in ``queue``; ``leg`` names the leg that made it wait, when
+    one did (a rejoin on another channel, a new leg its agent has no room for)."""
+
     conversation_id: str
     queue: str
     reason: str = "arrived"
+    leg: str | None = None
 
 
 class ConversationOffered(_Event, frozen=True, tag="conversation.offered"):
+    """Offered to ``agent_id`` with its live ``legs``, whose capacity is reserved now."""
+
     conversation_id: str
     agent_id: str
     score: float
     why: str
     deadline: int
+    legs: list[str] = []
 
 
 class ConversationAssigned(_Event, frozen=True, tag="conversation.assigned"):
+    """``agent_id`` now serves the conversation and every live leg in ``legs``."""
+
     conversation_id: str
     agent_id: str
     score: float | None = None
     why: str | None = None
     wait_ms: int = 0
+    legs: list[str] = []
 
 
 class OfferExpired(_Event, frozen=True, tag="offer.expired"):
@@ -284,17 +304,27 @@ class SlaBreached(_Event, frozen=True, tag="sla.breached"):
 
 
 class ConversationRejoined(_Event, frozen=True, tag="conversation.rejoined"):
-    """A customer's new contact joined their open conversation (continuity).
+    """A customer's new contact joined their open conversation as a new leg (continuity).
 
-    On another media class the conversation stays with its agent if they have room; if
-    it must wait, it waits in the new contact's queue with its skills (a transfer under
-    way keeps its target), and a ``ConversationQueued`` names that queue.
+    ``new_conversation_id`` is the new leg's id; ``agent_id`` is who served the
+    conversation when it came. A ``LegJoined`` follows when that agent takes the leg on
+    (at once if they have room, else within the queue's ``sticky_wait_s``); otherwise the
+    conversation waits in the new contact's queue and a ``ConversationQueued`` names it.
     """
 
     conversation_id: str
     new_conversation_id: str
     channel: Channel
     agent_id: str | None = None
+
+
+class LegJoined(_Event, frozen=True, tag="leg.joined"):
+    """The agent serving the conversation took on this leg: their capacity now covers it."""
+
+    conversation_id: str
+    leg: str
+    agent_id: str
+    channel: Channel
 
 
 class WrapUpExpired(_Event, frozen=True, tag="wrapup.expired"):
@@ -337,6 +367,7 @@ Decision: TypeAlias = (
     | ConversationEscalated
     | SlaBreached
     | ConversationRejoined
+    | LegJoined
     | WrapUpExpired
     | EventRejected
 )
@@ -351,6 +382,7 @@ _DECISION_TYPES = (
     ConversationEscalated,
     SlaBreached,
     ConversationRejoined,
+    LegJoined,
     WrapUpExpired,
     EventRejected,
 )

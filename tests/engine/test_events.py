@@ -47,6 +47,7 @@ STABLE_TAGS = {
     "SlaBreached": "sla.breached",
     "ConversationRejoined": "conversation.rejoined",
     "WrapUpExpired": "wrapup.expired",
+    "LegJoined": "leg.joined",
     "EventRejected": "event.rejected",
 }
 
