@@ -77,6 +77,7 @@ from omniroute.engine.policy import (
 )
 from omniroute.engine.state import AgentState, ConversationState, TenantState, Timer
 from omniroute.engine.validation import Rejected, check_can_take
+from tests.oracles.agent_view import AgentView
 from tests.oracles.invariants import CHECKS, check_invariants, find_violations
 
 # --- the contact centre ------------------------------------------------------------------
@@ -216,6 +217,8 @@ class EngineMachine(RuleBasedStateMachine):
         # warm transfers under way: (tenant, conversation) -> the agent handing it over
         self.warm: dict[tuple[str, str], str] = {}
         self.with_ids: list[Event] = []
+        # the agents' point of view, folded from inputs and decisions only
+        self.view = AgentView(POLICY)
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -267,9 +270,11 @@ class EngineMachine(RuleBasedStateMachine):
             assert out[0].event_type == type(event).__struct_config__.tag
             after = self.engine.snapshot()
             assert after == before, f"rejected event {event!r} changed the state"
+        self.view.fold(event, out)
         self.observe(event, out, rejected=bool(rejected))
         check_invariants(self.engine, IGNORED_CHECKS)
         self.check_model()
+        self.check_agents(event.tenant)
         return out
 
     @staticmethod
@@ -306,10 +311,13 @@ class EngineMachine(RuleBasedStateMachine):
             return
         if opened is not None:
             self.open[opened] = "open"
-        elif isinstance(event, CustomerAbandoned):
-            self.close((t, self.resolve(t, event.conversation_id)))
-        elif isinstance(event, ConversationEnded):
-            self.open[(t, self.resolve(t, event.conversation_id))] = "ending"
+        elif isinstance(event, CustomerAbandoned | ConversationEnded):
+            key = (t, self.resolve(t, event.conversation_id))
+            left = self.view.tenant(t).convs.get(key[1])  # a leg only, or all of it?
+            if left is None:
+                self.close(key)
+            elif left.ended:
+                self.open[key] = "ending"
         elif isinstance(event, WrapUpCompleted):
             self.close((t, self.resolve(t, event.conversation_id)))
         elif isinstance(event, AgentRegistered):
@@ -324,6 +332,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def close(self, key: tuple[str, str]) -> None:
         del self.open[key]
+        self.view.forget(*key)
         for alias in [a for a, p in self.alias.items() if a[0] == key[0] and p == key[1]]:
             del self.alias[alias]
 
@@ -363,24 +372,69 @@ class EngineMachine(RuleBasedStateMachine):
                 f"[{t}] agents {sorted(tenant.agents)} != registered {sorted(self.registered[t])}"
             )
 
+    def check_agents(self, tenant: str) -> None:
+        """8. the agents' point of view (``tests/oracles/agent_view.py``, folded from what
+        was sent and decided, never from the engine's books): no agent above its budget or a
+        class max; every live call an agent serves is covered by the units the engine books
+        them; each conversation has the owner and offered agent the decisions named."""
+        state = self.engine.state.tenants.get(tenant)
+        if state is None:
+            return
+        problems = self.view.violations(tenant, state.clock)
+        view = self.view.tenant(tenant)
+        for aid, agent in state.agents.items():
+            floor = self.view.real_time_floor(tenant, aid)
+            if sum(agent.units) < floor:
+                problems.append(
+                    f"[{tenant}] {aid!r} serves live calls worth {floor} units, the engine "
+                    f"books {agent.units}"
+                )
+        assert set(view.profiles) == set(state.agents), (view.profiles, list(state.agents))
+        for cid, conv in state.conversations.items():
+            mine = view.convs.get(cid)
+            if mine is None:
+                problems.append(f"[{tenant}] the engine holds {cid!r}; no decision opened it")
+            elif (conv.owner, conv.offer_agent) != (mine.owner, mine.offer):
+                problems.append(
+                    f"[{tenant}] {cid!r} is with owner={conv.owner!r} offer={conv.offer_agent!r} "
+                    f"in the engine; the decisions say owner={mine.owner!r} offer={mine.offer!r}"
+                )
+        problems.extend(
+            f"[{tenant}] {cid!r} is open by the decisions, gone from the engine"
+            for cid in view.convs
+            if cid not in state.conversations
+        )
+        assert not problems, "agents' point of view:\n  - " + "\n  - ".join(problems)
+
     # --- choosing from the engine's state ----------------------------------------------------
 
-    def convs(self, pred: Callable[[ConversationState], bool]) -> list[tuple[str, str]]:
+    def convs(
+        self, pred: Callable[[ConversationState], bool], several: bool = False
+    ) -> list[tuple[str, str]]:
+        """Open conversations satisfying ``pred``; ``several``: with two live legs or more."""
         return [
             (t, cid)
             for t, tenant in self.engine.state.tenants.items()
             for cid, conv in tenant.conversations.items()
-            if pred(conv)
+            if pred(conv) and (not several or self.live_legs(t, cid)[1:])
         ]
+
+    def live_legs(self, tenant: str, cid: str) -> list[str]:
+        """The conversation's live legs, as the inputs and decisions say."""
+        conv = self.view.tenant(tenant).convs.get(cid)
+        return list(conv.legs) if conv is not None else []
 
     def conv(self, key: tuple[str, str]) -> ConversationState:
         return self.engine.state.tenants[key[0]].conversations[key[1]]
 
     def pick_conv(
-        self, data: st.DataObject, pred: Callable[[ConversationState], bool]
+        self,
+        data: st.DataObject,
+        pred: Callable[[ConversationState], bool],
+        several: bool = False,
     ) -> tuple[str, str, ConversationState] | None:
         """A conversation satisfying ``pred``, named by its id or one of its aliases."""
-        keys = self.convs(pred)
+        keys = self.convs(pred, several)
         if not keys:
             return None
         t, cid = data.draw(st.sampled_from(keys), label="conversation")
@@ -392,8 +446,8 @@ class EngineMachine(RuleBasedStateMachine):
         state = self.engine.state.tenants.get(tenant)
         return list(state.agents) if state is not None else []
 
-    def has(self, pred: Callable[[ConversationState], bool]) -> bool:
-        return bool(self.convs(pred))
+    def has(self, pred: Callable[[ConversationState], bool], several: bool = False) -> bool:
+        return bool(self.convs(pred, several))
 
     # --- agents ------------------------------------------------------------------------------
 
@@ -574,7 +628,20 @@ class EngineMachine(RuleBasedStateMachine):
         to=st.sampled_from(("queue", "skills", "agent", "queue+skills")),
     )  # fmt: skip
     def transfer(self, data: st.DataObject, mode: str, to: str) -> None:
-        picked = self.pick_conv(data, self.transferable)
+        self.transfer_one(data, mode, to, several=False)
+
+    @precondition(lambda self: self.has(EngineMachine.transferable, several=True))
+    @rule(
+        data=st.data(),
+        mode=st.sampled_from(("cold", "warm")),
+        to=st.sampled_from(("queue", "skills", "agent")),
+    )  # fmt: skip
+    def transfer_several_legs(self, data: st.DataObject, mode: str, to: str) -> None:
+        """A conversation with several live legs moves on, all its live legs with it."""
+        self.transfer_one(data, mode, to, several=True)
+
+    def transfer_one(self, data: st.DataObject, mode: str, to: str, several: bool) -> None:
+        picked = self.pick_conv(data, self.transferable, several)
         assert picked is not None
         t, name, conv = picked
         assert conv.owner is not None
@@ -615,7 +682,16 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has(self.bot_held))
     @rule(data=st.data())
     def handoff(self, data: st.DataObject) -> None:
-        picked = self.pick_conv(data, self.bot_held)
+        self.handoff_one(data, several=False)
+
+    @precondition(lambda self: self.has(self.bot_held, several=True))
+    @rule(data=st.data())
+    def handoff_several_legs(self, data: st.DataObject) -> None:
+        """A bot serving a customer on two text channels hands them over."""
+        self.handoff_one(data, several=True)
+
+    def handoff_one(self, data: st.DataObject, several: bool) -> None:
+        picked = self.pick_conv(data, self.bot_held, several)
         assert picked is not None
         t, name, conv = picked
         assert conv.owner is not None
@@ -668,7 +744,17 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.has(lambda c: c.stage == "queued"))
     @rule(data=st.data(), later=st.sampled_from((None, 0, 3_000, 30_000)))
     def callback(self, data: st.DataObject, later: int | None) -> None:
-        picked = self.pick_conv(data, lambda c: c.stage == "queued")
+        self.callback_one(data, later, several=False)
+
+    @precondition(lambda self: self.has(lambda c: c.stage == "queued", several=True))
+    @rule(data=st.data(), later=st.sampled_from((None, 0, 3_000)))
+    def callback_several_legs(self, data: st.DataObject, later: int | None) -> None:
+        """A customer waiting on several channels asks to be called back: every live leg
+        becomes a task."""
+        self.callback_one(data, later, several=True)
+
+    def callback_one(self, data: st.DataObject, later: int | None, several: bool) -> None:
+        picked = self.pick_conv(data, lambda c: c.stage == "queued", several)
         assert picked is not None
         t, name, conv = picked
         self.send(
@@ -693,26 +779,118 @@ class EngineMachine(RuleBasedStateMachine):
         )  # fmt: skip
 
     @precondition(lambda self: self.has(lambda c: c.stage != "wrap_up"))
-    @rule(data=st.data(), channel=st.sampled_from(CHANNELS))
-    def customer_switches_channel(self, data: st.DataObject, channel: str) -> None:
-        """The customer of an open conversation gets in touch again on some channel: the
-        new contact joins it (continuity), often on another media class."""
-        picked = self.pick_conv(data, lambda c: c.stage != "wrap_up")
+    @rule(
+        data=st.data(),
+        stage=st.sampled_from(("queued", "offered", "assigned", "assigned", "scheduled")),
+        channel=st.sampled_from((*CHANNELS, "voice", "email", "webchat")),
+    )  # fmt: skip
+    def another_leg(self, data: st.DataObject, stage: str, channel: str) -> None:
+        """The customer of an open conversation (queued, offered, served, waiting for a
+        callback) gets in touch on another channel or the same: the new contact joins the
+        conversation as a new live leg (email during a call, a call during a chat)."""
+        picked = self.pick_conv(data, lambda c: c.stage == stage) or self.pick_conv(
+            data, lambda c: c.stage != "wrap_up"
+        )
         assert picked is not None
         t, _, conv = picked
         customer = self.engine.state.tenants[t].customers[conv.customer_id]
         self.n_convs += 1
         self.send(
             ConversationArrived(
-                tenant=t,
-                ts=self.at(t),
-                id=self.event_id(data),
-                conversation_id=f"k{self.n_convs}",
-                channel=channel,  # type: ignore[arg-type]
+                tenant=t, ts=self.at(t), id=self.event_id(data),
+                conversation_id=f"k{self.n_convs}", channel=channel,  # type: ignore[arg-type]
                 contact=Contact(channel, f"{customer.customer_id}-again-{channel}"),  # type: ignore[arg-type]
                 customer_id=customer.customer_id,
+                queue=data.draw(st.sampled_from(("default", *QUEUES)), label="queue"),
+                skills=data.draw(st.just({}) | small_skill_maps, label="skills"),
+            )
+        )  # fmt: skip
+
+    def open_legs(self, pred: Callable[[ConversationState], bool]) -> list[tuple[str, str]]:
+        """(tenant, conversation) of open conversations with live legs satisfying ``pred``."""
+        return [
+            key for key in self.convs(lambda c: c.stage != "wrap_up" and pred(c))
+            if self.live_legs(*key)
+        ]  # fmt: skip
+
+    def pick_leg(
+        self, data: st.DataObject, keys: list[tuple[str, str]]
+    ) -> tuple[str, str, str, ConversationState]:
+        """(tenant, a name of the conversation, one of its live legs, the conversation)."""
+        t, cid = data.draw(st.sampled_from(keys), label="conversation")
+        conv = self.conv((t, cid))
+        name = data.draw(st.sampled_from([cid, *conv.aliases]), label="name")
+        leg = data.draw(st.sampled_from(self.live_legs(t, cid)), label="leg")
+        return t, name, leg, conv
+
+    @precondition(lambda self: bool(self.open_legs(lambda c: True)))
+    @rule(data=st.data(), by=st.sampled_from(("agent", "customer")))
+    def end_leg(self, data: st.DataObject, by: str) -> None:
+        """One leg ends (the call hangs up, the chat goes on). The last live leg ends the
+        conversation, which only its agent may do: ending it while it waits is rejected."""
+        t, name, leg, conv = self.pick_leg(data, self.open_legs(lambda c: True))
+        last = self.live_legs(t, conv.conversation_id) == [leg]
+        self.send(
+            ConversationEnded(
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name,
+                by=by, leg=leg,  # type: ignore[arg-type]
+            ),
+            valid=not last or (conv.stage == "assigned" and conv.owner is not None),
+        )  # fmt: skip
+
+    @precondition(lambda self: bool(self.open_legs(lambda c: c.owner is None)))
+    @rule(data=st.data())
+    def abandon_leg(self, data: st.DataObject) -> None:
+        """The customer drops one leg of a waiting conversation (hangs up, the chat still
+        waits); dropping the last live leg abandons the conversation."""
+        t, name, leg, _ = self.pick_leg(data, self.open_legs(lambda c: c.owner is None))
+        self.send(
+            CustomerAbandoned(
+                tenant=t, ts=self.at(t), id=self.event_id(data), conversation_id=name, leg=leg
             )
         )
+
+    @precondition(lambda self: bool(self.open_legs(lambda c: c.owner is not None)))
+    @rule(data=st.data())
+    def abandon_held_leg(self, data: st.DataObject) -> None:
+        """Abandoning a leg of a conversation an agent holds is rejected (its end is
+        ``ConversationEnded(leg=...)``)."""
+        t, name, leg, _ = self.pick_leg(data, self.open_legs(lambda c: c.owner is not None))
+        self.send(
+            CustomerAbandoned(tenant=t, ts=self.at(t), conversation_id=name, leg=leg),
+            valid=False,
+        )
+
+    def agents_on_several_legs(self) -> list[tuple[str, str]]:
+        """(tenant, agent) serving or offered a conversation with several live legs."""
+        return sorted(
+            {
+                (t, who)
+                for t, view in self.view.tenants.items()
+                for conv in view.convs.values()
+                if len(conv.legs) > 1
+                for who in (conv.owner, conv.offer)
+                if who is not None
+            }
+        )
+
+    @precondition(lambda self: bool(self.agents_on_several_legs()))
+    @rule(
+        data=st.data(), status=st.sampled_from(("offline", "away", "removed"))
+    )  # fmt: skip
+    def agent_leaves_several_legs(self, data: st.DataObject, status: str) -> None:
+        """An agent serving (or offered) a customer on several channels goes away, offline
+        or leaves: everything they held goes back, every live leg with it."""
+        t, agent_id = data.draw(st.sampled_from(self.agents_on_several_legs()), label="agent")
+        if status == "removed":
+            self.send(AgentRemoved(tenant=t, ts=self.at(t), agent_id=agent_id))
+            return
+        self.send(
+            AgentStatusChanged(
+                tenant=t, ts=self.at(t), agent_id=agent_id,
+                status=status,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
 
     @precondition(lambda self: self.has(lambda c: c.inactive))
     @rule(data=st.data())
@@ -879,6 +1057,10 @@ class EngineMachine(RuleBasedStateMachine):
                     tenant=tname, ts=tnow, conversation_id=cid
                 ),
             ]  # fmt: skip
+            events += [
+                ConversationEnded(tenant=tname, ts=tnow, conversation_id=cid, leg="nope"),
+                CustomerAbandoned(tenant=tname, ts=tnow, conversation_id=cid, leg="nope"),
+            ]
             if conv.owner is not None:
                 events.append(CustomerAbandoned(tenant=tname, ts=tnow, conversation_id=cid))
             if conv.stage != "wrap_up" and conv.owner is not None:
@@ -969,6 +1151,8 @@ class EngineMachine(RuleBasedStateMachine):
     def invariants_hold(self) -> None:
         check_invariants(self.engine, IGNORED_CHECKS)
         self.check_model()
+        for tenant in self.engine.state.tenants:
+            self.check_agents(tenant)
 
 
 # Default: the active hypothesis profile's examples, 40 steps each (well under a minute).
