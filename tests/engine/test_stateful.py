@@ -5,11 +5,18 @@ everything a contact centre sends it: agents (humans and bots) registering, chan
 presence, skills and profile, leaving; conversations arriving on every channel from a small
 pool of customers (so continuity, rejoin and ``ContactsLinked`` happen), offers accepted,
 declined or left to time out, cold and warm transfers, bot handoffs, endings, wrap-ups,
-abandons, callbacks, messages, and time passing. After every event it checks the routing
-invariants of ``tests/oracles/invariants.py`` (recomputed from the policy, not asked of the engine)
-and that nothing the model knows to be open was lost. Deliberately invalid events must be
-answered by exactly one ``EventRejected`` and leave the snapshot byte-identical; duplicated
-event ids must change nothing; a shadow engine restored from a mid-run snapshot and fed the
+abandons, callbacks, messages, and time passing. Customers are often on several channels at
+once: a new contact while their conversation is queued, offered, served or waiting for a
+callback joins it as a new live leg, legs end or are abandoned one by one (the last one
+ending the conversation), and transfers, handoffs, callbacks and agents leaving happen to
+conversations with several live legs. After every event it checks the routing invariants
+of ``tests/oracles/invariants.py`` (recomputed from the policy, not asked of the engine),
+that nothing the model knows to be open was lost, and the agents' point of view of
+``tests/oracles/agent_view.py``: folded only from the events sent and the decisions
+returned, the legs each agent covers never put them above budget or a class max, and the
+engine books every live call an agent serves at its full cost. Deliberately invalid events
+must be answered by exactly one ``EventRejected`` and leave the snapshot byte-identical;
+duplicated event ids must change nothing; a shadow engine restored from a mid-run snapshot and fed the
 tail must decide byte for byte like the original, and a fresh engine replaying the whole log
 must too (DESIGN.md §4: snapshot + tail == full replay).
 
