@@ -16,9 +16,9 @@ that nothing the model knows to be open was lost, and the agents' point of view 
 returned, the legs each agent covers never put them above budget or a class max, and the
 engine books every live call an agent serves at its full cost. Deliberately invalid events
 must be answered by exactly one ``EventRejected`` and leave the snapshot byte-identical;
-duplicated event ids must change nothing; a shadow engine restored from a mid-run snapshot and fed the
-tail must decide byte for byte like the original, and a fresh engine replaying the whole log
-must too (DESIGN.md §4: snapshot + tail == full replay).
+duplicated event ids must change nothing; a shadow engine restored from a mid-run snapshot
+and fed the tail must decide byte for byte like the original, and a fresh engine replaying
+the whole log must too (DESIGN.md §4: snapshot + tail == full replay).
 
 ``HYPOTHESIS_PROFILE=long pytest -m slow tests/engine/test_stateful.py`` runs the long version.
 Below the machine: the minimal reproductions of the engine bugs it found (regression
@@ -1286,7 +1286,7 @@ def test_reactivation_settles_when_inactivity_frees_room() -> None:
             Tick(tenant="acme", ts=31_000),  # m2 inactive: 78, and m1's +15 now fits
         ],
     )
-    assert engine.state.tenants["acme"].agents["ann"].pending_reactivation == []
+    assert engine.state.tenants["acme"].agents["ann"].pending == []
 
 
 def test_warm_transfer_survives_a_channel_switch() -> None:
@@ -1450,7 +1450,7 @@ def _corrupt(check: str, engine: Engine) -> None:
         case "stage":
             assigned.stage = "queued"
         case "offer":
-            assigned.offer_agent, assigned.offer_units = "bob", 0
+            assigned.offer_agent, assigned.offer_class = "bob", "chat"
             bob.holding.append("k1")
             bob.counts[CHAT] += 1
         case "drain":
@@ -1459,8 +1459,10 @@ def _corrupt(check: str, engine: Engine) -> None:
             engine.state.tenants["globex"].conversations["k1"] = assigned
         case "bookkeeping":
             tenant.aliases["ghost"] = "k1"
-        case "reactivation":
-            ann.pending_reactivation.append("k1")
+        case "pending":
+            ann.pending.append("k1")
+        case "legs":
+            assigned.media_class = "voice"
         case "inactive":
             assigned.inactive = True
         case "bot_window":

@@ -10,7 +10,8 @@ is ``matching.requirements`` (a pure function of the conversation and its queue)
 What is checked, per tenant, under a check id (the §9 failure each rules out in brackets):
 
 - ``capacity``: an agent's per-class ``units``/``counts`` equal what the conversations
-  naming it add up to (owner units in the owner class, offer units in the media class);
+  naming it add up to (a hold: units and one item in its class, one item in each ``also``
+  class, for the owner and for the offered agent);
   ``counts[c] <= max``; the units in use (a class is paused, not counted, while a class in
   its ``interruptible_by`` is held) stay ``<= budget`` now and once any interrupting work
   ends and the paused work resumes [agents over capacity];
@@ -23,13 +24,19 @@ What is checked, per tenant, under a check id (the §9 failure each rules out in
 - ``offer``: a pending offer is to an available, responsive agent and has a live timeout
   [work offered to offline or stale agents];
 - ``drain``: no conversation waits in the queue while an agent of its tenant is eligible
-  (status, responsiveness, reactivation, kind, exclusions, owner, pin, skills at the ring's
-  level, languages, capacity) [queues that do not drain when capacity frees];
+  (status, responsiveness, pending holds, kind, exclusions, owner, pin, skills at the
+  ring's level, languages, capacity, room below the max of every other live leg's class)
+  [queues that do not drain when capacity frees];
 - ``tenancy``: every agent a conversation names is an agent of that conversation's tenant;
 - ``bookkeeping``: aliases and customers' open conversations point at open conversations
   [one customer split across agents by channel];
-- ``reactivation``: an agent blocked on a reawakened conversation is blocked only while
-  its full cost does not fit;
+- ``pending``: an agent blocked on a hold that must grow (a new leg, a reawakened
+  conversation) is blocked only while the full hold of its live legs does not fit;
+- ``legs``: a conversation's legs are its id and its aliases, each in one conversation; it
+  has a live leg until it ends (none in wrap-up); it is routed as its most demanding live
+  leg; only the owner's legs are joined and the owner's hold covers every class among the
+  joined live legs (at least the lead's cost, or its inactive cost while inactive); an
+  offer reserves exactly the full hold of every live leg;
 - ``inactive``: a conversation costs its class's ``inactive_cost`` only while its owner's
   profile gives that class an ``inactive_after_s`` and the customer has been silent that
   long since the assignment (or is waiting to be reactivated);
@@ -63,7 +70,7 @@ __all__ = [
 
 CHECKS = (
     "capacity", "holding", "stage", "offer", "drain", "tenancy", "bookkeeping",
-    "reactivation", "inactive", "bot_window", "timers",
+    "pending", "legs", "inactive", "bot_window", "timers",
 )  # fmt: skip
 """Check ids, as used in messages and by ``ignore``."""
 
@@ -183,17 +190,47 @@ def expected_load(tenant: TenantState) -> dict[str, tuple[list[int], list[int], 
     n = len(MEDIA_CLASSES)
     load: dict[str, tuple[list[int], list[int], list[str]]] = {}
     for cid, conv in tenant.conversations.items():
-        if conv.owner is not None and conv.owner_class is not None:
-            units, counts, held = load.setdefault(conv.owner, ([0] * n, [0] * n, []))
-            units[CLASS_INDEX[conv.owner_class]] += conv.owner_units
-            counts[CLASS_INDEX[conv.owner_class]] += 1
-            held.append(cid)
-        if conv.offer_agent is not None:
-            units, counts, held = load.setdefault(conv.offer_agent, ([0] * n, [0] * n, []))
-            units[CLASS_INDEX[conv.media_class]] += conv.offer_units
-            counts[CLASS_INDEX[conv.media_class]] += 1
+        holds = (
+            (conv.owner, conv.owner_class, conv.owner_units, conv.owner_also),
+            (conv.offer_agent, conv.offer_class, conv.offer_units, conv.offer_also),
+        )
+        for aid, cls, amount, also in holds:
+            if aid is None or cls is None:
+                continue
+            units, counts, held = load.setdefault(aid, ([0] * n, [0] * n, []))
+            units[CLASS_INDEX[cls]] += amount
+            for c in (cls, *also):
+                counts[CLASS_INDEX[c]] += 1
             held.append(cid)
     return load
+
+
+DEMAND = ("voice", "video", "chat", "task", "messaging", "email", "social")
+
+
+def live_classes(conv: ConversationState, joined_only: bool = False) -> list[str]:
+    """The distinct classes of the live legs (joined ones only), most demanding first."""
+    classes = {
+        leg.media_class
+        for leg in conv.legs
+        if leg.ended_ts is None and (leg.joined or not joined_only)
+    }
+    return sorted(classes, key=DEMAND.index)
+
+
+def full_hold(profile: CapacityProfile, classes: list[str]) -> tuple[str, int, list[str]]:
+    """(class, units, also) of a conversation with live legs of ``classes`` (non-empty)."""
+    limit = profile.classes.get(classes[0])  # type: ignore[call-overload]
+    return classes[0], limit.cost if limit is not None else 0, classes[1:]
+
+
+def below_max(profile: CapacityProfile, counts: list[int], classes: list[str]) -> bool:
+    """Room for one more item of each of ``classes`` (a class not in the profile has none)."""
+    return all(
+        (limit := profile.classes.get(c)) is not None  # type: ignore[call-overload]
+        and counts[CLASS_INDEX[c]] < limit.max
+        for c in classes
+    )
 
 
 # --- eligibility, re-implemented from DESIGN.md §6 -----------------------------------------
@@ -224,8 +261,8 @@ def eligibility(
         return f"status {agent.status}"
     if not agent.responsive:
         return "not responding"
-    if agent.pending_reactivation:
-        return f"waiting to reactivate {agent.pending_reactivation}"
+    if agent.pending:
+        return f"waiting for room to grow {agent.pending}"
     if conv.kinds != "any" and conv.kinds != agent.kind:
         return f"conversation is for {conv.kinds} agents only"
     if agent.agent_id in conv.excluded:
@@ -242,6 +279,9 @@ def eligibility(
     profile = policy.profiles[agent.profile]
     if not fits_new(profile, agent.units, agent.counts, conv.media_class):
         return f"no room for {conv.media_class}"
+    others = [c for c in live_classes(conv) if c != conv.media_class]
+    if not below_max(profile, agent.counts, others):
+        return f"no room below the max of {others}"
     return None
 
 
@@ -313,27 +353,32 @@ def _tenant_violations(
                 ),
             )
 
-        # reactivation: an agent blocked on a reawakened conversation stays blocked only
-        # while its full cost does not fit (the oldest is settled first).
-        if agent.pending_reactivation:
-            first = convs.get(agent.pending_reactivation[0])
-            if first is None or first.owner != aid:
+        # pending: an agent waiting for a hold to grow stays blocked only while the full
+        # hold of the conversation's live legs does not fit in place of the one it has
+        # (the oldest is settled first).
+        if agent.pending:
+            first = convs.get(agent.pending[0])
+            if first is None or first.owner != aid or first.owner_class is None:
                 yield (
-                    "reactivation",
-                    (
-                        f"[{t}] agent {aid!r} waits to reactivate {agent.pending_reactivation}, "
-                        "not conversations it owns"
-                    ),
+                    "pending",
+                    f"[{t}] agent {aid!r} waits to grow {agent.pending}, not conversations it owns",
                 )
-            elif first.media_class in profile.classes:
-                delta = profile.classes[first.media_class].cost - first.owner_units
-                total = sum(units) + delta  # a reactivation counts everything held
-                if total <= profile.budget:
+            elif live_classes(first):
+                cls, cost, also = full_hold(profile, live_classes(first))
+                old = (first.owner_class, first.owner_units, first.owner_also)
+                within = cost <= first.owner_units and {cls, *also} <= {old[0], *old[2]}
+                units_without, counts_without = list(units), list(counts)
+                units_without[CLASS_INDEX[old[0]]] -= old[1]
+                for c in (old[0], *old[2]):
+                    counts_without[CLASS_INDEX[c]] -= 1
+                fits = fits_new_units(
+                    profile, units_without, counts_without, cls, cost
+                ) and below_max(profile, counts_without, also)
+                if within or fits:
                     yield (
-                        "reactivation",
-                        f"[{t}] agent {aid!r} gets no work while reactivating "
-                        f"{first.conversation_id!r} (+{delta} units), although it fits "
-                        f"({total} <= {profile.budget})",
+                        "pending",
+                        f"[{t}] agent {aid!r} gets no work while {first.conversation_id!r} "
+                        f"waits to hold {cls} {cost} + {also} (now {old}), although it fits",
                     )
 
     for cid, conv in convs.items():
@@ -367,18 +412,13 @@ def _tenant_violations(
             yield "stage", f"[{t}] {_describe(conv)} waits in the queue with an offer pending"
         if has_owner != (conv.owner_class is not None):
             yield "stage", f"[{t}] {_describe(conv)} owner_class={conv.owner_class!r}"
-        if not has_owner and conv.owner_units:
+        if has_offer != (conv.offer_class is not None):
+            yield "stage", f"[{t}] {_describe(conv)} offer_class={conv.offer_class!r}"
+        if not has_owner and (conv.owner_units or conv.owner_also):
             yield "stage", f"[{t}] {_describe(conv)} books {conv.owner_units} units, no owner"
-        if not has_offer and conv.offer_units:
+        if not has_offer and (conv.offer_units or conv.offer_also):
             yield "stage", f"[{t}] {_describe(conv)} books {conv.offer_units} units, no offer"
-        if conv.stage == "assigned" and has_owner and conv.owner_class != conv.media_class:
-            yield (
-                "stage",
-                (
-                    f"[{t}] {_describe(conv)} is a {conv.media_class} conversation held as "
-                    f"{conv.owner_class}"
-                ),
-            )
+        yield from (("legs", f"[{t}] {p}") for p in _leg_violations(policy, agents, conv))
         queue = policy.queues.get(conv.queue)
         if queue is None:
             yield "stage", f"[{t}] {_describe(conv)} is in unknown queue {conv.queue!r}"
@@ -417,9 +457,7 @@ def _tenant_violations(
                     f"{owner.profile!r} has no inactivity for {conv.owner_class}",
                 )
             else:
-                if cid not in owner.pending_reactivation and silent < round(
-                    limit.inactive_after_s * 1000
-                ):
+                if cid not in owner.pending and silent < round(limit.inactive_after_s * 1000):
                     yield (
                         "inactive",
                         f"[{t}] {_describe(conv)} went inactive after {silent} ms of silence "
@@ -492,3 +530,54 @@ def _tenant_violations(
                     "open conversation of theirs"
                 ),
             )
+
+
+def fits_new_units(
+    profile: CapacityProfile, units: list[int], counts: list[int], cls: str, cost: int
+) -> bool:
+    """Would one more item of ``cls`` costing ``cost`` fit (class max, budget, not paused)?"""
+    limit = profile.classes.get(cls)  # type: ignore[call-overload]
+    if limit is None or counts[CLASS_INDEX[cls]] >= limit.max:
+        return False
+    total = committed_units(profile, units, counts, cls, cost)
+    return total is not None and total <= profile.budget
+
+
+def _leg_violations(
+    policy: Policy, agents: dict[str, AgentState], conv: ConversationState
+) -> Iterator[str]:
+    what = _describe(conv)
+    ids = [leg.leg_id for leg in conv.legs]
+    if sorted(ids) != sorted([conv.conversation_id, *conv.aliases]) or len(set(ids)) != len(ids):
+        yield f"{what} has legs {ids}, aliases {conv.aliases}"
+    live = live_classes(conv)
+    if conv.stage == "wrap_up":
+        if live:
+            yield f"{what} is in wrap-up with live legs of {live}"
+        return
+    if not live:
+        yield f"{what} is open without a live leg"
+        return
+    if conv.media_class != live[0]:
+        yield f"{what} is routed as {conv.media_class}, its most demanding live leg is {live[0]}"
+    joined = live_classes(conv, joined_only=True)
+    owner = agents.get(conv.owner) if conv.owner else None
+    if owner is None and joined:
+        yield f"{what} has joined legs of {joined} and no owner"
+    if owner is not None and conv.owner_class is not None and joined:
+        profile = policy.profiles[owner.profile]
+        cost = full_hold(profile, joined)[1]
+        held = {conv.owner_class, *conv.owner_also}
+        if not set(joined) <= held:
+            yield f"{what}: {owner.agent_id!r} serves legs of {joined} holding only {sorted(held)}"
+        limit = profile.classes.get(conv.owner_class)  # type: ignore[call-overload]
+        least = limit.inactive_cost if conv.inactive and limit is not None else cost
+        if conv.owner_units < least:
+            yield f"{what}: {owner.agent_id!r} holds {conv.owner_units} for legs costing {least}"
+    offered = agents.get(conv.offer_agent) if conv.offer_agent else None
+    if offered is not None:
+        profile = policy.profiles[offered.profile]
+        want = full_hold(profile, live)
+        have = (conv.offer_class, conv.offer_units, conv.offer_also)
+        if have != want:
+            yield f"{what}: the offer to {offered.agent_id!r} reserves {have}, its legs {want}"
