@@ -36,6 +36,7 @@ from omniroute.engine.events import (
     ConversationAssigned,
     ConversationEnded,
     ConversationOffered,
+    ConversationQueued,
     ConversationRejoined,
     CustomerAbandoned,
     Decision,
@@ -82,6 +83,8 @@ class ConvView:
     quiet_since: int = 0
     quiet: bool = False
     """The customer was silent long enough for the owner's lead to go inactive."""
+    scheduled: bool = False
+    """A callback waits for its time: a new contact before it voids it (its legs end)."""
 
     def drop_leg(self, leg: str) -> None:
         self.legs.pop(leg, None)
@@ -101,6 +104,8 @@ class TenantView:
     convs: dict[str, ConvView] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     """Every leg id of an open conversation (live or ended) -> the conversation id."""
+    clock: int = 0
+    """The tenant's time: the latest ``ts`` of an input it accepted."""
 
 
 class AgentView:
@@ -144,6 +149,7 @@ class AgentView:
             self._decision(view, decision)
         if not rejected:
             self._after(view, event)
+            view.clock = max(view.clock, event.ts)
 
     def _note_silence(self, view: TenantView, now: int) -> None:
         for conv in view.convs.values():
@@ -181,6 +187,9 @@ class AgentView:
                 assert d.agent_id == conv.owner, (
                     f"{d!r} names {d.agent_id!r}; the conversation's owner is {conv.owner!r}"
                 )
+                if conv.scheduled:  # back before their callback: the callback is void
+                    conv.legs.clear()
+                    conv.scheduled = False
                 conv.legs[d.new_conversation_id] = CHANNEL_CLASS[d.channel]
                 view.names[d.new_conversation_id] = d.conversation_id
             case LegJoined():
@@ -204,6 +213,8 @@ class AgentView:
                 conv = self._live(view, d.conversation_id, d)
                 assert conv.offer == d.agent_id, f"{d!r}: the offer is to {conv.offer!r}"
                 conv.offer, conv.offered = None, set()
+            case ConversationQueued() if d.reason == "callback":
+                self._live(view, d.conversation_id, d).scheduled = False
             case WrapUpExpired():
                 conv = view.convs.get(d.conversation_id)
                 assert conv is not None and conv.ended and conv.owner == d.agent_id, d
@@ -245,6 +256,9 @@ class AgentView:
             case CallbackRequested():
                 conv = self._named(t, event.conversation_id)[1]
                 conv.legs = dict.fromkeys(conv.legs, "task")
+                conv.scheduled = event.not_before is not None and event.not_before > max(
+                    view.clock, event.ts
+                )
             case MessageReceived() if event.direction == "in":
                 self._named(t, event.conversation_id)[1].quiet_since = event.ts
             case OfferDeclined():

@@ -16,8 +16,9 @@ What is checked, per tenant, under a check id (the §9 failure each rules out in
   its ``interruptible_by`` is held) stay ``<= budget`` now and once any interrupting work
   ends and the paused work resumes [agents over capacity];
 - ``holding``: ``agent.holding`` lists exactly the conversations naming the agent as owner
-  or offer agent, once each; owner and offer agent together only in a warm transfer, so
-  never a bot and a human outside one [double assignment; bot and human both holding];
+  or offer agent, once each; owner and offer agent together only in a warm transfer or
+  while a new leg its owner had no room for waits for anyone, so never a bot and a human
+  outside those [double assignment; bot and human both holding];
 - ``stage``: every open conversation is in exactly one stage and its fields agree with it
   (queued: in the queue, no owner, no offer; offered: offer, no owner, not in the queue;
   assigned: owner; wrap_up: owner, no offer, not in the queue; scheduled: none of them);
@@ -386,7 +387,9 @@ def _tenant_violations(
         offered = agents.get(conv.offer_agent) if conv.offer_agent else None
         has_owner = conv.owner is not None
         has_offer = conv.offer_agent is not None
-        warm = conv.stage == "assigned" and conv.transfers > 0
+        # owner and offer together: a warm transfer, or a leg the owner had no room for
+        # waits for anyone (the owner keeps what they serve until another takes it all)
+        warm = conv.stage == "assigned" and (conv.transfers > 0 or conv.leg_wait)
 
         # holding: one owner, one offer agent; both only during a warm transfer.
         if has_owner and conv.owner == conv.offer_agent:
