@@ -40,7 +40,8 @@ What is checked, per tenant, under a check id (the §9 failure each rules out in
   offer reserves exactly the full hold of every live leg;
 - ``inactive``: a conversation costs its class's ``inactive_cost`` only while its owner's
   profile gives that class an ``inactive_after_s`` and the customer has been silent that
-  long since the assignment (or is waiting to be reactivated);
+  long since the assignment (or is waiting to be reactivated, or wrote only on a new leg
+  the owner does not serve);
 - ``bot_window``: a bot-first conversation waits for bots only until ``bot_wait_s`` passed;
 - ``timers``: no timer is overdue after ``apply`` (one due at or before its tenant's
   clock would have fired; left pending, it fires late, on some later unrelated event);
@@ -460,7 +461,11 @@ def _tenant_violations(
                     f"{owner.profile!r} has no inactivity for {conv.owner_class}",
                 )
             else:
-                if cid not in owner.pending and silent < round(limit.inactive_after_s * 1000):
+                # a new leg the owner does not serve (it waits for anyone) leaves their
+                # part of the conversation as quiet as it was
+                waiting = any(leg.ended_ts is None and not leg.joined for leg in conv.legs)
+                quiet = round(limit.inactive_after_s * 1000)
+                if cid not in owner.pending and not waiting and silent < quiet:
                     yield (
                         "inactive",
                         f"[{t}] {_describe(conv)} went inactive after {silent} ms of silence "
