@@ -169,15 +169,17 @@ PROFILES = ("default", "lite", "blended")
 
 # Known engine bugs, each with a minimal reproduction in an xfail(strict=True) test at the
 # bottom of this file. While a bug is listed here the machine discards the runs that hit it
-# (``assume``: its consequences trip other checks too, the agents' point of view first) and
-# checks everything else. When the engine is fixed the xfail test passes, fails as strict,
-# and its entry here and its xfail mark should go.
+# when a check would trip on it (``assume``: its consequences trip other checks too, the
+# agents' point of view first) and checks everything else. When the engine is fixed the
+# xfail test passes, fails as strict, and its entry here and its xfail mark should go.
 KNOWN_BUGS: dict[str, str] = {
     "stale_inactivity": "a new leg without inactivity (a call) took the lead of a messaging "
     "conversation; the inactivity timer armed for messaging still fires and the call costs "
     "its inactive_cost (0): the agent gets more work during the call",
     "warm_transfer_dropped": "a new leg or a leg ending changes what a warm transfer's offer "
     "must reserve; the offer is withdrawn and the transfer never queued again",
+    "early_callback": "a leg of a scheduled callback ends (or is abandoned): the callback is "
+    "queued at once, before its not_before",
 }
 
 tenants = st.sampled_from(("acme", "globex", "acme", "initech"))  # busiest first
@@ -1351,6 +1353,28 @@ def test_warm_transfer_survives_a_channel_switch(leg: str) -> None:
     assert conv.in_queue or conv.offer_agent is not None or conv.owner != "ann", (
         "the warm transfer was dropped: k1 is back with ann, neither queued nor offered"
     )
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["early_callback"])
+@pytest.mark.parametrize("how", ["ended", "abandoned"])
+def test_a_leg_ending_leaves_a_callback_scheduled(how: str) -> None:
+    """A customer on a call and an email asks to be called back in a minute, then the email
+    leg is closed: the callback must still wait for its time."""
+    leg_ends: Event = (
+        ConversationEnded(tenant="acme", ts=1_000, conversation_id="k1", leg="k2")
+        if how == "ended"
+        else CustomerAbandoned(tenant="acme", ts=1_000, conversation_id="k1", leg="k2")
+    )
+    engine = drive(
+        OFFER_QUEUE,
+        [
+            _arrive("k1", 0, "voice", "c1", customer_id="cust"),  # nobody to take it
+            _arrive("k2", 0, "email", "c1-mail", customer_id="cust"),  # joins k1
+            CallbackRequested(tenant="acme", ts=1_000, conversation_id="k1", not_before=61_000),
+            leg_ends,
+        ],
+    )
+    assert engine.state.tenants["acme"].conversations["k1"].stage == "scheduled"
 
 
 def test_cheap_interrupter_never_leaves_agent_over_capacity() -> None:

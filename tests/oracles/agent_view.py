@@ -213,7 +213,7 @@ class AgentView:
                 conv = self._live(view, d.conversation_id, d)
                 assert conv.offer == d.agent_id, f"{d!r}: the offer is to {conv.offer!r}"
                 conv.offer, conv.offered = None, set()
-            case ConversationQueued() if d.reason == "callback":
+            case ConversationQueued():  # waiting in the queue, not for a callback's time
                 self._live(view, d.conversation_id, d).scheduled = False
             case WrapUpExpired():
                 conv = view.convs.get(d.conversation_id)
