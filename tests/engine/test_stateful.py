@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 import pytest
 from hypothesis import HealthCheck, assume, settings
+from hypothesis import event as label
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -64,6 +65,7 @@ from omniroute.engine.events import (
     Event,
     EventRejected,
     HandoffRequested,
+    LegJoined,
     MessageReceived,
     OfferAccepted,
     OfferDeclined,
@@ -284,12 +286,27 @@ class EngineMachine(RuleBasedStateMachine):
             after = self.engine.snapshot()
             assert after == before, f"rejected event {event!r} changed the state"
         self.view.fold(event, out)
+        self.tally(out)
         self.observe(event, out, rejected=bool(rejected))
         self.discard_known_bugs()
         check_invariants(self.engine)
         self.check_model()
         self.check_agents(event.tenant)
         return out
+
+    def tally(self, out: list[Decision]) -> None:
+        """Label the runs (``--hypothesis-show-statistics``) by what legs they reached."""
+        for d in out:
+            if isinstance(d, LegJoined):
+                label("a leg joined its agent")
+            elif isinstance(d, ConversationQueued) and d.leg is not None:
+                label(f"queued for a leg ({d.reason})")
+        for view in self.view.tenants.values():
+            for conv in view.convs.values():
+                if len(conv.served) > 1 and conv.offer is not None:
+                    label("several live legs served, offered to another agent")
+                elif len(conv.served) > 1:
+                    label("several live legs served")
 
     def discard_known_bugs(self) -> None:
         """Discard the run (``assume``) once it hits an engine bug of ``KNOWN_BUGS``."""
@@ -829,6 +846,27 @@ class EngineMachine(RuleBasedStateMachine):
                 customer_id=customer.customer_id,
                 queue=data.draw(st.sampled_from(("default", *QUEUES)), label="queue"),
                 skills=data.draw(st.just({}) | small_skill_maps, label="skills"),
+            )
+        )  # fmt: skip
+
+    @precondition(lambda self: self.has(lambda c: c.stage == "assigned"))
+    @rule(
+        data=st.data(),
+        channel=st.sampled_from(("email", "email", "whatsapp", "webchat", "voice", "social")),
+    )  # fmt: skip
+    def contact_while_served(self, data: st.DataObject, channel: str) -> None:
+        """The customer an agent serves sends an email with the document during the call,
+        a WhatsApp during the chat, calls during the email: a second live leg."""
+        picked = self.pick_conv(data, lambda c: c.stage == "assigned")
+        assert picked is not None
+        t, _, conv = picked
+        self.n_convs += 1
+        self.send(
+            ConversationArrived(
+                tenant=t, ts=self.at(t), id=self.event_id(data),
+                conversation_id=f"k{self.n_convs}", channel=channel,  # type: ignore[arg-type]
+                contact=Contact(channel, f"{conv.customer_id}-also-{channel}"),  # type: ignore[arg-type]
+                customer_id=conv.customer_id,
             )
         )  # fmt: skip
 
