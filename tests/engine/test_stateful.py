@@ -419,7 +419,8 @@ class EngineMachine(RuleBasedStateMachine):
         """8. the agents' point of view (``tests/oracles/agent_view.py``, folded from what
         was sent and decided, never from the engine's books): no agent above its budget or a
         class max; every live call an agent serves is covered by the units the engine books
-        them; each conversation has the owner and offered agent the decisions named."""
+        them; each conversation has the owner, offered agent, live legs (each in one
+        conversation) and served legs the events and decisions named."""
         state = self.engine.state.tenants.get(tenant)
         if state is None:
             return
@@ -442,6 +443,14 @@ class EngineMachine(RuleBasedStateMachine):
                     f"[{tenant}] {cid!r} is with owner={conv.owner!r} offer={conv.offer_agent!r} "
                     f"in the engine; the decisions say owner={mine.owner!r} offer={mine.offer!r}"
                 )
+            else:
+                live = {leg.leg_id: leg.media_class for leg in conv.legs if leg.ended_ts is None}
+                joined = {leg.leg_id for leg in conv.legs if leg.ended_ts is None and leg.joined}
+                if (live, joined) != (mine.legs, mine.served):
+                    problems.append(
+                        f"[{tenant}] {cid!r} has live legs {live}, {sorted(joined)} served, in "
+                        f"the engine; the events say {mine.legs}, {sorted(mine.served)} served"
+                    )
         problems.extend(
             f"[{tenant}] {cid!r} is open by the decisions, gone from the engine"
             for cid in view.convs

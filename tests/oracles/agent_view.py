@@ -19,7 +19,9 @@ from their own point of view (DESIGN.md §5):
   (a class the profile lacks has max 0).
 
 Leg and conversation ids are the wire's: a leg's id is the ``conversation_id`` of the
-arrival that opened it, and inputs may name a conversation by any of its legs.
+arrival that opened it, and inputs may name a conversation by any of its legs. A
+``CallbackRequested`` makes every live leg a task; a customer back before a scheduled
+callback's time voids it (its legs end: the rejoin comes before any ``ConversationQueued``).
 """
 
 from __future__ import annotations
