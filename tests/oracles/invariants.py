@@ -41,7 +41,7 @@ What is checked, per tenant, under a check id (the §9 failure each rules out in
 - ``inactive``: a conversation costs its class's ``inactive_cost`` only while its owner's
   profile gives that class an ``inactive_after_s`` and the customer has been silent that
   long since the assignment (or is waiting to be reactivated, or wrote only on a new leg
-  the owner does not serve);
+  the owner did not take on);
 - ``bot_window``: a bot-first conversation waits for bots only until ``bot_wait_s`` passed;
 - ``timers``: no timer is overdue after ``apply`` (one due at or before its tenant's
   clock would have fired; left pending, it fires late, on some later unrelated event);
@@ -461,9 +461,11 @@ def _tenant_violations(
                     f"{owner.profile!r} has no inactivity for {conv.owner_class}",
                 )
             else:
-                # a new leg the owner does not serve (it waits for anyone) leaves their
-                # part of the conversation as quiet as it was
-                waiting = any(leg.ended_ts is None and not leg.joined for leg in conv.legs)
+                # a new leg the owner did not take on (it waited for anyone, maybe ended
+                # since) leaves their part of the conversation as quiet as it was
+                waiting = any(
+                    not leg.joined and leg.started_ts >= conv.assigned_ts for leg in conv.legs
+                )
                 quiet = round(limit.inactive_after_s * 1000)
                 if cid not in owner.pending and not waiting and silent < quiet:
                     yield (
