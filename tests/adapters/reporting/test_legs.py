@@ -1,0 +1,287 @@
+"""Reports that add up (issue 13): a conversation's channel legs in the projection.
+
+Small hand-written logs in the wire format of ``engine/events.py`` (an input followed by
+the decisions the engine made on it), projected through the public :class:`Projector`:
+each contact (leg) is in exactly one outcome under its own channel; a conversation's
+outcome, SLA and handled-by agree; the customer view lists the legs. Times are seconds
+after T0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from omniroute.adapters.reporting import (
+    Projector,
+    connect_readonly,
+    customer_view,
+    format_customer,
+    service_report,
+)
+from omniroute.engine import events as ev
+from omniroute.engine import parse_policy
+from omniroute.engine.memorylog import MemoryLog
+
+T0 = 1_767_254_400_000
+TENANT = "acme"
+POLICY = parse_policy(
+    """
+[queues.sales]
+skills = { sales = 1 }
+wrap_up_s = 0
+sla_s = { voice = 20, webchat = 30, whatsapp = 60, email = 3600 }
+"""
+)
+OUTCOMES = ("answered", "abandoned", "short_abandoned", "bot_resolved", "unanswered", "open")
+"""The report's outcome columns: every contact is in exactly one."""
+
+Step = tuple[float, ev.Event, list[ev.Event]]
+
+
+def step(seconds: float, cls: type, *decisions: tuple[type, dict[str, Any]], **fields: Any) -> Step:
+    """An input at T0 + ``seconds`` and the decisions that follow it (same time)."""
+    ts = T0 + round(seconds * 1000)
+    return (
+        seconds,
+        cls(tenant=TENANT, ts=ts, **fields),
+        [d(tenant=TENANT, ts=ts, **f) for d, f in decisions],
+    )
+
+
+def arrive(seconds: float, cid: str, channel: str, address: str, *decisions: Any) -> Step:
+    contact = ev.Contact(channel, address)  # type: ignore[arg-type]
+    return step(seconds, ev.ConversationArrived, *decisions, conversation_id=cid,
+                channel=channel, contact=contact, queue="sales")  # fmt: skip
+
+
+def d(cls: type, **fields: Any) -> tuple[type, dict[str, Any]]:
+    return (cls, fields)
+
+
+def staff(*agents: str) -> list[Step]:
+    out: list[Step] = []
+    for a in agents:
+        out.append(step(0, ev.AgentRegistered, agent_id=a, skills={"sales": 1}))
+        out.append(step(0, ev.AgentStatusChanged, agent_id=a, status="available"))
+    return out
+
+
+def project(tmp_path: Path, steps: list[Step]) -> duckdb.DuckDBPyConnection:
+    log = MemoryLog()
+    for _, e, decisions in steps:
+        log.append([e, *decisions])
+    db = tmp_path / "legs.duckdb"
+    with Projector(db, POLICY, short_abandon_s=5) as p:
+        p.project(log)
+    return connect_readonly(db)
+
+
+def by_channel(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    return {r["channel"]: r for r in service_report(con, ("channel",)).records()}
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cur = con.execute(sql)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def assert_outcomes_add_up(con: duckdb.DuckDBPyConnection) -> None:
+    for channel, r in by_channel(con).items():
+        assert sum(r[o] for o in OUTCOMES) == r["contacts"], (channel, r)
+
+
+# --- a chat answered, then a call that waits and is dropped --------------------------------
+
+ANSWERED_THEN_LEG_ABANDONED = [
+    *staff("ann"),
+    arrive(10, "c1", "whatsapp", "+1001",
+           d(ev.ConversationQueued, conversation_id="c1", queue="sales"),
+           d(ev.ConversationOffered, conversation_id="c1", agent_id="ann", score=1.0,
+             why="best", deadline=T0 + 70_000, legs=["c1"])),
+    step(15, ev.OfferAccepted,
+         d(ev.ConversationAssigned, conversation_id="c1", agent_id="ann", wait_ms=5_000,
+           legs=["c1"]),
+         conversation_id="c1", agent_id="ann"),
+    # the customer calls while the chat goes on: ann has no room for a call
+    arrive(60, "c2", "voice", "+1001",
+           d(ev.ConversationRejoined, conversation_id="c1", new_conversation_id="c2",
+             channel="voice", agent_id="ann")),
+    step(75, ev.Tick,
+         d(ev.ConversationQueued, conversation_id="c1", queue="sales", reason="channel_switch",
+           leg="c2")),
+    # the caller hangs up after 40 s; the chat goes on and ends
+    step(100, ev.CustomerAbandoned, conversation_id="c2", leg="c2"),
+    step(200, ev.ConversationEnded, conversation_id="c1"),
+]  # fmt: skip
+
+
+def test_a_call_dropped_during_an_answered_chat_counts_once_under_voice(tmp_path: Path) -> None:
+    con = project(tmp_path, ANSWERED_THEN_LEG_ABANDONED)
+    report = by_channel(con)
+    wa, voice, total = report["whatsapp"], report["voice"], report["all"]
+    assert (wa["contacts"], wa["answered"], wa["abandoned"], wa["met"]) == (1, 1, 0, 1)
+    assert (voice["contacts"], voice["answered"], voice["abandoned"], voice["met"]) == (1, 0, 1, 0)
+    assert (total["contacts"], total["rejoins"]) == (2, 1)
+    assert_outcomes_add_up(con)
+    legs = rows(con, "SELECT * FROM legs ORDER BY started_at")
+    assert [(r["leg_id"], r["channel"], r["outcome"], r["wait_s"], r["met"]) for r in legs] == [
+        ("c1", "whatsapp", "answered", 5.0, True),
+        ("c2", "voice", "abandoned", 40.0, False),
+    ]
+    assert (legs[0]["served_by"], legs[1]["served_by"], legs[1]["ended_by"]) == (
+        "ann", None, "abandoned"
+    )  # fmt: skip
+    (c1,) = rows(con, "SELECT * FROM interactions")
+    assert (c1["outcome"], c1["met"], c1["handled_by"], c1["legs"], c1["leg_ids"]) == (
+        "answered", True, ["ann"], 2, ["c1", "c2"]
+    )  # fmt: skip
+
+
+# --- the engine before legs: a switch releases the agent, the customer abandons -------------
+
+ANSWERED_THEN_ABANDONED_AFTER_A_SWITCH = [
+    *staff("ann"),
+    arrive(10, "c1", "webchat", "web:1",
+           d(ev.ConversationQueued, conversation_id="c1", queue="sales"),
+           d(ev.ConversationOffered, conversation_id="c1", agent_id="ann", score=1.0,
+             why="best", deadline=T0 + 70_000)),
+    step(20, ev.OfferAccepted,
+         d(ev.ConversationAssigned, conversation_id="c1", agent_id="ann", wait_ms=10_000),
+         conversation_id="c1", agent_id="ann"),
+    arrive(60, "c2", "voice", "+1002",
+           d(ev.ConversationRejoined, conversation_id="c1", new_conversation_id="c2",
+             channel="voice", agent_id="ann"),
+           d(ev.ConversationQueued, conversation_id="c1", queue="sales",
+             reason="channel_switch")),
+    step(90, ev.CustomerAbandoned, conversation_id="c1"),
+]  # fmt: skip
+
+
+def test_an_answered_chat_abandoned_after_a_switch_is_answered_once(tmp_path: Path) -> None:
+    con = project(tmp_path, ANSWERED_THEN_ABANDONED_AFTER_A_SWITCH)
+    report = by_channel(con)
+    chat, voice = report["webchat"], report["voice"]
+    assert (chat["contacts"], chat["answered"], chat["abandoned"], chat["service_level"]) == (
+        1, 1, 0, 1.0
+    )  # fmt: skip
+    assert (voice["contacts"], voice["answered"], voice["abandoned"]) == (1, 0, 1)
+    assert_outcomes_add_up(con)
+    (c1,) = rows(con, "SELECT * FROM interactions")
+    # one definition: answered by a human, measured at that first answer, whoever left
+    assert (c1["outcome"], c1["met"], c1["answered_by"], c1["handled_by"]) == (
+        "answered", True, "ann", ["ann"]
+    )  # fmt: skip
+    assert not c1["abandoned"]
+
+
+# --- an email during a call: both legs served by the agent, the call ends first -----------
+
+EMAIL_DURING_A_CALL = [
+    *staff("ann"),
+    arrive(10, "c1", "voice", "+1003",
+           d(ev.ConversationQueued, conversation_id="c1", queue="sales"),
+           d(ev.ConversationOffered, conversation_id="c1", agent_id="ann", score=1.0,
+             why="best", deadline=T0 + 70_000, legs=["c1"])),
+    step(14, ev.OfferAccepted,
+         d(ev.ConversationAssigned, conversation_id="c1", agent_id="ann", wait_ms=4_000,
+           legs=["c1"]),
+         conversation_id="c1", agent_id="ann"),
+    arrive(30, "m1", "email", "x@example.com",
+           d(ev.ConversationRejoined, conversation_id="c1", new_conversation_id="m1",
+             channel="email", agent_id="ann"),
+           d(ev.LegJoined, conversation_id="c1", leg="m1", agent_id="ann", channel="email")),
+    # a leg end the engine rejects changes nothing
+    step(40, ev.ConversationEnded,
+         d(ev.EventRejected, reason="unknown leg", event_type="conversation.ended"),
+         conversation_id="c1", leg="nope", by="customer"),
+    step(60, ev.ConversationEnded, conversation_id="c1", leg="c1", by="customer"),
+    step(300, ev.ConversationEnded, conversation_id="m1"),
+]  # fmt: skip
+
+
+def test_an_email_during_a_call_is_a_second_answered_leg(tmp_path: Path) -> None:
+    con = project(tmp_path, EMAIL_DURING_A_CALL)
+    legs = rows(con, "SELECT * FROM legs ORDER BY started_at")
+    assert [(r["leg_id"], r["channel"], r["media_class"], r["outcome"], r["wait_s"],
+             r["served_by"], r["ended_by"]) for r in legs] == [
+        ("c1", "voice", "voice", "answered", 4.0, "ann", "customer"),
+        ("m1", "email", "email", "answered", 0.0, "ann", "agent"),
+    ]  # fmt: skip
+    assert [r["ended_at"].second for r in legs] == [0, 0]  # 08:01:00 and 08:05:00
+    assert legs[0]["ended_at"] < legs[1]["ended_at"]
+    report = by_channel(con)
+    assert (report["all"]["contacts"], report["all"]["answered"], report["all"]["rejoins"]) == (
+        2, 2, 1
+    )  # fmt: skip
+    assert_outcomes_add_up(con)
+    (c1,) = rows(con, "SELECT * FROM interactions")
+    assert (c1["outcome"], c1["closed_at"] is not None, c1["legs"]) == ("answered", True, 2)
+
+
+def test_the_customer_view_lists_the_legs(tmp_path: Path) -> None:
+    con = project(tmp_path, EMAIL_DURING_A_CALL)
+    view = customer_view(con, "+1003")
+    (conv,) = view["conversations"]
+    assert [(leg["leg_id"], leg["channel"], leg["served_by"], leg["outcome"])
+            for leg in conv["legs"]] == [
+        ("c1", "voice", "ann", "answered"), ("m1", "email", "ann", "answered"),
+    ]  # fmt: skip
+    text = "\n".join(format_customer(view))
+    assert "legs of c1" in text
+    assert "m1" in text and "email" in text
+
+
+def test_the_report_says_why_contacts_and_conversations_differ(tmp_path: Path) -> None:
+    con = project(tmp_path, ANSWERED_THEN_LEG_ABANDONED)
+    notes = " ".join(service_report(con, ("channel",)).notes)
+    assert "2 contacts = 1 conversations + 1 rejoins" in notes
+
+
+# --- the small simulation: every total reconciles -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDBPyConnection, int]:
+    from tests.support.simulation import small_in_memory, small_policy
+
+    log, run = small_in_memory(seed=1)
+    db = tmp_path_factory.mktemp("small") / "small.duckdb"
+    with Projector(db, small_policy()) as p:
+        p.project(log)
+    return connect_readonly(db), run.interactions
+
+
+def test_small_per_channel_outcomes_sum_to_contacts(
+    small: tuple[duckdb.DuckDBPyConnection, int],
+) -> None:
+    con, contacts = small
+    assert_outcomes_add_up(con)
+    total = by_channel(con)["all"]
+    assert total["contacts"] == contacts  # the simulator's count: conversations + rejoins
+    conversations = con.execute("SELECT count(*) FROM interactions").fetchone()
+    assert conversations is not None
+    assert total["contacts"] == conversations[0] + total["rejoins"]
+    for r in by_channel(con).values():  # measured = answered + abandoned + past target
+        assert r["measured"] >= r["answered"] + r["abandoned"], r
+
+
+def test_small_outcome_sla_and_handled_by_agree(
+    small: tuple[duckdb.DuckDBPyConnection, int],
+) -> None:
+    con, _ = small
+    humans = {a for (a,) in con.execute("SELECT agent_id FROM agents WHERE kind = 'human'")
+              .fetchall()}  # fmt: skip
+    for r in rows(con, "SELECT * FROM interactions"):
+        r["humans"] = [a for a in r["handled_by"] if a in humans]
+        answered = r["outcome"] == "answered"
+        assert answered == (r["answered_by"] is not None) == bool(r["humans"]), r
+        if r["outcome"] == "abandoned":
+            assert r["met"] is not True and r["abandoned"], r
+        if r["met"] is not None:
+            assert answered or r["outcome"] == "abandoned", r
+        assert r["legs"] == 1 + r["rejoins"] == len(r["leg_ids"]), r
