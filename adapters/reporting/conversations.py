@@ -6,6 +6,27 @@ an arrival's details, a decline, a transfer or handoff, an end, a wrap-up done, 
 abandon, a callback's time. A customer's switch to another media class that makes the
 engine release the agent ends the agent's segment at the ``channel_switch`` queueing, or
 at the next assignment during a transfer (no event says it).
+
+Legs. A conversation has one :class:`~.records.Leg` per contact the customer made in it:
+the arrival that opened it, then each ``ConversationRejoined``. A leg is served when a
+human agent first takes it on (an assignment that lists it, or ``LegJoined``; a log
+written before legs lists none: an assignment serves every live leg, and a rejoin on the
+same media class stays with the agent who holds the conversation). A leg ends on its
+own (``ConversationEnded`` or ``CustomerAbandoned`` naming it, while another leg is
+live) or with the conversation. Its wait runs from its contact to that first human
+service (for the first leg: from the first contact, bot time, transfers and callbacks
+included); each leg is in exactly one outcome: ``answered`` (a human served it),
+``abandoned`` (dropped or abandoned unserved; ``short_abandoned`` under the
+short-abandon threshold), ``bot_resolved`` (only a bot served it), ``unanswered``
+(ended unserved otherwise) or ``open`` (live).
+
+A conversation's outcome, SLA and handled-by agree by one definition: it is
+``answered`` when a human agent served any of its legs, and then measured by the wait
+from its first contact to that first human answer (``handled_by`` lists who served it);
+otherwise ``abandoned`` when the customer gave up (measured as not met after the
+short-abandon threshold), ``bot_resolved`` when only a bot served it, ``unanswered``
+when it ended unserved, ``open`` while it lasts unanswered. A conversation answered and later
+abandoned on a new leg is answered; the abandon is that leg's outcome.
 """
 
 from __future__ import annotations
@@ -21,6 +42,7 @@ from omniroute.engine.events import (
     ConversationRejoined,
     CustomerAbandoned,
     HandoffRequested,
+    LegJoined,
     OfferDeclined,
     OfferExpired,
     SlaBreached,
@@ -31,8 +53,8 @@ from omniroute.engine.events import (
 from omniroute.engine.policy import CHANNEL_CLASS, Queue
 
 from .customers import resolve_customer
-from .ledger import Handler, Ledger
-from .records import Arrival, Conversation, Tenant
+from .ledger import Handler, Ledger, end_legs
+from .records import Arrival, Conversation, Leg, Tenant
 
 __all__ = ["DECISIONS", "INPUTS"]
 
@@ -58,6 +80,7 @@ def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
             c.s_seg = None
     elif (
         reason == "channel_switch"
+        and d.leg is None  # a log before legs: the switch released the agent
         and c.stage == "assigned"
         and c.owner is not None
         and not c.transferring
@@ -88,9 +111,35 @@ def _create(lg: Ledger, t: Tenant, d: ConversationQueued, ts: int) -> Conversati
         queue=d.queue, cur_queue=d.queue, priority=p.priority, language=p.language,
         first_contact=p.ts, sla_target_s=queue.sla_for(p.channel),  # type: ignore[arg-type]
     )  # fmt: skip
+    c.legs = [Leg(leg_id=c.cid, channel=c.channel, media_class=c.media_class, queue=d.queue,
+                  started=p.ts)]  # fmt: skip
     t.convs[c.cid] = c
     t.open_by_customer[customer_id] = c.cid
     return c
+
+
+def _serve(c: Conversation, legs: list[str] | None, agent_id: str, bot: bool, ts: int) -> None:
+    """``agent_id`` takes on the live ``legs`` (every live leg when None)."""
+    for leg in c.legs:
+        if leg.ended >= 0 or (legs is not None and leg.leg_id not in legs):
+            continue
+        if bot:
+            leg.bot = True
+        elif leg.served < 0:
+            leg.served = ts
+            leg.served_by = agent_id
+
+
+def _stop_waiting(lg: Ledger, c: Conversation, ts: int, outcome: str) -> None:
+    """A leg left: if the agent who holds the conversation serves every live leg now,
+    it no longer waits in a queue."""
+    if c.owner is None or not c.in_queue or c.offer_agent is not None:
+        return
+    if all(leg.served >= 0 or leg.bot for leg in c.live_legs()):
+        if c.q_seg is not None:
+            lg.end_seg(c, c.q_seg, ts, outcome)
+            c.q_seg = None
+        c.in_queue = False
 
 
 def _offered(lg: Ledger, d: ConversationOffered, ts: int) -> None:
@@ -107,6 +156,8 @@ def _offered(lg: Ledger, d: ConversationOffered, ts: int) -> None:
     if c.first_offer < 0:
         c.first_offer = ts
     c.offer_agent = d.agent_id
+    if d.legs:
+        c.wire_legs = True
     if c.owner is None:
         c.stage = "offered"
     lg.touch(c)
@@ -147,6 +198,9 @@ def _assigned(lg: Ledger, d: ConversationAssigned, ts: int) -> None:
             c.answered_by = agent_id
             first_human = True
         c.last_agent = agent_id
+    if d.legs:
+        c.wire_legs = True
+    _serve(c, d.legs or None, agent_id, bot, ts)
     if agent_id not in c.handled_by:
         c.handled_by.append(agent_id)
     c.nassign += 1
@@ -202,6 +256,17 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
         c.channels.append(d.channel)
     c.channel = d.channel
     new_class = _CLASS.get(d.channel, "task")
+    leg = Leg(leg_id=d.new_conversation_id, channel=d.channel, media_class=new_class,
+              queue=p.queue if p is not None else c.cur_queue,
+              started=p.ts if p is not None else ts)  # fmt: skip
+    c.legs.append(leg)
+    if (
+        not c.wire_legs
+        and new_class == c.media_class
+        and c.stage == "assigned"
+        and c.owner is not None
+    ):  # a log before legs: the agent who holds it goes on with it
+        _serve(c, [leg.leg_id], c.owner, c.owner_bot, ts)
     if new_class != c.media_class:
         c.transferring = c.owner is not None and (c.in_queue or c.offer_agent is not None)
         c.media_class = new_class
@@ -217,6 +282,31 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
     lg.touch(c)
 
 
+def _leg_joined(lg: Ledger, d: LegJoined, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is None:
+        return
+    bot = lg.agent(d.tenant, d.agent_id).kind == "bot"
+    _serve(c, [d.leg], d.agent_id, bot, ts)
+    if not bot and d.agent_id not in c.handled_by:
+        c.handled_by.append(d.agent_id)
+    _stop_waiting(lg, c, ts, "leg_joined")
+    lg.touch(c)
+
+
+def _end_leg(lg: Ledger, c: Conversation, leg_id: str, ts: int, by: str) -> bool:
+    """End only the leg ``leg_id`` while another leg is live; False when it is the last
+    live leg (the whole conversation ends) or not a live leg of ``c``."""
+    leg = c.leg(leg_id)
+    if leg is None or leg.ended >= 0 or len(c.live_legs()) < 2:
+        return False
+    leg.ended = ts
+    leg.ended_by = by
+    _stop_waiting(lg, c, ts, by)
+    lg.touch(c)
+    return True
+
+
 def _wrap_expired(lg: Ledger, d: WrapUpExpired, ts: int) -> None:
     c = lg.conv(d.tenant, d.conversation_id)
     if c is not None and c.stage == "wrap_up" and c.owner == d.agent_id:
@@ -228,7 +318,7 @@ def _arrived(lg: Ledger, e: ConversationArrived, ts: int) -> None:
     p = Arrival(
         tenant=e.tenant, cid=e.conversation_id, ts=ts, channel=e.channel,
         contact_channel=e.contact.channel, contact_address=e.contact.address,
-        customer_id=e.customer_id, priority=e.priority, language=e.language,
+        customer_id=e.customer_id, priority=e.priority, language=e.language, queue=e.queue,
     )  # fmt: skip
     old = t.pending.get(e.conversation_id)
     if old is not None:
@@ -282,8 +372,15 @@ def _handoff(lg: Ledger, e: HandoffRequested, ts: int) -> None:
 
 def _ended(lg: Ledger, e: ConversationEnded, ts: int) -> None:
     c = lg.conv(e.tenant, e.conversation_id)
-    if c is None or c.stage != "assigned" or c.owner is None:
+    if c is None:
         return
+    if e.leg is not None:
+        leg = c.leg(e.leg)
+        if leg is None or leg.ended >= 0 or _end_leg(lg, c, e.leg, ts, e.by):
+            return
+    if c.stage != "assigned" or c.owner is None:
+        return
+    end_legs(c, ts, e.by)
     c.ended = ts
     c.ended_by = e.by
     t = lg.tenant(c.tenant)
@@ -316,7 +413,13 @@ def _wrapped(lg: Ledger, e: WrapUpCompleted, ts: int) -> None:
 
 def _abandoned(lg: Ledger, e: CustomerAbandoned, ts: int) -> None:
     c = lg.conv(e.tenant, e.conversation_id)
-    if c is None or c.owner is not None:
+    if c is None:
+        return
+    if e.leg is not None:
+        leg = c.leg(e.leg)
+        if leg is None or leg.ended >= 0 or _end_leg(lg, c, e.leg, ts, "abandoned"):
+            return
+    if c.owner is not None:
         return
     c.abandoned = True
     lg.close(c, ts, "abandoned")
@@ -328,6 +431,9 @@ def _callback(lg: Ledger, e: CallbackRequested, ts: int) -> None:
         return
     c.callback = True
     c.media_class = "task"
+    for leg in c.live_legs():
+        leg.media_class = "task"
+        leg.callback = True
     if c.q_seg is not None:
         lg.end_seg(c, c.q_seg, ts, "callback")
         c.q_seg = None
@@ -346,6 +452,7 @@ DECISIONS: dict[type, Handler] = {
     ConversationEscalated: _escalated,
     SlaBreached: _breached,
     ConversationRejoined: _rejoined,
+    LegJoined: _leg_joined,
     WrapUpExpired: _wrap_expired,
 }
 """The decisions on conversations the fold takes, by event type."""

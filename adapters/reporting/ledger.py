@@ -17,7 +17,7 @@ from omniroute.engine.policy import Policy
 
 from .records import NONE, Agent, Arrival, Contact, Conversation, Customer, Segment, Tenant
 
-__all__ = ["Handler", "Ledger", "Row"]
+__all__ = ["Handler", "Ledger", "Row", "end_legs"]
 
 Row = tuple[Any, ...]
 """A row for a table, its fields in the order of the table's :class:`~.schema.Insert`."""
@@ -125,7 +125,9 @@ class Ledger:
         c.owner_bot = False
 
     def close(self, c: Conversation, ts: int, outcome: str) -> None:
-        """The conversation leaves: end every open segment, drop it from the state."""
+        """The conversation leaves: end every open segment and live leg, drop it from the
+        state."""
+        end_legs(c, ts, outcome)
         for attr in ("q_seg", "o_seg", "s_seg"):
             s = getattr(c, attr)
             if s is not None:
@@ -158,6 +160,14 @@ class Ledger:
         if a.state_start >= 0:
             self.agent_states.append((a.tenant, a.agent_id, a.kind, a.state, a.state_start, ts))
         a.state_start = NONE
+
+
+def end_legs(c: Conversation, ts: int, by: str) -> None:
+    """Every live leg of ``c`` ends at ``ts`` (``by``: who or what ended it)."""
+    for leg in c.legs:
+        if leg.ended < 0:
+            leg.ended = ts
+            leg.ended_by = by
 
 
 Handler = Callable[[Ledger, Any, int], None]

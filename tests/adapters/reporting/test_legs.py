@@ -232,8 +232,10 @@ def test_the_customer_view_lists_the_legs(tmp_path: Path) -> None:
         ("c1", "voice", "ann", "answered"), ("m1", "email", "ann", "answered"),
     ]  # fmt: skip
     text = "\n".join(format_customer(view))
-    assert "legs of c1" in text
-    assert "m1" in text and "email" in text
+    legs = text[text.index("legs (each contact"):].splitlines()
+    assert legs[4].split()[:4] == ["c1", "c1", "voice", "2026-01-01"]
+    assert legs[5].split()[:4] == ["c1", "m1", "email", "2026-01-01"]
+    assert legs[5].split()[5:] == ["ann", "0.0s", "2026-01-01", "08:05", "agent", "answered"]
 
 
 def test_the_report_says_why_contacts_and_conversations_differ(tmp_path: Path) -> None:
