@@ -9,24 +9,24 @@ at the next assignment during a transfer (no event says it).
 
 Legs. A conversation has one :class:`~.records.Leg` per contact the customer made in it:
 the arrival that opened it, then each ``ConversationRejoined``. A leg is served when a
-human agent first takes it on (an assignment that lists it, or ``LegJoined``; a log
-written before legs lists none: an assignment serves every live leg, and a rejoin on the
-same media class stays with the agent who holds the conversation). A leg ends on its
-own (``ConversationEnded`` or ``CustomerAbandoned`` naming it, while another leg is
-live) or with the conversation. Its wait runs from its contact to that first human
-service (for the first leg: from the first contact, bot time, transfers and callbacks
-included); each leg is in exactly one outcome: ``answered`` (a human served it),
-``abandoned`` (dropped or abandoned unserved; ``short_abandoned`` under the
+human agent first takes it on: an assignment that lists it, or ``LegJoined`` (a log
+written before legs lists none: an assignment serves every live leg, and the agent who
+holds the conversation goes on with a new leg unless a ``channel_switch`` queueing
+releases them). A leg ends on its own (``ConversationEnded`` or ``CustomerAbandoned``
+naming it while another leg is live) or with the conversation. Its wait runs from its
+contact to that first human service (the first leg's from the first contact: bot time,
+transfers and callbacks included). Each leg is in exactly one outcome: ``answered`` (a
+human served it), ``abandoned`` (abandoned unserved; ``short_abandoned`` under the
 short-abandon threshold), ``bot_resolved`` (only a bot served it), ``unanswered``
-(ended unserved otherwise) or ``open`` (live).
+(ended unserved otherwise) or ``open`` (live, unserved).
 
 A conversation's outcome, SLA and handled-by agree by one definition: it is
-``answered`` when a human agent served any of its legs, and then measured by the wait
-from its first contact to that first human answer (``handled_by`` lists who served it);
-otherwise ``abandoned`` when the customer gave up (measured as not met after the
-short-abandon threshold), ``bot_resolved`` when only a bot served it, ``unanswered``
-when it ended unserved, ``open`` while it lasts unanswered. A conversation answered and later
-abandoned on a new leg is answered; the abandon is that leg's outcome.
+``answered`` when a human agent served any of its legs, and is then measured by the
+wait from its first contact to that first human answer (``handled_by`` lists who served
+it); otherwise ``abandoned`` when the customer gave up (not met, unless a short
+abandon), ``bot_resolved`` when only a bot served it, ``unanswered`` when it ended
+unserved, ``open`` while it lasts unanswered. A conversation answered and later
+abandoned on a new leg is answered: the abandon is that leg's outcome.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from omniroute.engine.policy import CHANNEL_CLASS, Queue
 
 from .customers import resolve_customer
 from .ledger import Handler, Ledger, end_legs
-from .records import Arrival, Conversation, Leg, Tenant
+from .records import NONE, Arrival, Conversation, Leg, Tenant
 
 __all__ = ["DECISIONS", "INPUTS"]
 
@@ -86,6 +86,11 @@ def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
         and not c.transferring
     ):
         lg.release(c, ts, "channel_switch")
+        new = c.legs[-1]
+        if len(c.legs) > 1 and new.started == ts:  # the new leg was not served after all
+            new.served = NONE
+            new.served_by = None
+            new.bot = False
     c.transferring = False
     c.in_queue = True
     if c.q_seg is None:
@@ -260,12 +265,9 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
               queue=p.queue if p is not None else c.cur_queue,
               started=p.ts if p is not None else ts)  # fmt: skip
     c.legs.append(leg)
-    if (
-        not c.wire_legs
-        and new_class == c.media_class
-        and c.stage == "assigned"
-        and c.owner is not None
-    ):  # a log before legs: the agent who holds it goes on with it
+    if not c.wire_legs and c.stage == "assigned" and c.owner is not None:
+        # a log before legs: the agent who holds it goes on with it (unless the
+        # channel_switch queueing that follows releases them)
         _serve(c, [leg.leg_id], c.owner, c.owner_bot, ts)
     if new_class != c.media_class:
         c.transferring = c.owner is not None and (c.in_queue or c.offer_agent is not None)

@@ -85,7 +85,7 @@ _SERVICE_COLUMNS = [
     Column("abandoned", "abandoned", "int"),
     Column("short_abandoned", "short ab.", "int"),
     Column("bot_resolved", "bot only", "int"),
-    Column("unanswered", "unanswered", "int", brief=False),
+    Column("unanswered", "unanswered", "int"),
     Column("open", "open", "int"),
     Column("rejoins", "rejoins", "int"),
     Column("met", "in SLA", "int"),

@@ -20,6 +20,8 @@ from omniroute.adapters.reporting import (
     write_plots,
 )
 from omniroute.adapters.reporting.plot_data import (
+    MIN_MEASURED,
+    ServiceLevelSeries,
     occupancy_data,
     queue_depth_data,
     service_level_data,
@@ -61,6 +63,28 @@ def test_service_level_per_class_in_the_first_interval(con: duckdb.DuckDBPyConne
     assert data.met[:, 0].tolist() == [1, 2, 3, 1]
     assert data.service_level[:, 0] == pytest.approx([1 / 3, 1, 1, 1])
     assert data.overall.tolist() == [7 / 9]
+
+
+def test_an_interval_with_few_contacts_is_marked_not_drawn_at_100_percent() -> None:
+    # three intervals: 10 measured (6 met), 2 measured (both met), 8 measured (4 met)
+    starts = np.datetime64(at(0), "ms") + np.arange(3) * np.timedelta64(900, "s")
+    measured = np.array([[10, 2, 8]])
+    data = ServiceLevelSeries(900, starts, ("voice",), measured, measured,
+                              np.array([[6, 2, 4]]))  # fmt: skip
+    assert MIN_MEASURED == 5
+    assert data.overall.tolist() == [0.6, 1.0, 0.5]
+    shown = data.overall_shown()
+    assert shown[0] == 0.6 and math.isnan(shown[1]) and shown[2] == 0.5
+    assert data.overall_shown(min_measured=2).tolist() == [0.6, 1.0, 0.5]
+    fig = draw_service_level(data)
+    top = fig.axes[0]
+    line = next(ln for ln in top.get_lines() if ln.get_label().startswith("all channels"))
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert y[0] == 0.6 and math.isnan(y[1]) and y[2] == 0.5  # the line does not jump to 100 %
+    hollow = [ln for ln in top.get_lines() if ln.get_markerfacecolor() == "none"
+              and len(ln.get_xdata()) == 1]  # fmt: skip
+    assert [float(ln.get_ydata()[0]) for ln in hollow] == [1.0, 1.0]  # voice, all channels
+    assert any("under 5 measured" in t.get_text() for t in top.get_legend().get_texts())
 
 
 def test_service_level_per_five_minutes(con: duckdb.DuckDBPyConnection) -> None:
