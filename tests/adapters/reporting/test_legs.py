@@ -9,6 +9,7 @@ after T0.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,109 @@ def test_small_outcome_sla_and_handled_by_agree(
         if r["met"] is not None:
             assert answered or r["outcome"] == "abandoned", r
         assert r["legs"] == 1 + r["rejoins"] == len(r["leg_ids"]), r
+
+
+# --- every report total reconciles with the log ---------------------------------------------
+
+
+def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter[str]]:
+    """Per channel, straight from the log's events (no projection): contacts, rejoins,
+    answered, abandoned and short abandons.
+
+    A contact is an arrival the engine queued or joined to an open conversation (a
+    rejoin). It is answered when a human agent took it on while it was live: an
+    assignment listing it (listing none, in a log before legs: every live leg), a
+    ``LegJoined``, or (a log before legs) a rejoin that came while a human held the
+    conversation and no ``channel_switch`` queueing released them. It is abandoned when
+    the customer gave up on it unanswered (an abandon naming it, or the conversation's)."""
+    humans = {e.agent_id for e in events if isinstance(e, ev.AgentRegistered) and e.kind == "human"}
+    wire = any(isinstance(e, ev.ConversationAssigned) and e.legs for e in events)
+    groups: list[tuple[ev.Event, list[ev.Event]]] = []
+    for e in events:
+        if ev.is_decision(e):
+            groups[-1][1].append(e)
+        else:
+            groups.append((e, []))
+    channel: dict[str, str] = {}  # arrivals
+    start: dict[str, int] = {}
+    root: dict[str, str] = {}  # leg -> its conversation
+    legs: dict[str, list[str]] = {}  # conversation -> its legs
+    live: set[str] = set()
+    answered: set[str] = set()
+    out: dict[str, Counter[str]] = {}
+
+    def count(leg: str, what: str) -> None:
+        out.setdefault(channel[leg], Counter())[what] += 1
+
+    def answer(leg: str) -> None:
+        if leg in live and leg not in answered:
+            answered.add(leg)
+            count(leg, "answered")
+
+    def end(cid: str, leg: str | None, ts: int, abandon: bool) -> None:
+        here = [x for x in legs.get(root.get(cid, cid), []) if x in live]
+        for x in [leg] if leg is not None and len(here) > 1 else here:
+            live.discard(x)
+            if abandon and x not in answered:
+                count(x, "short_abandoned" if ts - start[x] < short_s * 1000 else "abandoned")
+
+    def decide(d: ev.Event, switch: bool) -> None:
+        if isinstance(d, ev.ConversationQueued) and d.reason == "arrived":
+            if d.conversation_id not in root:
+                root[d.conversation_id] = d.conversation_id
+                legs[d.conversation_id] = [d.conversation_id]
+                live.add(d.conversation_id)
+                count(d.conversation_id, "contacts")
+        elif isinstance(d, ev.ConversationRejoined):
+            new, cid = d.new_conversation_id, root[d.conversation_id]
+            root[new] = cid
+            legs[cid].append(new)
+            live.add(new)
+            count(new, "contacts")
+            count(new, "rejoins")
+            if not wire and d.agent_id in humans and not switch:
+                answer(new)
+        elif isinstance(d, ev.LegJoined) and d.agent_id in humans:
+            answer(d.leg)
+        elif isinstance(d, ev.ConversationAssigned) and d.agent_id in humans:
+            for leg in d.legs or legs[root[d.conversation_id]]:
+                answer(leg)
+
+    for e, decisions in groups:
+        switch = any(isinstance(d, ev.ConversationQueued) and d.reason == "channel_switch"
+                     and d.leg is None for d in decisions)  # fmt: skip
+        for d in decisions:  # timer decisions dated before the input come first
+            if d.ts < e.ts:
+                decide(d, switch)
+        if not any(isinstance(d, ev.EventRejected) and d.event_type == ev.TAGS[type(e)]
+                   for d in decisions):  # fmt: skip
+            if isinstance(e, ev.ConversationArrived):
+                channel[e.conversation_id], start[e.conversation_id] = e.channel, e.ts
+            elif isinstance(e, ev.CustomerAbandoned):
+                end(e.conversation_id, e.leg, e.ts, abandon=True)
+            elif isinstance(e, ev.ConversationEnded):
+                end(e.conversation_id, e.leg, e.ts, abandon=False)
+        for d in decisions:
+            if d.ts >= e.ts:
+                decide(d, switch)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_small_report_totals_reconcile_with_the_log(tmp_path: Path, seed: int) -> None:
+    from tests.support.simulation import small_in_memory, small_policy
+
+    log, run = small_in_memory(seed=seed)
+    events = [e for _, e in log.read(0, log.end())]
+    expected = counts_from_log(events, short_s=5)
+    db = tmp_path / "small.duckdb"
+    with Projector(db, small_policy(), short_abandon_s=5) as p:
+        p.project(log)
+    report = by_channel(connect_readonly(db))
+    assert set(report) - {"all"} == set(expected)
+    for ch, want in expected.items():
+        for what in ("contacts", "rejoins", "answered", "abandoned", "short_abandoned"):
+            assert report[ch][what] == want[what], (ch, what, report[ch][what], want[what])
+    assert report["all"]["contacts"] == run.interactions == sum(
+        c["contacts"] for c in expected.values()
+    )
