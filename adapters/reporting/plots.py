@@ -154,7 +154,12 @@ def draw_service_level(
 
 
 def _few(
-    ax: Axes, x: Floats, values: Floats, measured: Any, min_measured: int, color: str,
+    ax: Axes,
+    x: Floats,
+    values: Floats,
+    measured: Any,
+    min_measured: int,
+    color: str,
     size: float,
 ) -> bool:
     """Hollow markers at the intervals with some, but under ``min_measured``, measured."""
@@ -379,8 +384,9 @@ def write_plots(
     con = connect_readonly(db_path)
     try:
         figures = [
-            draw_service_level(service_level_data(con), goal=goal, title=title,
-                               min_measured=min_measured),
+            draw_service_level(
+                service_level_data(con), goal=goal, title=title, min_measured=min_measured
+            ),
             draw_queue_depth(queue_depth_data(con), title=title),
             draw_waits(waits_data(con), goal=goal, title=title),
             draw_occupancy(occupancy_data(con), title=title),

@@ -1,32 +1,34 @@
 """The projection database's schema, as SQL text: tables, views and the inserts.
 
-Tables: ``interactions`` (one row per conversation, a rejoined contact included),
-``legs`` (one row per contact: each channel leg of a conversation, see
-:mod:`.conversations` for its outcome), ``segments`` (each station of the journey: ``queue``, ``offer``, ``bot``, ``agent``,
-``wrap_up``, and ``scheduled`` for a callback waiting for its time), ``assignments``,
-``agent_states`` (status intervals), ``agents``, ``customers``, ``contacts``; and the
-writer's own: ``_projection_state`` (the log position projected up to, the settings)
-and ``_state`` (the fold's open records, msgpack). Views: ``service_level``,
-``wait_percentiles``, ``abandonment``, ``occupancy``, ``customer_360``,
-``channel_volume`` and ``projection_info``. Each :class:`Insert` takes the fold's row
-tuples, registered as the numpy columns ``_b``, into its table; its SQL derives what
-follows from the row (timestamps, lists, waits, whether the target was met).
+Tables: ``interactions`` (one row per conversation, a rejoined contact included, with
+its legs), ``legs`` (one row per contact: each channel leg of a conversation, its outcome
+as :mod:`.conversations` says), ``segments`` (each station of the journey: ``queue``,
+``offer``, ``bot``, ``agent``, ``wrap_up``, and ``scheduled`` for a callback waiting for
+its time), ``assignments``, ``agent_states`` (status intervals), ``agents``,
+``customers``, ``contacts``; and the writer's own: ``_projection_state`` (the log
+position projected up to, the settings) and ``_state`` (the fold's open records,
+msgpack). Views: ``service_level``, ``wait_percentiles``, ``abandonment``,
+``occupancy``, ``customer_360``, ``channel_volume`` and ``projection_info``. Each
+:class:`Insert` takes the fold's row tuples, registered as the numpy columns ``_b``,
+into its table; its SQL derives what follows from the row (timestamps, lists, waits,
+whether the target was met).
 
 Honest metrics (DESIGN.md §7). The service level, abandonment and wait views count
-contacts, that is legs: each under its own channel, in exactly one outcome (answered,
-abandoned, short_abandoned, bot_resolved, unanswered, open), so per channel the outcomes
-sum to the contacts, and contacts = conversations + rejoins. A leg's wait runs from its
-contact to its first human service (the first leg's from the first contact). A customer's wait is measured from their first contact
-to the first assignment to a *human* (bot time, transfers, callbacks included); a
-callback is measured by that true wait; an abandon after ``short_abandon_s`` counts as
-not met (shorter ones are reported as short abandons, outside the rate); a
-conversation still waiting past its target at the projection's clock (``as_of``, the
-latest event time) counts as not met; every channel has its own SLA target, from the
-engine's ``SlaBreached`` when it breached, else from the policy. A conversation
-resolved by a bot without a human is reported as ``bot_resolved``, outside the service
-level. Percentiles are nearest-rank (``quantile_disc``). Occupancy is busy time (holding
-a conversation) over staffed time (available, or busy: work finished after going on a
-break counts on both sides), so it never exceeds 100 %.
+contacts, that is legs: each under its own channel and in exactly one outcome
+(answered, abandoned, short_abandoned, bot_resolved, unanswered, open), so per channel
+the outcomes sum to the contacts, and contacts = conversations + rejoins. A contact's
+wait runs from it to its first human service; a conversation's (and its first leg's)
+from the customer's first contact to the first assignment to a *human* (bot time,
+transfers, callbacks included); a callback is measured by that true wait; an abandon
+after ``short_abandon_s`` counts as not met (shorter ones are reported as short
+abandons, outside the rate); a contact still waiting past its target at the
+projection's clock (``as_of``, the latest event time) counts as not met; every channel
+has its own SLA target (a conversation's from the engine's ``SlaBreached`` when it
+breached, else from the policy). A contact resolved by a bot without a human is
+reported as ``bot_resolved``, outside the service level. Percentiles are nearest-rank
+(``quantile_disc``). Occupancy is busy time (holding a conversation) over staffed time
+(available, or busy: work finished after going on a break counts on both sides), so it
+never exceeds 100 %.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def test_the_customer_view_lists_the_legs(tmp_path: Path) -> None:
         ("c1", "voice", "ann", "answered"), ("m1", "email", "ann", "answered"),
     ]  # fmt: skip
     text = "\n".join(format_customer(view))
-    legs = text[text.index("legs (each contact"):].splitlines()
+    legs = text[text.index("legs (each contact") :].splitlines()
     assert legs[4].split()[:4] == ["c1", "c1", "voice", "2026-01-01"]
     assert legs[5].split()[:4] == ["c1", "m1", "email", "2026-01-01"]
     assert legs[5].split()[5:] == ["ann", "0.0s", "2026-01-01", "08:05", "agent", "answered"]
@@ -391,6 +391,8 @@ def test_small_report_totals_reconcile_with_the_log(tmp_path: Path, seed: int) -
     for ch, want in expected.items():
         for what in ("contacts", "rejoins", "answered", "abandoned", "short_abandoned"):
             assert report[ch][what] == want[what], (ch, what, report[ch][what], want[what])
-    assert report["all"]["contacts"] == run.interactions == sum(
-        c["contacts"] for c in expected.values()
+    assert (
+        report["all"]["contacts"]
+        == run.interactions
+        == sum(c["contacts"] for c in expected.values())
     )
