@@ -71,12 +71,12 @@ def test_report_prints_an_aligned_table(db: Path, capsys: pytest.CaptureFixture[
     rows = {line.split()[0]: line for line in body}
     assert list(rows) == ["voice", "webchat", "whatsapp", "messenger", "email", "all"]
     voice = rows["voice"].split()
-    # contacts = answered + abandoned + short + bot only + open; rejoins, in SLA, SL,
-    # ab. rate, callbacks, p50, p90, p99, target
-    assert voice == ["voice", "4", "2", "1", "1", "0", "0", "0", "1", "33.3%", "33.3%", "1",
-                     "5.0s", "25s", "25s", "20s"]  # fmt: skip
+    # contacts = answered + abandoned + short + bot only + unanswered + open; rejoins,
+    # in SLA, SL, ab. rate, callbacks, p50, p90, p99, target
+    assert voice == ["voice", "4", "2", "1", "1", "0", "0", "0", "0", "1", "33.3%", "33.3%",
+                     "1", "5.0s", "25s", "25s", "20s"]  # fmt: skip
     # 10 contacts = 9 conversations + 1 rejoin (c8); in SLA 7 of 9 measured
-    assert rows["all"].split()[1:10] == ["10", "8", "1", "1", "0", "0", "1", "7", "77.8%"]
+    assert rows["all"].split()[1:11] == ["10", "8", "1", "1", "0", "0", "0", "1", "7", "77.8%"]
     assert "10 contacts = 9 conversations + 1 rejoins" in out
     assert rows["email"].split()[-1] == "24h00m"
     assert len({len(line) for line in [header, *body]}) == 1  # aligned
