@@ -50,6 +50,7 @@ from omniroute.engine.events import (
     WrapUpCompleted,
     WrapUpExpired,
 )
+from omniroute.engine.legs import DEMAND_ORDER
 from omniroute.engine.policy import CHANNEL_CLASS, Queue
 
 from .customers import resolve_customer
@@ -60,6 +61,7 @@ __all__ = ["DECISIONS", "INPUTS"]
 
 _DEFAULT_QUEUE = Queue()
 _CLASS: dict[str, str] = {str(k): str(v) for k, v in CHANNEL_CLASS.items()}
+_RANK = {str(cls): i for i, cls in enumerate(DEMAND_ORDER)}
 
 
 def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
@@ -72,6 +74,8 @@ def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
         c = t.convs.get(d.conversation_id)
         if c is None:
             return
+    if d.leg is not None:
+        c.wire_legs = lg.wire_legs = True
     c.cur_queue = d.queue
     if reason == "callback":
         c.callback = True
@@ -123,6 +127,15 @@ def _create(lg: Ledger, t: Tenant, d: ConversationQueued, ts: int) -> Conversati
     return c
 
 
+def _lead(c: Conversation) -> tuple[str, str]:
+    """The media class and channel the conversation is routed as: its most demanding
+    live leg's (the newest of that class)."""
+    live = c.live_legs() or c.legs[-1:]
+    top = min(_RANK.get(leg.media_class, len(_RANK)) for leg in live)
+    lead = [leg for leg in live if _RANK.get(leg.media_class, len(_RANK)) == top][-1]
+    return lead.media_class, lead.channel
+
+
 def _serve(c: Conversation, legs: list[str] | None, agent_id: str, bot: bool, ts: int) -> None:
     """``agent_id`` takes on the live ``legs`` (every live leg when None)."""
     for leg in c.legs:
@@ -162,7 +175,7 @@ def _offered(lg: Ledger, d: ConversationOffered, ts: int) -> None:
         c.first_offer = ts
     c.offer_agent = d.agent_id
     if d.legs:
-        c.wire_legs = True
+        c.wire_legs = lg.wire_legs = True
     if c.owner is None:
         c.stage = "offered"
     lg.touch(c)
@@ -204,7 +217,7 @@ def _assigned(lg: Ledger, d: ConversationAssigned, ts: int) -> None:
             first_human = True
         c.last_agent = agent_id
     if d.legs:
-        c.wire_legs = True
+        c.wire_legs = lg.wire_legs = True
     _serve(c, d.legs or None, agent_id, bot, ts)
     if agent_id not in c.handled_by:
         c.handled_by.append(agent_id)
@@ -259,25 +272,30 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
     t.aliases[d.new_conversation_id] = c.cid
     if d.channel not in c.channels:
         c.channels.append(d.channel)
-    c.channel = d.channel
-    new_class = _CLASS.get(d.channel, "task")
-    leg = Leg(leg_id=d.new_conversation_id, channel=d.channel, media_class=new_class,
+    if c.stage == "scheduled":  # back before the callback: it is void, its legs end
+        end_legs(c, ts, "rejoined")
+        if c.s_seg is not None:
+            lg.end_seg(c, c.s_seg, ts, "rejoined")
+            c.s_seg = None
+        c.stage = "queued"
+    leg = Leg(leg_id=d.new_conversation_id, channel=d.channel,
+              media_class=_CLASS.get(d.channel, "task"),
               queue=p.queue if p is not None else c.cur_queue,
               started=p.ts if p is not None else ts)  # fmt: skip
     c.legs.append(leg)
-    if not c.wire_legs and c.stage == "assigned" and c.owner is not None:
+    wire = c.wire_legs or lg.wire_legs
+    if not wire and c.stage == "assigned" and c.owner is not None:
         # a log before legs: the agent who holds it goes on with it (unless the
         # channel_switch queueing that follows releases them)
         _serve(c, [leg.leg_id], c.owner, c.owner_bot, ts)
+    c.channel = d.channel
+    new_class = leg.media_class
+    if wire:  # routed as its most demanding live leg
+        new_class, c.channel = _lead(c)
     if new_class != c.media_class:
         c.transferring = c.owner is not None and (c.in_queue or c.offer_agent is not None)
         c.media_class = new_class
-        if c.stage == "scheduled":
-            if c.s_seg is not None:
-                lg.end_seg(c, c.s_seg, ts, "rejoined")
-                c.s_seg = None
-            c.stage = "queued"
-        elif c.stage == "assigned" and c.h_seg is not None:
+        if c.stage == "assigned" and c.h_seg is not None:
             old = c.h_seg
             lg.end_seg(c, old, ts, "channel_switch")
             c.h_seg = lg.open_seg(c, old.kind, ts, old.agent)
@@ -288,6 +306,7 @@ def _leg_joined(lg: Ledger, d: LegJoined, ts: int) -> None:
     c = lg.conv(d.tenant, d.conversation_id)
     if c is None:
         return
+    c.wire_legs = lg.wire_legs = True
     bot = lg.agent(d.tenant, d.agent_id).kind == "bot"
     _serve(c, [d.leg], d.agent_id, bot, ts)
     if not bot and d.agent_id not in c.handled_by:
@@ -304,6 +323,8 @@ def _end_leg(lg: Ledger, c: Conversation, leg_id: str, ts: int, by: str) -> bool
         return False
     leg.ended = ts
     leg.ended_by = by
+    if c.wire_legs or lg.wire_legs:
+        c.media_class, c.channel = _lead(c)
     _stop_waiting(lg, c, ts, by)
     lg.touch(c)
     return True

@@ -32,6 +32,8 @@ class Ledger:
         # contacts and customers: None means "not in the database" (asked, not found)
         self.contacts: dict[tuple[str, str, str], Contact | None] = {}
         self.customers: dict[tuple[str, str], Customer | None] = {}
+        self.wire_legs = False
+        """The log names legs (a conversation's own flag survives a restart)."""
         self.new_batch()
 
     def new_batch(self) -> None:
