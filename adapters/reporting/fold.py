@@ -119,6 +119,7 @@ class Fold:
                 c = decode_conversation(data)
                 t = lg.tenant(c.tenant)
                 t.convs[c.cid] = c
+                lg.wire_legs = lg.wire_legs or c.wire_legs
                 for alias in c.aliases:
                     t.aliases[alias] = c.cid
                 if c.ended < 0:

@@ -28,6 +28,7 @@ from .writer import ProjectionError
 
 __all__ = [
     "DIMENSIONS",
+    "OUTCOMES",
     "ReportError",
     "agent_report",
     "customer_view",

@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from omniroute.adapters.reporting import (
+    OUTCOMES,
     Projector,
     connect_readonly,
     customer_view,
@@ -39,8 +40,6 @@ wrap_up_s = 0
 sla_s = { voice = 20, webchat = 30, whatsapp = 60, email = 3600 }
 """
 )
-OUTCOMES = ("answered", "abandoned", "short_abandoned", "bot_resolved", "unanswered", "open")
-"""The report's outcome columns: every contact is in exactly one."""
 
 Step = tuple[float, ev.Event, list[ev.Event]]
 
