@@ -11,12 +11,15 @@ Times are seconds after T0.
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from omniroute.adapters.reporting import (
     OUTCOMES,
@@ -298,21 +301,27 @@ def test_small_per_channel_outcomes_sum_to_contacts(
         assert r["measured"] >= r["answered"] + r["abandoned"], r
 
 
-def test_small_outcome_sla_and_handled_by_agree(
-    small: tuple[duckdb.DuckDBPyConnection, int],
-) -> None:
-    con, _ = small
+def agree(con: duckdb.DuckDBPyConnection) -> None:
+    """Each conversation's outcome, SLA and handled-by agree, and it carries its legs."""
     humans = {a for (a,) in con.execute("SELECT agent_id FROM agents WHERE kind = 'human'")
               .fetchall()}  # fmt: skip
     for r in rows(con, "SELECT * FROM interactions"):
-        r["humans"] = [a for a in r["handled_by"] if a in humans]
+        served = [a for a in r["handled_by"] if a in humans]
         answered = r["outcome"] == "answered"
-        assert answered == (r["answered_by"] is not None) == bool(r["humans"]), r
+        assert answered == (r["answered_by"] is not None) == bool(served), r
         if r["outcome"] == "abandoned":
             assert r["met"] is not True and r["abandoned"], r
-        if r["met"] is not None:
-            assert answered or r["outcome"] == "abandoned", r
+        if r["met"] is not None:  # measured: answered, abandoned, or waiting past target
+            assert answered or r["outcome"] == "abandoned" or r["met"] is False, r
+        if r["outcome"] == "open":
+            assert r["met"] is not True and r["closed_at"] is None, r
         assert r["legs"] == 1 + r["rejoins"] == len(r["leg_ids"]), r
+
+
+def test_small_outcome_sla_and_handled_by_agree(
+    small: tuple[duckdb.DuckDBPyConnection, int],
+) -> None:
+    agree(small[0])
 
 
 # --- every report total reconciles with the log ---------------------------------------------
@@ -421,3 +430,84 @@ def test_small_report_totals_reconcile_with_the_log(tmp_path: Path, seed: int) -
         == run.interactions
         == sum(c["contacts"] for c in expected.values())
     )
+
+
+# --- any script through the engine: every total reconciles -----------------------------------
+
+_CHANNELS = ("voice", "webchat", "whatsapp", "email")
+_action = st.one_of(
+    st.tuples(st.just("arrive"), st.integers(0, 2), st.sampled_from(_CHANNELS)),
+    st.tuples(st.just("accept"), st.integers(0, 9), st.sampled_from(("ann", "bob"))),
+    st.tuples(st.just("abandon"), st.integers(0, 9), st.booleans()),
+    st.tuples(st.just("end"), st.integers(0, 9), st.booleans()),
+    st.tuples(st.just("callback"), st.integers(0, 9), st.booleans()),
+    st.tuples(st.just("tick"), st.just(0), st.just(0)),
+)
+
+
+def _script(actions: list[tuple[str, int, Any]], gaps: list[int]) -> list[ev.Event]:
+    """The inputs of ``actions`` (ids refer to the arrivals so far, any leg of theirs)."""
+    out: list[ev.Event] = []
+    for a in ("ann", "bob"):
+        out.append(ev.AgentRegistered(tenant=TENANT, ts=T0, agent_id=a, skills={"sales": 1}))
+        out.append(ev.AgentStatusChanged(tenant=TENANT, ts=T0, agent_id=a, status="available"))
+    ids: list[str] = []
+    ts = T0
+    for (kind, n, arg), gap in zip(actions, gaps, strict=False):
+        ts += gap * 1000
+        cid = ids[n % len(ids)] if ids else "none"
+        if kind == "arrive":
+            ids.append(f"k{len(ids)}")
+            address = f"{arg}:{n}"
+            out.append(ev.ConversationArrived(
+                tenant=TENANT, ts=ts, conversation_id=ids[-1], channel=arg, queue="sales",
+                contact=ev.Contact(arg, address), customer_id=f"cu{n}",
+            ))  # fmt: skip
+        elif kind == "accept":
+            out.append(ev.OfferAccepted(tenant=TENANT, ts=ts, conversation_id=cid, agent_id=arg))
+        elif kind == "abandon":
+            leg = cid if arg else None
+            out.append(ev.CustomerAbandoned(tenant=TENANT, ts=ts, conversation_id=cid, leg=leg))
+        elif kind == "end":
+            leg = cid if arg else None
+            out.append(ev.ConversationEnded(tenant=TENANT, ts=ts, conversation_id=cid, leg=leg,
+                                            by="customer"))  # fmt: skip
+        elif kind == "callback":
+            later = ts + 30_000 if arg else None
+            out.append(ev.CallbackRequested(tenant=TENANT, ts=ts, conversation_id=cid,
+                                            not_before=later))  # fmt: skip
+        else:
+            out.append(ev.Tick(tenant=TENANT, ts=ts))
+    return out
+
+
+@given(
+    st.lists(_action, min_size=1, max_size=40),
+    st.lists(st.integers(0, 40), min_size=40, max_size=40),
+)
+def test_any_script_reconciles_every_total_with_the_log(
+    actions: list[tuple[str, int, Any]], gaps: list[int]
+) -> None:
+    engine = Engine(POLICY)
+    log = MemoryLog()
+    for e in _script(actions, gaps):
+        log.append([e, *engine.apply(e)])
+    events = [e for _, e in log.read(0, log.end())]
+    expected = counts_from_log(events, short_s=5)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "any.duckdb"
+        with Projector(db, POLICY, short_abandon_s=5) as p:
+            p.project(log)
+        with connect_readonly(db) as con:
+            report = by_channel(con)
+            assert_outcomes_add_up(con)
+            agree(con)
+            convs = con.execute("SELECT count(*), sum(legs) FROM interactions").fetchone()
+    assert set(report) - {"all"} == set(expected)
+    for ch, want in expected.items():
+        for what in ("contacts", "rejoins", "answered", "abandoned", "short_abandoned"):
+            assert report[ch][what] == want[what], (ch, what, report[ch][what], want[what])
+    if expected:
+        assert convs is not None
+        total = report["all"]
+        assert total["contacts"] == convs[0] + total["rejoins"] == convs[1]
