@@ -336,7 +336,8 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
     assignment listing it (listing none, in a log before legs: every live leg), a
     ``LegJoined``, or (a log before legs) a rejoin that came while a human held the
     conversation and no ``channel_switch`` queueing released them. It is abandoned when
-    the customer gave up on it unanswered (an abandon naming it, or the conversation's)."""
+    the customer gave up on it unanswered (an abandon naming it, or the conversation's);
+    a rejoin before a scheduled callback voids the callback and ends its legs."""
     humans = {e.agent_id for e in events if isinstance(e, ev.AgentRegistered) and e.kind == "human"}
     wire = any(isinstance(e, ev.ConversationAssigned) and e.legs for e in events)
     groups: list[tuple[ev.Event, list[ev.Event]]] = []
@@ -350,6 +351,7 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
     root: dict[str, str] = {}  # leg -> its conversation
     legs: dict[str, list[str]] = {}  # conversation -> its legs
     live: set[str] = set()
+    scheduled: set[str] = set()  # conversations waiting for their callback's time
     answered: set[str] = set()
     out: dict[str, Counter[str]] = {}
 
@@ -375,8 +377,13 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
                 legs[d.conversation_id] = [d.conversation_id]
                 live.add(d.conversation_id)
                 count(d.conversation_id, "contacts")
+        elif isinstance(d, ev.ConversationQueued) and d.reason == "callback":
+            scheduled.discard(d.conversation_id)
         elif isinstance(d, ev.ConversationRejoined):
             new, cid = d.new_conversation_id, root[d.conversation_id]
+            if cid in scheduled:
+                scheduled.discard(cid)
+                live.difference_update(legs[cid])
             root[new] = cid
             legs[cid].append(new)
             live.add(new)
@@ -404,6 +411,8 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
                 end(e.conversation_id, e.leg, e.ts, abandon=True)
             elif isinstance(e, ev.ConversationEnded):
                 end(e.conversation_id, e.leg, e.ts, abandon=False)
+            elif isinstance(e, ev.CallbackRequested) and (e.not_before or 0) > e.ts:
+                scheduled.add(root.get(e.conversation_id, e.conversation_id))
         for d in decisions:
             if d.ts >= e.ts:
                 decide(d, switch)
