@@ -23,6 +23,7 @@ from ..events import (
     ConversationRejoined,
     Decision,
     EventRejected,
+    LegJoined,
     OfferExpired,
     Tick,
 )
@@ -69,7 +70,11 @@ class _Simulation:
             case AgentNotResponding():
                 self.shifts.not_responding(decision)
             case ConversationRejoined():
-                self.customers.rejoined(decision.new_conversation_id, decision.conversation_id)
+                self.customers.rejoined(
+                    decision.new_conversation_id, decision.conversation_id, decision.channel
+                )
+            case LegJoined():
+                self.agents.leg_joined(decision)
             case ConversationQueued() if decision.reason in ("agent_offline", "agent_removed"):
                 self.floor.holder.pop(decision.conversation_id, None)
             case EventRejected():
