@@ -31,6 +31,7 @@ import msgspec
 
 from omniroute.engine.policy import Policy, PolicyError, policy_toml
 from omniroute.engine.simulation import (
+    LiveLegs,
     Scenario,
     ScenarioError,
     SimulationRun,
@@ -38,6 +39,7 @@ from omniroute.engine.simulation import (
     load_scenario,
     scenario_policy,
     simulate,
+    simultaneous_legs,
 )
 
 from ..filelog import FileLog
@@ -149,12 +151,17 @@ def _describe(result: SimulationRun, simulated_s: float, projected_s: float) -> 
     def clock(ts: int) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts / 1000))
 
+    conversations = result.interactions - result.rejoins
     return [
         f"simulated {clock(result.first_ts)} - {clock(result.last_ts)} UTC: "
-        f"{result.interactions:,} contacts ({result.switches} channel switches, "
-        f"{result.follow_ups} follow-up tasks), {result.abandons:,} abandoned, "
-        f"{result.callbacks} callbacks, {result.transfers} transfers, "
+        f"{result.interactions:,} contacts = {conversations:,} conversations + "
+        f"{result.rejoins} rejoins ({result.switches} second legs customers opened on "
+        f"another channel, {result.follow_ups} follow-up tasks), {result.abandons:,} "
+        f"abandoned, {result.callbacks} callbacks, {result.transfers} transfers, "
         f"{result.handoffs:,} bot hand-offs, {result.bot_resolved:,} resolved by bots",
+        f"legs: {result.legs_joined} taken on by the agent serving the conversation, "
+        f"{result.legs_waited} waited for room, {result.legs_ended} ended while the "
+        f"conversation went on",
         f"{result.events:,} events ({result.inputs:,} inputs incl. {result.ticks:,} ticks, "
         f"{result.decisions:,} decisions) in {simulated_s:.1f} s "
         f"({result.events / max(simulated_s, 1e-9):,.0f} events/s); projected in "
@@ -174,6 +181,35 @@ def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
             print(line, file=out)
     rows = [{k: jsonable(v) for k, v in r.items()} for r in table.records()]
     return {"service_level": rows}
+
+
+def _reconcile(result: SimulationRun, rows: list[dict[str, Any]]) -> str:
+    """Whether the report's total adds up to the simulator's contacts: conversations
+    (the ``all`` row's ``conversations``, else its ``contacts``) plus rejoins."""
+    total = next((r for r in rows if r.get("channel") == "all"), None)
+    if total is None:
+        return "the report has no total row to reconcile"
+    reported = int(total.get("conversations", total["contacts"]))
+    sums = reported + result.rejoins == result.interactions
+    verdict, sign = ("totals reconcile", "=") if sums else ("totals differ", "!=")
+    return (
+        f"{verdict}: the report's {reported:,} conversations + {result.rejoins} rejoins "
+        f"{sign} {result.interactions:,} contacts simulated"
+    )
+
+
+def _two_live_legs(log_path: Path) -> LiveLegs | None:
+    """The first known customer the log shows with a call and another channel live with
+    one agent (else the first with any two live legs)."""
+    first = None
+    with FileLog(log_path, readonly=True) as log:
+        for moment in simultaneous_legs(e for _, e in log.read()):
+            if moment.customer_id is None:
+                continue
+            if "voice" in moment.channels:
+                return moment
+            first = first or moment
+    return first
 
 
 def _plots(db: Path, directory: Path, scenario: Scenario, title: str) -> list[Path]:
@@ -226,7 +262,8 @@ def _simulate_into(args: argparse.Namespace, out: TextIO, log_path: Path, kept: 
     for line in _describe(result, simulated, projected):
         print(line, file=out)
     print("", file=out)
-    _report(db, out)
+    rows = _report(db, out)["service_level"]
+    print(_reconcile(result, rows), file=out)
     print("", file=out)
     if kept:
         print(f"log: {log_path}   (omniroute replay {log_path})", file=out)
@@ -298,6 +335,24 @@ def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
     return [(str(t), str(c)) for t, c in rows]
 
 
+def _print_two_live_legs(log_path: Path, db: Path, out: TextIO) -> None:
+    """A customer the run shows with two live legs at once, and their customer-360."""
+    from ..reporting import connect_readonly, customer_view, format_customer
+
+    moment = _two_live_legs(log_path)
+    if moment is None or moment.customer_id is None:
+        return
+    print("", file=out)
+    print("a customer with two live legs at once (read back from the log)", file=out)
+    at = time.strftime("%H:%M:%S", time.gmtime(moment.ts / 1000))
+    legs = " + ".join(moment.channels)
+    print(f"  customer {moment.customer_id}: {legs} live, agent {moment.agent_id} "
+          f"(conversation {moment.conversation_id}, {at} UTC)", file=out)  # fmt: skip
+    with connect_readonly(db) as con:
+        for line in format_customer(customer_view(con, moment.customer_id, "demo")):
+            print(f"  {line}", file=out)
+
+
 @reported(ScenarioError, PolicyError)
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting import connect_readonly, customer_view, format_customer
@@ -315,7 +370,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     for line in _describe(result, simulated, projected):
         print(line, file=out)
     print("", file=out)
-    _report(db, out)
+    rows = _report(db, out)["service_level"]
+    print(_reconcile(result, rows), file=out)
+    _print_two_live_legs(log_path, db, out)
     switchers = _switchers(db)
     if switchers:
         print("", file=out)

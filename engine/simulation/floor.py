@@ -48,6 +48,8 @@ class SimulationRun:
     """Contacts the engine joined to the customer's open conversation as a new leg."""
     legs_joined: int = 0
     """New legs taken on by the agent serving the conversation (``LegJoined``)."""
+    legs_waited: int = 0
+    """New legs that made the conversation wait (its agent had no room for them)."""
     legs_ended: int = 0
     """Legs that ended while the conversation went on (the call hung up, the chat went on)."""
     follow_ups: int = 0

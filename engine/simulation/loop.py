@@ -77,6 +77,8 @@ class _Simulation:
                 self.agents.leg_joined(decision)
             case ConversationQueued() if decision.reason in ("agent_offline", "agent_removed"):
                 self.floor.holder.pop(decision.conversation_id, None)
+            case ConversationQueued() if decision.leg is not None:
+                self.floor.run.legs_waited += 1
             case EventRejected():
                 self.floor.run.rejected += 1
                 _log.warning("the engine rejected a simulated input: %s", decision.reason)
