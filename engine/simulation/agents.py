@@ -104,7 +104,8 @@ class Agents:
         self._served[cid] = None
         live = f.legs.setdefault(cid, {cid: plan.stream.channel})
         self._work[cid] = {}
-        for leg in [leg for leg in d.legs if leg in live] or list(live):
+        legs = [leg for leg in d.legs if leg in live] or list(live)
+        for leg in sorted(legs, key=lambda leg: CHANNEL_CLASS[live[leg]] not in _LIVE):
             if leg == cid and first:
                 handle = plan.handle_ms
             else:  # a transfer, a hand-back, a callback, a later leg: a new stretch of work
