@@ -11,7 +11,13 @@ def fits(table: AgentArrays, slot: int, cls: int, extra: int, adding: bool) -> b
 def room_mask(table: AgentArrays, slot: int) -> int: ...
 def refresh_room(table: AgentArrays, slot: int) -> None: ...
 def agent_eligible(
-    table: AgentArrays, slot: int, req_cols: _I32, req_levels: _U8, cls: int, kind_mask: int
+    table: AgentArrays,
+    slot: int,
+    req_cols: _I32,
+    req_levels: _U8,
+    cls: int,
+    kind_mask: int,
+    also: int = 0,
 ) -> bool: ...
 def score_agent(
     table: AgentArrays,
@@ -35,11 +41,15 @@ def best_agent(
     now: int,
     offer_counter: int,
     weights: npt.NDArray[np.float64],
+    also: int = 0,
 ) -> tuple[int, float]: ...
 
 class QueueIndex:
     size: int
-    def bucket_id(self, cols: _I32, levels: _U8, cls: int, kind_mask: int) -> int: ...
+    def __init__(self, n_classes: int = 7) -> None: ...
+    def bucket_id(
+        self, cols: _I32, levels: _U8, cls: int, kind_mask: int, also: int = 0
+    ) -> int: ...
     def add(
         self,
         conv: int,

@@ -16,6 +16,7 @@ cnp.import_array()
 
 
 cdef extern from *:
+    int __builtin_ctz(unsigned int) nogil
     int __builtin_ctzll(unsigned long long) nogil
 
 
@@ -104,6 +105,27 @@ cdef class _Table:
     cdef inline bint fits_new(self, Py_ssize_t slot, int cls) noexcept nogil:
         return self.fits(slot, cls, self.cost[self.profile[slot], cls], True)
 
+    cdef inline bint below_max(self, Py_ssize_t slot, unsigned int also) noexcept nogil:
+        """True when the agent holds fewer than its max of every class in ``also``."""
+        cdef int p = self.profile[slot]
+        cdef int c
+        while also:
+            c = __builtin_ctz(also)
+            also &= also - 1
+            if self.counts[slot, c] >= self.cmax[p, c]:
+                return False
+        return True
+
+    cdef inline int below_max_mask(self, Py_ssize_t slot) noexcept nogil:
+        """Bit set of the classes the agent holds fewer than its max of."""
+        cdef int p = self.profile[slot]
+        cdef int mask = 0
+        cdef int c
+        for c in range(self.counts.shape[1]):
+            if self.counts[slot, c] < self.cmax[p, c]:
+                mask |= 1 << c
+        return mask
+
     cdef inline bint skills_ok(self, Py_ssize_t slot, const int32_t* cols, const uint8_t* levels,
                                Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t j
@@ -156,6 +178,13 @@ cdef inline const void* _data(object arr, int typenum, Py_ssize_t* n) except NUL
     return cnp.PyArray_DATA(<cnp.ndarray>arr)
 
 
+cdef inline unsigned int _also(int also, Py_ssize_t n_classes) except? 0:
+    """``also`` checked to name only media classes ``0 .. n_classes - 1``."""
+    if also < 0 or also >> n_classes:
+        raise ValueError(f"also={also} names a media class outside 0..{n_classes - 1}")
+    return <unsigned int>also
+
+
 def committed_units(table, Py_ssize_t slot, int cls, int64_t extra, bint adding):
     """Units the agent would be committed to with ``extra`` more of ``cls`` (see reference)."""
     cdef _Table t = _views(table)
@@ -197,15 +226,23 @@ def refresh_room(table, Py_ssize_t slot):
             t.room_bits[c, word] &= ~bit
 
 
-def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask):
-    """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
+def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask,
+                   int also=0):
+    """Can this agent be offered a new item of ``cls`` needing these skills, right now?
+
+    ``also``: bit set of further classes the item counts against; the agent must hold
+    fewer than its max of each.
+    """
     cdef _Table t = _views(table)
+    cdef unsigned int also_bits = _also(also, t.counts.shape[1])
     cdef Py_ssize_t n_req, n_levels
     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
     if not t.routable[slot] or not (t.kind[slot] & kind_mask):
         return False
     if not t.skills_ok(slot, cols, levels, n_req):
+        return False
+    if also_bits and not t.below_max(slot, also_bits):
         return False
     return t.fits_new(slot, cls)
 
@@ -222,14 +259,16 @@ def score_agent(table, Py_ssize_t slot, req_cols, int cls, Py_ssize_t preferred,
 
 def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,
                Py_ssize_t preferred, Py_ssize_t pinned, int64_t now, int64_t offer_counter,
-               weights):
+               weights, int also=0):
     """The best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.
 
     Candidates are the agents with room for ``cls`` holding the rarest required skill,
-    read from bitsets, or only ``pinned`` when it is >= 0. Arrays: ``req_cols`` and
-    ``excluded`` int32, ``req_levels`` uint8, ``weights`` float64 (five weights).
+    read from bitsets, or only ``pinned`` when it is >= 0; with ``also``, only those
+    below their max of every class in it. Arrays: ``req_cols`` and ``excluded`` int32,
+    ``req_levels`` uint8, ``weights`` float64 (five weights).
     """
     cdef _Table t = _views(table)
+    cdef unsigned int also_bits = _also(also, t.counts.shape[1])
     cdef Py_ssize_t n_req, n_levels, n_excluded, n_weights
     cdef const int32_t* cols = <const int32_t*>_data(req_cols, cnp.NPY_INT32, &n_req)
     cdef const uint8_t* levels = <const uint8_t*>_data(req_levels, cnp.NPY_UINT8, &n_levels)
@@ -273,6 +312,8 @@ def best_agent(table, req_cols, req_levels, int cls, int kind_mask, excluded,
                 if skip or not (t.kind[slot] & kind_mask):
                     continue
                 if n_req and not t.skills_ok(slot, cols, levels, n_req):
+                    continue
+                if also_bits and not t.below_max(slot, also_bits):
                     continue
                 s = t.score(slot, cols, n_req, cls, preferred, now, offer_counter, wts)
                 if best < 0 or s > best_score or (s == best_score and t.seq[slot] < best_seq):
@@ -318,10 +359,10 @@ cdef class QueueIndex:
     """Waiting conversations, bucketed by what they need, each bucket a heap by urgency.
 
     A conversation slot carries its bucket (required skill levels, media class, agent
-    kinds), its urgency key (aged priority, then SLA deadline, then arrival order: lower
-    is more urgent), its pin (an agent slot and deadline) and the agent slots excluded
-    from it. Buckets are indexed by their first required skill column, so an agent only
-    looks at buckets it may qualify for.
+    kinds, the further classes it counts against), its urgency key (aged priority, then
+    SLA deadline, then arrival order: lower is more urgent), its pin (an agent slot and
+    deadline) and the agent slots excluded from it. Buckets are indexed by their first
+    required skill column, so an agent only looks at buckets it may qualify for.
     """
 
     cdef vector[int64_t] pin_until
@@ -334,6 +375,7 @@ cdef class QueueIndex:
     cdef vector[vector[uint8_t]] b_levels
     cdef vector[int32_t] b_cls
     cdef vector[int32_t] b_kmask
+    cdef vector[int32_t] b_also
     cdef vector[vector[Entry]] b_heap
     cdef vector[int32_t] b_live
     cdef unordered_map[uint64_t, vector[int32_t]] by_set
@@ -350,9 +392,13 @@ cdef class QueueIndex:
         self.max_set = 0
 
     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
-                  int kind_mask):
-        """The bucket of this requirement (created on first use)."""
-        sig = (bytes(cols), bytes(levels), cls, kind_mask)
+                  int kind_mask, int also=0):
+        """The bucket of this requirement (created on first use).
+
+        ``also``: bit set of further classes a conversation of it counts against.
+        """
+        _also(also, self.n_classes)
+        sig = (bytes(cols), bytes(levels), cls, kind_mask, also)
         found = self._ids.get(sig)
         if found is not None:
             return found
@@ -367,6 +413,7 @@ cdef class QueueIndex:
         self.b_levels.push_back(l)
         self.b_cls.push_back(cls)
         self.b_kmask.push_back(kind_mask)
+        self.b_also.push_back(also)
         self.b_heap.push_back(vector[Entry]())
         self.b_live.push_back(0)
         cdef Py_ssize_t k
@@ -524,7 +571,7 @@ cdef class QueueIndex:
             frontier.push_back(child + 1)
 
     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,
-                        int room, int kind_bit, int64_t now, Entry* best,
+                        int room, int below, int kind_bit, int64_t now, Entry* best,
                         bint* have) noexcept nogil:
         cdef Py_ssize_t i
         cdef int32_t b
@@ -532,7 +579,7 @@ cdef class QueueIndex:
         for i in range(buckets.size()):
             b = buckets[i]
             if (self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit)
-                    or not (room & (1 << self.b_cls[b]))):
+                    or not (room & (1 << self.b_cls[b])) or self.b_also[b] & ~below):
                 continue
             if self.b_cols[b].size() and not t.skills_ok(
                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
@@ -544,14 +591,15 @@ cdef class QueueIndex:
                 best[0] = found
                 have[0] = True
 
-    cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, _Table t,
+    cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, int below, _Table t,
                       Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
                       bint* have) noexcept nogil:
         cdef unordered_map[uint64_t, vector[int32_t]].iterator it = self.by_set.find(
             _set_key(cols, n)
         )
         if it != self.by_set.end():
-            self._consider(deref(it).second, t, agent, room, kind_bit, now, best, have)
+            self._consider(deref(it).second, t, agent, room, below, kind_bit, now, best,
+                           have)
 
     def most_urgent(self, table, Py_ssize_t agent, int64_t now):
         """The most urgent waiting conversation this agent can take now, or -1.
@@ -567,6 +615,7 @@ cdef class QueueIndex:
         cdef Entry best
         cdef bint have = False
         cdef int room = 0
+        cdef int below
         cdef vector[int32_t] mine
         cdef int32_t subset[3]
         cdef Py_ssize_t n_skills = t.levels.shape[1]
@@ -575,25 +624,27 @@ cdef class QueueIndex:
                 if t.fits_new(agent, c):
                     room |= 1 << c
             if room:
+                below = t.below_max_mask(agent)
                 for col in range(n_skills):
                     if t.levels[agent, col]:
                         mine.push_back(<int32_t>col)
                 n = mine.size()
-                self._lookup(subset, 0, room, t, agent, kind_bit, now, &best, &have)
+                self._lookup(subset, 0, room, below, t, agent, kind_bit, now, &best, &have)
                 for i in range(n if self.max_set >= 1 else 0):
                     subset[0] = mine[i]
-                    self._lookup(subset, 1, room, t, agent, kind_bit, now, &best, &have)
+                    self._lookup(subset, 1, room, below, t, agent, kind_bit, now, &best, &have)
                     for j in range(i + 1, n if self.max_set >= 2 else 0):
                         subset[1] = mine[j]
-                        self._lookup(subset, 2, room, t, agent, kind_bit, now, &best, &have)
+                        self._lookup(subset, 2, room, below, t, agent, kind_bit, now, &best,
+                                     &have)
                         for k in range(j + 1, n if self.max_set >= 3 else 0):
                             subset[2] = mine[k]
-                            self._lookup(subset, 3, room, t, agent, kind_bit, now, &best,
-                                         &have)
+                            self._lookup(subset, 3, room, below, t, agent, kind_bit, now,
+                                         &best, &have)
                 for i in range(n):
                     for c in range(self.n_classes):
                         k = (mine[i] + 1) * self.n_classes + c
                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
-                            self._consider(self.large_by_key[k], t, agent, room, kind_bit,
-                                           now, &best, &have)
+                            self._consider(self.large_by_key[k], t, agent, room, below,
+                                           kind_bit, now, &best, &have)
         return best.conv if have else -1

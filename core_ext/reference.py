@@ -76,6 +76,21 @@ def _fits_new(table: AgentArrays, slot: int, cls: int) -> bool:
     return fits(table, slot, cls, int(table.cost[int(table.profile[slot]), cls]), True)
 
 
+def _check_also(also: int, n_classes: int) -> None:
+    if also < 0 or also >> n_classes:
+        raise ValueError(f"also={also} names a media class outside 0..{n_classes - 1}")
+
+
+def _below_max(table: AgentArrays, slot: int, also: int) -> bool:
+    """True when the agent holds fewer than its max of every class in ``also``."""
+    p = int(table.profile[slot])
+    return all(
+        table.counts[slot, c] < table.cmax[p, c]
+        for c in range(table.counts.shape[1])
+        if also & (1 << c)
+    )
+
+
 def room_mask(table: AgentArrays, slot: int) -> int:
     """Bit set of the media classes a new item of which the agent could take now."""
     if not table.routable[slot]:
@@ -105,11 +120,20 @@ def _skills_ok(
 
 
 def agent_eligible(table: AgentArrays, slot: int, req_cols: I32, req_levels: U8, cls: int,
-                   kind_mask: int) -> bool:  # fmt: skip
-    """Can this agent be offered a new item of ``cls`` needing these skills, right now?"""
+                   kind_mask: int, also: int = 0) -> bool:  # fmt: skip
+    """Can this agent be offered a new item of ``cls`` needing these skills, right now?
+
+    ``also``: bit set of further classes the item counts against (bit ``c`` is media
+    class ``c``); the agent must hold fewer than its max of each.
+    """
+    _check_also(also, table.counts.shape[1])
     if not table.routable[slot] or not (int(table.kind[slot]) & kind_mask):
         return False
-    return _skills_ok(table, slot, req_cols, req_levels) and _fits_new(table, slot, cls)
+    return (
+        _skills_ok(table, slot, req_cols, req_levels)
+        and _below_max(table, slot, also)
+        and _fits_new(table, slot, cls)
+    )
 
 
 def score_agent(
@@ -142,18 +166,20 @@ def score_agent(
 def best_agent(
     table: AgentArrays, req_cols: I32, req_levels: U8, cls: int, kind_mask: int, excluded: I32,
     preferred: int, pinned: int, now: int, offer_counter: int,
-    weights: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64], also: int = 0,
 ) -> tuple[int, float]:  # fmt: skip
     """The best eligible agent for one conversation: ``(slot, score)`` or ``(-1, 0.0)``.
 
-    Every live agent is a candidate, or only ``pinned`` when it is >= 0.
+    Every live agent is a candidate, or only ``pinned`` when it is >= 0 (eligibility,
+    ``also`` included, as :func:`agent_eligible`).
     """
+    _check_also(also, table.counts.shape[1])
     best, best_score, best_seq = -1, 0.0, 0
     slots = [pinned] if pinned >= 0 else range(table.alive.shape[0])
     for slot in slots:
         if not table.alive[slot] or slot in excluded:
             continue
-        if not agent_eligible(table, slot, req_cols, req_levels, cls, kind_mask):
+        if not agent_eligible(table, slot, req_cols, req_levels, cls, kind_mask, also):
             continue
         score = score_agent(table, slot, req_cols, cls, preferred, now, offer_counter, weights)
         seq = int(table.seq[slot])
@@ -165,19 +191,24 @@ def best_agent(
 class QueueIndex:
     """Waiting conversations: every one is looked at for every question."""
 
-    def __init__(self) -> None:
+    def __init__(self, n_classes: int = 7) -> None:
         self.size = 0
-        self._buckets: list[tuple[list[int], list[int], int, int]] = []
-        self._ids: dict[tuple[bytes, bytes, int, int], int] = {}
+        self._n_classes = n_classes
+        self._buckets: list[tuple[list[int], list[int], int, int, int]] = []
+        self._ids: dict[tuple[bytes, bytes, int, int, int], int] = {}
         self._convs: dict[int, tuple[int, tuple[int, int, int], int, int, list[int]]] = {}
 
-    def bucket_id(self, cols: I32, levels: U8, cls: int, kind_mask: int) -> int:
-        """The bucket of this requirement (created on first use)."""
-        sig = (bytes(cols), bytes(levels), cls, kind_mask)
+    def bucket_id(self, cols: I32, levels: U8, cls: int, kind_mask: int, also: int = 0) -> int:
+        """The bucket of this requirement (created on first use).
+
+        ``also``: bit set of further classes a conversation of it counts against.
+        """
+        _check_also(also, self._n_classes)
+        sig = (bytes(cols), bytes(levels), cls, kind_mask, also)
         if sig not in self._ids:
             self._ids[sig] = len(self._buckets)
             self._buckets.append(([int(c) for c in cols], [int(v) for v in levels], cls,
-                                  kind_mask))  # fmt: skip
+                                  kind_mask, also))  # fmt: skip
         return self._ids[sig]
 
     def add(
@@ -201,12 +232,14 @@ class QueueIndex:
             return -1
         best, best_urgency = -1, (0, 0, 0)
         for conv, (bucket, urgency, pinned, pin_until, excluded) in self._convs.items():
-            cols, levels, cls, kind_mask = self._buckets[bucket]
+            cols, levels, cls, kind_mask, also = self._buckets[bucket]
             if not (int(table.kind[agent]) & kind_mask) or agent in excluded:
                 continue
             if pinned >= 0 and pinned != agent and now < pin_until and table.present[pinned]:
                 continue
             if not _skills_ok(table, agent, cols, levels) or not _fits_new(table, agent, cls):
+                continue
+            if not _below_max(table, agent, also):
                 continue
             if best < 0 or urgency < best_urgency:
                 best, best_urgency = conv, urgency

@@ -7,7 +7,7 @@ writes on another contact rejoins it (continuity) instead of opening a second on
 
 from __future__ import annotations
 
-from .capacity import customer_wrote, hold, release_owner, schedule_inactivity
+from .capacity import offer_hold, rehold, withdraw_offer
 from .context import Context, ms
 from .events import (
     Contact,
@@ -15,9 +15,10 @@ from .events import (
     ConversationArrived,
     ConversationRejoined,
 )
+from .legs import full_hold, live_legs, refresh_lead
 from .policy import CHANNEL_CLASS
-from .queueing import enqueue, pin, withdraw_offer
-from .state import ConversationState, CustomerState, TenantState
+from .queueing import enqueue, pin
+from .state import ConversationState, CustomerState, Leg, TenantState
 from .validation import Rejected
 
 __all__ = ["contacts_linked", "conversation_arrived"]
@@ -48,9 +49,14 @@ def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
     now = ctx.now
     queue = policy.queues[queue_name]
     target = queue.sla_for(event.channel)
+    media_class = CHANNEL_CLASS[event.channel]
+    leg = Leg(
+        leg_id=event.conversation_id, channel=event.channel, contact=event.contact,
+        media_class=media_class, started_ts=now,
+    )  # fmt: skip
     conv = ConversationState(
         conversation_id=event.conversation_id, seq=ctx.next_seq(), channel=event.channel,
-        media_class=CHANNEL_CLASS[event.channel], contact=event.contact,
+        media_class=media_class, contact=event.contact, legs=[leg],
         customer_id=customer.customer_id, queue=queue_name, skills=dict(event.skills),
         optional_skills=dict(event.optional_skills), language=event.language,
         priority=event.priority + queue.priority, first_contact_ts=now, last_in_ts=now,
@@ -93,11 +99,12 @@ def _rejoin(
     ctx: Context, tenant: TenantState, conv: ConversationState, event: ConversationArrived,
     queue_name: str,
 ) -> None:  # fmt: skip
-    """A new contact of a customer with an open conversation joins it (continuity).
+    """A new contact of a customer with an open conversation joins it as a new leg.
 
-    On another media class the conversation is routed as the new contact asks (its
-    queue, skills, language; never a lower priority), unless a transfer is under way:
-    who can serve the customer depends on the channel they are on now.
+    Its agent takes the leg on if they have room, else it waits for them (``capacity``).
+    A waiting conversation whose new leg is now its most demanding is routed as the new
+    contact asks (its queue, skills, language; never a lower priority), unless a
+    transfer is under way: who can serve the customer depends on the channel they are on.
     """
     now = ctx.now
     ctx.emit(
@@ -110,48 +117,38 @@ def _rejoin(
     tenant.aliases[event.conversation_id] = conv.conversation_id
     conv.aliases.append(event.conversation_id)
     conv.last_in_ts = now
-    new_class = CHANNEL_CLASS[event.channel]
-    conv.channel = event.channel
-    conv.contact = event.contact
-    if new_class == conv.media_class:
-        customer_wrote(ctx, tenant, conv)
-        return
-    transferring = conv.owner is not None and (conv.in_queue or conv.offer_agent is not None)
-    if conv.offer_agent is not None:
-        offered = withdraw_offer(ctx, tenant, conv, "channel_switch")
-        conv.preferred = offered.agent_id
-    conv.media_class = new_class
-    moved = not transferring and _route_as(ctx, conv, event, queue_name)
-    if conv.stage == "scheduled":
+    scheduled = conv.stage == "scheduled"
+    if scheduled:  # back before their callback: the callback is void
         conv.callback = False
-        enqueue(ctx, tenant, conv, "rejoined", rings="restart")
+        for old in live_legs(conv):
+            old.ended_ts = now
+    leg = Leg(
+        leg_id=event.conversation_id, channel=event.channel, contact=event.contact,
+        media_class=CHANNEL_CLASS[event.channel], started_ts=now,
+    )  # fmt: skip
+    conv.legs.append(leg)
+    transferring = conv.owner is not None and conv.in_queue and not conv.leg_wait
+    transferring = transferring or (conv.owner is not None and conv.offer_agent is not None)
+    moved = refresh_lead(conv) and not transferring and _route_as(ctx, conv, event, queue_name)
+    if conv.offer_agent is not None:
+        offered = tenant.agents[conv.offer_agent]
+        if full_hold(ctx.policy, offered, live_legs(conv)) != offer_hold(conv):
+            withdraw_offer(ctx, tenant, conv, "channel_switch")
+            conv.preferred = offered.agent_id
+    if scheduled:
+        enqueue(ctx, tenant, conv, "rejoined", rings="restart", leg=leg.leg_id)
         return
-    if conv.owner is None or conv.stage == "wrap_up":
-        if moved:  # another queue: its rings start now
-            enqueue(ctx, tenant, conv, "channel_switch", rings="restart")
-        else:
-            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh")
+    if conv.owner is not None and conv.stage == "assigned":
+        rehold(ctx, tenant, tenant.agents[conv.owner], conv, active=True)
+        if conv.in_queue:
+            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg.leg_id)
         return
-    agent = release_owner(ctx, tenant, conv)
-    units = ctx.limit_cost(agent, new_class)
-    if ctx.matchers[tenant.tenant].fits(agent.slot, new_class, units, adding=True):
-        hold(ctx, tenant, agent, conv, units)
-        conv.owner = agent.agent_id
-        conv.owner_units = units
-        conv.owner_class = new_class
-        conv.assigned_ts = now
-        schedule_inactivity(ctx, tenant, agent, conv)
-        if transferring:
-            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh")
-        return
-    if transferring:  # the agent was handing it over anyway
-        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh")
-        return
-    conv.preferred = agent.agent_id
-    if new_class in ctx.policy.profiles[agent.profile].classes:
-        # the agent could take it once they have room: they get the first chance
-        pin(ctx, tenant, conv, agent.agent_id, ctx.policy.queues[conv.queue].sticky_wait_s)
-    enqueue(ctx, tenant, conv, "channel_switch", rings="restart")
+    if conv.offer_agent is not None:
+        return  # the offer still stands: it covers the new leg
+    if moved:  # another queue: its rings start now
+        enqueue(ctx, tenant, conv, "channel_switch", rings="restart", leg=leg.leg_id)
+    else:
+        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg.leg_id)
 
 
 def _route_as(

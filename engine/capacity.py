@@ -1,90 +1,247 @@
-"""An agent's capacity: holding and releasing conversations, inactivity and reactivation.
+"""An agent's capacity: holding and releasing conversations, growing and shrinking a hold.
 
-Each conversation an agent holds (offered, assigned or in wrap-up) costs units of its
-media class. An asynchronous conversation whose customer falls silent drops to its
-inactive cost; when the customer writes again it needs its full cost back, and the
-agent gets no new work until it fits.
+Each conversation an agent holds (offered, assigned or in wrap-up) costs a :class:`Hold`:
+the units of its most demanding live leg's class, and one item of every class among its
+legs (``legs.py``). A hold shrinks at once (a leg ended, the customer fell silent); it
+grows only when the agent has room: a new leg or a reawakened asynchronous conversation
+waits in the agent's ``pending`` list, oldest first, and the agent gets no new work
+until it fits. A new leg that waits longer than the queue's ``sticky_wait_s`` is routed
+to anyone (``timers.py``). So an agent is never over their budget or a class maximum.
 """
 
 from __future__ import annotations
 
 from .context import Context, ms
+from .events import LegJoined, OfferExpired, OfferExpiry
+from .legs import Hold, full_hold, live_legs
 from .matching import CLASS_INDEX
-from .policy import MediaClass
 from .state import AgentState, ConversationState, TenantState, Timer
 
 __all__ = [
     "customer_wrote",
     "go_inactive",
     "hold",
+    "offer_hold",
+    "owner_hold",
+    "rehold",
     "release",
     "release_owner",
     "schedule_inactivity",
+    "set_owner",
+    "withdraw_offer",
 ]
 
 
+def owner_hold(conv: ConversationState) -> Hold | None:
+    """What the conversation's owner holds for it, or None."""
+    if conv.owner_class is None:
+        return None
+    return Hold(conv.owner_class, conv.owner_units, tuple(conv.owner_also))
+
+
+def offer_hold(conv: ConversationState) -> Hold | None:
+    """What the offered agent has reserved for it, or None."""
+    if conv.offer_class is None:
+        return None
+    return Hold(conv.offer_class, conv.offer_units, tuple(conv.offer_also))
+
+
+def _charge(agent: AgentState, h: Hold, sign: int) -> None:
+    c = CLASS_INDEX[h.cls]
+    agent.units[c] += sign * h.units
+    agent.counts[c] += sign
+    for cls in h.also:
+        agent.counts[CLASS_INDEX[cls]] += sign
+
+
 def hold(
-    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState, units: int
+    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState, h: Hold
 ) -> None:
-    """The agent takes ``units`` of the conversation's media class."""
-    c = CLASS_INDEX[conv.media_class]
-    agent.units[c] += units
-    agent.counts[c] += 1
+    """The agent takes ``h`` for the conversation (an offer or an assignment)."""
+    _charge(agent, h, 1)
     agent.holding.append(conv.conversation_id)
     ctx.sync(tenant, agent)
 
 
 def release(
-    ctx: Context,
-    tenant: TenantState,
-    agent: AgentState,
-    conv: ConversationState,
-    cls: MediaClass,
-    units: int,
+    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState, h: Hold
 ) -> None:
-    """The agent lets go of the conversation's ``units`` of ``cls``; the room may serve others."""
-    c = CLASS_INDEX[cls]
-    agent.units[c] -= units
-    agent.counts[c] -= 1
+    """The agent lets go of the conversation's ``h``; the room may serve others."""
+    _charge(agent, h, -1)
     agent.holding.remove(conv.conversation_id)
-    if conv.conversation_id in agent.pending_reactivation:
-        agent.pending_reactivation.remove(conv.conversation_id)
+    if conv.conversation_id in agent.pending:
+        agent.pending.remove(conv.conversation_id)
     if not agent.holding:
         agent.idle_since = ctx.now
     ctx.sync(tenant, agent)
-    _settle_reactivations(ctx, tenant, agent)
+    _settle(ctx, tenant, agent)
     ctx.dirty_agent(tenant, agent)
 
 
+def set_owner(conv: ConversationState, agent_id: str, h: Hold) -> None:
+    """The agent now owns the conversation with hold ``h`` (already charged to them)."""
+    conv.owner = agent_id
+    conv.owner_class, conv.owner_units, conv.owner_also = h.cls, h.units, list(h.also)
+
+
 def release_owner(ctx: Context, tenant: TenantState, conv: ConversationState) -> AgentState:
-    """The holding agent lets go of the conversation and its capacity."""
-    assert conv.owner is not None and conv.owner_class is not None
+    """The holding agent lets go of the conversation, its legs and its capacity."""
+    h = owner_hold(conv)
+    assert conv.owner is not None and h is not None
     agent = tenant.agents[conv.owner]
-    release(ctx, tenant, agent, conv, conv.owner_class, conv.owner_units)
     conv.owner = None
-    conv.owner_units = 0
-    conv.owner_class = None
+    conv.owner_class, conv.owner_units, conv.owner_also = None, 0, []
     conv.inactive = False
     conv.activity_gen += 1
     conv.inactive_armed = 0
+    conv.leg_wait = False
+    for leg in conv.legs:
+        leg.joined = False
+    release(ctx, tenant, agent, conv, h)
     return agent
 
 
-def _settle_reactivations(ctx: Context, tenant: TenantState, agent: AgentState) -> None:
-    """Give reawakened asynchronous conversations their full cost, oldest first."""
-    matcher = ctx.matchers[tenant.tenant]
-    while agent.pending_reactivation:
-        conv = tenant.conversations[agent.pending_reactivation[0]]
-        cls = conv.media_class
-        delta = ctx.limit_cost(agent, cls) - conv.owner_units
-        if not matcher.fits(agent.slot, cls, delta, adding=False):
-            return
-        agent.pending_reactivation.pop(0)
-        agent.units[CLASS_INDEX[cls]] += delta
-        conv.owner_units += delta
-        conv.inactive = False
+def withdraw_offer(
+    ctx: Context, tenant: TenantState, conv: ConversationState, reason: OfferExpiry | None
+) -> AgentState:
+    """Cancel the pending offer and free its reserved capacity; emits ``OfferExpired``
+    unless ``reason`` is None (the agent declined: their event says it)."""
+    h = offer_hold(conv)
+    assert conv.offer_agent is not None and h is not None
+    agent = tenant.agents[conv.offer_agent]
+    if reason is not None:
+        ctx.emit(
+            OfferExpired(
+                tenant=tenant.tenant, ts=ctx.now,
+                conversation_id=conv.conversation_id, agent_id=agent.agent_id, reason=reason,
+            )
+        )  # fmt: skip
+    conv.offer_agent = None
+    conv.offer_class, conv.offer_units, conv.offer_also = None, 0, []
+    if conv.owner is None:
+        conv.stage = "queued"
+    release(ctx, tenant, agent, conv, h)
+    return agent
+
+
+def _within(new: Hold, old: Hold) -> bool:
+    """True when ``new`` takes no more than ``old`` of anything (a shrink)."""
+    return new.units <= old.units and {new.cls, *new.also} <= {old.cls, *old.also}
+
+
+def _resize(
+    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState, new: Hold
+) -> None:
+    old = owner_hold(conv)
+    assert old is not None and conv.owner is not None
+    _charge(agent, old, -1)
+    _charge(agent, new, 1)
+    set_owner(conv, conv.owner, new)
+    ctx.sync(tenant, agent)
+
+
+def _fits_instead(
+    ctx: Context, tenant: TenantState, agent: AgentState, old: Hold, new: Hold
+) -> bool:
+    """Would the agent fit ``new`` in place of ``old``, by the rule routing uses?"""
+    classes = ctx.policy.profiles[agent.profile].classes
+    _charge(agent, old, -1)
+    ctx.sync(tenant, agent)
+    fits = ctx.matchers[tenant.tenant].fits(agent.slot, new.cls, new.units, adding=True) and all(
+        (limit := classes.get(cls)) is not None and agent.counts[CLASS_INDEX[cls]] < limit.max
+        for cls in new.also
+    )
+    _charge(agent, old, 1)
+    ctx.sync(tenant, agent)
+    return fits
+
+
+def _target(ctx: Context, agent: AgentState, conv: ConversationState, *, active: bool) -> Hold:
+    """What the conversation's live legs cost the agent (its inactive cost while silent)."""
+    h = full_hold(ctx.policy, agent, live_legs(conv))
+    if not active and conv.inactive and h.cls == conv.owner_class:
+        return h._replace(units=conv.owner_units)
+    return h
+
+
+def _join_legs(
+    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState
+) -> None:
+    """Every live leg is now served by the owner: say so for those that were not."""
+    for leg in live_legs(conv):
+        if not leg.joined:
+            leg.joined = True
+            ctx.emit(
+                LegJoined(
+                    tenant=tenant.tenant, ts=ctx.now, conversation_id=conv.conversation_id,
+                    leg=leg.leg_id, agent_id=agent.agent_id, channel=leg.channel,
+                )
+            )  # fmt: skip
+
+
+def rehold(
+    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState, *,
+    active: bool,
+) -> None:  # fmt: skip
+    """Make the owner's hold what the live legs cost now: shrink at once, grow when it fits.
+
+    ``active``: the customer just wrote, so an inactive conversation needs its full cost.
+    """
+    old = owner_hold(conv)
+    assert old is not None
+    new = _target(ctx, agent, conv, active=active)
+    if _within(new, old):
+        if new != old:
+            _resize(ctx, tenant, agent, conv, new)
+            ctx.dirty_agent(tenant, agent)
+        if new.cls != old.cls or active:
+            conv.inactive = False
+            schedule_inactivity(ctx, tenant, agent, conv)
+        if conv.conversation_id in agent.pending:
+            agent.pending.remove(conv.conversation_id)
+            ctx.sync(tenant, agent)
+            ctx.dirty_agent(tenant, agent)
+        _joined(ctx, tenant, agent, conv)
+        return
+    classes = ctx.policy.profiles[agent.profile].classes
+    able = all(cls in classes for cls in (new.cls, *new.also))
+    if able and conv.conversation_id not in agent.pending:
+        agent.pending.append(conv.conversation_id)
         ctx.sync(tenant, agent)
+        _settle(ctx, tenant, agent)
+    unjoined = any(not leg.joined for leg in live_legs(conv))
+    if unjoined and (conv.conversation_id in agent.pending or not able):
+        # a leg waits for this agent's room, or (never in their profile) for anyone
+        wait_s = ctx.policy.queues[conv.queue].sticky_wait_s if able else 0.0
+        conv.leg_gen += 1
+        ctx.schedule("leg", tenant.tenant, conv.conversation_id, ctx.now + ms(wait_s), conv.leg_gen)
+
+
+def _joined(ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState) -> None:
+    """The owner's hold covers every live leg: announce new ones, stop waiting for others."""
+    _join_legs(ctx, tenant, agent, conv)
+    if conv.leg_wait:
+        conv.leg_wait = False
+        if conv.offer_agent is not None:
+            withdraw_offer(ctx, tenant, conv, "leg_joined")
+        conv.in_queue = False
+        ctx.matchers[tenant.tenant].dequeue(conv.conversation_id)
+
+
+def _settle(ctx: Context, tenant: TenantState, agent: AgentState) -> None:
+    """Grow pending holds that fit now, oldest first; the first that does not fit waits."""
+    while agent.pending:
+        conv = tenant.conversations[agent.pending[0]]
+        old = owner_hold(conv)
+        assert old is not None
+        new = _target(ctx, agent, conv, active=True)
+        if not _within(new, old) and not _fits_instead(ctx, tenant, agent, old, new):
+            return
+        agent.pending.pop(0)
+        _resize(ctx, tenant, agent, conv, new)
+        conv.inactive = False
         schedule_inactivity(ctx, tenant, agent, conv)
+        _joined(ctx, tenant, agent, conv)
 
 
 def customer_wrote(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:
@@ -95,18 +252,16 @@ def customer_wrote(ctx: Context, tenant: TenantState, conv: ConversationState) -
     if not conv.inactive:
         schedule_inactivity(ctx, tenant, agent, conv)
         return
-    if conv.conversation_id in agent.pending_reactivation:
-        return
-    agent.pending_reactivation.append(conv.conversation_id)
-    _settle_reactivations(ctx, tenant, agent)
-    ctx.sync(tenant, agent)
+    rehold(ctx, tenant, agent, conv, active=True)
 
 
 def schedule_inactivity(
     ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState
 ) -> None:
     """Arm the timer after which the customer's silence makes the conversation inactive."""
-    limit = ctx.policy.profiles[agent.profile].classes.get(conv.media_class)
+    if conv.owner_class is None:
+        return
+    limit = ctx.policy.profiles[agent.profile].classes.get(conv.owner_class)
     if limit is None or limit.inactive_after_s is None:
         return
     due = max(conv.last_in_ts, conv.assigned_ts) + ms(limit.inactive_after_s)
@@ -127,6 +282,7 @@ def go_inactive(ctx: Context, tenant: TenantState, conv: ConversationState, time
     if (
         conv.stage != "assigned"
         or conv.owner is None
+        or conv.owner_class is None
         or conv.inactive
         or conv.activity_gen != timer.gen
     ):
@@ -136,11 +292,12 @@ def go_inactive(ctx: Context, tenant: TenantState, conv: ConversationState, time
         _arm_inactivity(ctx, tenant, conv, conv.inactive_due)
         return
     agent = tenant.agents[conv.owner]
-    limit = ctx.policy.profiles[agent.profile].classes[conv.media_class]
-    delta = conv.owner_units - limit.inactive_cost
-    agent.units[CLASS_INDEX[conv.media_class]] -= delta
+    limit = ctx.policy.profiles[agent.profile].classes[conv.owner_class]
+    if conv.conversation_id in agent.pending:
+        return  # a leg waits for room: the conversation is not quiet
+    agent.units[CLASS_INDEX[conv.owner_class]] -= conv.owner_units - limit.inactive_cost
     conv.owner_units = limit.inactive_cost
     conv.inactive = True
     ctx.sync(tenant, agent)
-    _settle_reactivations(ctx, tenant, agent)
+    _settle(ctx, tenant, agent)
     ctx.dirty_agent(tenant, agent)

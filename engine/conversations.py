@@ -6,7 +6,7 @@ assigned to them, in wrap-up with them, waiting) before it changes anything.
 
 from __future__ import annotations
 
-from .capacity import customer_wrote, release_owner
+from .capacity import customer_wrote, offer_hold, rehold, release_owner, withdraw_offer
 from .context import Context, ms
 from .events import (
     CallbackRequested,
@@ -20,6 +20,7 @@ from .events import (
     TransferRequested,
     WrapUpCompleted,
 )
+from .legs import full_hold, leg_of, live_legs, refresh_lead
 from .queueing import (
     close,
     end_for_customer,
@@ -28,7 +29,6 @@ from .queueing import (
     leave_queue,
     pin,
     retract_offer,
-    withdraw_offer,
 )
 from .routing import assign
 from .state import ConversationState, TenantState
@@ -73,7 +73,9 @@ def offer_accepted(ctx: Context, event: OfferAccepted) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     conv = _offered_to(tenant, event.conversation_id, event.agent_id)
     agent = tenant.agents[event.agent_id]
-    assign(ctx, tenant, conv, agent, conv.offer_units, None, None)
+    h = offer_hold(conv)
+    assert h is not None
+    assign(ctx, tenant, conv, agent, h, None, None)
 
 
 def offer_declined(ctx: Context, event: OfferDeclined) -> None:
@@ -151,9 +153,35 @@ def handoff_requested(ctx: Context, event: HandoffRequested) -> None:
     enqueue(ctx, tenant, conv, "handoff", rings="restart")
 
 
+def _end_leg(ctx: Context, tenant: TenantState, conv: ConversationState, leg_id: str) -> bool:
+    """End one live leg while the conversation goes on; False (nothing changed) when it
+    is the last live leg, which ends the conversation itself."""
+    leg = leg_of(conv, leg_id)
+    if leg is None:
+        raise Rejected(f"conversation {conv.conversation_id!r} has no leg {leg_id!r}")
+    if leg.ended_ts is not None:
+        raise Rejected(f"leg {leg_id!r} has already ended")
+    if len(live_legs(conv)) == 1:
+        return False
+    leg.ended_ts = ctx.now
+    refresh_lead(conv)
+    if conv.offer_agent is not None:
+        offered = tenant.agents[conv.offer_agent]
+        if full_hold(ctx.policy, offered, live_legs(conv)) != offer_hold(conv):
+            withdraw_offer(ctx, tenant, conv, "channel_switch")
+            conv.preferred = offered.agent_id
+    if conv.owner is not None and conv.stage == "assigned":
+        rehold(ctx, tenant, tenant.agents[conv.owner], conv, active=False)
+    if conv.in_queue or (conv.owner is None and conv.offer_agent is None):
+        enqueue(ctx, tenant, conv, "leg_ended", if_waiting="refresh", leg=leg_id)
+    return True
+
+
 def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     conv = conversation_of(tenant, event.conversation_id)
+    if event.leg is not None and _end_leg(ctx, tenant, conv, event.leg):
+        return
     if conv.stage != "assigned" or conv.owner is None:
         raise Rejected(
             f"conversation {event.conversation_id!r} is {conv.stage}, not assigned; "
@@ -163,7 +191,14 @@ def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
         withdraw_offer(ctx, tenant, conv, "ended")
     leave_queue(ctx, tenant, conv)
     end_for_customer(ctx, tenant, conv)
+    for leg in live_legs(conv):
+        leg.ended_ts = ctx.now
+    conv.leg_wait = False
     agent = tenant.agents[conv.owner]
+    if conv.conversation_id in agent.pending:  # nothing live is left to wait for
+        agent.pending.remove(conv.conversation_id)
+        ctx.sync(tenant, agent)
+        ctx.dirty_agent(tenant, agent)
     wrap_up_s = ctx.policy.queues[conv.queue].wrap_up_s
     if agent.kind == "human" and wrap_up_s > 0:
         conv.stage = "wrap_up"
@@ -186,6 +221,8 @@ def wrap_up_completed(ctx: Context, event: WrapUpCompleted) -> None:
 def customer_abandoned(ctx: Context, event: CustomerAbandoned) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     conv = conversation_of(tenant, event.conversation_id)
+    if event.leg is not None and _end_leg(ctx, tenant, conv, event.leg):
+        return
     if conv.owner is not None:
         raise Rejected(
             f"conversation {event.conversation_id!r} is {conv.stage} with {conv.owner!r}; "
@@ -209,7 +246,9 @@ def callback_requested(ctx: Context, event: CallbackRequested) -> None:
     if event.not_before is not None and event.not_before > ctx.now + ms(horizon_s):
         raise Rejected(f"not_before is more than limits.clock_horizon_s = {horizon_s:g} s ahead")
     conv.callback = True
-    conv.media_class = "task"
+    for leg in live_legs(conv):
+        leg.media_class = "task"
+    refresh_lead(conv)
     conv.kinds = "human"  # a person calls back
     if event.not_before is not None and event.not_before > ctx.now:
         leave_queue(ctx, tenant, conv)

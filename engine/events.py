@@ -50,6 +50,7 @@ __all__ = [
     "OfferAccepted",
     "OfferDeclined",
     "OfferExpired",
+    "OfferExpiry",
     "SlaBreached",
     "Tick",
     "TransferRequested",
@@ -280,12 +281,17 @@ class ConversationAssigned(_Event, frozen=True, tag="conversation.assigned"):
     legs: list[str] = []
 
 
+OfferExpiry: TypeAlias = Literal[
+    "timeout", "agent_unavailable", "channel_switch", "ended", "abandoned", "leg_joined"
+]
+"""Why an offer was taken back: it lapsed, the agent left, the legs changed, the
+conversation ended or was abandoned, or the leg it was offered for joined its own agent."""
+
+
 class OfferExpired(_Event, frozen=True, tag="offer.expired"):
     conversation_id: str
     agent_id: str
-    reason: Literal["timeout", "agent_unavailable", "channel_switch", "ended", "abandoned"] = (
-        "timeout"
-    )
+    reason: OfferExpiry = "timeout"
 
 
 class AgentNotResponding(_Event, frozen=True, tag="agent.not_responding"):

@@ -31,6 +31,7 @@ __all__ = [
     "AgentTable",
     "ProfileTable",
     "TenantMatcher",
+    "also_mask",
     "requirements",
     "urgency",
 ]
@@ -230,6 +231,16 @@ def requirements(conv: ConversationState, queue: Queue) -> dict[str, int]:
     return need
 
 
+def also_mask(conv: ConversationState) -> int:
+    """Bits (``CLASS_INDEX``) of the classes of the live legs besides the one it is routed
+    as: an agent needs room below each one's maximum too."""
+    mask = 0
+    for leg in conv.legs:
+        if leg.ended_ts is None and leg.media_class != conv.media_class:
+            mask |= 1 << CLASS_INDEX[leg.media_class]
+    return mask
+
+
 def urgency(conv: ConversationState, queue: Queue) -> tuple[int, int, int]:
     """Sort key, most urgent first: aged priority, then SLA deadline, then arrival order.
 
@@ -300,7 +311,7 @@ class TenantMatcher:
             self._pinned_to.setdefault(conv.pinned, {})[cid] = None
         cols, levels = self._requirement(conv)
         bucket = self.index.bucket_id(
-            cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds]
+            cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds], also_mask(conv)
         )
         key, deadline, seq = urgency(conv, self.policy.queues[conv.queue])
         self.index.add(slot, bucket, key, deadline, seq, pinned, pin_until, _slots(excluded))
@@ -341,6 +352,7 @@ class TenantMatcher:
         slot, score = kernel.best_agent(
             self.table, cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds],
             _slots(excluded), preferred, pinned, now, offer_counter, self.weights,
+            also_mask(conv),
         )  # fmt: skip
         return int(slot), float(score)
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .capacity import release, release_owner
+from .capacity import release_owner, withdraw_offer
 from .context import Context, ms
-from .events import ConversationQueued, OfferExpired, SlaBreached
+from .events import ConversationQueued, OfferExpiry, SlaBreached
 from .state import AgentState, ConversationState, TenantState
 
 __all__ = [
-    "OfferExpiry",
     "agent_unavailable",
     "arm_ring",
     "check_sla",
@@ -29,10 +28,7 @@ __all__ = [
     "leave_queue",
     "pin",
     "retract_offer",
-    "withdraw_offer",
 ]
-
-OfferExpiry = Literal["timeout", "agent_unavailable", "channel_switch", "ended", "abandoned"]
 
 
 def enqueue(
@@ -43,13 +39,14 @@ def enqueue(
     *,
     rings: Literal["restart", "keep"] = "keep",
     if_waiting: Literal["announce", "refresh"] = "announce",
+    leg: str | None = None,
 ) -> None:
     """Put a conversation (back) in its queue, keeping its first-contact clock.
 
     ``rings="restart"`` starts a new queue episode (ring 0 from now); ``"keep"`` lets
     the episode's rings run on (an offer declined or lapsed, the agent left).
     ``if_waiting="refresh"``: a conversation already waiting only picks up what changed,
-    without a new ``ConversationQueued``.
+    without a new ``ConversationQueued``. ``leg`` names the leg that made it wait.
     """
     if if_waiting == "refresh" and conv.in_queue:
         if conv.owner is None:
@@ -67,7 +64,7 @@ def enqueue(
     ctx.emit(
         ConversationQueued(
             tenant=tenant.tenant, ts=ctx.now,
-            conversation_id=conv.conversation_id, queue=conv.queue, reason=reason,
+            conversation_id=conv.conversation_id, queue=conv.queue, reason=reason, leg=leg,
         )
     )  # fmt: skip
     ctx.dirty_conv(tenant, conv)
@@ -112,28 +109,6 @@ def check_sla(ctx: Context, tenant: TenantState, conv: ConversationState) -> Non
                 target_s=conv.sla_target_s, waited_ms=now - conv.first_contact_ts,
             )
         )  # fmt: skip
-
-
-def withdraw_offer(
-    ctx: Context, tenant: TenantState, conv: ConversationState, reason: OfferExpiry | None
-) -> AgentState:
-    """Cancel the pending offer and free its reserved capacity; emits ``OfferExpired``
-    unless ``reason`` is None (the agent declined: their event says it)."""
-    assert conv.offer_agent is not None
-    agent = tenant.agents[conv.offer_agent]
-    if reason is not None:
-        ctx.emit(
-            OfferExpired(
-                tenant=tenant.tenant, ts=ctx.now,
-                conversation_id=conv.conversation_id, agent_id=agent.agent_id, reason=reason,
-            )
-        )  # fmt: skip
-    conv.offer_agent = None
-    units, conv.offer_units = conv.offer_units, 0
-    if conv.owner is None:
-        conv.stage = "queued"
-    release(ctx, tenant, agent, conv, conv.media_class, units)
-    return agent
 
 
 def exclude(conv: ConversationState, agent_id: str) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from .capacity import hold, release_owner, schedule_inactivity
+from .capacity import hold, release_owner, schedule_inactivity, set_owner
 from .context import Context, ms
 from .events import ConversationAssigned, ConversationOffered
+from .legs import Hold, full_hold, live_legs
 from .matching import urgency
 from .queueing import leave_queue
 from .state import AgentState, ConversationState, TenantState
@@ -100,20 +101,21 @@ def _offer(
 ) -> None:
     state = ctx.state
     now = ctx.now
-    units = ctx.limit_cost(agent, conv.media_class)
+    legs = live_legs(conv)
+    h = full_hold(ctx.policy, agent, legs)
     state.offer_counter += 1
     agent.last_offer = state.offer_counter
     agent.idle_since = now
     leave_queue(ctx, tenant, conv)
-    hold(ctx, tenant, agent, conv, units)
+    hold(ctx, tenant, agent, conv, h)
     queue = ctx.policy.queues[conv.queue]
     if agent.kind == "bot" or queue.offer_mode == "auto":
-        assign(ctx, tenant, conv, agent, units, score, why)
+        assign(ctx, tenant, conv, agent, h, score, why)
         return
     if conv.owner is None:
         conv.stage = "offered"
     conv.offer_agent = agent.agent_id
-    conv.offer_units = units
+    conv.offer_class, conv.offer_units, conv.offer_also = h.cls, h.units, list(h.also)
     conv.offer_seq = state.offer_counter
     deadline = now + ms(queue.offer_timeout_s)
     ctx.schedule("offer", tenant.tenant, conv.conversation_id, deadline, conv.offer_seq)
@@ -121,6 +123,7 @@ def _offer(
         ConversationOffered(
             tenant=tenant.tenant, ts=now, conversation_id=conv.conversation_id,
             agent_id=agent.agent_id, score=score, why=why, deadline=deadline,
+            legs=[leg.leg_id for leg in legs],
         )
     )  # fmt: skip
 
@@ -130,19 +133,18 @@ def assign(
     tenant: TenantState,
     conv: ConversationState,
     agent: AgentState,
-    units: int,
+    h: Hold,
     score: float | None,
     why: str | None,
 ) -> None:
-    """The agent now owns the conversation (an accepted offer, a bot, an auto queue)."""
+    """The agent now owns the conversation and all its live legs, holding ``h`` for it
+    (an accepted offer, a bot, an auto queue)."""
     now = ctx.now
     if conv.owner is not None and conv.owner != agent.agent_id:
         release_owner(ctx, tenant, conv)
-    conv.owner = agent.agent_id
-    conv.owner_units = units
-    conv.owner_class = conv.media_class
+    set_owner(conv, agent.agent_id, h)
     conv.offer_agent = None
-    conv.offer_units = 0
+    conv.offer_class, conv.offer_units, conv.offer_also = None, 0, []
     conv.stage = "assigned"
     conv.pinned = None
     conv.pin_until = None
@@ -152,11 +154,14 @@ def assign(
         conv.kinds = "any"
     if agent.kind == "human":
         conv.answered_by_human = True
+    legs = live_legs(conv)
+    for leg in legs:
+        leg.joined = True
     ctx.emit(
         ConversationAssigned(
             tenant=tenant.tenant, ts=now, conversation_id=conv.conversation_id,
             agent_id=agent.agent_id, score=score, why=why,
-            wait_ms=now - conv.first_contact_ts,
+            wait_ms=now - conv.first_contact_ts, legs=[leg.leg_id for leg in legs],
         )
     )  # fmt: skip
     schedule_inactivity(ctx, tenant, agent, conv)

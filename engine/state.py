@@ -16,15 +16,20 @@ from .events import AgentKind, AgentStatus, Channel, Contact, Skills
 from .policy import MediaClass
 
 __all__ = [
+    "STATE_VERSION",
     "AgentState",
     "ConversationState",
     "CustomerState",
     "EngineState",
+    "Leg",
     "Stage",
     "TenantState",
     "Timer",
     "TimerKind",
 ]
+
+STATE_VERSION = 2
+"""Bumped when the state's shape changes: a snapshot of another version is not restored."""
 
 Stage: TypeAlias = Literal["queued", "offered", "assigned", "wrap_up", "scheduled"]
 """Where an open conversation is. ``scheduled``: a callback waiting for its time.
@@ -34,7 +39,7 @@ memory needed for stickiness.
 """
 
 TimerKind: TypeAlias = Literal[
-    "offer", "ring", "sla", "pin", "bot", "wrap_up", "inactive", "callback"
+    "offer", "ring", "sla", "pin", "bot", "wrap_up", "inactive", "callback", "leg"
 ]
 
 
@@ -52,23 +57,40 @@ class AgentState(msgspec.Struct, kw_only=True):
     counts: list[int]
     holding: list[str] = []
     """Conversations on this agent's capacity: offered, assigned or in wrap-up."""
-    pending_reactivation: list[str] = []
-    """Inactive conversations whose customer wrote again but whose full cost does not fit
-    yet; the agent gets no new work until they do."""
+    pending: list[str] = []
+    """Conversations this agent holds whose cost must grow before the agent gets new work:
+    a new leg to take on, or an inactive conversation whose customer wrote again."""
     idle_since: int = 0
     last_offer: int = 0
 
     @property
     def routable(self) -> bool:
-        return self.status == "available" and self.responsive and not self.pending_reactivation
+        return self.status == "available" and self.responsive and not self.pending
+
+
+class Leg(msgspec.Struct, kw_only=True):
+    """One channel contact of a conversation: the first one, or a rejoin."""
+
+    leg_id: str
+    """The ``conversation_id`` of the contact that opened it."""
+    channel: Channel
+    contact: Contact
+    media_class: MediaClass
+    started_ts: int
+    ended_ts: int | None = None
+    joined: bool = False
+    """The conversation's owner serves it: their held capacity covers it."""
 
 
 class ConversationState(msgspec.Struct, kw_only=True):
     conversation_id: str
     seq: int
     channel: Channel
+    """The channel of the most demanding live leg (the newest such)."""
     media_class: MediaClass
+    """The most demanding live leg's class: what the conversation is routed as."""
     contact: Contact
+    legs: list[Leg] = []
     customer_id: str
     queue: str
     skills: Skills
@@ -85,8 +107,13 @@ class ConversationState(msgspec.Struct, kw_only=True):
     owner: str | None = None
     owner_units: int = 0
     owner_class: MediaClass | None = None
+    """The class the owner's units are charged to (their lead class); None: no owner."""
+    owner_also: list[MediaClass] = []
+    """The other classes of the legs the owner serves: one item of each is counted."""
     offer_agent: str | None = None
     offer_units: int = 0
+    offer_class: MediaClass | None = None
+    offer_also: list[MediaClass] = []
     offer_seq: int = 0
     excluded: list[str] = []
     pinned: str | None = None
@@ -101,17 +128,21 @@ class ConversationState(msgspec.Struct, kw_only=True):
     last_in_ts: int = 0
     inactive: bool = False
     activity_gen: int = 0
+    """Bumped when the holding or the customer's activity changes: stale timers skip."""
     inactive_due: int = 0
     """When the customer's silence makes the conversation inactive (from the last message)."""
     inactive_armed: int = 0
     """Deadline of the one pending inactivity timer (0: none); it re-arms if ``inactive_due``
     moved later, so a busy conversation costs one timer, not one per message."""
-    """Bumped when the holding or the customer's activity changes: stale timers skip."""
     aliases: list[str] = []
     transfers: int = 0
     assigned_ts: int = 0
     in_queue: bool = False
-    """Waiting for an agent: stage ``queued``, or ``assigned`` during a warm transfer."""
+    """Waiting for an agent: stage ``queued``, or ``assigned`` during a warm transfer or
+    while a new leg its owner has no room for waits for anyone (``leg_wait``)."""
+    leg_wait: bool = False
+    leg_gen: int = 0
+    """Bumped when a leg starts waiting for its owner's room: stale leg timers skip."""
 
 
 class CustomerState(msgspec.Struct, kw_only=True):

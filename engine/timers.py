@@ -11,9 +11,10 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-from .capacity import go_inactive
+from .capacity import go_inactive, withdraw_offer
 from .context import Context, ms
 from .events import AgentNotResponding, ConversationEscalated, WrapUpExpired
+from .legs import live_legs
 from .queueing import (
     agent_unavailable,
     arm_ring,
@@ -21,7 +22,6 @@ from .queueing import (
     enqueue,
     exclude,
     finish,
-    withdraw_offer,
 )
 from .routing import route
 from .state import ConversationState, TenantState, Timer, TimerKind
@@ -114,6 +114,21 @@ def _callback_due(ctx: Context, tenant: TenantState, conv: ConversationState, ti
         enqueue(ctx, tenant, conv, "callback", rings="restart")
 
 
+def _leg_waited(ctx: Context, tenant: TenantState, conv: ConversationState, timer: Timer) -> None:
+    """A new leg waited ``sticky_wait_s`` for its agent's room: anyone may take it now.
+
+    The agent keeps serving the legs they hold until another agent takes the whole
+    conversation; a transfer under way takes the leg along anyway.
+    """
+    if conv.leg_gen != timer.gen or conv.owner is None or conv.stage != "assigned":
+        return
+    waiting = [leg for leg in live_legs(conv) if not leg.joined]
+    if not waiting or conv.in_queue or conv.offer_agent is not None:
+        return
+    conv.leg_wait = True
+    enqueue(ctx, tenant, conv, "leg_waiting", rings="restart", leg=waiting[0].leg_id)
+
+
 _ON_TIMER: dict[TimerKind, Callable[[Context, TenantState, ConversationState, Timer], None]] = {
     "offer": _offer_timeout,
     "ring": _ring,
@@ -123,4 +138,5 @@ _ON_TIMER: dict[TimerKind, Callable[[Context, TenantState, ConversationState, Ti
     "wrap_up": _wrap_up,
     "inactive": go_inactive,
     "callback": _callback_due,
+    "leg": _leg_waited,
 }

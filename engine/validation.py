@@ -276,15 +276,17 @@ def conversation_of(tenant: TenantState, conversation_id: str) -> ConversationSt
 
 def check_can_take(policy: Policy, agent: AgentState, conv: ConversationState) -> None:
     """Reject a transfer to an agent who could never take ``conv``: a bot for a conversation
-    only people may have, a capacity profile without its media class, or skills (or the
+    only people may have, a capacity profile without a live leg's class, or skills (or the
     language) it needs even at its loosest escalation ring."""
     if conv.kinds == "human" and agent.kind == "bot":
         raise Rejected(f"agent {agent.agent_id!r} is a bot; this conversation goes to people")
-    if conv.media_class not in policy.profiles[agent.profile].classes:
-        raise Rejected(
-            f"agent {agent.agent_id!r} cannot take {conv.media_class} "
-            f"(capacity profile {agent.profile!r})"
-        )
+    classes = policy.profiles[agent.profile].classes
+    for leg in conv.legs:
+        if leg.ended_ts is None and leg.media_class not in classes:
+            raise Rejected(
+                f"agent {agent.agent_id!r} cannot take {leg.media_class} "
+                f"(capacity profile {agent.profile!r})"
+            )
     queue = policy.queues[conv.queue]
     have = dict(agent.skills)
     have.update((LANGUAGE_PREFIX + lang, LANGUAGE_LEVEL) for lang in agent.languages)

@@ -22,6 +22,7 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.object_store import ObjectStore
 
 from omniroute.engine.policy import Policy
+from omniroute.engine.state import STATE_VERSION
 
 from .config import ServiceConfig
 
@@ -38,7 +39,7 @@ __all__ = [
 class Snapshot(msgspec.Struct, kw_only=True):
     """Engine state after the log frame at stream sequence ``out_seq`` (position ``out_end``)."""
 
-    version: int = 1
+    version: int = STATE_VERSION
     tenant: str
     out_seq: int
     out_end: int

@@ -23,6 +23,7 @@ import msgspec
 
 from omniroute.engine.engine import Engine
 from omniroute.engine.events import decode_msgpack, is_decision
+from omniroute.engine.state import STATE_VERSION
 from omniroute.engine.verify import Mismatch, Verifier
 
 from ..nats.asynclog import AsyncNatsLog
@@ -196,6 +197,12 @@ class Worker:
     async def _usable(self, snap: Snapshot) -> bool:
         if snap.tenant != self.tenant:
             _log.warning("%s: snapshot is of tenant %r; ignored", self.tenant, snap.tenant)
+            return False
+        if snap.version != STATE_VERSION:
+            _log.warning(
+                "%s: snapshot is of engine state version %d, not %d; ignored",
+                self.tenant, snap.version, STATE_VERSION,
+            )  # fmt: skip
             return False
         if snap.policy_digest != self.svc.digest:
             _log.warning("%s: snapshot was made under another policy; ignored", self.tenant)

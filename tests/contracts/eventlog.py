@@ -82,6 +82,9 @@ SAMPLE_EVENTS: list[Event] = [
         tenant="acme", ts=24, conversation_id="c3", new_conversation_id="c4", channel="sms",
         agent_id="a1",
     ),
+    ev.LegJoined(
+        tenant="acme", ts=24, conversation_id="c3", leg="c4", agent_id="a1", channel="sms"
+    ),
     ev.WrapUpExpired(tenant="acme", ts=25, conversation_id="c3", agent_id="a1"),
     ev.EventRejected(
         tenant="acme", ts=2**63 - 1, id="bad", reason="unknown agent", event_type="offer.accepted",

@@ -26,12 +26,14 @@ from omniroute.engine.events import (
     OfferDeclined,
     Tick,
 )
-from omniroute.engine.matching import AgentTable, ProfileTable
+from omniroute.engine.matching import CLASS_INDEX, AgentTable, ProfileTable
 from omniroute.engine.state import AgentState
 
 compiled = pytest.importorskip("omniroute.core_ext._kernel")
 N_CLASSES = 7
 SKILLS = ["a", "b", "c", "d"]
+# the further classes a conversation counts against: mostly none, else any set of classes
+also_masks = st.one_of(st.just(0), st.integers(0, (1 << N_CLASSES) - 1))
 
 
 def test_compiled_kernel_is_in_use() -> None:
@@ -40,8 +42,10 @@ def test_compiled_kernel_is_in_use() -> None:
 
 @st.composite
 def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
-    """Agent tables of up to 150 slots (several bitset words), some removed."""
-    table = AgentTable(ProfileTable(Policy()))
+    """Agent tables of up to 150 slots (several bitset words), some removed; some agents
+    hold their max of one class (an item a unit, so that other classes may still fit)."""
+    policy = Policy()
+    table = AgentTable(ProfileTable(policy))
     n = draw(st.integers(1, 150))
     slots = []
     for slot in range(n):
@@ -50,11 +54,16 @@ def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
         for c in draw(st.lists(st.integers(0, N_CLASSES - 1), max_size=4)):
             counts[c] += 1
             units[c] += draw(st.sampled_from([2, 5, 10, 20, 25, 33, 100]))
+        profile = draw(st.sampled_from(["default", "bot"]))
+        full = draw(st.sampled_from([None, None, *CLASS_INDEX]))
+        if full is not None:
+            counts[CLASS_INDEX[full]] = policy.profiles[profile].classes[full].max
+            units[CLASS_INDEX[full]] = counts[CLASS_INDEX[full]]
         agent = AgentState(
             agent_id=f"a{slot}", seq=draw(st.integers(0, 50)), slot=slot,
             kind=draw(st.sampled_from(["human", "bot"])),
             skills=draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5))),
-            profile=draw(st.sampled_from(["default", "bot"])), languages=[],
+            profile=profile, languages=[],
             status=draw(st.sampled_from(["available", "available", "away"])),
             responsive=draw(st.booleans()), units=units, counts=counts,
             idle_since=draw(st.integers(0, 10_000)), last_offer=draw(st.integers(0, 30)),
@@ -76,6 +85,7 @@ requests = st.fixed_dictionaries(
             st.sampled_from([0.0, 1.0, 1e-6, 1.0 / 600.0, 10.0, 1e9]), min_size=5, max_size=5
         ),
         "now": st.integers(10_000, 20_000),
+        "also": also_masks,
     }
 )
 
@@ -92,10 +102,10 @@ def test_best_agent_is_identical(
     weights = np.array(req["weights"], np.float64)
     args = (
         table, cols, levels, req["cls"], req["kind_mask"], excluded, preferred, pinned,
-        req["now"], 40, weights,
+        req["now"], 40, weights, req["also"],
     )  # fmt: skip
     assert compiled.best_agent(*args) == reference.best_agent(*args)
-    c = req["cls"]
+    c, also = req["cls"], req["also"]
     for slot in slots:
         assert compiled.room_mask(table, slot) == reference.room_mask(table, slot)
         for adding in (True, False):
@@ -106,8 +116,8 @@ def test_best_agent_is_identical(
                 table, slot, c, 20, adding
             ) == reference.committed_units(table, slot, c, 20, adding)
         assert compiled.agent_eligible(
-            table, slot, cols, levels, c, req["kind_mask"]
-        ) == reference.agent_eligible(table, slot, cols, levels, c, req["kind_mask"])
+            table, slot, cols, levels, c, req["kind_mask"], also
+        ) == reference.agent_eligible(table, slot, cols, levels, c, req["kind_mask"], also)
 
 
 @given(tables(), st.data())
@@ -122,6 +132,7 @@ def test_most_urgent_conversation_is_identical(
         cols, levels = table.request(skills)
         cls = data.draw(st.integers(0, N_CLASSES - 1))
         kind_mask = data.draw(st.sampled_from([1, 2, 3]))
+        also = data.draw(also_masks)
         fields = (
             data.draw(st.integers(0, 5)),  # key: ties are common
             data.draw(st.integers(0, 3)),  # deadline
@@ -131,7 +142,7 @@ def test_most_urgent_conversation_is_identical(
             np.array(data.draw(st.lists(st.sampled_from(slots), max_size=2)), np.int32),
         )
         for queue in queues:
-            queue.add(conv, queue.bucket_id(cols, levels, cls, kind_mask), *fields)
+            queue.add(conv, queue.bucket_id(cols, levels, cls, kind_mask, also), *fields)
     for conv in data.draw(st.lists(st.integers(0, max(n_convs - 1, 0)), max_size=20)):
         for queue in queues:
             queue.remove(conv)
@@ -139,6 +150,53 @@ def test_most_urgent_conversation_is_identical(
     now = data.draw(st.integers(0, 20_000))
     for agent in slots:
         assert queues[0].most_urgent(table, agent, now) == queues[1].most_urgent(table, agent, now)
+
+
+def _agent(table: AgentTable, slot: int, counts: dict[str, int]) -> None:
+    """A human agent on the default profile holding ``counts`` items (10 units each)."""
+    held = [counts.get(name, 0) for name in CLASS_INDEX]
+    table.sync(
+        AgentState(
+            agent_id=f"a{slot}", seq=slot, slot=slot, kind="human", skills={}, profile="default",
+            languages=[], status="available", responsive=True, units=[10 * n for n in held],
+            counts=held, idle_since=0, last_offer=0,
+        )
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kernel", [compiled, reference], ids=["compiled", "reference"])
+def test_an_agent_at_the_email_max_cannot_take_a_call_with_an_email_leg(kernel: Any) -> None:
+    """Emails do not stop a call (voice interrupts email), but a call that also has an
+    email leg counts one more email: only the agent below the email max (10) may take it."""
+    table = AgentTable(ProfileTable(Policy()))
+    _agent(table, 0, {"email": 10})
+    _agent(table, 1, {"email": 9})
+    cols, levels = table.request({})
+    voice, email_bit = CLASS_INDEX["voice"], 1 << CLASS_INDEX["email"]
+    for slot in (0, 1):
+        assert kernel.agent_eligible(table, slot, cols, levels, voice, 1)
+    assert not kernel.agent_eligible(table, 0, cols, levels, voice, 1, email_bit)
+    assert kernel.agent_eligible(table, 1, cols, levels, voice, 1, email_bit)
+    nobody, weights = np.array([], np.int32), np.array([0, 0, 0, 0, 0], np.float64)
+    args = (table, cols, levels, voice, 1, nobody, -1, -1, 0, 0, weights)
+    assert kernel.best_agent(*args)[0] == 0  # the tie goes to the lower seq
+    assert kernel.best_agent(*args, email_bit)[0] == 1
+    queue = kernel.QueueIndex()
+    queue.add(0, queue.bucket_id(cols, levels, voice, 1, email_bit), 0, 0, 0, -1, 0, nobody)
+    assert queue.most_urgent(table, 0, 0) == -1
+    assert queue.most_urgent(table, 1, 0) == 0
+
+
+@pytest.mark.parametrize("kernel", [compiled, reference], ids=["compiled", "reference"])
+def test_also_naming_no_media_class_is_an_error(kernel: Any) -> None:
+    table = AgentTable(ProfileTable(Policy()))
+    _agent(table, 0, {})
+    cols, levels = table.request({})
+    for also in (-1, 1 << N_CLASSES):
+        with pytest.raises(ValueError, match="also"):
+            kernel.agent_eligible(table, 0, cols, levels, 0, 1, also)
+        with pytest.raises(ValueError, match="also"):
+            kernel.QueueIndex().bucket_id(cols, levels, 0, 1, also)
 
 
 def _drive(seed: int, engine: Engine) -> tuple[list[object], bytes]:

@@ -200,11 +200,11 @@ def test_reactivated_conversation_waits_for_room_and_blocks_new_work() -> None:
     desk.tick(301)  # m1 inactive (5), m2 assigned (20): 33+33+5+20 = 91
     desk.at(302).send(MessageReceived, conversation_id="m1")  # needs +15 -> 106: must wait
     ann = desk.agent_state("ann")
-    assert ann.pending_reactivation == ["m1"]
+    assert ann.pending == ["m1"]
     assert sum(ann.units) <= 100
     assert offered_to(desk.arrive("c3", "sms")) == []  # blocked while m1 waits for room
     desk.at(303).send(ConversationEnded, conversation_id="c1")
-    assert ann.pending_reactivation == []
+    assert ann.pending == []
     assert not desk.conv("m1").inactive
 
 
@@ -434,7 +434,7 @@ def test_new_contact_of_a_customer_with_an_open_conversation_rejoins_it() -> Non
     assert sum(c for c in desk.agent_state("ann").counts) == 1
 
 
-def test_channel_switch_to_a_class_that_does_not_fit_requeues_to_the_same_agent() -> None:
+def test_channel_switch_to_a_class_that_does_not_fit_waits_for_the_same_agent() -> None:
     desk = Desk(AUTO)
     desk.agent("ann")
     desk.agent("bob")
@@ -442,9 +442,10 @@ def test_channel_switch_to_a_class_that_does_not_fit_requeues_to_the_same_agent(
     desk.arrive("c2", "webchat")  # bob
     desk.arrive("c3", "webchat")  # ann: two chats now, a call would not fit
     out = desk.at(5).arrive("v1", "voice", customer_id="cust")
-    assert kinds(out)[:2] == ["conversation.rejoined", "conversation.queued"]
+    assert kinds(out) == ["conversation.rejoined"]
     conv = desk.conv("c1")
-    assert conv.media_class == "voice" and conv.pinned == "ann"
+    assert conv.media_class == "voice" and conv.owner == "ann"
+    assert desk.agent_state("ann").pending == ["c1"]
 
 
 BACKOFFICE = """
@@ -469,7 +470,8 @@ rings = [{ after_s = 30, level_drop = 1 }]
 
 
 def test_a_call_about_an_open_email_waits_for_agents_who_take_calls() -> None:
-    # the email's agent works emails only: the call waits in the sales queue, not for them
+    # the email's agent works emails only: the call waits in the sales queue, not for them,
+    # and whoever takes it takes the email leg too
     desk = Desk(BACKOFFICE)
     desk.agent("bo", {"backoffice": 2}, capacity_profile="backoffice")
     desk.agent("ann", {"sales": 3}, available=False)
@@ -480,9 +482,10 @@ def test_a_call_about_an_open_email_waits_for_agents_who_take_calls() -> None:
     assert of_type(out, ConversationQueued)[0].queue == "sales"
     conv = desk.conv("e1")
     assert (conv.queue, conv.skills, conv.pinned, conv.priority) == ("sales", {}, None, 1)
-    assert desk.agent_state("bo").holding == []
+    assert desk.agent_state("bo").holding == ["e1"]  # until someone takes the call
     out = desk.at(61).send(AgentStatusChanged, agent_id="ann", status="available")
     assert offered_to(out) == ["ann"]
+    assert desk.agent_state("bo").holding == [] and desk.conv("e1").owner == "ann"
 
 
 def test_a_switch_into_another_queue_climbs_that_queue_s_rings() -> None:
@@ -906,9 +909,9 @@ def test_a_waiting_reactivation_settles_when_another_conversation_goes_quiet() -
     desk.at(100).arrive("m2", "whatsapp")  # queued: 86 + 20 > 100
     desk.tick(300)  # m1 quiet: 71 -> m2 assigned: 91
     desk.at(301).send(MessageReceived, conversation_id="m1")  # +15 -> 106: waits
-    assert desk.agent_state("ann").pending_reactivation == ["m1"]
+    assert desk.agent_state("ann").pending == ["m1"]
     desk.tick(600)  # m2 quiet (assigned at 300): 91 - 15 = 76, m1 back to full: 91
-    assert desk.agent_state("ann").pending_reactivation == []
+    assert desk.agent_state("ann").pending == []
     assert not desk.conv("m1").inactive and desk.conv("m2").inactive
 
 
