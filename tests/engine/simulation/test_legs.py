@@ -68,6 +68,13 @@ def test_a_leg_the_agent_has_no_room_for_waits_and_every_conversation_ends() -> 
     assert run.legs_waited > 0 and run.legs_joined > 0 and run.legs_ended > 0
     waited = [q for q in of_type(events, ev.ConversationQueued) if q.leg is not None]
     assert all(q.leg.endswith("-voice") for q in waited if q.leg)
+    # after sticky_wait_s another agent takes the conversation with all its live legs
+    owner: dict[str, str] = {}
+    moved = 0
+    for a in of_type(events, ev.ConversationAssigned):
+        moved += len(a.legs) > 1 and owner.get(a.conversation_id, a.agent_id) != a.agent_id
+        owner[a.conversation_id] = a.agent_id
+    assert moved > 0
     assert run.open_at_end == 0
     arrived = {a.conversation_id for a in of_type(events, ev.ConversationArrived)}
     rejoined = {r.new_conversation_id for r in of_type(events, ev.ConversationRejoined)}
