@@ -184,17 +184,22 @@ def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
 
 
 def _reconcile(result: SimulationRun, rows: list[dict[str, Any]]) -> str:
-    """Whether the report's total adds up to the simulator's contacts: conversations
-    (the ``all`` row's ``conversations``, else its ``contacts``) plus rejoins."""
+    """Whether the report's total row adds up to the simulator's contacts (conversations
+    + rejoins). A report with a ``rejoins`` column counts every contact; one without
+    counts conversations."""
     total = next((r for r in rows if r.get("channel") == "all"), None)
     if total is None:
         return "the report has no total row to reconcile"
-    reported = int(total.get("conversations", total["contacts"]))
-    sums = reported + result.rejoins == result.interactions
-    verdict, sign = ("totals reconcile", "=") if sums else ("totals differ", "!=")
+    if "rejoins" in total:
+        contacts, rejoins = int(total["contacts"]), int(total["rejoins"])
+    else:
+        contacts, rejoins = int(total["contacts"]) + result.rejoins, result.rejoins
+    report = f"{contacts:,} contacts = {contacts - rejoins:,} conversations + {rejoins} rejoins"
+    if (contacts, rejoins) == (result.interactions, result.rejoins):
+        return f"totals reconcile: the report's {report}, as simulated"
     return (
-        f"{verdict}: the report's {reported:,} conversations + {result.rejoins} rejoins "
-        f"{sign} {result.interactions:,} contacts simulated"
+        f"totals differ: the report's {report}; simulated {result.interactions:,} contacts "
+        f"with {result.rejoins} rejoins"
     )
 
 

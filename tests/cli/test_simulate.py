@@ -25,7 +25,7 @@ def test_simulate_reports_plots_and_leaves_a_log_that_replays(
     out = capsys.readouterr().out
     assert "scenario 'small'" in out and "policy: small's policy (balanced)" in out
     assert " conversations + " in out and "rejected inputs 0" in out
-    assert "totals reconcile: the report's " in out
+    assert "totals reconcile: the report's " in out and " rejoins, as simulated" in out
     table = out.split("service level by channel", 1)[1]
     for channel in ev.CHANNELS:
         assert f"\n{channel} " in table, channel
@@ -84,7 +84,7 @@ def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(
     contacts = int(head.split(" contacts = ", 1)[0].rsplit(" ", 1)[1].replace(",", ""))
     assert 25_000 <= contacts <= 35_000
     assert "rejected inputs 0" in head
-    assert "totals reconcile: the report's " in out
+    assert "totals reconcile: the report's " in out and " rejoins, as simulated" in out
     # a customer with two live legs, found in the log: a call and the email sent during it
     section = out.split("a customer with two live legs at once (read back from the log)\n", 1)[1]
     line = section.split("\n", 1)[0]
