@@ -12,9 +12,12 @@ policy is a TOML file or the name of a scoring preset (the scenario's policy wit
 preset). Each run writes the event log (the embedded ``FileLog``), the policy it was
 decided with next to it (``LOG.policy.toml``, so ``omniroute replay`` re-decides it),
 and the DuckDB projection, then prints the service-level report read from the
-projection. Without ``--log`` they go to a temporary folder removed afterwards (``--db``
-keeps the database). ``--compare`` runs the same arrivals under two policies and prints them
-side by side. A progress bar is drawn on stderr when it is a terminal.
+projection, and says how the report's totals reconcile with the contacts simulated
+(conversations + rejoins); the demo also shows a customer it read back from the log
+with two live legs at once. Without ``--log`` they go to a temporary folder removed
+afterwards (``--db`` keeps the database). ``--compare`` runs the same arrivals under two
+policies and prints them side by side. A progress bar is drawn on stderr when it is a
+terminal.
 """
 
 from __future__ import annotations
@@ -414,8 +417,9 @@ COMMANDS: dict[str, Command] = {
         help="a compact simulated day of a contact centre: report, customer-360, plots",
         description="Simulate the built-in 'demo' scenario (about 200 agents incl. bots, "
         "every channel, about 30,000 contacts in a day) onto the embedded log, then print "
-        "the service-level report, the customer-360 of customers who switched channel, "
-        "and write the plots.",
+        "the service-level report and how its totals reconcile, a customer with two live "
+        "legs at once (a call and the email sent during it), the customer-360 of customers "
+        "who switched channel, and write the plots.",
         add_arguments=_demo_arguments,
         run=_demo,
         extra="reporting",
