@@ -5,8 +5,6 @@ conversation."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..events import (
     CallbackRequested,
     Channel,
@@ -48,12 +46,8 @@ class Customers:
             )
         )  # fmt: skip
         if plan.cid in self._rejoined:  # it joined the customer's open conversation
-            cid = self._rejoined.pop(plan.cid)
             f.plans.pop(plan.cid, None)
-            if cid not in f.plans:  # it reopened one in wrap-up: this contact plays it on
-                f.plans[cid] = dataclasses.replace(plan, cid=cid, switch=None, transfer="")
-                f.legs[cid] = {plan.cid: s.channel}
-            self.wait_again(cid, plan.ts)
+            self.wait_again(self._rejoined.pop(plan.cid), plan.ts)
             return
         f.legs[plan.cid] = {plan.cid: s.channel}
         if plan.patience_ms is not None:
