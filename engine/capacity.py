@@ -137,6 +137,9 @@ def _resize(
     _charge(agent, old, -1)
     _charge(agent, new, 1)
     set_owner(conv, conv.owner, new)
+    if new.cls != old.cls:  # an inactivity timer armed for the old lead class is stale
+        conv.activity_gen += 1
+        conv.inactive_armed = 0
     ctx.sync(tenant, agent)
 
 
@@ -293,8 +296,8 @@ def go_inactive(ctx: Context, tenant: TenantState, conv: ConversationState, time
         return
     agent = tenant.agents[conv.owner]
     limit = ctx.policy.profiles[agent.profile].classes[conv.owner_class]
-    if conv.conversation_id in agent.pending:
-        return  # a leg waits for room: the conversation is not quiet
+    if limit.inactive_after_s is None or conv.conversation_id in agent.pending:
+        return  # its lead never goes quiet (a call), or a leg waits for room
     agent.units[CLASS_INDEX[conv.owner_class]] -= conv.owner_units - limit.inactive_cost
     conv.owner_units = limit.inactive_cost
     conv.inactive = True
