@@ -196,15 +196,15 @@ def rehold(
     if _within(new, old):
         if new != old:
             _resize(ctx, tenant, agent, conv, new)
-            ctx.dirty_agent(tenant, agent)
         if new.cls != old.cls or active:
             conv.inactive = False
             schedule_inactivity(ctx, tenant, agent, conv)
         if conv.conversation_id in agent.pending:
             agent.pending.remove(conv.conversation_id)
             ctx.sync(tenant, agent)
-            ctx.dirty_agent(tenant, agent)
         _joined(ctx, tenant, agent, conv)
+        _settle(ctx, tenant, agent)  # the room it gave back may let other holds grow
+        ctx.dirty_agent(tenant, agent)
         return
     classes = ctx.policy.profiles[agent.profile].classes
     able = all(cls in classes for cls in (new.cls, *new.also))
