@@ -136,23 +136,33 @@ def _rejoin(
     if conv.owner is not None and conv.stage == "assigned":
         rehold(ctx, tenant, tenant.agents[conv.owner], conv, active=True)
         if conv.in_queue or (withdrawn and (transferring or conv.leg_wait)):
-            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg.leg_id)
+            _requeue(ctx, tenant, conv, leg.leg_id, moved)
         return
     if conv.offer_agent is not None:
         return  # the offer still stands: it covers the new leg
-    if moved:  # another queue: its rings start now
-        enqueue(ctx, tenant, conv, "channel_switch", rings="restart", leg=leg.leg_id)
+    _requeue(ctx, tenant, conv, leg.leg_id, moved)
+
+
+def _requeue(
+    ctx: Context, tenant: TenantState, conv: ConversationState, leg: str, moved: bool
+) -> None:
+    """Wait (again) for an agent after a new leg; in another queue, its rings start now."""
+    if moved:
+        enqueue(ctx, tenant, conv, "channel_switch", rings="restart", leg=leg)
     else:
-        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg.leg_id)
+        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg)
 
 
 def _route_as(
     ctx: Context, conv: ConversationState, event: ConversationArrived, queue_name: str
 ) -> bool:
-    """Route ``conv`` as the new contact asks; True if that moved it to another queue."""
+    """Route ``conv`` as the new contact asks; True if that moved it to another queue
+    (whose rings it has not climbed: ring 0 until it waits there)."""
     queue = ctx.policy.queues[queue_name]
     moved = conv.queue != queue_name
     conv.queue = queue_name
+    if moved:
+        conv.ring = 0
     conv.skills = dict(event.skills)
     conv.optional_skills = dict(event.optional_skills)
     if event.language is not None:

@@ -208,10 +208,11 @@ def rehold(
         return
     classes = ctx.policy.profiles[agent.profile].classes
     able = all(cls in classes for cls in (new.cls, *new.also))
-    if able and conv.conversation_id not in agent.pending:
-        agent.pending.append(conv.conversation_id)
-        ctx.sync(tenant, agent)
-        _settle(ctx, tenant, agent)
+    if able:
+        if conv.conversation_id not in agent.pending:
+            agent.pending.append(conv.conversation_id)
+            ctx.sync(tenant, agent)
+        _settle(ctx, tenant, agent)  # what it waits for may have changed
     unjoined = any(not leg.joined for leg in live_legs(conv))
     if unjoined and (conv.conversation_id in agent.pending or not able):
         # a leg waits for this agent's room, or (never in their profile) for anyone
