@@ -7,7 +7,7 @@ writes on another contact rejoins it (continuity) instead of opening a second on
 
 from __future__ import annotations
 
-from .capacity import offer_hold, rehold, withdraw_offer
+from .capacity import rehold
 from .context import Context, ms
 from .events import (
     Contact,
@@ -15,9 +15,9 @@ from .events import (
     ConversationArrived,
     ConversationRejoined,
 )
-from .legs import full_hold, live_legs, refresh_lead
+from .legs import live_legs, refresh_lead
 from .policy import CHANNEL_CLASS
-from .queueing import enqueue, pin
+from .queueing import enqueue, handing_over, pin, refit_offer
 from .state import ConversationState, CustomerState, Leg, TenantState
 from .validation import Rejected
 
@@ -127,37 +127,42 @@ def _rejoin(
         media_class=CHANNEL_CLASS[event.channel], started_ts=now,
     )  # fmt: skip
     conv.legs.append(leg)
-    transferring = conv.owner is not None and conv.in_queue and not conv.leg_wait
-    transferring = transferring or (conv.owner is not None and conv.offer_agent is not None)
+    transferring = handing_over(conv) and not conv.leg_wait
     moved = refresh_lead(conv) and not transferring and _route_as(ctx, conv, event, queue_name)
-    if conv.offer_agent is not None:
-        offered = tenant.agents[conv.offer_agent]
-        if full_hold(ctx.policy, offered, live_legs(conv)) != offer_hold(conv):
-            withdraw_offer(ctx, tenant, conv, "channel_switch")
-            conv.preferred = offered.agent_id
+    withdrawn = refit_offer(ctx, tenant, conv)
     if scheduled:
         enqueue(ctx, tenant, conv, "rejoined", rings="restart", leg=leg.leg_id)
         return
     if conv.owner is not None and conv.stage == "assigned":
         rehold(ctx, tenant, tenant.agents[conv.owner], conv, active=True)
-        if conv.in_queue:
-            enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg.leg_id)
+        if conv.in_queue or (withdrawn and (transferring or conv.leg_wait)):
+            _requeue(ctx, tenant, conv, leg.leg_id, moved)
         return
     if conv.offer_agent is not None:
         return  # the offer still stands: it covers the new leg
-    if moved:  # another queue: its rings start now
-        enqueue(ctx, tenant, conv, "channel_switch", rings="restart", leg=leg.leg_id)
+    _requeue(ctx, tenant, conv, leg.leg_id, moved)
+
+
+def _requeue(
+    ctx: Context, tenant: TenantState, conv: ConversationState, leg: str, moved: bool
+) -> None:
+    """Wait (again) for an agent after a new leg; in another queue, its rings start now."""
+    if moved:
+        enqueue(ctx, tenant, conv, "channel_switch", rings="restart", leg=leg)
     else:
-        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg.leg_id)
+        enqueue(ctx, tenant, conv, "channel_switch", if_waiting="refresh", leg=leg)
 
 
 def _route_as(
     ctx: Context, conv: ConversationState, event: ConversationArrived, queue_name: str
 ) -> bool:
-    """Route ``conv`` as the new contact asks; True if that moved it to another queue."""
+    """Route ``conv`` as the new contact asks; True if that moved it to another queue
+    (whose rings it has not climbed: ring 0 until it waits there)."""
     queue = ctx.policy.queues[queue_name]
     moved = conv.queue != queue_name
     conv.queue = queue_name
+    if moved:
+        conv.ring = 0
     conv.skills = dict(event.skills)
     conv.optional_skills = dict(event.optional_skills)
     if event.language is not None:

@@ -15,7 +15,7 @@ from .context import Context, ms
 from .events import LegJoined, OfferExpired, OfferExpiry
 from .legs import Hold, full_hold, live_legs
 from .matching import CLASS_INDEX
-from .state import AgentState, ConversationState, TenantState, Timer
+from .state import AgentState, ConversationState, Leg, TenantState, Timer
 
 __all__ = [
     "customer_wrote",
@@ -137,6 +137,9 @@ def _resize(
     _charge(agent, old, -1)
     _charge(agent, new, 1)
     set_owner(conv, conv.owner, new)
+    if new.cls != old.cls:  # an inactivity timer armed for the old lead class is stale
+        conv.activity_gen += 1
+        conv.inactive_armed = 0
     ctx.sync(tenant, agent)
 
 
@@ -156,9 +159,17 @@ def _fits_instead(
     return fits
 
 
-def _target(ctx: Context, agent: AgentState, conv: ConversationState, *, active: bool) -> Hold:
-    """What the conversation's live legs cost the agent (its inactive cost while silent)."""
-    h = full_hold(ctx.policy, agent, live_legs(conv))
+def _holdable(ctx: Context, agent: AgentState, conv: ConversationState) -> list[Leg]:
+    """The live legs this agent's profile can hold (a leg of another class waits for anyone)."""
+    classes = ctx.policy.profiles[agent.profile].classes
+    return [leg for leg in live_legs(conv) if leg.media_class in classes]
+
+
+def _cost(
+    ctx: Context, agent: AgentState, conv: ConversationState, legs: list[Leg], *, active: bool
+) -> Hold:
+    """What ``legs`` cost the agent (the inactive cost while the customer stays silent)."""
+    h = full_hold(ctx.policy, agent, legs)
     if not active and conv.inactive and h.cls == conv.owner_class:
         return h._replace(units=conv.owner_units)
     return h
@@ -167,8 +178,8 @@ def _target(ctx: Context, agent: AgentState, conv: ConversationState, *, active:
 def _join_legs(
     ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState
 ) -> None:
-    """Every live leg is now served by the owner: say so for those that were not."""
-    for leg in live_legs(conv):
+    """Every live leg the agent can hold is now theirs: say so for those that were not."""
+    for leg in _holdable(ctx, agent, conv):
         if not leg.joined:
             leg.joined = True
             ctx.emit(
@@ -186,41 +197,51 @@ def rehold(
     """Make the owner's hold what the live legs cost now: shrink at once, grow when it fits.
 
     ``active``: the customer just wrote, so an inactive conversation needs its full cost.
+    While a hold must grow, it covers at least the legs the owner serves (their classes,
+    and their units as far as the old hold's go), and the agent gets no new work.
     """
     old = owner_hold(conv)
     assert old is not None
-    new = _target(ctx, agent, conv, active=active)
+    holdable = _holdable(ctx, agent, conv)
+    new = _cost(ctx, agent, conv, holdable, active=active) if holdable else old
     if _within(new, old):
         if new != old:
             _resize(ctx, tenant, agent, conv, new)
-            ctx.dirty_agent(tenant, agent)
         if new.cls != old.cls or active:
             conv.inactive = False
             schedule_inactivity(ctx, tenant, agent, conv)
         if conv.conversation_id in agent.pending:
             agent.pending.remove(conv.conversation_id)
             ctx.sync(tenant, agent)
-            ctx.dirty_agent(tenant, agent)
         _joined(ctx, tenant, agent, conv)
-        return
-    classes = ctx.policy.profiles[agent.profile].classes
-    able = all(cls in classes for cls in (new.cls, *new.also))
-    if able and conv.conversation_id not in agent.pending:
-        agent.pending.append(conv.conversation_id)
-        ctx.sync(tenant, agent)
-        _settle(ctx, tenant, agent)
-    unjoined = any(not leg.joined for leg in live_legs(conv))
-    if unjoined and (conv.conversation_id in agent.pending or not able):
+    else:
+        served = [leg for leg in holdable if leg.joined]
+        part = _cost(ctx, agent, conv, served, active=active) if served else old
+        part = part._replace(units=min(part.units, old.units))
+        if part != old:  # the legs that ended no longer count
+            _resize(ctx, tenant, agent, conv, part)
+            if part.cls != old.cls:
+                conv.inactive = False
+                schedule_inactivity(ctx, tenant, agent, conv)
+        if conv.conversation_id not in agent.pending:
+            agent.pending.append(conv.conversation_id)
+            ctx.sync(tenant, agent)
+    _settle(ctx, tenant, agent)  # what the pending holds wait for may have changed
+    ctx.dirty_agent(tenant, agent)
+    waiting = [leg for leg in live_legs(conv) if not leg.joined]
+    if waiting and conv.owner == agent.agent_id:
         # a leg waits for this agent's room, or (never in their profile) for anyone
+        able = len(holdable) == len(live_legs(conv))
         wait_s = ctx.policy.queues[conv.queue].sticky_wait_s if able else 0.0
         conv.leg_gen += 1
         ctx.schedule("leg", tenant.tenant, conv.conversation_id, ctx.now + ms(wait_s), conv.leg_gen)
 
 
 def _joined(ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState) -> None:
-    """The owner's hold covers every live leg: announce new ones, stop waiting for others."""
+    """The owner's hold covers the live legs they can hold: announce new ones, and stop
+    waiting for anyone else once every live leg is theirs."""
     _join_legs(ctx, tenant, agent, conv)
-    if conv.leg_wait:
+    if conv.leg_wait and all(leg.joined for leg in live_legs(conv)):
         conv.leg_wait = False
         if conv.offer_agent is not None:
             withdraw_offer(ctx, tenant, conv, "leg_joined")
@@ -234,7 +255,8 @@ def _settle(ctx: Context, tenant: TenantState, agent: AgentState) -> None:
         conv = tenant.conversations[agent.pending[0]]
         old = owner_hold(conv)
         assert old is not None
-        new = _target(ctx, agent, conv, active=True)
+        holdable = _holdable(ctx, agent, conv)
+        new = _cost(ctx, agent, conv, holdable, active=True) if holdable else old
         if not _within(new, old) and not _fits_instead(ctx, tenant, agent, old, new):
             return
         agent.pending.pop(0)
@@ -293,8 +315,8 @@ def go_inactive(ctx: Context, tenant: TenantState, conv: ConversationState, time
         return
     agent = tenant.agents[conv.owner]
     limit = ctx.policy.profiles[agent.profile].classes[conv.owner_class]
-    if conv.conversation_id in agent.pending:
-        return  # a leg waits for room: the conversation is not quiet
+    if limit.inactive_after_s is None or conv.conversation_id in agent.pending:
+        return  # its lead never goes quiet (a call), or a leg waits for room
     agent.units[CLASS_INDEX[conv.owner_class]] -= conv.owner_units - limit.inactive_cost
     conv.owner_units = limit.inactive_cost
     conv.inactive = True

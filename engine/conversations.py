@@ -20,14 +20,16 @@ from .events import (
     TransferRequested,
     WrapUpCompleted,
 )
-from .legs import full_hold, leg_of, live_legs, refresh_lead
+from .legs import leg_of, live_legs, refresh_lead
 from .queueing import (
     close,
     end_for_customer,
     enqueue,
     finish,
+    handing_over,
     leave_queue,
     pin,
+    refit_offer,
     retract_offer,
 )
 from .routing import assign
@@ -165,14 +167,12 @@ def _end_leg(ctx: Context, tenant: TenantState, conv: ConversationState, leg_id:
         return False
     leg.ended_ts = ctx.now
     refresh_lead(conv)
-    if conv.offer_agent is not None:
-        offered = tenant.agents[conv.offer_agent]
-        if full_hold(ctx.policy, offered, live_legs(conv)) != offer_hold(conv):
-            withdraw_offer(ctx, tenant, conv, "channel_switch")
-            conv.preferred = offered.agent_id
+    transferring = handing_over(conv) and not conv.leg_wait
+    withdrawn = refit_offer(ctx, tenant, conv)
     if conv.owner is not None and conv.stage == "assigned":
         rehold(ctx, tenant, tenant.agents[conv.owner], conv, active=False)
-    if conv.in_queue or (conv.owner is None and conv.offer_agent is None):
+    waiting = conv.owner is None and conv.offer_agent is None and conv.stage != "scheduled"
+    if conv.in_queue or waiting or (withdrawn and (transferring or conv.leg_wait)):
         enqueue(ctx, tenant, conv, "leg_ended", if_waiting="refresh", leg=leg_id)
     return True
 

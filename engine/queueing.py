@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .capacity import release_owner, withdraw_offer
+from .capacity import offer_hold, release_owner, withdraw_offer
 from .context import Context, ms
 from .events import ConversationQueued, OfferExpiry, SlaBreached
+from .legs import full_hold, live_legs
 from .state import AgentState, ConversationState, TenantState
 
 __all__ = [
@@ -25,8 +26,10 @@ __all__ = [
     "enqueue",
     "exclude",
     "finish",
+    "handing_over",
     "leave_queue",
     "pin",
+    "refit_offer",
     "retract_offer",
 ]
 
@@ -109,6 +112,24 @@ def check_sla(ctx: Context, tenant: TenantState, conv: ConversationState) -> Non
                 target_s=conv.sla_target_s, waited_ms=now - conv.first_contact_ts,
             )
         )  # fmt: skip
+
+
+def handing_over(conv: ConversationState) -> bool:
+    """Its owner is handing it over: a warm transfer, or a leg that waits for anyone."""
+    return conv.owner is not None and (conv.in_queue or conv.offer_agent is not None)
+
+
+def refit_offer(ctx: Context, tenant: TenantState, conv: ConversationState) -> bool:
+    """The live legs changed: withdraw an offer that no longer reserves what they cost its
+    agent (that agent is preferred next time); True if one was withdrawn."""
+    if conv.offer_agent is None:
+        return False
+    agent = tenant.agents[conv.offer_agent]
+    if full_hold(ctx.policy, agent, live_legs(conv)) == offer_hold(conv):
+        return False
+    withdraw_offer(ctx, tenant, conv, "channel_switch")
+    conv.preferred = agent.agent_id
+    return True
 
 
 def exclude(conv: ConversationState, agent_id: str) -> None:

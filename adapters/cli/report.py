@@ -248,7 +248,7 @@ def _customer(args: argparse.Namespace, out: TextIO) -> int:
 COMMANDS: dict[str, Command] = {
     "project": Command(
         help="project a log into a DuckDB reporting database (incremental)",
-        description="Fold LOG into the DuckDB database --db: tables interactions, segments, "
+        description="Fold LOG into the DuckDB database --db: tables interactions, legs, segments, "
         "assignments, agent_states, agents, customers, contacts and the reporting views. "
         "Incremental and idempotent: a second run adds only the events appended since.",
         add_arguments=_project_arguments,
@@ -257,9 +257,12 @@ COMMANDS: dict[str, Command] = {
     ),
     "report": Command(
         help="service level, abandonment and wait percentiles (or agents) from a database",
-        description="Print the honest service-level report: waits from first contact, "
-        "abandons after the short-abandon threshold as not met, callbacks by their true "
-        "wait, p50/p90/p99. --by agent prints occupancy and handle times per agent.",
+        description="Print the honest service-level report per contact (a channel leg: a "
+        "rejoin is a contact of its own channel), each in one outcome: answered, abandoned, "
+        "short abandoned, bot only, unanswered, open; contacts = conversations + rejoins. "
+        "Waits from contact (the first from first contact), abandons after the short-abandon "
+        "threshold as not met, callbacks by their true wait, p50/p90/p99. --by agent prints "
+        "occupancy and handle times per agent.",
         add_arguments=_report_arguments,
         run=_reported(_report),
         extra="reporting",
@@ -282,7 +285,8 @@ COMMANDS: dict[str, Command] = {
     "customer": Command(
         help="the customer-360 view of one customer",
         description="One customer across every channel: contacts, every conversation in "
-        "order, agents, last agent, open conversation, total waiting time, SLA breaches. "
+        "order and its legs (channel, started, served by, ended, outcome), agents, last "
+        "agent, open conversation, total waiting time, SLA breaches. "
         "ID is a customer id, a merged contact id or a contact address.",
         add_arguments=_customer_arguments,
         run=_reported(_customer),

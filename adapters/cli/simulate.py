@@ -12,9 +12,12 @@ policy is a TOML file or the name of a scoring preset (the scenario's policy wit
 preset). Each run writes the event log (the embedded ``FileLog``), the policy it was
 decided with next to it (``LOG.policy.toml``, so ``omniroute replay`` re-decides it),
 and the DuckDB projection, then prints the service-level report read from the
-projection. Without ``--log`` they go to a temporary folder removed afterwards (``--db``
-keeps the database). ``--compare`` runs the same arrivals under two policies and prints them
-side by side. A progress bar is drawn on stderr when it is a terminal.
+projection, and says how the report's totals reconcile with the contacts simulated
+(conversations + rejoins); the demo also shows a customer it read back from the log
+with two live legs at once. Without ``--log`` they go to a temporary folder removed
+afterwards (``--db`` keeps the database). ``--compare`` runs the same arrivals under two
+policies and prints them side by side. A progress bar is drawn on stderr when it is a
+terminal.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import msgspec
 
 from omniroute.engine.policy import Policy, PolicyError, policy_toml
 from omniroute.engine.simulation import (
+    LiveLegs,
     Scenario,
     ScenarioError,
     SimulationRun,
@@ -38,6 +42,7 @@ from omniroute.engine.simulation import (
     load_scenario,
     scenario_policy,
     simulate,
+    simultaneous_legs,
 )
 
 from ..filelog import FileLog
@@ -149,12 +154,17 @@ def _describe(result: SimulationRun, simulated_s: float, projected_s: float) -> 
     def clock(ts: int) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts / 1000))
 
+    conversations = result.interactions - result.rejoins
     return [
         f"simulated {clock(result.first_ts)} - {clock(result.last_ts)} UTC: "
-        f"{result.interactions:,} contacts ({result.switches} channel switches, "
-        f"{result.follow_ups} follow-up tasks), {result.abandons:,} abandoned, "
-        f"{result.callbacks} callbacks, {result.transfers} transfers, "
+        f"{result.interactions:,} contacts = {conversations:,} conversations + "
+        f"{result.rejoins} rejoins ({result.switches} second legs customers opened on "
+        f"another channel, {result.follow_ups} follow-up tasks), {result.abandons:,} "
+        f"abandoned, {result.callbacks} callbacks, {result.transfers} transfers, "
         f"{result.handoffs:,} bot hand-offs, {result.bot_resolved:,} resolved by bots",
+        f"legs: {result.legs_joined} taken on by the agent serving the conversation, "
+        f"{result.legs_waited} waited for room, {result.legs_ended} ended while the "
+        f"conversation went on",
         f"{result.events:,} events ({result.inputs:,} inputs incl. {result.ticks:,} ticks, "
         f"{result.decisions:,} decisions) in {simulated_s:.1f} s "
         f"({result.events / max(simulated_s, 1e-9):,.0f} events/s); projected in "
@@ -174,6 +184,40 @@ def _report(db: Path, out: TextIO | None) -> dict[str, Any]:
             print(line, file=out)
     rows = [{k: jsonable(v) for k, v in r.items()} for r in table.records()]
     return {"service_level": rows}
+
+
+def _reconcile(result: SimulationRun, rows: list[dict[str, Any]]) -> str:
+    """Whether the report's total row adds up to the simulator's contacts (conversations
+    + rejoins). A report with a ``rejoins`` column counts every contact; one without
+    counts conversations."""
+    total = next((r for r in rows if r.get("channel") == "all"), None)
+    if total is None:
+        return "the report has no total row to reconcile"
+    if "rejoins" in total:
+        contacts, rejoins = int(total["contacts"]), int(total["rejoins"])
+    else:
+        contacts, rejoins = int(total["contacts"]) + result.rejoins, result.rejoins
+    report = f"{contacts:,} contacts = {contacts - rejoins:,} conversations + {rejoins} rejoins"
+    if (contacts, rejoins) == (result.interactions, result.rejoins):
+        return f"totals reconcile: the report's {report}, as simulated"
+    return (
+        f"totals differ: the report's {report}; simulated {result.interactions:,} contacts "
+        f"with {result.rejoins} rejoins"
+    )
+
+
+def _two_live_legs(log_path: Path) -> LiveLegs | None:
+    """The first known customer the log shows with a call and another channel live with
+    one agent (else the first with any two live legs)."""
+    first = None
+    with FileLog(log_path, readonly=True) as log:
+        for moment in simultaneous_legs(e for _, e in log.read()):
+            if moment.customer_id is None:
+                continue
+            if "voice" in moment.channels:
+                return moment
+            first = first or moment
+    return first
 
 
 def _plots(db: Path, directory: Path, scenario: Scenario, title: str) -> list[Path]:
@@ -226,7 +270,8 @@ def _simulate_into(args: argparse.Namespace, out: TextIO, log_path: Path, kept: 
     for line in _describe(result, simulated, projected):
         print(line, file=out)
     print("", file=out)
-    _report(db, out)
+    rows = _report(db, out)["service_level"]
+    print(_reconcile(result, rows), file=out)
     print("", file=out)
     if kept:
         print(f"log: {log_path}   (omniroute replay {log_path})", file=out)
@@ -298,6 +343,24 @@ def _switchers(db: Path, limit: int = 3) -> list[tuple[str, str]]:
     return [(str(t), str(c)) for t, c in rows]
 
 
+def _print_two_live_legs(log_path: Path, db: Path, out: TextIO) -> None:
+    """A customer the run shows with two live legs at once, and their customer-360."""
+    from ..reporting import connect_readonly, customer_view, format_customer
+
+    moment = _two_live_legs(log_path)
+    if moment is None or moment.customer_id is None:
+        return
+    print("", file=out)
+    print("a customer with two live legs at once (read back from the log)", file=out)
+    at = time.strftime("%H:%M:%S", time.gmtime(moment.ts / 1000))
+    legs = " + ".join(moment.channels)
+    print(f"  customer {moment.customer_id}: {legs} live, agent {moment.agent_id} "
+          f"(conversation {moment.conversation_id}, {at} UTC)", file=out)  # fmt: skip
+    with connect_readonly(db) as con:
+        for line in format_customer(customer_view(con, moment.customer_id, "demo")):
+            print(f"  {line}", file=out)
+
+
 @reported(ScenarioError, PolicyError)
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting import connect_readonly, customer_view, format_customer
@@ -315,7 +378,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     for line in _describe(result, simulated, projected):
         print(line, file=out)
     print("", file=out)
-    _report(db, out)
+    rows = _report(db, out)["service_level"]
+    print(_reconcile(result, rows), file=out)
+    _print_two_live_legs(log_path, db, out)
     switchers = _switchers(db)
     if switchers:
         print("", file=out)
@@ -352,8 +417,9 @@ COMMANDS: dict[str, Command] = {
         help="a compact simulated day of a contact centre: report, customer-360, plots",
         description="Simulate the built-in 'demo' scenario (about 200 agents incl. bots, "
         "every channel, about 30,000 contacts in a day) onto the embedded log, then print "
-        "the service-level report, the customer-360 of customers who switched channel, "
-        "and write the plots.",
+        "the service-level report and how its totals reconcile, a customer with two live "
+        "legs at once (a call and the email sent during it), the customer-360 of customers "
+        "who switched channel, and write the plots.",
         add_arguments=_demo_arguments,
         run=_demo,
         extra="reporting",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .compare import ChannelLevel, Comparison, Side, Spread, compare, format_comparison, summarize
 from .report import (
     DIMENSIONS,
+    OUTCOMES,
     ReportError,
     agent_report,
     customer_view,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIMENSIONS",
+    "OUTCOMES",
     "PLOT_FILES",
     "SCHEMA_VERSION",
     "TABLES",

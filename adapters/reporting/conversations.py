@@ -6,6 +6,27 @@ an arrival's details, a decline, a transfer or handoff, an end, a wrap-up done, 
 abandon, a callback's time. A customer's switch to another media class that makes the
 engine release the agent ends the agent's segment at the ``channel_switch`` queueing, or
 at the next assignment during a transfer (no event says it).
+
+Legs. A conversation has one :class:`~.records.Leg` per contact the customer made in it:
+the arrival that opened it, then each ``ConversationRejoined``. A leg is served when a
+human agent first takes it on: an assignment that lists it, or ``LegJoined`` (a log
+written before legs lists none: an assignment serves every live leg, and the agent who
+holds the conversation goes on with a new leg unless a ``channel_switch`` queueing
+releases them). A leg ends on its own (``ConversationEnded`` or ``CustomerAbandoned``
+naming it while another leg is live) or with the conversation. Its wait runs from its
+contact to that first human service (the first leg's from the first contact: bot time,
+transfers and callbacks included). Each leg is in exactly one outcome: ``answered`` (a
+human served it), ``abandoned`` (abandoned unserved; ``short_abandoned`` under the
+short-abandon threshold), ``bot_resolved`` (only a bot served it), ``unanswered``
+(ended unserved otherwise) or ``open`` (live, unserved).
+
+A conversation's outcome, SLA and handled-by agree by one definition: it is
+``answered`` when a human agent served any of its legs, and is then measured by the
+wait from its first contact to that first human answer (``handled_by`` lists who served
+it); otherwise ``abandoned`` when the customer gave up (not met, unless a short
+abandon), ``bot_resolved`` when only a bot served it, ``unanswered`` when it ended
+unserved, ``open`` while it lasts unanswered. A conversation answered and later
+abandoned on a new leg is answered: the abandon is that leg's outcome.
 """
 
 from __future__ import annotations
@@ -21,6 +42,7 @@ from omniroute.engine.events import (
     ConversationRejoined,
     CustomerAbandoned,
     HandoffRequested,
+    LegJoined,
     OfferDeclined,
     OfferExpired,
     SlaBreached,
@@ -28,16 +50,18 @@ from omniroute.engine.events import (
     WrapUpCompleted,
     WrapUpExpired,
 )
+from omniroute.engine.legs import DEMAND_ORDER
 from omniroute.engine.policy import CHANNEL_CLASS, Queue
 
 from .customers import resolve_customer
-from .ledger import Handler, Ledger
-from .records import Arrival, Conversation, Tenant
+from .ledger import Handler, Ledger, end_legs
+from .records import NONE, Arrival, Conversation, Leg, Tenant
 
 __all__ = ["DECISIONS", "INPUTS"]
 
 _DEFAULT_QUEUE = Queue()
 _CLASS: dict[str, str] = {str(k): str(v) for k, v in CHANNEL_CLASS.items()}
+_RANK = {str(cls): i for i, cls in enumerate(DEMAND_ORDER)}
 
 
 def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
@@ -50,6 +74,8 @@ def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
         c = t.convs.get(d.conversation_id)
         if c is None:
             return
+    if d.leg is not None:
+        c.wire_legs = lg.wire_legs = True
     c.cur_queue = d.queue
     if reason == "callback":
         c.callback = True
@@ -58,11 +84,17 @@ def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
             c.s_seg = None
     elif (
         reason == "channel_switch"
+        and d.leg is None  # a log before legs: the switch released the agent
         and c.stage == "assigned"
         and c.owner is not None
         and not c.transferring
     ):
         lg.release(c, ts, "channel_switch")
+        new = c.legs[-1]
+        if len(c.legs) > 1 and new.started == ts:  # the new leg was not served after all
+            new.served = NONE
+            new.served_by = None
+            new.bot = False
     c.transferring = False
     c.in_queue = True
     if c.q_seg is None:
@@ -88,9 +120,44 @@ def _create(lg: Ledger, t: Tenant, d: ConversationQueued, ts: int) -> Conversati
         queue=d.queue, cur_queue=d.queue, priority=p.priority, language=p.language,
         first_contact=p.ts, sla_target_s=queue.sla_for(p.channel),  # type: ignore[arg-type]
     )  # fmt: skip
+    c.legs = [Leg(leg_id=c.cid, channel=c.channel, media_class=c.media_class, queue=d.queue,
+                  started=p.ts)]  # fmt: skip
     t.convs[c.cid] = c
     t.open_by_customer[customer_id] = c.cid
     return c
+
+
+def _lead(c: Conversation) -> tuple[str, str]:
+    """The media class and channel the conversation is routed as: its most demanding
+    live leg's (the newest of that class)."""
+    live = c.live_legs() or c.legs[-1:]
+    top = min(_RANK.get(leg.media_class, len(_RANK)) for leg in live)
+    lead = [leg for leg in live if _RANK.get(leg.media_class, len(_RANK)) == top][-1]
+    return lead.media_class, lead.channel
+
+
+def _serve(c: Conversation, legs: list[str] | None, agent_id: str, bot: bool, ts: int) -> None:
+    """``agent_id`` takes on the live ``legs`` (every live leg when None)."""
+    for leg in c.legs:
+        if leg.ended >= 0 or (legs is not None and leg.leg_id not in legs):
+            continue
+        if bot:
+            leg.bot = True
+        elif leg.served < 0:
+            leg.served = ts
+            leg.served_by = agent_id
+
+
+def _stop_waiting(lg: Ledger, c: Conversation, ts: int, outcome: str) -> None:
+    """A leg left: if the agent who holds the conversation serves every live leg now,
+    it no longer waits in a queue."""
+    if c.owner is None or not c.in_queue or c.offer_agent is not None:
+        return
+    if all(leg.served >= 0 or leg.bot for leg in c.live_legs()):
+        if c.q_seg is not None:
+            lg.end_seg(c, c.q_seg, ts, outcome)
+            c.q_seg = None
+        c.in_queue = False
 
 
 def _offered(lg: Ledger, d: ConversationOffered, ts: int) -> None:
@@ -107,6 +174,8 @@ def _offered(lg: Ledger, d: ConversationOffered, ts: int) -> None:
     if c.first_offer < 0:
         c.first_offer = ts
     c.offer_agent = d.agent_id
+    if d.legs:
+        c.wire_legs = lg.wire_legs = True
     if c.owner is None:
         c.stage = "offered"
     lg.touch(c)
@@ -147,6 +216,9 @@ def _assigned(lg: Ledger, d: ConversationAssigned, ts: int) -> None:
             c.answered_by = agent_id
             first_human = True
         c.last_agent = agent_id
+    if d.legs:
+        c.wire_legs = lg.wire_legs = True
+    _serve(c, d.legs or None, agent_id, bot, ts)
     if agent_id not in c.handled_by:
         c.handled_by.append(agent_id)
     c.nassign += 1
@@ -200,21 +272,62 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
     t.aliases[d.new_conversation_id] = c.cid
     if d.channel not in c.channels:
         c.channels.append(d.channel)
+    if c.stage == "scheduled":  # back before the callback: it is void, its legs end
+        end_legs(c, ts, "rejoined")
+        if c.s_seg is not None:
+            lg.end_seg(c, c.s_seg, ts, "rejoined")
+            c.s_seg = None
+        c.stage = "queued"
+    leg = Leg(leg_id=d.new_conversation_id, channel=d.channel,
+              media_class=_CLASS.get(d.channel, "task"),
+              queue=p.queue if p is not None else c.cur_queue,
+              started=p.ts if p is not None else ts)  # fmt: skip
+    c.legs.append(leg)
+    wire = c.wire_legs or lg.wire_legs
+    if not wire and c.stage == "assigned" and c.owner is not None:
+        # a log before legs: the agent who holds it goes on with it (unless the
+        # channel_switch queueing that follows releases them)
+        _serve(c, [leg.leg_id], c.owner, c.owner_bot, ts)
     c.channel = d.channel
-    new_class = _CLASS.get(d.channel, "task")
+    new_class = leg.media_class
+    if wire:  # routed as its most demanding live leg
+        new_class, c.channel = _lead(c)
     if new_class != c.media_class:
         c.transferring = c.owner is not None and (c.in_queue or c.offer_agent is not None)
         c.media_class = new_class
-        if c.stage == "scheduled":
-            if c.s_seg is not None:
-                lg.end_seg(c, c.s_seg, ts, "rejoined")
-                c.s_seg = None
-            c.stage = "queued"
-        elif c.stage == "assigned" and c.h_seg is not None:
+        if c.stage == "assigned" and c.h_seg is not None:
             old = c.h_seg
             lg.end_seg(c, old, ts, "channel_switch")
             c.h_seg = lg.open_seg(c, old.kind, ts, old.agent)
     lg.touch(c)
+
+
+def _leg_joined(lg: Ledger, d: LegJoined, ts: int) -> None:
+    c = lg.conv(d.tenant, d.conversation_id)
+    if c is None:
+        return
+    c.wire_legs = lg.wire_legs = True
+    bot = lg.agent(d.tenant, d.agent_id).kind == "bot"
+    _serve(c, [d.leg], d.agent_id, bot, ts)
+    if not bot and d.agent_id not in c.handled_by:
+        c.handled_by.append(d.agent_id)
+    _stop_waiting(lg, c, ts, "leg_joined")
+    lg.touch(c)
+
+
+def _end_leg(lg: Ledger, c: Conversation, leg_id: str, ts: int, by: str) -> bool:
+    """End only the leg ``leg_id`` while another leg is live; False when it is the last
+    live leg (the whole conversation ends) or not a live leg of ``c``."""
+    leg = c.leg(leg_id)
+    if leg is None or leg.ended >= 0 or len(c.live_legs()) < 2:
+        return False
+    leg.ended = ts
+    leg.ended_by = by
+    if c.wire_legs or lg.wire_legs:
+        c.media_class, c.channel = _lead(c)
+    _stop_waiting(lg, c, ts, by)
+    lg.touch(c)
+    return True
 
 
 def _wrap_expired(lg: Ledger, d: WrapUpExpired, ts: int) -> None:
@@ -228,7 +341,7 @@ def _arrived(lg: Ledger, e: ConversationArrived, ts: int) -> None:
     p = Arrival(
         tenant=e.tenant, cid=e.conversation_id, ts=ts, channel=e.channel,
         contact_channel=e.contact.channel, contact_address=e.contact.address,
-        customer_id=e.customer_id, priority=e.priority, language=e.language,
+        customer_id=e.customer_id, priority=e.priority, language=e.language, queue=e.queue,
     )  # fmt: skip
     old = t.pending.get(e.conversation_id)
     if old is not None:
@@ -282,8 +395,15 @@ def _handoff(lg: Ledger, e: HandoffRequested, ts: int) -> None:
 
 def _ended(lg: Ledger, e: ConversationEnded, ts: int) -> None:
     c = lg.conv(e.tenant, e.conversation_id)
-    if c is None or c.stage != "assigned" or c.owner is None:
+    if c is None:
         return
+    if e.leg is not None:
+        leg = c.leg(e.leg)
+        if leg is None or leg.ended >= 0 or _end_leg(lg, c, e.leg, ts, e.by):
+            return
+    if c.stage != "assigned" or c.owner is None:
+        return
+    end_legs(c, ts, e.by)
     c.ended = ts
     c.ended_by = e.by
     t = lg.tenant(c.tenant)
@@ -316,7 +436,13 @@ def _wrapped(lg: Ledger, e: WrapUpCompleted, ts: int) -> None:
 
 def _abandoned(lg: Ledger, e: CustomerAbandoned, ts: int) -> None:
     c = lg.conv(e.tenant, e.conversation_id)
-    if c is None or c.owner is not None:
+    if c is None:
+        return
+    if e.leg is not None:
+        leg = c.leg(e.leg)
+        if leg is None or leg.ended >= 0 or _end_leg(lg, c, e.leg, ts, "abandoned"):
+            return
+    if c.owner is not None:
         return
     c.abandoned = True
     lg.close(c, ts, "abandoned")
@@ -328,6 +454,9 @@ def _callback(lg: Ledger, e: CallbackRequested, ts: int) -> None:
         return
     c.callback = True
     c.media_class = "task"
+    for leg in c.live_legs():
+        leg.media_class = "task"
+        leg.callback = True
     if c.q_seg is not None:
         lg.end_seg(c, c.q_seg, ts, "callback")
         c.q_seg = None
@@ -346,6 +475,7 @@ DECISIONS: dict[type, Handler] = {
     ConversationEscalated: _escalated,
     SlaBreached: _breached,
     ConversationRejoined: _rejoined,
+    LegJoined: _leg_joined,
     WrapUpExpired: _wrap_expired,
 }
 """The decisions on conversations the fold takes, by event type."""

@@ -31,11 +31,19 @@ from omniroute.engine.events import (
     OfferAccepted,
     Tick,
 )
-from omniroute.engine.policy import Policy
+from omniroute.engine.policy import Policy, Queue
 
 from . import agents, conversations, customers
 from .ledger import Handler, Ledger, Row
-from .records import NONE, Conversation, decode_agent, decode_arrival, decode_conversation, encode
+from .records import (
+    NONE,
+    Conversation,
+    Leg,
+    decode_agent,
+    decode_arrival,
+    decode_conversation,
+    encode,
+)
 
 __all__ = ["Batch", "Fold"]
 
@@ -60,11 +68,12 @@ class Batch:
 
     The ``stale_*`` keys name rows already in the database that the new rows replace:
     interactions by (tenant, conversation, first contact; their open segments go with
-    them), agents by (tenant, agent; their open status interval too), customers,
+    them, and their legs), agents by (tenant, agent; their open status interval too), customers,
     contacts, and ``_state`` records by kind.
     """
 
     interactions: list[Row]
+    legs: list[Row]
     segments: list[Row]
     assignments: list[Row]
     agent_states: list[Row]
@@ -110,6 +119,7 @@ class Fold:
                 c = decode_conversation(data)
                 t = lg.tenant(c.tenant)
                 t.convs[c.cid] = c
+                lg.wire_legs = lg.wire_legs or c.wire_legs
                 for alias in c.aliases:
                     t.aliases[alias] = c.cid
                 if c.ended < 0:
@@ -253,6 +263,7 @@ class Fold:
         )
         batch = Batch(
             interactions=[_interaction(c) for c in convs],
+            legs=[_leg(lg, c, i, leg) for c in convs for i, leg in enumerate(c.legs, 1)],
             segments=segments,
             assignments=[
                 (*r[:8], r[8] if r[8] is not None else float("nan"), *r[9:]) for r in lg.assignments
@@ -324,10 +335,32 @@ def _interaction(c: Conversation) -> Row:
         c.ended, c.closed, c.ended_by,
         "closed" if c.closed >= 0 else "bot" if c.owner_bot else c.stage,
         (
-            "open" if c.closed < 0 else "abandoned" if c.abandoned
-            else "answered" if c.first_answer >= 0
+            "answered" if c.first_answer >= 0 else "open" if c.closed < 0
+            else "abandoned" if c.abandoned
             else "bot_resolved" if c.first_bot >= 0 else "unanswered"
         ),
-        c.transfers, c.handoffs, c.rejoins, c.escalations, c.abandoned, c.callback,
-        c.sla_target_s, c.sla_breached, c.transfer_wait_ms, c.handle_ms,
+        c.transfers, c.handoffs, c.rejoins, c.escalations,
+        c.abandoned and c.first_answer < 0,  # answered first: the outcome is answered
+        c.callback, c.sla_target_s, c.sla_breached, c.transfer_wait_ms, c.handle_ms,
+        len(c.legs), _SEP.join(leg.leg_id for leg in c.legs),
+    )  # fmt: skip
+
+
+_DEFAULT_QUEUE = Queue()
+
+
+def _leg(lg: Ledger, c: Conversation, seq: int, leg: Leg) -> Row:
+    """A leg's ``legs`` row (the insert splits short abandons, derives wait and ``met``).
+
+    Outcome: a human served it, else it was abandoned, else it is live (open), else a
+    bot served it, else it ended unanswered."""
+    outcome = (
+        "answered" if leg.served >= 0 else "abandoned" if leg.ended_by == "abandoned"
+        else "open" if leg.ended < 0 else "bot_resolved" if leg.bot else "unanswered"
+    )  # fmt: skip
+    target = lg.policy.queues.get(leg.queue, _DEFAULT_QUEUE).sla_for(leg.channel)  # type: ignore[arg-type]
+    return (
+        c.tenant, c.cid, c.first_contact, seq, leg.leg_id, leg.channel, leg.media_class,
+        leg.queue, c.customer_id, leg.started, leg.served, leg.served_by, leg.bot, leg.ended,
+        leg.ended_by, outcome, leg.callback, target,
     )  # fmt: skip

@@ -17,7 +17,7 @@ from omniroute.engine.policy import Policy
 
 from .records import NONE, Agent, Arrival, Contact, Conversation, Customer, Segment, Tenant
 
-__all__ = ["Handler", "Ledger", "Row"]
+__all__ = ["Handler", "Ledger", "Row", "end_legs"]
 
 Row = tuple[Any, ...]
 """A row for a table, its fields in the order of the table's :class:`~.schema.Insert`."""
@@ -32,6 +32,8 @@ class Ledger:
         # contacts and customers: None means "not in the database" (asked, not found)
         self.contacts: dict[tuple[str, str, str], Contact | None] = {}
         self.customers: dict[tuple[str, str], Customer | None] = {}
+        self.wire_legs = False
+        """The log names legs (a conversation's own flag survives a restart)."""
         self.new_batch()
 
     def new_batch(self) -> None:
@@ -125,7 +127,9 @@ class Ledger:
         c.owner_bot = False
 
     def close(self, c: Conversation, ts: int, outcome: str) -> None:
-        """The conversation leaves: end every open segment, drop it from the state."""
+        """The conversation leaves: end every open segment and live leg, drop it from the
+        state."""
+        end_legs(c, ts, outcome)
         for attr in ("q_seg", "o_seg", "s_seg"):
             s = getattr(c, attr)
             if s is not None:
@@ -158,6 +162,14 @@ class Ledger:
         if a.state_start >= 0:
             self.agent_states.append((a.tenant, a.agent_id, a.kind, a.state, a.state_start, ts))
         a.state_start = NONE
+
+
+def end_legs(c: Conversation, ts: int, by: str) -> None:
+    """Every live leg of ``c`` ends at ``ts`` (``by``: who or what ended it)."""
+    for leg in c.legs:
+        if leg.ended < 0:
+            leg.ended = ts
+            leg.ended_by = by
 
 
 Handler = Callable[[Ledger, Any, int], None]

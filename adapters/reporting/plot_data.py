@@ -27,6 +27,7 @@ from .report import projection_info, service_report
 
 __all__ = [
     "MEDIA_CLASSES",
+    "MIN_MEASURED",
     "ChannelWaits",
     "Floats",
     "Ints",
@@ -44,6 +45,9 @@ __all__ = [
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Times = npt.NDArray[np.datetime64]
+MIN_MEASURED = 5
+"""An interval with fewer contacts measured than this has no service-level point of its
+own: two contacts answered in time are not a 100 % interval (the plots mark it)."""
 _MAX_SAMPLES = 2_000  # queue-depth samples when the step is chosen automatically
 _CLASS_OF: dict[str, str] = {str(k): str(v) for k, v in CHANNEL_CLASS.items()}
 MEDIA_CLASSES: tuple[str, ...] = tuple(dict.fromkeys(_CLASS_OF.values()))
@@ -95,6 +99,14 @@ class ServiceLevelSeries:
     def overall(self) -> Floats:
         """Per interval, every channel: met / measured (NaN where nothing was measured)."""
         return _ratio(self.met.sum(axis=0), self.measured.sum(axis=0))
+
+    def service_level_shown(self, min_measured: int = MIN_MEASURED) -> Floats:
+        """:attr:`service_level`, NaN where fewer than ``min_measured`` were measured."""
+        return np.where(self.measured >= min_measured, self.service_level, np.nan)
+
+    def overall_shown(self, min_measured: int = MIN_MEASURED) -> Floats:
+        """:attr:`overall`, NaN where fewer than ``min_measured`` were measured."""
+        return np.where(self.measured.sum(axis=0) >= min_measured, self.overall, np.nan)
 
 
 def _ratio(num: npt.NDArray[Any], den: npt.NDArray[Any]) -> Floats:
@@ -247,19 +259,17 @@ class ChannelWaits:
 
 
 def waits_data(con: duckdb.DuckDBPyConnection) -> list[ChannelWaits]:
-    """Per channel (by first channel, in :data:`CHANNELS` order): answered waits and
-    the counts of :func:`~.report.service_report` by channel."""
+    """Per channel (each contact, a leg, under its own channel, in :data:`CHANNELS`
+    order): answered waits and the counts of :func:`~.report.service_report` by channel."""
     res = con.execute(
-        "SELECT first_channel AS channel, wait_s FROM interactions "
-        "WHERE first_answer_at IS NOT NULL ORDER BY first_channel, wait_s"
+        "SELECT channel, wait_s FROM legs WHERE served_at IS NOT NULL ORDER BY channel, wait_s"
     ).fetchnumpy()
     chan = np.asarray(res["channel"], dtype=object)
     waits = np.asarray(res["wait_s"], dtype=np.float64)
     targets = {
         str(c): (float(lo), float(hi))
         for c, lo, hi in con.execute(
-            "SELECT first_channel, min(sla_target_s), max(sla_target_s) FROM interactions "
-            "GROUP BY ALL"
+            "SELECT channel, min(sla_target_s), max(sla_target_s) FROM legs GROUP BY ALL"
         ).fetchall()
     }
     counts: dict[str, list[int]] = {}  # summed over tenants

@@ -32,6 +32,7 @@ from omniroute.engine.events import CHANNELS
 
 from .plot_data import (
     MEDIA_CLASSES,
+    MIN_MEASURED,
     ChannelWaits,
     Floats,
     OccupancyGrid,
@@ -85,10 +86,18 @@ def _class_color(cls: str) -> str:
 
 
 def draw_service_level(
-    data: ServiceLevelSeries, *, goal: float = 0.8, title: str | None = None
+    data: ServiceLevelSeries,
+    *,
+    goal: float = 0.8,
+    title: str | None = None,
+    min_measured: int = MIN_MEASURED,
 ) -> Figure:
     """Lines: the service level of every channel and of the main media classes per
-    interval, the goal as a dashed line; bars under it: the contacts measured."""
+    interval, the goal as a dashed line; bars under it: the contacts measured.
+
+    An interval with fewer than ``min_measured`` contacts measured (of the line's class,
+    or of every channel) is not a point of its line: a hollow marker shows its value and
+    its bar is hatched."""
     heading = _heading(title, f"service level per {_span(data.interval_s)} interval")
     if not data.classes:
         return _no_data(heading, "no contacts")
@@ -99,13 +108,20 @@ def draw_service_level(
     mid = x + iv_days / 2
     total = int(data.measured.sum())
     sl = data.service_level
+    shown = data.service_level_shown(min_measured)
     for k, cls in enumerate(data.classes):
         n = int(data.measured[k].sum())
         if total and n / total >= _MAIN_CLASS_SHARE:
-            top.plot(mid, sl[k], marker="o", markersize=3, linewidth=1.2, alpha=0.85,
-                     color=_class_color(cls), label=f"{cls} ({n:,} measured)")  # fmt: skip
-    top.plot(mid, data.overall, marker="o", markersize=4, linewidth=2.6, color="black",
-             label=f"all channels ({total:,} measured)")  # fmt: skip
+            color = _class_color(cls)
+            top.plot(mid, shown[k], marker="o", markersize=3, linewidth=1.2, alpha=0.85,
+                     color=color, label=f"{cls} ({n:,} measured)")  # fmt: skip
+            _few(top, mid, sl[k], data.measured[k], min_measured, color, 4)
+    measured = data.measured.sum(axis=0)
+    top.plot(mid, data.overall_shown(min_measured), marker="o", markersize=4, linewidth=2.6,
+             color="black", label=f"all channels ({total:,} measured)")  # fmt: skip
+    if _few(top, mid, data.overall, measured, min_measured, "black", 6):
+        top.plot([], [], marker="o", markerfacecolor="none", linestyle="none", color="black",
+                 label=f"under {min_measured} measured: no point")  # fmt: skip
     top.axhline(goal, color="tab:red", linestyle="--", linewidth=1.5, label=f"goal {goal:.0%}")
     top.set_ylim(-0.02, 1.05)
     top.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
@@ -114,8 +130,9 @@ def draw_service_level(
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title="media class")
     top.set_title(
         "answered within target / measured (answered + abandoned after the short-abandon "
-        "threshold + still waiting past target);\nwaits from first contact; a class with "
-        f"under {_MAIN_CLASS_SHARE:.0%} of the contacts has no line of its own",
+        "threshold + still waiting past target);\nwaits from each contact; a class with "
+        f"under {_MAIN_CLASS_SHARE:.0%} of the contacts has no line of its own; an interval "
+        f"with under {min_measured} measured has a hollow marker and a hatched bar",
         fontsize=9, loc="left",
     )  # fmt: skip
     base = np.zeros(len(x))
@@ -123,12 +140,34 @@ def draw_service_level(
         bottom.bar(x, data.measured[k], width=iv_days * 0.9, bottom=base, align="edge",
                    color=_class_color(cls), label=cls)  # fmt: skip
         base = base + data.measured[k]
+    sparse = (measured > 0) & (measured < min_measured)
+    if sparse.any():
+        bottom.bar(x[sparse], np.maximum(base[sparse], base.max() * 0.04),
+                   width=iv_days * 0.9, align="edge", fill=False, hatch="///",
+                   edgecolor="gray", linewidth=0)  # fmt: skip
     bottom.set_ylabel("contacts\nmeasured")
     bottom.grid(True, axis="y", alpha=0.3)
     bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, ncols=2)
     _time_axis(bottom, x[0], x[-1] + iv_days)
     fig.suptitle(heading, fontsize=13)
     return fig
+
+
+def _few(
+    ax: Axes,
+    x: Floats,
+    values: Floats,
+    measured: Any,
+    min_measured: int,
+    color: str,
+    size: float,
+) -> bool:
+    """Hollow markers at the intervals with some, but under ``min_measured``, measured."""
+    few = (np.asarray(measured) > 0) & (np.asarray(measured) < min_measured)
+    if few.any():
+        ax.plot(x[few], values[few], marker="o", markersize=size, markerfacecolor="none",
+                linestyle="none", color=color, alpha=0.85)  # fmt: skip
+    return bool(few.any())
 
 
 def draw_queue_depth(data: QueueDepth, *, title: str | None = None) -> Figure:
@@ -225,7 +264,7 @@ def draw_waits(
     ax0.xaxis.set_minor_locator(ticker.NullLocator())  # (log minor ticks: slow and busy)
     ax0.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     for ax in axes[-1]:
-        ax.set_xlabel("wait from first contact (log)")
+        ax.set_xlabel("wait from contact (log)")
     for ax in axes[:, 0]:
         ax.set_ylabel("answered within t")
     fig.suptitle(
@@ -332,10 +371,12 @@ def write_plots(
     *,
     goal: float = 0.8,
     title: str | None = None,
+    min_measured: int = MIN_MEASURED,
 ) -> list[Path]:
     """Write :data:`PLOT_FILES` for the projection database ``db_path`` into
     ``out_dir`` (created if missing); return their paths. ``goal`` is the service-level
-    goal (a share, 0.8 = 80 %); ``title`` prefixes every plot's title."""
+    goal (a share, 0.8 = 80 %); ``title`` prefixes every plot's title; an interval with
+    fewer than ``min_measured`` contacts measured gets no service-level point."""
     if not 0.0 <= goal <= 1.0:
         raise ValueError(f"goal is a share between 0 and 1, got {goal}")
     out = Path(out_dir)
@@ -343,7 +384,9 @@ def write_plots(
     con = connect_readonly(db_path)
     try:
         figures = [
-            draw_service_level(service_level_data(con), goal=goal, title=title),
+            draw_service_level(
+                service_level_data(con), goal=goal, title=title, min_measured=min_measured
+            ),
             draw_queue_depth(queue_depth_data(con), title=title),
             draw_waits(waits_data(con), goal=goal, title=title),
             draw_occupancy(occupancy_data(con), title=title),

@@ -1,7 +1,8 @@
 """The fold's records: what it keeps of open conversations, agents, arrivals, contacts
 and customers between events (and, as msgpack in ``_state``, between batches).
 
-A :class:`Conversation` carries its open :class:`Segment` s; ``stored`` says its row is
+A :class:`Conversation` carries its open :class:`Segment` s and its channel
+:class:`Leg` s (one per contact the customer made in it); ``stored`` says its row is
 in the database already (so it is replaced, not added), ``dirty`` that this batch
 changed it. Times are epoch milliseconds, :data:`NONE` for "not yet".
 """
@@ -17,6 +18,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "Customer",
+    "Leg",
     "Segment",
     "Tenant",
     "decode_agent",
@@ -41,6 +43,26 @@ class Segment(msgspec.Struct, array_like=True, gc=False):
     channel: str
     media_class: str
     queue: str
+
+
+class Leg(msgspec.Struct, array_like=True, kw_only=True):
+    """A channel leg: one contact of the customer in a conversation (the first one's id is
+    the conversation's, a rejoin's its new conversation id). ``served``: when a human
+    agent first served it (``served_by``); ``bot``: a bot served it; ``ended_by``:
+    ``agent``, ``customer``, ``abandoned`` (dropped while waiting) or why the
+    conversation closed."""
+
+    leg_id: str
+    channel: str
+    media_class: str
+    queue: str
+    started: int
+    served: int = NONE
+    served_by: str | None = None
+    bot: bool = False
+    ended: int = NONE
+    ended_by: str | None = None
+    callback: bool = False
 
 
 class Conversation(msgspec.Struct, array_like=True, kw_only=True):
@@ -93,8 +115,22 @@ class Conversation(msgspec.Struct, array_like=True, kw_only=True):
     nseg: int = 0
     nassign: int = 0
     aliases: list[str] = []
+    legs: list[Leg] = []
+    wire_legs: bool = False
+    """The engine names the legs it serves (its assignments list them): a log written
+    before legs has no ``LegJoined`` and assigns every live leg."""
     stored: bool = False
     dirty: bool = False
+
+    def leg(self, leg_id: str) -> Leg | None:
+        """The leg ``leg_id``, if it is one of this conversation's."""
+        for leg in self.legs:
+            if leg.leg_id == leg_id:
+                return leg
+        return None
+
+    def live_legs(self) -> list[Leg]:
+        return [leg for leg in self.legs if leg.ended < 0]
 
 
 class Agent(msgspec.Struct, array_like=True, kw_only=True):
@@ -129,6 +165,7 @@ class Arrival(msgspec.Struct, array_like=True, kw_only=True):
     customer_id: str | None = None
     priority: int = 0
     language: str | None = None
+    queue: str = "default"
     stored: bool = False
 
 

@@ -28,6 +28,7 @@ from .writer import ProjectionError
 
 __all__ = [
     "DIMENSIONS",
+    "OUTCOMES",
     "ReportError",
     "agent_report",
     "customer_view",
@@ -77,18 +78,22 @@ def _check_window(since: dt.datetime | None, until: dt.datetime | None) -> None:
         raise ReportError(f"until ({until}) must be after since ({since})")
 
 
+OUTCOMES = ("answered", "abandoned", "short_abandoned", "bot_resolved", "unanswered", "open")
+"""The outcomes of a contact (a leg): each is in exactly one."""
 _SERVICE_COLUMNS = [
     Column("contacts", "contacts", "int"),
     Column("answered", "answered", "int"),
+    Column("abandoned", "abandoned", "int"),
+    Column("short_abandoned", "short ab.", "int"),
+    Column("bot_resolved", "bot only", "int"),
+    Column("unanswered", "unanswered", "int"),
+    Column("open", "open", "int"),
+    Column("rejoins", "rejoins", "int"),
     Column("met", "in SLA", "int"),
     Column("measured", "measured", "int", brief=False),
     Column("service_level", "SL", "pct"),
-    Column("abandoned", "abandoned", "int"),
-    Column("short_abandoned", "short ab.", "int"),
     Column("abandon_rate", "ab. rate", "pct"),
     Column("callbacks", "callbacks", "int"),
-    Column("bot_resolved", "bot only", "int"),
-    Column("waiting", "waiting", "int"),
     Column("p50_wait_s", "p50 wait", "secs"),
     Column("p90_wait_s", "p90 wait", "secs"),
     Column("p99_wait_s", "p99 wait", "secs"),
@@ -107,8 +112,10 @@ def service_report(
 ) -> Table:
     """Service level, abandonment and wait percentiles per tenant and ``by`` dimensions.
 
-    ``by`` is a subset of :data:`DIMENSIONS` (``()`` for tenant totals); each tenant
-    also gets an ``all`` row. ``since``/``until`` (naive UTC) filter by first contact.
+    Rows count contacts (legs: a rejoin is a contact of its own channel), each in
+    exactly one of :data:`OUTCOMES`; the notes say how contacts and conversations
+    reconcile. ``by`` is a subset of :data:`DIMENSIONS` (``()`` for tenant totals); each
+    tenant also gets an ``all`` row. ``since``/``until`` (naive UTC) filter by contact.
     ``interval_s`` overrides the database's reporting interval for ``interval``.
     """
     dims = list(dict.fromkeys(by))
@@ -121,9 +128,9 @@ def service_report(
     info = projection_info(con)
     iv = int(interval_s or info["interval_s"])
     exprs = {
-        "channel": "first_channel",
+        "channel": "channel",
         "queue": "queue",
-        "interval": f"time_bucket(INTERVAL {iv} SECOND, first_contact_at)",
+        "interval": f"time_bucket(INTERVAL {iv} SECOND, started_at)",
     }
     inner = ", ".join(f"{exprs[d]} AS d_{d}" for d in dims)
     keys = ["tenant", *(f"d_{d}" for d in dims)]
@@ -132,24 +139,21 @@ def service_report(
     sql = f"""
         SELECT {group},
             count(*) AS contacts,
-            count(*) FILTER (first_answer_at IS NOT NULL) AS answered,
+            {", ".join(f"count(*) FILTER (outcome = '{o}') AS {o}" for o in OUTCOMES)},
+            count(*) FILTER (rejoin) AS rejoins,
             count(*) FILTER (sla_met) AS met,
             count(sla_met) AS measured,
             count(*) FILTER (sla_met) / nullif(count(sla_met), 0) AS service_level,
-            count(*) FILTER (abandoned AND NOT short_abandon) AS abandoned,
-            count(*) FILTER (short_abandon) AS short_abandoned,
-            count(*) FILTER (abandoned AND NOT short_abandon)
-                / nullif(count(*) FILTER (NOT short_abandon), 0) AS abandon_rate,
+            count(*) FILTER (outcome = 'abandoned')
+                / nullif(count(*) FILTER (outcome <> 'short_abandoned'), 0) AS abandon_rate,
             count(*) FILTER (callback) AS callbacks,
-            count(*) FILTER (outcome = 'bot_resolved') AS bot_resolved,
-            count(*) FILTER (waiting) AS waiting,
-            quantile_disc(wait_s, [0.5, 0.9, 0.99]) FILTER (first_answer_at IS NOT NULL) AS q,
-            avg(round(wait_s * 1000)::BIGINT) FILTER (first_answer_at IS NOT NULL) / 1000
+            quantile_disc(wait_s, [0.5, 0.9, 0.99]) FILTER (served_at IS NOT NULL) AS q,
+            avg(round(wait_s * 1000)::BIGINT) FILTER (served_at IS NOT NULL) / 1000
                 AS mean_wait_s,
             min(sla_target_s) AS target_lo, max(sla_target_s) AS target_hi,
             grouping({group}) AS g
         FROM (SELECT *{", " + inner if inner else ""} FROM _sla_facts
-              WHERE {_window(since, until, "first_contact_at")})
+              WHERE {_window(since, until, "started_at")})
         GROUP BY {sets}
     """
     channels = ", ".join(f"'{c}'" for c in CHANNELS)
@@ -167,8 +171,8 @@ def service_report(
         key = list(r[:n])
         if r[-1] and dims:  # the tenant's total row
             key[1:] = ["all"] + [""] * (len(dims) - 1)
-        counts = r[n : n + 11]
-        mean, p50, p90, p99, lo, hi = r[n + 11 : n + 17]
+        counts = r[n : n + 13]
+        mean, p50, p90, p99, lo, hi = r[n + 13 : n + 19]
         target = lo if lo == hi else None
         out.append((*key, *counts, p50, p90, p99, mean, target))
     dim_cols = [Column(d, d, "time" if d == "interval" else "text") for d in dims]
@@ -177,14 +181,24 @@ def service_report(
     title = "service level" + (f" by {', '.join(dims)}" if dims else "")
     if "interval" in dims:
         title += f" ({format_seconds(iv)} intervals)"
+    totals = [dict(zip(("contacts", *OUTCOMES, "rejoins"), r[n : n + 8], strict=True))
+              for r in rows if r[-1] or not dims]  # fmt: skip
+    contacts = sum(t["contacts"] for t in totals)
+    rejoins = sum(t["rejoins"] for t in totals)
+    split = " + ".join(f"{sum(t[o] for t in totals):,}" for o in OUTCOMES)
     notes = [
         f"as of {format_cell(info['as_of'], 'time')}Z ({info['events_projected']} events). "
-        "Wait: first contact -> first human answer",
-        "(bot time, transfers and callbacks included). SL = in SLA / measured; measured = answered",
-        f"+ abandoned after {short:g}s + still waiting past target. Short abandons and "
-        "bot-only conversations",
-        "are outside it. target '-': the group mixes targets; each contact is measured "
-        "against its own.",
+        f"{contacts:,} contacts = {contacts - rejoins:,} conversations + {rejoins:,} rejoins",
+        "(a customer's new contact joining their open conversation: a leg of it, counted "
+        "under its own channel).",
+        "Each contact is in one outcome: answered + abandoned + short ab. (under "
+        f"{short:g}s) + bot only + unanswered + open = contacts ({split}).",
+        "Wait: contact -> first human answer (the first contact's includes bot time, "
+        "transfers and callbacks).",
+        f"SL = in SLA / measured; measured = answered + abandoned after {short:g}s + still "
+        "waiting past target;",
+        "short abandons and bot-only contacts are outside it. target '-': the group mixes "
+        "targets; each contact is measured against its own.",
     ]
     return Table(title, columns, out, notes)
 
@@ -330,8 +344,20 @@ def format_customer(view: dict[str, Any]) -> list[str]:
           "met" if c["met"] else "missed" if c["met"] is False else "-", c["handled_by"])
          for c in view["conversations"]],
     )  # fmt: skip
-    lines.append("")
-    lines += [("  " + line).rstrip() for line in format_table(table)]
+    legs = Table(
+        "  legs (each contact of the customer in a conversation), in order:",
+        [Column("conversation_id", "conversation"), Column("leg_id", "leg"),
+         Column("channel", "channel"), Column("started_at", "started", "time"),
+         Column("served_by", "served by"), Column("wait_s", "wait", "secs"),
+         Column("ended_at", "ended", "time"), Column("ended_by", "ended by"),
+         Column("outcome", "outcome")],
+        [(c["conversation_id"], leg["leg_id"], leg["channel"], leg["started_at"],
+          leg["served_by"], leg["wait_s"], leg["ended_at"], leg["ended_by"], leg["outcome"])
+         for c in view["conversations"] for leg in c["legs"]],
+    )  # fmt: skip
+    for t in (table, legs):
+        lines.append("")
+        lines += [("  " + line).rstrip() for line in format_table(t)]
     return lines
 
 
@@ -381,6 +407,7 @@ def _kind_of(type_name: str) -> Kind:
 
 _PARTITION_TIME = {
     "interactions": "first_contact_at",
+    "legs": "started_at",
     "segments": "start_at",
     "assignments": "assigned_at",
     "agent_states": "start_at",

@@ -1,27 +1,34 @@
 """The projection database's schema, as SQL text: tables, views and the inserts.
 
-Tables: ``interactions`` (one row per conversation, a rejoined contact included),
-``segments`` (each station of the journey: ``queue``, ``offer``, ``bot``, ``agent``,
-``wrap_up``, and ``scheduled`` for a callback waiting for its time), ``assignments``,
-``agent_states`` (status intervals), ``agents``, ``customers``, ``contacts``; and the
-writer's own: ``_projection_state`` (the log position projected up to, the settings)
-and ``_state`` (the fold's open records, msgpack). Views: ``service_level``,
-``wait_percentiles``, ``abandonment``, ``occupancy``, ``customer_360``,
-``channel_volume`` and ``projection_info``. Each :class:`Insert` takes the fold's row
-tuples, registered as the numpy columns ``_b``, into its table; its SQL derives what
-follows from the row (timestamps, lists, waits, whether the target was met).
+Tables: ``interactions`` (one row per conversation, a rejoined contact included, with
+its legs), ``legs`` (one row per contact: each channel leg of a conversation, its outcome
+as :mod:`.conversations` says), ``segments`` (each station of the journey: ``queue``,
+``offer``, ``bot``, ``agent``, ``wrap_up``, and ``scheduled`` for a callback waiting for
+its time), ``assignments``, ``agent_states`` (status intervals), ``agents``,
+``customers``, ``contacts``; and the writer's own: ``_projection_state`` (the log
+position projected up to, the settings) and ``_state`` (the fold's open records,
+msgpack). Views: ``service_level``, ``wait_percentiles``, ``abandonment``,
+``occupancy``, ``customer_360``, ``channel_volume`` and ``projection_info``. Each
+:class:`Insert` takes the fold's row tuples, registered as the numpy columns ``_b``,
+into its table; its SQL derives what follows from the row (timestamps, lists, waits,
+whether the target was met).
 
-Honest metrics (DESIGN.md §7). A customer's wait is measured from their first contact
-to the first assignment to a *human* (bot time, transfers, callbacks included); a
-callback is measured by that true wait; an abandon after ``short_abandon_s`` counts as
-not met (shorter ones are reported as short abandons, outside the rate); a
-conversation still waiting past its target at the projection's clock (``as_of``, the
-latest event time) counts as not met; every channel has its own SLA target, from the
-engine's ``SlaBreached`` when it breached, else from the policy. A conversation
-resolved by a bot without a human is reported as ``bot_resolved``, outside the service
-level. Percentiles are nearest-rank (``quantile_disc``). Occupancy is busy time (holding
-a conversation) over staffed time (available, or busy: work finished after going on a
-break counts on both sides), so it never exceeds 100 %.
+Honest metrics (DESIGN.md §7). The service level, abandonment and wait views count
+contacts, that is legs: each under its own channel and in exactly one outcome
+(answered, abandoned, short_abandoned, bot_resolved, unanswered, open), so per channel
+the outcomes sum to the contacts, and contacts = conversations + rejoins. A contact's
+wait runs from it to its first human service; a conversation's (and its first leg's)
+from the customer's first contact to the first assignment to a *human* (bot time,
+transfers, callbacks included); a callback is measured by that true wait; an abandon
+after ``short_abandon_s`` counts as not met (shorter ones are reported as short
+abandons, outside the rate); a contact still waiting past its target at the
+projection's clock (``as_of``, the latest event time) counts as not met; every channel
+has its own SLA target (a conversation's from the engine's ``SlaBreached`` when it
+breached, else from the policy). A contact resolved by a bot without a human is
+reported as ``bot_resolved``, outside the service level. Percentiles are nearest-rank
+(``quantile_disc``). Occupancy is busy time (holding a conversation) over staffed time
+(available, or busy: work finished after going on a break counts on both sides), so it
+never exceeds 100 %.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ __all__ = [
     "CONTACTS",
     "CUSTOMERS",
     "INTERACTIONS",
+    "LEGS",
     "SCHEMA_VERSION",
     "SEGMENTS",
     "TABLES",
@@ -44,9 +52,9 @@ __all__ = [
     "views_sql",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLES = (
-    "interactions", "segments", "assignments", "agent_states", "agents", "customers",
+    "interactions", "legs", "segments", "assignments", "agent_states", "agents", "customers",
     "contacts",
 )  # fmt: skip
 """The projected tables, in the order they are written."""
@@ -85,7 +93,14 @@ CREATE TABLE IF NOT EXISTS interactions (
     transfers INTEGER, handoffs INTEGER, rejoins INTEGER, escalations INTEGER,
     abandoned BOOLEAN, short_abandon BOOLEAN, callback BOOLEAN,
     sla_target_s DOUBLE, sla_breached BOOLEAN, wait_s DOUBLE, transfer_wait_s DOUBLE,
-    handle_s DOUBLE, met BOOLEAN);
+    handle_s DOUBLE, met BOOLEAN, legs INTEGER, leg_ids VARCHAR[]);
+CREATE TABLE IF NOT EXISTS legs (
+    tenant VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
+    conversation_started_at TIMESTAMP, seq INTEGER, leg_id VARCHAR, rejoin BOOLEAN,
+    channel VARCHAR, media_class VARCHAR, queue VARCHAR, customer_id VARCHAR,
+    started_at TIMESTAMP, served_at TIMESTAMP, served_by VARCHAR, bot_served BOOLEAN,
+    ended_at TIMESTAMP, ended_by VARCHAR, outcome VARCHAR, callback BOOLEAN,
+    sla_target_s DOUBLE, wait_s DOUBLE, met BOOLEAN);
 CREATE TABLE IF NOT EXISTS segments (
     tenant VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, seq INTEGER, kind VARCHAR,
     start_at TIMESTAMP, end_at TIMESTAMP, duration_s DOUBLE, agent_id VARCHAR,
@@ -135,18 +150,38 @@ INSERT INTO interactions SELECT
     CASE WHEN first_answer >= 0 THEN first_answer - first_contact <= sla_target_s * 1000
          WHEN abandoned THEN CASE WHEN closed - first_contact >= $short_ms THEN false END
          WHEN closed >= 0 THEN NULL
-         WHEN sla_breached AND status <> 'bot' THEN false END
+         WHEN sla_breached AND status <> 'bot' THEN false END,
+    legs, {_list("leg_ids")}
 FROM _b
 """
 INTERACTIONS = Insert(
-    _INSERT_INTERACTIONS_SQL, "ssssssssssisiiiisssiisssiiiibbfbii",
+    _INSERT_INTERACTIONS_SQL, "ssssssssssisiiiisssiisssiiiibbfbiiis",
     ("tenant", "cid", "customer_id", "contact_channel", "contact_address",
      "first_channel", "channels", "channel", "queue", "cur_queue", "priority",
      "language", "first_contact", "first_offer", "first_bot", "first_answer",
      "answered_by", "handled_by", "last_agent", "ended", "closed", "ended_by",
      "status", "outcome", "transfers", "handoffs", "rejoins", "escalations",
      "abandoned", "callback", "sla_target_s", "sla_breached", "transfer_wait_ms",
-     "handle_ms"),
+     "handle_ms", "legs", "leg_ids"),
+)  # fmt: skip
+_INSERT_LEGS_SQL = f"""
+INSERT INTO legs SELECT tenant, cid, epoch_ms(first_contact), seq, leg_id, seq > 1, channel,
+    media_class, queue, customer_id, epoch_ms(started), {_ts("served")}, served_by, bot,
+    {_ts("ended")}, ended_by,
+    CASE WHEN outcome = 'abandoned' AND ended - started < $short_ms THEN 'short_abandoned'
+         ELSE outcome END,
+    callback, sla_target_s,
+    CASE WHEN served >= 0 THEN (served - started) / 1000
+         WHEN outcome = 'abandoned' THEN (ended - started) / 1000 END,
+    CASE WHEN served >= 0 THEN served - started <= sla_target_s * 1000
+         WHEN outcome = 'abandoned' AND ended - started >= $short_ms THEN false END
+FROM _b
+"""
+LEGS = Insert(
+    _INSERT_LEGS_SQL, "ssiisssssiisbissbf",
+    ("tenant", "cid", "first_contact", "seq", "leg_id", "channel", "media_class", "queue",
+     "customer_id", "started", "served", "served_by", "bot", "ended", "ended_by", "outcome",
+     "callback", "sla_target_s"),
 )  # fmt: skip
 _INSERT_SEGMENTS_SQL = f"""
 INSERT INTO segments SELECT tenant, cid, seq, kind, epoch_ms(start), {_ts("end_")},
@@ -216,26 +251,29 @@ SELECT next_position AS events_projected, epoch_ms(as_of_ms) AS as_of, short_aba
        interval_s, schema_version, log_fingerprint
 FROM _projection_state;
 
+-- one row per contact (leg); a live leg no human serves yet counts as not met once
+-- it waited past its target (unless a bot serves it)
 CREATE OR REPLACE VIEW _sla_facts AS
-SELECT i.*, first_channel AS channel, time_bucket({iv}, first_contact_at) AS interval_start,
-    coalesce(met, CASE WHEN closed_at IS NULL AND first_answer_at IS NULL AND status <> 'bot'
-        AND epoch_ms(first_contact_at) + sla_target_s * 1000 < p.as_of_ms THEN false END)
-        AS sla_met,
-    closed_at IS NULL AND first_answer_at IS NULL AS waiting
-FROM interactions i, _projection_state p;
+SELECT l.*, time_bucket({iv}, started_at) AS interval_start,
+    coalesce(met, CASE WHEN outcome = 'open' AND NOT bot_served
+        AND epoch_ms(started_at) + sla_target_s * 1000 < p.as_of_ms THEN false END)
+        AS sla_met
+FROM legs l, _projection_state p;
 
 CREATE OR REPLACE VIEW service_level AS
 SELECT tenant, channel, queue, interval_start,
     count(*) AS contacts,
-    count(*) FILTER (first_answer_at IS NOT NULL) AS answered,
+    count(*) FILTER (outcome = 'answered') AS answered,
     count(*) FILTER (sla_met) AS met,
     count(sla_met) AS measured,
-    count(*) FILTER (abandoned AND NOT short_abandon) AS abandoned,
-    count(*) FILTER (short_abandon) AS short_abandoned,
+    count(*) FILTER (outcome = 'abandoned') AS abandoned,
+    count(*) FILTER (outcome = 'short_abandoned') AS short_abandoned,
+    count(*) FILTER (outcome = 'bot_resolved') AS bot_resolved,
+    count(*) FILTER (outcome = 'unanswered') AS unanswered,
+    count(*) FILTER (outcome = 'open') AS open,
+    count(*) FILTER (rejoin) AS rejoins,
     count(*) FILTER (callback) AS callbacks,
     count(*) FILTER (callback AND sla_met) AS callbacks_met,
-    count(*) FILTER (outcome = 'bot_resolved') AS bot_resolved,
-    count(*) FILTER (waiting) AS waiting,
     count(*) FILTER (sla_met) / nullif(count(sla_met), 0) AS service_level,
     min(sla_target_s) AS sla_target_s,
     max(sla_target_s) AS sla_target_max_s
@@ -243,27 +281,27 @@ FROM _sla_facts GROUP BY ALL;
 
 CREATE OR REPLACE VIEW wait_percentiles AS
 SELECT tenant, channel, queue, interval_start,
-    count(wait_s) FILTER (first_answer_at IS NOT NULL) AS answered,
-    quantile_disc(wait_s, 0.5) FILTER (first_answer_at IS NOT NULL) AS p50_wait_s,
-    quantile_disc(wait_s, 0.9) FILTER (first_answer_at IS NOT NULL) AS p90_wait_s,
-    quantile_disc(wait_s, 0.99) FILTER (first_answer_at IS NOT NULL) AS p99_wait_s,
+    count(wait_s) FILTER (served_at IS NOT NULL) AS answered,
+    quantile_disc(wait_s, 0.5) FILTER (served_at IS NOT NULL) AS p50_wait_s,
+    quantile_disc(wait_s, 0.9) FILTER (served_at IS NOT NULL) AS p90_wait_s,
+    quantile_disc(wait_s, 0.99) FILTER (served_at IS NOT NULL) AS p99_wait_s,
     -- waits are whole milliseconds: an integer mean does not depend on row order
-    avg(round(wait_s * 1000)::BIGINT) FILTER (first_answer_at IS NOT NULL) / 1000
+    avg(round(wait_s * 1000)::BIGINT) FILTER (served_at IS NOT NULL) / 1000
         AS mean_wait_s,
-    max(wait_s) FILTER (first_answer_at IS NOT NULL) AS max_wait_s
+    max(wait_s) FILTER (served_at IS NOT NULL) AS max_wait_s
 FROM _sla_facts GROUP BY ALL;
 
 CREATE OR REPLACE VIEW abandonment AS
 SELECT tenant, channel, queue, interval_start,
     count(*) AS contacts,
-    count(*) FILTER (abandoned AND NOT short_abandon) AS abandoned,
-    count(*) FILTER (short_abandon) AS short_abandoned,
-    count(*) FILTER (abandoned AND NOT short_abandon AND wait_s > sla_target_s)
+    count(*) FILTER (outcome = 'abandoned') AS abandoned,
+    count(*) FILTER (outcome = 'short_abandoned') AS short_abandoned,
+    count(*) FILTER (outcome = 'abandoned' AND wait_s > sla_target_s)
         AS abandoned_after_target,
-    count(*) FILTER (abandoned AND NOT short_abandon)
-        / nullif(count(*) FILTER (NOT short_abandon), 0) AS abandon_rate,
-    quantile_disc(wait_s, 0.5) FILTER (abandoned AND NOT short_abandon) AS p50_abandon_wait_s,
-    quantile_disc(wait_s, 0.9) FILTER (abandoned AND NOT short_abandon) AS p90_abandon_wait_s
+    count(*) FILTER (outcome = 'abandoned')
+        / nullif(count(*) FILTER (outcome <> 'short_abandoned'), 0) AS abandon_rate,
+    quantile_disc(wait_s, 0.5) FILTER (outcome = 'abandoned') AS p50_abandon_wait_s,
+    quantile_disc(wait_s, 0.9) FILTER (outcome = 'abandoned') AS p90_abandon_wait_s
 FROM _sla_facts GROUP BY ALL;
 
 CREATE OR REPLACE VIEW channel_volume AS
@@ -355,9 +393,19 @@ LEFT JOIN (SELECT * FROM handle_iv UNION ALL
 LEFT JOIN agents a USING (tenant, agent_id);
 
 CREATE OR REPLACE VIEW customer_360 AS
-WITH resolved AS (
-    SELECT i.*, coalesce(c.merged_into, i.customer_id) AS customer
+WITH leg_lists AS (
+    SELECT tenant, conversation_id, conversation_started_at,
+        list({{'leg_id': leg_id, 'channel': channel, 'started_at': started_at,
+               'served_at': served_at, 'served_by': served_by, 'ended_at': ended_at,
+               'ended_by': ended_by, 'outcome': outcome, 'wait_s': wait_s, 'met': met}}
+             ORDER BY seq) AS legs
+    FROM legs GROUP BY ALL
+), resolved AS (
+    SELECT i.* EXCLUDE (legs), coalesce(g.legs, []) AS legs,
+        coalesce(c.merged_into, i.customer_id) AS customer
     FROM interactions i LEFT JOIN customers c USING (tenant, customer_id)
+    LEFT JOIN leg_lists g ON g.tenant = i.tenant AND g.conversation_id = i.conversation_id
+        AND g.conversation_started_at = i.first_contact_at
 ), conv AS (
     SELECT tenant, customer,
         count(*) AS interactions,
@@ -365,7 +413,7 @@ WITH resolved AS (
                'queue': queue, 'first_contact_at': first_contact_at,
                'first_answer_at': first_answer_at, 'closed_at': closed_at,
                'status': status, 'outcome': outcome, 'wait_s': wait_s, 'met': met,
-               'answered_by': answered_by, 'handled_by': handled_by}}
+               'answered_by': answered_by, 'handled_by': handled_by, 'legs': legs}}
              ORDER BY first_contact_at, conversation_id) AS conversations,
         list_sort(list_distinct(flatten(list(handled_by)))) AS agents,
         arg_max(last_agent, first_contact_at) FILTER (last_agent IS NOT NULL) AS last_agent,

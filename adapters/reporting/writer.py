@@ -43,6 +43,7 @@ from .schema import (
     CONTACTS,
     CUSTOMERS,
     INTERACTIONS,
+    LEGS,
     SCHEMA_VERSION,
     SEGMENTS,
     TABLES_SQL,
@@ -378,6 +379,12 @@ class Projector:
                     f"AND t.first_contact_at >= epoch_ms({first})"
                 )
                 con.execute(
+                    "DELETE FROM legs t USING _k WHERE t.tenant = _k.tenant "
+                    "AND t.conversation_id = _k.cid "
+                    "AND t.conversation_started_at = epoch_ms(_k.first) "
+                    f"AND t.conversation_started_at >= epoch_ms({first})"
+                )
+                con.execute(
                     "DELETE FROM segments t USING _k WHERE t.tenant = _k.tenant "
                     "AND t.conversation_id = _k.cid AND t.end_at IS NULL "
                     f"AND t.start_at >= epoch_ms({first})"
@@ -397,6 +404,7 @@ class Projector:
                 _delete(con, "customers", ("tenant", "customer_id"), batch.stale_customers)
             _insert(con, INTERACTIONS, batch.interactions,
                          {"short_ms": round(self.short_abandon_s * 1000)})  # fmt: skip
+            _insert(con, LEGS, batch.legs, {"short_ms": round(self.short_abandon_s * 1000)})
             _insert(con, SEGMENTS, batch.segments)
             _insert(con, ASSIGNMENTS, batch.assignments)
             _insert(con, AGENT_STATES, batch.agent_states)

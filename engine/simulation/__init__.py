@@ -13,7 +13,9 @@ examples):
   backlog waiting at the start;
 - handling times per media class (exponential, lognormal, uniform or fixed), customer
   patience (abandons from the queue and from offers; some voice callers ask for a
-  callback instead), customers who switch channel mid-conversation, cold and warm
+  callback instead), customers who open a second leg on another channel (the email
+  with the document during the call, WhatsApp during a chat), legs that end on their
+  own while the conversation goes on, cold and warm
   transfers, bot containment and hand-offs, customers writing in asynchronous
   conversations, outbound follow-up tasks;
 - agents in groups with skills (fixed or drawn from a pool), shifts, breaks, offer
@@ -27,13 +29,15 @@ seed and policy give the same log, byte for byte; there is no wall clock here.
 
 Modules: ``scenario`` (the schema), ``loading`` (TOML, built-ins, the scenario's
 policy), ``arrivals`` (what arrives), ``floor`` (the agenda, the engine and the log
-the parts share), ``customers``, ``agents``, ``bots``, ``shifts``, and ``loop``
-(:func:`simulate`).
+the parts share), ``customers``, ``agents``, ``bots``, ``shifts``, ``loop``
+(:func:`simulate`), and ``legs`` (:func:`simultaneous_legs`: the customers who had
+several live legs, read back from a log).
 
 >>> from omniroute.engine.simulation import load_scenario, simulate
 """
 
 from .floor import SimulationRun
+from .legs import LiveLegs, simultaneous_legs
 from .loading import builtin_scenarios, load_scenario, parse_scenario, scenario_policy
 from .loop import simulate
 from .scenario import (
@@ -53,6 +57,7 @@ __all__ = [
     "BotPlay",
     "Dist",
     "FollowUp",
+    "LiveLegs",
     "Scenario",
     "ScenarioError",
     "SimulationRun",
@@ -64,4 +69,5 @@ __all__ = [
     "parse_scenario",
     "scenario_policy",
     "simulate",
+    "simultaneous_legs",
 ]

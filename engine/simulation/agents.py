@@ -1,5 +1,6 @@
 """What agents do at their desktops: answer or decline offers (or let them time out),
-handle the conversations they are given, transfer some, end them and wrap up."""
+handle the conversations they are given (each live leg: the call, then the email the
+customer sent during it), transfer some, end them and wrap up."""
 
 from __future__ import annotations
 
@@ -7,21 +8,27 @@ import itertools
 from typing import Literal
 
 from ..events import (
+    Channel,
     ConversationAssigned,
     ConversationEnded,
     ConversationOffered,
     Input,
+    LegJoined,
     OfferAccepted,
     OfferDeclined,
     TransferRequested,
     WrapUpCompleted,
 )
+from ..policy import CHANNEL_CLASS
 from .arrivals import ContactPlan
 from .bots import Bots
 from .customers import Customers
 from .floor import Action, Floor
 
 __all__ = ["Agents"]
+
+_LIVE = frozenset({"voice", "video", "chat"})
+"""Media classes worked while the customer is there; written legs are answered after."""
 
 
 class Agents:
@@ -35,6 +42,8 @@ class Agents:
         """The offer pending for each conversation: (agent, deadline)."""
         self._served: dict[str, None] = {}
         """Conversations a human has already handled once (later work is a new stretch)."""
+        self._work: dict[str, dict[str, int]] = {}
+        """When the current holder's work on each live leg of a conversation ends."""
         self._gen = itertools.count(1)
 
     def offered(self, d: ConversationOffered) -> None:
@@ -76,8 +85,8 @@ class Agents:
         self._offers.pop(cid, None)
 
     def assigned(self, d: ConversationAssigned) -> None:
-        """Plan the work on a conversation given to an agent (or a bot): its end, a
-        transfer, the customer's messages meanwhile."""
+        """Plan the work on a conversation given to an agent (or a bot): the end of each
+        live leg, a transfer, the customer's messages meanwhile."""
         f = self.floor
         cid, agent_id = d.conversation_id, d.agent_id
         self._offers.pop(cid, None)
@@ -93,15 +102,53 @@ class Agents:
             return
         first = cid not in self._served
         self._served[cid] = None
-        if first:
-            handle = plan.handle_ms
-        else:  # a transfer, a hand-back or a callback: a new stretch of work
-            cls = "task" if conv.callback else conv.media_class
-            handle = f.scenario.handling_for(cls).draw_ms(f.rng)
-        f.at(d.ts + handle, self._end(plan, agent_id, gen))
-        if plan.transfer and first and not conv.callback:
-            f.at(d.ts + handle * 2 // 5, self._transfer(plan, agent_id, gen))
-        self.customers.write(conv, plan, agent_id, gen, d.ts, handle)
+        live = f.legs.setdefault(cid, {cid: plan.stream.channel})
+        self._work[cid] = {}
+        legs = [leg for leg in d.legs if leg in live] or list(live)
+        for leg in sorted(legs, key=lambda leg: CHANNEL_CLASS[live[leg]] not in _LIVE):
+            if leg == cid and first:
+                handle = plan.handle_ms
+            else:  # a transfer, a hand-back, a callback, a later leg: a new stretch of work
+                cls = "task" if conv.callback else CHANNEL_CLASS[live[leg]]
+                handle = f.scenario.handling_for(cls).draw_ms(f.rng)
+            self._take_on(plan, leg, live[leg], agent_id, gen, d.ts, handle)
+            if leg != cid:
+                continue
+            if first and not conv.callback:
+                self.customers.answered(plan, d.ts, handle)
+                if plan.transfer:
+                    f.at(d.ts + handle * 2 // 5, self._transfer(plan, agent_id, gen))
+
+    def leg_joined(self, d: LegJoined) -> None:
+        """The agent serving the conversation took on the customer's new leg: plan its
+        work (a bot's outcome covers every leg)."""
+        f = self.floor
+        f.run.legs_joined += 1
+        cid = d.conversation_id
+        held, plan, live = f.holder.get(cid), f.plans.get(cid), f.legs.get(cid)
+        if held is None or held[0] != d.agent_id or plan is None or live is None:
+            return
+        if d.leg not in live or f.groups[d.agent_id].kind == "bot":
+            return
+        handle = f.scenario.handling_for(CHANNEL_CLASS[d.channel]).draw_ms(f.rng)
+        self._take_on(plan, d.leg, d.channel, d.agent_id, held[1], d.ts, handle)
+
+    def _take_on(
+        self, plan: ContactPlan, leg: str, channel: Channel, agent_id: str, gen: int,
+        ts: int, handle_ms: int,
+    ) -> None:  # fmt: skip
+        """The agent works on ``leg`` for ``handle_ms``: a live leg (call, video, chat)
+        from ``ts``, a written one once the work on the other legs is done."""
+        f = self.floor
+        work = self._work.setdefault(plan.cid, {})
+        cls = CHANNEL_CLASS[channel]
+        start = ts if cls in _LIVE else max([ts, *work.values()])
+        work[leg] = start + handle_ms
+        f.at(work[leg], self._end(plan, leg, agent_id, gen))
+        conv = f.conv(plan.cid)
+        if conv is not None:
+            self.customers.write("task" if conv.callback else cls, plan, agent_id, gen, start,
+                                 handle_ms)  # fmt: skip
 
     def _transfer(self, plan: ContactPlan, agent_id: str, gen: int) -> Action:
         f = self.floor
@@ -138,11 +185,28 @@ class Agents:
 
         return act
 
-    def _end(self, plan: ContactPlan, agent_id: str, gen: int) -> Action:
+    def _end(self, plan: ContactPlan, leg: str, agent_id: str, gen: int) -> Action:
+        """The agent's work on ``leg`` is done: that leg ends (a live one by the customer
+        hanging up) while others are live; the last one ends the conversation."""
+        f = self.floor
+
         def act(ts: int) -> None:
-            if self.floor.holds(plan.cid, agent_id, gen) is None:
+            live = f.legs.get(plan.cid)
+            if f.holder.get(plan.cid) != (agent_id, gen) or live is None or leg not in live:
+                f.run.stale_actions += 1
                 return
-            self._finish(plan, agent_id, ts, "customer" if plan.by_customer else "agent")
+            if len(live) == 1:
+                if f.holds(plan.cid, agent_id, gen) is not None:
+                    self._finish(plan, agent_id, ts, "customer" if plan.by_customer else "agent")
+                return
+            f.run.legs_ended += 1
+            by: Literal["agent", "customer"] = (
+                "customer" if CHANNEL_CLASS[live.pop(leg)] in _LIVE else "agent"
+            )
+            self._work.get(plan.cid, {}).pop(leg, None)
+            f.emit(
+                ConversationEnded(tenant=f.tenant, ts=ts, conversation_id=plan.cid, by=by, leg=leg)
+            )
 
         return act
 
@@ -153,6 +217,8 @@ class Agents:
         cid = plan.cid
         f.holder.pop(cid, None)
         f.plans.pop(cid, None)
+        f.legs.pop(cid, None)
+        self._work.pop(cid, None)
         self._served.pop(cid, None)
         f.emit(ConversationEnded(tenant=f.tenant, ts=ts, conversation_id=cid, by=by))
         self.customers.follow_up(plan, ts)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from ..events import Channel, Contact
 from ..policy import CHANNEL_CLASS
-from .scenario import HOUR_MS, Scenario, Traffic
+from .scenario import HOUR_MS, Scenario, Switch, Traffic
 
 __all__ = ["ContactPlan", "address", "arrivals", "follow_up_task"]
 
@@ -38,6 +38,8 @@ class ContactPlan:
     transfer: Literal["", "cold", "warm"] = ""
     bot_resolves: bool = False
     bot_ms: int = 0
+    switch: Switch | None = None
+    """The second leg this customer opens (of the stream's ``switch``), if any."""
     switch_ms: int | None = None
     follow_up_ms: int | None = None
 
@@ -67,6 +69,7 @@ def arrivals(scenario: Scenario, stream: Traffic, seed: int) -> Iterator[Contact
     weights = list(stream.languages.values())
     start, end = scenario.start_ms, scenario.end_ms
     counter = itertools.count(1)
+    switches = stream.switches
 
     def plan(ts: int) -> ContactPlan:
         n = next(counter)
@@ -96,8 +99,10 @@ def arrivals(scenario: Scenario, stream: Traffic, seed: int) -> Iterator[Contact
         if stream.bot is not None:
             p.bot_resolves = rng.random() < stream.bot.containment
             p.bot_ms = stream.bot.handle.draw_ms(rng)
-        if stream.switch is not None and customer is not None and rng.random() < stream.switch.p:
-            p.switch_ms = stream.switch.after.draw_ms(rng)
+        if switches and customer is not None:
+            p.switch = _pick(switches, rng.random())
+            if p.switch is not None:
+                p.switch_ms = p.switch.after.draw_ms(rng)
         if stream.follow_up is not None and rng.random() < stream.follow_up.p:
             p.follow_up_ms = stream.follow_up.after.draw_ms(rng)
         return p
@@ -118,6 +123,15 @@ def arrivals(scenario: Scenario, stream: Traffic, seed: int) -> Iterator[Contact
             t = float(hour_end)
             continue
         yield plan(int(t))
+
+
+def _pick(switches: tuple[Switch, ...], roll: float) -> Switch | None:
+    """The switch a roll in [0, 1) falls on (each takes a share ``p``), or None."""
+    for switch in switches:
+        if roll < switch.p:
+            return switch
+        roll -= switch.p
+    return None
 
 
 def follow_up_task(plan: ContactPlan, queue: str, ts: int, handle_ms: int) -> ContactPlan:

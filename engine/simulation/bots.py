@@ -38,6 +38,7 @@ class Bots:
                     )
                 )
                 f.plans.pop(plan.cid, None)
+                f.legs.pop(plan.cid, None)
                 return
             f.run.handoffs += 1
             f.emit(

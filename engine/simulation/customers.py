@@ -1,20 +1,21 @@
 """What customers do: arrive, wait with some patience, abandon or ask for a callback,
-contact again on another channel, write in asynchronous conversations, and get an
-outbound follow-up task after their conversation."""
+open a second leg on another channel (while waiting, or while an agent serves them),
+write in asynchronous conversations, and get an outbound follow-up task after their
+conversation."""
 
 from __future__ import annotations
 
 from ..events import (
     CallbackRequested,
+    Channel,
     Contact,
     ConversationArrived,
     CustomerAbandoned,
     MessageReceived,
 )
-from ..state import ConversationState
+from ..policy import CHANNEL_CLASS, MediaClass
 from .arrivals import ContactPlan, address, follow_up_task
 from .floor import Action, Floor
-from .scenario import Switch
 
 __all__ = ["Customers"]
 
@@ -30,7 +31,8 @@ class Customers:
         """New contacts the engine joined to the customer's open conversation."""
 
     def arrive(self, plan: ContactPlan) -> None:
-        """The contact comes in; its customer starts waiting, and may switch channel later."""
+        """The contact comes in; its customer starts waiting, and may open a second leg
+        later."""
         f = self.floor
         f.plans[plan.cid] = plan
         f.run.interactions += 1
@@ -45,16 +47,29 @@ class Customers:
         )  # fmt: skip
         if plan.cid in self._rejoined:  # it joined the customer's open conversation
             f.plans.pop(plan.cid, None)
-            self.wait_again(self._rejoined[plan.cid], plan.ts)
+            self.wait_again(self._rejoined.pop(plan.cid), plan.ts)
             return
+        f.legs[plan.cid] = {plan.cid: s.channel}
         if plan.patience_ms is not None:
             self.wait(plan, plan.ts, plan.patience_ms)
-        if plan.switch_ms is not None and s.switch is not None:
-            f.at(plan.ts + plan.switch_ms, self._switch(plan, s.switch))
+        if plan.switch is not None and plan.switch_ms is not None and plan.switch.during == "open":
+            f.at(plan.ts + plan.switch_ms, self._switch(plan))
 
-    def rejoined(self, new_cid: str, cid: str) -> None:
-        """The engine joined the new contact ``new_cid`` to conversation ``cid``."""
+    def answered(self, plan: ContactPlan, ts: int, handle_ms: int) -> None:
+        """A human answered the contact at ``ts`` for ``handle_ms`` of work: a customer
+        who opens a second leg during the service plans it now."""
+        if plan.switch is None or plan.switch_ms is None or plan.switch.during != "service":
+            return
+        self.floor.at(ts + min(plan.switch_ms, handle_ms // 2), self._switch(plan))
+
+    def rejoined(self, new_cid: str, cid: str, channel: Channel) -> None:
+        """The engine joined the new contact ``new_cid`` to conversation ``cid`` as a
+        new live leg on ``channel``."""
         self._rejoined[new_cid] = cid
+        self.floor.run.rejoins += 1
+        legs = self.floor.legs.get(cid)
+        if legs is not None:
+            legs[new_cid] = channel
 
     def wait(self, plan: ContactPlan, since: int, patience_ms: int) -> None:
         """The customer waits from ``since``, for ``patience_ms`` at most."""
@@ -80,17 +95,19 @@ class Customers:
 
     def write(
         self,
-        conv: ConversationState,
+        media_class: MediaClass,
         plan: ContactPlan,
         agent_id: str,
         gen: int,
         since: int,
         handle_ms: int,
     ) -> None:
-        """Plan the customer's messages while an agent handles an asynchronous
-        conversation (every ``messages_every_s`` on average; 150 s on messaging)."""
-        every = plan.stream.messages_every_s
-        if every is None and conv.media_class == "messaging":
+        """Plan the customer's messages while an agent handles an asynchronous leg of
+        their conversation (every ``messages_every_s`` on average on the stream's own
+        channel; 150 s on messaging)."""
+        own = media_class == CHANNEL_CLASS[plan.stream.channel]
+        every = plan.stream.messages_every_s if own else None
+        if every is None and media_class == "messaging":
             every = 150.0
         if not every:
             return
@@ -130,6 +147,7 @@ class Customers:
                 f.run.abandons += 1
                 f.emit(CustomerAbandoned(tenant=f.tenant, ts=ts, conversation_id=plan.cid))
                 f.plans.pop(plan.cid, None)
+                f.legs.pop(plan.cid, None)
             elif conv.stage == "offered":
                 f.at(ts + 3000, act)  # the offer may still be answered; ask again soon
             else:
@@ -144,8 +162,10 @@ class Customers:
 
         return act
 
-    def _switch(self, plan: ContactPlan, switch: Switch) -> Action:
+    def _switch(self, plan: ContactPlan) -> Action:
         f = self.floor
+        switch = plan.switch
+        assert switch is not None
         to = switch.to
         queue = switch.queue or plan.stream.queue
         priority = plan.stream.priority if switch.priority is None else switch.priority
@@ -166,6 +186,7 @@ class Customers:
                     priority=priority, language=plan.language,
                 )
             )  # fmt: skip
+            self._rejoined.pop(new_cid, None)
             self.wait_again(plan.cid, ts)
 
         return act

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from ..events import Decision, Event, Input
+from ..events import Channel, Decision, Event, Input
 from ..state import AgentState, ConversationState
 from .arrivals import ContactPlan
 from .scenario import AgentGroup, Scenario
@@ -43,6 +43,15 @@ class SimulationRun:
     interactions: int = 0
     """Contacts that arrived (backlog, switches and follow-ups included)."""
     switches: int = 0
+    """Contacts the scenario's customers made on another channel (``switch``)."""
+    rejoins: int = 0
+    """Contacts the engine joined to the customer's open conversation as a new leg."""
+    legs_joined: int = 0
+    """New legs taken on by the agent serving the conversation (``LegJoined``)."""
+    legs_waited: int = 0
+    """New legs that made the conversation wait (its agent had no room for them)."""
+    legs_ended: int = 0
+    """Legs that ended while the conversation went on (the call hung up, the chat went on)."""
     follow_ups: int = 0
     abandons: int = 0
     callbacks: int = 0
@@ -68,8 +77,10 @@ class Floor:
 
     ``react`` is called with every decision the engine makes. ``rng`` is the random
     stream of everyone's reactions (the arrivals have their own). ``plans`` holds the
-    contacts still in play by conversation id; ``holder`` the assignment being played
-    for a conversation (agent, generation); ``groups`` each agent's group.
+    contacts still in play by conversation id; ``legs`` the live legs of each open
+    conversation (leg id: channel), as the inputs sent and the decisions made them;
+    ``holder`` the assignment being played for a conversation (agent, generation);
+    ``groups`` each agent's group.
     """
 
     def __init__(
@@ -94,6 +105,7 @@ class Floor:
         self.now = scenario.start_ms
         self.agenda: list[tuple[int, int, Action]] = []
         self.plans: dict[str, ContactPlan] = {}
+        self.legs: dict[str, dict[str, Channel]] = {}
         self.holder: dict[str, tuple[str, int]] = {}
         self.groups: dict[str, AgentGroup] = {}
         self._seq = itertools.count()
@@ -103,8 +115,9 @@ class Floor:
         """Plan ``action`` for ``ts`` (now, if ``ts`` has passed)."""
         heapq.heappush(self.agenda, (max(ts, self.now), next(self._seq), action))
 
-    def emit(self, event: Input) -> None:
-        """Send an input to the engine, log it with its decisions, react to them."""
+    def emit(self, event: Input) -> list[Decision]:
+        """Send an input to the engine, log it with its decisions, react to them; the
+        decisions."""
         decisions = self.engine.apply(event)
         self._buffer.append(event)
         self._buffer.extend(decisions)
@@ -114,6 +127,7 @@ class Floor:
             self.flush()
         for decision in decisions:
             self.react(decision)
+        return decisions
 
     def flush(self) -> None:
         """Append what was emitted since the last flush to the log."""

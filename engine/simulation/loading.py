@@ -95,7 +95,7 @@ def check_scenario_policy(scenario: Scenario, policy: Policy) -> None:
     for t in scenario.traffic:
         queues = [t.queue, t.transfer_to, t.follow_up and t.follow_up.queue]
         queues.append(t.bot.handoff_queue if t.bot else None)
-        queues.append(t.switch.queue if t.switch else None)
+        queues.extend(switch.queue for switch in t.switches)
         for q in queues:
             if isinstance(q, str) and q not in policy.queues:
                 raise ScenarioError(f"traffic {t.name!r}: the policy has no queue {q!r}")

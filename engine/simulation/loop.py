@@ -23,6 +23,7 @@ from ..events import (
     ConversationRejoined,
     Decision,
     EventRejected,
+    LegJoined,
     OfferExpired,
     Tick,
 )
@@ -69,9 +70,15 @@ class _Simulation:
             case AgentNotResponding():
                 self.shifts.not_responding(decision)
             case ConversationRejoined():
-                self.customers.rejoined(decision.new_conversation_id, decision.conversation_id)
+                self.customers.rejoined(
+                    decision.new_conversation_id, decision.conversation_id, decision.channel
+                )
+            case LegJoined():
+                self.agents.leg_joined(decision)
             case ConversationQueued() if decision.reason in ("agent_offline", "agent_removed"):
                 self.floor.holder.pop(decision.conversation_id, None)
+            case ConversationQueued() if decision.leg is not None:
+                self.floor.run.legs_waited += 1
             case EventRejected():
                 self.floor.run.rejected += 1
                 _log.warning("the engine rejected a simulated input: %s", decision.reason)

@@ -160,16 +160,32 @@ class AgentGroup(_Spec, frozen=True):
 
 
 class Switch(_Spec, frozen=True):
-    """A known customer who, ``after`` their first contact and while the conversation
-    is still open, contacts again on channel ``to`` (the engine keeps it one
-    conversation). The new contact comes in on ``queue`` with ``priority`` (as a contact
-    on that channel would; by default the stream's)."""
+    """A known customer who, while their conversation is open, contacts again on channel
+    ``to``: the new contact joins the conversation as a second live leg (the email with
+    the document during the call, WhatsApp during a chat, a call while chatting), and each
+    leg then ends on its own (the call hangs up, the email is answered afterwards).
+
+    ``p`` is the share of the stream's contacts from known customers who do it.
+    ``during``: ``"open"`` counts ``after`` from the first contact, whatever stage the
+    conversation is at (queued, with a bot, served); ``"service"`` counts it from when a
+    human agent answers, and the contact comes while they serve the customer (halfway
+    through the answer's work if that is shorter). The new contact comes in on
+    ``queue`` with ``priority`` (as a contact on that channel would; by default the
+    stream's).
+    """
 
     p: float
     to: Channel
     after: Dist = Dist(dist="uniform", min_s=30.0, max_s=180.0)
+    during: Literal["open", "service"] = "open"
     queue: str | None = None
     priority: int | None = None
+
+    def check(self, key: str) -> None:
+        """Raise ``ScenarioError``, naming ``key``, if a value is impossible."""
+        if not 0 <= self.p <= 1:
+            raise ScenarioError(f"{key}.p: must be in [0, 1]")
+        self.after.check(f"{key}.after")
 
 
 class FollowUp(_Spec, frozen=True):
@@ -200,7 +216,9 @@ class Traffic(_Spec, frozen=True):
     ``callback``: the share of impatient voice callers who ask for a callback (half of
     them for 10 minutes later) instead of hanging up. ``transfer_cold`` /
     ``transfer_warm``: the share transferred (to ``transfer_to``, default the same
-    queue). ``messages_every_s``: the mean gap between customer messages in an assigned
+    queue). ``switch``: a second leg on another channel (:class:`Switch`), or a list of
+    them of which each contact makes at most one (their ``p`` add up to at most 1).
+    ``messages_every_s``: the mean gap between customer messages in an assigned
     asynchronous conversation (default 150 s on messaging channels).
     ``backlog``: contacts already waiting at the start (spread over its first minute).
     """
@@ -223,7 +241,7 @@ class Traffic(_Spec, frozen=True):
     transfer_cold: float = 0.0
     transfer_warm: float = 0.0
     transfer_to: str | None = None
-    switch: Switch | None = None
+    switch: Switch | list[Switch] | None = None
     follow_up: FollowUp | None = None
     bot: BotPlay | None = None
     messages_every_s: float | None = None
@@ -241,6 +259,19 @@ class Traffic(_Spec, frozen=True):
                 dist.check(f"{key}.{part}")
         if self.random_skills is not None:
             self.random_skills.check(f"{key}.random_skills")
+        for i, switch in enumerate(self.switches):
+            switch.check(f"{key}.switch[{i}]")
+            if switch.to == self.channel:
+                raise ScenarioError(f"{key}.switch[{i}].to: another channel than {self.channel!r}")
+        if sum(switch.p for switch in self.switches) > 1:
+            raise ScenarioError(f"{key}.switch: the shares p add up to more than 1")
+
+    @property
+    def switches(self) -> tuple[Switch, ...]:
+        """The stream's second legs (``switch`` as a tuple)."""
+        if self.switch is None:
+            return ()
+        return (self.switch,) if isinstance(self.switch, Switch) else tuple(self.switch)
 
 
 def _keyed(items: Sequence[_Item], kind: str, field: str, what: str) -> Iterator[tuple[str, _Item]]:

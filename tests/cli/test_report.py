@@ -71,11 +71,13 @@ def test_report_prints_an_aligned_table(db: Path, capsys: pytest.CaptureFixture[
     rows = {line.split()[0]: line for line in body}
     assert list(rows) == ["voice", "webchat", "whatsapp", "messenger", "email", "all"]
     voice = rows["voice"].split()
-    # contacts, answered, in SLA, SL, abandoned, short, ab. rate, callbacks, bot, waiting,
-    # p50, p90, p99, target
-    assert voice == ["voice", "4", "2", "1", "33.3%", "1", "1", "33.3%", "1", "0", "0",
-                     "5.0s", "25s", "25s", "20s"]  # fmt: skip
-    assert rows["all"].split()[1:5] == ["9", "7", "6", "75.0%"]
+    # contacts = answered + abandoned + short + bot only + unanswered + open; rejoins,
+    # in SLA, SL, ab. rate, callbacks, p50, p90, p99, target
+    assert voice == ["voice", "4", "2", "1", "1", "0", "0", "0", "0", "1", "33.3%", "33.3%",
+                     "1", "5.0s", "25s", "25s", "20s"]  # fmt: skip
+    # 10 contacts = 9 conversations + 1 rejoin (c8); in SLA 7 of 9 measured
+    assert rows["all"].split()[1:11] == ["10", "8", "1", "1", "0", "0", "0", "1", "7", "77.8%"]
+    assert "10 contacts = 9 conversations + 1 rejoins" in out
     assert rows["email"].split()[-1] == "24h00m"
     assert len({len(line) for line in [header, *body]}) == 1  # aligned
 
@@ -85,7 +87,7 @@ def test_report_csv_and_json(db: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     sales = next(r for r in rows if r["queue"] == "sales")
-    assert sales["tenant"] == TENANT and sales["contacts"] == "7"
+    assert sales["tenant"] == TENANT and sales["contacts"] == "8"  # c8 joined c7
     assert float(sales["p90_wait_s"]) == 25.0
     code, out, _ = run(capsys, "report", "--db", str(db), "--by", "channel,queue",
                        "--format", "json")  # fmt: skip
@@ -93,7 +95,7 @@ def test_report_csv_and_json(db: Path, capsys: pytest.CaptureFixture[str]) -> No
     data = json.loads(out)
     support = next(r for r in data if r["channel"] == "webchat" and r["queue"] == "support")
     assert support["service_level"] == 1.0 and support["sla_target_s"] == 60.0
-    assert next(r for r in data if r["channel"] == "all")["measured"] == 8
+    assert next(r for r in data if r["channel"] == "all")["measured"] == 9
 
 
 def test_report_by_interval_since_until(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -277,7 +279,7 @@ def test_a_log_of_two_tenants(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         ("acme", "all"),
         ("zeta", "all"),
     }
-    assert all(r["measured"] == 8 for r in rows if r["channel"] == "all")
+    assert all(r["measured"] == 9 for r in rows if r["channel"] == "all")
     code, _, err = run(capsys, "customer", "--db", str(target), "crm-maria")
     assert code == 2 and "several" in err
     code, out, _ = run(capsys, "customer", "--db", str(target), "crm-maria", "--tenant", "zeta")

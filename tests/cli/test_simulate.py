@@ -24,7 +24,8 @@ def test_simulate_reports_plots_and_leaves_a_log_that_replays(
     assert main(["simulate", "small", "--log", str(log), "--plots", str(plots)]) == 0
     out = capsys.readouterr().out
     assert "scenario 'small'" in out and "policy: small's policy (balanced)" in out
-    assert "contacts (" in out and "rejected inputs 0" in out
+    assert " conversations + " in out and "rejected inputs 0" in out
+    assert "totals reconcile: the report's " in out and " rejoins, as simulated" in out
     table = out.split("service level by channel", 1)[1]
     for channel in ev.CHANNELS:
         assert f"\n{channel} " in table, channel
@@ -63,11 +64,11 @@ def test_compare_runs_the_same_arrivals_under_two_policies(
     assert a["interactions"] > 1000 and a["seed"] == b["seed"]
     comparison = figures["comparison"]
     assert [comparison[s]["label"] for s in "ab"] == ["longest_idle", "balanced"]
-    # the same planned arrivals; follow-up tasks differ with what each policy answered,
-    # and a contact that joins its customer's open conversation is not an interaction
+    # the same planned arrivals; follow-up tasks differ with what each policy answered.
+    # The report counts every contact (a rejoin too): each side's simulated contacts
     contacts = [comparison[s]["contacts"] for s in "ab"]
     assert abs(contacts[0] - contacts[1]) <= a["follow_ups"] + b["follow_ups"]
-    assert all(0.9 * a["interactions"] < n < a["interactions"] for n in contacts)
+    assert contacts == [a["interactions"], b["interactions"]]
     assert comparison["difference"]["service_level"] != 0
     assert main([*args, "--force"]) == 0
     out = capsys.readouterr().out
@@ -80,9 +81,17 @@ def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(
     assert main(["demo", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     head = out.split("service level by channel", 1)[0]
-    contacts = int(head.split(" contacts (", 1)[0].rsplit(" ", 1)[1].replace(",", ""))
+    contacts = int(head.split(" contacts = ", 1)[0].rsplit(" ", 1)[1].replace(",", ""))
     assert 25_000 <= contacts <= 35_000
     assert "rejected inputs 0" in head
+    assert "totals reconcile: the report's " in out and " rejoins, as simulated" in out
+    # a customer with two live legs, found in the log: a call and the email sent during it
+    section = out.split("a customer with two live legs at once (read back from the log)\n", 1)[1]
+    line = section.split("\n", 1)[0]
+    customer, legs = line.removeprefix("  customer ").split(": ", 1)
+    assert customer.startswith("crm-") and legs.startswith("voice + ")
+    assert " live, agent " in legs and "(conversation " in legs
+    assert f"\n  customer {customer} " in section  # their customer-360 follows
     assert "customer-360 of customers who switched channel" in out
     section = out.split("customer-360 of customers who switched channel", 1)[1]
     assert section.count("\n  customer crm-") == 3

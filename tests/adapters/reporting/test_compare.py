@@ -56,14 +56,15 @@ def test_each_side_has_the_hand_computed_figures(dbs: tuple[Path, Path]) -> None
     a, b = c.a, c.b
     assert (a.label, b.label, a.tenant, b.tenant) == ("policy A", "policy B", "acme", "acme")
     assert c.notes == ()
-    # 9 contacts; c3 is a short abandon, so 8 measured; A misses c2 (abandoned), c4 (25 s)
-    assert (a.contacts, a.answered, a.measured, a.met, a.abandoned) == (9, 7, 8, 6, 1)
-    assert (b.contacts, b.answered, b.measured, b.met, b.abandoned) == (9, 7, 8, 5, 1)
-    assert (a.service_level, b.service_level) == (0.75, 0.625)
-    assert a.abandon_rate == b.abandon_rate == 1 / 8
-    # answered waits: A 5, 5, 10, 12, 25, 30, 82000; B has 17 for c1's 12
-    assert (a.p50_wait_s, a.p90_wait_s, a.p99_wait_s) == (12.0, 82_000.0, 82_000.0)
-    assert (b.p50_wait_s, b.p90_wait_s, b.p99_wait_s) == (17.0, 82_000.0, 82_000.0)
+    # 10 contacts (9 conversations + c8, Maria's WhatsApp joining c7, served at once by
+    # ann); c3 is a short abandon, so 9 measured; A misses c2 (abandoned), c4 (25 s)
+    assert (a.contacts, a.answered, a.measured, a.met, a.abandoned) == (10, 8, 9, 7, 1)
+    assert (b.contacts, b.answered, b.measured, b.met, b.abandoned) == (10, 8, 9, 6, 1)
+    assert (a.service_level, b.service_level) == (7 / 9, 6 / 9)
+    assert a.abandon_rate == b.abandon_rate == 1 / 9
+    # answered waits: A 0 (c8), 5, 5, 10, 12, 25, 30, 82000; B has 17 for c1's 12
+    assert (a.p50_wait_s, a.p90_wait_s, a.p99_wait_s) == (10.0, 82_000.0, 82_000.0)
+    assert (b.p50_wait_s, b.p90_wait_s, b.p99_wait_s) == (10.0, 82_000.0, 82_000.0)
     occ = a.occupancy
     assert occ.agents == 3
     assert occ.mean == pytest.approx((ANN_A + BOB + EVE) / 3)
@@ -80,8 +81,8 @@ def test_each_side_has_the_hand_computed_figures(dbs: tuple[Path, Path]) -> None
 def test_the_difference_is_b_minus_a(dbs: tuple[Path, Path]) -> None:
     d = compare(*dbs).difference
     assert (d["contacts"], d["met"], d["abandoned"]) == (0, -1, 0)
-    assert d["service_level"] == pytest.approx(-0.125)
-    assert (d["p50_wait_s"], d["p90_wait_s"]) == (5.0, 0.0)
+    assert d["service_level"] == pytest.approx(-1 / 9)
+    assert (d["p50_wait_s"], d["p90_wait_s"]) == (0.0, 0.0)
     assert d["occupancy"]["mean"] == pytest.approx((ANN_B - ANN_A) / 3)
     assert d["occupancy"]["min"] == pytest.approx(ANN_B - ANN_A)
     assert d["occupancy"]["agents"] == 0
@@ -92,20 +93,20 @@ def test_the_difference_is_b_minus_a(dbs: tuple[Path, Path]) -> None:
 def test_the_dict_form_is_json(dbs: tuple[Path, Path]) -> None:
     data = json.loads(json.dumps(compare(*dbs, labels=("A", "B")).to_dict()))
     assert set(data) == {"a", "b", "difference", "notes"}
-    assert (data["a"]["label"], data["a"]["service_level"], data["b"]["met"]) == ("A", 0.75, 5)
+    assert (data["a"]["label"], data["a"]["service_level"], data["b"]["met"]) == ("A", 7 / 9, 6)
     assert data["a"]["channels"]["webchat"] == {"contacts": 2, "measured": 2, "service_level": 1}
-    assert data["difference"]["service_level"] == pytest.approx(-0.125)
+    assert data["difference"]["service_level"] == pytest.approx(-1 / 9)
 
 
 def test_the_table_shows_both_sides_and_the_difference(dbs: tuple[Path, Path]) -> None:
     lines = format_comparison(compare(*dbs, labels=("A", "B")))
     assert lines[2].split() == ["A", "B", "B", "-", "A"]  # the header
     rows = {p[0]: p[1:] for p in (re.split(r"\s{2,}", line.strip()) for line in lines[4:])}
-    assert rows["service level"] == ["75.0%", "62.5%", "-12.5 pp"]
-    assert rows["p50 wait"] == ["12s", "17s", "+5.0s"]
+    assert rows["service level"] == ["77.8%", "66.7%", "-11.1 pp"]
+    assert rows["p50 wait"] == ["10s", "10s", "+0.0s"]
     assert rows["p90 wait"] == ["22h46m", "22h46m", "+0.0s"]
-    assert rows["contacts"] == ["9", "9", "+0"]
-    assert rows["in SLA"] == ["6", "5", "-1"]
+    assert rows["contacts"] == ["10", "10", "+0"]
+    assert rows["in SLA"] == ["7", "6", "-1"]
     assert rows["webchat (2 / 2 contacts)"] == ["100.0%", "50.0%", "-50.0 pp"]
     assert rows["agents logged in"] == ["3", "3", "+0"]
     assert "occupancy of human agents" in lines
@@ -117,9 +118,9 @@ def test_an_empty_database_compares_with_notes(dbs: tuple[Path, Path], tmp_path:
         pass
     c = compare(dbs[0], empty)
     assert (c.b.tenant, c.b.contacts, c.b.service_level, c.b.occupancy.agents) == ("", 0, None, 0)
-    assert c.difference["contacts"] == -9
+    assert c.difference["contacts"] == -10
     assert c.difference["service_level"] is None
     assert len(c.notes) == 2  # the tenants and the contacts differ
     lines = format_comparison(c)
-    assert any(line.startswith("note: the contacts differ (9 and 0)") for line in lines)
+    assert any(line.startswith("note: the contacts differ (10 and 0)") for line in lines)
     json.dumps(c.to_dict())

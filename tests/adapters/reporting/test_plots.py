@@ -20,6 +20,8 @@ from omniroute.adapters.reporting import (
     write_plots,
 )
 from omniroute.adapters.reporting.plot_data import (
+    MIN_MEASURED,
+    ServiceLevelSeries,
     occupancy_data,
     queue_depth_data,
     service_level_data,
@@ -51,22 +53,45 @@ def test_service_level_per_class_in_the_first_interval(con: duckdb.DuckDBPyConne
     data = service_level_data(con)
     # every contact arrives in 08:00-08:15. Measured: voice c2 (abandoned after 30 s),
     # c4 (callback, 25 s > 20 s), c6 (5 s), c3 a short abandon left out; chat c1 (12 s),
-    # c5 (30 s of 60 s); messaging c9, c7; email c10 (22 h 46 m of 24 h)
+    # c5 (30 s of 60 s); messaging c9, c7 and c8 (Maria's WhatsApp joining c7, served at
+    # once); email c10 (22 h 46 m of 24 h)
     assert data.interval_s == 900
     assert list(data.starts) == [np.datetime64(at(0), "ms")]
     assert data.classes == ("voice", "chat", "messaging", "email")
-    assert data.contacts[:, 0].tolist() == [4, 2, 2, 1]
-    assert data.measured[:, 0].tolist() == [3, 2, 2, 1]
-    assert data.met[:, 0].tolist() == [1, 2, 2, 1]
+    assert data.contacts[:, 0].tolist() == [4, 2, 3, 1]
+    assert data.measured[:, 0].tolist() == [3, 2, 3, 1]
+    assert data.met[:, 0].tolist() == [1, 2, 3, 1]
     assert data.service_level[:, 0] == pytest.approx([1 / 3, 1, 1, 1])
-    assert data.overall.tolist() == [0.75]
+    assert data.overall.tolist() == [7 / 9]
+
+
+def test_an_interval_with_few_contacts_is_marked_not_drawn_at_100_percent() -> None:
+    # three intervals: 10 measured (6 met), 2 measured (both met), 8 measured (4 met)
+    starts = np.datetime64(at(0), "ms") + np.arange(3) * np.timedelta64(900, "s")
+    measured = np.array([[10, 2, 8]])
+    data = ServiceLevelSeries(900, starts, ("voice",), measured, measured,
+                              np.array([[6, 2, 4]]))  # fmt: skip
+    assert MIN_MEASURED == 5
+    assert data.overall.tolist() == [0.6, 1.0, 0.5]
+    shown = data.overall_shown()
+    assert shown[0] == 0.6 and math.isnan(shown[1]) and shown[2] == 0.5
+    assert data.overall_shown(min_measured=2).tolist() == [0.6, 1.0, 0.5]
+    fig = draw_service_level(data)
+    top = fig.axes[0]
+    line = next(ln for ln in top.get_lines() if ln.get_label().startswith("all channels"))
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert y[0] == 0.6 and math.isnan(y[1]) and y[2] == 0.5  # the line does not jump to 100 %
+    hollow = [ln for ln in top.get_lines() if ln.get_markerfacecolor() == "none"
+              and len(ln.get_xdata()) == 1]  # fmt: skip
+    assert [float(ln.get_ydata()[0]) for ln in hollow] == [1.0, 1.0]  # voice, all channels
+    assert any("under 5 measured" in t.get_text() for t in top.get_legend().get_texts())
 
 
 def test_service_level_per_five_minutes(con: duckdb.DuckDBPyConnection) -> None:
     data = service_level_data(con, interval_s=300)
-    # 08:00 c1 met, c2 and c4 not, c5 met; 08:05 c6, c9 met; 08:10 c7, c10 met
+    # 08:00 c1 met, c2 and c4 not, c5 met; 08:05 c6, c9 met; 08:10 c7, c8, c10 met
     assert list(data.starts) == [np.datetime64(at(s), "ms") for s in (0, 300, 600)]
-    assert data.measured.sum(axis=0).tolist() == [4, 2, 2]
+    assert data.measured.sum(axis=0).tolist() == [4, 2, 3]
     assert data.overall.tolist() == [0.5, 1.0, 1.0]
     voice = data.classes.index("voice")
     assert data.measured[voice].tolist() == [2, 1, 0]

@@ -13,6 +13,7 @@ from omniroute.engine import events as ev
 from omniroute.engine.memorylog import MemoryLog
 from omniroute.engine.policy import parse_policy
 from omniroute.engine.replay import replay
+from omniroute.engine.simulation import simultaneous_legs
 from tests.support.simulation import START_MS, of_type, small_in_memory, small_policy
 
 
@@ -33,6 +34,11 @@ def test_the_small_scenario_exercises_every_behaviour(small_events: list[ev.Even
     rejoins = of_type(events, ev.ConversationRejoined)
     first_channel = {a.conversation_id: a.channel for a in arrived}
     assert any(r.channel != first_channel[r.conversation_id] for r in rejoins)
+    # ... with a second live leg (the email during the call) that the agent takes on;
+    # the call hangs up while the email goes on
+    assert any(m.channels[:2] == ("voice", "email") for m in simultaneous_legs(events))
+    assert of_type(events, ev.LegJoined)
+    assert any(e.leg is not None for e in of_type(events, ev.ConversationEnded))
     # transfers, abandons (from the queue and from offers), callbacks now and later
     assert {t.mode for t in of_type(events, ev.TransferRequested)} == {"cold", "warm"}
     assert of_type(events, ev.CustomerAbandoned)
