@@ -28,13 +28,12 @@ every invariant of ``invariants.py`` notices the breakage it is about.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, assume, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import event as label
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -88,13 +87,7 @@ from omniroute.engine.policy import (
 from omniroute.engine.state import AgentState, ConversationState, TenantState, Timer
 from omniroute.engine.validation import Rejected, check_can_take
 from tests.oracles.agent_view import AgentView
-from tests.oracles.invariants import (
-    CHECKS,
-    check_invariants,
-    find_violations,
-    full_hold,
-    live_classes,
-)
+from tests.oracles.invariants import CHECKS, check_invariants, find_violations
 
 # --- the contact centre ------------------------------------------------------------------
 
@@ -178,23 +171,11 @@ PROFILES = ("default", "lite", "blended")
 
 # Known engine bugs, each with a minimal reproduction in an xfail(strict=True) test at the
 # bottom of this file. While a bug is listed here the machine discards the runs that hit it
-# when a check would trip on it (``assume``: its consequences trip other checks too, the
-# agents' point of view first) and checks everything else. When the engine is fixed the
-# xfail test passes, fails as strict, and its entry here and its xfail mark should go.
+# (``assume``: its consequences trip other checks too) and checks everything else. When the
+# engine is fixed the xfail test passes, fails as strict, and its entry here and its xfail
+# mark should go.
 KNOWN_BUGS: dict[str, str] = {
-    "stale_inactivity": "a new leg without inactivity (a call) took the lead of a messaging "
-    "conversation; the inactivity timer armed for messaging still fires and the call costs "
-    "its inactive_cost (0): the agent gets more work during the call",
-    "warm_transfer_dropped": "a new leg or a leg ending changes what a warm transfer's offer "
-    "must reserve; the offer is withdrawn and the transfer never queued again",
-    "early_callback": "a leg of a scheduled callback ends (or is abandoned): the callback is "
-    "queued at once, before its not_before",
-    "leg_end_under_holds": "a leg ends and what the owner's live legs cost cannot be held "
-    "(a leg waits that their profile lacks, or the cost grows: voice 30 < chat 34 in "
-    "'blended'): the hold keeps the ended leg's class and units, below what the legs served "
-    "cost",
-    "stale_ring": "a new leg moves a conversation whose leg waits for anyone (leg_wait) to a "
-    "queue with fewer escalation rings, keeping its ring: IndexError in requirements()",
+    # bug name -> what goes wrong (none open)
 }
 
 tenants = st.sampled_from(("acme", "globex", "acme", "initech"))  # busiest first
@@ -269,7 +250,7 @@ class EngineMachine(RuleBasedStateMachine):
             for name, tenant in self.engine.state.tenants.items()
             if name != event.tenant
         }
-        out = self.apply(event)
+        out = self.engine.apply(event)
         for name, was in others.items():
             assert ENCODER.encode(self.engine.state.tenants[name]) == was, (
                 f"{event!r} of tenant {event.tenant!r} changed tenant {name!r}"
@@ -301,20 +282,10 @@ class EngineMachine(RuleBasedStateMachine):
         self.view.fold(event, out)
         self.tally(out)
         self.observe(event, out, rejected=bool(rejected))
-        self.discard_known_bugs()
         check_invariants(self.engine)
         self.check_model()
         self.check_agents(event.tenant)
         return out
-
-    def apply(self, event: Event) -> list[Decision]:
-        """The engine's decisions; a crash of a ``KNOWN_BUGS`` bug discards the run."""
-        try:
-            return self.engine.apply(event)
-        except IndexError as exc:
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            assume(not ("stale_ring" in KNOWN_BUGS and frame.name == "requirements"))
-            raise
 
     def tally(self, out: list[Decision]) -> None:
         """Label the runs (``--hypothesis-show-statistics``) by what legs they reached."""
@@ -329,19 +300,6 @@ class EngineMachine(RuleBasedStateMachine):
                     label("several live legs served, offered to another agent")
                 elif len(conv.served) > 1:
                     label("several live legs served")
-
-    def discard_known_bugs(self) -> None:
-        """Discard the run (``assume``) once it hits an engine bug of ``KNOWN_BUGS``."""
-        for tenant in self.engine.state.tenants.values():
-            for conv in tenant.conversations.values():
-                owner = tenant.agents.get(conv.owner) if conv.owner else None
-                joined = live_classes(conv, joined_only=True)
-                if "leg_end_under_holds" in KNOWN_BUGS and owner and joined and not conv.inactive:
-                    cost = full_hold(POLICY.profiles[owner.profile], joined)[1]
-                    assume(conv.owner_units >= cost)
-                if "stale_inactivity" in KNOWN_BUGS and owner and conv.inactive:
-                    limit = POLICY.profiles[owner.profile].classes.get(conv.owner_class)  # type: ignore[arg-type]
-                    assume(limit is not None and limit.inactive_after_s is not None)
 
     @staticmethod
     def check_wire(event: Event) -> None:
@@ -425,8 +383,6 @@ class EngineMachine(RuleBasedStateMachine):
             if conv is None or conv.owner != old_owner or conv.stage != "assigned":
                 del self.warm[key]  # handed over, ended, or the old owner let go
             else:
-                if "warm_transfer_dropped" in KNOWN_BUGS:
-                    assume(conv.in_queue or conv.offer_agent is not None)
                 assert conv.in_queue or conv.offer_agent is not None, (
                     f"warm transfer of {key} by {old_owner!r} was dropped: the conversation is "
                     "back with them, neither queued nor offered"
@@ -1289,7 +1245,8 @@ class TestEngineStateMachineLong(LongEngineMachine.TestCase):  # type: ignore[na
 #
 # Each test is the smallest event sequence found for one engine bug, checked with the same
 # invariants as the machine. All were fixed in the engine while this suite was written
-# (commits 73af1ca and c99fa69) and stay as regression tests. A new bug goes here as an
+# (commits 73af1ca and c99fa69; with channel legs, f78f5d8, 1fd27d5 and 1a48ef4) and stay
+# as regression tests. A new bug goes here as an
 # xfail(strict=True) test, with an entry in KNOWN_BUGS if the machine must skip its check.
 
 
@@ -1392,13 +1349,12 @@ def test_reactivation_settles_when_inactivity_frees_room() -> None:
     assert engine.state.tenants["acme"].agents["ann"].pending == []
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["warm_transfer_dropped"])
 @pytest.mark.parametrize("leg", ["joins", "ends"])
 def test_warm_transfer_survives_a_channel_switch(leg: str) -> None:
     """Was: the customer switching channel while the warm transfer was offered withdrew the
     offer and gave the conversation back to ann, neither queued nor offered: the transfer
-    was silently dropped. Again with legs (open): a new leg, or a leg ending, changes what
-    bob's offer reserves; it is withdrawn and the transfer dropped."""
+    was silently dropped. Again with legs (fixed in 1fd27d5/1a48ef4): a new leg, or a leg
+    ending, changed what bob's offer reserves; it was withdrawn and the transfer dropped."""
     email = _arrive("k0", 0, "email", "c1-mail", customer_id="cust")
     email_first = [email] if leg == "ends" else []
     then = (
@@ -1427,7 +1383,6 @@ def test_warm_transfer_survives_a_channel_switch(leg: str) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["early_callback"])
 @pytest.mark.parametrize("how", ["ended", "abandoned"])
 def test_a_leg_ending_leaves_a_callback_scheduled(how: str) -> None:
     """A customer on a call and an email asks to be called back in a minute, then the email
@@ -1449,7 +1404,6 @@ def test_a_leg_ending_leaves_a_callback_scheduled(how: str) -> None:
     assert engine.state.tenants["acme"].conversations["k1"].stage == "scheduled"
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["leg_end_under_holds"])
 def test_when_a_call_leg_ends_the_hold_covers_the_chat_it_leaves() -> None:
     """Ann ('blended': voice 30, chat 34, no video) serves cust's chat; cust calls (the
     call leads: 30 units and one chat item) and opens a video leg Ann can never take; the
@@ -1467,14 +1421,12 @@ def test_when_a_call_leg_ends_the_hold_covers_the_chat_it_leaves() -> None:
             _arrive("k3", 2_000, "video", "cust-video", customer_id="cust"),  # waits
             ConversationEnded(tenant="acme", ts=3_000, conversation_id="k1", leg="k2"),
         ],
-        ignore=("legs",),
     )
     ann = engine.state.tenants["acme"].agents["ann"]
     voice = MEDIA_CLASSES.index("voice")
     assert (sum(ann.units), ann.counts[voice]) == (34, 0), (ann.units, ann.counts)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=KNOWN_BUGS["stale_ring"])
 def test_a_new_leg_moving_a_waiting_leg_to_another_queue_restarts_its_rings() -> None:
     """Ann serves cust on WhatsApp and two other chats (88 units); cust opens a chat that
     does not fit: after sticky_wait_s the conversation waits for anyone in ``auto`` and
@@ -1546,10 +1498,7 @@ STALE_TIMER_POLICY = Policy(
     "then",
     [
         "bot_takes_over",
-        pytest.param(
-            "customer_calls",
-            marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["stale_inactivity"]),
-        ),
+        "customer_calls",
     ],
 )
 def test_a_stale_inactivity_timer_spares_the_next_owner(then: str) -> None:
