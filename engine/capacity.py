@@ -28,6 +28,7 @@ __all__ = [
     "release_owner",
     "schedule_inactivity",
     "set_owner",
+    "stop_waiting",
     "withdraw_offer",
 ]
 
@@ -264,6 +265,18 @@ def _settle(ctx: Context, tenant: TenantState, agent: AgentState) -> None:
         conv.inactive = False
         schedule_inactivity(ctx, tenant, agent, conv)
         _joined(ctx, tenant, agent, conv)
+
+
+def stop_waiting(
+    ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState
+) -> None:
+    """The conversation's hold need not grow any more (it ended): the agent's next pending
+    hold gets its chance, and the agent may get new work."""
+    if conv.conversation_id in agent.pending:
+        agent.pending.remove(conv.conversation_id)
+        ctx.sync(tenant, agent)
+        _settle(ctx, tenant, agent)
+        ctx.dirty_agent(tenant, agent)
 
 
 def customer_wrote(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:

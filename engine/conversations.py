@@ -6,7 +6,14 @@ assigned to them, in wrap-up with them, waiting) before it changes anything.
 
 from __future__ import annotations
 
-from .capacity import customer_wrote, offer_hold, rehold, release_owner, withdraw_offer
+from .capacity import (
+    customer_wrote,
+    offer_hold,
+    rehold,
+    release_owner,
+    stop_waiting,
+    withdraw_offer,
+)
 from .context import Context, ms
 from .events import (
     CallbackRequested,
@@ -195,10 +202,7 @@ def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
         leg.ended_ts = ctx.now
     conv.leg_wait = False
     agent = tenant.agents[conv.owner]
-    if conv.conversation_id in agent.pending:  # nothing live is left to wait for
-        agent.pending.remove(conv.conversation_id)
-        ctx.sync(tenant, agent)
-        ctx.dirty_agent(tenant, agent)
+    stop_waiting(ctx, tenant, agent, conv)  # nothing live is left to wait for
     wrap_up_s = ctx.policy.queues[conv.queue].wrap_up_s
     if agent.kind == "human" and wrap_up_s > 0:
         conv.stage = "wrap_up"

@@ -193,3 +193,21 @@ def test_a_leg_that_is_unknown_or_already_ended_is_rejected() -> None:
     desk.at(3).send(ConversationEnded, conversation_id="call-1", leg="call-1")
     out = desk.at(4).send(ConversationEnded, conversation_id="call-1", leg="call-1")
     assert "already ended" in of_type(out, EventRejected)[0].reason
+
+
+def test_a_conversation_ending_while_its_leg_waits_lets_the_next_waiting_leg_join() -> None:
+    """Ann's two chat customers both open a leg: the call cannot fit, the email could but
+    waits behind it; the caller's conversation ends (wrap-up keeps its chat): the email
+    joins at once, and Ann is free for new work again."""
+    desk = Desk(AUTO)
+    desk.agent("ann")
+    desk.arrive("chat-1", "webchat", customer_id="c1")
+    desk.arrive("chat-2", "webchat", customer_id="c2")
+    desk.at(1).arrive("call-1", "voice", customer_id="c1")
+    desk.at(2).arrive("mail-2", "email", customer_id="c2")
+    ann = desk.agent_state("ann")
+    assert ann.pending == ["chat-1", "chat-2"]
+    out = desk.at(3).send(ConversationEnded, conversation_id="chat-1")
+    assert [(j.leg, j.agent_id) for j in of_type(out, LegJoined)] == [("mail-2", "ann")]
+    assert ann.pending == [] and ann.routable
+    assert ann.units[CHAT] == 66 and ann.counts[EMAIL] == 1
