@@ -582,7 +582,11 @@ def _leg_violations(
             yield f"{what}: {owner.agent_id!r} serves legs of {joined} holding only {sorted(held)}"
         limit = profile.classes.get(conv.owner_class)  # type: ignore[call-overload]
         least = limit.inactive_cost if conv.inactive and limit is not None else cost
-        if conv.owner_units < least:
+        # a hold that must grow (the chat a call leaves costs more than the call, in a
+        # profile priced that way) keeps its units until the rest fits: its agent waits
+        # with it in ``pending`` and gets no new work meanwhile
+        growing = conv.conversation_id in owner.pending
+        if conv.owner_units < least and not growing:
             yield f"{what}: {owner.agent_id!r} holds {conv.owner_units} for legs costing {least}"
     offered = agents.get(conv.offer_agent) if conv.offer_agent else None
     if offered is not None:
