@@ -59,6 +59,8 @@ def hold(
     ctx: Context, tenant: TenantState, agent: AgentState, conv: ConversationState, h: Hold
 ) -> None:
     """The agent takes ``h`` for the conversation (an offer or an assignment)."""
+    if not agent.holding:
+        agent.idle_since = ctx.now  # busy from now: ``idle_since`` marks the last change
     _charge(agent, h, 1)
     agent.holding.append(conv.conversation_id)
     ctx.sync(tenant, agent)

@@ -66,9 +66,17 @@ __all__ = [
 def message_received(ctx: Context, event: MessageReceived) -> None:
     tenant = known_tenant(ctx.state, event.tenant)
     conv = conversation_of(tenant, event.conversation_id)
+    if event.leg is not None:
+        leg = leg_of(conv, event.leg)
+        if leg is None:
+            raise Rejected(f"conversation {conv.conversation_id!r} has no leg {event.leg!r}")
+        if leg.ended_ts is not None:
+            raise Rejected(f"leg {event.leg!r} has already ended")
     if event.direction == "in":
         conv.last_in_ts = ctx.now
         customer_wrote(ctx, tenant, conv)
+    elif conv.owner is not None and tenant.agents[conv.owner].kind == "human":
+        conv.replied = True
 
 
 def _offered_to(tenant: TenantState, conversation_id: str, agent_id: str) -> ConversationState:

@@ -157,10 +157,14 @@ class ConversationArrived(_Event, frozen=True, tag="conversation.arrived"):
 
 
 class MessageReceived(_Event, frozen=True, tag="message.received"):
-    """A message in an asynchronous conversation; ``in`` wakes an inactive conversation."""
+    """A message in a conversation: ``in`` from the customer (wakes an inactive
+    conversation), ``out`` from the agent (the first one answers an asynchronous
+    conversation's SLA). ``leg`` names the leg it was on (a ``conversation_id`` the
+    conversation took in), when the producer knows it."""
 
     conversation_id: str
     direction: Literal["in", "out"] = "in"
+    leg: str | None = None
 
 
 class OfferAccepted(_Event, frozen=True, tag="offer.accepted"):

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from omniroute.core_ext import kernel
 
-from .policy import MEDIA_CLASSES, MediaClass, Policy, Queue
+from .policy import MEDIA_CLASSES, MediaClass, Policy, Queue, Urgency
 from .state import AgentState, ConversationState
 
 __all__ = [
@@ -43,6 +43,8 @@ LANGUAGE_PREFIX = "lang:"
 LANGUAGE_LEVEL = 5
 STRICT_PRIORITY_MS = 10**13
 """Without aging, one priority level outweighs any wait (over 300 years)."""
+_KEY_LIMIT = 2**62
+"""Urgency keys are clamped into the kernel's 64-bit range (strict priority x 2**31)."""
 
 _N_CLASSES = len(MEDIA_CLASSES)
 _MAX_MEMO = 100_000
@@ -241,14 +243,20 @@ def also_mask(conv: ConversationState) -> int:
     return mask
 
 
-def urgency(conv: ConversationState, queue: Queue) -> tuple[int, int, int]:
-    """Sort key, most urgent first: aged priority, then SLA deadline, then arrival order.
-
-    Aged priority is a virtual arrival time: each priority level counts as ``aging_s`` of
-    waiting, so the order never changes while conversations wait (and nothing starves).
+def urgency(conv: ConversationState, queue: Queue, mode: Urgency) -> tuple[int, int, int]:
+    """Sort key, most urgent first (static while the conversation waits, so the index stays
+    exact): ``deadline``: SLA deadline, then first contact; ``arrival``: first contact,
+    then SLA deadline; then arrival order. Each priority level moves the first part
+    ``aging_s`` earlier (nothing starves); ``aging_s = 0`` makes priority strict.
     """
     worth = round(queue.aging_s * 1000) if queue.aging_s > 0 else STRICT_PRIORITY_MS
-    return (conv.first_contact_ts - conv.priority * worth, conv.sla_deadline, conv.seq)
+    first, second = (
+        (conv.sla_deadline, conv.first_contact_ts)
+        if mode == "deadline"
+        else (conv.first_contact_ts, conv.sla_deadline)
+    )
+    key = min(max(first - conv.priority * worth, -_KEY_LIMIT), _KEY_LIMIT)
+    return (key, second, conv.seq)
 
 
 class TenantMatcher:
@@ -313,8 +321,8 @@ class TenantMatcher:
         bucket = self.index.bucket_id(
             cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds], also_mask(conv)
         )
-        key, deadline, seq = urgency(conv, self.policy.queues[conv.queue])
-        self.index.add(slot, bucket, key, deadline, seq, pinned, pin_until, _slots(excluded))
+        key, second, seq = urgency(conv, self.policy.queues[conv.queue], self.policy.urgency)
+        self.index.add(slot, bucket, key, second, seq, pinned, pin_until, _slots(excluded))
 
     def dequeue(self, conversation_id: str) -> None:
         """Take a conversation out of the index."""

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_SECONDS",
     "MEDIA_CLASSES",
     "PRESETS",
+    "REPLY_CLASSES",
     "CapacityProfile",
     "ClassLimit",
     "Limits",
@@ -45,6 +46,7 @@ __all__ = [
     "PolicyError",
     "Queue",
     "Ring",
+    "Urgency",
     "Weights",
     "load_policy",
     "parse_policy",
@@ -69,6 +71,10 @@ CHANNEL_CLASS: dict[Channel, MediaClass] = {
     "task": "task",
 }
 assert set(CHANNEL_CLASS) == set(CHANNELS)
+
+REPLY_CLASSES: frozenset[MediaClass] = frozenset({"messaging", "email", "social"})
+"""Asynchronous classes: a conversation that starts in one is answered by the agent's first
+reply (``MessageReceived`` out), not by its assignment (DESIGN.md §7)."""
 
 
 class PolicyError(ValueError):
@@ -140,6 +146,7 @@ class Ring(_Spec, frozen=True):
 
 
 OfferMode: TypeAlias = Literal["auto", "offer"]
+Urgency: TypeAlias = Literal["deadline", "arrival"]
 
 
 class Queue(_Spec, frozen=True):
@@ -192,7 +199,7 @@ class Weights(_Spec, frozen=True):
 
 
 PRESETS: dict[str, Weights] = {
-    "longest_idle": Weights(idle=1.0, sticky=1e9),
+    "longest_idle": Weights(idle=1.0, load=1e-6, sticky=1e9),
     "least_loaded": Weights(load=1.0, idle=1e-6, sticky=1e9),
     "best_skill": Weights(skill=1.0, idle=1e-6, sticky=1e9),
     "round_robin": Weights(round_robin=1.0, sticky=1e9),
@@ -253,6 +260,15 @@ class Policy(_Spec, frozen=True):
     human_profile: str = "default"
     bot_profile: str = "bot"
     unknown_queue: Literal["reject", "default"] = "reject"
+    urgency: Urgency = "deadline"
+    """How waiting conversations are ordered: ``deadline`` (earliest SLA deadline first,
+    each priority level worth the queue's ``aging_s``) or ``arrival`` (aged first contact)."""
+    max_per_pass: int = 1
+    """New conversations one routing pass gives one agent while another eligible agent
+    has room (the rest go to those agents): queued work is spread, not piled."""
+    prefer_window_s: float = 0.0
+    """A freed agent takes the conversation of its best-matching skills among those within
+    this many seconds of urgency of the most urgent one it can take (0: most urgent)."""
     dedup_window: int = 100_000
     limits: Limits = msgspec.field(default_factory=Limits)
 
@@ -270,6 +286,8 @@ class Policy(_Spec, frozen=True):
             raise PolicyError("queues: unknown_queue = 'default' needs the default queue "
                               "(default_queue = true, or a [queues.default])")  # fmt: skip
         _check_int("dedup_window", self.dedup_window, 0, _MAX_DEDUP)
+        _check_int("max_per_pass", self.max_per_pass, 1, _MAX_UNITS)
+        _check_seconds("prefer_window_s", self.prefer_window_s)
         if self.weights is not None:
             for field in self.weights.__struct_fields__:
                 if not math.isfinite(getattr(self.weights, field)):

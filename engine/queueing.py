@@ -15,6 +15,7 @@ from .capacity import offer_hold, release_owner, withdraw_offer
 from .context import Context, ms
 from .events import ConversationQueued, OfferExpiry, SlaBreached
 from .legs import full_hold, live_legs
+from .policy import CHANNEL_CLASS, REPLY_CLASSES
 from .state import AgentState, ConversationState, TenantState
 
 __all__ = [
@@ -97,14 +98,16 @@ def pin(
 
 
 def check_sla(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:
-    """Emit ``SlaBreached`` once, when no human answered by the SLA deadline."""
+    """Emit ``SlaBreached`` once, when no human answered by the SLA deadline: for a
+    conversation that started asynchronous (``REPLY_CLASSES``), by their first reply."""
     now = ctx.now
-    if (
-        not conv.sla_breached
-        and not conv.answered_by_human
-        and conv.owner is None
-        and now > conv.sla_deadline  # answered at the target is in time
-    ):
+    if conv.sla_breached or now <= conv.sla_deadline:  # answered at the target is in time
+        return
+    if CHANNEL_CLASS[conv.legs[0].channel] in REPLY_CLASSES:
+        answered = conv.replied
+    else:
+        answered = conv.answered_by_human or conv.owner is not None
+    if not answered:
         conv.sla_breached = True
         ctx.emit(
             SlaBreached(

@@ -21,9 +21,34 @@ from .state import AgentState, ConversationState, TenantState
 __all__ = ["assign", "route"]
 
 
+class _Pass:
+    """What one routing pass gave each agent: after ``max_per_pass`` new conversations an
+    agent gets more only when no other eligible agent has room (``full``: their slots)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.given: dict[tuple[str, str], int] = {}
+        self.full: dict[str, list[int]] = {}
+
+    def at_limit(self, tenant: str, agent: AgentState) -> bool:
+        return self.given.get((tenant, agent.agent_id), 0) >= self.limit
+
+    def gave(self, tenant: str, agent: AgentState) -> None:
+        key = (tenant, agent.agent_id)
+        self.given[key] = n = self.given.get(key, 0) + 1
+        if n == self.limit:
+            self.full.setdefault(tenant, []).append(agent.slot)
+
+
 def route(ctx: Context) -> None:
-    """Offer work until no dirty agent has a match and no dirty conversation an agent."""
+    """Offer work until no dirty agent has a match and no dirty conversation an agent.
+
+    A freed agent takes the most urgent conversation it can (``most_urgent``), again and
+    again while it has room, but past ``max_per_pass`` in one pass each further one goes
+    to another eligible agent with room if there is one: work is spread, not piled.
+    """
     state = ctx.state
+    spread = _Pass(ctx.policy.max_per_pass)
     while ctx.dirty_agents or ctx.dirty_convs:
         agents, ctx.dirty_agents = ctx.dirty_agents, {}
         for tname, aid in sorted(agents, key=partial(_agent_order, ctx)):
@@ -35,17 +60,22 @@ def route(ctx: Context) -> None:
                 if cid is None:
                     break
                 conv = tenant.conversations[cid]
+                if spread.at_limit(tname, agent) and _route_conversation(
+                    ctx, tenant, conv, spread, others_only=True
+                ):
+                    continue
                 score = matcher.score(
                     agent.slot, conv, _preferred_slot(tenant, conv), ctx.now,
                     state.offer_counter,
                 )  # fmt: skip
                 _offer(ctx, tenant, conv, agent, score, "agent_free")
+                spread.gave(tname, agent)
         convs, ctx.dirty_convs = ctx.dirty_convs, {}
         for tname, cid in sorted(convs, key=partial(_conv_order, ctx)):
             tenant = state.tenants[tname]
             waiting = tenant.conversations.get(cid)
             if waiting is not None and waiting.in_queue:
-                _route_conversation(ctx, tenant, waiting)
+                _route_conversation(ctx, tenant, waiting, spread)
 
 
 def _agent_order(ctx: Context, key: tuple[str, str]) -> tuple[str, int]:
@@ -57,7 +87,7 @@ def _conv_order(ctx: Context, key: tuple[str, str]) -> tuple[str, tuple[int, int
     conv = ctx.state.tenants[key[0]].conversations.get(key[1])
     if conv is None:
         return (key[0], (0, 0, -1))
-    return (key[0], urgency(conv, ctx.policy.queues[conv.queue]))
+    return (key[0], urgency(conv, ctx.policy.queues[conv.queue], ctx.policy.urgency))
 
 
 def _preferred_slot(tenant: TenantState, conv: ConversationState) -> int:
@@ -77,18 +107,35 @@ def _active_pin(ctx: Context, tenant: TenantState, conv: ConversationState) -> A
     return agent
 
 
-def _route_conversation(ctx: Context, tenant: TenantState, conv: ConversationState) -> None:
+def _route_conversation(
+    ctx: Context,
+    tenant: TenantState,
+    conv: ConversationState,
+    spread: _Pass,
+    *,
+    others_only: bool = False,
+) -> bool:
+    """Offer the conversation to its best eligible agent, preferring agents this pass has
+    not yet given ``max_per_pass`` (``others_only``: only those); True if offered."""
     matcher = ctx.matchers[tenant.tenant]
     pin = _active_pin(ctx, tenant, conv)
-    slot, score = matcher.best_agent(
-        conv, ctx.excluded_slots(tenant, conv), _preferred_slot(tenant, conv),
-        pin.slot if pin is not None else -1, ctx.now, ctx.state.offer_counter,
-    )  # fmt: skip
-    if slot < 0:
-        return
-    agent_id = matcher.agent_at[slot]
-    why = "pinned" if pin is not None else ctx.policy.preset
-    _offer(ctx, tenant, conv, tenant.agents[agent_id], score, why)
+    excluded = ctx.excluded_slots(tenant, conv)
+    full = spread.full.get(tenant.tenant, [])
+    choices = (
+        [excluded + full] if others_only else [excluded + full, excluded] if full else [excluded]
+    )
+    for slots in choices:
+        slot, score = matcher.best_agent(
+            conv, slots, _preferred_slot(tenant, conv), pin.slot if pin is not None else -1,
+            ctx.now, ctx.state.offer_counter,
+        )  # fmt: skip
+        if slot >= 0:
+            agent = tenant.agents[matcher.agent_at[slot]]
+            why = "pinned" if pin is not None else "spread" if others_only else ctx.policy.preset
+            _offer(ctx, tenant, conv, agent, score, why)
+            spread.gave(tenant.tenant, agent)
+            return True
+    return False
 
 
 def _offer(
@@ -105,7 +152,6 @@ def _offer(
     h = full_hold(ctx.policy, agent, legs)
     state.offer_counter += 1
     agent.last_offer = state.offer_counter
-    agent.idle_since = now
     leave_queue(ctx, tenant, conv)
     hold(ctx, tenant, agent, conv, h)
     queue = ctx.policy.queues[conv.queue]

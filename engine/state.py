@@ -28,7 +28,7 @@ __all__ = [
     "TimerKind",
 ]
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 """Bumped when the state's shape changes: a snapshot of another version is not restored."""
 
 Stage: TypeAlias = Literal["queued", "offered", "assigned", "wrap_up", "scheduled"]
@@ -123,6 +123,8 @@ class ConversationState(msgspec.Struct, kw_only=True):
     sla_target_s: float = 0.0
     sla_breached: bool = False
     answered_by_human: bool = False
+    replied: bool = False
+    """A human owner has written to the customer (``MessageReceived`` out)."""
     callback: bool = False
     not_before: int | None = None
     last_in_ts: int = 0
