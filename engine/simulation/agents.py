@@ -1,6 +1,22 @@
 """What agents do at their desktops: answer or decline offers (or let them time out),
 handle the conversations they are given (each live leg: the call, then the email the
-customer sent during it), transfer some, end them and wrap up."""
+customer sent during it), transfer some, end them and wrap up.
+
+Written work (``policy.REPLY_CLASSES``) goes on the agent's desk (:mod:`.desks`): one
+piece at a time, in the order the conversations were assigned, paused by calls and video.
+
+- An email or a social post: answering it is the work. The agent's reply
+  (``MessageReceived`` out, naming the leg) goes out when its handling time of work is
+  done; then the leg ends (the conversation, if it was its last live leg).
+- A messaging conversation (WhatsApp, SMS...): the first reply takes one ``reply_s`` of
+  work from when the agent gets to it; the conversation then goes on for its handling
+  time, the customer writing meanwhile, and each customer message is answered by
+  another reply (``reply_s`` of work, queued on the desk like the rest). It ends when
+  that time is over and every message is answered.
+
+Calls, video and web chats are worked from the moment they are taken; a task from when
+the conversation's other legs are done.
+"""
 
 from __future__ import annotations
 
@@ -14,21 +30,25 @@ from ..events import (
     ConversationOffered,
     Input,
     LegJoined,
+    MessageReceived,
     OfferAccepted,
     OfferDeclined,
     TransferRequested,
     WrapUpCompleted,
 )
-from ..policy import CHANNEL_CLASS
+from ..policy import CHANNEL_CLASS, REPLY_CLASSES, MediaClass
 from .arrivals import ContactPlan
 from .bots import Bots
 from .customers import Customers
+from .desks import Desks, Piece
 from .floor import Action, Floor
 
 __all__ = ["Agents"]
 
 _LIVE = frozenset({"voice", "video", "chat"})
 """Media classes worked while the customer is there; written legs are answered after."""
+_REALTIME = frozenset({"voice", "video"})
+"""Media classes that pause the agent's written work."""
 
 
 class Agents:
@@ -43,8 +63,9 @@ class Agents:
         self._served: dict[str, None] = {}
         """Conversations a human has already handled once (later work is a new stretch)."""
         self._work: dict[str, dict[str, int]] = {}
-        """When the current holder's work on each live leg of a conversation ends."""
+        """When the current holder's work on each live (or task) leg of a conversation ends."""
         self._gen = itertools.count(1)
+        self.desks = Desks(floor)
 
     def offered(self, d: ConversationOffered) -> None:
         """Plan the answer to an offer: a bot accepts at once; a human ignores, declines
@@ -91,6 +112,7 @@ class Agents:
         cid, agent_id = d.conversation_id, d.agent_id
         self._offers.pop(cid, None)
         gen = next(self._gen)
+        self.unheld(cid, d.ts)  # a warm transfer's first agent, a conversation handed back
         f.holder[cid] = (agent_id, gen)
         self.customers.served(cid)
         plan = f.plans.get(cid)
@@ -119,6 +141,12 @@ class Agents:
                 if plan.transfer:
                     f.at(d.ts + handle * 2 // 5, self._transfer(plan, agent_id, gen))
 
+    def unheld(self, cid: str, ts: int) -> None:
+        """The conversation's current holder no longer works on it."""
+        held = self.floor.holder.pop(cid, None)
+        if held is not None:
+            self.desks.drop(held[0], cid, ts)
+
     def leg_joined(self, d: LegJoined) -> None:
         """The agent serving the conversation took on the customer's new leg: plan its
         work (a bot's outcome covers every leg)."""
@@ -138,17 +166,69 @@ class Agents:
         ts: int, handle_ms: int,
     ) -> None:  # fmt: skip
         """The agent works on ``leg`` for ``handle_ms``: a live leg (call, video, chat)
-        from ``ts``, a written one once the work on the other legs is done."""
+        from ``ts``, written work on their desk, a task once the work on the other legs
+        is done."""
         f = self.floor
-        work = self._work.setdefault(plan.cid, {})
         cls = CHANNEL_CLASS[channel]
+        if cls in REPLY_CLASSES:
+            self._write(plan, leg, cls, agent_id, gen, ts, handle_ms)
+            return
+        work = self._work.setdefault(plan.cid, {})
         start = ts if cls in _LIVE else max([ts, *work.values()])
         work[leg] = start + handle_ms
         f.at(work[leg], self._end(plan, leg, agent_id, gen))
+        if cls in _REALTIME:
+            self.desks.realtime_on(agent_id, plan.cid, leg, ts)
         conv = f.conv(plan.cid)
         if conv is not None:
             self.customers.write("task" if conv.callback else cls, plan, agent_id, gen, start,
                                  handle_ms)  # fmt: skip
+
+    def _write(
+        self, plan: ContactPlan, leg: str, cls: MediaClass, agent_id: str, gen: int, ts: int,
+        handle_ms: int,
+    ) -> None:  # fmt: skip
+        """Put the written work on ``leg`` on the agent's desk: the answer to an email or
+        a post (then the leg ends), or the first reply of a messaging conversation
+        (which then goes on for ``handle_ms``, each customer message answered)."""
+        f = self.floor
+        desks, cid = self.desks, plan.cid
+        end = self._end(plan, leg, agent_id, gen)
+
+        def reply(ts: int) -> bool:
+            if f.holder.get(cid) != (agent_id, gen) or leg not in f.legs.get(cid, {}):
+                f.run.stale_actions += 1
+                return False
+            f.emit(MessageReceived(tenant=f.tenant, ts=ts, conversation_id=cid,
+                                   direction="out", leg=leg))  # fmt: skip
+            return True
+
+        def piece(work_ms: int, done: Action) -> Piece:
+            return Piece(desks.order(gen), cid, leg, work_ms, done)
+
+        def answer(ts: int) -> None:  # a customer message: reply to it
+            desks.add(agent_id, piece(f.scenario.reply_s.draw_ms(f.rng), reply), ts)
+
+        def over(ts: int) -> None:  # the conversation's time is up: end once all is answered
+            if desks.owes(agent_id, cid, leg):
+                desks.add(agent_id, piece(0, end), ts)
+            else:
+                end(ts)
+
+        def first(ts: int) -> None:
+            if reply(ts):
+                f.at(ts + handle_ms, over)
+                self.customers.write("messaging", plan, agent_id, gen, ts, handle_ms, answer)
+
+        def answered(ts: int) -> None:
+            if reply(ts):
+                end(ts)
+
+        if cls == "messaging":
+            desks.add(agent_id, piece(f.scenario.reply_s.draw_ms(f.rng), first), ts)
+            return
+        desks.add(agent_id, piece(handle_ms, answered), ts)
+        self.customers.write(cls, plan, agent_id, gen, ts, handle_ms)
 
     def _transfer(self, plan: ContactPlan, agent_id: str, gen: int) -> Action:
         f = self.floor
@@ -160,7 +240,7 @@ class Agents:
             f.run.transfers += 1
             to_queue = plan.stream.transfer_to or conv.queue
             if plan.transfer == "cold":
-                f.holder.pop(plan.cid, None)
+                self.unheld(plan.cid, ts)
             f.emit(
                 TransferRequested(
                     tenant=f.tenant, ts=ts, conversation_id=plan.cid, agent_id=agent_id,
@@ -204,6 +284,7 @@ class Agents:
                 "customer" if CHANNEL_CLASS[live.pop(leg)] in _LIVE else "agent"
             )
             self._work.get(plan.cid, {}).pop(leg, None)
+            self.desks.drop(agent_id, plan.cid, ts, leg)
             f.emit(
                 ConversationEnded(tenant=f.tenant, ts=ts, conversation_id=plan.cid, by=by, leg=leg)
             )
@@ -215,7 +296,7 @@ class Agents:
     ) -> None:
         f = self.floor
         cid = plan.cid
-        f.holder.pop(cid, None)
+        self.unheld(cid, ts)
         f.plans.pop(cid, None)
         f.legs.pop(cid, None)
         self._work.pop(cid, None)

@@ -101,10 +101,11 @@ class Customers:
         gen: int,
         since: int,
         handle_ms: int,
+        answer: Action | None = None,
     ) -> None:
         """Plan the customer's messages while an agent handles an asynchronous leg of
         their conversation (every ``messages_every_s`` on average on the stream's own
-        channel; 150 s on messaging)."""
+        channel; 150 s on messaging); ``answer`` is called after each message."""
         own = media_class == CHANNEL_CLASS[plan.stream.channel]
         every = plan.stream.messages_every_s if own else None
         if every is None and media_class == "messaging":
@@ -117,7 +118,7 @@ class Customers:
             t += round(f.rng.expovariate(1 / every) * 1000)
             if t >= since + handle_ms:
                 break
-            f.at(t, self._message(plan.cid, agent_id, gen))
+            f.at(t, self._message(plan.cid, agent_id, gen, answer))
 
     def follow_up(self, plan: ContactPlan, ts: int) -> None:
         """The outbound task planned for after the conversation, if there is one."""
@@ -191,11 +192,13 @@ class Customers:
 
         return act
 
-    def _message(self, cid: str, agent_id: str, gen: int) -> Action:
+    def _message(self, cid: str, agent_id: str, gen: int, answer: Action | None) -> Action:
         f = self.floor
 
         def act(ts: int) -> None:
             if f.holder.get(cid) == (agent_id, gen) and f.conv(cid) is not None:
                 f.emit(MessageReceived(tenant=f.tenant, ts=ts, conversation_id=cid))
+                if answer is not None:
+                    answer(ts)
 
         return act

@@ -76,7 +76,7 @@ class _Simulation:
             case LegJoined():
                 self.agents.leg_joined(decision)
             case ConversationQueued() if decision.reason in ("agent_offline", "agent_removed"):
-                self.floor.holder.pop(decision.conversation_id, None)
+                self.agents.unheld(decision.conversation_id, decision.ts)
             case ConversationQueued() if decision.leg is not None:
                 self.floor.run.legs_waited += 1
             case EventRejected():

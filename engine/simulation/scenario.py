@@ -311,8 +311,10 @@ class Scenario(_Spec, frozen=True):
     until every conversation is closed, at most ``drain_minutes`` more. ``curve`` gives
     the relative arrival rate for each hour of the day (24 values; empty: flat).
     ``customers`` is the population known customers are drawn from (repeat contacts
-    of a customer with an open conversation join it). ``policy`` is an inline policy
-    table, or a path relative to the scenario file.
+    of a customer with an open conversation join it). ``reply_s`` is an agent's work on
+    one reply in a messaging conversation (the first, and each answer to a customer
+    message; an email or a post is answered by its handling time). ``policy`` is an
+    inline policy table, or a path relative to the scenario file.
     """
 
     name: str
@@ -328,6 +330,7 @@ class Scenario(_Spec, frozen=True):
     customers: int = 10_000
     handling: dict[MediaClass, Dist] = msgspec.field(default_factory=_default_handling)
     patience: dict[MediaClass, Dist] = msgspec.field(default_factory=_default_patience)
+    reply_s: Dist = Dist(dist="uniform", min_s=10.0, max_s=40.0)
     policy: dict[str, Any] | str | None = None
     agents: list[AgentGroup] = []
     traffic: list[Traffic] = []
@@ -340,6 +343,7 @@ class Scenario(_Spec, frozen=True):
             raise ScenarioError("curve: needs 24 non-negative values (one per hour of day)")
         for name, d in (*self.handling.items(), *self.patience.items()):
             d.check(f"handling/patience.{name}")
+        self.reply_s.check("reply_s")
         for key, group in _keyed(self.agents, "agents", "group", "group"):
             group.check(key)
         for key, stream in _keyed(self.traffic, "traffic", "name", "stream"):
