@@ -7,9 +7,18 @@
     omniroute simulate SCENARIO --compare A B [--dir DIR] [--plots DIR] [--seed N] [--json]
     omniroute demo [--dir DIR] [--seed N] [--policy FILE|PRESET] [--no-plots]
 
-SCENARIO is a built-in name (``small``, ``demo``, ``telco``, ``day``) or a TOML file. A
-policy is a TOML file or the name of a scoring preset (the scenario's policy with that
-preset). Each run writes the event log (the embedded ``FileLog``), the policy it was
+SCENARIO is a built-in name (``small``, ``demo``, ``telco``, ``day``, ``blend``,
+``chain``) or a TOML file. A policy is a TOML file (looked for here, then next to the
+scenario) or the name of a scoring preset (the scenario's policy with that preset),
+optionally followed by ``KEY=VALUE`` settings changed on it, comma-separated (a TOML
+value; a dotted key reaches into tables); settings alone change the scenario's policy.
+So the old rule against the scenario's recommended one::
+
+    omniroute simulate blend --compare urgency=arrival,max_per_pass=1000 blend.policy.toml
+    omniroute simulate chain --compare prefer_window_s=0 chain.policy.toml
+    omniroute simulate blend --policy balanced,profiles.default.classes.email.max=10
+
+Each run writes the event log (the embedded ``FileLog``), the policy it was
 decided with next to it (``LOG.policy.toml``, so ``omniroute replay`` re-decides it),
 and the DuckDB projection, then prints the service-level report read from the
 projection, and says how the report's totals reconcile with the contacts simulated
@@ -27,12 +36,13 @@ import json
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 
-from omniroute.engine.policy import Policy, PolicyError, policy_toml
+from omniroute.engine.policy import Policy, PolicyError, parse_policy, policy_toml
 from omniroute.engine.simulation import (
     LiveLegs,
     Scenario,
@@ -53,7 +63,10 @@ __all__ = ["COMMANDS"]
 
 def _simulate_arguments(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("scenario", metavar="SCENARIO")
-    sim.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
+    sim.add_argument(
+        "--policy", metavar="FILE|PRESET",
+        help="policy TOML file or preset name, and/or KEY=VALUE,... settings changed on it",
+    )  # fmt: skip
     sim.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
     sim.add_argument(
         "--log", type=Path, metavar="PATH",
@@ -65,7 +78,8 @@ def _simulate_arguments(sim: argparse.ArgumentParser) -> None:
         "--compare",
         nargs=2,
         metavar=("A", "B"),
-        help="run the same arrivals under policies A and B (files or preset names)",
+        help="run the same arrivals under policies A and B (files or preset names, and/or "
+        "KEY=VALUE,... settings changed on them or the scenario's policy)",
     )
     sim.add_argument("--dir", type=Path, metavar="DIR", help="--compare: where to write logs")
     sim.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -84,11 +98,41 @@ def _demo_arguments(demo: argparse.ArgumentParser) -> None:
 
 
 def _policy(spec: str | None, scenario: Scenario, base: Path) -> tuple[Policy, str]:
-    """The policy named by ``spec`` (a file or a preset), else the scenario's; and a label."""
+    """The policy named by ``spec``, else the scenario's; and a label. ``spec`` is a
+    file (here or next to the scenario) or a preset, and/or comma-separated ``KEY=VALUE`` settings (a TOML value; a
+    dotted key reaches into tables) changed on that policy or on the scenario's."""
     policy = scenario_policy(scenario, base)
     if spec is None:
         return policy, f"{scenario.name}'s policy ({policy.preset})"
-    return policy_or_preset(spec, policy), spec
+    parts = spec.split(",")
+    named = [part for part in parts if "=" not in part]
+    if len(named) > 1:
+        raise PolicyError(f"{spec!r}: name one policy file or preset, then KEY=VALUE settings")
+    if named:
+        beside = base / named[0]  # a policy file next to the scenario's
+        found = not Path(named[0]).exists() and beside.is_file()
+        policy = policy_or_preset(str(beside) if found else named[0], policy)
+    settings = [part.split("=", 1) for part in parts if "=" in part]
+    return (_changed(policy, settings) if settings else policy), spec
+
+
+def _changed(policy: Policy, settings: list[list[str]]) -> Policy:
+    """``policy`` with each ``[key, value]`` setting changed (``urgency``, ``max_per_pass``,
+    ``profiles.default.classes.email.max``...); the result is checked as a policy file is."""
+    data = msgspec.to_builtins(policy)
+    for key, text in settings:
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text  # a bare word: a string
+        *path, last = key.strip().split(".")
+        node = data
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PolicyError(f"{key}: {part!r} is not a table")
+        node[last] = value
+    return parse_policy(data)
 
 
 def _fresh(paths: list[Path], force: bool) -> None:

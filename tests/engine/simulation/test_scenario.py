@@ -21,7 +21,7 @@ from tests.support.simulation import one_queue
 
 
 def test_the_builtin_scenarios_load_with_their_policies() -> None:
-    assert builtin_scenarios() == ["day", "demo", "small", "telco"]
+    assert builtin_scenarios() == ["blend", "chain", "day", "demo", "small", "telco"]
     sizes = {}
     for name in builtin_scenarios():
         scenario, path = load_scenario(name)
@@ -32,6 +32,7 @@ def test_the_builtin_scenarios_load_with_their_policies() -> None:
     assert 25_000 <= sizes["demo"][0] <= 35_000 and 180 <= sizes["demo"][1] <= 230
     assert sizes["telco"][1] == 10_000
     assert 1_800_000 <= sizes["day"][0] <= 2_200_000
+    assert sizes["blend"][1] == 30 and sizes["chain"][1] == 96
 
 
 @pytest.mark.parametrize(
