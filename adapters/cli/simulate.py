@@ -99,8 +99,9 @@ def _demo_arguments(demo: argparse.ArgumentParser) -> None:
 
 def _policy(spec: str | None, scenario: Scenario, base: Path) -> tuple[Policy, str]:
     """The policy named by ``spec``, else the scenario's; and a label. ``spec`` is a
-    file (here or next to the scenario) or a preset, and/or comma-separated ``KEY=VALUE`` settings (a TOML value; a
-    dotted key reaches into tables) changed on that policy or on the scenario's."""
+    file (here or next to the scenario) or a preset, and/or comma-separated ``KEY=VALUE``
+    settings (a TOML value; a dotted key reaches into tables) changed on that policy or
+    on the scenario's."""
     policy = scenario_policy(scenario, base)
     if spec is None:
         return policy, f"{scenario.name}'s policy ({policy.preset})"

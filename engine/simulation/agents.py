@@ -21,6 +21,7 @@ the conversation's other legs are done.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Literal
 
 from ..events import (
@@ -203,7 +204,7 @@ class Agents:
                                    direction="out", leg=leg))  # fmt: skip
             return True
 
-        def piece(work_ms: int, done: Action) -> Piece:
+        def piece(work_ms: int, done: Callable[[int], object]) -> Piece:
             return Piece(desks.order(gen), cid, leg, work_ms, done)
 
         def answer(ts: int) -> None:  # a customer message: reply to it

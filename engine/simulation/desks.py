@@ -33,7 +33,7 @@ class Piece:
     cid: str = field(compare=False)
     leg: str = field(compare=False)
     work_ms: int = field(compare=False)
-    done: Callable[[int], None] = field(compare=False)
+    done: Callable[[int], object] = field(compare=False)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from omniroute.adapters.cli.common import policy_sidecar
 from omniroute.adapters.filelog import FileLog
 from omniroute.adapters.reporting import PLOT_FILES
 from omniroute.engine import events as ev
+from omniroute.engine.policy import load_policy
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -75,6 +76,26 @@ def test_compare_runs_the_same_arrivals_under_two_policies(
     assert "under two policies" in out and "longest_idle" in out and "balanced" in out
 
 
+def test_a_policy_spec_changes_settings_of_a_preset_or_the_scenarios_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "longest_idle,urgency=arrival,max_per_pass=1000,profiles.default.classes.email.max=3"
+    log = tmp_path / "s.olog"
+    assert main(["simulate", "blend", "--policy", spec, "--log", str(log), "--json"]) == 0
+    capsys.readouterr()
+    policy = load_policy(policy_sidecar(log))
+    assert (policy.preset, policy.urgency, policy.max_per_pass) == ("longest_idle", "arrival", 1000)
+    assert policy.profiles["default"].classes["email"].max == 3
+    assert policy.queues["email"].sla_s == {"email": 7200}  # the rest is blend's policy
+    # a file named alone is found next to the scenario, and is then used as it is
+    args = ["simulate", "chain", "--compare", "prefer_window_s=0", "chain.policy.toml"]
+    assert main([*args, "--dir", str(tmp_path), "--json"]) == 0
+    labels = json.loads(capsys.readouterr().out)["comparison"]
+    assert [labels[s]["label"] for s in "ab"] == ["prefer_window_s=0", "chain.policy.toml"]
+    sides = [load_policy(policy_sidecar(tmp_path / f"chain-{s}.olog")) for s in "AB"]
+    assert [p.prefer_window_s for p in sides] == [0, 10]
+
+
 def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -108,6 +129,9 @@ def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(
         (["simulate", "nowhere"], "small"),
         (["simulate", "small", "--policy", "no/such/file.toml"], "file.toml"),
         (["demo", "--policy", "nopreset"], "nopreset"),
+        (["simulate", "small", "--policy", "urgency=soon"], "urgency"),
+        (["simulate", "small", "--policy", "max_per_pass=0"], "max_per_pass"),
+        (["simulate", "small", "--policy", "balanced,longest_idle"], "one policy"),
     ],
 )
 def test_bad_input_is_an_error_with_a_message(

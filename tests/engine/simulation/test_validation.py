@@ -73,10 +73,10 @@ from omniroute.engine.events import (
 from omniroute.engine.memorylog import MemoryLog
 from omniroute.engine.simulation import parse_scenario, simulate
 from tests.oracles.queueing import erlang_a, erlang_c, per_hour
+from tests.support.batch_means import BATCHES, Estimate, batch_ratio
 from tests.support.simulation import events_of
 
 Z = 4.0
-BATCHES = 25
 WARMUP_H = 2.0
 SL_TARGET_S = 20.0
 DISCRETE_S = 0.002
@@ -225,29 +225,6 @@ def fcfs_starts(out: Outcomes, agents: int) -> tuple[IntArray, int]:
         elif arrival + wait > max(arrival, free[0]):
             late += 1
     return starts, late
-
-
-@dataclass(frozen=True)
-class Estimate:
-    value: float
-    se: float
-
-
-def batch_ratio(y: npt.ArrayLike, x: npt.ArrayLike | None = None) -> Estimate:
-    """``sum y / sum x`` with its batch-means standard error (delta method for a ratio).
-
-    The per-arrival series are cut into ``BATCHES`` consecutive batches of equal size;
-    with batch totals ``Y_b, X_b`` and ``r = sum Y / sum X``,
-    ``SE = sqrt(sum (Y_b - r X_b)^2 / (B (B - 1))) / mean X_b``.
-    """
-    ys = np.asarray(y, dtype=np.float64)
-    xs = np.ones_like(ys) if x is None else np.asarray(x, dtype=np.float64)
-    n = len(ys) - len(ys) % BATCHES
-    yb = ys[:n].reshape(BATCHES, -1).sum(axis=1)
-    xb = xs[:n].reshape(BATCHES, -1).sum(axis=1)
-    r = float(ys.sum() / xs.sum())
-    se = math.sqrt(float(np.sum((yb - r * xb) ** 2)) / (BATCHES * (BATCHES - 1)))
-    return Estimate(r, se / float(xb.mean()))
 
 
 @dataclass(frozen=True)
