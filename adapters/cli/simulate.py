@@ -7,13 +7,14 @@
     omniroute simulate SCENARIO --compare A B [--dir DIR] [--plots DIR] [--seed N] [--json]
     omniroute demo [--dir DIR] [--seed N] [--policy FILE|PRESET] [--no-plots]
 
-SCENARIO is a built-in name (``small``, ``demo``, ``telco``, ``day``, ``blend``,
-``chain``) or a TOML file. A policy is a TOML file (looked for here, then next to the
+SCENARIO is a built-in name (``small``, ``demo``, ``telco``, ``day``, ``targets``,
+``blend``, ``chain``) or a TOML file. A policy is a TOML file (looked for here, then next to the
 scenario) or the name of a scoring preset (the scenario's policy with that preset),
 optionally followed by ``KEY=VALUE`` settings changed on it, comma-separated (a TOML
 value; a dotted key reaches into tables); settings alone change the scenario's policy.
 So the old rule against the scenario's recommended one::
 
+    omniroute simulate targets --compare urgency=arrival targets.policy.toml
     omniroute simulate blend --compare urgency=arrival,max_per_pass=1000 blend.policy.toml
     omniroute simulate chain --compare prefer_window_s=0 chain.policy.toml
     omniroute simulate blend --policy balanced,profiles.default.classes.email.max=10

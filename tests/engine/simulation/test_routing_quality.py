@@ -31,13 +31,7 @@ import pytest
 from omniroute.engine import events as ev
 from omniroute.engine.memorylog import MemoryLog
 from omniroute.engine.policy import CHANNEL_CLASS, REPLY_CLASSES, Policy, parse_policy
-from omniroute.engine.simulation import (
-    Scenario,
-    load_scenario,
-    parse_scenario,
-    scenario_policy,
-    simulate,
-)
+from omniroute.engine.simulation import Scenario, load_scenario, scenario_policy, simulate
 from tests.support.batch_means import Estimate, batch_ratio
 from tests.support.simulation import events_of
 
@@ -117,46 +111,30 @@ def paired(a: npt.ArrayLike, b: npt.ArrayLike) -> Estimate:
 
 # --- two targets: earliest deadline first against arrival order ---------------------------
 
-TWO_TARGETS_S = {"fast": 30.0, "slow": 300.0}
-
-
-def two_targets(hours: float, seed: int) -> dict[str, Any]:
-    """Two web-chat queues (30 s and 300 s targets), equal load: 10 agents with 3 chat
-    slots each, 85 % of the 30 slots busy; customers wait as long as it takes."""
-    queues = {
-        name: {"offer_mode": "auto", "wrap_up_s": 0, "sla_s": {"webchat": target}}
-        for name, target in TWO_TARGETS_S.items()
-    }
-    per_hour = 0.85 * 30 * 3600 / 300 / 2
-    return {
-        "name": "two-targets", "tenant": "t", "start": "2026-01-05T00:00:00Z",
-        "hours": hours, "seed": seed, "patience": {},
-        "handling": {"chat": {"dist": "exponential", "mean_s": 300}},
-        "policy": {"preset": "longest_idle", "queues": queues},
-        "agents": [{"group": "a", "count": 10}],
-        "traffic": [
-            {"name": q, "channel": "webchat", "queue": q, "per_hour": per_hour, "known": 0.0}
-            for q in TWO_TARGETS_S
-        ],
-    }  # fmt: skip
-
-
-def breaches(out: Answers) -> npt.NDArray[np.bool_]:
-    """Whether each contact was answered after its queue's target."""
-    target_ms = np.array([TWO_TARGETS_S[str(q)] * 1000 for q in out.queue])
-    return out.wait_ms > target_ms
+def builtin(name: str, hours: float, seed: int, **settings: Any) -> tuple[Scenario, Policy]:
+    """A built-in scenario for ``hours`` with ``seed``, and its policy with ``settings``."""
+    scenario, path = load_scenario(name)
+    scenario = msgspec.structs.replace(scenario, hours=hours, seed=seed)
+    return scenario, changed(scenario_policy(scenario, path.parent), **settings)
 
 
 def check_deadline_beats_arrival(hours: float, seed: int) -> None:
-    scenario = parse_scenario(two_targets(hours, seed))
-    policy = scenario_policy(scenario)
-    assert policy.urgency == "deadline"  # the default
+    """The built-in ``targets`` scenario: two web-chat queues (30 s and 5 min targets),
+    equal load, 85 % of the agents' chat slots busy, nobody abandons."""
+    scenario, policy = builtin("targets", hours, seed)
+    assert policy.urgency == "deadline"
     edf, fifo = run(scenario, policy), run(scenario, changed(policy, urgency="arrival"))
     assert edf.cid == fifo.cid  # the same arrivals
+
+    def breaches(out: Answers) -> npt.NDArray[np.bool_]:
+        target_s = np.array([policy.queues[str(q)].sla_for("webchat") for q in out.queue])
+        return out.wait_ms > target_s * 1000
+
     fewer = paired(breaches(fifo), breaches(edf))
     print(f"breaches: arrival {breaches(fifo).mean():.4f}, deadline "
           f"{breaches(edf).mean():.4f}; fewer with deadline {fewer.value:.4f} ± "
           f"{fewer.se:.4f} ({len(edf.cid)} chats)")  # fmt: skip
+    assert sorted({policy.queues[str(q)].sla_for("webchat") for q in edf.queue}) == [30, 300]
     assert fewer.value - Z * fewer.se > 0
     assert np.isfinite(edf.wait_ms).all()  # nobody waits without end
 
@@ -178,9 +156,7 @@ CHAIN_SL_GOAL = 0.67
 def check_chain(hours: float, seed: int) -> None:
     """The built-in ``chain`` scenario under its recommended policy, and under the same
     policy without the primary-skill preference: the share answered within 20 s."""
-    scenario, path = load_scenario("chain")
-    scenario = msgspec.structs.replace(scenario, hours=hours, seed=seed)
-    policy = scenario_policy(scenario, path.parent)
+    scenario, policy = builtin("chain", hours, seed)
     assert policy.prefer_window_s > 0
     prefer, _ = run(scenario, policy).within(20.0)
     plain, _ = run(scenario, changed(policy, prefer_window_s=0.0)).within(20.0)
@@ -207,12 +183,6 @@ EMAIL_GOAL = 0.95
 VOICE_POINTS = 0.02
 
 
-def blend(hours: float, seed: int, **settings: Any) -> tuple[Scenario, Policy]:
-    scenario, path = load_scenario("blend")
-    scenario = msgspec.structs.replace(scenario, hours=hours, seed=seed)
-    return scenario, changed(scenario_policy(scenario, path.parent), **settings)
-
-
 def voice_alone(scenario: Scenario) -> Scenario:
     """The same calls on the agents left after the email load (30 - 6 Erlangs): 24."""
     email_erlangs = sum(
@@ -227,7 +197,7 @@ def voice_alone(scenario: Scenario) -> Scenario:
 
 
 def check_blend(hours: float, seed: int) -> None:
-    scenario, policy = blend(hours, seed)
+    scenario, policy = builtin("blend", hours, seed)
     both = run(scenario, policy)
     alone = run(voice_alone(scenario), policy)
     assert sum(g.count for g in voice_alone(scenario).agents) == 24
@@ -243,7 +213,7 @@ def check_blend(hours: float, seed: int) -> None:
     assert better.value + Z * better.se >= -VOICE_POINTS
     assert replied.value + Z * replied.se >= EMAIL_GOAL
     # the claim can fail: agents who take 10 emails at once answer them late
-    scenario, piled = blend(hours, seed, profiles={"default": {"classes": {
+    scenario, piled = builtin("blend", hours, seed, profiles={"default": {"classes": {
         "voice": {"cost": 100, "max": 1},
         "email": {"cost": 10, "max": 10, "interruptible_by": ["voice"]},
     }}})  # fmt: skip

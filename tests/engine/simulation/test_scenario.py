@@ -21,7 +21,7 @@ from tests.support.simulation import one_queue
 
 
 def test_the_builtin_scenarios_load_with_their_policies() -> None:
-    assert builtin_scenarios() == ["blend", "chain", "day", "demo", "small", "telco"]
+    assert builtin_scenarios() == ["blend", "chain", "day", "demo", "small", "targets", "telco"]
     sizes = {}
     for name in builtin_scenarios():
         scenario, path = load_scenario(name)
