@@ -111,6 +111,7 @@ def paired(a: npt.ArrayLike, b: npt.ArrayLike) -> Estimate:
 
 # --- two targets: earliest deadline first against arrival order ---------------------------
 
+
 def builtin(name: str, hours: float, seed: int, **settings: Any) -> tuple[Scenario, Policy]:
     """A built-in scenario for ``hours`` with ``seed``, and its policy with ``settings``."""
     scenario, path = load_scenario(name)
