@@ -100,6 +100,13 @@ def run(scenario: Scenario, policy: Policy) -> Answers:
     return answers(events_of(log)).since(scenario.start_ms + HOUR_MS)
 
 
+def builtin(name: str, hours: float, seed: int, **settings: Any) -> tuple[Scenario, Policy]:
+    """A built-in scenario for ``hours`` with ``seed``, and its policy with ``settings``."""
+    scenario, path = load_scenario(name)
+    scenario = msgspec.structs.replace(scenario, hours=hours, seed=seed)
+    return scenario, changed(scenario_policy(scenario, path.parent), **settings)
+
+
 def changed(policy: Policy, **settings: Any) -> Policy:
     return parse_policy({**msgspec.to_builtins(policy), **settings})
 
@@ -110,13 +117,6 @@ def paired(a: npt.ArrayLike, b: npt.ArrayLike) -> Estimate:
 
 
 # --- two targets: earliest deadline first against arrival order ---------------------------
-
-
-def builtin(name: str, hours: float, seed: int, **settings: Any) -> tuple[Scenario, Policy]:
-    """A built-in scenario for ``hours`` with ``seed``, and its policy with ``settings``."""
-    scenario, path = load_scenario(name)
-    scenario = msgspec.structs.replace(scenario, hours=hours, seed=seed)
-    return scenario, changed(scenario_policy(scenario, path.parent), **settings)
 
 
 def check_deadline_beats_arrival(hours: float, seed: int) -> None:
