@@ -270,7 +270,11 @@ def _drive(seed: int, engine: Engine) -> tuple[list[object], bytes]:
 def test_engine_decisions_are_byte_identical_with_either_kernel(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    policy = msgspec.convert({"queues": {"default": {"offer_timeout_s": 30}}}, Policy)
+    # odd seeds: freed agents prefer their best-matching skills within 20 s of urgency
+    policy = msgspec.convert(
+        {"queues": {"default": {"offer_timeout_s": 30}}, "prefer_window_s": 20.0 * (seed % 2)},
+        Policy,
+    )
     events, with_compiled = _drive(seed, Engine(policy))
     monkeypatch.setattr(matching, "kernel", reference)
     engine = Engine(policy)
