@@ -3,6 +3,8 @@ work, new work spread over agents, asynchronous conversations answered by the fi
 
 from __future__ import annotations
 
+import pytest
+
 from omniroute.engine.events import (
     AgentStatusChanged,
     ConversationAssigned,
@@ -173,3 +175,35 @@ def test_a_message_must_name_a_live_leg_of_its_conversation() -> None:
     out = desk.send(MessageReceived, conversation_id="e1", direction="out", leg="c2")
     assert "has already ended" in of_type(out, EventRejected)[0].reason
     assert of_type(desk.send(MessageReceived, conversation_id="e1", leg="e1"), EventRejected) == []
+
+
+# --- idle means without work -------------------------------------------------------------
+
+IDLE = """
+preset = "{preset}"
+[queues.default]
+offer_mode = "auto"
+wrap_up_s = 0
+"""
+
+
+@pytest.mark.parametrize("preset", ["longest_idle", "least_loaded", "balanced"])
+def test_a_call_goes_to_the_agent_holding_nothing_not_to_pause_an_email(preset: str) -> None:
+    desk = Desk(IDLE.format(preset=preset))
+    desk.agent("ann")  # idle from 0 s
+    desk.at(60).arrive("e1", channel="email")  # ann, idle longest, takes the email
+    desk.agent("bob")  # idle from 60 s, holding nothing
+    assert desk.agent_state("ann").holding == ["e1"]
+    out = desk.at(120).arrive("c1", channel="voice")
+    assert given(out) == [("c1", "bob")]
+
+
+def test_idle_time_counts_from_when_the_agent_last_held_no_work() -> None:
+    desk = Desk(IDLE.format(preset="longest_idle"))
+    desk.agent("ann")
+    desk.agent("bob")
+    desk.at(10).arrive("c1", channel="voice")  # ann (registered first, equally idle)
+    desk.at(20).send(ConversationEnded, conversation_id="c1", by="customer")
+    assert desk.agent_state("ann").idle_since == 20_000
+    out = desk.at(30).arrive("c2", channel="voice")
+    assert given(out) == [("c2", "bob")]  # bob idle 30 s, ann only 10 s
