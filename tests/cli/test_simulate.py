@@ -93,7 +93,7 @@ def test_a_policy_spec_changes_settings_of_a_preset_or_the_scenarios_policy(
     labels = json.loads(capsys.readouterr().out)["comparison"]
     assert [labels[s]["label"] for s in "ab"] == ["prefer_window_s=0", "chain.policy.toml"]
     sides = [load_policy(policy_sidecar(tmp_path / f"chain-{s}.olog")) for s in "AB"]
-    assert [p.prefer_window_s for p in sides] == [0, 10]
+    assert [p.prefer_window_s for p in sides] == [0, 120]
 
 
 def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(

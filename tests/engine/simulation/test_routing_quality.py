@@ -91,12 +91,12 @@ def answers(events: list[ev.Event]) -> Answers:
     )
 
 
-def run(scenario: Scenario, policy: Policy) -> Answers:
+def run(scenario: Scenario, policy: Policy, complete: bool = True) -> Answers:
     """Simulate into memory; every contact's first answer (arrivals of the first hour,
-    while the floor fills up, left out)."""
+    while the floor fills up, left out). ``complete``: every conversation was closed."""
     log = MemoryLog()
     result = simulate(scenario, log, policy=policy)
-    assert result.rejected == 0 and result.open_at_end == 0, result
+    assert result.rejected == 0 and (result.open_at_end == 0 or not complete), result
     return answers(events_of(log)).since(scenario.start_ms + HOUR_MS)
 
 
@@ -213,13 +213,11 @@ def check_blend(hours: float, seed: int) -> None:
           f"within 2 h {replied.value:.4f} ± {replied.se:.4f}")  # fmt: skip
     assert better.value + Z * better.se >= -VOICE_POINTS
     assert replied.value + Z * replied.se >= EMAIL_GOAL
-    # the claim can fail: agents who take 10 emails at once answer them late
-    scenario, piled = builtin("blend", hours, seed, profiles={"default": {"classes": {
-        "voice": {"cost": 100, "max": 1},
-        "email": {"cost": 10, "max": 10, "interruptible_by": ["voice"]},
-    }}})  # fmt: skip
-    late, _ = run(scenario, piled).within(EMAIL_TARGET_S, channel="email")
-    assert batch_ratio(late).value + Z * batch_ratio(late).se < EMAIL_GOAL
+    # the claim can fail: with 25 agents for the 26 Erlangs of work, emails wait for hours
+    short = msgspec.structs.replace(scenario.agents[0], count=25)
+    out = run(msgspec.structs.replace(scenario, agents=[short]), policy, complete=False)
+    late = batch_ratio(out.within(EMAIL_TARGET_S, channel="email")[0])
+    assert late.value + Z * late.se < EMAIL_GOAL
 
 
 def test_blending_keeps_voice_and_answers_emails_within_two_hours() -> None:
