@@ -19,7 +19,8 @@ examples):
   transfers, bot containment and hand-offs, customers writing in asynchronous
   conversations, outbound follow-up tasks;
 - agents in groups with skills (fixed or drawn from a pool), shifts, breaks, offer
-  declines and offers left to time out, wrap-up.
+  declines and offers left to time out, wrap-up; their replies in asynchronous
+  conversations (``MessageReceived`` out), written one at a time and paused by calls.
 
 Reproducibility: everything about an arrival (time, customer, handling time, patience,
 what it will do) is drawn from a random stream of its own traffic stream, before and
@@ -29,7 +30,8 @@ seed and policy give the same log, byte for byte; there is no wall clock here.
 
 Modules: ``scenario`` (the schema), ``loading`` (TOML, built-ins, the scenario's
 policy), ``arrivals`` (what arrives), ``floor`` (the agenda, the engine and the log
-the parts share), ``customers``, ``agents``, ``bots``, ``shifts``, ``loop``
+the parts share), ``customers``, ``agents``, ``desks`` (the agents' written work),
+``bots``, ``shifts``, ``loop``
 (:func:`simulate`), and ``legs`` (:func:`simultaneous_legs`: the customers who had
 several live legs, read back from a log).
 

@@ -86,16 +86,10 @@ class Desks:
             desk.current = None
             desk.token += 1
 
-    def realtime_off(self, agent_id: str, cid: str, leg: str, ts: int) -> None:
-        """A live call or video leg of the agent ended: written work may resume."""
-        desk = self._desks.get(agent_id)
-        if desk is not None and (cid, leg) in desk.realtime:
-            del desk.realtime[(cid, leg)]
-            self._next(desk, ts)
-
     def drop(self, agent_id: str, cid: str, ts: int, leg: str | None = None) -> None:
-        """The agent no longer works on conversation ``cid`` (or only its leg ``leg``):
-        its pieces and live legs leave the desk, and the agent goes on with the rest."""
+        """The agent no longer works on conversation ``cid`` (or only its leg ``leg``: a
+        call that hung up...): its pieces and live legs leave the desk, and the agent
+        goes on with the rest."""
         desk = self._desks.get(agent_id)
         if desk is None:
             return
