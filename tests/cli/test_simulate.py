@@ -88,12 +88,12 @@ def test_a_policy_spec_changes_settings_of_a_preset_or_the_scenarios_policy(
     assert policy.profiles["default"].classes["email"].max == 3
     assert policy.queues["email"].sla_s == {"email": 7200}  # the rest is blend's policy
     # a file named alone is found next to the scenario, and is then used as it is
-    args = ["simulate", "chain", "--compare", "prefer_window_s=0", "chain.policy.toml"]
+    args = ["simulate", "targets", "--compare", "urgency=arrival", "targets.policy.toml"]
     assert main([*args, "--dir", str(tmp_path), "--json"]) == 0
     labels = json.loads(capsys.readouterr().out)["comparison"]
-    assert [labels[s]["label"] for s in "ab"] == ["prefer_window_s=0", "chain.policy.toml"]
-    sides = [load_policy(policy_sidecar(tmp_path / f"chain-{s}.olog")) for s in "AB"]
-    assert [p.prefer_window_s for p in sides] == [0, 120]
+    assert [labels[s]["label"] for s in "ab"] == ["urgency=arrival", "targets.policy.toml"]
+    sides = [load_policy(policy_sidecar(tmp_path / f"targets-{s}.olog")) for s in "AB"]
+    assert [p.urgency for p in sides] == ["arrival", "deadline"]
 
 
 def test_the_demo_is_a_simulated_day_with_report_customer_360_and_plots(
