@@ -304,8 +304,12 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
             lg.end_seg(c, c.s_seg, ts, "rejoined")
             c.s_seg = None
         c.stage = "queued"
-    leg = _new_leg(d.new_conversation_id, d.channel,
-                   p.queue if p is not None else c.cur_queue, p.ts if p is not None else ts)
+    leg = _new_leg(
+        d.new_conversation_id,
+        d.channel,
+        p.queue if p is not None else c.cur_queue,
+        p.ts if p is not None else ts,
+    )
     c.legs.append(leg)
     wire = c.wire_legs or lg.wire_legs
     if not wire and c.stage == "assigned" and c.owner is not None:

@@ -67,8 +67,9 @@ class Batch:
 
     The ``stale_*`` keys name rows already in the database that the new rows replace:
     interactions by (tenant, conversation, first contact; their open segments go with
-    them, and their legs and the customer messages still waiting for a reply), agents by (tenant, agent; their open status interval too), customers,
-    contacts, and ``_state`` records by kind.
+    them, and their legs and the customer messages still waiting for a reply), agents
+    by (tenant, agent; their open status interval too), customers, contacts, and
+    ``_state`` records by kind.
     """
 
     interactions: list[Row]

@@ -10,9 +10,10 @@ the same files.
 
 The definitions are the projection's (DESIGN.md §7): waits run from the customer's
 first contact to the first human answer, and for messaging, email and social to the
-agent's first reply (a panel of such a channel says "first reply"); service level = answered within target /
-measured, where measured also counts abandons after the short-abandon threshold and
-conversations still waiting past their target. Times are UTC.
+agent's first reply (a panel of such a channel says "first reply"); service level =
+answered within target / measured, where measured also counts contacts taken on but
+never replied to, abandons after the short-abandon threshold and conversations still
+waiting past their target. Times are UTC.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ included). The answer is the first assignment to a *human* (``served_at``), but 
 asynchronous contact (messaging, email, social: ``asynchronous``) the first human reply
 (``replied_at``): one taken on but never replied to is ``unreplied``, not met, its wait
 running to its end (a conversation follows its first contact's rule, ``first_reply_at``;
-``first_answer_at`` stays its first human assignment); a callback is measured by that true wait; an abandon
-after ``short_abandon_s`` counts as not met (shorter ones are reported as short
-abandons, outside the rate); a contact still waiting past its target at the
+``first_answer_at`` stays its first human assignment); a callback is measured by that
+true wait; an abandon after ``short_abandon_s`` counts as not met (shorter ones are
+reported as short abandons, outside the rate); a contact still waiting past its target at the
 projection's clock (``as_of``, the latest event time) counts as not met; every channel
 has its own SLA target (a conversation's from the engine's ``SlaBreached`` when it
 breached, else from the policy). A contact resolved by a bot without a human is
