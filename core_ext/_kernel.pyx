@@ -5,7 +5,7 @@
 # Directives (boundscheck, wraparound, ...) are set once in setup.py.
 
 from cython.operator cimport dereference as deref
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint64_t
 from libcpp.algorithm cimport sort
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -134,21 +134,31 @@ cdef class _Table:
                 return False
         return True
 
+    cdef inline double proficiency(self, Py_ssize_t slot, const int32_t* cols,
+                                   Py_ssize_t n_req) noexcept nogil:
+        """Mean level on the required skills over 5 (0.0 when none is required)."""
+        cdef int64_t total = 0
+        cdef Py_ssize_t j
+        if n_req == 0:
+            return 0.0
+        for j in range(n_req):
+            total += self.levels[slot, cols[j]]
+        return total / (5.0 * n_req)
+
     cdef inline double score(self, Py_ssize_t slot, const int32_t* cols, Py_ssize_t n_req,
                              int cls, Py_ssize_t preferred, int64_t now, int64_t offer_counter,
                              const double* weights) noexcept nogil:
         cdef int p = self.profile[slot]
         cdef int64_t b = self.budget[p]
-        cdef int64_t committed = _committed(self.units, self.counts, self.intr, slot, p, cls,
-                                            self.cost[p, cls], True)
-        cdef double proficiency = 0.0
-        cdef int64_t total = 0
-        cdef Py_ssize_t j
-        if n_req > 0:
-            for j in range(n_req):
-                total += self.levels[slot, cols[j]]
-            proficiency = total / (5.0 * n_req)
-        cdef double idle_s = (now - self.idle_since[slot]) / 1000.0
+        cdef int64_t committed = self.cost[p, cls]
+        cdef bint holding = False
+        cdef Py_ssize_t d
+        for d in range(self.units.shape[1]):
+            committed += self.units[slot, d]
+            if self.counts[slot, d] != 0:
+                holding = True
+        cdef double proficiency = self.proficiency(slot, cols, n_req)
+        cdef double idle_s = 0.0 if holding else (now - self.idle_since[slot]) / 1000.0
         cdef double spare = (b - committed) / <double>b
         cdef double sticky = 1.0 if slot == preferred else 0.0
         cdef double rr_gap = <double>(offer_counter - self.last_offer[slot])
@@ -334,12 +344,34 @@ cdef struct Entry:
     int32_t gen
 
 
+cdef struct Head:
+    Entry entry
+    double proficiency
+
+
 cdef inline bint _before(const Entry& a, const Entry& b) noexcept nogil:
     if a.key != b.key:
         return a.key < b.key
     if a.deadline != b.deadline:
         return a.deadline < b.deadline
     return a.seq < b.seq
+
+
+cdef Entry _preferred(const vector[Head]& heads, const Entry& best,
+                      int64_t window) noexcept nogil:
+    """Of the heads at most ``window`` after ``best``, the one of the highest proficiency
+    (ties: the more urgent)."""
+    cdef int64_t limit = INT64_MAX if best.key > INT64_MAX - window else best.key + window
+    cdef Py_ssize_t i, pick = -1
+    for i in range(heads.size()):
+        if heads[i].entry.key > limit:
+            continue
+        if pick < 0 or heads[i].proficiency > heads[pick].proficiency or (
+            heads[i].proficiency == heads[pick].proficiency
+            and _before(heads[i].entry, heads[pick].entry)
+        ):
+            pick = i
+    return heads[pick].entry
 
 
 cdef enum:
@@ -572,10 +604,13 @@ cdef class QueueIndex:
 
     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,
                         int room, int below, int kind_bit, int64_t now, Entry* best,
-                        bint* have) noexcept nogil:
+                        bint* have, vector[Head]* heads) noexcept nogil:
+        """Fold the candidate buckets' heads into ``best``; collect them in ``heads``
+        (with the agent's proficiency on each bucket) unless it is NULL."""
         cdef Py_ssize_t i
         cdef int32_t b
         cdef Entry found
+        cdef Head head
         for i in range(buckets.size()):
             b = buckets[i]
             if (self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit)
@@ -585,27 +620,35 @@ cdef class QueueIndex:
                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
             ):
                 continue
-            if self._head_for(b, agent, now, t.present, &found) and (
-                not have[0] or _before(found, best[0])
-            ):
+            if not self._head_for(b, agent, now, t.present, &found):
+                continue
+            if not have[0] or _before(found, best[0]):
                 best[0] = found
                 have[0] = True
+            if heads != NULL:
+                head.entry = found
+                head.proficiency = t.proficiency(agent, self.b_cols[b].data(),
+                                                 self.b_cols[b].size())
+                heads.push_back(head)
 
     cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, int below, _Table t,
                       Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
-                      bint* have) noexcept nogil:
+                      bint* have, vector[Head]* heads) noexcept nogil:
         cdef unordered_map[uint64_t, vector[int32_t]].iterator it = self.by_set.find(
             _set_key(cols, n)
         )
         if it != self.by_set.end():
             self._consider(deref(it).second, t, agent, room, below, kind_bit, now, best,
-                           have)
+                           have, heads)
 
-    def most_urgent(self, table, Py_ssize_t agent, int64_t now):
+    def most_urgent(self, table, Py_ssize_t agent, int64_t now, int64_t prefer_window=0):
         """The most urgent waiting conversation this agent can take now, or -1.
 
-        The agent looks up every subset (up to three) of its own skills: only buckets
-        whose whole requirement it holds are ever looked at.
+        With ``prefer_window`` > 0 (ms): of the candidate buckets' heads whose key is at
+        most ``prefer_window`` after the most urgent one's, the head of the bucket the
+        agent is most proficient in (ties: the more urgent). The agent looks up every
+        subset (up to three) of its own skills: only buckets whose whole requirement it
+        holds are ever looked at.
         """
         cdef _Table t = _views(table)
         if not t.routable[agent]:
@@ -619,6 +662,8 @@ cdef class QueueIndex:
         cdef vector[int32_t] mine
         cdef int32_t subset[3]
         cdef Py_ssize_t n_skills = t.levels.shape[1]
+        cdef vector[Head] found
+        cdef vector[Head]* heads = &found if prefer_window > 0 else NULL
         with nogil:
             for c in range(self.n_classes):
                 if t.fits_new(agent, c):
@@ -629,22 +674,27 @@ cdef class QueueIndex:
                     if t.levels[agent, col]:
                         mine.push_back(<int32_t>col)
                 n = mine.size()
-                self._lookup(subset, 0, room, below, t, agent, kind_bit, now, &best, &have)
+                self._lookup(subset, 0, room, below, t, agent, kind_bit, now, &best, &have,
+                             heads)
                 for i in range(n if self.max_set >= 1 else 0):
                     subset[0] = mine[i]
-                    self._lookup(subset, 1, room, below, t, agent, kind_bit, now, &best, &have)
+                    self._lookup(subset, 1, room, below, t, agent, kind_bit, now, &best, &have,
+                                 heads)
                     for j in range(i + 1, n if self.max_set >= 2 else 0):
                         subset[1] = mine[j]
                         self._lookup(subset, 2, room, below, t, agent, kind_bit, now, &best,
-                                     &have)
+                                     &have, heads)
                         for k in range(j + 1, n if self.max_set >= 3 else 0):
                             subset[2] = mine[k]
                             self._lookup(subset, 3, room, below, t, agent, kind_bit, now,
-                                         &best, &have)
+                                         &best, &have, heads)
                 for i in range(n):
                     for c in range(self.n_classes):
                         k = (mine[i] + 1) * self.n_classes + c
                         if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
                             self._consider(self.large_by_key[k], t, agent, room, below,
-                                           kind_bit, now, &best, &have)
+                                           kind_bit, now, &best, &have, heads)
+            if have and heads != NULL:
+                best = _preferred(found, best, prefer_window)
         return best.conv if have else -1
+

@@ -10,7 +10,17 @@ contract both kernels share (names, dtypes and shapes of the struct-of-arrays).
 
 Agent score: ``w[0]*proficiency + w[1]*idle_s + w[2]*spare + w[3]*preferred +
 w[4]*offers_since_last``; the best agent has the highest score, ties go to the lowest
-``seq``. Conversation urgency: the lowest ``(key, deadline, seq)``.
+``seq``. ``proficiency`` is the agent's mean level on the required skills over 5 (0.0
+when none is required); ``idle_s`` the seconds since ``idle_since`` for an agent holding
+nothing, 0.0 for one holding any work (so holding work never looks more idle than holding
+none); ``spare`` the share of the budget left after every held unit, paused
+(interrupted) work included, and the new item's cost (capacity checks leave paused work
+out; the score does not).
+
+Conversation urgency: the lowest ``(key, deadline, seq)``. With a preference window,
+an agent takes, among the most urgent conversation it may take of each bucket whose key
+is within the window of the most urgent one's, that of the bucket it is most proficient
+in (ties: the more urgent): its primary skill's work when it is nearly as urgent.
 """
 
 from __future__ import annotations
@@ -136,6 +146,17 @@ def agent_eligible(table: AgentArrays, slot: int, req_cols: I32, req_levels: U8,
     )
 
 
+def _proficiency(table: AgentArrays, slot: int, cols: I32 | list[int]) -> float:
+    """Mean level on the required skill columns over 5 (0.0 when none is required)."""
+    n_req = len(cols)
+    if n_req == 0:
+        return 0.0
+    total = 0
+    for j in range(n_req):
+        total += int(table.levels[slot, cols[j]])
+    return total / (5.0 * n_req)
+
+
 def score_agent(
     table: AgentArrays, slot: int, req_cols: I32, cls: int, preferred: int, now: int,
     offer_counter: int, weights: npt.NDArray[np.float64],
@@ -143,15 +164,10 @@ def score_agent(
     """The score of one agent for a conversation (see the module docstring)."""
     p = int(table.profile[slot])
     budget = int(table.budget[p])
-    committed = committed_units(table, slot, cls, int(table.cost[p, cls]), True)
-    n_req = len(req_cols)
-    proficiency = 0.0
-    if n_req > 0:
-        total = 0
-        for j in range(n_req):
-            total += int(table.levels[slot, req_cols[j]])
-        proficiency = total / (5.0 * n_req)
-    idle_s = (now - int(table.idle_since[slot])) / 1000.0
+    committed = int(table.units[slot].sum()) + int(table.cost[p, cls])
+    holding = bool(table.counts[slot].any())
+    proficiency = _proficiency(table, slot, req_cols)
+    idle_s = 0.0 if holding else (now - int(table.idle_since[slot])) / 1000.0
     spare = (budget - committed) / float(budget)
     sticky = 1.0 if slot == preferred else 0.0
     rr_gap = float(offer_counter - int(table.last_offer[slot]))
@@ -226,11 +242,14 @@ class QueueIndex:
         if self._convs.pop(conv, None) is not None:
             self.size -= 1
 
-    def most_urgent(self, table: AgentArrays, agent: int, now: int) -> int:
-        """The most urgent waiting conversation this agent can take now, or -1."""
+    def most_urgent(self, table: AgentArrays, agent: int, now: int, prefer_window: int = 0) -> int:
+        """The most urgent waiting conversation this agent can take now, or -1.
+
+        With ``prefer_window`` > 0 (ms), the preference of the module docstring.
+        """
         if not table.routable[agent]:
             return -1
-        best, best_urgency = -1, (0, 0, 0)
+        heads: dict[int, tuple[tuple[int, int, int], int]] = {}
         for conv, (bucket, urgency, pinned, pin_until, excluded) in self._convs.items():
             cols, levels, cls, kind_mask, also = self._buckets[bucket]
             if not (int(table.kind[agent]) & kind_mask) or agent in excluded:
@@ -241,6 +260,16 @@ class QueueIndex:
                 continue
             if not _below_max(table, agent, also):
                 continue
-            if best < 0 or urgency < best_urgency:
-                best, best_urgency = conv, urgency
-        return best
+            if bucket not in heads or urgency < heads[bucket][0]:
+                heads[bucket] = (urgency, conv)
+        if not heads:
+            return -1
+        best_urgency, best = min(heads.values())
+        if prefer_window <= 0:
+            return best
+        near = [
+            (-_proficiency(table, agent, self._buckets[bucket][0]), urgency, conv)
+            for bucket, (urgency, conv) in heads.items()
+            if urgency[0] <= best_urgency[0] + prefer_window
+        ]
+        return min(near)[2]

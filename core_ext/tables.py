@@ -38,7 +38,7 @@ class AgentArrays(Protocol):
     profile: npt.NDArray[np.int32]
     """``[S]`` row of the agent's capacity profile in ``budget``/``cost``/``cmax``/``intr``."""
     idle_since: npt.NDArray[np.int64]
-    """``[S]`` epoch ms since the agent last held no work."""
+    """``[S]`` epoch ms when the agent last started or stopped holding work."""
     last_offer: npt.NDArray[np.int64]
     """``[S]`` offer counter at the agent's last offer (round robin)."""
     levels: npt.NDArray[np.uint8]

@@ -264,7 +264,11 @@ class ConversationQueued(_Event, frozen=True, tag="conversation.queued"):
 
 
 class ConversationOffered(_Event, frozen=True, tag="conversation.offered"):
-    """Offered to ``agent_id`` with its live ``legs``, whose capacity is reserved now."""
+    """Offered to ``agent_id`` with its live ``legs``, whose capacity is reserved now.
+
+    ``why``: the policy's preset (the best agent by its score), ``agent_free`` (the agent
+    gained room and this was the most urgent it could take), ``spread`` (its best agent
+    had its ``max_per_pass`` this pass) or ``pinned`` (it waits for this agent)."""
 
     conversation_id: str
     agent_id: str

@@ -369,8 +369,10 @@ class TenantMatcher:
         return bool(kernel.fits(self.table, agent_slot, CLASS_INDEX[cls], units, adding))
 
     def most_urgent(self, agent_slot: int, now: int) -> str | None:
-        """The most urgent waiting conversation this agent can take now."""
-        slot = self.index.most_urgent(self.table, agent_slot, now)
+        """The most urgent waiting conversation this agent can take now, or one of its
+        best-matching skills within the policy's ``prefer_window_s`` of it."""
+        window = round(self.policy.prefer_window_s * 1000)
+        slot = self.index.most_urgent(self.table, agent_slot, now, window)
         return self._conv_at[slot] if slot >= 0 else None
 
     def score(

@@ -61,6 +61,8 @@ class AgentState(msgspec.Struct, kw_only=True):
     """Conversations this agent holds whose cost must grow before the agent gets new work:
     a new leg to take on, or an inactive conversation whose customer wrote again."""
     idle_since: int = 0
+    """When the agent last became available, or started or stopped holding work: an agent
+    holding nothing has been idle since then (one holding work is not idle)."""
     last_offer: int = 0
 
     @property

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from omniroute.engine.events import (
     Tick,
 )
 from omniroute.engine.matching import CLASS_INDEX, AgentTable, ProfileTable
+from omniroute.engine.policy import PRESETS
 from omniroute.engine.state import AgentState
 
 compiled = pytest.importorskip("omniroute.core_ext._kernel")
@@ -43,7 +45,8 @@ def test_compiled_kernel_is_in_use() -> None:
 @st.composite
 def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
     """Agent tables of up to 150 slots (several bitset words), some removed; some agents
-    hold their max of one class (an item a unit, so that other classes may still fit)."""
+    hold their max of one class (an item a unit, so that other classes may still fit),
+    some hold nothing (their idle time counts), some only a further leg's count."""
     policy = Policy()
     table = AgentTable(ProfileTable(policy))
     n = draw(st.integers(1, 150))
@@ -59,6 +62,8 @@ def tables(draw: st.DrawFn) -> tuple[AgentTable, list[int]]:
         if full is not None:
             counts[CLASS_INDEX[full]] = policy.profiles[profile].classes[full].max
             units[CLASS_INDEX[full]] = counts[CLASS_INDEX[full]]
+        for c in draw(st.lists(st.integers(0, N_CLASSES - 1), max_size=1)):
+            counts[c] += 1  # a further leg: counted, no units
         agent = AgentState(
             agent_id=f"a{slot}", seq=draw(st.integers(0, 50)), slot=slot,
             kind=draw(st.sampled_from(["human", "bot"])),
@@ -107,6 +112,8 @@ def test_best_agent_is_identical(
     assert compiled.best_agent(*args) == reference.best_agent(*args)
     c, also = req["cls"], req["also"]
     for slot in slots:
+        score_args = (table, slot, cols, req["cls"], preferred, req["now"], 40, weights)
+        assert compiled.score_agent(*score_args) == reference.score_agent(*score_args)
         assert compiled.room_mask(table, slot) == reference.room_mask(table, slot)
         for adding in (True, False):
             assert compiled.fits(table, slot, c, 20, adding) == reference.fits(
@@ -148,18 +155,25 @@ def test_most_urgent_conversation_is_identical(
             queue.remove(conv)
     assert queues[0].size == queues[1].size
     now = data.draw(st.integers(0, 20_000))
+    # keys are 0..5: windows up to 6 choose among near heads; the last one cannot overflow
+    window = data.draw(st.sampled_from([0, 0, 1, 2, 3, 6, -1, 2**63 - 1]))
     for agent in slots:
-        assert queues[0].most_urgent(table, agent, now) == queues[1].most_urgent(table, agent, now)
+        assert queues[0].most_urgent(table, agent, now, window) == queues[1].most_urgent(
+            table, agent, now, window
+        )
 
 
-def _agent(table: AgentTable, slot: int, counts: dict[str, int]) -> None:
+def _agent(
+    table: AgentTable, slot: int, counts: dict[str, int], idle_since: int = 0,
+    skills: dict[str, int] | None = None,
+) -> None:  # fmt: skip
     """A human agent on the default profile holding ``counts`` items (10 units each)."""
     held = [counts.get(name, 0) for name in CLASS_INDEX]
     table.sync(
         AgentState(
-            agent_id=f"a{slot}", seq=slot, slot=slot, kind="human", skills={}, profile="default",
-            languages=[], status="available", responsive=True, units=[10 * n for n in held],
-            counts=held, idle_since=0, last_offer=0,
+            agent_id=f"a{slot}", seq=slot, slot=slot, kind="human", skills=skills or {},
+            profile="default", languages=[], status="available", responsive=True,
+            units=[10 * n for n in held], counts=held, idle_since=idle_since, last_offer=0,
         )
     )  # fmt: skip
 
@@ -256,10 +270,58 @@ def _drive(seed: int, engine: Engine) -> tuple[list[object], bytes]:
 def test_engine_decisions_are_byte_identical_with_either_kernel(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    policy = msgspec.convert({"queues": {"default": {"offer_timeout_s": 30}}}, Policy)
+    # odd seeds: freed agents prefer their best-matching skills within 20 s of urgency
+    policy = msgspec.convert(
+        {"queues": {"default": {"offer_timeout_s": 30}}, "prefer_window_s": 20.0 * (seed % 2)},
+        Policy,
+    )
     events, with_compiled = _drive(seed, Engine(policy))
     monkeypatch.setattr(matching, "kernel", reference)
     engine = Engine(policy)
     with_reference = msgspec.msgpack.encode([engine.apply(e) for e in events])  # type: ignore[arg-type]
     assert with_reference == with_compiled
     assert with_compiled.count(b"conversation.assigned") > 20
+
+
+def _weights(preset: str) -> npt.NDArray[np.float64]:
+    w = PRESETS[preset]
+    return np.array([w.skill, w.idle, w.load, w.sticky, w.round_robin], np.float64)
+
+
+@pytest.mark.parametrize("kernel", [compiled, reference], ids=["compiled", "reference"])
+@pytest.mark.parametrize("preset", ["longest_idle", "least_loaded", "balanced"])
+def test_an_agent_holding_an_email_is_less_free_for_a_call_than_one_holding_nothing(
+    kernel: Any, preset: str
+) -> None:
+    """Ann has held an email since 0 s; Bob has held nothing since 5 s. Ann may take a
+    call (voice interrupts email), but she is neither idle nor unloaded: Bob gets it."""
+    table = AgentTable(ProfileTable(Policy()))
+    _agent(table, 0, {"email": 1}, idle_since=0)
+    _agent(table, 1, {}, idle_since=5_000)
+    cols, levels = table.request({})
+    voice, weights = CLASS_INDEX["voice"], _weights(preset)
+    ann, bob = (kernel.score_agent(table, s, cols, voice, -1, 10_000, 0, weights) for s in (0, 1))
+    assert ann < bob
+    nobody = np.array([], np.int32)
+    args = (table, cols, levels, voice, 1, nobody, -1, -1, 10_000, 0, weights)
+    assert kernel.best_agent(*args)[0] == 1
+    # the capacity rule is unchanged: Ann still has room for the call
+    assert kernel.agent_eligible(table, 0, cols, levels, voice, 1)
+
+
+@pytest.mark.parametrize("kernel", [compiled, reference], ids=["compiled", "reference"])
+@pytest.mark.parametrize(("window", "taken"), [(0, "b"), (1_000, "b"), (10_000, "a")])
+def test_a_chained_agent_prefers_its_primary_skill_within_the_window(
+    kernel: Any, window: int, taken: str
+) -> None:
+    """Skills a:5, b:3; the conversation needing b is 5 s more urgent than the one
+    needing a. Within a 10 s window the agent takes its primary skill's (a); within 1 s,
+    or without a window, the most urgent (b)."""
+    table = AgentTable(ProfileTable(Policy()))
+    _agent(table, 0, {}, skills={"a": 5, "b": 3})
+    queue, nobody, chat = kernel.QueueIndex(), np.array([], np.int32), CLASS_INDEX["chat"]
+    for conv, (skill, key) in enumerate([("b", 30_000), ("a", 35_000)]):
+        cols, levels = table.request({skill: 1})
+        bucket = queue.bucket_id(cols, levels, chat, 1)
+        queue.add(conv, bucket, key, key, conv, -1, 0, nobody)
+    assert queue.most_urgent(table, 0, 40_000, window) == ["b", "a"].index(taken)
