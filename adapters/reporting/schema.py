@@ -294,7 +294,9 @@ CREATE OR REPLACE VIEW service_level AS
 SELECT tenant, channel, queue, interval_start,
     count(*) AS contacts,
     count(*) FILTER (outcome = 'answered') AS answered,
+    count(*) FILTER (outcome = 'unreplied') AS unreplied,
     count(*) FILTER (sla_met) AS met,
+    count(*) FILTER (NOT sla_met) AS not_met,
     count(sla_met) AS measured,
     count(*) FILTER (outcome = 'abandoned') AS abandoned,
     count(*) FILTER (outcome = 'short_abandoned') AS short_abandoned,
@@ -466,7 +468,7 @@ WITH leg_lists AS (
         arg_max(conversation_id, first_contact_at) FILTER (closed_at IS NULL)
             AS open_conversation,
         list_sort(list_distinct(flatten(list(channels)))) AS channels,
-        sum(coalesce(wait_s, CASE WHEN closed_at IS NULL AND first_answer_at IS NULL THEN
+        sum(coalesce(wait_s, CASE WHEN closed_at IS NULL AND outcome = 'open' THEN
             (p.as_of_ms - epoch_ms(first_contact_at)) / 1000 END, 0)
             + transfer_wait_s) AS total_wait_s,
         count(*) FILTER (met = false OR (met IS NULL AND sla_breached)) AS sla_breaches,

@@ -24,9 +24,12 @@ from omniroute.adapters.reporting import (
     Projector,
     compare,
     connect_readonly,
+    customer_view,
     format_comparison,
+    format_customer,
     service_report,
 )
+from omniroute.adapters.reporting.plot_data import waits_data
 from omniroute.engine import Engine, parse_policy
 from omniroute.engine import events as ev
 from omniroute.engine.memorylog import MemoryLog
@@ -142,6 +145,11 @@ def test_an_email_assigned_at_once_and_replied_after_3h_misses_its_2h_target(
         3.0 * HOUR, False, "ann", "answered"
     )  # fmt: skip
     assert leg["answered_at"] == leg["replied_at"]
+    with connect_readonly(emails["3h"]) as con:
+        (panel,) = waits_data(con)  # the plot's panel: the first reply, not the assignment
+        (view,) = rows(con, "SELECT * FROM service_level")
+    assert (panel.channel, panel.first_reply, list(panel.waits_s)) == ("email", True, [3 * HOUR])
+    assert (view["answered"], view["unreplied"], view["not_met"]) == (1, 0, 1)
     assert (conv["outcome"], conv["wait_s"], conv["met"], conv["sla_breached"]) == (
         "answered", 3.0 * HOUR, False, True  # the engine's SlaBreached at 2 h agrees
     )  # fmt: skip
@@ -151,6 +159,7 @@ def test_an_email_replied_after_30min_meets_it(emails: dict[str, Path]) -> None:
     with connect_readonly(emails["30min"]) as con:
         email = by_channel(con)["email"]
         (conv,) = rows(con, "SELECT * FROM interactions")
+        text = format_customer(customer_view(con, "cu1"))
     assert (email["answered"], email["met"], email["not_met"], email["service_level"]) == (
         1, 1, 0, 1.0
     )  # fmt: skip
@@ -159,6 +168,12 @@ def test_an_email_replied_after_30min_meets_it(emails: dict[str, Path]) -> None:
     # assigned on arrival; answered by the reply half an hour later
     assert conv["first_answer_at"] == conv["first_contact_at"]
     assert conv["first_reply_at"] - conv["first_contact_at"] == dt.timedelta(minutes=30)
+    # the customer view shows it as the first reply, not as a wait
+    header = next(line for line in text if "first contact" in line)
+    row = next(line for line in text if " e1 " in line)
+    at = header.index("first reply")
+    assert row[at : at + len("first reply")].strip() == "30m00s"
+    assert row[header.index("wait") : header.index("wait") + 4].strip() == "-"
 
 
 def test_an_email_never_replied_is_unreplied_and_not_met(emails: dict[str, Path]) -> None:
@@ -184,8 +199,12 @@ def test_an_email_still_unreplied_past_its_target_is_not_met(tmp_path: Path) -> 
     with connect_readonly(db) as con:
         email = by_channel(con)["email"]
         (message,) = rows(con, "SELECT * FROM replies")
+        view = customer_view(con, "cu1")
     assert (email["open"], email["measured"], email["not_met"]) == (1, 1, 1)
     assert message["outcome"] == "waiting"
+    # assigned at once, yet the customer has waited for an answer since: until the
+    # projection's clock (the tick a day after T0)
+    assert (view["total_wait_s"], view["sla_breaches"]) == (24.0 * HOUR - 60, 1)
 
 
 def test_a_call_is_still_measured_at_the_answer(tmp_path: Path) -> None:
