@@ -248,8 +248,9 @@ def _customer(args: argparse.Namespace, out: TextIO) -> int:
 COMMANDS: dict[str, Command] = {
     "project": Command(
         help="project a log into a DuckDB reporting database (incremental)",
-        description="Fold LOG into the DuckDB database --db: tables interactions, legs, segments, "
-        "assignments, agent_states, agents, customers, contacts and the reporting views. "
+        description="Fold LOG into the DuckDB database --db: tables interactions, legs, replies, "
+        "segments, assignments, agent_states, agents, customers, contacts and the reporting "
+        "views. "
         "Incremental and idempotent: a second run adds only the events appended since.",
         add_arguments=_project_arguments,
         run=_reported(_project),
@@ -258,11 +259,14 @@ COMMANDS: dict[str, Command] = {
     "report": Command(
         help="service level, abandonment and wait percentiles (or agents) from a database",
         description="Print the honest service-level report per contact (a channel leg: a "
-        "rejoin is a contact of its own channel), each in one outcome: answered, abandoned, "
-        "short abandoned, bot only, unanswered, open; contacts = conversations + rejoins. "
-        "Waits from contact (the first from first contact), abandons after the short-abandon "
-        "threshold as not met, callbacks by their true wait, p50/p90/p99. --by agent prints "
-        "occupancy and handle times per agent.",
+        "rejoin is a contact of its own channel), each in one outcome: answered, unreplied, "
+        "abandoned, short abandoned, bot only, unanswered, open; contacts = conversations + "
+        "rejoins. Waits from contact (the first from first contact) to the human answer; "
+        "messaging, email and social are answered by the agent's first reply (first reply "
+        "columns; taken on but never replied to: unreplied, not met) and each customer "
+        "message's reply time is reported (reply columns). Abandons after the short-abandon "
+        "threshold count as not met, callbacks by their true wait, p50/p90/p99. --by agent "
+        "prints occupancy and handle times per agent.",
         add_arguments=_report_arguments,
         run=_reported(_report),
         extra="reporting",

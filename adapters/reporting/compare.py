@@ -8,7 +8,11 @@ database and the differences B - A. :func:`format_comparison` renders it side by
 :meth:`Comparison.to_dict` gives a JSON-able dict.
 
 The definitions are the report's (DESIGN.md §7): waits from first contact to the first
-human answer, nearest-rank percentiles, service level = met / measured. Occupancy is a
+human answer for real-time contacts, first replies (to the agent's first reply) for
+asynchronous ones (messaging, email, social), whose service level is measured there;
+nearest-rank percentiles, service level = met / measured, not met = measured - met
+(the SLA breaches: abandons after the short-abandon threshold, contacts unreplied or
+still waiting past their target included). Occupancy is a
 human agent's busy / staffed time (available or busy) over the whole database; its
 spread is over the human agents with staffed time (standard deviation of the
 population, nearest-rank percentiles).
@@ -25,6 +29,8 @@ from typing import Any, Literal
 
 import duckdb
 import numpy as np
+
+from omniroute.engine.policy import CHANNEL_CLASS, REPLY_CLASSES
 
 from .report import ReportError, agent_report, service_report
 from .table import format_cell, jsonable
@@ -59,11 +65,16 @@ class Spread:
 
 @dataclass(frozen=True)
 class ChannelLevel:
-    """One channel's contacts (by first channel), measured contacts and service level."""
+    """One channel's contacts, measured contacts, those not met (SLA breaches), service
+    level and longest time to the answer; ``first_reply``: an asynchronous channel, whose
+    answer (and so its service level and ``max_wait_s``) is the agent's first reply."""
 
     contacts: int
     measured: int
+    not_met: int
     service_level: float | None
+    max_wait_s: float | None
+    first_reply: bool
 
 
 @dataclass(frozen=True)
@@ -77,12 +88,16 @@ class Side:
     answered: int
     measured: int
     met: int
+    not_met: int
     service_level: float | None
     abandoned: int
     abandon_rate: float | None
     p50_wait_s: float | None
     p90_wait_s: float | None
     p99_wait_s: float | None
+    p50_first_reply_s: float | None
+    p90_first_reply_s: float | None
+    p99_first_reply_s: float | None
     occupancy: Spread
     channels: dict[str, ChannelLevel]
 
@@ -123,6 +138,8 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         x, y = a.get(key), b.get(key)
         if isinstance(x, dict) or isinstance(y, dict):
             out[key] = _difference(x or {}, y or {})
+        elif isinstance(x, bool) or isinstance(y, bool):
+            out[key] = None
         elif isinstance(x, int | float) and isinstance(y, int | float):
             out[key] = y - x
         else:
@@ -170,8 +187,11 @@ def summarize(
         if r["channel"] == "all":
             total = r
         else:
-            channels[r["channel"]] = ChannelLevel(r["contacts"], r["measured"],
-                                                  r["service_level"])  # fmt: skip
+            first_reply = CHANNEL_CLASS.get(r["channel"]) in REPLY_CLASSES
+            channels[r["channel"]] = ChannelLevel(
+                r["contacts"], r["measured"], r["not_met"], r["service_level"],
+                r["max_first_reply_s"] if first_reply else r["max_wait_s"], first_reply,
+            )  # fmt: skip
     occupancy: list[float] = []
     busy = staffed = 0.0
     for r in agent_report(con).records():
@@ -183,9 +203,13 @@ def summarize(
         label=label, db=db, tenant=tenant,
         contacts=int(total.get("contacts", 0)), answered=int(total.get("answered", 0)),
         measured=int(total.get("measured", 0)), met=int(total.get("met", 0)),
+        not_met=int(total.get("not_met", 0)),
         service_level=total.get("service_level"), abandoned=int(total.get("abandoned", 0)),
         abandon_rate=total.get("abandon_rate"), p50_wait_s=total.get("p50_wait_s"),
         p90_wait_s=total.get("p90_wait_s"), p99_wait_s=total.get("p99_wait_s"),
+        p50_first_reply_s=total.get("p50_first_reply_s"),
+        p90_first_reply_s=total.get("p90_first_reply_s"),
+        p99_first_reply_s=total.get("p99_first_reply_s"),
         occupancy=_spread(occupancy, busy, staffed), channels=channels,
     )  # fmt: skip
 
@@ -240,23 +264,36 @@ def format_comparison(c: Comparison) -> list[str]:
         ("answered", a.answered, b.answered, "int"),
         ("measured", a.measured, b.measured, "int"),
         ("in SLA", a.met, b.met, "int"),
+        ("not met (SLA breaches)", a.not_met, b.not_met, "int"),
         ("service level", a.service_level, b.service_level, "pct"),
         ("abandoned", a.abandoned, b.abandoned, "int"),
         ("abandon rate", a.abandon_rate, b.abandon_rate, "pct"),
         ("p50 wait", a.p50_wait_s, b.p50_wait_s, "secs"),
         ("p90 wait", a.p90_wait_s, b.p90_wait_s, "secs"),
         ("p99 wait", a.p99_wait_s, b.p99_wait_s, "secs"),
+        ("p50 first reply", a.p50_first_reply_s, b.p50_first_reply_s, "secs"),
+        ("p90 first reply", a.p90_first_reply_s, b.p90_first_reply_s, "secs"),
+        ("p99 first reply", a.p99_first_reply_s, b.p99_first_reply_s, "secs"),
         "occupancy of human agents",
         ("  agents logged in", a.occupancy.agents, b.occupancy.agents, "int"),
         ("  all together", a.occupancy.overall, b.occupancy.overall, "pct"),
     ]
     for name in ("mean", "stdev", "min", "p10", "p50", "p90", "max"):
         rows.append((f"  {name}", getattr(a.occupancy, name), getattr(b.occupancy, name), "pct"))
-    rows.append("service level by channel")
+    rows.append("by channel (messaging, email, social: at the first reply)")
     for ch in dict.fromkeys([*a.channels, *b.channels]):
         x, y = a.channels.get(ch), b.channels.get(ch)
-        name = f"  {ch} ({x.contacts if x else 0} / {y.contacts if y else 0} contacts)"
-        rows.append((name, x.service_level if x else None, y.service_level if y else None, "pct"))
+        ref = x if x is not None else y
+        reply = ref is not None and ref.first_reply
+        figures: tuple[tuple[str, str, Kind], ...] = (
+            ("contacts", "contacts", "int"),
+            ("not met", "not_met", "int"),
+            ("max first reply" if reply else "max wait", "max_wait_s", "secs"),
+            ("first-reply SL" if reply else "service level", "service_level", "pct"),
+        )
+        for label, field, kind in figures:
+            rows.append((f"  {ch} {label}", getattr(x, field, None), getattr(y, field, None),
+                         kind))  # fmt: skip
     cells = [("", a.label, b.label, f"{b.label} - {a.label}")]
     for row in rows:
         if isinstance(row, str):  # a section heading
@@ -278,8 +315,9 @@ def format_comparison(c: Comparison) -> list[str]:
         "  ".join("-" * w for w in widths),
         *lines[1:],
         "",
-        "Wait: first contact -> first human answer. SL = in SLA / measured. Occupancy: a human",
-        "agent's busy / staffed time (available or busy); its spread is over the agents",
-        "staffed (pp: points).",
+        "Wait: first contact -> first human answer (calls, video, chat, tasks). First reply:",
+        "first contact -> the agent's first reply (messaging, email, social; taken on but",
+        "never replied to: not met). SL = in SLA / measured. Occupancy: a human agent's busy",
+        "/ staffed time (available or busy); its spread is over the agents staffed (pp: points).",
         *(f"note: {n}" for n in c.notes),
     ]

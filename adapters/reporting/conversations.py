@@ -18,7 +18,20 @@ contact to that first human service (the first leg's from the first contact: bot
 transfers and callbacks included). Each leg is in exactly one outcome: ``answered`` (a
 human served it), ``abandoned`` (abandoned unserved; ``short_abandoned`` under the
 short-abandon threshold), ``bot_resolved`` (only a bot served it), ``unanswered``
-(ended unserved otherwise) or ``open`` (live, unserved).
+(ended unserved otherwise), ``unreplied`` (asynchronous, see below) or ``open``
+(live, unanswered).
+
+Asynchronous contacts (a leg whose channel's media class is in ``REPLY_CLASSES``:
+messaging, email, social) are answered by the agent's first reply, not by the
+assignment: the first ``MessageReceived`` out while a human agent holds the
+conversation and the leg is live. A reply naming a leg answers that leg; one naming
+none answers every live asynchronous leg. Such a leg a human took on but that ended
+without a reply is ``unreplied`` (not met); one abandoned before a reply is
+``abandoned``. Each customer message of an asynchronous leg (its contact first, then
+each ``MessageReceived`` in: on the leg it names, else on the newest live asynchronous
+leg) waits for the next agent message on that leg (a reply naming no leg answers
+them all): a ``replies`` row, unanswered if the leg ends first. Bot messages and
+messages while nobody holds the conversation are not replies.
 
 A conversation's outcome, SLA and handled-by agree by one definition: it is
 ``answered`` when a human agent served any of its legs, and is then measured by the
@@ -26,7 +39,10 @@ wait from its first contact to that first human answer (``handled_by`` lists who
 it); otherwise ``abandoned`` when the customer gave up (not met, unless a short
 abandon), ``bot_resolved`` when only a bot served it, ``unanswered`` when it ended
 unserved, ``open`` while it lasts unanswered. A conversation answered and later
-abandoned on a new leg is answered: the abandon is that leg's outcome.
+abandoned on a new leg is answered: the abandon is that leg's outcome. A conversation
+whose first contact is asynchronous is answered by its first human reply (on any
+leg, as the engine's SLA says), ``unreplied`` when a human took it on but it ended
+without one.
 """
 
 from __future__ import annotations
@@ -43,6 +59,7 @@ from omniroute.engine.events import (
     CustomerAbandoned,
     HandoffRequested,
     LegJoined,
+    MessageReceived,
     OfferDeclined,
     OfferExpired,
     SlaBreached,
@@ -51,10 +68,10 @@ from omniroute.engine.events import (
     WrapUpExpired,
 )
 from omniroute.engine.legs import DEMAND_ORDER
-from omniroute.engine.policy import CHANNEL_CLASS, Queue
+from omniroute.engine.policy import CHANNEL_CLASS, REPLY_CLASSES, Queue
 
 from .customers import resolve_customer
-from .ledger import Handler, Ledger, end_legs
+from .ledger import Handler, Ledger
 from .records import NONE, Arrival, Conversation, Leg, Tenant
 
 __all__ = ["DECISIONS", "INPUTS"]
@@ -62,6 +79,16 @@ __all__ = ["DECISIONS", "INPUTS"]
 _DEFAULT_QUEUE = Queue()
 _CLASS: dict[str, str] = {str(k): str(v) for k, v in CHANNEL_CLASS.items()}
 _RANK = {str(cls): i for i, cls in enumerate(DEMAND_ORDER)}
+
+
+def _new_leg(leg_id: str, channel: str, queue: str, started: int) -> Leg:
+    """A contact's leg; an asynchronous one's contact is its first customer message."""
+    media_class = _CLASS.get(channel, "task")
+    if media_class in REPLY_CLASSES:
+        return Leg(leg_id=leg_id, channel=channel, media_class=media_class, queue=queue,
+                   started=started, asynchronous=True, waiting=[started], messages=1)  # fmt: skip
+    return Leg(leg_id=leg_id, channel=channel, media_class=media_class, queue=queue,
+               started=started)  # fmt: skip
 
 
 def _queued(lg: Ledger, d: ConversationQueued, ts: int) -> None:
@@ -120,8 +147,7 @@ def _create(lg: Ledger, t: Tenant, d: ConversationQueued, ts: int) -> Conversati
         queue=d.queue, cur_queue=d.queue, priority=p.priority, language=p.language,
         first_contact=p.ts, sla_target_s=queue.sla_for(p.channel),  # type: ignore[arg-type]
     )  # fmt: skip
-    c.legs = [Leg(leg_id=c.cid, channel=c.channel, media_class=c.media_class, queue=d.queue,
-                  started=p.ts)]  # fmt: skip
+    c.legs = [_new_leg(c.cid, c.channel, d.queue, p.ts)]
     t.convs[c.cid] = c
     t.open_by_customer[customer_id] = c.cid
     return c
@@ -273,15 +299,17 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
     if d.channel not in c.channels:
         c.channels.append(d.channel)
     if c.stage == "scheduled":  # back before the callback: it is void, its legs end
-        end_legs(c, ts, "rejoined")
+        lg.end_legs(c, ts, "rejoined")
         if c.s_seg is not None:
             lg.end_seg(c, c.s_seg, ts, "rejoined")
             c.s_seg = None
         c.stage = "queued"
-    leg = Leg(leg_id=d.new_conversation_id, channel=d.channel,
-              media_class=_CLASS.get(d.channel, "task"),
-              queue=p.queue if p is not None else c.cur_queue,
-              started=p.ts if p is not None else ts)  # fmt: skip
+    leg = _new_leg(
+        d.new_conversation_id,
+        d.channel,
+        p.queue if p is not None else c.cur_queue,
+        p.ts if p is not None else ts,
+    )
     c.legs.append(leg)
     wire = c.wire_legs or lg.wire_legs
     if not wire and c.stage == "assigned" and c.owner is not None:
@@ -321,8 +349,7 @@ def _end_leg(lg: Ledger, c: Conversation, leg_id: str, ts: int, by: str) -> bool
     leg = c.leg(leg_id)
     if leg is None or leg.ended >= 0 or len(c.live_legs()) < 2:
         return False
-    leg.ended = ts
-    leg.ended_by = by
+    lg.end_leg(c, leg, ts, by)
     if c.wire_legs or lg.wire_legs:
         c.media_class, c.channel = _lead(c)
     _stop_waiting(lg, c, ts, by)
@@ -403,7 +430,7 @@ def _ended(lg: Ledger, e: ConversationEnded, ts: int) -> None:
             return
     if c.stage != "assigned" or c.owner is None:
         return
-    end_legs(c, ts, e.by)
+    lg.end_legs(c, ts, e.by)
     c.ended = ts
     c.ended_by = e.by
     t = lg.tenant(c.tenant)
@@ -426,6 +453,32 @@ def _ended(lg: Ledger, e: ConversationEnded, ts: int) -> None:
         lg.touch(c)
         return
     lg.close(c, ts, "ended")
+
+
+def _message(lg: Ledger, e: MessageReceived, ts: int) -> None:
+    c = lg.conv(e.tenant, e.conversation_id)
+    if c is None or c.ended >= 0:
+        return
+    if e.direction == "in":
+        if e.leg is not None:
+            leg = c.leg(e.leg)
+        else:  # the customer writes on their newest live asynchronous contact
+            leg = next((x for x in reversed(c.legs) if x.asynchronous and x.ended < 0), None)
+        if leg is not None and leg.asynchronous and leg.ended < 0:
+            leg.waiting.append(ts)
+            leg.messages += 1
+            lg.touch(c)
+        return
+    agent = c.owner
+    if agent is None or c.owner_bot:
+        return
+    if c.first_reply < 0:
+        c.first_reply = ts
+        c.replied_by = agent
+    for leg in c.legs:
+        if leg.asynchronous and leg.ended < 0 and e.leg in (None, leg.leg_id):
+            lg.reply(c, leg, ts, agent)
+    lg.touch(c)
 
 
 def _wrapped(lg: Ledger, e: WrapUpCompleted, ts: int) -> None:
@@ -485,6 +538,7 @@ INPUTS: dict[type, Handler] = {
     TransferRequested: _transfer,
     HandoffRequested: _handoff,
     ConversationEnded: _ended,
+    MessageReceived: _message,
     WrapUpCompleted: _wrapped,
     CustomerAbandoned: _abandoned,
     CallbackRequested: _callback,

@@ -27,14 +27,13 @@ from omniroute.engine.events import (
     Decision,
     Event,
     EventRejected,
-    MessageReceived,
     OfferAccepted,
     Tick,
 )
 from omniroute.engine.policy import Policy, Queue
 
 from . import agents, conversations, customers
-from .ledger import Handler, Ledger, Row
+from .ledger import Handler, Ledger, Row, message_rows
 from .records import (
     NONE,
     Conversation,
@@ -50,7 +49,7 @@ __all__ = ["Batch", "Fold"]
 _SEP = "\x1f"  # joins list values (channels, agents) on their way into a VARCHAR[]
 _CACHE_MAX = 1_000_000  # contacts + customers kept in memory between batches
 _PENDING_MAX_MS = 3_600_000
-_SKIPPED_INPUTS = frozenset({Tick, OfferAccepted, MessageReceived})
+_SKIPPED_INPUTS = frozenset({Tick, OfferAccepted})
 """Inputs with nothing to project: the decisions that follow them say what they did."""
 _DECISIONS = frozenset(typing.get_args(Decision))
 _DECISION_HANDLERS: dict[type, Handler] = {**conversations.DECISIONS, **agents.DECISIONS}
@@ -68,14 +67,16 @@ class Batch:
 
     The ``stale_*`` keys name rows already in the database that the new rows replace:
     interactions by (tenant, conversation, first contact; their open segments go with
-    them, and their legs), agents by (tenant, agent; their open status interval too), customers,
-    contacts, and ``_state`` records by kind.
+    them, and their legs and the customer messages still waiting for a reply), agents
+    by (tenant, agent; their open status interval too), customers, contacts, and
+    ``_state`` records by kind.
     """
 
     interactions: list[Row]
     legs: list[Row]
     segments: list[Row]
     assignments: list[Row]
+    replies: list[Row]
     agent_states: list[Row]
     agents: list[Row]
     customers: list[Row]
@@ -255,6 +256,11 @@ class Fold:
                 for s in (c.q_seg, c.o_seg, c.h_seg, c.w_seg, c.s_seg)
                 if s is not None
             )  # fmt: skip
+        replies = lg.replies
+        for c in open_convs:
+            for leg in c.legs:
+                if leg.waiting:
+                    replies.extend(message_rows(c, leg, NONE, None, "waiting"))
         states = lg.agent_states
         states.extend(
             (a.tenant, a.agent_id, a.kind, a.state, a.state_start, NONE)
@@ -268,6 +274,7 @@ class Fold:
             assignments=[
                 (*r[:8], r[8] if r[8] is not None else float("nan"), *r[9:]) for r in lg.assignments
             ],
+            replies=replies,
             agent_states=states,
             agents=[
                 (a.tenant, a.agent_id, a.kind, a.name, a.profile, a.skills, a.registered, a.removed)
@@ -326,7 +333,10 @@ class Fold:
 
 
 def _interaction(c: Conversation) -> Row:
-    """A conversation's ``interactions`` row (the insert derives waits and ``met``)."""
+    """A conversation's ``interactions`` row (the insert derives waits and ``met``): one
+    whose first contact is asynchronous is answered by its first human reply."""
+    asynchronous = c.legs[0].asynchronous
+    answer = c.first_reply if asynchronous else c.first_answer
     return (
         c.tenant, c.cid, c.customer_id, c.contact_channel, c.contact_address,
         c.channels[0], _SEP.join(c.channels), c.channel, c.queue, c.cur_queue,
@@ -335,14 +345,16 @@ def _interaction(c: Conversation) -> Row:
         c.ended, c.closed, c.ended_by,
         "closed" if c.closed >= 0 else "bot" if c.owner_bot else c.stage,
         (
-            "answered" if c.first_answer >= 0 else "open" if c.closed < 0
+            "answered" if answer >= 0 else "open" if c.closed < 0
             else "abandoned" if c.abandoned
+            else "unreplied" if c.first_answer >= 0
             else "bot_resolved" if c.first_bot >= 0 else "unanswered"
         ),
         c.transfers, c.handoffs, c.rejoins, c.escalations,
-        c.abandoned and c.first_answer < 0,  # answered first: the outcome is answered
+        c.abandoned and answer < 0,  # answered first: the outcome is answered
         c.callback, c.sla_target_s, c.sla_breached, c.transfer_wait_ms, c.handle_ms,
         len(c.legs), _SEP.join(leg.leg_id for leg in c.legs),
+        asynchronous, c.first_reply, c.replied_by, answer,
     )  # fmt: skip
 
 
@@ -352,15 +364,19 @@ _DEFAULT_QUEUE = Queue()
 def _leg(lg: Ledger, c: Conversation, seq: int, leg: Leg) -> Row:
     """A leg's ``legs`` row (the insert splits short abandons, derives wait and ``met``).
 
-    Outcome: a human served it, else it was abandoned, else it is live (open), else a
-    bot served it, else it ended unanswered."""
+    Outcome: a human answered it (served it; an asynchronous leg: replied), else it was
+    abandoned, else it is live (open), else a human took it on without a reply
+    (unreplied), else a bot served it, else it ended unanswered."""
+    answer = leg.replied if leg.asynchronous else leg.served
     outcome = (
-        "answered" if leg.served >= 0 else "abandoned" if leg.ended_by == "abandoned"
-        else "open" if leg.ended < 0 else "bot_resolved" if leg.bot else "unanswered"
+        "answered" if answer >= 0 else "abandoned" if leg.ended_by == "abandoned"
+        else "open" if leg.ended < 0 else "unreplied" if leg.served >= 0
+        else "bot_resolved" if leg.bot else "unanswered"
     )  # fmt: skip
     target = lg.policy.queues.get(leg.queue, _DEFAULT_QUEUE).sla_for(leg.channel)  # type: ignore[arg-type]
     return (
         c.tenant, c.cid, c.first_contact, seq, leg.leg_id, leg.channel, leg.media_class,
         leg.queue, c.customer_id, leg.started, leg.served, leg.served_by, leg.bot, leg.ended,
-        leg.ended_by, outcome, leg.callback, target,
+        leg.ended_by, outcome, leg.callback, target, leg.asynchronous, leg.replied,
+        leg.replied_by, answer,
     )  # fmt: skip

@@ -15,9 +15,19 @@ from typing import Any
 
 from omniroute.engine.policy import Policy
 
-from .records import NONE, Agent, Arrival, Contact, Conversation, Customer, Segment, Tenant
+from .records import (
+    NONE,
+    Agent,
+    Arrival,
+    Contact,
+    Conversation,
+    Customer,
+    Leg,
+    Segment,
+    Tenant,
+)
 
-__all__ = ["Handler", "Ledger", "Row", "end_legs"]
+__all__ = ["Handler", "Ledger", "Row", "message_rows"]
 
 Row = tuple[Any, ...]
 """A row for a table, its fields in the order of the table's :class:`~.schema.Insert`."""
@@ -44,6 +54,7 @@ class Ledger:
         self.deleted_pending: list[tuple[str, str]] = []
         self.segments: list[Row] = []
         self.assignments: list[Row] = []
+        self.replies: list[Row] = []
         self.agent_states: list[Row] = []
         self.dirty_contacts: list[Contact] = []
         self.dirty_customers: list[Customer] = []
@@ -126,10 +137,35 @@ class Ledger:
         c.owner = None
         c.owner_bot = False
 
+    def end_leg(self, c: Conversation, leg: Leg, ts: int, by: str) -> None:
+        """The leg ends at ``ts`` (``by``: who or what ended it): its customer messages
+        no agent message followed stay unanswered."""
+        leg.ended = ts
+        leg.ended_by = by
+        if leg.waiting:
+            self.replies.extend(message_rows(c, leg, NONE, None, "unreplied"))
+            leg.waiting = []
+
+    def end_legs(self, c: Conversation, ts: int, by: str) -> None:
+        """Every live leg of ``c`` ends at ``ts``."""
+        for leg in c.legs:
+            if leg.ended < 0:
+                self.end_leg(c, leg, ts, by)
+
+    def reply(self, c: Conversation, leg: Leg, ts: int, agent: str) -> None:
+        """``agent``'s message at ``ts`` answers the leg's waiting customer messages (the
+        first one answers the leg)."""
+        if leg.replied < 0:
+            leg.replied = ts
+            leg.replied_by = agent
+        if leg.waiting:
+            self.replies.extend(message_rows(c, leg, ts, agent, "replied"))
+            leg.waiting = []
+
     def close(self, c: Conversation, ts: int, outcome: str) -> None:
         """The conversation leaves: end every open segment and live leg, drop it from the
         state."""
-        end_legs(c, ts, outcome)
+        self.end_legs(c, ts, outcome)
         for attr in ("q_seg", "o_seg", "s_seg"):
             s = getattr(c, attr)
             if s is not None:
@@ -164,12 +200,18 @@ class Ledger:
         a.state_start = NONE
 
 
-def end_legs(c: Conversation, ts: int, by: str) -> None:
-    """Every live leg of ``c`` ends at ``ts`` (``by``: who or what ended it)."""
-    for leg in c.legs:
-        if leg.ended < 0:
-            leg.ended = ts
-            leg.ended_by = by
+def message_rows(
+    c: Conversation, leg: Leg, reply: int, agent: str | None, outcome: str
+) -> list[Row]:
+    """``replies`` rows of the leg's waiting customer messages: answered at ``reply`` by
+    ``agent`` (``replied``), never (``unreplied``: the leg ended) or not yet
+    (``waiting``)."""
+    first = leg.messages - len(leg.waiting) + 1
+    return [
+        (c.tenant, c.cid, c.first_contact, leg.leg_id, first + i, leg.channel, leg.queue,
+         leg.started, ts, reply, agent, outcome)
+        for i, ts in enumerate(leg.waiting)
+    ]  # fmt: skip
 
 
 Handler = Callable[[Ledger, Any, int], None]

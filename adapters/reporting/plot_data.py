@@ -4,8 +4,9 @@ database as plain numpy arrays (no matplotlib here).
 Each ``*_data`` function takes a read-only connection (:func:`~.writer.connect_readonly`);
 the aggregation is done in SQL, the service level comes from
 :func:`~.report.service_report`. The definitions are the projection's (DESIGN.md §7):
-waits run from the customer's first contact to the first human answer; service level =
-answered within target / measured. Times are UTC.
+waits run from the customer's first contact to the first human answer, and for
+messaging, email and social to the agent's first reply; service level = answered within
+target / measured. Times are UTC.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omniroute.engine.events import CHANNELS
-from omniroute.engine.policy import CHANNEL_CLASS
+from omniroute.engine.policy import CHANNEL_CLASS, REPLY_CLASSES
 
 from .report import projection_info, service_report
 
@@ -234,7 +235,8 @@ def queue_depth_data(con: duckdb.DuckDBPyConnection, *, step_s: int | None = Non
 @dataclass(frozen=True)
 class ChannelWaits:
     """One channel's waits: ``waits_s`` of its answered contacts (sorted), how many
-    contacts were measured and met, and its SLA target (a range if its queues differ)."""
+    contacts were measured and met, and its SLA target (a range if its queues differ).
+    ``first_reply``: an asynchronous channel, whose waits run to the first reply."""
 
     channel: str
     waits_s: Floats
@@ -244,6 +246,7 @@ class ChannelWaits:
     abandoned: int
     target_lo_s: float
     target_hi_s: float
+    first_reply: bool
 
     @property
     def service_level(self) -> float:
@@ -260,9 +263,10 @@ class ChannelWaits:
 
 def waits_data(con: duckdb.DuckDBPyConnection) -> list[ChannelWaits]:
     """Per channel (each contact, a leg, under its own channel, in :data:`CHANNELS`
-    order): answered waits and the counts of :func:`~.report.service_report` by channel."""
+    order): answered waits (first replies for messaging, email and social) and the
+    counts of :func:`~.report.service_report` by channel."""
     res = con.execute(
-        "SELECT channel, wait_s FROM legs WHERE served_at IS NOT NULL ORDER BY channel, wait_s"
+        "SELECT channel, wait_s FROM legs WHERE answered_at IS NOT NULL ORDER BY channel, wait_s"
     ).fetchnumpy()
     chan = np.asarray(res["channel"], dtype=object)
     waits = np.asarray(res["wait_s"], dtype=np.float64)
@@ -282,7 +286,9 @@ def waits_data(con: duckdb.DuckDBPyConnection) -> list[ChannelWaits]:
     for c in _order(list(counts), CHANNELS):
         contacts, measured, met, abandoned = counts[c]
         lo, hi = targets[c]
-        out.append(ChannelWaits(c, waits[chan == c], contacts, measured, met, abandoned, lo, hi))
+        reply = media_class_of(c) in REPLY_CLASSES
+        out.append(ChannelWaits(c, waits[chan == c], contacts, measured, met, abandoned, lo, hi,
+                                reply))  # fmt: skip
     return out
 
 

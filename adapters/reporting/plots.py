@@ -9,9 +9,11 @@ functions are safe to call from any thread or library; the same database always 
 the same files.
 
 The definitions are the projection's (DESIGN.md §7): waits run from the customer's
-first contact to the first human answer; service level = answered within target /
-measured, where measured also counts abandons after the short-abandon threshold and
-conversations still waiting past their target. Times are UTC.
+first contact to the first human answer, and for messaging, email and social to the
+agent's first reply (a panel of such a channel says "first reply"); service level =
+answered within target / measured, where measured also counts contacts taken on but
+never replied to, abandons after the short-abandon threshold and conversations still
+waiting past their target. Times are UTC.
 """
 
 from __future__ import annotations
@@ -129,8 +131,9 @@ def draw_service_level(
     top.grid(True, alpha=0.3)
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, title="media class")
     top.set_title(
-        "answered within target / measured (answered + abandoned after the short-abandon "
-        "threshold + still waiting past target);\nwaits from each contact; a class with "
+        "answered within target / measured (answered + unreplied + abandoned after the "
+        "short-abandon threshold + still waiting past target);\nwaits from each contact "
+        "(messaging, email, social: to the first reply); a class with "
         f"under {_MAIN_CLASS_SHARE:.0%} of the contacts has no line of its own; an interval "
         f"with under {min_measured} measured has a hollow marker and a hatched bar",
         fontsize=9, loc="left",
@@ -218,10 +221,13 @@ def _short_secs(value: float, _pos: object = None) -> str:
 def draw_waits(
     data: Sequence[ChannelWaits], *, goal: float = 0.8, title: str | None = None
 ) -> Figure:
-    """One panel per channel: the share of measured contacts answered within t (log t),
-    the channel's SLA target (red, dashed) where the curve's height is the service level,
+    """One panel per channel: the share of measured contacts answered within t (log t;
+    for messaging, email and social: replied to within t, the first reply), the
+    channel's SLA target (red, dashed) where the curve's height is the service level,
     and the goal (dotted)."""
-    heading = _heading(title, "waits by channel: share of contacts answered within t")
+    heading = _heading(
+        title, "waits and first replies by channel: share of contacts answered within t"
+    )
     if not data:
         return _no_data(heading, "no contacts")
     ncols = min(len(data), 4)
@@ -246,12 +252,15 @@ def draw_waits(
         sl = "-" if math.isnan(c.service_level) else f"{c.service_level:.0%}"
         ax.text(
             0.97, 0.04,
-            f"SL {sl} (target {target})\n{len(c.waits_s):,} answered, "
+            f"{'first-reply ' if c.first_reply else ''}SL {sl} (target {target})\n"
+            f"{len(c.waits_s):,} {'replied' if c.first_reply else 'answered'}, "
             f"{c.abandoned:,} abandoned\nof {c.measured:,} measured",
             transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
             bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "linewidth": 0},
         )  # fmt: skip
-        ax.set_title(f"{c.channel} ({_count(c.contacts, 'contact')})", color=color, fontsize=10)
+        what = ": first reply" if c.first_reply else ""
+        ax.set_title(f"{c.channel}{what} ({_count(c.contacts, 'contact')})", color=color,
+                     fontsize=10)  # fmt: skip
         ax.grid(True, alpha=0.3)
     for ax in axes.flat[len(data) :]:
         ax.set_axis_off()
@@ -264,11 +273,11 @@ def draw_waits(
     ax0.xaxis.set_minor_locator(ticker.NullLocator())  # (log minor ticks: slow and busy)
     ax0.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
     for ax in axes[-1]:
-        ax.set_xlabel("wait from contact (log)")
+        ax.set_xlabel("wait or first reply from contact (log)")
     for ax in axes[:, 0]:
         ax.set_ylabel("answered within t")
     fig.suptitle(
-        f"{heading}\nshare of measured contacts (answered + abandoned after the "
+        f"{heading}\nshare of measured contacts (answered + unreplied + abandoned after the "
         f"short-abandon threshold + still waiting past target); red: SLA target; "
         f"dotted: goal {goal:.0%}; waits under {_MIN_WAIT_S:g}s drawn at {_MIN_WAIT_S:g}s",
         fontsize=10,

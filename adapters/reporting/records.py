@@ -50,7 +50,10 @@ class Leg(msgspec.Struct, array_like=True, kw_only=True):
     the conversation's, a rejoin's its new conversation id). ``served``: when a human
     agent first served it (``served_by``); ``bot``: a bot served it; ``ended_by``:
     ``agent``, ``customer``, ``abandoned`` (dropped while waiting) or why the
-    conversation closed."""
+    conversation closed. An asynchronous leg (``asynchronous``: its channel's class is in
+    ``REPLY_CLASSES``) is answered by the first human reply (``replied``, ``replied_by``);
+    ``waiting`` holds the times of its customer messages no agent message followed yet
+    (its contact first), ``messages`` counts them all."""
 
     leg_id: str
     channel: str
@@ -63,11 +66,18 @@ class Leg(msgspec.Struct, array_like=True, kw_only=True):
     ended: int = NONE
     ended_by: str | None = None
     callback: bool = False
+    asynchronous: bool = False
+    replied: int = NONE
+    replied_by: str | None = None
+    waiting: list[int] = []
+    messages: int = 0
 
 
 class Conversation(msgspec.Struct, array_like=True, kw_only=True):
     """An interaction as far as it is folded: its row's fields, its open segments and
-    where it stands (``stage``, ``owner``, the offer out)."""
+    where it stands (``stage``, ``owner``, the offer out). ``first_answer``: the first
+    assignment to a human; ``first_reply``: the first agent message while a human held
+    it (what answers an asynchronous conversation)."""
 
     tenant: str
     cid: str
@@ -86,6 +96,8 @@ class Conversation(msgspec.Struct, array_like=True, kw_only=True):
     first_bot: int = NONE
     first_answer: int = NONE
     answered_by: str | None = None
+    first_reply: int = NONE
+    replied_by: str | None = None
     handled_by: list[str] = []
     last_agent: str | None = None
     ended: int = NONE

@@ -78,11 +78,15 @@ def _check_window(since: dt.datetime | None, until: dt.datetime | None) -> None:
         raise ReportError(f"until ({until}) must be after since ({since})")
 
 
-OUTCOMES = ("answered", "abandoned", "short_abandoned", "bot_resolved", "unanswered", "open")
+OUTCOMES = (
+    "answered", "unreplied", "abandoned", "short_abandoned", "bot_resolved", "unanswered",
+    "open",
+)  # fmt: skip
 """The outcomes of a contact (a leg): each is in exactly one."""
 _SERVICE_COLUMNS = [
     Column("contacts", "contacts", "int"),
     Column("answered", "answered", "int"),
+    Column("unreplied", "unreplied", "int"),
     Column("abandoned", "abandoned", "int"),
     Column("short_abandoned", "short ab.", "int"),
     Column("bot_resolved", "bot only", "int"),
@@ -90,6 +94,7 @@ _SERVICE_COLUMNS = [
     Column("open", "open", "int"),
     Column("rejoins", "rejoins", "int"),
     Column("met", "in SLA", "int"),
+    Column("not_met", "not met", "int"),
     Column("measured", "measured", "int", brief=False),
     Column("service_level", "SL", "pct"),
     Column("abandon_rate", "ab. rate", "pct"),
@@ -98,8 +103,58 @@ _SERVICE_COLUMNS = [
     Column("p90_wait_s", "p90 wait", "secs"),
     Column("p99_wait_s", "p99 wait", "secs"),
     Column("mean_wait_s", "mean wait", "secs", brief=False),
+    Column("max_wait_s", "max wait", "secs", brief=False),
+    Column("p50_first_reply_s", "p50 first reply", "secs"),
+    Column("p90_first_reply_s", "p90 first reply", "secs"),
+    Column("p99_first_reply_s", "p99 first reply", "secs"),
+    Column("mean_first_reply_s", "mean first reply", "secs", brief=False),
+    Column("max_first_reply_s", "max first reply", "secs", brief=False),
+    Column("messages", "messages", "int", brief=False),
+    Column("messages_unreplied", "msgs unreplied", "int", brief=False),
+    Column("p50_reply_s", "p50 reply", "secs"),
+    Column("p90_reply_s", "p90 reply", "secs"),
+    Column("p99_reply_s", "p99 reply", "secs"),
     Column("sla_target_s", "target", "secs"),
 ]
+_COUNTS = ("contacts", *OUTCOMES, "rejoins", "met", "not_met", "measured", "service_level",
+           "abandon_rate", "callbacks")  # fmt: skip
+_Q = "[0.5, 0.9, 0.99]"
+
+
+def _spread_sql(value: str, where: str, name: str) -> str:
+    """Nearest-rank p50/p90/p99, mean and max of ``value`` over the rows ``where``."""
+    return (
+        f"quantile_disc({value}, {_Q}) FILTER ({where}) AS q_{name}, "
+        # waits are whole milliseconds: an integer mean does not depend on row order
+        f"avg(round({value} * 1000)::BIGINT) FILTER ({where}) / 1000 AS mean_{name}_s, "
+        f"max({value}) FILTER ({where}) AS max_{name}_s"
+    )
+
+
+def _grouped(
+    con: duckdb.DuckDBPyConnection, source: str, dims: list[str], iv: int, aggregates: str
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``aggregates`` of ``source`` per tenant and ``dims`` and per tenant (grouping
+    sets), keyed by (tenant, the dims' values, whether the row is the tenant's total)."""
+    exprs = {
+        "channel": "channel",
+        "queue": "queue",
+        "interval": f"time_bucket(INTERVAL {iv} SECOND, started_at)",
+    }
+    keys = ["tenant", *(f"d_{d}" for d in dims)]
+    group = ", ".join(keys)
+    inner = "".join(f", {exprs[d]} AS d_{d}" for d in dims)
+    sets = f"GROUPING SETS (({group}), (tenant))" if dims else "tenant"
+    cur = con.execute(
+        f"SELECT {group}, {aggregates}, grouping({group}) AS g "
+        f"FROM (SELECT *{inner} FROM {source}) GROUP BY {sets}"
+    )
+    names = [d[0] for d in cur.description]
+    out = {}
+    for row in cur.fetchall():
+        r = dict(zip(names, row, strict=True))
+        out[(*row[: len(keys)], bool(r["g"]) and bool(dims))] = r
+    return out
 
 
 def service_report(
@@ -110,13 +165,17 @@ def service_report(
     until: dt.datetime | None = None,
     interval_s: int | None = None,
 ) -> Table:
-    """Service level, abandonment and wait percentiles per tenant and ``by`` dimensions.
+    """Service level, abandonment, waits and reply times per tenant and ``by`` dimensions.
 
     Rows count contacts (legs: a rejoin is a contact of its own channel), each in
     exactly one of :data:`OUTCOMES`; the notes say how contacts and conversations
-    reconcile. ``by`` is a subset of :data:`DIMENSIONS` (``()`` for tenant totals); each
-    tenant also gets an ``all`` row. ``since``/``until`` (naive UTC) filter by contact.
-    ``interval_s`` overrides the database's reporting interval for ``interval``.
+    reconcile. Waits (to the human answer) are those of the real-time contacts; first
+    replies those of the asynchronous ones (messaging, email, social), which the SLA
+    measures at the first reply; reply times are each customer message's time to the
+    next agent message on its asynchronous contact. ``by`` is a subset of
+    :data:`DIMENSIONS` (``()`` for tenant totals); each tenant also gets an ``all`` row.
+    ``since``/``until`` (naive UTC) filter by contact. ``interval_s`` overrides the
+    database's reporting interval for ``interval``.
     """
     dims = list(dict.fromkeys(by))
     for d in dims:
@@ -127,62 +186,58 @@ def service_report(
         raise ReportError(f"the interval must be positive, got {interval_s} s")
     info = projection_info(con)
     iv = int(interval_s or info["interval_s"])
-    exprs = {
-        "channel": "channel",
-        "queue": "queue",
-        "interval": f"time_bucket(INTERVAL {iv} SECOND, started_at)",
-    }
-    inner = ", ".join(f"{exprs[d]} AS d_{d}" for d in dims)
-    keys = ["tenant", *(f"d_{d}" for d in dims)]
-    group = ", ".join(keys)
-    sets = f"GROUPING SETS (({group}), (tenant))" if dims else "tenant"
-    sql = f"""
-        SELECT {group},
-            count(*) AS contacts,
-            {", ".join(f"count(*) FILTER (outcome = '{o}') AS {o}" for o in OUTCOMES)},
-            count(*) FILTER (rejoin) AS rejoins,
-            count(*) FILTER (sla_met) AS met,
-            count(sla_met) AS measured,
-            count(*) FILTER (sla_met) / nullif(count(sla_met), 0) AS service_level,
-            count(*) FILTER (outcome = 'abandoned')
-                / nullif(count(*) FILTER (outcome <> 'short_abandoned'), 0) AS abandon_rate,
-            count(*) FILTER (callback) AS callbacks,
-            quantile_disc(wait_s, [0.5, 0.9, 0.99]) FILTER (served_at IS NOT NULL) AS q,
-            avg(round(wait_s * 1000)::BIGINT) FILTER (served_at IS NOT NULL) / 1000
-                AS mean_wait_s,
-            min(sla_target_s) AS target_lo, max(sla_target_s) AS target_hi,
-            grouping({group}) AS g
-        FROM (SELECT *{", " + inner if inner else ""} FROM _sla_facts
-              WHERE {_window(since, until, "started_at")})
-        GROUP BY {sets}
-    """
-    channels = ", ".join(f"'{c}'" for c in CHANNELS)
-    order = ", ".join(
-        ["tenant", "g"]
-        + [f"list_position([{channels}], {k}), {k}" if k == "d_channel" else k for k in keys[1:]]
-    )
-    rows = con.execute(
-        f"SELECT * EXCLUDE (q, mean_wait_s, target_lo, target_hi, g), mean_wait_s, q[1], "
-        f"q[2], q[3], target_lo, target_hi, g FROM ({sql}) ORDER BY {order}"
-    ).fetchall()
-    n = 1 + len(dims)
+    window = _window(since, until, "started_at")
+    answered = "answered_at IS NOT NULL"
+    facts = _grouped(con, f"_sla_facts WHERE {window}", dims, iv, f"""
+        count(*) AS contacts,
+        {", ".join(f"count(*) FILTER (outcome = '{o}') AS {o}" for o in OUTCOMES)},
+        count(*) FILTER (rejoin) AS rejoins,
+        count(*) FILTER (sla_met) AS met,
+        count(*) FILTER (NOT sla_met) AS not_met,
+        count(sla_met) AS measured,
+        count(*) FILTER (sla_met) / nullif(count(sla_met), 0) AS service_level,
+        count(*) FILTER (outcome = 'abandoned')
+            / nullif(count(*) FILTER (outcome <> 'short_abandoned'), 0) AS abandon_rate,
+        count(*) FILTER (callback) AS callbacks,
+        {_spread_sql("wait_s", f"{answered} AND NOT asynchronous", "wait")},
+        {_spread_sql("wait_s", f"{answered} AND asynchronous", "first_reply")},
+        min(sla_target_s) AS target_lo, max(sla_target_s) AS target_hi
+    """)  # fmt: skip
+    replies = _grouped(con, f"replies WHERE {window}", dims, iv, f"""
+        count(*) AS messages,
+        count(*) FILTER (outcome = 'unreplied') AS messages_unreplied,
+        quantile_disc(reply_s, {_Q}) AS q_reply
+    """)  # fmt: skip
+
+    def sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        parts: list[Any] = [key[0], key[-1]]
+        for d, value in zip(dims, key[1:-1], strict=True):
+            if d == "channel":
+                parts.append(CHANNELS.index(value) if value in CHANNELS else len(CHANNELS))
+            parts.append((value is None, value))
+        return tuple(parts)
+
     out: list[tuple[Any, ...]] = []
-    for r in rows:
-        key = list(r[:n])
-        if r[-1] and dims:  # the tenant's total row
-            key[1:] = ["all"] + [""] * (len(dims) - 1)
-        counts = r[n : n + 13]
-        mean, p50, p90, p99, lo, hi = r[n + 13 : n + 19]
-        target = lo if lo == hi else None
-        out.append((*key, *counts, p50, p90, p99, mean, target))
+    for key in sorted(facts, key=sort_key):
+        r, m = facts[key], replies.get(key, {})
+        shown = [key[0], *key[1:-1]]
+        if key[-1]:  # the tenant's total row
+            shown[1:] = ["all"] + [""] * (len(dims) - 1)
+        wait, first, reply = (r["q_wait"] or [None] * 3, r["q_first_reply"] or [None] * 3,
+                              m.get("q_reply") or [None] * 3)  # fmt: skip
+        target = r["target_lo"] if r["target_lo"] == r["target_hi"] else None
+        out.append((
+            *shown, *(r[c] for c in _COUNTS), *wait, r["mean_wait_s"], r["max_wait_s"],
+            *first, r["mean_first_reply_s"], r["max_first_reply_s"],
+            m.get("messages", 0), m.get("messages_unreplied", 0), *reply, target,
+        ))  # fmt: skip
     dim_cols = [Column(d, d, "time" if d == "interval" else "text") for d in dims]
     columns = [Column("tenant", "tenant"), *dim_cols, *_SERVICE_COLUMNS]
     short = float(info["short_abandon_s"])
     title = "service level" + (f" by {', '.join(dims)}" if dims else "")
     if "interval" in dims:
         title += f" ({format_seconds(iv)} intervals)"
-    totals = [dict(zip(("contacts", *OUTCOMES, "rejoins"), r[n : n + 8], strict=True))
-              for r in rows if r[-1] or not dims]  # fmt: skip
+    totals = [r for k, r in facts.items() if k[-1] or not dims]
     contacts = sum(t["contacts"] for t in totals)
     rejoins = sum(t["rejoins"] for t in totals)
     split = " + ".join(f"{sum(t[o] for t in totals):,}" for o in OUTCOMES)
@@ -191,12 +246,16 @@ def service_report(
         f"{contacts:,} contacts = {contacts - rejoins:,} conversations + {rejoins:,} rejoins",
         "(a customer's new contact joining their open conversation: a leg of it, counted "
         "under its own channel).",
-        "Each contact is in one outcome: answered + abandoned + short ab. (under "
+        "Each contact is in one outcome: answered + unreplied + abandoned + short ab. (under "
         f"{short:g}s) + bot only + unanswered + open = contacts ({split}).",
         "Wait: contact -> first human answer (the first contact's includes bot time, "
-        "transfers and callbacks).",
-        f"SL = in SLA / measured; measured = answered + abandoned after {short:g}s + still "
-        "waiting past target;",
+        "transfers and callbacks), for calls, video, chat and tasks.",
+        "First reply: contact -> the agent's first reply, for messaging, email and social, "
+        "whose SL is measured there:",
+        "unreplied = taken on by an agent but ended without a reply (not met). Reply: each "
+        "customer message -> the next agent message.",
+        f"SL = in SLA / measured; measured = answered + unreplied + abandoned after {short:g}s "
+        "+ still waiting past target;",
         "short abandons and bot-only contacts are outside it. target '-': the group mixes "
         "targets; each contact is measured against its own.",
     ]
@@ -315,8 +374,18 @@ def customer_view(
     return dict(zip(names, row, strict=True))
 
 
+def _wait_or_reply(row: dict[str, Any]) -> tuple[Any, Any]:
+    """(wait, first reply) of a conversation or leg: a written one (messaging, email,
+    social) is answered by the first reply (none while unreplied), the others by the
+    wait."""
+    if row["asynchronous"]:
+        return None, row["wait_s"] if row["outcome"] == "answered" else None
+    return row["wait_s"], None
+
+
 def format_customer(view: dict[str, Any]) -> list[str]:
-    """The customer 360 as readable lines."""
+    """The customer 360 as readable lines; a written conversation or leg shows the time
+    to its first reply where the others show their wait."""
     contacts = "; ".join(f"{c['channel']} {c['address']}" for c in view["contacts"]) or "-"
     lines = [
         f"customer {view['customer_id']} (tenant {view['tenant']}, {view['source']})",
@@ -337,10 +406,10 @@ def format_customer(view: dict[str, Any]) -> list[str]:
         [Column("first_contact_at", "first contact", "time"),
          Column("conversation_id", "conversation"), Column("channels", "channels"),
          Column("queue", "queue"), Column("status", "status"), Column("outcome", "outcome"),
-         Column("wait_s", "wait", "secs"), Column("sla", "SLA"),
-         Column("handled_by", "handled by")],
+         Column("wait_s", "wait", "secs"), Column("first_reply_s", "first reply", "secs"),
+         Column("sla", "SLA"), Column("handled_by", "handled by")],
         [(c["first_contact_at"], c["conversation_id"], c["channels"], c["queue"], c["status"],
-          c["outcome"], c["wait_s"],
+          c["outcome"], *_wait_or_reply(c),
           "met" if c["met"] else "missed" if c["met"] is False else "-", c["handled_by"])
          for c in view["conversations"]],
     )  # fmt: skip
@@ -349,10 +418,12 @@ def format_customer(view: dict[str, Any]) -> list[str]:
         [Column("conversation_id", "conversation"), Column("leg_id", "leg"),
          Column("channel", "channel"), Column("started_at", "started", "time"),
          Column("served_by", "served by"), Column("wait_s", "wait", "secs"),
+         Column("first_reply_s", "first reply", "secs"),
          Column("ended_at", "ended", "time"), Column("ended_by", "ended by"),
          Column("outcome", "outcome")],
         [(c["conversation_id"], leg["leg_id"], leg["channel"], leg["started_at"],
-          leg["served_by"], leg["wait_s"], leg["ended_at"], leg["ended_by"], leg["outcome"])
+          leg["served_by"], *_wait_or_reply(leg), leg["ended_at"], leg["ended_by"],
+          leg["outcome"])
          for c in view["conversations"] for leg in c["legs"]],
     )  # fmt: skip
     for t in (table, legs):
@@ -408,6 +479,7 @@ def _kind_of(type_name: str) -> Kind:
 _PARTITION_TIME = {
     "interactions": "first_contact_at",
     "legs": "started_at",
+    "replies": "message_at",
     "segments": "start_at",
     "assignments": "assigned_at",
     "agent_states": "start_at",

@@ -2,12 +2,15 @@
 
 Tables: ``interactions`` (one row per conversation, a rejoined contact included, with
 its legs), ``legs`` (one row per contact: each channel leg of a conversation, its outcome
-as :mod:`.conversations` says), ``segments`` (each station of the journey: ``queue``,
+as :mod:`.conversations` says), ``replies`` (one row per customer message of an
+asynchronous contact, the contact itself first: the time to the next agent message,
+``outcome`` ``replied``, ``unreplied`` when the leg ended first, ``waiting`` while it is
+live), ``segments`` (each station of the journey: ``queue``,
 ``offer``, ``bot``, ``agent``, ``wrap_up``, and ``scheduled`` for a callback waiting for
 its time), ``assignments``, ``agent_states`` (status intervals), ``agents``,
 ``customers``, ``contacts``; and the writer's own: ``_projection_state`` (the log
 position projected up to, the settings) and ``_state`` (the fold's open records,
-msgpack). Views: ``service_level``, ``wait_percentiles``, ``abandonment``,
+msgpack). Views: ``service_level``, ``wait_percentiles``, ``reply_times``, ``abandonment``,
 ``occupancy``, ``customer_360``, ``channel_volume`` and ``projection_info``. Each
 :class:`Insert` takes the fold's row tuples, registered as the numpy columns ``_b``,
 into its table; its SQL derives what follows from the row (timestamps, lists, waits,
@@ -15,13 +18,17 @@ whether the target was met).
 
 Honest metrics (DESIGN.md §7). The service level, abandonment and wait views count
 contacts, that is legs: each under its own channel and in exactly one outcome
-(answered, abandoned, short_abandoned, bot_resolved, unanswered, open), so per channel
-the outcomes sum to the contacts, and contacts = conversations + rejoins. A contact's
-wait runs from it to its first human service; a conversation's (and its first leg's)
-from the customer's first contact to the first assignment to a *human* (bot time,
-transfers, callbacks included); a callback is measured by that true wait; an abandon
-after ``short_abandon_s`` counts as not met (shorter ones are reported as short
-abandons, outside the rate); a contact still waiting past its target at the
+(answered, unreplied, abandoned, short_abandoned, bot_resolved, unanswered, open), so
+per channel the outcomes sum to the contacts, and contacts = conversations + rejoins. A
+contact's wait runs from it to its answer (``answered_at``); a conversation's (and its
+first leg's) from the customer's first contact (bot time, transfers, callbacks
+included). The answer is the first assignment to a *human* (``served_at``), but for an
+asynchronous contact (messaging, email, social: ``asynchronous``) the first human reply
+(``replied_at``): one taken on but never replied to is ``unreplied``, not met, its wait
+running to its end (a conversation follows its first contact's rule, ``first_reply_at``;
+``first_answer_at`` stays its first human assignment); a callback is measured by that
+true wait; an abandon after ``short_abandon_s`` counts as not met (shorter ones are
+reported as short abandons, outside the rate); a contact still waiting past its target at the
 projection's clock (``as_of``, the latest event time) counts as not met; every channel
 has its own SLA target (a conversation's from the engine's ``SlaBreached`` when it
 breached, else from the policy). A contact resolved by a bot without a human is
@@ -43,6 +50,7 @@ __all__ = [
     "CUSTOMERS",
     "INTERACTIONS",
     "LEGS",
+    "REPLIES",
     "SCHEMA_VERSION",
     "SEGMENTS",
     "TABLES",
@@ -52,15 +60,15 @@ __all__ = [
     "views_sql",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TABLES = (
-    "interactions", "legs", "segments", "assignments", "agent_states", "agents", "customers",
-    "contacts",
+    "interactions", "legs", "replies", "segments", "assignments", "agent_states", "agents",
+    "customers", "contacts",
 )  # fmt: skip
 """The projected tables, in the order they are written."""
 VIEWS = (
-    "service_level", "wait_percentiles", "abandonment", "occupancy", "customer_360",
-    "channel_volume", "projection_info",
+    "service_level", "wait_percentiles", "reply_times", "abandonment", "occupancy",
+    "customer_360", "channel_volume", "projection_info",
 )  # fmt: skip
 """The SQL views over the tables."""
 
@@ -93,14 +101,21 @@ CREATE TABLE IF NOT EXISTS interactions (
     transfers INTEGER, handoffs INTEGER, rejoins INTEGER, escalations INTEGER,
     abandoned BOOLEAN, short_abandon BOOLEAN, callback BOOLEAN,
     sla_target_s DOUBLE, sla_breached BOOLEAN, wait_s DOUBLE, transfer_wait_s DOUBLE,
-    handle_s DOUBLE, met BOOLEAN, legs INTEGER, leg_ids VARCHAR[]);
+    handle_s DOUBLE, met BOOLEAN, legs INTEGER, leg_ids VARCHAR[],
+    asynchronous BOOLEAN, first_reply_at TIMESTAMP, replied_by VARCHAR);
 CREATE TABLE IF NOT EXISTS legs (
     tenant VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
     conversation_started_at TIMESTAMP, seq INTEGER, leg_id VARCHAR, rejoin BOOLEAN,
     channel VARCHAR, media_class VARCHAR, queue VARCHAR, customer_id VARCHAR,
     started_at TIMESTAMP, served_at TIMESTAMP, served_by VARCHAR, bot_served BOOLEAN,
     ended_at TIMESTAMP, ended_by VARCHAR, outcome VARCHAR, callback BOOLEAN,
-    sla_target_s DOUBLE, wait_s DOUBLE, met BOOLEAN);
+    sla_target_s DOUBLE, wait_s DOUBLE, met BOOLEAN,
+    asynchronous BOOLEAN, replied_at TIMESTAMP, replied_by VARCHAR, answered_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS replies (
+    tenant VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
+    conversation_started_at TIMESTAMP, leg_id VARCHAR, seq INTEGER, channel VARCHAR,
+    queue VARCHAR, started_at TIMESTAMP, message_at TIMESTAMP, reply_at TIMESTAMP,
+    reply_s DOUBLE, replied_by VARCHAR, outcome VARCHAR);
 CREATE TABLE IF NOT EXISTS segments (
     tenant VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, seq INTEGER, kind VARCHAR,
     start_at TIMESTAMP, end_at TIMESTAMP, duration_s DOUBLE, agent_id VARCHAR,
@@ -144,25 +159,27 @@ INSERT INTO interactions SELECT
     transfers, handoffs, rejoins, escalations,
     abandoned, abandoned AND closed - first_contact < $short_ms, callback,
     sla_target_s, sla_breached,
-    CASE WHEN first_answer >= 0 THEN (first_answer - first_contact) / 1000
-         WHEN abandoned THEN (closed - first_contact) / 1000 END,
+    CASE WHEN answer >= 0 THEN (answer - first_contact) / 1000
+         WHEN abandoned THEN (closed - first_contact) / 1000
+         WHEN outcome = 'unreplied' THEN (greatest(ended, closed) - first_contact) / 1000 END,
     transfer_wait_ms / 1000, handle_ms / 1000,
-    CASE WHEN first_answer >= 0 THEN first_answer - first_contact <= sla_target_s * 1000
+    CASE WHEN answer >= 0 THEN answer - first_contact <= sla_target_s * 1000
          WHEN abandoned THEN CASE WHEN closed - first_contact >= $short_ms THEN false END
+         WHEN outcome = 'unreplied' THEN false
          WHEN closed >= 0 THEN NULL
          WHEN sla_breached AND status <> 'bot' THEN false END,
-    legs, {_list("leg_ids")}
+    legs, {_list("leg_ids")}, asynchronous, {_ts("first_reply")}, replied_by
 FROM _b
 """
 INTERACTIONS = Insert(
-    _INSERT_INTERACTIONS_SQL, "ssssssssssisiiiisssiisssiiiibbfbiiis",
+    _INSERT_INTERACTIONS_SQL, "ssssssssssisiiiisssiisssiiiibbfbiiisbisi",
     ("tenant", "cid", "customer_id", "contact_channel", "contact_address",
      "first_channel", "channels", "channel", "queue", "cur_queue", "priority",
      "language", "first_contact", "first_offer", "first_bot", "first_answer",
      "answered_by", "handled_by", "last_agent", "ended", "closed", "ended_by",
      "status", "outcome", "transfers", "handoffs", "rejoins", "escalations",
      "abandoned", "callback", "sla_target_s", "sla_breached", "transfer_wait_ms",
-     "handle_ms", "legs", "leg_ids"),
+     "handle_ms", "legs", "leg_ids", "asynchronous", "first_reply", "replied_by", "answer"),
 )  # fmt: skip
 _INSERT_LEGS_SQL = f"""
 INSERT INTO legs SELECT tenant, cid, epoch_ms(first_contact), seq, leg_id, seq > 1, channel,
@@ -171,17 +188,30 @@ INSERT INTO legs SELECT tenant, cid, epoch_ms(first_contact), seq, leg_id, seq >
     CASE WHEN outcome = 'abandoned' AND ended - started < $short_ms THEN 'short_abandoned'
          ELSE outcome END,
     callback, sla_target_s,
-    CASE WHEN served >= 0 THEN (served - started) / 1000
-         WHEN outcome = 'abandoned' THEN (ended - started) / 1000 END,
-    CASE WHEN served >= 0 THEN served - started <= sla_target_s * 1000
-         WHEN outcome = 'abandoned' AND ended - started >= $short_ms THEN false END
+    CASE WHEN answer >= 0 THEN (answer - started) / 1000
+         WHEN outcome IN ('abandoned', 'unreplied') THEN (ended - started) / 1000 END,
+    CASE WHEN answer >= 0 THEN answer - started <= sla_target_s * 1000
+         WHEN outcome = 'abandoned' AND ended - started >= $short_ms THEN false
+         WHEN outcome = 'unreplied' THEN false END,
+    asynchronous, {_ts("replied")}, replied_by, {_ts("answer")}
 FROM _b
 """
 LEGS = Insert(
-    _INSERT_LEGS_SQL, "ssiisssssiisbissbf",
+    _INSERT_LEGS_SQL, "ssiisssssiisbissbfbisi",
     ("tenant", "cid", "first_contact", "seq", "leg_id", "channel", "media_class", "queue",
      "customer_id", "started", "served", "served_by", "bot", "ended", "ended_by", "outcome",
-     "callback", "sla_target_s"),
+     "callback", "sla_target_s", "asynchronous", "replied", "replied_by", "answer"),
+)  # fmt: skip
+_INSERT_REPLIES_SQL = f"""
+INSERT INTO replies SELECT tenant, cid, epoch_ms(first_contact), leg_id, seq, channel, queue,
+    epoch_ms(started), epoch_ms(message), {_ts("reply")},
+    CASE WHEN reply >= 0 THEN (reply - message) / 1000 END, replied_by, outcome
+FROM _b
+"""
+REPLIES = Insert(
+    _INSERT_REPLIES_SQL, "ssisissiiiss",
+    ("tenant", "cid", "first_contact", "leg_id", "seq", "channel", "queue", "started",
+     "message", "reply", "replied_by", "outcome"),
 )  # fmt: skip
 _INSERT_SEGMENTS_SQL = f"""
 INSERT INTO segments SELECT tenant, cid, seq, kind, epoch_ms(start), {_ts("end_")},
@@ -264,7 +294,9 @@ CREATE OR REPLACE VIEW service_level AS
 SELECT tenant, channel, queue, interval_start,
     count(*) AS contacts,
     count(*) FILTER (outcome = 'answered') AS answered,
+    count(*) FILTER (outcome = 'unreplied') AS unreplied,
     count(*) FILTER (sla_met) AS met,
+    count(*) FILTER (NOT sla_met) AS not_met,
     count(sla_met) AS measured,
     count(*) FILTER (outcome = 'abandoned') AS abandoned,
     count(*) FILTER (outcome = 'short_abandoned') AS short_abandoned,
@@ -279,17 +311,31 @@ SELECT tenant, channel, queue, interval_start,
     max(sla_target_s) AS sla_target_max_s
 FROM _sla_facts GROUP BY ALL;
 
+-- the wait to the answer: the first reply for an asynchronous channel
 CREATE OR REPLACE VIEW wait_percentiles AS
-SELECT tenant, channel, queue, interval_start,
-    count(wait_s) FILTER (served_at IS NOT NULL) AS answered,
-    quantile_disc(wait_s, 0.5) FILTER (served_at IS NOT NULL) AS p50_wait_s,
-    quantile_disc(wait_s, 0.9) FILTER (served_at IS NOT NULL) AS p90_wait_s,
-    quantile_disc(wait_s, 0.99) FILTER (served_at IS NOT NULL) AS p99_wait_s,
+SELECT tenant, channel, queue, interval_start, bool_and(asynchronous) AS first_reply,
+    count(wait_s) FILTER (answered_at IS NOT NULL) AS answered,
+    quantile_disc(wait_s, 0.5) FILTER (answered_at IS NOT NULL) AS p50_wait_s,
+    quantile_disc(wait_s, 0.9) FILTER (answered_at IS NOT NULL) AS p90_wait_s,
+    quantile_disc(wait_s, 0.99) FILTER (answered_at IS NOT NULL) AS p99_wait_s,
     -- waits are whole milliseconds: an integer mean does not depend on row order
-    avg(round(wait_s * 1000)::BIGINT) FILTER (served_at IS NOT NULL) / 1000
+    avg(round(wait_s * 1000)::BIGINT) FILTER (answered_at IS NOT NULL) / 1000
         AS mean_wait_s,
-    max(wait_s) FILTER (served_at IS NOT NULL) AS max_wait_s
+    max(wait_s) FILTER (answered_at IS NOT NULL) AS max_wait_s
 FROM _sla_facts GROUP BY ALL;
+
+-- each customer message of an asynchronous contact: the time to the next agent message
+CREATE OR REPLACE VIEW reply_times AS
+SELECT tenant, channel, queue, time_bucket({iv}, started_at) AS interval_start,
+    count(*) AS messages,
+    count(*) FILTER (outcome = 'replied') AS replied,
+    count(*) FILTER (outcome = 'unreplied') AS unreplied,
+    count(*) FILTER (outcome = 'waiting') AS waiting,
+    quantile_disc(reply_s, 0.5) AS p50_reply_s,
+    quantile_disc(reply_s, 0.9) AS p90_reply_s,
+    quantile_disc(reply_s, 0.99) AS p99_reply_s,
+    max(reply_s) AS max_reply_s
+FROM replies GROUP BY ALL;
 
 CREATE OR REPLACE VIEW abandonment AS
 SELECT tenant, channel, queue, interval_start,
@@ -310,7 +356,7 @@ SELECT tenant, channel, time_bucket({iv}, first_contact_at) AS interval_start,
     count(*) FILTER (channel = first_channel) AS first_contacts,
     count(*) FILTER (channel <> first_channel) AS joined_later,
     count(*) FILTER (len(channels) > 1) AS multichannel,
-    count(*) FILTER (first_answer_at IS NOT NULL) AS answered,
+    count(*) FILTER (outcome = 'answered') AS answered,
     count(*) FILTER (abandoned) AS abandoned
 FROM (SELECT *, unnest(list_distinct(channels)) AS channel FROM interactions)
 GROUP BY ALL;
@@ -397,7 +443,8 @@ WITH leg_lists AS (
     SELECT tenant, conversation_id, conversation_started_at,
         list({{'leg_id': leg_id, 'channel': channel, 'started_at': started_at,
                'served_at': served_at, 'served_by': served_by, 'ended_at': ended_at,
-               'ended_by': ended_by, 'outcome': outcome, 'wait_s': wait_s, 'met': met}}
+               'ended_by': ended_by, 'outcome': outcome, 'wait_s': wait_s, 'met': met,
+               'asynchronous': asynchronous, 'replied_at': replied_at}}
              ORDER BY seq) AS legs
     FROM legs GROUP BY ALL
 ), resolved AS (
@@ -413,6 +460,7 @@ WITH leg_lists AS (
                'queue': queue, 'first_contact_at': first_contact_at,
                'first_answer_at': first_answer_at, 'closed_at': closed_at,
                'status': status, 'outcome': outcome, 'wait_s': wait_s, 'met': met,
+               'asynchronous': asynchronous, 'first_reply_at': first_reply_at,
                'answered_by': answered_by, 'handled_by': handled_by, 'legs': legs}}
              ORDER BY first_contact_at, conversation_id) AS conversations,
         list_sort(list_distinct(flatten(list(handled_by)))) AS agents,
@@ -420,7 +468,7 @@ WITH leg_lists AS (
         arg_max(conversation_id, first_contact_at) FILTER (closed_at IS NULL)
             AS open_conversation,
         list_sort(list_distinct(flatten(list(channels)))) AS channels,
-        sum(coalesce(wait_s, CASE WHEN closed_at IS NULL AND first_answer_at IS NULL THEN
+        sum(coalesce(wait_s, CASE WHEN closed_at IS NULL AND outcome = 'open' THEN
             (p.as_of_ms - epoch_ms(first_contact_at)) / 1000 END, 0)
             + transfer_wait_s) AS total_wait_s,
         count(*) FILTER (met = false OR (met IS NULL AND sla_breached)) AS sla_breaches,

@@ -44,6 +44,7 @@ from .schema import (
     CUSTOMERS,
     INTERACTIONS,
     LEGS,
+    REPLIES,
     SCHEMA_VERSION,
     SEGMENTS,
     TABLES_SQL,
@@ -385,6 +386,12 @@ class Projector:
                     f"AND t.conversation_started_at >= epoch_ms({first})"
                 )
                 con.execute(
+                    "DELETE FROM replies t USING _k WHERE t.tenant = _k.tenant "
+                    "AND t.conversation_id = _k.cid "
+                    "AND t.conversation_started_at = epoch_ms(_k.first) "
+                    f"AND t.outcome = 'waiting' AND t.message_at >= epoch_ms({first})"
+                )
+                con.execute(
                     "DELETE FROM segments t USING _k WHERE t.tenant = _k.tenant "
                     "AND t.conversation_id = _k.cid AND t.end_at IS NULL "
                     f"AND t.start_at >= epoch_ms({first})"
@@ -405,6 +412,7 @@ class Projector:
             _insert(con, INTERACTIONS, batch.interactions,
                          {"short_ms": round(self.short_abandon_s * 1000)})  # fmt: skip
             _insert(con, LEGS, batch.legs, {"short_ms": round(self.short_abandon_s * 1000)})
+            _insert(con, REPLIES, batch.replies)
             _insert(con, SEGMENTS, batch.segments)
             _insert(con, ASSIGNMENTS, batch.assignments)
             _insert(con, AGENT_STATES, batch.agent_states)

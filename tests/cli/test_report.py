@@ -63,20 +63,25 @@ def test_report_prints_an_aligned_table(db: Path, capsys: pytest.CaptureFixture[
     lines = out.splitlines()
     assert lines[0] == "service level by channel (tenant acme)"
     header = next(line for line in lines if line.startswith("channel"))
-    for title in ("contacts", "answered", "in SLA", "SL", "abandoned", "short ab.", "p50 wait",
-                  "p90 wait", "p99 wait", "target"):  # fmt: skip
+    for title in ("contacts", "answered", "unreplied", "in SLA", "not met", "SL", "abandoned",
+                  "short ab.", "p50 wait", "p90 wait", "p99 wait", "p50 first reply",
+                  "p99 first reply", "p50 reply", "p99 reply", "target"):  # fmt: skip
         assert title in header
     dashes = next(i for i, line in enumerate(lines) if line.startswith("---"))
     body = lines[dashes + 1 : lines.index("", dashes)]
     rows = {line.split()[0]: line for line in body}
     assert list(rows) == ["voice", "webchat", "whatsapp", "messenger", "email", "all"]
     voice = rows["voice"].split()
-    # contacts = answered + abandoned + short + bot only + unanswered + open; rejoins,
-    # in SLA, SL, ab. rate, callbacks, p50, p90, p99, target
-    assert voice == ["voice", "4", "2", "1", "1", "0", "0", "0", "0", "1", "33.3%", "33.3%",
-                     "1", "5.0s", "25s", "25s", "20s"]  # fmt: skip
+    # contacts = answered + unreplied + abandoned + short + bot only + unanswered + open;
+    # rejoins, in SLA, not met, SL, ab. rate, callbacks, p50, p90, p99 wait, first reply
+    # and reply (a call has none), target
+    assert voice == ["voice", "4", "2", "0", "1", "1", "0", "0", "0", "0", "1", "2", "33.3%",
+                     "33.3%", "1", "5.0s", "25s", "25s", *["-"] * 6, "20s"]  # fmt: skip
+    # an email: its first reply (the next morning), its wait none
+    assert rows["email"].split()[15:22] == ["-", "-", "-", "22h46m", "22h46m", "22h46m", "22h46m"]
     # 10 contacts = 9 conversations + 1 rejoin (c8); in SLA 7 of 9 measured
-    assert rows["all"].split()[1:11] == ["10", "8", "1", "1", "0", "0", "0", "1", "7", "77.8%"]
+    assert rows["all"].split()[1:13] == ["10", "8", "0", "1", "1", "0", "0", "0", "1", "7", "2",
+                                         "77.8%"]  # fmt: skip
     assert "10 contacts = 9 conversations + 1 rejoins" in out
     assert rows["email"].split()[-1] == "24h00m"
     assert len({len(line) for line in [header, *body]}) == 1  # aligned

@@ -48,6 +48,11 @@ def do(cls: type, **fields: Any) -> tuple[Any, ...]:
     return (cls, fields)
 
 
+def reply(cid: str) -> tuple[Any, ...]:
+    """The agent who holds ``cid`` writes to the customer."""
+    return do(ev.MessageReceived, conversation_id=cid, direction="out")
+
+
 # (seconds after T0, input). ann and the bot are available from the start; bob and eve
 # are away (bob comes for 410-510 s, eve the next morning).
 SCRIPT: list[tuple[float, tuple[Any, ...]]] = [
@@ -92,6 +97,7 @@ SCRIPT: list[tuple[float, tuple[Any, ...]]] = [
     # c9: Maria on WhatsApp, not yet known (an anonymous contact), answered after 5 s
     (440, arrive("c9", "whatsapp", MARIA_WA.address)),
     (445, do(ev.OfferAccepted, conversation_id="c9", agent_id="ann")),
+    (445, reply("c9")),  # written channels are answered by the first reply
     (460, do(ev.ConversationEnded, conversation_id="c9", by="customer")),
     (465, do(ev.WrapUpCompleted, conversation_id="c9", agent_id="ann")),
     (500, do(ev.ConversationEnded, conversation_id="c6")),
@@ -101,14 +107,17 @@ SCRIPT: list[tuple[float, tuple[Any, ...]]] = [
     # (c8) and joins her open conversation: one interaction, two channels
     (600, arrive("c7", "messenger", MARIA_FB.address)),
     (610, do(ev.OfferAccepted, conversation_id="c7", agent_id="ann")),
+    (610, reply("c7")),
     (620, do(ev.ContactsLinked, customer_id="crm-maria", contacts=[MARIA_FB, MARIA_WA])),
     (650, arrive("c8", "whatsapp", MARIA_WA.address)),
+    (650, reply("c7")),  # naming no leg: it answers both
     (700, do(ev.ConversationEnded, conversation_id="c8")),  # by its new id
     (705, do(ev.WrapUpCompleted, conversation_id="c7", agent_id="ann")),
     # c10: an email at 08:13:20, answered the next morning at 07:00 (22 h 46 m 40 s):
     # within its own 24 h target
     (800, arrive("c10", "email", "maria@example.com", queue="mail")),
     (82_800, do(ev.AgentStatusChanged, agent_id="eve", status="available")),
+    (82_800, reply("c10")),
     (82_900, do(ev.ConversationEnded, conversation_id="c10")),
     (90_000, do(ev.Tick)),
 ]

@@ -62,9 +62,13 @@ def test_each_side_has_the_hand_computed_figures(dbs: tuple[Path, Path]) -> None
     assert (b.contacts, b.answered, b.measured, b.met, b.abandoned) == (10, 8, 9, 6, 1)
     assert (a.service_level, b.service_level) == (7 / 9, 6 / 9)
     assert a.abandon_rate == b.abandon_rate == 1 / 9
-    # answered waits: A 0 (c8), 5, 5, 10, 12, 25, 30, 82000; B has 17 for c1's 12
-    assert (a.p50_wait_s, a.p90_wait_s, a.p99_wait_s) == (10.0, 82_000.0, 82_000.0)
-    assert (b.p50_wait_s, b.p90_wait_s, b.p99_wait_s) == (10.0, 82_000.0, 82_000.0)
+    assert (a.not_met, b.not_met) == (2, 3)
+    # real-time waits: A 5 (c6), 12 (c1), 25 (c4), 30 (c5); B has 17 for c1's 12
+    assert (a.p50_wait_s, a.p90_wait_s, a.p99_wait_s) == (12.0, 30.0, 30.0)
+    assert (b.p50_wait_s, b.p90_wait_s, b.p99_wait_s) == (17.0, 30.0, 30.0)
+    # first replies (messaging, email): 0 (c8), 5 (c9), 10 (c7), 82000 (c10)
+    assert (a.p50_first_reply_s, a.p90_first_reply_s) == (5.0, 82_000.0)
+    assert b.p99_first_reply_s == 82_000.0
     occ = a.occupancy
     assert occ.agents == 3
     assert occ.mean == pytest.approx((ANN_A + BOB + EVE) / 3)
@@ -76,13 +80,20 @@ def test_each_side_has_the_hand_computed_figures(dbs: tuple[Path, Path]) -> None
     assert list(a.channels) == ["voice", "webchat", "whatsapp", "messenger", "email"]
     assert a.channels["voice"].service_level == pytest.approx(1 / 3)
     assert (a.channels["webchat"].service_level, b.channels["webchat"].service_level) == (1, 0.5)
+    assert (a.channels["webchat"].not_met, b.channels["webchat"].not_met) == (0, 1)
+    assert (a.channels["webchat"].max_wait_s, b.channels["webchat"].max_wait_s) == (30.0, 30.0)
+    email = a.channels["email"]
+    assert (email.first_reply, email.max_wait_s, email.service_level) == (True, 82_000.0, 1.0)
+    assert a.channels["voice"].first_reply is False
 
 
 def test_the_difference_is_b_minus_a(dbs: tuple[Path, Path]) -> None:
     d = compare(*dbs).difference
     assert (d["contacts"], d["met"], d["abandoned"]) == (0, -1, 0)
     assert d["service_level"] == pytest.approx(-1 / 9)
-    assert (d["p50_wait_s"], d["p90_wait_s"]) == (0.0, 0.0)
+    assert (d["p50_wait_s"], d["p90_wait_s"], d["p50_first_reply_s"]) == (5.0, 0.0, 0.0)
+    assert (d["not_met"], d["channels"]["webchat"]["not_met"]) == (1, 1)
+    assert d["channels"]["webchat"]["first_reply"] is None  # not a number
     assert d["occupancy"]["mean"] == pytest.approx((ANN_B - ANN_A) / 3)
     assert d["occupancy"]["min"] == pytest.approx(ANN_B - ANN_A)
     assert d["occupancy"]["agents"] == 0
@@ -94,7 +105,12 @@ def test_the_dict_form_is_json(dbs: tuple[Path, Path]) -> None:
     data = json.loads(json.dumps(compare(*dbs, labels=("A", "B")).to_dict()))
     assert set(data) == {"a", "b", "difference", "notes"}
     assert (data["a"]["label"], data["a"]["service_level"], data["b"]["met"]) == ("A", 7 / 9, 6)
-    assert data["a"]["channels"]["webchat"] == {"contacts": 2, "measured": 2, "service_level": 1}
+    assert data["a"]["channels"]["webchat"] == {
+        "contacts": 2, "measured": 2, "not_met": 0, "service_level": 1, "max_wait_s": 30.0,
+        "first_reply": False,
+    }  # fmt: skip
+    assert data["b"]["channels"]["email"]["first_reply"] is True
+    assert data["difference"]["channels"]["webchat"]["not_met"] == 1
     assert data["difference"]["service_level"] == pytest.approx(-1 / 9)
 
 
@@ -103,11 +119,18 @@ def test_the_table_shows_both_sides_and_the_difference(dbs: tuple[Path, Path]) -
     assert lines[2].split() == ["A", "B", "B", "-", "A"]  # the header
     rows = {p[0]: p[1:] for p in (re.split(r"\s{2,}", line.strip()) for line in lines[4:])}
     assert rows["service level"] == ["77.8%", "66.7%", "-11.1 pp"]
-    assert rows["p50 wait"] == ["10s", "10s", "+0.0s"]
-    assert rows["p90 wait"] == ["22h46m", "22h46m", "+0.0s"]
+    assert rows["p50 wait"] == ["12s", "17s", "+5.0s"]
+    assert rows["p90 wait"] == ["30s", "30s", "+0.0s"]
+    assert rows["p90 first reply"] == ["22h46m", "22h46m", "+0.0s"]
     assert rows["contacts"] == ["10", "10", "+0"]
     assert rows["in SLA"] == ["7", "6", "-1"]
-    assert rows["webchat (2 / 2 contacts)"] == ["100.0%", "50.0%", "-50.0 pp"]
+    assert rows["not met (SLA breaches)"] == ["2", "3", "+1"]
+    assert rows["webchat contacts"] == ["2", "2", "+0"]
+    assert rows["webchat not met"] == ["0", "1", "+1"]
+    assert rows["webchat max wait"] == ["30s", "30s", "+0.0s"]
+    assert rows["webchat service level"] == ["100.0%", "50.0%", "-50.0 pp"]
+    assert rows["email max first reply"] == ["22h46m", "22h46m", "+0.0s"]
+    assert rows["email first-reply SL"] == ["100.0%", "100.0%", "+0.0 pp"]
     assert rows["agents logged in"] == ["3", "3", "+0"]
     assert "occupancy of human agents" in lines
 

@@ -32,6 +32,7 @@ from omniroute.adapters.reporting import (
 from omniroute.engine import Engine, parse_policy
 from omniroute.engine import events as ev
 from omniroute.engine.memorylog import MemoryLog
+from omniroute.engine.policy import CHANNEL_CLASS, REPLY_CLASSES
 
 T0 = 1_767_254_400_000
 TENANT = "acme"
@@ -116,6 +117,7 @@ ANSWERED_THEN_LEG_ABANDONED = decided([
     step(6, ev.OfferAccepted, conversation_id="x1", agent_id="ann"),
     arrive(10, "c1", "whatsapp", "+1001", customer_id="cu1"),
     step(15, ev.OfferAccepted, conversation_id="c1", agent_id="ann"),
+    step(15, ev.MessageReceived, conversation_id="c1", direction="out"),  # the first reply
     # the customer calls while the chat goes on: the call waits for ann, then for anyone
     arrive(60, "c2", "voice", "+1001", customer_id="cu1"),
     step(80, ev.Tick),
@@ -192,6 +194,7 @@ EMAIL_DURING_A_CALL = decided([
     arrive(10, "c1", "voice", "+1003", customer_id="cu3"),
     step(14, ev.OfferAccepted, conversation_id="c1", agent_id="ann"),
     arrive(30, "m1", "email", "x@example.com", customer_id="cu3"),  # served at once
+    step(30, ev.MessageReceived, conversation_id="c1", direction="out", leg="m1"),  # replied
     # a leg end the engine rejects changes nothing
     step(40, ev.ConversationEnded, conversation_id="c1", leg="nope", by="customer"),
     step(60, ev.ConversationEnded, conversation_id="c1", leg="c1", by="customer"),
@@ -263,14 +266,17 @@ def test_the_customer_view_lists_the_legs(tmp_path: Path) -> None:
     legs = text[text.index("legs (each contact") :].splitlines()
     assert legs[4].split()[:4] == ["c1", "c1", "voice", "2026-01-01"]
     assert legs[5].split()[:4] == ["c1", "m1", "email", "2026-01-01"]
-    assert legs[5].split()[5:] == ["ann", "0.0s", "2026-01-01", "08:05", "agent", "answered"]
+    # the call's wait; the email's first reply (a written contact has no wait of its own)
+    assert legs[4].split()[5:7] == ["ann", "4.0s"]
+    assert legs[5].split()[5:] == ["ann", "-", "0.0s", "2026-01-01", "08:05", "agent",
+                                   "answered"]  # fmt: skip
 
 
 def test_the_report_says_why_contacts_and_conversations_differ(tmp_path: Path) -> None:
     con = project(tmp_path, ANSWERED_THEN_LEG_ABANDONED)
     notes = " ".join(service_report(con, ("channel",)).notes)
     assert "3 contacts = 2 conversations + 1 rejoins" in notes
-    assert "(2 + 1 + 0 + 0 + 0 + 0)" in notes  # answered + abandoned + ... = contacts
+    assert "(2 + 0 + 1 + 0 + 0 + 0 + 0)" in notes  # answered + unreplied + ... = contacts
 
 
 # --- the small simulation: every total reconciles -----------------------------------------
@@ -308,7 +314,12 @@ def agree(con: duckdb.DuckDBPyConnection) -> None:
     for r in rows(con, "SELECT * FROM interactions"):
         served = [a for a in r["handled_by"] if a in humans]
         answered = r["outcome"] == "answered"
-        assert answered == (r["answered_by"] is not None) == bool(served), r
+        taken = r["answered_by"] is not None  # taken on by a human
+        assert taken == bool(served), r
+        # answered: by the human answer, or (a written first contact) the first reply
+        assert answered == (r["first_reply_at"] is not None if r["asynchronous"] else taken), r
+        if r["outcome"] == "unreplied":
+            assert r["asynchronous"] and taken and r["met"] is False, r
         if r["outcome"] == "abandoned":
             assert r["met"] is not True and r["abandoned"], r
         if r["met"] is not None:  # measured: answered, abandoned, or waiting past target
@@ -329,15 +340,19 @@ def test_small_outcome_sla_and_handled_by_agree(
 
 def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter[str]]:
     """Per channel, straight from the log's events (no projection): contacts, rejoins,
-    answered, abandoned and short abandons.
+    answered, unreplied, abandoned and short abandons.
 
     A contact is an arrival the engine queued or joined to an open conversation (a
-    rejoin). It is answered when a human agent took it on while it was live: an
-    assignment listing it (listing none, in a log before legs: every live leg), a
-    ``LegJoined``, or (a log before legs) a rejoin that came while a human held the
-    conversation and no ``channel_switch`` queueing released them. It is abandoned when
-    the customer gave up on it unanswered (an abandon naming it, or the conversation's);
-    a rejoin before a scheduled callback voids the callback and ends its legs."""
+    rejoin). A human agent takes it on while it is live by an assignment listing it
+    (listing none, in a log before legs: every live leg), a ``LegJoined``, or (a log
+    before legs) a rejoin that came while a human held the conversation and no
+    ``channel_switch`` queueing released them: that answers it, but a written contact
+    (messaging, email) is answered by the first agent message while a human holds the
+    conversation (naming it, or no leg) and it is live; one taken on that ends
+    otherwise is unreplied. It is abandoned when the customer gave up on it unanswered
+    (an abandon naming it, or the conversation's); a rejoin before a scheduled callback
+    voids the callback and ends its legs. (Who holds a conversation: the last agent
+    assigned, until a cold transfer or a hand-off; these logs have no agent leaving.)"""
     humans = {e.agent_id for e in events if isinstance(e, ev.AgentRegistered) and e.kind == "human"}
     wire = any(isinstance(e, ev.ConversationAssigned) and e.legs for e in events)
     groups: list[tuple[ev.Event, list[ev.Event]]] = []
@@ -353,15 +368,24 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
     live: set[str] = set()
     scheduled: set[str] = set()  # conversations waiting for their callback's time
     answered: set[str] = set()
+    taken: set[str] = set()  # written contacts a human took on
+    owner: dict[str, str] = {}  # conversation -> the agent who holds it
     out: dict[str, Counter[str]] = {}
+
+    def written(leg: str) -> bool:
+        return CHANNEL_CLASS[channel[leg]] in REPLY_CLASSES  # type: ignore[index]
 
     def count(leg: str, what: str) -> None:
         out.setdefault(channel[leg], Counter())[what] += 1
 
-    def answer(leg: str) -> None:
-        if leg in live and leg not in answered:
-            answered.add(leg)
-            count(leg, "answered")
+    def answer(leg: str, reply: bool = False) -> None:
+        if leg not in live or leg in answered:
+            return
+        if written(leg) and not reply:
+            taken.add(leg)
+            return
+        answered.add(leg)
+        count(leg, "answered")
 
     def end(cid: str, leg: str | None, ts: int, abandon: bool) -> None:
         here = [x for x in legs.get(root.get(cid, cid), []) if x in live]
@@ -369,6 +393,8 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
             live.discard(x)
             if abandon and x not in answered:
                 count(x, "short_abandoned" if ts - start[x] < short_s * 1000 else "abandoned")
+            elif x in taken and x not in answered:
+                count(x, "unreplied")
 
     def decide(d: ev.Event, switch: bool) -> None:
         if isinstance(d, ev.ConversationQueued) and d.reason == "arrived":
@@ -393,9 +419,11 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
                 answer(new)
         elif isinstance(d, ev.LegJoined) and d.agent_id in humans:
             answer(d.leg)
-        elif isinstance(d, ev.ConversationAssigned) and d.agent_id in humans:
-            for leg in d.legs or legs[root[d.conversation_id]]:
-                answer(leg)
+        elif isinstance(d, ev.ConversationAssigned):
+            owner[root[d.conversation_id]] = d.agent_id
+            if d.agent_id in humans:
+                for leg in d.legs or legs[root[d.conversation_id]]:
+                    answer(leg)
 
     for e, decisions in groups:
         switch = any(isinstance(d, ev.ConversationQueued) and d.reason == "channel_switch"
@@ -413,6 +441,16 @@ def counts_from_log(events: list[ev.Event], short_s: float) -> dict[str, Counter
                 end(e.conversation_id, e.leg, e.ts, abandon=False)
             elif isinstance(e, ev.CallbackRequested) and (e.not_before or 0) > e.ts:
                 scheduled.add(root.get(e.conversation_id, e.conversation_id))
+            elif (isinstance(e, ev.TransferRequested) and e.mode == "cold") or isinstance(
+                e, ev.HandoffRequested
+            ):
+                owner.pop(root.get(e.conversation_id, e.conversation_id), None)
+            elif isinstance(e, ev.MessageReceived) and e.direction == "out":
+                cid = root.get(e.conversation_id, e.conversation_id)
+                if owner.get(cid) in humans:
+                    for x in legs.get(cid, []):
+                        if written(x) and e.leg in (None, x):
+                            answer(x, reply=True)
         for d in decisions:
             if d.ts >= e.ts:
                 decide(d, switch)
@@ -432,7 +470,8 @@ def test_small_report_totals_reconcile_with_the_log(tmp_path: Path, seed: int) -
     report = by_channel(connect_readonly(db))
     assert set(report) - {"all"} == set(expected)
     for ch, want in expected.items():
-        for what in ("contacts", "rejoins", "answered", "abandoned", "short_abandoned"):
+        for what in ("contacts", "rejoins", "answered", "unreplied", "abandoned",
+                     "short_abandoned"):  # fmt: skip
             assert report[ch][what] == want[what], (ch, what, report[ch][what], want[what])
     assert (
         report["all"]["contacts"]
@@ -450,6 +489,8 @@ _action = st.one_of(
     st.tuples(st.just("abandon"), st.integers(0, 9), st.booleans()),
     st.tuples(st.just("end"), st.integers(0, 9), st.booleans()),
     st.tuples(st.just("callback"), st.integers(0, 9), st.booleans()),
+    st.tuples(st.just("reply"), st.integers(0, 9), st.booleans()),
+    st.tuples(st.just("write"), st.integers(0, 9), st.booleans()),
     st.tuples(st.just("tick"), st.just(0), st.just(0)),
 )
 
@@ -481,6 +522,10 @@ def _script(actions: list[tuple[str, int, Any]], gaps: list[int]) -> list[ev.Eve
             leg = cid if arg else None
             out.append(ev.ConversationEnded(tenant=TENANT, ts=ts, conversation_id=cid, leg=leg,
                                             by="customer"))  # fmt: skip
+        elif kind in ("reply", "write"):
+            out.append(ev.MessageReceived(tenant=TENANT, ts=ts, conversation_id=cid,
+                                          direction="out" if kind == "reply" else "in",
+                                          leg=cid if arg else None))  # fmt: skip
         elif kind == "callback":
             later = ts + 30_000 if arg else None
             out.append(ev.CallbackRequested(tenant=TENANT, ts=ts, conversation_id=cid,
@@ -514,7 +559,8 @@ def test_any_script_reconciles_every_total_with_the_log(
             convs = con.execute("SELECT count(*), sum(legs) FROM interactions").fetchone()
     assert set(report) - {"all"} == set(expected)
     for ch, want in expected.items():
-        for what in ("contacts", "rejoins", "answered", "abandoned", "short_abandoned"):
+        for what in ("contacts", "rejoins", "answered", "unreplied", "abandoned",
+                     "short_abandoned"):  # fmt: skip
             assert report[ch][what] == want[what], (ch, what, report[ch][what], want[what])
     if expected:
         assert convs is not None
