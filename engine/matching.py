@@ -32,6 +32,7 @@ __all__ = [
     "ProfileTable",
     "TenantMatcher",
     "also_mask",
+    "deadline",
     "requirements",
     "urgency",
 ]
@@ -243,15 +244,29 @@ def also_mask(conv: ConversationState) -> int:
     return mask
 
 
+def deadline(conv: ConversationState, queue: Queue) -> int:
+    """The earliest SLA deadline of the conversation's live legs: its first contact's (set on
+    arrival), each later leg's from when it started, by its channel's target. A call that
+    joins an open email conversation is as urgent as any call."""
+    first, *later = conv.legs
+    due = conv.sla_deadline if first.ended_ts is None or not later else None
+    for leg in later:
+        if leg.ended_ts is None:
+            leg_due = leg.started_ts + round(queue.sla_for(leg.channel) * 1000)
+            due = leg_due if due is None else min(due, leg_due)
+    return conv.sla_deadline if due is None else due
+
+
 def urgency(conv: ConversationState, queue: Queue, mode: Urgency) -> tuple[int, int, int]:
     """Sort key, most urgent first (static while the conversation waits, so the index stays
-    exact): ``deadline``: SLA deadline, then first contact; ``arrival``: first contact,
-    then SLA deadline; then arrival order. Each priority level moves the first part
-    ``aging_s`` earlier (nothing starves); ``aging_s = 0`` makes priority strict.
+    exact): ``deadline``: the earliest SLA deadline of its live legs, then first contact;
+    ``arrival``: first contact, then SLA deadline; then arrival order. Each priority level
+    moves the first part ``aging_s`` earlier (nothing starves); ``aging_s = 0`` makes
+    priority strict.
     """
     worth = round(queue.aging_s * 1000) if queue.aging_s > 0 else STRICT_PRIORITY_MS
     first, second = (
-        (conv.sla_deadline, conv.first_contact_ts)
+        (deadline(conv, queue), conv.first_contact_ts)
         if mode == "deadline"
         else (conv.first_contact_ts, conv.sla_deadline)
     )

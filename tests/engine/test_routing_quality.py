@@ -13,6 +13,7 @@ from omniroute.engine.events import (
     EventRejected,
     MessageReceived,
     SlaBreached,
+    WrapUpCompleted,
 )
 from tests.support.desk import Desk, of_type
 
@@ -74,6 +75,19 @@ def test_strict_priority_outranks_any_deadline_and_extreme_priorities_are_ordere
     desk.arrive("fast-2", channel="webchat", queue="fast", priority=5)
     out = desk.at(5).send(AgentStatusChanged, agent_id="ann", status="available")
     assert [cid for cid, _ in given(out)] == ["slow-1", "fast-2", "fast-1"]
+
+
+def test_a_call_that_joins_an_email_conversation_is_as_urgent_as_a_call() -> None:
+    desk = Desk(TWO_TARGETS.format(head=""))
+    desk.agent("ann")
+    desk.arrive("busy", channel="voice", queue="fast")  # ann is on a call
+    desk.arrive("e1", channel="email", queue="slow", customer_id="x")  # can't pause a call
+    desk.at(20).arrive("x-call", channel="voice", queue="slow", customer_id="x")  # due 40 s
+    desk.at(25).arrive("y-call", channel="voice", queue="slow", customer_id="y")  # due 45 s
+    assert [leg.leg_id for leg in desk.conv("e1").legs] == ["e1", "x-call"]
+    desk.at(30).send(ConversationEnded, conversation_id="busy", by="customer")
+    out = desk.send(WrapUpCompleted, conversation_id="busy", agent_id="ann")
+    assert given(out) == [("e1", "ann")]  # not after every call: its email is due in a day
 
 
 # --- spreading new work ------------------------------------------------------------------
