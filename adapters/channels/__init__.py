@@ -1,0 +1,28 @@
+"""Channels: what providers' webhooks carry, checked and normalised into engine inputs.
+
+Pure functions only (no network, no log): a provider's request is verified here
+(:mod:`.signatures`) and its people are named the same way on every channel
+(:mod:`.identity`), so the gateway that receives webhooks stays a thin shell.
+"""
+
+from .identity import IdentityError, email_address, phone_number
+from .signatures import (
+    SignatureError,
+    check_meta,
+    check_telegram,
+    check_twilio,
+    meta_signature,
+    twilio_signature,
+)
+
+__all__ = [
+    "IdentityError",
+    "SignatureError",
+    "check_meta",
+    "check_telegram",
+    "check_twilio",
+    "email_address",
+    "meta_signature",
+    "phone_number",
+    "twilio_signature",
+]
