@@ -10,11 +10,13 @@ engine inputs (a new conversation, a message on an open one) is the gateway's jo
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from omniroute.engine.events import Channel
 
-__all__ = ["BadPayload", "CustomerMessage", "Ignored", "Item"]
+__all__ = ["BadPayload", "CustomerMessage", "Ignored", "Item", "json_body"]
 
 
 class BadPayload(ValueError):
@@ -58,3 +60,12 @@ class Ignored(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Item = CustomerMessage | Ignored
+
+
+def json_body(body: bytes) -> Any:
+    """``body`` decoded as JSON; :class:`BadPayload` if it is not JSON or nests too deeply
+    (msgspec raises ``RecursionError`` there, not a decode error)."""
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise BadPayload(f"not JSON: {exc}") from exc
