@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from omniroute.adapters.channels.inbound import BadPayload, CustomerMessage, Ignored
 from omniroute.adapters.channels.messenger import parse
+from tests.support.payloads import JSON_VALUES, items_or_bad_payload
 
 PAGE, PSID, IGID, IGSID = "682498302938465", "1254459154682919", "17841405822304914", "5678"
 
@@ -201,19 +202,11 @@ def test_malformed_bodies_are_bad_payloads(raw: bytes, reason: str) -> None:
 
 
 FIXTURES = [TEXT, QUICK_REPLY, IMAGE, ECHO, DELIVERY, READ, EDIT, REACTION, POSTBACK, REFERRAL]
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
+json_values = JSON_VALUES
 
 
 def only_items_or_bad_payload(raw: bytes) -> None:
-    try:
-        items = parse(raw)
-    except BadPayload:
-        return
-    assert all(isinstance(item, CustomerMessage | Ignored) for item in items)
+    items_or_bad_payload(lambda: parse(raw))
 
 
 @given(st.binary())

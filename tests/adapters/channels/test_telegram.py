@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from omniroute.adapters.channels.inbound import BadPayload, CustomerMessage, Ignored
 from omniroute.adapters.channels.telegram import parse
+from tests.support.payloads import JSON_VALUES, items_or_bad_payload
 
 BOT = "omniroute_support_bot"
 USER = {
@@ -263,19 +264,10 @@ def test_malformed_bodies_are_refused(raw: bytes, why: str) -> None:
 
 
 def check(raw: bytes) -> None:
-    try:
-        items = parse(raw, BOT)
-    except BadPayload:
-        return
-    assert isinstance(items, list)
-    assert all(isinstance(item, CustomerMessage | Ignored) for item in items)
+    items_or_bad_payload(lambda: parse(raw, BOT))
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
-)
+json_values = JSON_VALUES
 
 
 @given(st.binary())
