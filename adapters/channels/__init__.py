@@ -13,8 +13,10 @@ from .signatures import (
     check_meta,
     check_telegram,
     check_twilio,
+    check_x,
     meta_signature,
     twilio_signature,
+    x_crc_response,
 )
 
 __all__ = [
@@ -27,8 +29,10 @@ __all__ = [
     "check_meta",
     "check_telegram",
     "check_twilio",
+    "check_x",
     "email_address",
     "meta_signature",
     "phone_number",
     "twilio_signature",
+    "x_crc_response",
 ]

@@ -13,6 +13,10 @@ never a pass.
   Twilio may sign the URL with or without the scheme's default port: both are tried.
 - Telegram Bot API: ``X-Telegram-Bot-Api-Secret-Token`` equals the secret set with
   ``setWebhook``.
+- X (Twitter) Account Activity API (https://docs.x.com/x-api/webhooks/quickstart):
+  ``x-twitter-webhooks-signature: sha256=<base64>``, HMAC-SHA256 of the raw body keyed
+  with the app's consumer secret; the GET challenge-response check (CRC) answers
+  ``{"response_token": x_crc_response(crc_token, secret)}``, the same HMAC of the token.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ __all__ = [
     "check_meta",
     "check_telegram",
     "check_twilio",
+    "check_x",
     "meta_signature",
     "twilio_signature",
+    "x_crc_response",
 ]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -101,3 +107,24 @@ def check_telegram(secret: str, header: str | None) -> None:
         raise SignatureError("missing X-Telegram-Bot-Api-Secret-Token header")
     if not hmac.compare_digest(header.encode(), secret.encode()):
         raise SignatureError("X-Telegram-Bot-Api-Secret-Token does not match the secret")
+
+
+def x_crc_response(crc_token: str, consumer_secret: bytes) -> str:
+    """The ``response_token`` answering X's CRC ``crc_token`` (also the
+    ``x-twitter-webhooks-signature`` X sends with a body equal to those bytes)."""
+    return _x_signature(crc_token.encode(), consumer_secret)
+
+
+def check_x(body: bytes, header: str | None, consumer_secret: bytes) -> None:
+    """Check X's ``x-twitter-webhooks-signature`` header against the raw body."""
+    if not header:
+        raise SignatureError("missing x-twitter-webhooks-signature header")
+    if not header.startswith("sha256="):
+        raise SignatureError("x-twitter-webhooks-signature must start with 'sha256='")
+    if not hmac.compare_digest(header.encode(), _x_signature(body, consumer_secret).encode()):
+        raise SignatureError("x-twitter-webhooks-signature does not match the body")
+
+
+def _x_signature(message: bytes, consumer_secret: bytes) -> str:
+    digest = hmac.new(consumer_secret, message, hashlib.sha256).digest()
+    return "sha256=" + base64.b64encode(digest).decode()
