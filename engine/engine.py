@@ -235,6 +235,11 @@ class Engine:
         ts = getattr(event, "ts", None)
         return ts if type(ts) is int and 0 <= ts <= MAX_TS else 0
 
+    def applied(self, tenant: str, event_id: str) -> bool:
+        """True if an event of ``tenant`` with this ``id`` was applied within the policy's
+        ``dedup_window`` (a re-sent copy would change nothing)."""
+        return self._seen(tenant, event_id)
+
     def _seen(self, tenant: str, event_id: str) -> bool:
         return f"{tenant}\x00{event_id}" in self._ctx.state.recent_ids
 

@@ -49,6 +49,7 @@ that cannot be read, no connection, a missing install extra."""
 EXTRAS: dict[str, tuple[str, ...]] = {
     "reporting": ("duckdb", "matplotlib", "tqdm"),
     "service": ("nats", "prometheus_client"),
+    "gateway": ("starlette", "uvicorn", "phonenumbers", "prometheus_client", "nats"),
 }
 """The install extras (``pip install 'omniroute[EXTRA]'``) and the modules each brings."""
 

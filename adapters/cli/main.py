@@ -10,6 +10,7 @@
     omniroute serve --config FILE            (NATS JetStream; see cli/service.py)
     omniroute send FILE.jsonl [--config FILE]
     omniroute tail [--config FILE] [--tenant T]
+    omniroute gateway --config FILE [--embedded LOG]   (webhooks + desk API; cli/gateway.py)
     omniroute project | report | sql | export | customer   (DuckDB reporting; cli/report.py)
     omniroute --version
 
@@ -32,7 +33,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from . import replay, report, schema, service, simulate
+from . import gateway, replay, report, schema, service, simulate
 from .common import EXIT_OK, CliError, Command, missing_extra, print_error
 
 __all__ = ["COMMANDS", "JsonFormatter", "build_parser", "main"]
@@ -42,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     **replay.COMMANDS,
     **schema.COMMANDS,
     **service.COMMANDS,
+    **gateway.COMMANDS,
     **report.COMMANDS,
 }
 """Every ``omniroute`` subcommand by name."""

@@ -1,0 +1,57 @@
+"""The gateway's ASGI application: webhooks, the agent desk, health and metrics.
+
+``GET /health`` is ``{"status": "ok"}`` (200) while the log can be written, else
+``"degraded"`` (503); ``GET /metrics`` is the Prometheus text format
+(:mod:`.metrics`). The backend opens with the application (lifespan) and closes with
+it, after the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import desk, webhooks
+from .gateway import Gateway
+
+__all__ = ["build_app"]
+
+
+def build_app(gw: Gateway) -> Starlette:
+    """The application serving ``gw``; its lifespan starts and closes the backend.
+    ``app.state.stop`` ends the open desk streams (the server sets it when it stops)."""
+    stop = asyncio.Event()
+
+    async def health(_request: Request) -> Response:
+        ok = gw.backend.healthy
+        body = {"status": "ok" if ok else "degraded", "backend": type(gw.backend).__name__}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await gw.backend.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            await gw.backend.close()
+
+    routes = [
+        *webhooks.routes(gw),
+        *desk.routes(gw, stop),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.stop = stop
+    return app
