@@ -63,7 +63,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         args.host or opts.host, args.port or opts.port, len(config.source), len(gw.logins), where,
     )  # fmt: skip
     with reported(LogError, OSError):
-        return run(gw, args.host, args.port)
+        code = run(gw, args.host, args.port, lambda: _log.info("gateway: ready"))
+    _log.info("gateway: stopped (exit %d)", code)
+    return code
 
 
 COMMANDS: dict[str, Command] = {

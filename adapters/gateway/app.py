@@ -2,14 +2,15 @@
 
 ``GET /health`` is ``{"status": "ok"}`` (200) while the log can be written, else
 ``"degraded"`` (503); ``GET /metrics`` is the Prometheus text format
-(:mod:`.metrics`). The backend opens with the application (lifespan) and closes with
-it, after the requests in flight.
+(:mod:`.metrics`). The backend opens with the application (lifespan), with the mailbox
+readers of email sources that name a Maildir or mbox (:mod:`.maildir`), and closes
+with it, after the requests in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,13 +21,15 @@ from starlette.routing import Route
 
 from . import desk, webhooks
 from .gateway import Gateway
+from .maildir import MailboxReader
 
 __all__ = ["build_app"]
 
 
-def build_app(gw: Gateway) -> Starlette:
+def build_app(gw: Gateway, on_ready: Callable[[], None] | None = None) -> Starlette:
     """The application serving ``gw``; its lifespan starts and closes the backend.
-    ``app.state.stop`` ends the open desk streams (the server sets it when it stops)."""
+    ``app.state.stop`` ends the open desk streams (the server sets it when it stops);
+    ``on_ready`` is called once the backend has caught up with its log."""
     stop = asyncio.Event()
 
     async def health(_request: Request) -> Response:
@@ -40,10 +43,20 @@ def build_app(gw: Gateway) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await gw.backend.start()
+        readers = [
+            asyncio.create_task(MailboxReader(gw, s).run(), name=f"mailbox {s.name}")
+            for s in gw.config.source
+            if s.maildir or s.mbox
+        ]
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:
             stop.set()
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
             await gw.backend.close()
 
     routes = [

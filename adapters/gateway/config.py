@@ -124,12 +124,18 @@ class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """The language of what arrives here (a French number), for the routing table."""
     require_identity: bool = False
     """Webchat: refuse visitors without a valid identity hash."""
+    maildir: str | None = None
+    """Email: also read the messages delivered to this Maildir (``new`` -> ``cur``)."""
+    mbox: str | None = None
+    """Email: also import this mbox file's messages at start (idempotent)."""
 
     def __post_init__(self) -> None:
         if not valid_tenant(self.name):
             raise ValueError(f"source.name {self.name!r}: use 1-64 of A-Z a-z 0-9 _ -")
         if self.tenant is not None and not valid_tenant(self.tenant):
             raise ValueError(f"source.tenant {self.tenant!r}: use 1-64 of A-Z a-z 0-9 _ -")
+        if (self.maildir or self.mbox) and self.provider != "email":
+            raise ValueError(f"source {self.provider}/{self.name}: maildir/mbox are for email")
         if self.secret is not None and self.secret_env is not None:
             raise ValueError(f"source {self.provider}/{self.name}: secret or secret_env, not both")
 
@@ -256,8 +262,13 @@ def parse_config(data: Mapping[str, object], base: Path | None = None) -> Gatewa
     except (msgspec.ValidationError, ValueError) as exc:
         raise ConfigError(f"configuration: {exc}") from exc
     base = base or Path.cwd()
+    sources = tuple(
+        msgspec.structs.replace(s, maildir=_resolve(base, s.maildir), mbox=_resolve(base, s.mbox))
+        for s in config.source
+    )
     return msgspec.structs.replace(
         config,
+        source=sources,
         nats=config.nats.with_env(),
         gateway=msgspec.structs.replace(
             config.gateway, policy=_resolve(base, config.gateway.policy)

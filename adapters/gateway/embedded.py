@@ -33,12 +33,15 @@ class EmbeddedBackend(Backend):
 
     def __init__(
         self, path: str | os.PathLike[str], policy: Policy, *, history: int = 10_000,
-        tick_s: float = 1.0, fsync: bool = True,
+        tick_s: float = 1.0, fsync: bool = True, tenants: Sequence[str] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(Engine(policy), history)
         self.path = path
         self.tick_s = tick_s
         self.fsync = fsync
+        self.tenants = None if tenants is None else frozenset(tenants)
+        """The tenants this gateway ticks (None: all); a log may hold others (a simulated
+        day), whose clocks are not the wall clock."""
         self.log: FileLog | None = None
         self._waiting: list[tuple[str, list[Event], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
@@ -116,6 +119,8 @@ class EmbeddedBackend(Backend):
             await asyncio.sleep(self.tick_s)
             wall = time.time_ns() // 1_000_000
             for name, tenant in list(self.engine.state.tenants.items()):
+                if self.tenants is not None and name not in self.tenants:
+                    continue
                 if tenant.timers and tenant.timers[0].deadline <= wall:
                     try:
                         await self.submit(name, _tick(name))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from omniroute.engine.events import Input
+
+from ..channels.inbound import Item
 from .backend import Backend
 from .config import SIGNED, ConfigError, GatewayConfig, Source
+from .intake import inputs_for, outcome_of
 from .limits import RateLimiter
 from .metrics import GatewayMetrics
 from .routing import RoutingTable
@@ -43,3 +49,25 @@ class Gateway:
             self.logins = self.config.logins()
         opts = self.config.gateway
         self.limiter = RateLimiter(opts.rate_per_s, opts.rate_burst)
+
+    async def ingest(self, source: Source, items: list[Item]) -> tuple[list[Input], Counter[str]]:
+        """The inputs ``items`` from ``source`` mean, durable on return, and what became of
+        each item (counted in the metrics)."""
+        tenant = self.config.tenant_of(source)
+        outcomes: Counter[str] = Counter()
+
+        def make(now: int) -> list[Input]:
+            outcomes.clear()
+            inputs: list[Input] = []
+            for item in items:
+                made = inputs_for(item, source, tenant, now, self.backend.view, self.table)
+                outcomes[outcome_of(item, made)] += 1
+                inputs += made
+            return inputs
+
+        started = time.perf_counter()
+        inputs = await self.backend.submit(tenant, make)
+        self.metrics.publish.observe(time.perf_counter() - started)
+        for outcome, n in outcomes.items():
+            self.metrics.items.labels(source.provider, outcome).inc(n)
+        return inputs, outcomes

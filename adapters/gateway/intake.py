@@ -33,7 +33,7 @@ from .config import Source
 from .routing import RoutingTable
 from .view import LegRef, LiveView
 
-__all__ = ["event_id", "inputs_for", "reply_token"]
+__all__ = ["event_id", "inputs_for", "outcome_of", "reply_token"]
 
 _MAX_ID = 200
 _REAL_TIME = frozenset({"voice", "video"})
@@ -116,6 +116,16 @@ def _customer(contact: Contact, tenant: str, view: LiveView) -> str | None:
         return None
     same = [Contact(ch, contact.address) for ch in _PHONE_CHANNELS if ch != contact.channel]  # type: ignore[arg-type]
     return view.known_customer(tenant, same)
+
+
+def outcome_of(item: Item, inputs: list[Input]) -> str:
+    """What became of ``item`` (a metrics label): ``arrived``, ``message``, ``duplicate``,
+    ``ended``, or why it was ignored."""
+    if not isinstance(item, CustomerMessage):
+        return "ended" if inputs else item.reason
+    if not inputs:
+        return "duplicate"
+    return "arrived" if isinstance(inputs[-1], ConversationArrived) else "message"
 
 
 def _mail_thread(

@@ -8,9 +8,12 @@ waiting and closes the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -36,7 +39,10 @@ def make_gateway(
     logins = config.logins()
     backend: Backend
     if embedded is not None:
-        backend = EmbeddedBackend(embedded, policy, history=opts.sse_history, tick_s=opts.tick_s)
+        backend = EmbeddedBackend(
+            embedded, policy, history=opts.sse_history, tick_s=opts.tick_s,
+            tenants=config.tenants(logins),
+        )  # fmt: skip
     else:
         backend = JetStreamBackend(
             config.nats, config.stream, config.tenants(logins), policy, history=opts.sse_history
@@ -56,11 +62,27 @@ class _Server(uvicorn.Server):
         self.stop.set()
         await super().shutdown(sockets)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT drain and return (uvicorn's own handlers re-raise the
+        signal after the drain, so the process would end killed, not stopped)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
-def run(gw: Gateway, host: str | None = None, port: int | None = None) -> int:
-    """Serve ``gw`` until stopped; the exit status."""
+
+def run(
+    gw: Gateway, host: str | None = None, port: int | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:  # fmt: skip
+    """Serve ``gw`` until stopped (``on_ready`` once it accepts requests); the exit status."""
     opts = gw.config.gateway
-    app = build_app(gw)
+    app = build_app(gw, on_ready)
     server = _Server(
         uvicorn.Config(
             app, host=host or opts.host, port=port or opts.port, log_config=None,

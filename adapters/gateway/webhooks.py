@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,8 +24,6 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-
-from omniroute.engine.events import ConversationArrived, Input
 
 from ..channels import mail, messenger, social, telegram, twilio, webchat, whatsapp
 from ..channels.inbound import BadPayload, CustomerMessage, Item
@@ -40,7 +37,7 @@ from ..channels.signatures import (
 )
 from .config import Source
 from .gateway import Gateway
-from .intake import event_id, inputs_for
+from .intake import event_id
 from .limits import BodyTooLarge, read_body
 
 __all__ = ["READERS", "Delivery", "routes"]
@@ -133,14 +130,6 @@ def _error(gw: Gateway, provider: str, status: int, reason: str, message: str) -
     return JSONResponse({"error": message, "reason": reason}, status_code=status)
 
 
-def _outcome(item: Item, inputs: list[Input]) -> str:
-    if not isinstance(item, CustomerMessage):
-        return "ended" if inputs else item.reason
-    if not inputs:
-        return "duplicate"
-    return "arrived" if isinstance(inputs[-1], ConversationArrived) else "message"
-
-
 def routes(gw: Gateway) -> list[BaseRoute]:
     """The webhook routes of ``gw``'s configured sources."""
     opts = gw.config.gateway
@@ -175,26 +164,10 @@ def routes(gw: Gateway) -> list[BaseRoute]:
             return _error(gw, provider, 400, "bad_payload", str(exc))
         if not gw.backend.healthy:
             return _error(gw, provider, 503, "unavailable", "the log cannot be written")
-        tenant = gw.config.tenant_of(source)
-        outcomes: Counter[str] = Counter()
-
-        def make(now: int) -> list[Input]:
-            outcomes.clear()
-            inputs: list[Input] = []
-            for item in items:
-                made = inputs_for(item, source, tenant, now, gw.backend.view, gw.table)
-                outcomes[_outcome(item, made)] += 1
-                inputs += made
-            return inputs
-
-        started = time.perf_counter()
         try:
-            inputs = await gw.backend.submit(tenant, make)
+            inputs, outcomes = await gw.ingest(source, items)
         except Exception as exc:
             return _error(gw, provider, 503, "unavailable", f"not stored: {exc}")
-        gw.metrics.publish.observe(time.perf_counter() - started)
-        for outcome, n in outcomes.items():
-            gw.metrics.items.labels(provider, outcome).inc(n)
         gw.metrics.requests.labels("webhook", provider, "200").inc()
         if provider == "twilio":
             return _twiml(items)

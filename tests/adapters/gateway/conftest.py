@@ -45,12 +45,15 @@ def config(**gateway: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """``make_client(**gateway_settings)``: a started gateway on ``tmp_path/g.olog``."""
+    """``make_client(**gateway_settings)`` (or ``data=`` a whole configuration): a started
+    gateway on ``tmp_path/g.olog``."""
     clients: list[TestClient] = []
 
-    def make(policy: Policy | None = None, **gateway: Any) -> TestClient:
+    def make(
+        policy: Policy | None = None, data: dict[str, Any] | None = None, **gateway: Any
+    ) -> TestClient:
         gw = Gateway(
-            parse_config(config(**gateway)),
+            parse_config(data if data is not None else config(**gateway)),
             EmbeddedBackend(tmp_path / "g.olog", policy or Policy(), tick_s=0.05),
         )
         client = TestClient(build_app(gw), base_url="https://cc.example.com")

@@ -29,6 +29,7 @@ def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> Non
         ({"source": [{"provider": "email", "name": "a"}, {"provider": "email", "name": "a"}]},
          "listed twice"),
         ({"agent": [{"agent_id": "ann"}]}, "token"),
+        ({"source": [{"provider": "webchat", "name": "a", "maildir": "/tmp/m"}]}, "for email"),
         ({"source": [{"provider": "email", "name": "a", "secret": "x", "secret_env": "Y"}]},
          "not both"),
     ],
