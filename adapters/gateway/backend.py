@@ -59,6 +59,7 @@ class Backend(abc.ABC):
         async with lock:
             inputs = make(self.now(tenant))
             if inputs:
+                self.view.expect_all(tenant, inputs)
                 try:
                     await self._append(tenant, inputs)
                 except BaseException:

@@ -8,10 +8,11 @@ this agent hold?), with the arrivals published but not yet in the log laid over 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omniroute.engine import Engine
-from omniroute.engine.events import Contact
+from omniroute.engine.events import Contact, ConversationArrived, Input
 from omniroute.engine.state import ConversationState, TenantState
 
 __all__ = ["LegRef", "LiveView"]
@@ -113,14 +114,27 @@ class LiveView:
         found = state.contact_customer.get(_key(contact)) if state is not None else None
         return found or f"contact:{_key(contact)}"
 
-    def expect(self, tenant: str, event_id: str, contact: Contact | None = None) -> None:
+    def expect(
+        self, tenant: str, event_id: str, contact: Contact | None = None, leg: str | None = None
+    ) -> None:
         """An input is on its way to the log: answer for it until the log shows it (an
-        arrival with a ``contact``: for its new leg too)."""
+        arrival on ``contact``: for its new leg ``leg``, default ``event_id``, too)."""
         self.pending_ids.add((tenant, event_id))
         if contact is not None:
-            ref = LegRef(event_id, event_id, served=False)
+            ref = LegRef(leg or event_id, leg or event_id, served=False)
             self.pending[(tenant, _key(contact))] = ref
             self.pending[(tenant, event_id)] = ref
+            self.pending[(tenant, ref.leg_id)] = ref
+
+    def expect_all(self, tenant: str, inputs: Sequence[Input]) -> None:
+        """``inputs`` are on their way to the log (:meth:`expect` each, arrivals' legs too)."""
+        for event in inputs:
+            if event.id is None:
+                continue
+            if isinstance(event, ConversationArrived):
+                self.expect(tenant, event.id, event.contact, event.conversation_id)
+            else:
+                self.expect(tenant, event.id)
 
     def settle(self, tenant: str, event_id: str) -> None:
         """The input ``event_id`` is applied: the state answers for it now."""
