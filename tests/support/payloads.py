@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -25,3 +27,17 @@ def items_or_bad_payload(parse: Callable[[], list[Item]]) -> list[Item] | None:
     assert isinstance(items, list)
     assert all(isinstance(item, CustomerMessage | Ignored) for item in items)
     return items
+
+
+def mutate(value: Any, path: list[int], replacement: Any) -> Any:
+    """``value`` with the node chosen by ``path`` replaced (or a key dropped)."""
+    if not path or not isinstance(value, dict | list) or not value:
+        return replacement
+    keys = list(value) if isinstance(value, dict) else list(range(len(value)))
+    key = keys[path[0] % len(keys)]
+    value = copy.copy(value)
+    if len(path) == 1 and isinstance(value, dict) and replacement == "<drop>":
+        del value[key]
+    else:
+        value[key] = mutate(value[key], path[1:], replacement)
+    return value

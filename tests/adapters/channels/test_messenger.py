@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from omniroute.adapters.channels.inbound import BadPayload, CustomerMessage, Ignored
 from omniroute.adapters.channels.messenger import parse
-from tests.support.payloads import JSON_VALUES, items_or_bad_payload
+from tests.support.payloads import JSON_VALUES, items_or_bad_payload, mutate
 
 PAGE, PSID, IGID, IGSID = "682498302938465", "1254459154682919", "17841405822304914", "5678"
 
@@ -217,20 +217,6 @@ def test_random_bytes_never_raise_anything_else(raw: bytes) -> None:
 @given(json_values)
 def test_random_json_never_raises_anything_else(value: Any) -> None:
     only_items_or_bad_payload(json.dumps(value).encode())
-
-
-def mutate(value: Any, path: list[int], replacement: Any) -> Any:
-    """``value`` with the node chosen by ``path`` replaced (or a key dropped)."""
-    if not path or not isinstance(value, dict | list) or not value:
-        return replacement
-    keys = list(value) if isinstance(value, dict) else list(range(len(value)))
-    key = keys[path[0] % len(keys)]
-    value = copy.copy(value)
-    if len(path) == 1 and isinstance(value, dict) and replacement == "<drop>":
-        del value[key]
-    else:
-        value[key] = mutate(value[key], path[1:], replacement)
-    return value
 
 
 @settings(max_examples=300)

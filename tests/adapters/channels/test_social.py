@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from omniroute.adapters.channels.inbound import BadPayload, CustomerMessage, Ignored
 from omniroute.adapters.channels.social import parse_facebook, parse_x
-from tests.support.payloads import JSON_VALUES, items_or_bad_payload
+from tests.support.payloads import JSON_VALUES, items_or_bad_payload, mutate
 
 # --- Facebook Page feed ---------------------------------------------------------------
 
@@ -347,20 +347,6 @@ def test_random_json_never_raises_anything_else(value: Any) -> None:
     raw = json.dumps(value).encode()
     items_or_bad_payload(lambda: parse_facebook(raw))
     items_or_bad_payload(lambda: parse_x(raw))
-
-
-def mutate(value: Any, path: list[int], replacement: Any) -> Any:
-    """``value`` with the node chosen by ``path`` replaced (or a key dropped)."""
-    if not path or not isinstance(value, dict | list) or not value:
-        return replacement
-    keys = list(value) if isinstance(value, dict) else list(range(len(value)))
-    key = keys[path[0] % len(keys)]
-    value = copy.copy(value)
-    if len(path) == 1 and isinstance(value, dict) and replacement == "<drop>":
-        del value[key]
-    else:
-        value[key] = mutate(value[key], path[1:], replacement)
-    return value
 
 
 FB_FIXTURES = [COMMENT, REPLY, VISITOR_POST, PAGE_REPLY, EDITED, REACTION, LIKE, MENTION]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import hmac
 import json
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from omniroute.adapters.channels.inbound import BadPayload, CustomerMessage, Ignored
 from omniroute.adapters.channels.signatures import SignatureError
 from omniroute.adapters.channels.webchat import parse, user_hash
-from tests.support.payloads import JSON_VALUES, items_or_bad_payload
+from tests.support.payloads import JSON_VALUES, items_or_bad_payload, mutate
 
 SECRET = b"tenant-identity-secret"
 VISITOR, SITE, RECEIVED = "u-8412", "acme-help", 1_764_470_000_000
@@ -196,20 +195,6 @@ def test_random_bytes_never_raise_anything_else(raw: bytes) -> None:
 @given(JSON_VALUES)
 def test_random_json_never_raises_anything_else(value: Any) -> None:
     only_items_or_refusals(json.dumps(value).encode())
-
-
-def mutate(value: Any, path: list[int], replacement: Any) -> Any:
-    """``value`` with the node chosen by ``path`` replaced (or a key dropped)."""
-    if not path or not isinstance(value, dict | list) or not value:
-        return replacement
-    keys = list(value) if isinstance(value, dict) else list(range(len(value)))
-    key = keys[path[0] % len(keys)]
-    value = copy.copy(value)
-    if len(path) == 1 and isinstance(value, dict) and replacement == "<drop>":
-        del value[key]
-    else:
-        value[key] = mutate(value[key], path[1:], replacement)
-    return value
 
 
 FIXTURES = [MESSAGE, CONTACT, MESSAGE | {"user_hash": HASH}, CONTACT | {"user_hash": HASH}]
