@@ -144,7 +144,7 @@ def routes(gw: Gateway) -> list[BaseRoute]:
             return _error(gw, "unknown", 404, "unknown_source", f"no source {provider}/"
                           f"{request.path_params['name']}")  # fmt: skip
         client = request.client.host if request.client else "?"
-        if not gw.limiter.allow(client):
+        if not gw.limiter.allow(f"{provider}/{source.name}@{client}"):
             return _error(gw, provider, 429, "rate_limited", "too many requests")
         try:
             body = await read_body(request, opts.max_body_bytes)
