@@ -9,6 +9,7 @@ addresses are lower-cased. A value that is not a possible number or address rais
 
 from __future__ import annotations
 
+import functools
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -28,8 +29,14 @@ def phone_number(raw: str, region: str | None = None) -> str:
     """``raw`` in E.164; ``region`` (ISO 3166 code, e.g. ``GB``) reads national numbers.
 
     Provider prefixes such as Twilio's ``whatsapp:`` and WhatsApp's bare digits (``wa_id``
-    carries no ``+``) are accepted.
+    carries no ``+``) are accepted. Answers are remembered (a customer writes many times;
+    ``phonenumbers`` costs tens of microseconds a number).
     """
+    return _phone_number(raw, region)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _phone_number(raw: str, region: str | None) -> str:
     text = raw.strip().removeprefix("whatsapp:").removeprefix("tel:")
     if text.isdigit() and region is None:
         text = "+" + text  # wa_id and similar: international digits without the plus

@@ -1,10 +1,10 @@
 """The gateway's ASGI application: webhooks, the agent desk, health and metrics.
 
 ``GET /health`` is ``{"status": "ok"}`` (200) while the log can be written, else
-``"degraded"`` (503); ``GET /metrics`` is the Prometheus text format
-(:mod:`.metrics`). The backend opens with the application (lifespan), with the mailbox
-readers of email sources that name a Maildir or mbox (:mod:`.maildir`), and closes
-with it, after the requests in flight.
+``"degraded"`` (503), with each tenant's log position the gateway's state has reached;
+``GET /metrics`` is the Prometheus text format (:mod:`.metrics`). The backend opens with
+the application (lifespan), with the mailbox readers of email sources that name a
+Maildir or mbox (:mod:`.maildir`), and closes with it, after the requests in flight.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ def build_app(gw: Gateway, on_ready: Callable[[], None] | None = None) -> Starle
 
     async def health(_request: Request) -> Response:
         ok = gw.backend.healthy
-        body = {"status": "ok" if ok else "degraded", "backend": type(gw.backend).__name__}
+        body = {
+            "status": "ok" if ok else "degraded",
+            "backend": type(gw.backend).__name__,
+            "positions": {tenant: feed.end for tenant, feed in gw.backend.feeds.items()},
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics(_request: Request) -> Response:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from omniroute.engine import Engine
 from omniroute.engine.events import Event, EventRejected, Input, is_decision
@@ -52,27 +52,43 @@ class Backend(abc.ABC):
         return max(time.time_ns() // 1_000_000, self.engine.clock_of(tenant))
 
     async def submit(self, tenant: str, make: Maker) -> list[Input]:
-        """The inputs ``make`` builds now, durably appended (or published) on return."""
+        """The inputs ``make`` builds now, durably appended (or published) on return.
+
+        ``make`` runs and its inputs are handed to the log in one step per tenant, so
+        inputs reach the log in the order their requests saw the state; waiting for
+        durability happens outside that step, so concurrent requests share a write.
+        """
         lock = self._locks.get(tenant)
         if lock is None:
             lock = self._locks[tenant] = asyncio.Lock()
         async with lock:
             inputs = make(self.now(tenant))
-            if inputs:
-                self.view.expect_all(tenant, inputs)
-                try:
-                    await self._append(tenant, inputs)
-                except BaseException:
-                    for event in inputs:  # not stored: a retry must not look like a copy
-                        if event.id is not None:
-                            self.view.settle(tenant, event.id)
-                            self._verdicts.pop((tenant, event.id), None)
-                    raise
-            return inputs
+            if not inputs:
+                return inputs
+            self.view.expect(tenant, inputs)
+            try:
+                durable = await self._stage(tenant, inputs)
+            except BaseException:
+                self._forget(tenant, inputs)
+                raise
+        try:
+            await durable
+        except BaseException:
+            self._forget(tenant, inputs)
+            raise
+        return inputs
+
+    def _forget(self, tenant: str, inputs: Sequence[Input]) -> None:
+        """Not stored: a retry of these inputs must not look like a copy."""
+        for event in inputs:
+            if event.id is not None:
+                self.view.settle(tenant, event.id)
+                self._verdicts.pop((tenant, event.id), None)
 
     @abc.abstractmethod
-    async def _append(self, tenant: str, inputs: Sequence[Input]) -> None:
-        """Make ``inputs`` durable in the tenant's log (in order)."""
+    async def _stage(self, tenant: str, inputs: Sequence[Input]) -> Awaitable[None]:
+        """Hand ``inputs`` to the tenant's log, in order after everything staged before;
+        the awaitable completes when they are durable."""
 
     @abc.abstractmethod
     async def start(self) -> None:

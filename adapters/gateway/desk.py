@@ -183,7 +183,9 @@ def _status(t: str, a: str, ts: int, i: str, _c: str, b: Any) -> Input:
 
 
 def _sse(position: int, kind: str, data: bytes) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (position, kind.encode(), data)
+    """One event; before the log's first event there is no position to resume from."""
+    head = b"id: %d\n" % position if position >= 0 else b""
+    return head + b"event: %s\ndata: %s\n\n" % (kind.encode(), data)
 
 
 def _position(feed: Feed, event_id: str) -> int | None:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from omniroute.engine import Engine
 from omniroute.engine.events import Event, Input, Tick, is_decision
@@ -73,7 +73,8 @@ class EmbeddedBackend(Backend):
         if self.log is not None:
             self.log.close()
 
-    async def _append(self, tenant: str, inputs: Sequence[Input]) -> None:
+    async def _stage(self, tenant: str, inputs: Sequence[Input]) -> Awaitable[None]:
+        """Apply ``inputs`` now; the future is done when the writer's frame is on disk."""
         if self.log is None or not self.healthy:
             raise RuntimeError(f"the log {self.path} cannot be written")
         batch: list[Event] = []
@@ -83,7 +84,7 @@ class EmbeddedBackend(Backend):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((tenant, batch, done))
         self._wake.set()
-        await done
+        return done
 
     async def _writer(self) -> None:
         """Append what is waiting, one frame at a time, and answer its requests."""

@@ -61,6 +61,7 @@ class Gateway:
             inputs: list[Input] = []
             for item in items:
                 made = inputs_for(item, source, tenant, now, self.backend.view, self.table)
+                self.backend.view.expect(tenant, made)  # the next item sees them
                 outcomes[outcome_of(item, made)] += 1
                 inputs += made
             return inputs

@@ -83,7 +83,6 @@ def inputs_for(
     if leg is not None:
         if item.channel in _REAL_TIME:
             return []  # the call's own status callback: the leg is open already
-        view.expect(tenant, eid)
         return [
             MessageReceived(
                 tenant=tenant, ts=now, id=eid, conversation_id=leg.conversation_id, leg=leg.leg_id
@@ -103,7 +102,6 @@ def inputs_for(
             priority=route.priority, language=route.language, attributes=attributes,
         )
     )  # fmt: skip
-    view.expect(tenant, eid, contact)
     return inputs
 
 
@@ -172,7 +170,6 @@ def _call_ended(
     eid = f"{leg_id}:ended"
     if leg is None or view.seen(tenant, eid):
         return []  # never answered here, or already ended: a repeated final status
-    view.expect(tenant, eid)
     if leg.served:
         return [
             ConversationEnded(

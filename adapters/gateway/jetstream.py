@@ -18,14 +18,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import TooManyStalledMsgsError
 
 from omniroute.engine import Engine
 from omniroute.engine.events import Input, decode_msgpack, encode_msgpack, is_decision
 from omniroute.engine.policy import Policy
 
+from ..nats.asynclog import AsyncNatsLog
 from ..nats.cursor import Cursor
 from ..nats.frames import MSG_ID, Frame, plain_headers
 from ..nats.options import TRANSIENT, NatsOptions, StreamOptions, connect, ensure_stream
@@ -34,6 +38,9 @@ from .backend import Backend
 __all__ = ["JetStreamBackend"]
 
 _log = logging.getLogger(__name__)
+
+_STALLED: tuple[type[BaseException], ...] = (*TRANSIENT, TooManyStalledMsgsError)
+_UNACKED: tuple[type[BaseException], ...] = (*TRANSIENT, asyncio.TimeoutError)
 
 
 class JetStreamBackend(Backend):
@@ -49,18 +56,38 @@ class JetStreamBackend(Backend):
         self.tenants = tuple(dict.fromkeys(tenants))
         self.publish_timeout_s = publish_timeout_s
         self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        """One context: each holds its own subscription for publish acknowledgements."""
         self._followers: list[asyncio.Task[None]] = []
         self.applied: dict[str, int] = {}
         """Per tenant: the log position the replica has applied up to."""
+        self._applied_seq: dict[str, int] = {}
 
     async def start(self) -> None:
+        """Connect, then follow every tenant's log; return once the replica has applied
+        each log up to its tail as it was (until then a follow-up would look new)."""
         self.nc = await connect(self.options)
-        js = self.nc.jetstream(timeout=self.options.request_timeout_s)
+        self.js = js = self.nc.jetstream(timeout=self.options.request_timeout_s)
         await ensure_stream(js, self.stream)
+        tails = {}
+        for tenant in self.tenants:
+            last = await AsyncNatsLog(self.nc, self.stream, tenant).last_frame()
+            tails[tenant] = last.seq if last is not None else 0
+            self._applied_seq[tenant] = 0
         self._followers = [
             asyncio.create_task(self._follow(tenant), name=f"follow {tenant}")
             for tenant in self.tenants
         ]
+        started = time.monotonic()
+        while any(self._applied_seq[t] < tail for t, tail in tails.items()):
+            for task in self._followers:
+                if task.done():
+                    task.result()  # a follower that failed: say why
+            await asyncio.sleep(0.05)
+        _log.info(
+            "gateway replica caught up with %d tenant log(s) in %.2f s",
+            len(tails), time.monotonic() - started,
+        )  # fmt: skip
 
     async def close(self) -> None:
         for task in self._followers:
@@ -72,14 +99,38 @@ class JetStreamBackend(Backend):
             with contextlib.suppress(Exception):
                 await self.nc.drain()
 
-    async def _append(self, tenant: str, inputs: Sequence[Input]) -> None:
-        assert self.nc is not None
-        js = self.nc.jetstream(timeout=self.options.request_timeout_s)
+    async def _stage(self, tenant: str, inputs: Sequence[Input]) -> Awaitable[None]:
+        """Publish ``inputs`` in order (no waiting); the awaitable waits for their acks."""
+        js = self.js
+        assert js is not None
         subject = self.stream.subjects(tenant).inputs
-        deadline = time.monotonic() + self.publish_timeout_s
+        sent: list[tuple[bytes, dict[str, str] | None, asyncio.Future[Any] | None]] = []
         for event in inputs:
             headers = {MSG_ID: event.id} if event.id is not None else None
             payload = encode_msgpack(event)
+            try:
+                ack = await js.publish_async(
+                    subject, payload, headers=headers, wait_stall=self.options.request_timeout_s
+                )
+            except _STALLED:
+                ack = None  # published again, alone, when its turn comes
+            sent.append((payload, headers, ack))
+        return self._acknowledged(js, subject, sent)
+
+    async def _acknowledged(
+        self, js: JetStreamContext, subject: str,
+        sent: list[tuple[bytes, dict[str, str] | None, asyncio.Future[Any] | None]],
+    ) -> None:  # fmt: skip
+        """Every message acknowledged; one that is not is published again with its id
+        (the server drops a copy) until ``publish_timeout_s``."""
+        deadline = time.monotonic() + self.publish_timeout_s
+        for payload, headers, ack in sent:
+            if ack is not None:
+                try:
+                    await asyncio.wait_for(ack, self.options.request_timeout_s)
+                    continue
+                except _UNACKED:
+                    pass
             while True:
                 try:
                     await js.publish(subject, payload, headers=headers)
@@ -118,3 +169,4 @@ class JetStreamBackend(Backend):
                 self.engine.apply(event)
         self._record(tenant, list(enumerate(events, frame.pos)))
         self.applied[tenant] = frame.end
+        self._applied_seq[tenant] = frame.seq

@@ -1,18 +1,20 @@
-"""What the gateway reads of the engine's state: a customer's live legs, an agent's desk.
+"""What the gateway reads of the engine's state: a customer's live legs and who they are.
 
-The engine's state is the truth (an embedded engine, or a follower re-applying the
+The engine's state is the truth (an embedded engine, or a replica re-applying the
 production log). :class:`LiveView` answers the questions of :mod:`.intake` (is this
-contact already in an open conversation, on which leg?) and of the desk API (what does
-this agent hold?), with the arrivals published but not yet in the log laid over it.
+contact already in an open conversation, on which leg? which customer is this number?)
+with the inputs submitted but not yet applied laid over it: in production an arrival
+takes a round trip through the service before the replica shows it, and a customer who
+writes again (or calls) meanwhile must still find it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omniroute.engine import Engine
-from omniroute.engine.events import Contact, ConversationArrived, Input
+from omniroute.engine.events import Contact, ContactsLinked, ConversationArrived, Input
 from omniroute.engine.state import ConversationState, TenantState
 
 __all__ = ["LegRef", "LiveView"]
@@ -27,37 +29,44 @@ class LegRef:
     served: bool
 
 
+@dataclass
+class _InFlight:
+    """What one submitted input will change, until the engine has applied it."""
+
+    legs: dict[str, LegRef] = field(default_factory=dict)
+    """``channel:address`` and the leg id -> the leg an arrival opens."""
+    customers: dict[str, str] = field(default_factory=dict)
+    """``channel:address`` -> the customer it will belong to."""
+
+
 def _key(contact: Contact) -> str:
     return f"{contact.channel}:{contact.address}"
 
 
 class LiveView:
-    """Read-only questions about one engine's state, plus arrivals still on their way."""
+    """Read-only questions about one engine's state, plus inputs still on their way."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.pending: dict[tuple[str, str], LegRef] = {}
-        """(tenant, ``channel:address`` or leg id) -> a leg published, not yet applied."""
-        self.pending_ids: set[tuple[str, str]] = set()
-        """(tenant, event id) of inputs published, not yet applied."""
+        self._in_flight: dict[tuple[str, str], _InFlight] = {}
+        self._legs: dict[tuple[str, str], LegRef] = {}
+        self._customers: dict[tuple[str, str], str] = {}
+
+    @property
+    def pending(self) -> int:
+        """Inputs submitted and not yet applied."""
+        return len(self._in_flight)
 
     def seen(self, tenant: str, event_id: str) -> bool:
         """True if an input with this id was applied or is on its way (a retry)."""
-        return (tenant, event_id) in self.pending_ids or self.engine.applied(tenant, event_id)
-
-    def _tenant(self, tenant: str) -> TenantState | None:
-        return self.engine.state.tenants.get(tenant)
-
-    def _conversation(self, tenant: TenantState, conversation_id: str) -> ConversationState | None:
-        root = tenant.aliases.get(conversation_id, conversation_id)
-        return tenant.conversations.get(root)
+        return (tenant, event_id) in self._in_flight or self.engine.applied(tenant, event_id)
 
     def live_leg(self, tenant: str, contact: Contact, leg_id: str | None = None) -> LegRef | None:
         """The customer's live leg on ``contact`` (the latest; ``leg_id``: that one, and only
         if it is on ``contact``), or None."""
-        pending = self.pending.get((tenant, leg_id or _key(contact)))
-        if pending is not None:
-            return pending
+        coming = self._legs.get((tenant, _key(contact)))
+        if coming is not None and (leg_id is None or coming.leg_id == leg_id):
+            return coming
         state = self._tenant(tenant)
         if state is None:
             return None
@@ -77,11 +86,13 @@ class LiveView:
 
     def leg(self, tenant: str, leg_id: str) -> LegRef | None:
         """The live leg ``leg_id`` (a contact's first ``conversation_id``), or None."""
-        pending = self.pending.get((tenant, leg_id))
-        if pending is not None:
-            return pending
+        coming = self._legs.get((tenant, leg_id))
+        if coming is not None:
+            return coming
         state = self._tenant(tenant)
-        conv = self._conversation(state, leg_id) if state is not None else None
+        if state is None:
+            return None
+        conv = state.conversations.get(state.aliases.get(leg_id, leg_id))
         if conv is None:
             return None
         for leg in conv.legs:
@@ -89,61 +100,58 @@ class LiveView:
                 return self._ref(conv, leg_id)
         return None
 
-    def linked(self, tenant: str, contacts: list[Contact]) -> bool:
-        """True if these contacts are already known as one customer."""
+    def known_customer(self, tenant: str, contacts: Sequence[Contact]) -> str | None:
+        """The customer of the first of ``contacts`` known (or on its way), or None."""
         state = self._tenant(tenant)
-        if state is None:
-            return False
-        ids = {state.contact_customer.get(_key(c)) for c in contacts}
-        return len(ids) == 1 and None not in ids
-
-    def known_customer(self, tenant: str, contacts: list[Contact]) -> str | None:
-        """The customer of the first of ``contacts`` the engine knows, or None."""
-        state = self._tenant(tenant)
-        if state is None:
-            return None
         for contact in contacts:
-            found = state.contact_customer.get(_key(contact))
+            key = _key(contact)
+            found = self._customers.get((tenant, key)) or (
+                state.contact_customer.get(key) if state is not None else None
+            )
             if found is not None:
                 return found
         return None
 
     def customer_of(self, tenant: str, contact: Contact) -> str:
         """The customer ``contact`` belongs to (the engine's own name for a new one)."""
-        state = self._tenant(tenant)
-        found = state.contact_customer.get(_key(contact)) if state is not None else None
-        return found or f"contact:{_key(contact)}"
+        return self.known_customer(tenant, [contact]) or f"contact:{_key(contact)}"
 
-    def expect(
-        self, tenant: str, event_id: str, contact: Contact | None = None, leg: str | None = None
-    ) -> None:
-        """An input is on its way to the log: answer for it until the log shows it (an
-        arrival on ``contact``: for its new leg ``leg``, default ``event_id``, too)."""
-        self.pending_ids.add((tenant, event_id))
-        if contact is not None:
-            ref = LegRef(leg or event_id, leg or event_id, served=False)
-            self.pending[(tenant, _key(contact))] = ref
-            self.pending[(tenant, event_id)] = ref
-            self.pending[(tenant, ref.leg_id)] = ref
+    def linked(self, tenant: str, contacts: Sequence[Contact]) -> bool:
+        """True if these contacts are known as one customer already."""
+        ids = {self.known_customer(tenant, [c]) for c in contacts}
+        return len(ids) == 1 and None not in ids
 
-    def expect_all(self, tenant: str, inputs: Sequence[Input]) -> None:
-        """``inputs`` are on their way to the log (:meth:`expect` each, arrivals' legs too)."""
+    def expect(self, tenant: str, inputs: Sequence[Input]) -> None:
+        """``inputs`` are on their way to the log: answer for them until it shows them."""
         for event in inputs:
-            if event.id is None:
-                continue
+            if event.id is None or (tenant, event.id) in self._in_flight:
+                continue  # no id to settle by, or expected already
+            coming = self._in_flight[(tenant, event.id)] = _InFlight()
             if isinstance(event, ConversationArrived):
-                self.expect(tenant, event.id, event.contact, event.conversation_id)
-            else:
-                self.expect(tenant, event.id)
+                key = _key(event.contact)
+                coming.customers[key] = event.customer_id or self.customer_of(tenant, event.contact)
+                ref = LegRef(event.conversation_id, event.conversation_id, served=False)
+                coming.legs[key] = coming.legs[event.conversation_id] = ref
+            elif isinstance(event, ContactsLinked):
+                for contact in event.contacts:
+                    coming.customers[_key(contact)] = event.customer_id
+            self._legs.update({(tenant, k): v for k, v in coming.legs.items()})
+            self._customers.update({(tenant, k): v for k, v in coming.customers.items()})
 
     def settle(self, tenant: str, event_id: str) -> None:
-        """The input ``event_id`` is applied: the state answers for it now."""
-        self.pending_ids.discard((tenant, event_id))
-        ref = self.pending.pop((tenant, event_id), None)
-        if ref is None:
+        """The input ``event_id`` is applied (or failed): the state answers for it now."""
+        coming = self._in_flight.pop((tenant, event_id), None)
+        if coming is None:
             return
-        for key in [k for k, v in self.pending.items() if v is ref]:
-            del self.pending[key]
+        for key, ref in coming.legs.items():
+            if self._legs.get((tenant, key)) is ref:
+                del self._legs[(tenant, key)]
+        for key, customer in coming.customers.items():
+            if self._customers.get((tenant, key)) == customer:
+                del self._customers[(tenant, key)]
+
+    def _tenant(self, tenant: str) -> TenantState | None:
+        return self.engine.state.tenants.get(tenant)
 
     @staticmethod
     def _ref(conv: ConversationState, leg_id: str) -> LegRef:

@@ -109,6 +109,23 @@ class BackendContract(abc.ABC):
 
         self.run(test)
 
+    def test_a_restarted_backend_knows_the_log_as_soon_as_it_has_started(self) -> None:
+        async def main() -> None:
+            async with self.started() as backend:
+                for n in range(300):
+                    contact = Contact("whatsapp", f"+44770090{n:04d}")
+                    await backend.submit(TENANT, lambda now, c=contact, n=n: [ConversationArrived(
+                        tenant=TENANT, ts=now, id=f"r{n}", conversation_id=f"r{n}",
+                        channel="whatsapp", contact=c)])  # fmt: skip
+                await _until(lambda: not backend.view.pending)
+                end = backend.feed(TENANT).end
+            async with self.started() as again:
+                assert again.feed(TENANT).end >= end
+                leg = again.view.live_leg(TENANT, Contact("whatsapp", "+447700900299"))
+                assert leg is not None and leg.conversation_id == "r299"
+
+        asyncio.run(main())
+
 
 @contextlib.asynccontextmanager
 async def closing(backend: Backend) -> AsyncIterator[Backend]:

@@ -189,7 +189,7 @@ def test_me_of_an_agent_not_registered_is_404(tmp_path: Path) -> None:
         r = d.client.get("/desk/me", headers=ANN)
         assert r.status_code == 404 and "not registered" in r.json()["error"]
         with d.stream() as events:
-            assert events.next() == {"id": -1, "event": "desk", "data": None}
+            assert events.next() == {"event": "desk", "data": None}
 
 
 def test_the_offer_reaches_the_agents_stream_and_accepting_assigns(desk: Desk) -> None:
@@ -403,7 +403,7 @@ def test_a_client_that_hangs_up_on_a_real_server_ends_its_stream(tmp_path: Path)
         with httpx.stream("GET", url, headers=BOB, timeout=5) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             events = Reader(response.iter_lines())
-            assert events.next() == {"id": -1, "event": "desk", "data": None}
+            assert events.next() == {"event": "desk", "data": None}
             assert events.next(max_pings=3) is None and events.pings == 3
             assert metric(d, "desk_streams") == 1
         assert wait_for(lambda: metric(d, "desk_streams") == 0)
