@@ -16,7 +16,7 @@ import msgspec
 
 from omniroute.engine.events import Channel
 
-__all__ = ["BadPayload", "CustomerMessage", "Ignored", "Item", "json_body"]
+__all__ = ["BadPayload", "CustomerMessage", "Ignored", "Item", "json_body", "optional_str"]
 
 
 class BadPayload(ValueError):
@@ -69,3 +69,12 @@ def json_body(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise BadPayload(f"not JSON: {exc}") from exc
+
+
+def optional_str(parent: dict[str, Any], key: str) -> str | None:
+    """``parent[key]`` when it is a string, None when absent or null; :class:`BadPayload`
+    when it is something else."""
+    value = parent.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadPayload(f"{key} is not a string: {type(value).__name__}")
+    return value

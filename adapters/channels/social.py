@@ -48,7 +48,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body
+from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body, optional_str
 
 __all__ = ["parse_facebook", "parse_x"]
 
@@ -84,7 +84,7 @@ def parse_facebook(body: bytes) -> list[Item]:
 
 
 def _fb(value: dict[str, Any], field: str, page: str, entry_time: Any) -> Item:
-    item, verb = _opt_str(value, "item"), _opt_str(value, "verb")
+    item, verb = optional_str(value, "item"), optional_str(value, "verb")
     post_id, comment_id = _opt_id(value, "post_id"), _opt_id(value, "comment_id")
     ref = comment_id or post_id
 
@@ -99,7 +99,7 @@ def _fb(value: dict[str, Any], field: str, page: str, entry_time: Any) -> Item:
         return ignored(_FB_VERBS.get(verb or "", "unsupported"))
     author = _obj(value.get("from"), "from", optional=True)
     sender = _opt_id(author, "id") or _opt_id(value, "sender_id")
-    name = _opt_str(author, "name") or _opt_str(value, "sender_name")
+    name = optional_str(author, "name") or optional_str(value, "sender_name")
     if post_id is None or (item == "comment" and comment_id is None):
         raise BadPayload(f"a {item} without its post_id or comment_id")
     if sender is None:
@@ -112,7 +112,7 @@ def _fb(value: dict[str, Any], field: str, page: str, entry_time: Any) -> Item:
     kind = "mention" if field == "mention" else _FB_CONTENT[item]
     return CustomerMessage(
         provider="facebook", channel="social", message_id=ref or post_id, sender=sender,
-        recipient=page, ts=ts, kind=kind, text=_opt_str(value, "message") or "", name=name,
+        recipient=page, ts=ts, kind=kind, text=optional_str(value, "message") or "", name=name,
         thread=post_id,
     )  # fmt: skip
 
@@ -152,12 +152,12 @@ def _tweet(tweet: dict[str, Any], us: str) -> Item:
     )  # fmt: skip
     if reason is not None or ts is None:
         return Ignored(provider="x", reason=reason or "bad_timestamp", ref=tweet_id)
-    full = _opt_str(_obj(tweet.get("extended_tweet"), "extended_tweet", True), "full_text")
-    text = full or _opt_str(tweet, "full_text") or _opt_str(tweet, "text") or ""
-    screen_name = _opt_str(user, "screen_name")
+    full = optional_str(_obj(tweet.get("extended_tweet"), "extended_tweet", True), "full_text")
+    text = full or optional_str(tweet, "full_text") or optional_str(tweet, "text") or ""
+    screen_name = optional_str(user, "screen_name")
     return CustomerMessage(
         provider="x", channel="social", message_id=tweet_id, sender=sender, recipient=us,
-        ts=ts, kind="mention", text=text, name=_opt_str(user, "name") or screen_name,
+        ts=ts, kind="mention", text=text, name=optional_str(user, "name") or screen_name,
         sender_ids={"screen_name": screen_name} if screen_name else {},
         thread=_opt_id(tweet, "in_reply_to_status_id_str") or tweet_id,
     )  # fmt: skip
@@ -176,11 +176,11 @@ def _dm(event: dict[str, Any], us: str, users: dict[str, Any]) -> Item:
         return Ignored(provider="x", reason="bad_timestamp", ref=dm_id)
     data = _obj(create.get("message_data"), "message_data", optional=True)
     user = _obj(users.get(sender), "user", optional=True)
-    screen_name = _opt_str(user, "screen_name")
+    screen_name = optional_str(user, "screen_name")
     return CustomerMessage(
         provider="x", channel="social", message_id=dm_id, sender=sender, recipient=us,
-        ts=ts, kind="dm", text=_opt_str(data, "text") or "",
-        name=_opt_str(user, "name") or screen_name,
+        ts=ts, kind="dm", text=optional_str(data, "text") or "",
+        name=optional_str(user, "name") or screen_name,
         sender_ids={"screen_name": screen_name} if screen_name else {}, thread=sender,
     )  # fmt: skip
 
@@ -230,13 +230,6 @@ def _list(parent: dict[str, Any], key: str, required: bool = False) -> list[Any]
     value = parent.get(key, None if required else [])
     if not isinstance(value, list):
         raise BadPayload(f"{key} is not a list: {type(value).__name__}")
-    return value
-
-
-def _opt_str(parent: dict[str, Any], key: str) -> str | None:
-    value = parent.get(key)
-    if value is not None and not isinstance(value, str):
-        raise BadPayload(f"{key} is not a string: {type(value).__name__}")
     return value
 
 

@@ -30,7 +30,7 @@ import contextlib
 from typing import Any
 
 from .identity import IdentityError, phone_number
-from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body
+from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body, optional_str
 
 __all__ = ["parse"]
 
@@ -78,8 +78,8 @@ def _message(message: dict[str, Any], bot: str) -> Item:
     user = _obj(message, "from", "message")
     if _bool(user, "is_bot"):
         return Ignored(provider=PROVIDER, reason="echo", ref=ref)
-    text = _opt_str(message, "text")
-    caption = _opt_str(message, "caption")
+    text = optional_str(message, "text")
+    caption = optional_str(message, "caption")
     kind = "text" if text is not None else next((k for k in _MEDIA if k in message), None)
     if kind is None:
         return Ignored(provider=PROVIDER, reason="unsupported", ref=ref)
@@ -103,7 +103,7 @@ def _callback(query: dict[str, Any], bot: str) -> Item:
     query_id = _str(query, "id", "callback_query")
     ref = f"callback:{query_id}"
     user = _obj(query, "from", "callback_query")
-    data = _opt_str(query, "data") or ""
+    data = optional_str(query, "data") or ""
     ts, thread = 0, None
     if "message" in query:
         message = _obj(query, "message", "callback_query")
@@ -129,13 +129,13 @@ def _ref(message: dict[str, Any]) -> str:
 
 def _sender_ids(user: dict[str, Any]) -> dict[str, str]:
     ids = {"user_id": str(_int(user, "id", "from"))}
-    if (username := _opt_str(user, "username")) is not None:
+    if (username := optional_str(user, "username")) is not None:
         ids["username"] = username
     return ids
 
 
 def _name(user: dict[str, Any]) -> str | None:
-    parts = [p for k in ("first_name", "last_name") if (p := _opt_str(user, k))]
+    parts = [p for k in ("first_name", "last_name") if (p := optional_str(user, k))]
     return " ".join(parts) or None
 
 
@@ -157,13 +157,6 @@ def _str(parent: dict[str, Any], key: str, where: str) -> str:
     value = parent.get(key)
     if not isinstance(value, str):
         raise BadPayload(f"{where}.{key} is not a string")
-    return value
-
-
-def _opt_str(parent: dict[str, Any], key: str) -> str | None:
-    value = parent.get(key)
-    if value is not None and not isinstance(value, str):
-        raise BadPayload(f"{key} is not a string")
     return value
 
 

@@ -42,7 +42,7 @@ import re
 from typing import Any
 
 from .identity import IdentityError, email_address
-from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body
+from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body, optional_str
 from .signatures import SignatureError
 
 __all__ = ["PROVIDER", "parse", "user_hash"]
@@ -91,17 +91,17 @@ def _event(event: dict[str, Any], received_ms: int, secret: bytes | None, requir
         return Ignored(provider=PROVIDER, reason="unsupported", ref=_ref(event.get("message_id")))
     message_id = _id(event, "message_id")
     visitor, site = _id(event, "visitor_id"), _id(event, "site")
-    text = _opt_str(event, "text")
+    text = optional_str(event, "text")
     if text is None and kind == "message":
         raise BadPayload("text is not a string")
     ts = event.get("ts", received_ms)
     if type(ts) is not int or not 0 <= ts < 2**63:
         raise BadPayload(f"ts is not epoch milliseconds: {ts!r:.80}")
-    name, email = _opt_str(event, "name"), _opt_str(event, "email")
+    name, email = optional_str(event, "name"), optional_str(event, "email")
     ids: dict[str, str] = {}
-    if _verified(visitor, _opt_str(event, "user_hash"), secret, required):
+    if _verified(visitor, optional_str(event, "user_hash"), secret, required):
         ids["verified"] = "1"
-        email_hash = _opt_str(event, "email_hash")
+        email_hash = optional_str(event, "email_hash")
         if email is not None and email_hash is not None:
             assert secret is not None
             if not hmac.compare_digest(email_hash.lower().encode(),
@@ -140,10 +140,3 @@ def _id(event: dict[str, Any], key: str) -> str:
 
 def _ref(value: Any) -> str | None:
     return value if isinstance(value, str) and _ID.fullmatch(value) else None
-
-
-def _opt_str(event: dict[str, Any], key: str) -> str | None:
-    value = event.get(key)
-    if value is not None and not isinstance(value, str):
-        raise BadPayload(f"{key} is not a string: {type(value).__name__}")
-    return value
