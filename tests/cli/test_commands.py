@@ -22,7 +22,7 @@ ALL_EXTRAS = [module for modules in common.EXTRAS.values() for module in modules
 def test_the_table_has_every_command_in_help_order() -> None:
     assert list(COMMANDS) == [
         "simulate", "demo", "replay", "validate-policy", "schema", "serve", "send", "tail",
-        "project", "report", "sql", "export", "customer",
+        "gateway", "project", "report", "sql", "export", "customer",
     ]  # fmt: skip
     usage = " ".join(build_parser().format_help().split())
     for name, command in COMMANDS.items():
