@@ -76,3 +76,19 @@ def test_bench_simulate_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
     expected = load_scenario("small")[0].expected_arrivals()
     assert 0.9 * expected < result["interactions"] < 1.15 * expected
     assert result["abandons"] < result["interactions"] // 4
+
+
+def test_bench_gateway_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """Real webhooks over HTTP to a gateway process, embedded and on its own nats-server:
+    rates measured, and the log checked (one arrival per sender, nothing for retries)."""
+    bench = _load("bench_gateway")
+    assert bench.main(["--json", "--requests", "400", "--concurrency", "8"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for mode in ("embedded", "nats"):
+        run = result[mode]
+        assert run["errors"] == 0 and run["check"]["ok"], run
+        assert run["webhooks_per_s"] > 0 and run["webhooks_per_gateway_cpu_s"] > 0
+        assert run["p99_ms"] >= run["p50_ms"] > 0
+        assert run["check"]["conversations_arrived"] == result["senders"]
