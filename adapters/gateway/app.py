@@ -47,6 +47,7 @@ def build_app(gw: Gateway, on_ready: Callable[[], None] | None = None) -> Starle
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await gw.backend.start()
+        await gw.register_agents()
         readers = [
             asyncio.create_task(MailboxReader(gw, s).run(), name=f"mailbox {s.name}")
             for s in gw.config.source

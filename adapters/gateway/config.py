@@ -40,7 +40,7 @@ from typing import Literal
 
 import msgspec
 
-from omniroute.engine.events import Skills
+from omniroute.engine.events import AgentKind, Skills
 
 from ..nats.options import NatsOptions, StreamOptions, valid_tenant
 
@@ -172,12 +172,21 @@ class RouteRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class AgentLogin(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[[agent]]``: an agent or bot that may use the desk API, and its bearer token."""
+    """``[[agent]]``: an agent or bot that may use the desk API, and its bearer token.
+
+    With ``register = true`` the gateway registers the agent (its ``kind``, ``skills``,
+    ``capacity_profile``, ``languages``) when it starts and the engine does not know it
+    yet; otherwise a workforce system registers agents (``AgentRegistered``)."""
 
     agent_id: str
     tenant: str | None = None
     token: str | None = None
     token_sha256: str | None = None
+    register: bool = False
+    kind: AgentKind = "human"
+    skills: Skills = {}
+    capacity_profile: str | None = None
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.token is None) == (self.token_sha256 is None):

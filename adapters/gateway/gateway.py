@@ -7,11 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from omniroute.engine.events import Input
+from omniroute.engine.events import AgentRegistered, Input
 
 from ..channels.inbound import Item
 from .backend import Backend
-from .config import SIGNED, ConfigError, GatewayConfig, Source
+from .config import SIGNED, AgentLogin, ConfigError, GatewayConfig, Source
 from .intake import inputs_for, outcome_of
 from .limits import RateLimiter
 from .metrics import GatewayMetrics
@@ -49,6 +49,29 @@ class Gateway:
             self.logins = self.config.logins()
         opts = self.config.gateway
         self.limiter = RateLimiter(opts.rate_per_s, opts.rate_burst)
+
+    async def register_agents(self) -> int:
+        """Register the ``[[agent]] register = true`` logins the engine does not know yet;
+        how many."""
+        count = 0
+        for login in self.config.agent:
+            tenant = login.tenant or self.config.gateway.tenant
+            state = self.backend.engine.state.tenants.get(tenant)
+            if not login.register or (state is not None and login.agent_id in state.agents):
+                continue
+
+            def make(now: int, login: AgentLogin = login, tenant: str = tenant) -> list[Input]:
+                return [
+                    AgentRegistered(
+                        tenant=tenant, ts=now, agent_id=login.agent_id, kind=login.kind,
+                        skills=dict(login.skills), capacity_profile=login.capacity_profile,
+                        languages=list(login.languages),
+                    )
+                ]  # fmt: skip
+
+            await self.backend.submit(tenant, make)
+            count += 1
+        return count
 
     async def ingest(self, source: Source, items: list[Item]) -> tuple[list[Input], Counter[str]]:
         """The inputs ``items`` from ``source`` mean, durable on return, and what became of

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,16 @@ ROOT = Path(__file__).parents[3]
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "omniroute.adapters.cli", *args]
+
+
+def _desk(url: str, path: str, body: object | None = None) -> Any:
+    """ann's desk API: POST ``body`` as JSON (GET without one); the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path, data=data, headers={"Authorization": "Bearer ann-token"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
 
 
 @pytest.mark.skipif(
@@ -56,6 +67,10 @@ def test_the_readme_walk_through(tmp_path: Path) -> None:
         assert len(answers) == 10 and all(a.endswith(" 200") for a in answers), first.stdout
         again = subprocess.run(script, env=env, capture_output=True, text=True, check=True)
         assert '"accepted":1' not in again.stdout  # retries: nothing new
+        # ann (registered by the gateway: `register = true`) logs in and gets offers
+        assert _desk(url, "/desk/status", {"status": "available"})["id"]
+        offered = [c for c in _desk(url, "/desk/me")["conversations"] if c["stage"] == "offered"]
+        assert offered, "ann was offered nothing"
     finally:
         gateway.terminate()
         _, err = gateway.communicate(timeout=30)
