@@ -51,14 +51,25 @@ _META = frozenset({"whatsapp", "messenger", "instagram", "facebook"})
 class Delivery:
     """One webhook request, as a provider's reader needs it."""
 
-    headers: Headers
-    url: str
-    """The URL the provider called (``public_url`` + path + query behind a proxy)."""
+    request: Request
+    public_url: str | None
     source: Source
     secret: bytes | None
     body: bytes
     received_ms: int
     region: str | None
+
+    @property
+    def headers(self) -> Headers:
+        return self.request.headers
+
+    @property
+    def url(self) -> str:
+        """The URL the provider called (``public_url`` + path + query behind a proxy)."""
+        url = self.request.url
+        if not self.public_url:
+            return str(url)
+        return self.public_url.rstrip("/") + url.path + (f"?{url.query}" if url.query else "")
 
     @property
     def key(self) -> bytes:
@@ -116,13 +127,6 @@ READERS: dict[str, Callable[[Delivery], list[Item]]] = {
 """Each provider's check and reader: a request's items, or SignatureError / BadPayload."""
 
 
-def _called_url(request: Request, public_url: str | None) -> str:
-    url = request.url
-    if not public_url:
-        return str(url)
-    return public_url.rstrip("/") + url.path + (f"?{url.query}" if url.query else "")
-
-
 def _error(gw: Gateway, provider: str, status: int, reason: str, message: str) -> Response:
     gw.metrics.rejects.labels(provider, reason).inc()
     gw.metrics.requests.labels("webhook", provider, str(status)).inc()
@@ -152,7 +156,7 @@ def routes(gw: Gateway) -> list[BaseRoute]:
             return _error(gw, provider, 413, "too_large", str(exc))
         received = time.time_ns() // 1_000_000
         delivery = Delivery(
-            request.headers, _called_url(request, opts.public_url), source,
+            request, opts.public_url, source,
             gw.secrets.get((source.provider, source.name)), body, received, opts.region,
         )  # fmt: skip
         try:
