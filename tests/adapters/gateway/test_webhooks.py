@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omniroute.adapters.channels.signatures import meta_signature
+from omniroute.adapters.gateway.intake import reply_token
 from omniroute.engine.events import (
     Contact,
     ContactsLinked,
@@ -248,3 +249,18 @@ def test_signed_whatsapp_payloads_with_any_fields_are_never_a_server_error(make_
             assert again.json()["accepted"] == 0, again.text
 
     check()
+
+
+def test_email_to_a_reply_token_address_joins_that_leg_from_its_own_sender(make_client, tmp_path):
+    """Mail clients that drop References still reach the thread by its reply address."""
+    client = make_client()
+    mail = "/webhooks/email/main"
+    post(client, mail, hooks.email(SECRET, "t1@a.example", "kim@a.example", "order 7"))
+    token = reply_token("email:t1@a.example")
+    to = f"support+{token}@acme.example"
+    reply = hooks.email(SECRET, "t2@a.example", "kim@a.example", "any news?", to=to)
+    assert post(client, mail, reply).json()["items"] == {"message": 1}
+    other = hooks.email(SECRET, "t3@b.example", "eve@b.example", "me?", to=to)
+    assert post(client, mail, other).json()["items"] == {"arrived": 1}
+    wrong = hooks.email(SECRET, "t4@a.example", "kim@a.example", "hm", to="support+0@acme.example")
+    assert post(client, mail, wrong).json()["items"] == {"arrived": 1}  # a new thread: a rejoin
