@@ -19,14 +19,22 @@ import argparse
 import datetime as dt
 import functools
 import json
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from omniroute.engine.log import LogError
 
 from ..filelog import FileLog
 from .common import EXIT_OK, CliError, Command, policy_of_log, reported
+
+if TYPE_CHECKING:
+    from ..reporting import Projector
+    from ..reporting.writer import ProjectionStats
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 __all__ = ["COMMANDS", "parse_time"]
 
@@ -98,6 +106,18 @@ def _project_arguments(pro: argparse.ArgumentParser) -> None:
         metavar="M",
         help="reporting interval of the views (default: 15)",
     )
+    pro.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep projecting what is appended to LOG until SIGTERM or Ctrl-C",
+    )
+    pro.add_argument(
+        "--every",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --follow: look for new events every S seconds (default: 1)",
+    )
 
 
 def _report_arguments(rep: argparse.ArgumentParser) -> None:
@@ -161,6 +181,8 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
     policy = policy_of_log(args.log, args.policy).policy
     if args.short_abandon_s < 0:
         raise CliError(f"--short-abandon-s must be >= 0, got {args.short_abandon_s}")
+    if args.every <= 0:
+        raise CliError(f"--every must be > 0, got {args.every}")
     with (
         reported(OSError, LogError),
         FileLog(args.log, readonly=True) as log,
@@ -171,14 +193,39 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
     ):  # fmt: skip
         before = projector.position
         stats = projector.project(log)
+        _projected(args.db, before, stats, out)
+        if args.follow:
+            _follow(log, projector, args.every, out)
+    return EXIT_OK
+
+
+def _projected(db: Path, before: int, stats: ProjectionStats, out: TextIO) -> None:
     print(
         f"projected {stats.events} events (positions {before}..{stats.position - 1}) into "
-        f"{args.db} in {stats.seconds:.2f} s"
+        f"{db} in {stats.seconds:.2f} s"
         if stats.events
-        else f"{args.db} is up to date ({stats.position} events projected)",
+        else f"{db} is up to date ({stats.position} events projected)",
         file=out,
+        flush=True,
     )
-    return EXIT_OK
+
+
+def _follow(log: FileLog, projector: Projector, every: float, out: TextIO) -> None:
+    """Project what the log's writer appends, every ``every`` seconds, until SIGTERM or
+    SIGINT (then the last batch is finished and the database closed)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    try:
+        while not stop.wait(every):
+            log.refresh()
+            before = projector.position
+            stats = projector.project(log)
+            if stats.events:
+                _projected(projector.path, before, stats, out)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(f"stopped following {log.path} at position {projector.position}", file=out)
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
@@ -251,7 +298,8 @@ COMMANDS: dict[str, Command] = {
         description="Fold LOG into the DuckDB database --db: tables interactions, legs, replies, "
         "segments, assignments, agent_states, agents, customers, contacts and the reporting "
         "views. "
-        "Incremental and idempotent: a second run adds only the events appended since.",
+        "Incremental and idempotent: a second run adds only the events appended since; "
+        "--follow keeps projecting what is appended (until SIGTERM or Ctrl-C).",
         add_arguments=_project_arguments,
         run=_reported(_project),
         extra="reporting",
