@@ -16,7 +16,15 @@ import msgspec
 
 from omniroute.engine.events import Channel
 
-__all__ = ["BadPayload", "CustomerMessage", "Ignored", "Item", "json_body", "optional_str"]
+__all__ = [
+    "BadPayload",
+    "CustomerMessage",
+    "Ignored",
+    "Item",
+    "first_of_each",
+    "json_body",
+    "optional_str",
+]
 
 
 class BadPayload(ValueError):
@@ -78,3 +86,16 @@ def optional_str(parent: dict[str, Any], key: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise BadPayload(f"{key} is not a string: {type(value).__name__}")
     return value
+
+
+def first_of_each(items: list[Item]) -> list[Item]:
+    """``items`` with a customer message the provider sent twice kept once (the first)."""
+    seen: set[str] = set()
+    kept: list[Item] = []
+    for item in items:
+        if isinstance(item, CustomerMessage):
+            if item.message_id in seen:
+                continue
+            seen.add(item.message_id)
+        kept.append(item)
+    return kept

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body
+from .inbound import BadPayload, CustomerMessage, Ignored, Item, first_of_each, json_body
 
 __all__ = ["parse"]
 
@@ -54,16 +54,10 @@ def parse(body: bytes) -> list[Item]:
         raise BadPayload(f"object is not 'page' or 'instagram': {kind!r}")
     provider, id_name = _PROVIDERS[kind]
     items: list[Item] = []
-    seen: set[str] = set()
     for entry in _list(root, "entry"):
         entry = _obj(entry, "entry")
         for event in _list(entry, "messaging", optional=True):
-            item = _event(_obj(event, "messaging event"), provider, id_name)
-            if isinstance(item, CustomerMessage):
-                if item.message_id in seen:
-                    continue
-                seen.add(item.message_id)
-            items.append(item)
+            items.append(_event(_obj(event, "messaging event"), provider, id_name))
         for event in _list(entry, "standby", optional=True):
             ref = _mid(_obj(event, "standby event").get("message"))
             items.append(Ignored(provider=provider, reason="standby", ref=ref))
@@ -71,7 +65,7 @@ def parse(body: bytes) -> list[Item]:
             field = _obj(change, "change").get("field")
             ref = field if isinstance(field, str) else None
             items.append(Ignored(provider=provider, reason="unsupported", ref=ref))
-    return items
+    return first_of_each(items)
 
 
 def _event(event: dict[str, Any], provider: str, id_name: str) -> Item:

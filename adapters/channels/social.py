@@ -48,7 +48,15 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body, optional_str
+from .inbound import (
+    BadPayload,
+    CustomerMessage,
+    Ignored,
+    Item,
+    first_of_each,
+    json_body,
+    optional_str,
+)
 
 __all__ = ["parse_facebook", "parse_x"]
 
@@ -80,7 +88,7 @@ def parse_facebook(body: bytes) -> list[Item]:
                 items.append(Ignored(provider="facebook", reason="unsupported", ref=ref))
         for _ in _list(entry, "messaging"):
             items.append(Ignored(provider="facebook", reason="unsupported", ref="messaging"))
-    return _once(items)
+    return first_of_each(items)
 
 
 def _fb(value: dict[str, Any], field: str, page: str, entry_time: Any) -> Item:
@@ -135,7 +143,7 @@ def parse_x(body: bytes) -> list[Item]:
                 status = _obj(event.get("status"), "status", optional=True)
                 ref = _opt_id(event, "id") or _opt_id(status, "id")
                 items.append(Ignored(provider="x", reason=reason, ref=ref))
-    return _once(items)
+    return first_of_each(items)
 
 
 def _tweet(tweet: dict[str, Any], us: str) -> Item:
@@ -183,19 +191,6 @@ def _dm(event: dict[str, Any], us: str, users: dict[str, Any]) -> Item:
         name=optional_str(user, "name") or screen_name,
         sender_ids={"screen_name": screen_name} if screen_name else {}, thread=sender,
     )  # fmt: skip
-
-
-def _once(items: list[Item]) -> list[Item]:
-    """``items`` with each customer message id kept once (the first)."""
-    seen: set[str] = set()
-    kept: list[Item] = []
-    for item in items:
-        if isinstance(item, CustomerMessage):
-            if item.message_id in seen:
-                continue
-            seen.add(item.message_id)
-        kept.append(item)
-    return kept
 
 
 def _ms(value: Any, *, seconds: bool = False) -> int | None:

