@@ -3,6 +3,8 @@
 ::
 
     omniroute project LOG --db FILE [--policy FILE] [--short-abandon-s S] [--interval-minutes M]
+                      [--follow [--every S]]
+    omniroute project --config service.toml [--tenant T ...] --db FILE [--follow] ...
     omniroute report --db FILE [--by channel|queue|interval|agent] [--since T] [--until T]
                      [--format table|csv|json] [--interval-minutes M] [--wide]
     omniroute sql --db FILE "SELECT ..." [--format table|csv|json]
@@ -16,12 +18,13 @@ write, an unknown customer).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import functools
 import json
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -31,6 +34,7 @@ from ..filelog import FileLog
 from .common import EXIT_OK, CliError, Command, policy_of_log, reported
 
 if TYPE_CHECKING:
+    from ..nats.log import NatsLog
     from ..reporting import Projector
     from ..reporting.writer import ProjectionStats
 
@@ -82,14 +86,27 @@ _DB_HELP = "the projection database (DuckDB file)"
 
 
 def _project_arguments(pro: argparse.ArgumentParser) -> None:
-    pro.add_argument("log", type=Path, metavar="LOG")
+    pro.add_argument("log", type=Path, nargs="?", metavar="LOG", help="an embedded file log")
+    pro.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="instead of LOG: the service configuration (omniroute serve): project every "
+        "tenant's NATS log into the one database",
+    )
+    pro.add_argument(
+        "--tenant",
+        action="append",
+        metavar="T",
+        help="with --config: only this tenant (repeatable; default: the service's tenants)",
+    )
     pro.add_argument("--db", type=Path, required=True, metavar="FILE", help=_DB_HELP)
     pro.add_argument(
         "--policy",
         type=Path,
         metavar="FILE",
         help="policy TOML the log was written with (default: LOG.policy.toml if it "
-        "exists, else the built-in default policy)",
+        "exists, or the service's policy with --config, else the built-in default policy)",
     )
     pro.add_argument(
         "--short-abandon-s",
@@ -178,54 +195,127 @@ def _reported(run: _Run) -> _Run:
 def _project(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting import Projector
 
-    policy = policy_of_log(args.log, args.policy).policy
+    if (args.log is None) == (args.config is None):
+        raise CliError("give a LOG, or --config FILE for the service's NATS logs (not both)")
+    if args.tenant and args.config is None:
+        raise CliError("--tenant goes with --config (a file log holds every tenant)")
     if args.short_abandon_s < 0:
         raise CliError(f"--short-abandon-s must be >= 0, got {args.short_abandon_s}")
     if args.every <= 0:
         raise CliError(f"--every must be > 0, got {args.every}")
-    with (
-        reported(OSError, LogError),
-        FileLog(args.log, readonly=True) as log,
-        Projector(
-            args.db, policy, short_abandon_s=args.short_abandon_s,
-            interval_s=args.interval_minutes * 60,
-        ) as projector,
-    ):  # fmt: skip
-        before = projector.position
-        stats = projector.project(log)
-        _projected(args.db, before, stats, out)
-        if args.follow:
-            _follow(log, projector, args.every, out)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(reported(OSError, LogError))
+        if args.log is not None:
+            policy = policy_of_log(args.log, args.policy).policy
+            sources: list[_Source] = [(None, stack.enter_context(FileLog(args.log, readonly=True)))]
+            where = str(args.log)
+        else:
+            policy, sources = _nats_sources(args, stack)
+            where = "tenants " + ", ".join(t or "" for t, _ in sources)
+        projector = stack.enter_context(
+            Projector(
+                args.db, policy, short_abandon_s=args.short_abandon_s,
+                interval_s=args.interval_minutes * 60,
+            )
+        )  # fmt: skip
+        stop = stack.enter_context(_stop_signals()) if args.follow else None
+        _project_sources(projector, sources, out, quiet=False)
+        if stop is not None:
+            _follow(sources, projector, args.every, stop, out)
+            print(f"stopped following {where} at {_positions(projector, sources)}", file=out)
     return EXIT_OK
 
 
-def _projected(db: Path, before: int, stats: ProjectionStats, out: TextIO) -> None:
+_Source = tuple["str | None", "FileLog | NatsLog"]
+"""A log to project, and the tenant whose own log it is (None: a log of any tenants)."""
+
+
+def _nats_sources(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[Any, list[_Source]]:
+    """The service's policy and a read-only NATS log per tenant (``--tenant`` or all)."""
+    from omniroute.engine.policy import Policy, PolicyError, load_policy
+
+    from ..nats.log import NatsLog
+    from ..nats.options import valid_tenant
+    from ..service.config import ConfigError, load_config
+
+    with reported(ConfigError, PolicyError):
+        config = load_config(args.config)
+        given = args.policy if args.policy is not None else config.service.policy
+        policy = load_policy(given) if given else Policy()
+    tenants = tuple(dict.fromkeys(args.tenant or config.service.tenants))
+    if not tenants:
+        raise CliError(f"{args.config}: no tenants ([service] tenants, or --tenant T)")
+    for tenant in tenants:
+        if not valid_tenant(tenant):
+            raise CliError(f"tenant {tenant!r}: use 1-64 of A-Z a-z 0-9 _ -")
+    logs: list[_Source] = []
+    for tenant in tenants:
+        log = NatsLog(config.nats, tenant, config.stream, readonly=True)
+        stack.callback(log.close)
+        logs.append((tenant, log))
+    return policy, logs
+
+
+def _project_sources(
+    projector: Projector, sources: list[_Source], out: TextIO, *, quiet: bool
+) -> None:
+    """Project what each source holds past the database's position; say what was done."""
+    from ..reporting import ALL_TENANTS
+
+    for tenant, log in sources:
+        before = projector.positions.get(tenant or ALL_TENANTS, 0)
+        stats = projector.project(log, tenant=tenant)
+        if stats.events or not quiet:
+            _projected(projector.path, tenant, before, stats, out)
+
+
+def _positions(projector: Projector, sources: list[_Source]) -> str:
+    from ..reporting import ALL_TENANTS
+
+    positions = projector.positions
+    if len(sources) == 1 and sources[0][0] is None:
+        return f"position {positions.get(ALL_TENANTS, 0)}"
+    return "positions " + ", ".join(f"{t}={positions.get(t or ALL_TENANTS, 0)}" for t, _ in sources)
+
+
+def _projected(
+    db: Path, tenant: str | None, before: int, stats: ProjectionStats, out: TextIO
+) -> None:
+    of = "" if tenant is None else f" of tenant {tenant}"
     print(
-        f"projected {stats.events} events (positions {before}..{stats.position - 1}) into "
-        f"{db} in {stats.seconds:.2f} s"
+        f"projected {stats.events} events{of} (positions {before}..{stats.position - 1}) "
+        f"into {db} in {stats.seconds:.2f} s"
         if stats.events
-        else f"{db} is up to date ({stats.position} events projected)",
+        else f"{db} is up to date{of} ({stats.position} events projected)",
         file=out,
         flush=True,
     )
 
 
-def _follow(log: FileLog, projector: Projector, every: float, out: TextIO) -> None:
-    """Project what the log's writer appends, every ``every`` seconds, until SIGTERM or
-    SIGINT (then the last batch is finished and the database closed)."""
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """An event SIGTERM and SIGINT set while the block runs (their handlers restored after)."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:
-        while not stop.wait(every):
-            log.refresh()
-            before = projector.position
-            stats = projector.project(log)
-            if stats.events:
-                _projected(projector.path, before, stats, out)
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print(f"stopped following {log.path} at position {projector.position}", file=out)
+
+
+def _follow(
+    sources: list[_Source], projector: Projector, every: float, stop: threading.Event,
+    out: TextIO,
+) -> None:  # fmt: skip
+    """Project what the logs' writers append, every ``every`` seconds, until ``stop`` is
+    set (then the last batch is finished and the database closed)."""
+    while not stop.wait(every):
+        for _, log in sources:
+            log.refresh()
+        _project_sources(projector, sources, out, quiet=True)
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:

@@ -41,12 +41,20 @@ from .table import (
     format_table,
     jsonable,
 )
-from .writer import ProjectionError, ProjectionStats, Projector, connect_readonly, project
+from .writer import (
+    ALL_TENANTS,
+    ProjectionError,
+    ProjectionStats,
+    Projector,
+    connect_readonly,
+    project,
+)
 
 if TYPE_CHECKING:
     from .plots import PLOT_FILES, write_plots
 
 __all__ = [
+    "ALL_TENANTS",
     "DIMENSIONS",
     "OUTCOMES",
     "PLOT_FILES",

@@ -8,9 +8,11 @@ asynchronous contact, the contact itself first: the time to the next agent messa
 live), ``segments`` (each station of the journey: ``queue``,
 ``offer``, ``bot``, ``agent``, ``wrap_up``, and ``scheduled`` for a callback waiting for
 its time), ``assignments``, ``agent_states`` (status intervals), ``agents``,
-``customers``, ``contacts``; and the writer's own: ``_projection_state`` (the log
-position projected up to, the settings) and ``_state`` (the fold's open records,
-msgpack). Views: ``service_level``, ``wait_percentiles``, ``reply_times``, ``abandonment``,
+``customers``, ``contacts``; and the writer's own: ``_projection_state`` (the
+settings, the events projected and the clock ``as_of``: the latest event time of every
+source), ``_sources`` (each log projected: the log of all tenants ``*``, or one tenant's
+log, with its position and clock) and ``_state`` (the fold's open records, msgpack).
+Views: ``service_level``, ``wait_percentiles``, ``reply_times``, ``abandonment``,
 ``occupancy``, ``customer_360``, ``channel_volume`` and ``projection_info``. Each
 :class:`Insert` takes the fold's row tuples, registered as the numpy columns ``_b``,
 into its table; its SQL derives what follows from the row (timestamps, lists, waits,
@@ -60,7 +62,7 @@ __all__ = [
     "views_sql",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TABLES = (
     "interactions", "legs", "replies", "segments", "assignments", "agent_states", "agents",
     "customers", "contacts",
@@ -87,8 +89,11 @@ class Insert:
 TABLES_SQL = """
 CREATE TABLE IF NOT EXISTS _projection_state (
     id INTEGER PRIMARY KEY, next_position BIGINT NOT NULL, as_of_ms BIGINT NOT NULL,
-    log_fingerprint VARCHAR, short_abandon_s DOUBLE NOT NULL, interval_s INTEGER NOT NULL,
+    short_abandon_s DOUBLE NOT NULL, interval_s INTEGER NOT NULL,
     schema_version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS _sources (
+    source VARCHAR PRIMARY KEY, next_position BIGINT NOT NULL, as_of_ms BIGINT NOT NULL,
+    log_fingerprint VARCHAR);
 CREATE TABLE IF NOT EXISTS _state (kind VARCHAR, tenant VARCHAR, key VARCHAR, data BLOB);
 CREATE TABLE IF NOT EXISTS interactions (
     tenant VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, customer_id VARCHAR,
@@ -278,7 +283,10 @@ def views_sql(interval_s: int) -> str:
     return f"""
 CREATE OR REPLACE VIEW projection_info AS
 SELECT next_position AS events_projected, epoch_ms(as_of_ms) AS as_of, short_abandon_s,
-       interval_s, schema_version, log_fingerprint
+       interval_s, schema_version,
+       (SELECT string_agg(log_fingerprint, ',' ORDER BY source) FROM _sources)
+           AS log_fingerprint,
+       (SELECT list(source ORDER BY source) FROM _sources) AS sources
 FROM _projection_state;
 
 -- one row per contact (leg); a live leg no human serves yet counts as not met once

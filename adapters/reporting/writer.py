@@ -1,9 +1,13 @@
 """The DuckDB writer of the projection: :class:`Projector` folds an ``EventLog`` into a
 DuckDB file, incrementally and idempotently.
 
-- It remembers the log position it has projected up to (``_projection_state``) and
-  picks up where it stopped; an event at a position already projected is never folded
-  again, so projecting the same log twice changes nothing.
+- It remembers the log position it has projected up to (``_sources``) and picks up
+  where it stopped; an event at a position already projected is never folded again, so
+  projecting the same log twice changes nothing.
+- One database holds one log of any tenants (the embedded ``FileLog``: source ``*``),
+  or the logs of several tenants (NATS: one log per tenant, source = the tenant), each
+  with its own position and fold; the two kinds do not mix (a tenant would be counted
+  twice).
 - The fold (:mod:`.fold`) reads no database: before each batch the projector loads the
   contacts and customers the batch names, and at opening the records of open
   conversations, agents and arrivals (``_state``); after the batch it writes the rows,
@@ -52,7 +56,14 @@ from .schema import (
     views_sql,
 )
 
-__all__ = ["ProjectionError", "ProjectionStats", "Projector", "connect_readonly", "project"]
+__all__ = [
+    "ALL_TENANTS",
+    "ProjectionError",
+    "ProjectionStats",
+    "Projector",
+    "connect_readonly",
+    "project",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -142,6 +153,24 @@ def _insert(
 
 # --- the projector ---------------------------------------------------------------------------
 
+ALL_TENANTS = "*"
+"""The source name of a log that holds any tenants (the embedded file log)."""
+
+
+@dataclass
+class _Source:
+    """One log projected into the database, and how far."""
+
+    key: str  # ALL_TENANTS, or the tenant whose own log it is
+    fold: Fold
+    durable: int  # every event before this position is in the database
+    read: int  # the next position to read (the waiting group may lie before it)
+    fingerprint: str | None  # of the log's first event
+
+    @property
+    def name(self) -> str:
+        return "the log" if self.key == ALL_TENANTS else f"tenant {self.key!r}'s log"
+
 
 class Projector:
     """Projects an ``EventLog`` into the DuckDB database at ``path`` (the only writer).
@@ -156,10 +185,8 @@ class Projector:
     process can open the file, not even read-only (a DuckDB rule).
     """
 
-    _durable: int  # every event before this position is in the database
-    _read: int  # the next position to read (the waiting group may lie before it)
-    _fingerprint: str | None
-    _fold: Fold
+    _sources: dict[str, _Source]  # the sources folded by this process
+    _stored: dict[str, tuple[int, int]]  # every source in the database: position, clock
 
     def __init__(
         self,
@@ -192,22 +219,35 @@ class Projector:
 
     @property
     def position(self) -> int:
-        """The next log position to project: every event before it is in the database."""
-        return self._durable
+        """The events projected, all sources together; for one log, the next position to
+        project (every event before it is in the database)."""
+        return sum(p for p, _ in self._stored.values())
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """The next position to project of each source (``*``, or a tenant)."""
+        return {source: p for source, (p, _) in sorted(self._stored.items())}
 
     @property
     def as_of(self) -> int:
         """The projection's clock: the latest event time folded (epoch milliseconds)."""
-        return self._fold.clock
+        return max((clock for _, clock in self._stored.values()), default=0)
 
     def project(
-        self, log: EventLog, *, limit: int | None = None, batch_events: int = 200_000
+        self,
+        log: EventLog,
+        *,
+        tenant: str | None = None,
+        limit: int | None = None,
+        batch_events: int = 200_000,
     ) -> ProjectionStats:
-        """Fold the log's events from :attr:`position` on; return what was done.
+        """Fold the log's events from its source's position on; return what was done.
 
-        ``limit`` caps the events read by this call. One transaction per
-        ``batch_events`` events. Raises :class:`ProjectionError` when the database was
-        projected from a different log, or further than this log's end.
+        ``tenant``: the log is that tenant's own (a NATS tenant log); None: the log
+        holds any tenants (a file log), and is the database's only source. ``limit``
+        caps the events read by this call. One transaction per ``batch_events`` events.
+        Raises :class:`ProjectionError` when the database was projected from a
+        different log, or further than this log's end, or mixes the two kinds of source.
         """
         if batch_events <= 0:
             raise ValueError(f"batch_events must be positive, got {batch_events}")
@@ -218,10 +258,11 @@ class Projector:
                 f"{self.path}: an earlier write failed ({self._failed}); open a new Projector"
             )
         started = time.perf_counter()
+        src = self._source(ALL_TENANTS if tenant is None else tenant)
         end = log.end()
-        self._check_log(log, end)
-        stop = end if limit is None else min(end, self._read + max(limit, 0))
-        fold = self._fold
+        self._check_log(src, log, end)
+        stop = end if limit is None else min(end, src.read + max(limit, 0))
+        fold = src.fold
         read = batches = 0
         gc_was_enabled = gc.isenabled()
         gc.disable()  # the fold allocates millions of small objects and frees few
@@ -229,27 +270,29 @@ class Projector:
         self._con.execute("SET checkpoint_threshold = '256MB'")
         try:
             while True:
-                n = min(batch_events, stop - self._read)
+                n = min(batch_events, stop - src.read)
                 if n > 0:
-                    chunk = list(log.read(self._read, n))
-                    self._load_known(chunk)
+                    chunk = list(log.read(src.read, n))
+                    self._load_known(fold, chunk)
                     fold.fold(chunk)
-                    self._read += len(chunk)
+                    src.read += len(chunk)
                     read += len(chunk)
-                at_end = self._read >= end
+                at_end = src.read >= end
                 if at_end:
                     fold.finish()
-                if n > 0 or (at_end and self._durable < end):
+                if n > 0 or (at_end and src.durable < end):
                     waiting = fold.waiting_position
-                    self._durable = self._read if waiting < 0 else waiting
+                    src.durable = src.read if waiting < 0 else waiting
                     try:
-                        self._write(fold.flush())
+                        self._write(src, fold.flush())
                     except BaseException as exc:
                         self._failed = exc  # memory is ahead of the database now
                         raise
                     batches += 1
-                    _log.debug("%s: projected up to position %d", self.path, self._durable)
-                if n <= 0 or self._read >= stop:
+                    _log.debug(
+                        "%s: projected %s up to position %d", self.path, src.key, src.durable
+                    )
+                if n <= 0 or src.read >= stop:
                     break
             if batches:
                 self._con.execute("CHECKPOINT")
@@ -257,7 +300,7 @@ class Projector:
             self._con.execute("RESET checkpoint_threshold")
             if gc_was_enabled:
                 gc.enable()
-        return ProjectionStats(read, self._durable, batches, time.perf_counter() - started)
+        return ProjectionStats(read, src.durable, batches, time.perf_counter() - started)
 
     def close(self) -> None:
         """Close the database; idempotent."""
@@ -283,16 +326,16 @@ class Projector:
         con.execute("BEGIN")
         con.execute(TABLES_SQL)
         row = con.execute(
-            "SELECT next_position, as_of_ms, log_fingerprint, short_abandon_s, interval_s, "
-            "schema_version FROM _projection_state WHERE id = 0"
+            "SELECT next_position, short_abandon_s, interval_s, schema_version "
+            "FROM _projection_state WHERE id = 0"
         ).fetchone()
         if row is None:
             con.execute(
-                "INSERT INTO _projection_state VALUES (0, 0, 0, NULL, ?, ?, ?)",
+                "INSERT INTO _projection_state VALUES (0, 0, 0, ?, ?, ?)",
                 [self.short_abandon_s, self.interval_s, SCHEMA_VERSION],
             )
-            row = (0, 0, None, self.short_abandon_s, self.interval_s, SCHEMA_VERSION)
-        position, as_of, fingerprint, short_abandon_s, interval_s, version = row
+            row = (0, self.short_abandon_s, self.interval_s, SCHEMA_VERSION)
+        position, short_abandon_s, interval_s, version = row
         if version != SCHEMA_VERSION:
             con.execute("ROLLBACK")
             raise ProjectionError(
@@ -311,33 +354,65 @@ class Projector:
             con.execute("UPDATE _projection_state SET interval_s = ?", [self.interval_s])
         con.execute(views_sql(self.interval_s))
         con.execute("COMMIT")
-        self._fingerprint = fingerprint
-        self._durable = int(position)
-        self._read = int(position)
-        self._fold = Fold(self.policy, int(as_of))
-        self._fold.restore(con.execute("SELECT kind, data FROM _state").fetchall())
+        self._sources = {}
+        self._stored = {
+            str(source): (int(p), int(clock))
+            for source, p, clock in con.execute(
+                "SELECT source, next_position, as_of_ms FROM _sources"
+            ).fetchall()
+        }
 
-    def _check_log(self, log: EventLog, end: int) -> None:
-        if end < self._durable:
+    def _source(self, key: str) -> _Source:
+        """The source ``key`` (``*`` or a tenant): its fold restored from the database
+        the first time it is projected by this process."""
+        src = self._sources.get(key)
+        if src is not None:
+            return src
+        others = sorted(k for k in self._stored if k != key)
+        if others and ALL_TENANTS in (key, *others):
+            held = "the log of all tenants" if ALL_TENANTS in others else (
+                "the logs of tenants " + ", ".join(others))  # fmt: skip
+            wanted = "a log of all tenants" if key == ALL_TENANTS else f"tenant {key!r}'s log"
             raise ProjectionError(
-                f"{self.path} holds {self._durable} projected events but the log has only "
-                f"{end}: is it the same log?"
+                f"{self.path} holds {held}: {wanted} cannot join it (a tenant would be "
+                "counted twice); project it into a database of its own"
+            )
+        row = self._con.execute(
+            "SELECT next_position, as_of_ms, log_fingerprint FROM _sources WHERE source = ?",
+            [key],
+        ).fetchone()
+        position, as_of, fingerprint = row if row is not None else (0, 0, None)
+        fold = Fold(self.policy, int(as_of))
+        state = "SELECT kind, data FROM _state" + (
+            "" if key == ALL_TENANTS else " WHERE tenant = ?"
+        )
+        fold.restore(self._con.execute(state, [] if key == ALL_TENANTS else [key]).fetchall())
+        src = _Source(key, fold, int(position), int(position), fingerprint)
+        self._sources[key] = src
+        self._stored[key] = (src.durable, fold.clock)
+        return src
+
+    def _check_log(self, src: _Source, log: EventLog, end: int) -> None:
+        if end < src.durable:
+            raise ProjectionError(
+                f"{self.path} holds {src.durable} projected events of {src.name} but the log "
+                f"has only {end}: is it the same log?"
             )
         if end == 0:
             return
         first = next(iter(log.read_raw(0, 1)))[1]
         fingerprint = f"{zlib.crc32(first):08x}"
-        if self._fingerprint is None:
-            self._fingerprint = fingerprint
-        elif self._fingerprint != fingerprint:
+        if src.fingerprint is None:
+            src.fingerprint = fingerprint
+        elif src.fingerprint != fingerprint:
             raise ProjectionError(
-                f"{self.path} was projected from another log (its first event differs)"
+                f"{self.path} was projected from another log of {src.name} (its first event "
+                "differs)"
             )
 
-    def _load_known(self, chunk: Sequence[tuple[int, Event]]) -> None:
+    def _load_known(self, fold: Fold, chunk: Sequence[tuple[int, Event]]) -> None:
         """Hand the fold the contacts and customers this batch names that it does not
         know yet: those in the database, and which are not."""
-        fold = self._fold
         contact_keys, customer_keys = fold.unknown_keys(chunk)
         if contact_keys:
             rows = self._lookup(
@@ -365,7 +440,7 @@ class Projector:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, src: _Source, batch: Batch) -> None:
         """One transaction: replace what changed, append what is new, move the position."""
         con = self._con
         con.execute("BEGIN")
@@ -424,14 +499,19 @@ class Projector:
                 con.execute("INSERT INTO _state SELECT kind, tenant, key, data::BLOB FROM _b")
                 con.unregister("_b")
             con.execute(
-                "UPDATE _projection_state SET next_position = ?, as_of_ms = ?, "
-                "log_fingerprint = ? WHERE id = 0",
-                [self._durable, batch.as_of, self._fingerprint],
+                "INSERT OR REPLACE INTO _sources VALUES (?, ?, ?, ?)",
+                [src.key, src.durable, batch.as_of, src.fingerprint],
+            )
+            con.execute(
+                "UPDATE _projection_state SET next_position = s.n, as_of_ms = s.t FROM "
+                "(SELECT sum(next_position) AS n, max(as_of_ms) AS t FROM _sources) s "
+                "WHERE id = 0"
             )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        self._stored[src.key] = (src.durable, batch.as_of)
 
 
 def project(
