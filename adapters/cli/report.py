@@ -3,13 +3,13 @@
 ::
 
     omniroute project LOG --db FILE [--policy FILE] [--short-abandon-s S] [--interval-minutes M]
-                      [--follow [--every S]]
+                      [--address-key-env VAR] [--follow [--every S]]
     omniroute project --config service.toml [--tenant T ...] --db FILE [--follow] ...
     omniroute report --db FILE [--by channel|queue|interval|agent] [--since T] [--until T]
                      [--format table|csv|json] [--interval-minutes M] [--wide]
     omniroute sql --db FILE "SELECT ..." [--format table|csv|json]
-    omniroute export --db FILE --to DIR
-    omniroute customer --db FILE ID [--tenant T] [--format table|json]
+    omniroute export --db FILE --to DIR        (DIR/manifest.json says how addresses are stored)
+    omniroute customer --db FILE ID [--tenant T] [--format table|json] [--address-key-env VAR]
 
 Exit status 0, or 2 with a message naming the problem (a missing database, a refused
 write, an unknown customer).
@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -124,6 +125,12 @@ def _project_arguments(pro: argparse.ArgumentParser) -> None:
         help="reporting interval of the views (default: 15)",
     )
     pro.add_argument(
+        "--address-key-env",
+        metavar="VAR",
+        help="store contact addresses as their keyed hash (HMAC-SHA256), with the key in "
+        "the environment variable VAR (at least 16 bytes; fixed when the database is created)",
+    )
+    pro.add_argument(
         "--follow",
         action="store_true",
         help="keep projecting what is appended to LOG until SIGTERM or Ctrl-C",
@@ -174,6 +181,11 @@ def _customer_arguments(cus: argparse.ArgumentParser) -> None:
     cus.add_argument("id", metavar="ID")
     cus.add_argument("--tenant", metavar="T", help="the tenant, when ID is in several")
     cus.add_argument("--format", choices=("table", "json"), default="table")
+    cus.add_argument(
+        "--address-key-env",
+        metavar="VAR",
+        help="the database stores addresses hashed: find ID as an address with the key in VAR",
+    )
 
 
 _Run = Callable[[argparse.Namespace, TextIO], int]
@@ -215,7 +227,7 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
         projector = stack.enter_context(
             Projector(
                 args.db, policy, short_abandon_s=args.short_abandon_s,
-                interval_s=args.interval_minutes * 60,
+                interval_s=args.interval_minutes * 60, address_key=_address_key(args),
             )
         )  # fmt: skip
         stop = stack.enter_context(_stop_signals()) if args.follow else None
@@ -318,6 +330,18 @@ def _follow(
         _project_sources(projector, sources, out, quiet=True)
 
 
+def _address_key(args: argparse.Namespace) -> bytes | None:
+    """The address hashing key named by ``--address-key-env`` (None without it)."""
+    if args.address_key_env is None:
+        return None
+    value = os.environ.get(args.address_key_env, "")
+    if len(value.encode()) < 16:
+        raise CliError(
+            f"--address-key-env: ${args.address_key_env} must hold a key of at least 16 bytes"
+        )
+    return value.encode()
+
+
 def _report(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting import agent_report, connect_readonly, service_report
 
@@ -360,20 +384,36 @@ def _sql(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting import connect_readonly, export_parquet
+    from ..reporting import connect_readonly, export_parquet, projection_info
+    from ..reporting.report import EXPORT_MANIFEST
 
-    connect_readonly(args.db).close()  # a clear error if it is not a projection
+    with connect_readonly(args.db) as con:  # a clear error if it is not a projection
+        addresses = projection_info(con)["addresses"]
     for table, rows in export_parquet(args.db, args.to):
         print(f"{table}: {rows} rows", file=out)
-    print(f"written under {args.to} as <table>/tenant=<t>/day=<YYYY-MM-DD>/*.parquet", file=out)
+    print(f"written under {args.to} as <table>/tenant=<t>/day=<YYYY-MM-DD>/*.parquet, "
+          f"described in {args.to / EXPORT_MANIFEST}", file=out)  # fmt: skip
+    print(
+        "contact addresses: "
+        + ("stored as they are" if addresses == "plain" else f"keyed hash ({addresses})"),
+        file=out,
+    )
     return EXIT_OK
 
 
 def _customer(args: argparse.Namespace, out: TextIO) -> int:
-    from ..reporting import connect_readonly, customer_view, format_customer, jsonable
+    from ..reporting import (
+        AddressHasher,
+        connect_readonly,
+        customer_view,
+        format_customer,
+        jsonable,
+    )
 
+    key = _address_key(args)
+    hasher = AddressHasher(key) if key is not None else None
     with connect_readonly(args.db) as con:
-        view = customer_view(con, args.id, args.tenant)
+        view = customer_view(con, args.id, args.tenant, hasher=hasher)
     if args.format == "json":
         print(json.dumps(jsonable(view)), file=out)
     else:

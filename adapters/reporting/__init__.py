@@ -6,6 +6,7 @@ How it is built, from the log to the page:
 - :mod:`.fold` (with :mod:`.records`, :mod:`.ledger`, :mod:`.conversations`,
   :mod:`.agents`, :mod:`.customers`): the pure fold of events into rows;
 - :mod:`.writer`: :class:`Projector`, the DuckDB writer, and :func:`connect_readonly`;
+  :mod:`.privacy`: contact addresses stored as a keyed hash;
 - :mod:`.report`, :mod:`.table`, :mod:`.compare`: reports, their tables, two policies
   side by side;
 - :mod:`.plot_data` and :mod:`.plots`: the figures (matplotlib is imported only when a
@@ -18,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .compare import ChannelLevel, Comparison, Side, Spread, compare, format_comparison, summarize
+from .privacy import AddressHasher
 from .report import (
     DIMENSIONS,
     OUTCOMES,
@@ -61,6 +63,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "VIEWS",
+    "AddressHasher",
     "ChannelLevel",
     "Column",
     "Comparison",

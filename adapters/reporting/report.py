@@ -14,6 +14,7 @@ nearest-rank percentiles.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ import duckdb
 
 from omniroute.engine.events import CHANNELS
 
+from .privacy import AddressHasher
 from .schema import TABLES
-from .table import Column, Kind, Table, format_cell, format_seconds, format_table
+from .table import Column, Kind, Table, format_cell, format_seconds, format_table, jsonable
 from .writer import ProjectionError
 
 __all__ = [
@@ -50,15 +52,18 @@ class ReportError(ProjectionError):
 # --- queries ---------------------------------------------------------------------------------
 
 
+_INFO = ("events_projected", "as_of", "short_abandon_s", "interval_s", "schema_version",
+         "addresses", "sources")  # fmt: skip
+
+
 def projection_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Events projected, the projection clock ``as_of``, short-abandon and interval."""
-    row = con.execute(
-        "SELECT events_projected, as_of, short_abandon_s, interval_s FROM projection_info"
-    ).fetchone()
+    """Events projected, the projection clock ``as_of``, short-abandon and interval, the
+    schema version, how contact addresses are stored (``plain`` or ``hmac-sha256``) and
+    the sources (``*``: one log of all tenants; else the tenants' own logs)."""
+    row = con.execute(f"SELECT {', '.join(_INFO)} FROM projection_info").fetchone()
     if row is None:
         raise ReportError("the database holds no projection state")
-    return dict(zip(("events_projected", "as_of", "short_abandon_s", "interval_s"), row,
-                    strict=True))  # fmt: skip
+    return dict(zip(_INFO, row, strict=True))
 
 
 def _window(since: dt.datetime | None, until: dt.datetime | None, col: str) -> str:
@@ -336,17 +341,23 @@ def agent_report(
 
 
 def customer_view(
-    con: duckdb.DuckDBPyConnection, customer: str, tenant: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    customer: str,
+    tenant: str | None = None,
+    *,
+    hasher: AddressHasher | None = None,
 ) -> dict[str, Any]:
     """The ``customer_360`` row of one customer, as a dict.
 
     ``customer`` may be a customer id, an id merged into another (a contact's own id,
-    ``contact:<channel>:<address>``) or a contact address. Raises :class:`ReportError`
-    when nothing matches, or when it matches in several tenants and ``tenant`` is None.
+    ``contact:<channel>:<address>``) or a contact address (in a database that stores
+    them hashed, give the ``hasher`` of its key). Raises :class:`ReportError` when
+    nothing matches, or when it matches in several tenants and ``tenant`` is None.
     """
     cond = "tenant = $tenant" if tenant is not None else "true"
     ocond = "o.tenant = $tenant" if tenant is not None else "true"
-    params: dict[str, Any] = {"id": customer}
+    address = hasher.address(customer) if hasher is not None else customer
+    params: dict[str, Any] = {"id": customer, "address": address}
     if tenant is not None:
         params["tenant"] = tenant
     found = con.execute(
@@ -356,7 +367,7 @@ def customer_view(
         UNION
         SELECT DISTINCT o.tenant, coalesce(u.merged_into, o.customer_id)
         FROM contacts o LEFT JOIN customers u USING (tenant, customer_id)
-        WHERE o.address = $id AND {ocond}
+        WHERE o.address = $address AND {ocond}
         """,
         params,
     ).fetchall()
@@ -489,8 +500,16 @@ _PARTITION_TIME = {
 }
 
 
+EXPORT_MANIFEST = "manifest.json"
+"""The file an export writes beside its tables: what the data is (see
+:func:`export_parquet`)."""
+
+
 def export_parquet(db: str | Path, out_dir: str | Path) -> list[tuple[str, int]]:
-    """Write every table as Parquet under ``out_dir/<table>/tenant=<t>/day=<YYYY-MM-DD>/``.
+    """Write every table as Parquet under ``out_dir/<table>/tenant=<t>/day=<YYYY-MM-DD>/``
+    and :data:`EXPORT_MANIFEST`: the projection's settings (schema version, clock, how
+    contact addresses are stored: ``plain`` or ``hmac-sha256``, sources) and the rows
+    of each table.
 
     Returns ``(table, rows)`` pairs. Existing files of the same partitions are replaced.
     """
@@ -502,6 +521,7 @@ def export_parquet(db: str | Path, out_dir: str | Path) -> list[tuple[str, int]]
         raise ReportError(f"{db}: cannot open read-only: {exc}") from exc
     done: list[tuple[str, int]] = []
     try:
+        info = projection_info(con)
         for table in TABLES:
             col = _PARTITION_TIME[table]
             target = out / table
@@ -519,4 +539,7 @@ def export_parquet(db: str | Path, out_dir: str | Path) -> list[tuple[str, int]]
         raise ReportError(f"export failed: {exc}") from exc
     finally:
         con.close()
+    manifest = {**jsonable(info), "tables": dict(done),
+                "layout": "<table>/tenant=<t>/day=<YYYY-MM-DD>/*.parquet"}  # fmt: skip
+    (out / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return done

@@ -90,7 +90,7 @@ TABLES_SQL = """
 CREATE TABLE IF NOT EXISTS _projection_state (
     id INTEGER PRIMARY KEY, next_position BIGINT NOT NULL, as_of_ms BIGINT NOT NULL,
     short_abandon_s DOUBLE NOT NULL, interval_s INTEGER NOT NULL,
-    schema_version INTEGER NOT NULL);
+    schema_version INTEGER NOT NULL, addresses VARCHAR NOT NULL, key_check VARCHAR);
 CREATE TABLE IF NOT EXISTS _sources (
     source VARCHAR PRIMARY KEY, next_position BIGINT NOT NULL, as_of_ms BIGINT NOT NULL,
     log_fingerprint VARCHAR);
@@ -283,7 +283,7 @@ def views_sql(interval_s: int) -> str:
     return f"""
 CREATE OR REPLACE VIEW projection_info AS
 SELECT next_position AS events_projected, epoch_ms(as_of_ms) AS as_of, short_abandon_s,
-       interval_s, schema_version,
+       interval_s, schema_version, addresses,
        (SELECT string_agg(log_fingerprint, ',' ORDER BY source) FROM _sources)
            AS log_fingerprint,
        (SELECT list(source ORDER BY source) FROM _sources) AS sources

@@ -40,6 +40,7 @@ from omniroute.engine.log import EventLog
 from omniroute.engine.policy import Policy
 
 from .fold import Batch, Fold
+from .privacy import PLAIN, SCHEME, AddressHasher
 from .schema import (
     AGENT_STATES,
     AGENTS,
@@ -180,6 +181,8 @@ class Projector:
     and the default capacity profiles. ``short_abandon_s``: abandons sooner than this
     are short abandons, outside the service level and the abandon rate (fixed when the
     database is created). ``interval_s``: the views' reporting interval (can change).
+    ``address_key``: store contact addresses as their keyed hash (:mod:`.privacy`;
+    fixed when the database is created: the same key, or none, every time).
 
     Use as a context manager, or call :meth:`close`. While it is open no other
     process can open the file, not even read-only (a DuckDB rule).
@@ -195,6 +198,7 @@ class Projector:
         *,
         short_abandon_s: float = 5.0,
         interval_s: int = 900,
+        address_key: bytes | None = None,
     ) -> None:
         if short_abandon_s < 0:
             raise ValueError(f"short_abandon_s must be >= 0, got {short_abandon_s}")
@@ -204,6 +208,7 @@ class Projector:
         self.policy = policy if policy is not None else Policy()
         self.short_abandon_s = float(short_abandon_s)
         self.interval_s = int(interval_s)
+        self._hasher = AddressHasher(address_key) if address_key is not None else None
         self._failed: BaseException | None = None
         try:
             self._con = duckdb.connect(str(self.path))
@@ -273,6 +278,8 @@ class Projector:
                 n = min(batch_events, stop - src.read)
                 if n > 0:
                     chunk = list(log.read(src.read, n))
+                    if self._hasher is not None:
+                        chunk = [(p, self._hasher.event(e)) for p, e in chunk]
                     self._load_known(fold, chunk)
                     fold.fold(chunk)
                     src.read += len(chunk)
@@ -326,13 +333,16 @@ class Projector:
         con.execute("BEGIN")
         con.execute(TABLES_SQL)
         row = con.execute(
-            "SELECT next_position, short_abandon_s, interval_s, schema_version "
-            "FROM _projection_state WHERE id = 0"
+            "SELECT next_position, short_abandon_s, interval_s, schema_version FROM "
+            "_projection_state WHERE id = 0"
         ).fetchone()
+        addresses, key_check = (
+            (SCHEME, self._hasher.key_check) if self._hasher is not None else (PLAIN, None)
+        )
         if row is None:
             con.execute(
-                "INSERT INTO _projection_state VALUES (0, 0, 0, ?, ?, ?)",
-                [self.short_abandon_s, self.interval_s, SCHEMA_VERSION],
+                "INSERT INTO _projection_state VALUES (0, 0, 0, ?, ?, ?, ?, ?)",
+                [self.short_abandon_s, self.interval_s, SCHEMA_VERSION, addresses, key_check],
             )
             row = (0, self.short_abandon_s, self.interval_s, SCHEMA_VERSION)
         position, short_abandon_s, interval_s, version = row
@@ -341,6 +351,20 @@ class Projector:
             raise ProjectionError(
                 f"{self.path}: schema version {version}, this omniroute writes "
                 f"{SCHEMA_VERSION}; project the log into a new database"
+            )
+        stored = con.execute(
+            "SELECT addresses, key_check FROM _projection_state WHERE id = 0"
+        ).fetchone()
+        if stored != (addresses, key_check):
+            con.execute("ROLLBACK")
+            if stored is None or stored[0] == PLAIN:
+                held = "plain contact addresses"
+            elif key_check is None:
+                held = "hashed contact addresses (give their key)"
+            else:
+                held = "contact addresses hashed with another key"
+            raise ProjectionError(
+                f"{self.path} holds {held}; project with the same setting, or into a new database"
             )
         if short_abandon_s != self.short_abandon_s:
             if position > 0:
