@@ -56,7 +56,7 @@ class Service:
         self.policy = policy
         self.digest = policy_digest(policy)
         self.instance = config.service.instance_name
-        self.metrics = Metrics()
+        self.metrics = Metrics(policy)
         self.stopping = asyncio.Event()
         self.hard_stop = False
         self.nc: Client | None = None

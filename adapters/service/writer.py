@@ -52,6 +52,7 @@ from .inputs import Rejection, decode_inputs
 from .lease import Lease, cancel
 
 if TYPE_CHECKING:
+    from .metrics import Outcomes
     from .types import Tenant
 
 __all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "HEADER_TRUNCATED", "Fenced", "Quarantined", "Writer"]
@@ -92,6 +93,7 @@ class _Batch:
     rejected: list[tuple[int, int, EventRejected, str]] = field(default_factory=list)
     dead: list[tuple[int, bytes, str]] = field(default_factory=list)
     stamps: list[int] = field(default_factory=list)  # stream timestamps (ns) of the messages
+    outcomes: Outcomes = field(default_factory=Counter)  # assigned/abandoned/breached by queue
 
 
 class Writer:
@@ -113,7 +115,9 @@ class Writer:
         """Apply the events of input messages taken from ``msgs``, until ``max_msgs`` of
         them or about ``max_bytes`` of log events; the batch to append. (The hot path.)"""
         batch = _Batch()
-        apply = self.worker.engine.apply
+        engine = self.worker.engine
+        apply = engine.apply
+        metrics, tenant, outcomes = self.svc.metrics, self.tenant, batch.outcomes
         encode = _encoder.encode
         out = batch.encoded
         append = out.append
@@ -158,6 +162,7 @@ class Writer:
                     )  # fmt: skip
                     batch.rejected.append((seq, index, rej, "size"))
                     continue
+                before = metrics.before(engine, tenant, item)
                 try:
                     decisions = apply(item)
                     encoded = [encode(d) for d in decisions]
@@ -173,6 +178,8 @@ class Writer:
                     kinds[type(d)] += 1
                     if type(d) is EventRejected:
                         batch.rejected.append((seq, index, d, "engine"))
+                if decisions or before is not None:
+                    metrics.tally(engine, tenant, item, decisions, before, outcomes)
                 batch.inputs += 1
             batch.last_in = seq
             batch.stamps.append(stamp)
@@ -276,6 +283,7 @@ class Writer:
             m.inputs.labels(t).inc(batch.inputs)
         for kind, n in batch.decisions.items():
             m.decisions.labels(t, tag_of(kind)).inc(n)
+        m.count_outcomes(t, batch.outcomes.items())
         now = time.time_ns()
         hist = m.latency.labels(t)
         for stamp in batch.stamps:
