@@ -12,14 +12,18 @@ import argparse
 import contextlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 import msgspec
 
+from omniroute.engine.log import LogError
 from omniroute.engine.policy import PRESETS, Policy, PolicyError, load_policy
+
+if TYPE_CHECKING:
+    from ..nats.log import NatsLog
 
 __all__ = [
     "EXIT_ERROR",
@@ -30,6 +34,7 @@ __all__ = [
     "Command",
     "LogPolicy",
     "missing_extra",
+    "open_tenant_logs",
     "policy_of_log",
     "policy_or_preset",
     "policy_sidecar",
@@ -50,6 +55,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "reporting": ("duckdb", "matplotlib", "tqdm"),
     "service": ("nats", "prometheus_client"),
     "gateway": ("starlette", "uvicorn", "phonenumbers", "prometheus_client", "nats"),
+    "wallboard": ("duckdb", "starlette", "uvicorn"),
 }
 """The install extras (``pip install 'omniroute[EXTRA]'``) and the modules each brings."""
 
@@ -132,3 +138,34 @@ def policy_or_preset(spec: str, base: Policy) -> Policy:
     for warning in policy.warnings():
         print(f"omniroute: warning: {spec}: {warning}", file=sys.stderr)
     return policy
+
+
+def open_tenant_logs(
+    config_path: Path,
+    tenants: Sequence[str] | None,
+    policy_path: Path | None,
+    stack: contextlib.ExitStack,
+) -> tuple[Policy, dict[str, NatsLog]]:
+    """A running service's policy (``policy_path`` if given) and a read-only NATS log of
+    each tenant (``tenants``, else the configuration's), closed with ``stack``."""
+    from ..nats.log import NatsLog
+    from ..nats.options import valid_tenant
+    from ..service.config import ConfigError, load_config
+
+    with reported(OSError, ConfigError, PolicyError):
+        config = load_config(config_path)
+        given = policy_path if policy_path is not None else config.service.policy
+        policy = load_policy(given) if given else Policy()
+    names = tuple(dict.fromkeys(tenants or config.service.tenants))
+    if not names:
+        raise CliError(f"{config_path}: no tenants ([service] tenants, or --tenant T)")
+    for tenant in names:
+        if not valid_tenant(tenant):
+            raise CliError(f"tenant {tenant!r}: use 1-64 of A-Z a-z 0-9 _ -")
+    logs: dict[str, NatsLog] = {}
+    with reported(OSError, LogError):
+        for tenant in names:
+            logs[tenant] = stack.enter_context(
+                NatsLog(config.nats, tenant, config.stream, readonly=True)
+            )
+    return policy, logs

@@ -12,6 +12,8 @@
     omniroute tail [--config FILE] [--tenant T]
     omniroute gateway --config FILE [--embedded LOG]   (webhooks + desk API; cli/gateway.py)
     omniroute project | report | sql | export | customer   (DuckDB reporting; cli/report.py)
+    omniroute ewt LOG                    (the expected wait measured against actual waits)
+    omniroute wallboard --db FILE | --follow LOG   (the supervisors' live page; cli/wallboard.py)
     omniroute --version
 
 Each command group module exposes ``COMMANDS: dict[str, Command]`` (``common.Command``);
@@ -33,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from . import gateway, replay, report, schema, service, simulate
+from . import ewt, gateway, replay, report, schema, service, simulate, wallboard
 from .common import EXIT_OK, CliError, Command, missing_extra, print_error
 
 __all__ = ["COMMANDS", "JsonFormatter", "build_parser", "main"]
@@ -45,6 +47,8 @@ COMMANDS: dict[str, Command] = {
     **service.COMMANDS,
     **gateway.COMMANDS,
     **report.COMMANDS,
+    **ewt.COMMANDS,
+    **wallboard.COMMANDS,
 }
 """Every ``omniroute`` subcommand by name."""
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from omniroute.engine.log import LogError
 
 from ..filelog import FileLog
-from .common import EXIT_OK, CliError, Command, policy_of_log, reported
+from .common import EXIT_OK, CliError, Command, open_tenant_logs, policy_of_log, reported
 
 if TYPE_CHECKING:
     from ..nats.log import NatsLog
@@ -222,8 +222,9 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
             sources: list[_Source] = [(None, stack.enter_context(FileLog(args.log, readonly=True)))]
             where = str(args.log)
         else:
-            policy, sources = _nats_sources(args, stack)
-            where = "tenants " + ", ".join(t or "" for t, _ in sources)
+            policy, logs = open_tenant_logs(args.config, args.tenant, args.policy, stack)
+            sources = list(logs.items())
+            where = "tenants " + ", ".join(logs)
         projector = stack.enter_context(
             Projector(
                 args.db, policy, short_abandon_s=args.short_abandon_s,
@@ -240,34 +241,6 @@ def _project(args: argparse.Namespace, out: TextIO) -> int:
 
 _Source = tuple["str | None", "FileLog | NatsLog"]
 """A log to project, and the tenant whose own log it is (None: a log of any tenants)."""
-
-
-def _nats_sources(
-    args: argparse.Namespace, stack: contextlib.ExitStack
-) -> tuple[Any, list[_Source]]:
-    """The service's policy and a read-only NATS log per tenant (``--tenant`` or all)."""
-    from omniroute.engine.policy import Policy, PolicyError, load_policy
-
-    from ..nats.log import NatsLog
-    from ..nats.options import valid_tenant
-    from ..service.config import ConfigError, load_config
-
-    with reported(ConfigError, PolicyError):
-        config = load_config(args.config)
-        given = args.policy if args.policy is not None else config.service.policy
-        policy = load_policy(given) if given else Policy()
-    tenants = tuple(dict.fromkeys(args.tenant or config.service.tenants))
-    if not tenants:
-        raise CliError(f"{args.config}: no tenants ([service] tenants, or --tenant T)")
-    for tenant in tenants:
-        if not valid_tenant(tenant):
-            raise CliError(f"tenant {tenant!r}: use 1-64 of A-Z a-z 0-9 _ -")
-    logs: list[_Source] = []
-    for tenant in tenants:
-        log = NatsLog(config.nats, tenant, config.stream, readonly=True)
-        stack.callback(log.close)
-        logs.append((tenant, log))
-    return policy, logs
 
 
 def _project_sources(

@@ -6,6 +6,7 @@
                                 [--plots DIR] [--force] [--json]
     omniroute simulate SCENARIO --compare A B [--dir DIR] [--plots DIR] [--seed N] [--json]
     omniroute demo [--dir DIR] [--seed N] [--policy FILE|PRESET] [--no-plots]
+    omniroute demo --live [--speed 60] [--from HH:MM] [--host H] [--port P] [--dir DIR]
 
 SCENARIO is a built-in name (``small``, ``demo``, ``telco``, ``day``, ``targets``,
 ``blend``, ``chain``) or a TOML file. A policy is a TOML file (looked for here, then next to the
@@ -27,7 +28,8 @@ projection, and says how the report's totals reconcile with the contacts simulat
 with two live legs at once. Without ``--log`` they go to a temporary folder removed
 afterwards (``--db`` keeps the database). ``--compare`` runs the same arrivals under two
 policies and prints them side by side. A progress bar is drawn on stderr when it is a
-terminal.
+terminal. ``demo --live`` plays the simulated day at a chosen speed with the wallboard
+(``live``).
 """
 
 from __future__ import annotations
@@ -93,6 +95,30 @@ def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--policy", metavar="FILE|PRESET", help="policy TOML file or preset name")
     demo.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
     demo.add_argument("--force", action="store_true", help="overwrite existing output files")
+    live = demo.add_argument_group(
+        "live", "--live: play the simulated day at SPEED times real time into DIR/live.olog, "
+        "with the supervisors' wallboard over it (the 'wallboard' extra), until Ctrl-C",
+    )  # fmt: skip
+    live.add_argument("--live", action="store_true", help="play the day live with the wallboard")
+    live.add_argument("--speed", type=float, help="simulated seconds per second (default: 60)")
+    live.add_argument(
+        "--from", dest="from_", type=_clock_minutes, metavar="HH:MM",
+        help="start the pace at this time of the simulated day (what comes before: at once)",
+    )  # fmt: skip
+    live.add_argument("--host", help="the wallboard's address (default: 127.0.0.1)")
+    live.add_argument("--port", type=int, help="the wallboard's port (default: 8765; 0: any)")
+    live.add_argument(
+        "--scenario", metavar="NAME|FILE", help="play another scenario's day (default: demo)"
+    )
+
+
+def _clock_minutes(text: str) -> int:
+    from .live import clock_minutes
+
+    try:
+        return clock_minutes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --- pieces ------------------------------------------------------------------------------
@@ -411,6 +437,12 @@ def _print_two_live_legs(log_path: Path, db: Path, out: TextIO) -> None:
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from ..reporting import connect_readonly, customer_view, format_customer
 
+    if args.live:
+        return _demo_live(args, out)
+    live_only = {"--speed": args.speed, "--from": args.from_, "--host": args.host,
+                 "--port": args.port, "--scenario": args.scenario}  # fmt: skip
+    if given := [name for name, value in live_only.items() if value is not None]:
+        raise CliError(f"{', '.join(given)}: only with --live")
     scenario, path = load_scenario("demo")
     policy, label = _policy(args.policy, scenario, path.parent)
     folder = args.dir or Path(tempfile.mkdtemp(prefix="omniroute-demo-"))
@@ -449,6 +481,20 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _demo_live(args: argparse.Namespace, out: TextIO) -> int:
+    """``demo --live``: the day simulated, then played with the wallboard (``live``)."""
+    from .live import run_live
+
+    scenario, path = load_scenario(args.scenario or "demo")
+    policy, label = _policy(args.policy, scenario, path.parent)
+    return run_live(
+        scenario, policy, label, folder=args.dir, seed=args.seed,
+        speed=60.0 if args.speed is None else args.speed,
+        host=args.host or "127.0.0.1", port=8765 if args.port is None else args.port,
+        from_minutes=args.from_, force=args.force, out=out,
+    )  # fmt: skip
+
+
 COMMANDS: dict[str, Command] = {
     "simulate": Command(
         help="simulate a contact centre through the engine; report, plot, compare policies",
@@ -465,7 +511,9 @@ COMMANDS: dict[str, Command] = {
         "every channel, about 30,000 contacts in a day) onto the embedded log, then print "
         "the service-level report and how its totals reconcile, a customer with two live "
         "legs at once (a call and the email sent during it), the customer-360 of customers "
-        "who switched channel, and write the plots.",
+        "who switched channel, and write the plots. With --live, play the simulated day at "
+        "--speed times real time into a live log with the supervisors' wallboard over it "
+        "(its URL is printed) until Ctrl-C.",
         add_arguments=_demo_arguments,
         run=_demo,
         extra="reporting",

@@ -322,6 +322,10 @@ def _rejoined(lg: Ledger, d: ConversationRejoined, ts: int) -> None:
         new_class, c.channel = _lead(c)
     if new_class != c.media_class:
         c.transferring = c.owner is not None and (c.in_queue or c.offer_agent is not None)
+        if p is not None and not c.transferring:
+            # routed as the new lead leg asks from now on, queued again or not (the
+            # engine's _route_as): its wrap-up and later assignments are that queue's
+            c.cur_queue = p.queue
         c.media_class = new_class
         if c.stage == "assigned" and c.h_seg is not None:
             old = c.h_seg

@@ -1,7 +1,7 @@
 """``omniroute project --config service.toml --follow``: two tenants of a running service
 (a real nats-server, ``omniroute serve`` as a child process) followed into ONE database,
 which then holds, tenant for tenant, what a one-shot projection of each finished log
-gives."""
+gives; and the wallboard following the same service."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import httpx
 
 from omniroute.adapters.nats.options import StreamOptions
 from omniroute.adapters.nats.server import LocalNatsServer
@@ -73,6 +74,7 @@ def test_following_two_tenants_of_a_running_service_into_one_database(
         assert follower.returncode == 0, err
         assert "stopped following tenants acme, globex at positions acme=" in out, out
         assert out.count("projected ") > len(TENANTS)  # as the logs grew, not once
+        _wallboard_shows_both_tenants(config)
     finally:
         assert serve.terminate() == 0
         serve.close()
@@ -87,6 +89,25 @@ def test_following_two_tenants_of_a_running_service_into_one_database(
     with duckdb.connect(str(live), read_only=True) as con:
         sources = con.execute("SELECT source FROM _sources ORDER BY 1").fetchall()
     assert sources == [("acme",), ("globex",)]
+
+
+def _wallboard_shows_both_tenants(config: Path) -> None:
+    """``omniroute wallboard --config``: the running service's tenants on one page."""
+    board = subprocess.Popen(
+        _cli("wallboard", "--config", str(config), "--port", "0", "--every", "0.2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert board.stdout is not None
+        line = board.stdout.readline()
+        assert line.startswith("wallboard: http://127.0.0.1:"), line
+        assert "following tenants acme, globex" in line, line
+        state = httpx.get(line.split()[1] + "state.json", timeout=10).json()
+        assert {a["tenant"] for a in state["agents"]} == set(TENANTS)
+    finally:
+        board.send_signal(signal.SIGTERM)
+        _, err = board.communicate(timeout=30)
+    assert board.returncode == 0, err
 
 
 def test_project_names_what_is_wrong_with_its_sources(tmp_path: Path) -> None:
