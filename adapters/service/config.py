@@ -20,7 +20,8 @@ Example (every key is optional except ``service.tenants`` for ``serve``)::
     tenants = ["acme"]
     policy = "policy.toml"      # relative to this file; default: the built-in policy
     instance = "router-1"       # default: <hostname>-<pid>
-    tick_interval_s = 1.0       # 0: no Ticks
+    tick_interval_s = 1.0       # how often a Tick is considered; 0: no Ticks
+    heartbeat_s = 60            # a Tick when nothing was logged this long; 0: never
     snapshot_every = 50000      # events between snapshots; 0: never
     snapshots = "objectstore"   # or "file" (with snapshot_dir), or "off"
     lease_ttl_s = 10
@@ -29,6 +30,13 @@ Example (every key is optional except ``service.tenants`` for ``serve``)::
     [metrics]
     port = 9464                 # Prometheus /metrics; omit to disable
     address = "127.0.0.1"
+
+Ticks move a tenant's clock without traffic, so timers (offer timeouts, rings, SLA
+breaches, wrap-ups) fire on time, through the log. Every ``tick_interval_s`` the writer
+appends a ``Tick`` only if the tenant's earliest timer is due (``Engine.next_deadline()``
+has passed) and no Tick already sent covers it, or if neither an event nor a Tick has been
+logged for ``heartbeat_s`` (liveness): an idle tenant logs one Tick per heartbeat, not one
+per interval. A timer fires at most ``tick_interval_s`` (plus the append) late.
 
 Unknown keys are errors (a typo is not a silent default). Relative paths (policy,
 snapshot_dir, TLS and credentials files) are relative to the configuration file.
@@ -70,6 +78,11 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """This process's name in leases and frame headers. A restarted process with the same
     name takes its own lease back at once; a new name waits for the lease to expire."""
     tick_interval_s: float = 1.0
+    """How often the writer checks whether a ``Tick`` is due (a timer's deadline has
+    passed, or the heartbeat); 0: never a Tick (the producers' events move the clock)."""
+    heartbeat_s: float = 60.0
+    """A ``Tick`` when the tenant has logged nothing (no event, no Tick) for this long, so
+    the log shows the service alive; 0: Ticks only when a timer is due."""
     snapshot_every: int = 50_000
     snapshots: Literal["objectstore", "file", "off"] = "objectstore"
     snapshot_dir: str | None = None
@@ -97,6 +110,8 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError(f"lease_ttl_s must be >= 0.5, got {self.lease_ttl_s}")
         if self.tick_interval_s < 0:
             raise ValueError(f"tick_interval_s must be >= 0, got {self.tick_interval_s}")
+        if not 0 <= self.heartbeat_s <= 86_400:
+            raise ValueError(f"heartbeat_s must be 0..86400, got {self.heartbeat_s}")
         if self.snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0, got {self.snapshot_every}")
         if self.snapshots == "file" and not self.snapshot_dir:

@@ -5,9 +5,19 @@ applies each event and appends to ``P.T.out`` the input followed by the decision
 caused, many inputs per frame, with ``Nats-Expected-Last-Subject-Sequence`` (a stale
 writer can never append), a ``Nats-Msg-Id`` derived from the log position and the input
 sequences (an append retried after a lost acknowledgement is recognised, not doubled) and
-``Omniroute-In`` = the last input sequence the log now covers. Every ``tick_interval_s``
-it publishes a ``Tick`` to ``P.T.in``: timers fire through the log, so a replay fires them
-identically.
+``Omniroute-In`` = the last input sequence the log now covers.
+
+Timers fire through the log, so a replay fires them identically: the writer publishes a
+``Tick`` (``ts`` = wall time, epoch ms) to ``P.T.in`` only when one is due. Every
+``tick_interval_s`` (the check cadence; 0: no Ticks at all) it looks at the engine's
+:meth:`~omniroute.engine.engine.Engine.next_deadline` (the worker's engine holds its one
+tenant) and ticks when that deadline has passed and no Tick already sent covers it (a
+Tick at ``ts`` fires every timer due by ``ts``; one still due 5 s after it was sent --
+rejected, or stuck behind a backlog -- is ticked again), or, for liveness, when neither an
+event (the tenant's clock) nor a Tick has been logged for ``heartbeat_s`` (0: no
+heartbeat). An idle tenant with nothing pending logs one Tick per heartbeat; a timer made
+stale since it was set is still reported, and its Tick changes nothing. The Tick carries
+the time the service chose, so the engine stays deterministic.
 
 Bad input never stops the service, and each bad message or event is answered once: a
 message that does not parse, holds no event or exceeds ``service.max_message_bytes`` goes
@@ -55,7 +65,15 @@ if TYPE_CHECKING:
     from .metrics import Outcomes
     from .types import Tenant
 
-__all__ = ["HEADER_IN_SEQ", "HEADER_REASON", "HEADER_TRUNCATED", "Fenced", "Quarantined", "Writer"]
+__all__ = [
+    "HEADER_IN_SEQ",
+    "HEADER_REASON",
+    "HEADER_TRUNCATED",
+    "Fenced",
+    "Quarantined",
+    "Writer",
+    "tick_due",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -67,6 +85,26 @@ _HEADER_ROOM = 4096
 _encoder = msgspec.msgpack.Encoder()  # the encoding of encode_msgpack, bound once
 _FRAME_OVERHEAD = 16  # a frame's msgpack array header, with room to spare
 _ID_CHARS = 200  # an event id quoted in a rejection is cut to this
+_TICK_RETRY_S = 5.0  # a timer still due this long after the Tick that covers it: tick again
+
+
+def tick_due(
+    now: int, deadline: int | None, clock: int, sent: int, heartbeat_ms: int, retry_ms: int
+) -> bool:
+    """Whether to publish a ``Tick`` at wall time ``now`` (epoch ms).
+
+    ``deadline``: the tenant's earliest pending timer (``Engine.next_deadline``), ``clock``
+    its time (the latest event ``ts`` applied), ``sent`` the ``ts`` of the last Tick
+    published (0: none). Due when the deadline has passed and no Tick sent covers it (one
+    at ``sent`` fires every timer due by then: while it is in flight the timer is not
+    ticked again, unless it is still due ``retry_ms`` after), or when nothing has been
+    logged nor ticked for ``heartbeat_ms`` (0: no heartbeat).
+    """
+    if sent > now:  # the wall clock went back: what was sent says nothing of now
+        sent = 0
+    if deadline is not None and deadline <= now and (deadline > sent or now - sent >= retry_ms):
+        return True
+    return heartbeat_ms > 0 and now - max(clock, sent) >= heartbeat_ms
 
 
 class Fenced(Exception):
@@ -110,6 +148,7 @@ class Writer:
         self.subjects = worker.subjects
         self._poison: set[tuple[int, int]] = set()
         self._next_in = 0  # the last input sequence applied to the engine
+        self._tick_sent = 0  # ts of the last Tick published (epoch ms)
 
     def _apply_messages(self, msgs: deque[Msg], max_msgs: int, max_bytes: int) -> _Batch:
         """Apply the events of input messages taken from ``msgs``, until ``max_msgs`` of
@@ -291,17 +330,28 @@ class Writer:
         m.position.labels(t).set(self.worker.applied_end)
 
     async def _ticks(self) -> None:
-        interval = self.svc.config.service.tick_interval_s
+        """Every ``tick_interval_s``, publish a ``Tick`` if one is due (:func:`tick_due`)."""
+        opts = self.svc.config.service
+        interval = opts.tick_interval_s
+        heartbeat_ms = round(opts.heartbeat_s * 1000)
+        retry_ms = round(max(_TICK_RETRY_S, 2 * interval) * 1000)
         js = self.svc.js
         while True:
             await asyncio.sleep(interval)
+            engine = self.worker.engine  # (rebuilt on a quarantine: read it each time)
             ts = int(time.time() * 1000)
+            deadline = engine.next_deadline()
+            clock = engine.clock_of(self.tenant)
+            if not tick_due(ts, deadline, clock, self._tick_sent, heartbeat_ms, retry_ms):
+                continue
             frame = encode_frame([encode_msgpack(Tick(tenant=self.tenant, ts=ts))])
             try:
                 await js.publish(self.subjects.inputs, frame,
                                  headers={MSG_ID: f"tick:{self.tenant}:{ts}"})  # fmt: skip
-            except Exception as exc:
+            except Exception as exc:  # not sent: tried again at the next check
                 _log.debug("%s: tick not published: %r", self.tenant, exc)
+                continue
+            self._tick_sent = ts
 
     async def lead(self, lease: Lease) -> None:
         """Write the log while the lease holds; raises ``Fenced`` if state must be rebuilt."""

@@ -163,12 +163,14 @@ def test_tail_prints_decisions_as_they_happen(
 def ticking_serve(
     nats_server: LocalNatsServer, tmp_path: Path
 ) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
-    """``omniroute serve`` at the default log level, ticking every 0.1 s, until it writes."""
+    """``omniroute serve`` at the default log level, ticking every 0.1 s (a heartbeat: it
+    is idle), until it writes."""
     stream = StreamOptions(name=unique("S"), prefix=unique("p"))
     config = tmp_path / "omniroute.toml"
     instance = unique("router")
+    ticks = "tick_interval_s = 0.1\nheartbeat_s = 0.1"
     config.write_text(config_toml(nats_server.url, stream, ["acme"], instance=instance,
-                                  extra_service="tick_interval_s = 0.1"))  # fmt: skip
+                                  extra_service=ticks))  # fmt: skip
     output = tmp_path / "serve.out"
     with output.open("w") as sink:
         proc = subprocess.Popen(

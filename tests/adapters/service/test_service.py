@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from omniroute.adapters.nats.frames import HEADER_IN
-from omniroute.adapters.nats.options import StreamOptions
+from omniroute.adapters.nats.options import NatsOptions, StreamOptions
 from omniroute.adapters.nats.server import LocalNatsServer
 from omniroute.adapters.service.inputs import decode_inputs
 from omniroute.engine import events as ev
@@ -319,11 +319,12 @@ def test_decode_inputs_classifies_each_event(payload: bytes, stage: str | None) 
         assert item.reason  # type: ignore[union-attr]
 
 
-def test_ticks_are_appended_at_the_configured_cadence(
+def test_heartbeat_ticks_are_appended_at_the_configured_cadence(
     nats_server: LocalNatsServer, stream: StreamOptions, tmp_path: Path
 ) -> None:
-    opts = options_for(nats_server)
-    svc = _service(nats_server, stream, ["acme"], tmp_path, "tick_interval_s = 0.1")
+    opts = options_for(nats_server)  # (when ticks are due: test_ticks.py)
+    svc = _service(nats_server, stream, ["acme"], tmp_path,
+                   "tick_interval_s = 0.1\nheartbeat_s = 0.1")  # fmt: skip
     try:
         wait_for(lambda: int(out_tail(opts, stream, "acme").get("Omniroute-Pos", "0")) >= 5,
                  10, "ticks")  # fmt: skip
@@ -444,6 +445,13 @@ def test_graceful_stop_hands_over_at_once_and_a_stale_writer_is_fenced_off(
     check_log(opts, stream, tenant, events)
 
 
+def _tick_until(stop: threading.Event, opts: NatsOptions, stream: StreamOptions) -> None:
+    while not stop.is_set():
+        tick = ev.Tick(tenant="acme", ts=int(time.time() * 1000))
+        publish(opts, stream, "acme", [[tick]])
+        time.sleep(0.02)
+
+
 def _holds(worker: object) -> bool:
     lease = getattr(worker, "lease", None)
     return lease is not None and bool(lease.held)
@@ -471,8 +479,18 @@ def test_split_brain_a_writer_that_believes_it_holds_the_lease_is_fenced_off(
         b = _service(nats_server, stream, ["acme"], tmp_path, extra, instance="b")
         service_b = b.service
         wait_for(lambda: _holds(service_b.workers.get("acme")), 20, "b to take the lease")
-        # both now believe they are the writer, and both see the rest of the inputs
-        seqs = publish(opts, stream, "acme", frames[20:], pause=0.01)
+        # both now believe they are the writer, and both see the rest of the inputs, with
+        # Ticks in between (as two writers ticking on a timer sent them): the two then batch
+        # differently, and an append that lands second is refused (the same inputs in the
+        # same batches would make the same frames, taken for one append)
+        ticking = threading.Event()
+        ticker = threading.Thread(target=_tick_until, args=(ticking, opts, stream), daemon=True)
+        ticker.start()
+        try:
+            seqs = publish(opts, stream, "acme", frames[20:], pause=0.01)
+        finally:
+            ticking.set()
+            ticker.join(10)
         wait_until_consumed(opts, stream, "acme", seqs[-1])
         conflicts = a.service.metrics.conflicts.labels("acme")._value.get()
         assert conflicts >= 1
