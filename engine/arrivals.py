@@ -3,9 +3,35 @@
 A customer is known by their contacts (``channel:address``); ``ContactsLinked`` merges
 what the engine knows of two identities. A customer with an open conversation who
 writes on another contact rejoins it (continuity) instead of opening a second one.
+
+The engine remembers a customer only while routing needs them (bounded state; the
+history, the customer-360 view and the identity links for good are the projection's):
+
+- while they have an open conversation;
+- after it, while a returning contact could still be sticky: until the longest
+  ``sticky_window_s`` of the policy's queues has passed since their last conversation
+  served by a human ended;
+- while their identity links are kept: a customer named by ``ContactsLinked`` or by an
+  arrival's ``customer_id`` keeps its links for ``limits.customer_retention_s`` after
+  the last link or the end of their last conversation, whichever is later. An anonymous
+  customer (``contact:<channel>:<address>``, never linked) has no such extra time: with
+  no sticky agent, it is forgotten as its conversation ends.
+
+Forgetting is part of the fold, driven by event time: each idle customer has one entry
+in its tenant's ``forget`` heap (``CustomerState.forget_at``), looked at when an event
+of that tenant moves the clock to or past its due time (before the event is applied,
+after the timers it made due), so a snapshot plus its tail replays to the same state as
+the whole log. Nothing is scanned: forgetting costs one heap entry per idle customer.
+A forgotten customer's contacts lose their customer: the same contact arriving again
+starts as a new anonymous customer (or the ``customer_id`` its arrival names), exactly as
+a never-seen contact would, with no sticky agent and no link to its other contacts.
+The forget heap is not a timer: it does not show in ``Engine.next_deadline``, and an idle
+tenant's customers are forgotten at its next event.
 """
 
 from __future__ import annotations
+
+import heapq
 
 from .capacity import rehold
 from .context import Context, ms
@@ -21,7 +47,7 @@ from .queueing import enqueue, handing_over, pin, refit_offer
 from .state import ConversationState, CustomerState, Leg, TenantState
 from .validation import Rejected
 
-__all__ = ["contacts_linked", "conversation_arrived"]
+__all__ = ["contacts_linked", "conversation_arrived", "customer_left", "forget_due"]
 
 
 def _contact_key(contact: Contact) -> str:
@@ -42,6 +68,8 @@ def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
         raise Rejected(f"conversation {event.conversation_id!r} is already open")
     tenant = ctx.tenant(event.tenant)
     customer = _customer_for(tenant, event.contact, event.customer_id)
+    if event.customer_id and event.customer_id != f"contact:{_contact_key(event.contact)}":
+        _keep_links(ctx, customer)  # the producer named them: a link, as ContactsLinked makes
     if customer.open_conversation is not None:
         conv = tenant.conversations[customer.open_conversation]
         _rejoin(ctx, tenant, conv, event, queue_name)
@@ -179,6 +207,8 @@ def contacts_linked(ctx: Context, event: ContactsLinked) -> None:
     if customer is None:
         customer = CustomerState(customer_id=event.customer_id)
         tenant.customers[event.customer_id] = customer
+    _keep_links(ctx, customer)
+    left: dict[str, CustomerState] = {}
     for contact in event.contacts:
         key = _contact_key(contact)
         previous_id = tenant.contact_customer.get(key)
@@ -195,3 +225,67 @@ def contacts_linked(ctx: Context, event: ContactsLinked) -> None:
         if customer.last_agent is None and previous.last_agent is not None:
             customer.last_agent = previous.last_agent
             customer.last_ended_ts = previous.last_ended_ts
+        left[previous.customer_id] = previous
+    for previous in left.values():  # it may have lost its open conversation and contacts
+        _arm(ctx, tenant, previous)
+    _arm(ctx, tenant, customer)
+
+
+# --- forgetting customers (bounded state) ---------------------------------------------------
+
+
+def customer_left(ctx: Context, tenant: TenantState, customer_id: str) -> None:
+    """The customer's conversation ended (or was abandoned): from now on they are kept only
+    while stickiness or their links need them (see the module docstring)."""
+    customer = tenant.customers.get(customer_id)
+    if customer is None or customer.open_conversation is not None:
+        return
+    if customer.linked_until:
+        _keep_links(ctx, customer)
+    _arm(ctx, tenant, customer)
+
+
+def forget_due(ctx: Context, tenant: TenantState) -> None:
+    """Forget the customers whose due time the tenant's clock has reached and whom nothing
+    holds any more; those still held are looked at again later (or when they leave)."""
+    heap = tenant.forget
+    now = tenant.clock
+    while heap and heap[0][0] <= now:
+        due, customer_id = heapq.heappop(heap)
+        customer = tenant.customers.get(customer_id)
+        if customer is None or customer.forget_at != due:
+            continue  # pragma: no cover - one entry per customer, popped before forgetting
+        customer.forget_at = 0
+        _arm(ctx, tenant, customer)
+
+
+def _keep_links(ctx: Context, customer: CustomerState) -> None:
+    until = ctx.now + ms(ctx.policy.limits.customer_retention_s)
+    customer.linked_until = max(customer.linked_until, until, 1)
+
+
+def _kept_until(ctx: Context, customer: CustomerState) -> int:
+    """When nothing but an open conversation holds the customer any more (epoch ms)."""
+    until = customer.linked_until
+    if customer.last_agent is not None and customer.last_ended_ts is not None:
+        sticky_ms = max((ms(q.sticky_window_s) for q in ctx.policy.queues.values()), default=0)
+        until = max(until, customer.last_ended_ts + sticky_ms + 1)  # sticky up to and at the end
+    return until
+
+
+def _arm(ctx: Context, tenant: TenantState, customer: CustomerState) -> None:
+    """An idle customer: forget them now if nothing holds them, else make sure one entry of
+    the forget heap will look at them again (an earlier one re-arms when it is due)."""
+    if customer.open_conversation is not None or customer.forget_at:
+        return
+    due = _kept_until(ctx, customer)
+    if due > tenant.clock:
+        customer.forget_at = due
+        heapq.heappush(tenant.forget, (due, customer.customer_id))
+        return
+    del tenant.customers[customer.customer_id]
+    mapping = tenant.contact_customer
+    for contact in customer.contacts:
+        key = _contact_key(contact)
+        if mapping.get(key) == customer.customer_id:
+            del mapping[key]

@@ -6,6 +6,7 @@ assigned to them, in wrap-up with them, waiting) before it changes anything.
 
 from __future__ import annotations
 
+from .arrivals import customer_left
 from .capacity import (
     customer_wrote,
     offer_hold,
@@ -206,6 +207,7 @@ def conversation_ended(ctx: Context, event: ConversationEnded) -> None:
         withdraw_offer(ctx, tenant, conv, "ended")
     leave_queue(ctx, tenant, conv)
     end_for_customer(ctx, tenant, conv)
+    customer_left(ctx, tenant, conv.customer_id)
     for leg in live_legs(conv):
         leg.ended_ts = ctx.now
     conv.leg_wait = False
@@ -243,6 +245,7 @@ def customer_abandoned(ctx: Context, event: CustomerAbandoned) -> None:
     if conv.offer_agent is not None:
         withdraw_offer(ctx, tenant, conv, "abandoned")
     end_for_customer(ctx, tenant, conv)
+    customer_left(ctx, tenant, conv.customer_id)
     close(ctx, tenant, conv)
 
 

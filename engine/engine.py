@@ -4,8 +4,9 @@ Time comes only from event ``ts``, and each tenant has its own clock: a tenant's
 (ticks included) move only its clock and fire only its timers. Before an event is applied,
 every timer of its tenant whose deadline it passes fires, in deadline order, at its
 deadline (offer timeouts, escalation rings, SLA breaches, sticky and bot-first windows,
-wrap-up timeouts, asynchronous inactivity, scheduled callbacks). After every event and
-every timer, matching runs until no waiting conversation has an eligible agent with room.
+wrap-up timeouts, asynchronous inactivity, scheduled callbacks); then the customers due
+to be forgotten by then are (bounded state: ``arrivals``). After every event and every
+timer, matching runs until no waiting conversation has an eligible agent with room.
 
 An invalid event (a wrong type, a value out of range or over the policy's ``limits``, a
 ``ts`` more than ``limits.clock_tolerance_s`` behind its tenant's clock or more than
@@ -145,6 +146,8 @@ class Engine:
         A client that sends ``Tick`` only when something is due (the simulator) reads
         this; a timer made stale since it was set is still reported, and its tick
         changes nothing. A tenant's timers fire only on that tenant's events and ticks.
+        Forgetting idle customers (``arrivals``) is not a timer and is not reported here:
+        it needs no tick, the tenant's next event does it.
         """
         due = [t.timers[0].deadline for t in self._ctx.state.tenants.values() if t.timers]
         return min(due) if due else None

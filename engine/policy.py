@@ -236,12 +236,22 @@ class Limits(_Spec, frozen=True):
     """UTF-8 bytes of one attribute (key and value together)."""
     clock_tolerance_s: float = 60.0
     clock_horizon_s: float = 30 * 86_400.0
+    customer_retention_s: float = 86_400.0
+    """How long the engine keeps a customer's identity links (``ContactsLinked``, or an
+    arrival naming its ``customer_id``) after their last conversation ended or the last
+    link (event time). A customer with no open conversation is forgotten once this and
+    the longest ``sticky_window_s`` of the queues (from their last human agent) have
+    passed; an anonymous customer (known by one contact, never linked) only waits for
+    the sticky window. A contact of a forgotten customer arrives as a never-seen contact
+    would; the projection keeps the history and the links for good (producers name the
+    ``customer_id`` from it). The default, one day like the default sticky window, keeps
+    the state to about a day of customers (``benchmarks/bench_memory.py``); 0..10 years."""
 
     def __post_init__(self) -> None:
         for name in ("max_id_length", "max_entries", "max_attribute_bytes"):
             if not 1 <= getattr(self, name) <= 1_000_000:
                 raise PolicyError(f"limits.{name}: must be 1..1000000")
-        for name in ("clock_tolerance_s", "clock_horizon_s"):
+        for name in ("clock_tolerance_s", "clock_horizon_s", "customer_retention_s"):
             if not 0 <= getattr(self, name) <= 10 * 365 * 86_400:
                 raise PolicyError(f"limits.{name}: must be 0..315360000 seconds (10 years)")
 

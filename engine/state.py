@@ -28,14 +28,15 @@ __all__ = [
     "TimerKind",
 ]
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 """Bumped when the state's shape changes: a snapshot of another version is not restored."""
 
 Stage: TypeAlias = Literal["queued", "offered", "assigned", "wrap_up", "scheduled"]
 """Where an open conversation is. ``scheduled``: a callback waiting for its time.
 
 A closed conversation (ended, abandoned) leaves the state; its customer keeps the
-memory needed for stickiness.
+memory needed for stickiness, and for identity links, only as long as the policy says
+(see ``arrivals``: customers are forgotten in event time).
 """
 
 TimerKind: TypeAlias = Literal[
@@ -149,12 +150,21 @@ class ConversationState(msgspec.Struct, kw_only=True):
     """Bumped when a leg starts waiting for its owner's room: stale leg timers skip."""
 
 
-class CustomerState(msgspec.Struct, kw_only=True):
+class CustomerState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What routing needs of a customer, kept while they have an open conversation, are
+    inside their sticky window or hold identity links within ``customer_retention_s``
+    (``arrivals``). Fields at their default are left out of a snapshot."""
+
     customer_id: str
     contacts: list[Contact] = []
     open_conversation: str | None = None
     last_agent: str | None = None
     last_ended_ts: int | None = None
+    linked_until: int = 0
+    """Identity links (``ContactsLinked``, an arrival naming ``customer_id``) are kept until
+    then (epoch ms; 0: none, an anonymous customer known by its contact alone)."""
+    forget_at: int = 0
+    """Due time of this customer's one pending entry in ``TenantState.forget`` (0: none)."""
 
 
 class Timer(msgspec.Struct, frozen=True, order=True, array_like=True):
@@ -179,6 +189,10 @@ class TenantState(msgspec.Struct, kw_only=True):
     """The tenant's time (epoch ms): its latest event ``ts``; only its own events move it."""
     timers: list[Timer] = []
     """The tenant's pending timers, a heap by (deadline, seq)."""
+    forget: list[tuple[int, str]] = []
+    """Customers to forget, a heap by (due, customer id): each is looked at again when the
+    tenant's clock reaches its due time (``arrivals.forget_due``), and forgotten if nothing
+    routing needs holds it any more. At most one entry per customer (``forget_at``)."""
 
 
 class EngineState(msgspec.Struct, kw_only=True):

@@ -3,7 +3,8 @@
 Timers are set with ``Context.schedule`` and fire before the event whose ``ts`` passes
 their deadline, each at its deadline and followed by matching. A timer carries a
 generation (``gen``); one made stale since it was set (the offer was answered, the
-conversation moved on) changes nothing.
+conversation moved on) changes nothing. When the clock moves, the customers due to be
+forgotten by then are forgotten too (``arrivals``: bounded state, in event time).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
+from .arrivals import forget_due
 from .capacity import go_inactive, withdraw_offer
 from .context import Context, ms
 from .events import AgentNotResponding, ConversationEscalated, WrapUpExpired
@@ -31,7 +33,8 @@ __all__ = ["advance"]
 
 def advance(ctx: Context, tenant: TenantState, now: int) -> None:
     """Move the tenant's clock to ``now`` (never back), firing its timers due by then in
-    deadline order, each at its deadline; ``ctx.now`` follows. Other tenants' time stands."""
+    deadline order, each at its deadline; ``ctx.now`` follows. Other tenants' time stands.
+    Then the customers due to be forgotten by ``now`` are (``arrivals.forget_due``)."""
     timers = tenant.timers
     ctx.now = tenant.clock
     while timers and timers[0].deadline <= now:
@@ -42,6 +45,8 @@ def advance(ctx: Context, tenant: TenantState, now: int) -> None:
             _ON_TIMER[timer.kind](ctx, tenant, conv, timer)
         route(ctx)
     ctx.now = tenant.clock = max(tenant.clock, now)
+    if tenant.forget and tenant.forget[0][0] <= now:
+        forget_due(ctx, tenant)
 
 
 def _offer_timeout(

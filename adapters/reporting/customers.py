@@ -57,6 +57,9 @@ def unknown_keys(
             customer_keys.add((e.tenant, e.customer_id))
             for c in e.contacts:
                 contact_keys.add((e.tenant, c.channel, c.address))
+            own = _own_contact(e.customer_id)
+            if own is not None:  # see _named_owner
+                contact_keys.add((e.tenant, *own))
     contact_keys.difference_update(ledger.contacts)
     customer_keys.difference_update(ledger.customers)
     return contact_keys, customer_keys
@@ -161,12 +164,33 @@ def resolve_customer(ledger: Ledger, p: Arrival, ts: int) -> str:
     return customer_id
 
 
+def _own_contact(customer_id: str) -> tuple[str, str] | None:
+    """(channel, address) of an anonymous customer id ``contact:<channel>:<address>``."""
+    kind, _, rest = customer_id.partition(":")
+    channel, sep, address = rest.partition(":")
+    return (channel, address) if kind == "contact" and sep else None
+
+
+def _named_owner(ledger: Ledger, tenant: str, customer_id: str) -> str:
+    """The customer an anonymous id (``contact:<channel>:<address>``) stands for: whoever
+    that contact belongs to here. The engine forgets idle customers (bounded state), so a
+    producer may link contacts under an anonymous id the projection knows as a named
+    customer's contact; the projection keeps the identity for good."""
+    own = _own_contact(customer_id)
+    if own is None:
+        return customer_id
+    contact = ledger.contacts.get((tenant, *own))
+    if contact is None or contact.customer_id.startswith("contact:"):
+        return customer_id
+    return contact.customer_id
+
+
 def _linked(ledger: Ledger, e: ContactsLinked, ts: int) -> None:
     if not e.customer_id or not e.contacts:
         return
     tenant = e.tenant
     t = ledger.tenant(tenant)
-    owner = e.customer_id
+    owner = _named_owner(ledger, tenant, e.customer_id)
     cu = _customer(ledger, tenant, owner, "crm", ts)
     if cu.merged_into is not None:  # it names itself: it is a customer of its own again
         cu.merged_into = None

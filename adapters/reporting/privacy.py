@@ -4,8 +4,9 @@ e-mail address or messaging id, before the fold sees it.
 The projection is where analysts read; the log, the engine's record, keeps the real
 addresses (it must, to route and to reach the customer). With a key, the projector
 passes every event through :meth:`AddressHasher.event`: the contact of a
-``ConversationArrived``, the contacts of a ``ContactsLinked`` and the number of a
-``CallbackRequested`` become ``h:`` + the first 32 hex digits of
+``ConversationArrived``, the contacts of a ``ContactsLinked``, the number of a
+``CallbackRequested`` and the address in an anonymous customer id an event names
+(``contact:<channel>:<address>``) become ``h:`` + the first 32 hex digits of
 HMAC-SHA256(key, address). So the ``contacts`` table, ``interactions.contact_address``
 and the anonymous customer ids made from an address (``contact:<channel>:h:...``) hold
 no address, while one address still gives one value: a customer's contacts,
@@ -70,14 +71,28 @@ class AddressHasher:
     def _contact(self, contact: Contact) -> Contact:
         return Contact(contact.channel, self.address(contact.address))
 
+    def customer_id(self, customer_id: str | None) -> str | None:
+        """An anonymous customer id (``contact:<channel>:<address>``, as producers and the
+        gateway name a customer they know only by a contact) with its address hashed."""
+        if customer_id is None or not customer_id.startswith("contact:"):
+            return customer_id
+        channel, sep, address = customer_id[len("contact:") :].partition(":")
+        return f"contact:{channel}:{self.address(address)}" if sep else customer_id
+
     def event(self, event: Event) -> Event:
         """``event`` with every contact address it carries hashed (others unchanged)."""
         match event:
             case ConversationArrived():
-                return msgspec.structs.replace(event, contact=self._contact(event.contact))
+                return msgspec.structs.replace(
+                    event,
+                    contact=self._contact(event.contact),
+                    customer_id=self.customer_id(event.customer_id),
+                )
             case ContactsLinked():
                 return msgspec.structs.replace(
-                    event, contacts=[self._contact(c) for c in event.contacts]
+                    event,
+                    customer_id=self.customer_id(event.customer_id) or "",
+                    contacts=[self._contact(c) for c in event.contacts],
                 )
             case CallbackRequested(address=str(number)):
                 return msgspec.structs.replace(event, address=self.address(number))

@@ -104,3 +104,27 @@ def test_bench_ewt_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
     chosen = next(c for c in result["candidates"] if c["name"] == "chosen")
     assert chosen["score"] < 1.0  # MAE below the baseline's, on average over the logs
     assert all(n > 100 for n in result["observations"].values())
+
+
+def test_bench_memory_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("bench_memory")
+    # --quick, cut to half an hour of arrivals a day, seven days: about 15 s
+    assert bench.main(["--quick", "--json", "--hours", "0.5", "--memory-n", "300"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for key in ("rss_mb_1d", "rss_mb_7d", "snapshot_bytes_1d", "snapshot_bytes_7d",
+                "rss_growth_7d_over_1d", "snapshot_growth_7d_over_1d",
+                "bytes_per_open_conversation", "bytes_per_agent"):  # fmt: skip
+        assert result[key] > 0, key
+    assert result["scenario"] == "small" and result["memory_n"] == 300
+    # every day routes as on a fresh engine: nothing is rejected, nothing is left open
+    for n in (1, 3, 7):
+        assert result[f"rejected_{n}d"] == result[f"before_rejected_{n}d"] == 0
+        assert result[f"open_conversations_{n}d"] == 0
+        assert result[f"inputs_{n}d"] == result[f"before_inputs_{n}d"]
+    # bounded: a week holds about a day of customers; before, every day's stayed
+    assert result["customers_7d"] < 1.5 * result["customers_1d"]
+    assert result["before_customers_7d"] > 5 * result["before_customers_1d"]
+    assert result["snapshot_growth_7d_over_1d"] < 1.5 < result["before_snapshot_growth_7d_over_1d"]
+    assert result["forget_entries_7d"] <= result["customers_7d"]

@@ -20,7 +20,7 @@ from omniroute.engine import events as ev
 from omniroute.engine.events import Contact
 
 KEY = b"a secret of at least sixteen bytes"
-PHONE, MAIL = "+33612345678", "ann@example.com"
+PHONE, MAIL, WA = "+33612345678", "ann@example.com", "FR.wa-777"
 
 
 def _events() -> list[ev.Event]:
@@ -37,6 +37,9 @@ def _events() -> list[ev.Event]:
                                contact=Contact("email", MAIL), skills={"billing": 1}),
         ev.ConversationArrived(tenant=t, ts=4_000, conversation_id="c3", channel="sms",
                                contact=Contact("sms", "+33699999999"), skills={"billing": 1}),
+        # as the gateway links a WhatsApp id to a number: under the number's anonymous id
+        ev.ContactsLinked(tenant=t, ts=5_000, customer_id="contact:sms:+33699999999",
+                          contacts=[Contact("sms", "+33699999999"), Contact("whatsapp", WA)]),
     ]  # fmt: skip
 
 
@@ -64,18 +67,13 @@ def test_no_address_reaches_a_hashed_database_and_everything_joins_the_same(
             p.project(log)
         with Projector(hashed, address_key=KEY) as p:
             p.project(log)
-    text = _dump(hashed)
-    for address in (PHONE, MAIL, "+33699999999"):
-        assert address in _dump(plain)
-        assert address not in text
+    text, expected = _dump(hashed), _dump(plain)
     h = AddressHasher(KEY)
-    assert (
-        _dump(plain)
-        .replace(PHONE, h.address(PHONE))
-        .replace(MAIL, h.address(MAIL))
-        .replace("+33699999999", h.address("+33699999999"))
-        == text
-    )  # the same rows, each address replaced by its hash
+    for address in (PHONE, MAIL, "+33699999999", WA):
+        assert address in expected
+        assert address not in text
+        expected = expected.replace(address, h.address(address))
+    assert expected == text  # the same rows, each address replaced by its hash
     with duckdb.connect(str(hashed), read_only=True) as con:
         assert con.execute("SELECT addresses FROM projection_info").fetchone() == ("hmac-sha256",)
 
@@ -120,7 +118,7 @@ def test_cli_projects_hashed_finds_by_address_with_the_key_and_exports_the_manif
     assert cli.main(["export", "--db", str(db), "--to", str(out)]) == 0
     assert "contact addresses: keyed hash (hmac-sha256)" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["addresses"] == "hmac-sha256" and manifest["tables"]["contacts"] == 3
+    assert manifest["addresses"] == "hmac-sha256" and manifest["tables"]["contacts"] == 4
     monkeypatch.setenv("OMNIROUTE_ADDRESS_KEY", "short")
     assert cli.main(["project", str(log_path), "--db", str(db), *key]) == 2
     assert "at least 16 bytes" in capsys.readouterr().err
