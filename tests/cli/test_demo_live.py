@@ -215,8 +215,9 @@ def test_demo_live_serves_the_wallboard_over_the_replayed_day(tmp_path: Path) ->
         assert httpx.get(url, timeout=5).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)  # (not communicate(): it would race the reader for stdout)
         reader.join()
+        err = proc.stderr.read() if proc.stderr is not None else ""
     assert proc.returncode == 0, err
     while not lines.empty():
         seen.append(lines.get())
