@@ -6,10 +6,23 @@ is what a loaded contact centre sees: a conversation ends and its agent asks for
 most urgent conversation they can take (question 2); a new conversation arrives and
 asks for the best agent (question 1), and waits when nobody has room; agents go on a
 break and come back. Each decision is one call through ``TenantMatcher`` (Python
-wrapper + kernel), timed alone; the upkeep of the indexes (agent rows, queue entries)
-is timed apart. The same stream runs on the pure-Python reference for the speedup.
+wrapper + kernel), timed alone: ``decisions_per_s``. The upkeep of the indexes is timed
+apart, made as the engine makes it, through the same ``TenantMatcher`` calls: an arrival
+joins the queue index before it is routed (``enqueue``), an offer takes it out
+(``dequeue``) and charges the agent (``AgentTable.sync``), an ended conversation and a
+status change re-sync the agent. ``decisions_per_s_with_upkeep`` counts both. The same
+stream runs on the pure-Python reference for the speedup.
 
-    python benchmarks/bench_kernel.py [--quick] [--json] [--seed N]
+Scenario ``many_skills``: one agent with 200 .. 1,600 of 2,000 skills becomes available
+while 20,000 conversations needing 1-3 skills wait; its routing pass is what the engine
+does (``routing.route``): ``most_urgent`` again and again until nothing fits, each match
+taken out of the queue and charged to the agent. Timed with the index's own way of
+finding the agent's candidate buckets (``auto``: bounded by the skill sets present) and,
+on the same desk in the same run, with the way it had before (``subsets``: every subset
+of up to three of the agent's skills, C(skills, 3) look-ups); both passes must take the
+same conversations.
+
+    python benchmarks/bench_kernel.py [--quick] [--json] [--seed N] [--skills N,N,...]
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from omniroute.engine import matching
 from omniroute.engine.events import Contact
 from omniroute.engine.matching import CLASS_INDEX, ProfileTable, TenantMatcher
 from omniroute.engine.policy import CHANNEL_CLASS, Policy
-from omniroute.engine.state import AgentState, ConversationState
+from omniroute.engine.state import AgentState, ConversationState, Leg
 
 CHANNEL_MIX = ("voice", "webchat", "whatsapp", "sms", "messenger", "telegram", "email", "social")
 
@@ -41,10 +54,24 @@ class Scale:
     queued: int
     decisions: int
     reference_decisions: int
+    agent_skills: tuple[int, ...]
+    """``many_skills``: the agent's skill counts, each timed both ways."""
+    passes: int
+    """``many_skills``: passes timed per skill count (the median is reported)."""
+    subsets_skills: int
+    """``many_skills``: the old way's first decision is timed up to this many skills (it
+    takes seconds with a thousand), its whole pass up to ``SUBSETS_PASS_SKILLS``."""
 
 
-FULL = Scale(agents=10_000, skills=200, queued=100_000, decisions=200_000, reference_decisions=40)
-QUICK = Scale(agents=10_000, skills=200, queued=100_000, decisions=40_000, reference_decisions=8)
+FULL = Scale(agents=10_000, skills=200, queued=100_000, decisions=200_000, reference_decisions=40,
+             agent_skills=(200, 800, 1_000, 1_600), passes=21, subsets_skills=1_600)  # fmt: skip
+QUICK = Scale(agents=10_000, skills=200, queued=100_000, decisions=40_000, reference_decisions=8,
+              agent_skills=(200, 1_000), passes=7, subsets_skills=200)  # fmt: skip
+MANY_SKILLS = 2_000
+MANY_SKILLS_QUEUED = 20_000
+SUBSETS_PASS_SKILLS = 200
+"""``many_skills``: the old way's whole pass is timed up to this many skills (seconds
+beyond)."""
 
 
 @dataclass
@@ -64,17 +91,21 @@ class Desk:
     def costs(self, agent: AgentState, conv: ConversationState) -> int:
         return self.policy.profiles[agent.profile].classes[conv.media_class].cost
 
-    def new_conversation(self) -> ConversationState:
+    def new_conversation(self, most_skills: int = 2) -> ConversationState:
         self.seq += 1
         channel = self.rng.choice(CHANNEL_MIX)
-        picked = self.rng.sample(self.skills, self.rng.randint(1, 2))
+        picked = self.rng.sample(self.skills, self.rng.randint(1, most_skills))
         need = {s: self.rng.randint(1, 3) for s in picked}
+        cid, contact = f"c{self.seq}", Contact(channel, f"+{self.seq}")  # type: ignore[arg-type]
+        first = self.now - self.rng.randint(0, 3_600_000)
+        media_class = CHANNEL_CLASS[channel]  # type: ignore[index]
+        leg = Leg(leg_id=cid, channel=channel, contact=contact, media_class=media_class,  # type: ignore[arg-type]
+                  started_ts=first)  # fmt: skip
         return ConversationState(
-            conversation_id=f"c{self.seq}", seq=self.seq, channel=channel,  # type: ignore[arg-type]
-            media_class=CHANNEL_CLASS[channel], contact=Contact(channel, f"+{self.seq}"),  # type: ignore[arg-type,index]
-            customer_id=f"k{self.seq}", queue="default", skills=need, optional_skills={},
-            language=None, priority=self.rng.choice((0, 0, 0, 1, 2)),
-            first_contact_ts=self.now - self.rng.randint(0, 3_600_000),
+            conversation_id=cid, seq=self.seq, channel=channel, media_class=media_class,  # type: ignore[arg-type]
+            contact=contact, legs=[leg], customer_id=f"k{self.seq}", queue="default",
+            skills=need, optional_skills={}, language=None,
+            priority=self.rng.choice((0, 0, 0, 1, 2)), first_contact_ts=first,
             sla_deadline=self.now + self.rng.randint(-600_000, 600_000),
         )  # fmt: skip
 
@@ -131,54 +162,72 @@ class Timings:
     decisions: list[int] = field(default_factory=list)
     upkeep_ns: int = 0
     matched: int = 0
+    calls: dict[str, list[int]] = field(default_factory=dict)
+    """Upkeep call -> [calls, ns]."""
+
+    def upkeep(self, name: str, started: int) -> None:
+        """Count one upkeep call that began at ``started`` (ns) and ends now."""
+        ns = time.perf_counter_ns() - started
+        self.upkeep_ns += ns
+        tally = self.calls.setdefault(name, [0, 0])
+        tally[0] += 1
+        tally[1] += ns
 
 
 def run_stream(desk: Desk, n_decisions: int) -> Timings:
-    """Completions (question 2), arrivals (question 1) and breaks, one decision at a time."""
+    """Completions (question 2), arrivals (question 1) and breaks, one decision at a time;
+    the index upkeep around each decision as the engine makes it (module docstring)."""
     rng, matcher, t = desk.rng, desk.matcher, Timings()
     clock = time.perf_counter_ns
     while len(t.decisions) < n_decisions:
         desk.now += rng.randint(0, 50)
         roll = rng.random()
         if roll < 0.55 and desk.held:  # a conversation ends: its agent asks for work
-            start = clock()
             agent = desk.release(rng.randrange(len(desk.held)))
-            matcher.table.sync(agent)
-            t.upkeep_ns += clock() - start
+            start = clock()
+            matcher.table.sync(agent)  # capacity.release
+            t.upkeep("sync", start)
             while True:
                 start = clock()
                 cid = matcher.most_urgent(agent.slot, desk.now)
                 t.decisions.append(clock() - start)
                 if cid is None:
                     break
-                start = clock()
                 conv = desk.convs.pop(cid)
-                matcher.dequeue(cid)
+                start = clock()
+                matcher.dequeue(cid)  # routing._offer: queueing.leave_queue
+                t.upkeep("dequeue", start)
                 desk.hold(agent, conv)
-                matcher.table.sync(agent)
-                t.upkeep_ns += clock() - start
+                start = clock()
+                matcher.table.sync(agent)  # ... then capacity.hold
+                t.upkeep("sync", start)
                 t.matched += 1
         elif roll < 0.95:  # a conversation arrives: which agent is best?
             conv = desk.new_conversation()
             start = clock()
+            matcher.enqueue(conv, [], -1, 0)  # queueing.enqueue: Context.index
+            t.upkeep("enqueue", start)
+            start = clock()
             slot, _ = matcher.best_agent(conv, [], -1, -1, desk.now, 0)
             t.decisions.append(clock() - start)
-            start = clock()
             if slot >= 0:
                 agent = desk.agents[slot]
+                start = clock()
+                matcher.dequeue(conv.conversation_id)
+                t.upkeep("dequeue", start)
                 desk.hold(agent, conv)
+                start = clock()
                 matcher.table.sync(agent)
+                t.upkeep("sync", start)
                 t.matched += 1
             else:
                 desk.convs[conv.conversation_id] = conv
-                matcher.enqueue(conv, [], -1, 0)
-            t.upkeep_ns += clock() - start
         else:  # an agent goes on a break, another comes back
             agent = rng.choice(desk.agents)
-            start = clock()
             agent.status = "away" if agent.status == "available" else "available"
-            matcher.table.sync(agent)
-            t.upkeep_ns += clock() - start
+            start = clock()
+            matcher.table.sync(agent)  # agents.status_changed
+            t.upkeep("sync", start)
             if agent.status == "available":
                 start = clock()
                 matcher.most_urgent(agent.slot, desk.now)
@@ -186,13 +235,124 @@ def run_stream(desk: Desk, n_decisions: int) -> Timings:
     return t
 
 
+def build_many_skills(seed: int) -> Desk:
+    """``many_skills``: 2,000 skills, 20,000 conversations needing 1-3 of them, no agent."""
+    policy = Policy()
+    skills = [f"skill{i:04d}" for i in range(MANY_SKILLS)]
+    desk = Desk(policy, TenantMatcher(policy, ProfileTable(policy)), random.Random(seed), skills)
+    for skill in skills:
+        desk.matcher.table.column(skill)
+    while len(desk.convs) < MANY_SKILLS_QUEUED:
+        conv = desk.new_conversation(most_skills=3)
+        desk.convs[conv.conversation_id] = conv
+        desk.matcher.enqueue(conv, [], -1, 0)
+    return desk
+
+
+def add_agent(desk: Desk, n_skills: int) -> AgentState:
+    """A new agent with ``n_skills`` of the desk's skills, away (no pass yet)."""
+    slot = len(desk.agents)
+    agent = AgentState(
+        agent_id=f"a{slot}", seq=slot, slot=slot, kind="human",
+        skills={s: desk.rng.randint(1, 5) for s in desk.rng.sample(desk.skills, n_skills)},
+        profile="default", languages=[], status="away", units=[0] * 7, counts=[0] * 7,
+        idle_since=desk.now,
+    )  # fmt: skip
+    desk.agents.append(agent)
+    desk.matcher.agent_at[slot] = agent.agent_id
+    desk.matcher.table.sync(agent)
+    return agent
+
+
+def routing_pass(desk: Desk, agent: AgentState) -> tuple[int, list[str]]:
+    """The agent becomes available and takes work until nothing more fits, as
+    ``routing.route`` does (``most_urgent``, ``leave_queue``, ``hold``); then everything
+    is put back as it was, untimed. Returns (ns, the conversations taken)."""
+    matcher, taken = desk.matcher, []
+    agent.status = "available"
+    clock = time.perf_counter_ns
+    start = clock()
+    matcher.table.sync(agent)
+    while True:
+        cid = matcher.most_urgent(agent.slot, desk.now)
+        if cid is None:
+            break
+        conv = desk.convs[cid]
+        matcher.dequeue(cid)
+        desk.hold(agent, conv)
+        matcher.table.sync(agent)
+        taken.append(cid)
+    elapsed = clock() - start
+    while desk.held:
+        desk.release(len(desk.held) - 1)
+    for cid in taken:
+        matcher.enqueue(desk.convs[cid], [], -1, 0)
+    agent.status = "away"
+    matcher.table.sync(agent)
+    return elapsed, taken
+
+
+def first_call(desk: Desk, agent: AgentState) -> tuple[int, str | None]:
+    """The first decision of the agent's pass alone: (ns, the conversation it finds)."""
+    agent.status = "available"
+    desk.matcher.table.sync(agent)
+    start = time.perf_counter_ns()
+    cid = desk.matcher.most_urgent(agent.slot, desk.now)
+    elapsed = time.perf_counter_ns() - start
+    agent.status = "away"
+    desk.matcher.table.sync(agent)
+    return elapsed, cid
+
+
+def many_skills(scale: Scale, seed: int) -> dict[str, object]:
+    """Per skill count, one agent's routing pass (the median of ``passes``) and its first
+    decision alone; the same the old way (``subsets``) on the same desk, as far as
+    ``subsets_skills`` and ``SUBSETS_PASS_SKILLS`` go."""
+    desk = build_many_skills(seed)
+    sizes = {len(conv.skills) for conv in desk.convs.values()}
+    assert sizes == {1, 2, 3}, sizes  # three-skill sets present: the old way hashes C(n, 3)
+    index = desk.matcher.index
+    result: dict[str, object] = {"skills": MANY_SKILLS, "queued": len(desk.convs)}
+    for n_skills in scale.agent_skills:
+        agent = add_agent(desk, n_skills)
+        row: dict[str, object] = {}
+        runs = [routing_pass(desk, agent) for _ in range(scale.passes)]
+        taken = runs[0][1]
+        # honesty: the pass took work, the same every time
+        assert taken and all(t == taken for _, t in runs), "a pass that takes nothing"
+        row["pass_ms"] = round(float(np.median([ns for ns, _ in runs])) / 1e6, 3)
+        row["pass_ms_min"] = round(min(ns for ns, _ in runs) / 1e6, 3)
+        row["matched"] = len(taken)
+        row["most_urgent_calls"] = len(taken) + 1
+        for lookup in ("auto", "subsets") if n_skills <= scale.subsets_skills else ("auto",):
+            index.lookup = lookup
+            ns, cid = first_call(desk, agent)
+            assert cid == taken[0], (lookup, cid, taken[0])
+            row[f"first_call_ms_{lookup}"] = round(ns / 1e6, 3)
+            if lookup == "subsets" and n_skills <= SUBSETS_PASS_SKILLS:
+                ns, old_taken = routing_pass(desk, agent)
+                assert old_taken == taken, (old_taken, taken)
+                row["pass_ms_subsets"] = round(ns / 1e6, 3)
+            index.lookup = "auto"
+        # asserted above: both ways took the same conversations (null: not compared)
+        row["same_decisions"] = True if n_skills <= scale.subsets_skills else None
+        result[str(n_skills)] = row
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer decisions (< 30 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer decisions and skill counts (about a minute)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skills", help="many_skills: the agent's skill counts, e.g. 200,1600")
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
+    if args.skills:  # the old way timed at each of them
+        scale.agent_skills = tuple(int(n) for n in args.skills.split(","))
+        scale.subsets_skills = max(scale.agent_skills)
     if core_ext.KERNEL != "compiled":
         print("the compiled kernel is not built", file=sys.stderr)
         return 2
@@ -209,10 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         matching.kernel = kernel
 
+    started = time.perf_counter()
+    skills = many_skills(scale, args.seed)
+    many_skills_s = time.perf_counter() - started
+
     lat = np.array(compiled.decisions, np.float64) / 1000.0
     decisions_per_s = len(lat) / (lat.sum() / 1e6)
+    with_upkeep_s = (lat.sum() * 1000 + compiled.upkeep_ns) / 1e9
     ref_lat = np.array(ref.decisions, np.float64) / 1000.0
     reference_per_s = len(ref_lat) / (ref_lat.sum() / 1e6)
+    thousand = skills.get("1000")
     result = {
         "scenario": "telco",
         "agents": scale.agents,
@@ -222,13 +388,21 @@ def main(argv: list[str] | None = None) -> int:
         "decisions": len(lat),
         "matched": compiled.matched,
         "decisions_per_s": round(decisions_per_s),
+        "decisions_per_s_with_upkeep": round(len(lat) / with_upkeep_s),
         "p50_us": round(float(np.percentile(lat, 50)), 2),
         "p99_us": round(float(np.percentile(lat, 99)), 2),
         "max_us": round(float(lat.max()), 2),
         "upkeep_us_per_decision": round(compiled.upkeep_ns / 1000 / len(lat), 2),
+        "upkeep": {
+            name: {"per_decision": round(n / len(lat), 3), "us": round(ns / 1000 / n, 2)}
+            for name, (n, ns) in sorted(compiled.calls.items())
+        },
         "reference_decisions": len(ref_lat),
         "reference_decisions_per_s": round(reference_per_s, 2),
         "speedup": round(decisions_per_s / reference_per_s, 1),
+        "agent_1000_skills_pass_ms": (thousand["pass_ms"] if isinstance(thousand, dict) else None),
+        "many_skills": skills,
+        "many_skills_s": round(many_skills_s, 2),
         "build_s": round(build_s, 2),
         "kernel": core_ext.KERNEL,
     }

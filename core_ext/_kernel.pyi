@@ -44,9 +44,15 @@ def best_agent(
     also: int = 0,
 ) -> tuple[int, float]: ...
 
+LOOKUPS: tuple[str, ...]
+
 class QueueIndex:
     size: int
+    lookup: str
     def __init__(self, n_classes: int = 7) -> None: ...
+    def candidate_buckets(
+        self, table: AgentArrays, agent: int, lookup: str | None = None
+    ) -> list[int]: ...
     def bucket_id(
         self, cols: _I32, levels: _U8, cls: int, kind_mask: int, also: int = 0
     ) -> int: ...

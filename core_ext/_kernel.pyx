@@ -376,6 +376,22 @@ cdef Entry _preferred(const vector[Head]& heads, const Entry& best,
 
 cdef enum:
     SMALL_SET = 3
+    LOOKUP_AUTO = 0
+    LOOKUP_SUBSETS = 1
+    LOOKUP_SCAN = 2
+    HASH_COST = 4  # a hashed look-up costs about as much as testing this many sets present
+
+
+LOOKUPS = ("auto", "subsets", "scan")
+"""How an agent finds its candidate buckets (``QueueIndex.lookup``): ``subsets`` hashes
+every subset (up to three) of its skills, ``scan`` tests every skill set present,
+``auto`` takes, size by size, whichever of the two costs less (a hashed look-up costs
+about ``HASH_COST`` tests)."""
+
+
+cdef struct SkillSet:
+    int32_t cols[3]  # distinct columns, ascending
+    int32_t n
 
 
 cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n) noexcept nogil:
@@ -387,14 +403,30 @@ cdef inline uint64_t _set_key(const int32_t* cols, Py_ssize_t n) noexcept nogil:
     return key
 
 
+cdef inline uint64_t _choose(uint64_t n, int k) noexcept nogil:
+    """C(n, k) for k <= 3 (n < 2**20 columns: no overflow)."""
+    if k == 0:
+        return 1
+    if k == 1:
+        return n
+    if k == 2:
+        return n * (n - 1) // 2 if n >= 2 else 0
+    return n * (n - 1) * (n - 2) // 6 if n >= 3 else 0
+
+
 cdef class QueueIndex:
     """Waiting conversations, bucketed by what they need, each bucket a heap by urgency.
 
     A conversation slot carries its bucket (required skill levels, media class, agent
     kinds, the further classes it counts against), its urgency key (aged priority, then
     SLA deadline, then arrival order: lower is more urgent), its pin (an agent slot and
-    deadline) and the agent slots excluded from it. Buckets are indexed by their first
-    required skill column, so an agent only looks at buckets it may qualify for.
+    deadline) and the agent slots excluded from it. A bucket needing at most three distinct
+    skill columns is filed under that skill set, a larger one under its first column and
+    class, so an agent only looks at buckets it may qualify for: for each set size it
+    either looks up every subset of its skills of that size, or tests each set present of
+    that size against its skills, whichever costs less (``lookup``), so the work is
+    bounded by the buckets that exist, not by C(skills, 3). Of its candidates, a bucket
+    whose heap root comes after the best head found so far is passed over unopened.
     """
 
     cdef vector[int64_t] pin_until
@@ -410,10 +442,17 @@ cdef class QueueIndex:
     cdef vector[int32_t] b_also
     cdef vector[vector[Entry]] b_heap
     cdef vector[int32_t] b_live
-    cdef unordered_map[uint64_t, vector[int32_t]] by_set
-    cdef vector[vector[int32_t]] large_by_key
+    cdef unordered_map[uint64_t, int32_t] set_at  # skill set key -> index in ``sets``
+    cdef vector[SkillSet] sets
+    cdef vector[vector[int32_t]] set_buckets  # per skill set, its buckets
+    cdef vector[vector[int32_t]] sets_of_size  # [0..3] -> indexes in ``sets``
+    cdef vector[vector[int32_t]] large_by_key  # (first column + 1) * classes + class
+    cdef vector[int32_t] large  # every bucket of more than three columns
+    cdef vector[int32_t] large_first  # ... and its first column
+    cdef vector[int32_t] mine  # scratch: the agent's skill columns
+    cdef vector[int32_t] cands  # scratch: the agent's candidate buckets
     cdef int n_classes
-    cdef int max_set
+    cdef int lookup_mode
     cdef dict _ids
     cdef public Py_ssize_t size
 
@@ -421,7 +460,21 @@ cdef class QueueIndex:
         self._ids = {}
         self.size = 0
         self.n_classes = n_classes
-        self.max_set = 0
+        self.lookup_mode = LOOKUP_AUTO
+        self.sets_of_size.resize(SMALL_SET + 1)
+
+    @property
+    def lookup(self):
+        """How agents find their candidate buckets: one of ``LOOKUPS`` (``auto``; the
+        others are for tests and benchmarks: the candidates, and so every answer, are the
+        same)."""
+        return LOOKUPS[self.lookup_mode]
+
+    @lookup.setter
+    def lookup(self, str value):
+        if value not in LOOKUPS:
+            raise ValueError(f"lookup={value!r}: expected one of {LOOKUPS}")
+        self.lookup_mode = LOOKUPS.index(value)
 
     def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
                   int kind_mask, int also=0):
@@ -448,18 +501,42 @@ cdef class QueueIndex:
         self.b_also.push_back(also)
         self.b_heap.push_back(vector[Entry]())
         self.b_live.push_back(0)
-        cdef Py_ssize_t k
+        self._file(b, c, cls)
+        self._ids[sig] = b
+        return b
+
+    cdef void _file(self, int32_t b, vector[int32_t] c, int cls):
+        """File bucket ``b`` under its set of distinct columns ``c`` (or, with more than
+        three, under its first column and class)."""
+        cdef Py_ssize_t j, k, n = 0
+        cdef uint64_t key
+        cdef SkillSet found
         sort(c.begin(), c.end())
-        if c.size() <= SMALL_SET:
-            self.by_set[_set_key(c.data(), c.size())].push_back(b)
-            self.max_set = max(self.max_set, <int>c.size())
-        else:
+        for j in range(<Py_ssize_t>c.size()):
+            if n == 0 or c[j] != c[n - 1]:
+                c[n] = c[j]
+                n += 1
+        c.resize(n)
+        if n > SMALL_SET:
             k = (c[0] + 1) * self.n_classes + cls
             while <Py_ssize_t>self.large_by_key.size() <= k:
                 self.large_by_key.push_back(vector[int32_t]())
             self.large_by_key[k].push_back(b)
-        self._ids[sig] = b
-        return b
+            self.large.push_back(b)
+            self.large_first.push_back(c[0])
+            return
+        key = _set_key(c.data(), n)
+        cdef unordered_map[uint64_t, int32_t].iterator it = self.set_at.find(key)
+        if it != self.set_at.end():
+            self.set_buckets[deref(it).second].push_back(b)
+            return
+        found.n = <int32_t>n
+        for j in range(n):
+            found.cols[j] = c[j]
+        self.set_at[key] = <int32_t>self.sets.size()
+        self.sets_of_size[n].push_back(<int32_t>self.sets.size())
+        self.sets.push_back(found)
+        self.set_buckets.push_back(vector[int32_t](1, b))
 
     cdef inline bint _stale(self, const Entry& e) noexcept nogil:
         return not self.alive[e.conv] or self.gen[e.conv] != e.gen
@@ -604,18 +681,28 @@ cdef class QueueIndex:
 
     cdef void _consider(self, const vector[int32_t]& buckets, _Table t, Py_ssize_t agent,
                         int room, int below, int kind_bit, int64_t now, Entry* best,
-                        bint* have, vector[Head]* heads) noexcept nogil:
+                        bint* have, vector[Head]* heads, int64_t window) noexcept nogil:
         """Fold the candidate buckets' heads into ``best``; collect them in ``heads``
-        (with the agent's proficiency on each bucket) unless it is NULL."""
+        (with the agent's proficiency on each bucket) unless it is NULL, those within
+        ``window`` of the best so far. A bucket whose root (stale or not: no entry of it is
+        before it) cannot be the best, nor within the window, is passed over."""
         cdef Py_ssize_t i
         cdef int32_t b
         cdef Entry found
         cdef Head head
+        cdef const Entry* root
         for i in range(buckets.size()):
             b = buckets[i]
             if (self.b_live[b] == 0 or not (self.b_kmask[b] & kind_bit)
                     or not (room & (1 << self.b_cls[b])) or self.b_also[b] & ~below):
                 continue
+            if have[0]:
+                root = &self.b_heap[b][0]  # a live entry: the heap is not empty
+                if heads == NULL:
+                    if not _before(root[0], best[0]):
+                        continue
+                elif best.key <= INT64_MAX - window and root.key > best.key + window:
+                    continue
             if self.b_cols[b].size() and not t.skills_ok(
                 agent, &self.b_cols[b][0], &self.b_levels[b][0], self.b_cols[b].size()
             ):
@@ -631,37 +718,131 @@ cdef class QueueIndex:
                                                  self.b_cols[b].size())
                 heads.push_back(head)
 
-    cdef void _lookup(self, const int32_t* cols, Py_ssize_t n, int room, int below, _Table t,
-                      Py_ssize_t agent, int kind_bit, int64_t now, Entry* best,
-                      bint* have, vector[Head]* heads) noexcept nogil:
-        cdef unordered_map[uint64_t, vector[int32_t]].iterator it = self.by_set.find(
-            _set_key(cols, n)
-        )
-        if it != self.by_set.end():
-            self._consider(deref(it).second, t, agent, room, below, kind_bit, now, best,
-                           have, heads)
+    cdef inline void _take_set(self, uint64_t key) noexcept nogil:
+        """Add the buckets of the skill set ``key`` (if any is filed under it)."""
+        cdef unordered_map[uint64_t, int32_t].iterator it = self.set_at.find(key)
+        cdef Py_ssize_t i
+        if it == self.set_at.end():
+            return
+        cdef vector[int32_t]* found = &self.set_buckets[deref(it).second]
+        for i in range(found.size()):
+            self.cands.push_back(found[0][i])
+
+    cdef void _subsets(self, int size) noexcept nogil:
+        """Look up every subset of ``size`` of the agent's skills (``mine``)."""
+        cdef Py_ssize_t i, j, k, n = self.mine.size()
+        cdef int32_t subset[3]
+        if size == 0:
+            self._take_set(_set_key(subset, 0))
+        for i in range(n if size >= 1 else 0):
+            subset[0] = self.mine[i]
+            if size == 1:
+                self._take_set(_set_key(subset, 1))
+                continue
+            for j in range(i + 1, n):
+                subset[1] = self.mine[j]
+                if size == 2:
+                    self._take_set(_set_key(subset, 2))
+                    continue
+                for k in range(j + 1, n):
+                    subset[2] = self.mine[k]
+                    self._take_set(_set_key(subset, 3))
+
+    cdef void _scan(self, _Table t, Py_ssize_t agent, int size) noexcept nogil:
+        """Test every skill set present of ``size`` against the agent's skills."""
+        cdef const vector[int32_t]* ids = &self.sets_of_size[size]
+        cdef Py_ssize_t n_skills = t.levels.shape[1]
+        cdef Py_ssize_t i, j, s
+        cdef int32_t col
+        cdef bint held
+        cdef SkillSet* skill_set
+        for i in range(ids.size()):
+            s = ids[0][i]
+            skill_set = &self.sets[s]
+            held = True
+            for j in range(skill_set.n):
+                col = skill_set.cols[j]
+                if col < 0 or col >= n_skills or not t.levels[agent, col]:
+                    held = False
+                    break
+            if held:
+                for j in range(self.set_buckets[s].size()):
+                    self.cands.push_back(self.set_buckets[s][j])
+
+    cdef void _candidates(self, _Table t, Py_ssize_t agent, int room, int mode) noexcept nogil:
+        """Fill ``cands`` with the buckets whose every skill column the agent has (at any
+        level; those of more than three columns: whose first column it has, of a class it
+        has room for), each once. ``mode``: ``LOOKUP_*``; every mode finds the same."""
+        cdef Py_ssize_t n_skills = t.levels.shape[1]
+        cdef Py_ssize_t col, i, c, k, n
+        cdef int size
+        cdef uint64_t present
+        cdef bint subsets
+        self.cands.clear()
+        self.mine.clear()
+        for col in range(n_skills):
+            if t.levels[agent, col]:
+                self.mine.push_back(<int32_t>col)
+        n = self.mine.size()
+        for size in range(SMALL_SET + 1):
+            present = self.sets_of_size[size].size()
+            if present == 0:
+                continue
+            subsets = mode == LOOKUP_SUBSETS or (
+                mode == LOOKUP_AUTO and _choose(<uint64_t>n, size) * HASH_COST <= present
+            )
+            if subsets:
+                self._subsets(size)
+            else:
+                self._scan(t, agent, size)
+        if self.large.size() == 0:
+            return
+        if mode == LOOKUP_SUBSETS or (
+            mode == LOOKUP_AUTO and <size_t>(n * self.n_classes) <= self.large.size()
+        ):
+            for i in range(n):
+                for c in range(self.n_classes):
+                    k = (self.mine[i] + 1) * self.n_classes + c
+                    if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
+                        for col in range(self.large_by_key[k].size()):
+                            self.cands.push_back(self.large_by_key[k][col])
+        else:
+            for i in range(self.large.size()):
+                col = self.large_first[i]
+                if (room & (1 << self.b_cls[self.large[i]]) and 0 <= col < n_skills
+                        and t.levels[agent, col]):
+                    self.cands.push_back(self.large[i])
+
+    def candidate_buckets(self, table, Py_ssize_t agent, lookup=None):
+        """The buckets this agent's lookup looks at, ascending (whatever its room):
+        those whose every required skill column it has, at any level. ``lookup``: one of
+        ``LOOKUPS`` (default: the index's)."""
+        cdef _Table t = _views(table)
+        cdef int mode = self.lookup_mode
+        if lookup is not None:
+            if lookup not in LOOKUPS:
+                raise ValueError(f"lookup={lookup!r}: expected one of {LOOKUPS}")
+            mode = LOOKUPS.index(lookup)
+        self._candidates(t, agent, (1 << self.n_classes) - 1, mode)
+        return sorted(self.cands)
 
     def most_urgent(self, table, Py_ssize_t agent, int64_t now, int64_t prefer_window=0):
         """The most urgent waiting conversation this agent can take now, or -1.
 
         With ``prefer_window`` > 0 (ms): of the candidate buckets' heads whose key is at
         most ``prefer_window`` after the most urgent one's, the head of the bucket the
-        agent is most proficient in (ties: the more urgent). The agent looks up every
-        subset (up to three) of its own skills: only buckets whose whole requirement it
-        holds are ever looked at.
+        agent is most proficient in (ties: the more urgent). Only buckets whose whole
+        requirement the agent holds are ever looked at (``candidate_buckets``).
         """
         cdef _Table t = _views(table)
         if not t.routable[agent]:
             return -1
         cdef int kind_bit = t.kind[agent]
-        cdef Py_ssize_t c, col, i, j, k, n
+        cdef int c
         cdef Entry best
         cdef bint have = False
         cdef int room = 0
         cdef int below
-        cdef vector[int32_t] mine
-        cdef int32_t subset[3]
-        cdef Py_ssize_t n_skills = t.levels.shape[1]
         cdef vector[Head] found
         cdef vector[Head]* heads = &found if prefer_window > 0 else NULL
         with nogil:
@@ -670,31 +851,9 @@ cdef class QueueIndex:
                     room |= 1 << c
             if room:
                 below = t.below_max_mask(agent)
-                for col in range(n_skills):
-                    if t.levels[agent, col]:
-                        mine.push_back(<int32_t>col)
-                n = mine.size()
-                self._lookup(subset, 0, room, below, t, agent, kind_bit, now, &best, &have,
-                             heads)
-                for i in range(n if self.max_set >= 1 else 0):
-                    subset[0] = mine[i]
-                    self._lookup(subset, 1, room, below, t, agent, kind_bit, now, &best, &have,
-                                 heads)
-                    for j in range(i + 1, n if self.max_set >= 2 else 0):
-                        subset[1] = mine[j]
-                        self._lookup(subset, 2, room, below, t, agent, kind_bit, now, &best,
-                                     &have, heads)
-                        for k in range(j + 1, n if self.max_set >= 3 else 0):
-                            subset[2] = mine[k]
-                            self._lookup(subset, 3, room, below, t, agent, kind_bit, now,
-                                         &best, &have, heads)
-                for i in range(n):
-                    for c in range(self.n_classes):
-                        k = (mine[i] + 1) * self.n_classes + c
-                        if room & (1 << c) and k < <Py_ssize_t>self.large_by_key.size():
-                            self._consider(self.large_by_key[k], t, agent, room, below,
-                                           kind_bit, now, &best, &have, heads)
+                self._candidates(t, agent, room, self.lookup_mode)
+                self._consider(self.cands, t, agent, room, below, kind_bit, now, &best, &have,
+                               heads, prefer_window)
             if have and heads != NULL:
                 best = _preferred(found, best, prefer_window)
         return best.conv if have else -1
-

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from .tables import AgentArrays
 
 __all__ = [
+    "LOOKUPS",
     "QueueIndex",
     "agent_eligible",
     "best_agent",
@@ -43,6 +44,11 @@ __all__ = [
 
 I32 = npt.NDArray[np.int32]
 U8 = npt.NDArray[np.uint8]
+
+LOOKUPS = ("auto", "subsets", "scan")
+"""How the compiled index finds an agent's candidate buckets (``QueueIndex.lookup``). Every
+way finds the same buckets and so the same answers; the twin, which has no index, only
+checks the name."""
 
 
 def committed_units(table: AgentArrays, slot: int, cls: int, extra: int, adding: bool) -> int:
@@ -204,15 +210,31 @@ def best_agent(
     return best, best_score
 
 
+def _check_lookup(lookup: str) -> None:
+    if lookup not in LOOKUPS:
+        raise ValueError(f"lookup={lookup!r}: expected one of {LOOKUPS}")
+
+
 class QueueIndex:
     """Waiting conversations: every one is looked at for every question."""
 
     def __init__(self, n_classes: int = 7) -> None:
+        self._lookup = "auto"
         self.size = 0
         self._n_classes = n_classes
         self._buckets: list[tuple[list[int], list[int], int, int, int]] = []
         self._ids: dict[tuple[bytes, bytes, int, int, int], int] = {}
         self._convs: dict[int, tuple[int, tuple[int, int, int], int, int, list[int]]] = {}
+
+    @property
+    def lookup(self) -> str:
+        """One of ``LOOKUPS`` (the compiled index's strategy; the same answers either way)."""
+        return self._lookup
+
+    @lookup.setter
+    def lookup(self, value: str) -> None:
+        _check_lookup(value)
+        self._lookup = value
 
     def bucket_id(self, cols: I32, levels: U8, cls: int, kind_mask: int, also: int = 0) -> int:
         """The bucket of this requirement (created on first use).
