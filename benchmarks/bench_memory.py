@@ -18,11 +18,9 @@ customers in state. The same is measured with forgetting switched off in the chi
 replaces ``arrivals._arm`` with a no-op, nothing else changes). ``*_growth_7d_over_1d``
 are the 7-day figures over the 1-day ones (target: within 10 %).
 
-``bytes_per_open_conversation`` / ``bytes_per_agent``: in another child, ``tracemalloc``
-growth per conversation when ``--memory-n`` of the small scenario's traffic mix (each its
-own customer) arrive for a tenant with no agent available (they stay queued), and per
-agent when as many agents of its groups register and become available; plus the
-snapshot bytes each adds.
+``bytes_per_open_conversation`` / ``bytes_per_agent``: in another child, the per-item
+figures of ``bench_pipeline.measure_memory`` (``tracemalloc``, RSS and snapshot growth
+per queued conversation and per available agent) for ``--memory-n`` items.
 
     python benchmarks/bench_memory.py [--quick] [--json] [--seed N] [--days 1,3,7]
                                       [--memory-n N] [--retention-s S] [--hours H]
@@ -41,13 +39,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import random
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +52,7 @@ from omniroute.engine import Engine, Policy
 from omniroute.engine.events import (
     AgentRegistered,
     AgentRemoved,
-    AgentStatusChanged,
     Contact,
-    ConversationArrived,
     ConversationEnded,
     CustomerAbandoned,
     EventRejected,
@@ -71,6 +64,9 @@ from omniroute.engine.events import (
 )
 from omniroute.engine.memorylog import MemoryLog
 from omniroute.engine.simulation import Scenario, load_scenario, scenario_policy, simulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
+from bench_pipeline import measure_memory
 
 SCENARIO = "small"
 DAY_MS = 86_400_000
@@ -242,73 +238,6 @@ def measure_days(
     }
 
 
-def _queued_conversations(scenario: Scenario, n: int, seed: int) -> Iterator[Input]:
-    """``n`` arrivals of the scenario's traffic mix, each its own customer, no agent."""
-    rng = random.Random(seed)
-    streams = [s for s in scenario.traffic if s.per_hour > 0]
-    rates = [s.per_hour for s in streams]
-    t0 = scenario.start_ms
-    for i in range(n):
-        s = rng.choices(streams, rates)[0]
-        skills = dict(s.skills)
-        if s.random_skills is not None:
-            skills.update(s.random_skills.draw(rng))
-        known = rng.random() < s.known
-        language = (
-            rng.choices(list(s.languages), list(s.languages.values()))[0] if s.languages else None
-        )
-        cid = f"m{i}"
-        yield ConversationArrived(
-            tenant="m", ts=t0 + 1000 + i // 8, conversation_id=cid, channel=s.channel,
-            contact=Contact(s.channel, f"k{i}" if known else f"anon:{cid}"),
-            customer_id=f"crm-k{i}" if known else None, queue=s.queue, skills=skills,
-            optional_skills=dict(s.optional_skills), priority=s.priority, language=language,
-        )  # fmt: skip
-
-
-def _available_agents(scenario: Scenario, n: int, seed: int) -> Iterator[Input]:
-    rng = random.Random(seed)
-    groups = [g for g in scenario.agents if g.kind == "human" and g.count > 0]
-    heads = [g.count for g in groups]
-    t0 = scenario.start_ms
-    for i in range(n):
-        g = rng.choices(groups, heads)[0]
-        skills = {k: v if isinstance(v, int) else rng.randint(*v) for k, v in g.skills.items()}
-        agent_id = f"a{i}"
-        yield AgentRegistered(
-            tenant="m", ts=t0, agent_id=agent_id, skills=skills, languages=list(g.languages),
-            capacity_profile=g.profile,
-        )  # fmt: skip
-        yield AgentStatusChanged(tenant="m", ts=t0, agent_id=agent_id, status="available")
-
-
-def measure_items(n: int, seed: int) -> dict[str, Any]:
-    """Bytes (tracemalloc) and snapshot bytes per open conversation and per agent."""
-    scenario, policy = small(quick=False)
-    out: dict[str, Any] = {"memory_n": n}
-    items: list[tuple[str, list[Input]]] = [
-        ("open_conversation", list(_queued_conversations(scenario, n, seed))),
-        ("agent", list(_available_agents(scenario, n, seed))),
-    ]  # made before measuring: the events' own objects are the producer's, not counted
-    for key, made in items:
-        engine = Engine(policy)
-        engine.apply(AgentRegistered(tenant="m", ts=scenario.start_ms, agent_id="offline"))
-        snap0 = len(engine.snapshot())
-        gc.collect()
-        tracemalloc.start()
-        traced0 = tracemalloc.get_traced_memory()[0]
-        for event in made:
-            decisions = engine.apply(event)
-            assert not any(isinstance(d, EventRejected) for d in decisions), decisions
-        gc.collect()
-        traced1 = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        out[f"bytes_per_{key}"] = round((traced1 - traced0) / n)
-        out[f"snapshot_bytes_per_{key}"] = round((len(engine.snapshot()) - snap0) / n)
-        del engine
-    return out
-
-
 def _child(args: list[str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), *args],
@@ -355,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measured))
         return 0
     if args.child_items is not None:
-        print(json.dumps(measure_items(args.child_items, seed)))
+        print(json.dumps(measure_memory(args.child_items, seed)))
         return 0
 
     days = sorted({int(d) for d in args.days.split(",")})

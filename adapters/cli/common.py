@@ -33,6 +33,7 @@ __all__ = [
     "CliError",
     "Command",
     "LogPolicy",
+    "fresh_outputs",
     "missing_extra",
     "open_tenant_logs",
     "policy_of_log",
@@ -138,6 +139,16 @@ def policy_or_preset(spec: str, base: Policy) -> Policy:
     for warning in policy.warnings():
         print(f"omniroute: warning: {spec}: {warning}", file=sys.stderr)
     return policy
+
+
+def fresh_outputs(paths: Sequence[Path], force: bool) -> None:
+    """Make room for a command's output files: an existing one is an error unless ``force``
+    (then it is removed)."""
+    for path in paths:
+        if path.exists():
+            if not force:
+                raise CliError(f"{path} exists; pass --force to overwrite it")
+            path.unlink()
 
 
 def open_tenant_logs(

@@ -46,7 +46,7 @@ from omniroute.engine.policy import Policy, policy_toml
 from omniroute.engine.simulation import Scenario, SimulationRun, simulate
 
 from ..filelog import FileLog
-from .common import EXIT_OK, CliError, policy_sidecar
+from .common import EXIT_OK, CliError, fresh_outputs, policy_sidecar
 
 __all__ = ["Pacer", "clock_minutes", "run_live", "steps"]
 
@@ -180,14 +180,6 @@ def _elapsed(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m{secs:02d}s"
 
 
-def _fresh(paths: list[Path], force: bool) -> None:
-    for path in paths:
-        if path.exists():
-            if not force:
-                raise CliError(f"{path} exists; pass --force to overwrite it")
-            path.unlink()
-
-
 def _check_port(host: str, port: int) -> None:
     """Fail now, before the simulation, if ``host:port`` cannot be served (0: any port)."""
     if port == 0:
@@ -267,7 +259,7 @@ def run_live(
     source_path = folder / f"{scenario.name}.olog"
     outputs = [source_path, policy_sidecar(source_path)]
     outputs += _live_files(folder / "live.olog", folder / "live.duckdb")
-    _fresh(outputs, force)
+    fresh_outputs(outputs, force)
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)

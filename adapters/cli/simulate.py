@@ -59,7 +59,15 @@ from omniroute.engine.simulation import (
 )
 
 from ..filelog import FileLog
-from .common import EXIT_OK, CliError, Command, policy_or_preset, policy_sidecar, reported
+from .common import (
+    EXIT_OK,
+    CliError,
+    Command,
+    fresh_outputs,
+    policy_or_preset,
+    policy_sidecar,
+    reported,
+)
 
 __all__ = ["COMMANDS"]
 
@@ -163,14 +171,6 @@ def _changed(policy: Policy, settings: list[list[str]]) -> Policy:
     return parse_policy(data)
 
 
-def _fresh(paths: list[Path], force: bool) -> None:
-    for path in paths:
-        if path.exists():
-            if not force:
-                raise CliError(f"{path} exists; pass --force to overwrite it")
-            path.unlink()
-
-
 class _ProgressBar:
     """A tqdm bar over simulated minutes on stderr, drawn only when it is a terminal."""
 
@@ -200,7 +200,7 @@ def _run_one(
     from ..reporting import Projector
 
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    _fresh([log_path, policy_sidecar(log_path), db, db.with_name(db.name + ".wal")], True)
+    fresh_outputs([log_path, policy_sidecar(log_path), db, db.with_name(db.name + ".wal")], True)
     bar = _ProgressBar(label) if sys.stderr.isatty() else None
     started = time.perf_counter()
     try:
@@ -323,7 +323,7 @@ def _simulate_into(args: argparse.Namespace, out: TextIO, log_path: Path, kept: 
     policy, label = _policy(args.policy, scenario, path.parent)
     db = args.db or log_path.with_suffix(".duckdb")
     if not args.force:
-        _fresh([log_path, db], False)
+        fresh_outputs([log_path, db], False)
     result, simulated, projected = _run_one(scenario, policy, log_path, db, args.seed, label)
     plots = _plots(db, args.plots, scenario, f"{scenario.name}, {label}") if args.plots else []
     db_kept = kept or args.db is not None
@@ -368,7 +368,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
         log_path = folder / f"{scenario.name}-{tag}.olog"
         db = log_path.with_suffix(".duckdb")
         if not args.force:
-            _fresh([log_path, db], False)
+            fresh_outputs([log_path, db], False)
         result, simulated, projected = _run_one(scenario, policy, log_path, db, args.seed, label)
         sides.append((label, db, result, simulated))
         if not args.json:
@@ -448,7 +448,7 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="omniroute-demo-"))
     log_path, db = folder / "demo.olog", folder / "demo.duckdb"
     if not args.force:
-        _fresh([log_path, db], False)
+        fresh_outputs([log_path, db], False)
     print(f"omniroute demo: {scenario.description}", file=out)
     print(f"seed {args.seed if args.seed is not None else scenario.seed}, policy: {label}; "
           f"writing to {folder}", file=out)  # fmt: skip
