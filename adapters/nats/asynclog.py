@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
-import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
@@ -33,6 +32,7 @@ from omniroute.engine.log import LogError, encode_frame
 from .cursor import Cursor
 from .frames import HEADER_COUNT, HEADER_POS, MSG_ID, Frame, plain_headers, split_batch
 from .options import TRANSIENT, StreamOptions
+from .retry import Backoff
 
 __all__ = ["AsyncNatsLog", "LogConflictError"]
 
@@ -173,12 +173,13 @@ class AsyncNatsLog:
             pos += len(part)
         last_id = messages[-1][1][MSG_ID]
         error: str = ""
-        for attempt in range(attempts):
+        backoff = Backoff(f"append {self.subject}", first=0.1, cap=1.0)
+        for _ in range(attempts):
             try:
                 reply = await self._publish(messages)
             except TRANSIENT as exc:
                 error = repr(exc)
-                await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
+                await asyncio.sleep(backoff.next())
                 continue
             failure = _api_error(reply)
             if failure is None:
@@ -200,11 +201,12 @@ class AsyncNatsLog:
         raise LogError(f"{self.subject}: append failed after {attempts} attempts: {error}")
 
     async def _last_or_none(self) -> Frame | None:
-        for attempt in range(5):
+        backoff = Backoff(f"tail {self.subject}", first=0.1, cap=0.5)
+        for _ in range(5):
             try:
                 return await self.last_frame()
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-                await asyncio.sleep(0.1 * (attempt + 1))
+            except TRANSIENT:
+                await asyncio.sleep(backoff.next())
         raise LogError(f"{self.subject}: cannot read the log's tail")
 
     def _advance(self, seq: int, end: int, headers: Mapping[str, str]) -> None:

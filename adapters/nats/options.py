@@ -35,17 +35,24 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import Placement, StorageType, StreamConfig
 
 from omniroute.engine.log import LogError
 
 __all__ = [
+    "REFUSALS",
+    "REPLICAS",
     "TRANSIENT",
     "NatsOptions",
+    "PlacementError",
     "StreamOptions",
     "Subjects",
+    "check_replicas",
+    "cluster_servers",
     "connect",
     "ensure_stream",
+    "placement",
+    "refused",
     "valid_tenant",
 ]
 
@@ -56,10 +63,27 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
     nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
     nats.errors.OutboundBufferLimitError,
     nats.errors.StaleConnectionError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
 )
-"""Errors of a request that may succeed when tried again (no answer, connection lost)."""
+"""The transient cluster errors, named once: a request that may succeed when tried again
+(no answer, connection lost, no stream leader during an election, JetStream unavailable,
+a server-side 500). Every JetStream call of the service retries them
+(:mod:`.retry`); anything else is a configuration error or a condition it names."""
+
+REPLICAS = (1, 3, 5)
+"""The replica counts a stream, KV bucket or object store may have: an even count
+survives no more lost nodes than the odd one below it."""
+
+_ERR_NO_SUITABLE_PEERS = 10005
+_ERR_REPLICAS_NOT_CLUSTERED = 10074
+REFUSALS = (_ERR_NO_SUITABLE_PEERS, _ERR_REPLICAS_NOT_CLUSTERED)
+"""JetStream error codes of a creation refused for its replicas or placement: a
+configuration error (:func:`refused`), never retried."""
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -130,9 +154,17 @@ class StreamOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     prefix: str = "omniroute"
     storage: Literal["file", "memory"] = "file"
     replicas: int = 1
+    """Copies of the stream on a JetStream cluster: 1, 3 or 5 (3 survives one node lost,
+    5 two); at most the cluster's size (a single server: 1)."""
+    placement_cluster: str | None = None
+    """The JetStream cluster (by name) to place the stream, lease bucket and snapshots in."""
+    placement_tags: tuple[str, ...] = ()
+    """Only servers with all these ``server_tags`` hold replicas (of all three)."""
     duplicate_window_s: float = 120.0
     max_age_s: float = 0.0
     """Drop messages older than this; 0 keeps them forever. Keep snapshots newer than it."""
+    max_bytes: int = 0
+    """Drop the oldest messages (of every tenant) once the stream is larger; 0: no limit."""
     max_frame_bytes: int = 512 * 1024
     """Largest NATS message payload the log writes; bigger appends become atomic batches."""
     create: bool = True
@@ -143,8 +175,10 @@ class StreamOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             raise ValueError(f"stream.name {self.name!r}: use letters, digits, '_' and '-'")
         if not re.match(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", self.prefix):
             raise ValueError(f"stream.prefix {self.prefix!r} is not a valid subject prefix")
-        if self.replicas < 1:
-            raise ValueError(f"stream.replicas must be >= 1, got {self.replicas}")
+        if self.replicas not in REPLICAS:
+            raise ValueError(f"stream.replicas must be 1, 3 or 5, got {self.replicas}")
+        if self.max_age_s < 0 or self.max_bytes < 0:
+            raise ValueError("stream.max_age_s and stream.max_bytes must be >= 0 (0: no limit)")
         if self.max_frame_bytes < 1024:
             raise ValueError(f"stream.max_frame_bytes must be >= 1024, got {self.max_frame_bytes}")
 
@@ -266,6 +300,55 @@ async def connect(
     return nc
 
 
+def placement(options: StreamOptions) -> Placement | None:
+    """Where the stream's (and the lease and snapshot buckets') replicas go; None: anywhere."""
+    if options.placement_cluster is None and not options.placement_tags:
+        return None
+    return Placement(cluster=options.placement_cluster, tags=list(options.placement_tags) or None)
+
+
+def cluster_servers(nc: Client) -> list[str]:
+    """The servers of the connected server's cluster it is routed to now (itself included;
+    ``[]``: it is not clustered), from the INFO it sent (nats-py keeps it private)."""
+    info: dict[str, Any] = getattr(nc, "_server_info", {}) or {}
+    if not info.get("cluster"):
+        return []
+    return sorted(info.get("connect_urls") or [])
+
+
+def check_replicas(nc: Client, wanted: Mapping[str, int]) -> None:
+    """Refuse replica counts the server cannot hold: more than 1 on a server that is not
+    clustered (it would refuse each request as a server error, which looks transient).
+    A cluster refuses more replicas than it has servers at creation (see
+    :func:`refused`). ``wanted``: setting name -> replicas."""
+    if cluster_servers(nc):
+        return
+    for setting, replicas in wanted.items():
+        if replicas > 1:
+            raise LogError(
+                f"{setting} = {replicas}, but the NATS server "
+                f"{nc.connected_url.netloc if nc.connected_url else '?'} is not part of a "
+                "JetStream cluster: a single server holds 1 replica"
+            )
+
+
+class PlacementError(LogError):
+    """The cluster refused the replicas or placement of the stream or a bucket: a
+    configuration error, never retried; the message names the setting."""
+
+
+def refused(exc: nats.js.errors.APIError, setting: str, replicas: int) -> PlacementError:
+    """The configuration error for a creation the server refused (``exc``'s code is one of
+    :data:`REFUSALS`), naming the setting."""
+    if exc.err_code == _ERR_NO_SUITABLE_PEERS:
+        return PlacementError(
+            f"{setting} = {replicas}: the cluster cannot place it ({exc.description}): "
+            "replicas must be at most the cluster's size, and placement tags and cluster "
+            "must match servers of the cluster"
+        )
+    return PlacementError(f"{setting} = {replicas}: {exc.description}")
+
+
 def _stream_config(options: StreamOptions, allow_atomic: bool) -> StreamConfig:
     return StreamConfig(
         name=options.name,
@@ -274,9 +357,31 @@ def _stream_config(options: StreamOptions, allow_atomic: bool) -> StreamConfig:
         num_replicas=options.replicas,
         duplicate_window=options.duplicate_window,
         max_age=options.max_age_s,
+        max_bytes=options.max_bytes or -1,
+        placement=placement(options),
         allow_direct=True,
         allow_atomic=allow_atomic or None,
     )
+
+
+async def _put_stream(js: JetStreamContext, config: StreamConfig, create: bool) -> bool:
+    """Add (or update) the stream, with atomic batches when the server has them; whether it
+    has. A refusal of the replicas or placement is a configuration error (``LogError``)."""
+    put = js.add_stream if create else js.update_stream
+    try:
+        try:
+            await put(config)
+            return True
+        except nats.js.errors.BadRequestError as exc:  # a server without atomic batches?
+            if exc.err_code in REFUSALS:
+                raise
+            config.allow_atomic = None
+            await put(config)
+            return False
+    except nats.js.errors.APIError as exc:
+        if exc.err_code in REFUSALS:
+            raise refused(exc, "stream.replicas", config.num_replicas or 1) from exc
+        raise
 
 
 async def ensure_stream(js: JetStreamContext, options: StreamOptions) -> bool:
@@ -291,12 +396,7 @@ async def ensure_stream(js: JetStreamContext, options: StreamOptions) -> bool:
     except nats.js.errors.NotFoundError:
         if not options.create:
             raise LogError(f"JetStream stream {options.name!r} does not exist") from None
-        try:
-            await js.add_stream(_stream_config(options, allow_atomic=True))
-            atomic = True
-        except nats.js.errors.BadRequestError:  # server without atomic batches
-            await js.add_stream(_stream_config(options, allow_atomic=False))
-            atomic = False
+        atomic = await _put_stream(js, _stream_config(options, allow_atomic=True), create=True)
         _log.info("created JetStream stream %s (%s)", options.name, options.stream_subjects())
         return atomic
     have = info.config
@@ -316,6 +416,10 @@ async def ensure_stream(js: JetStreamContext, options: StreamOptions) -> bool:
         diffs.append(f"duplicate_window {have.duplicate_window} -> {options.duplicate_window}")
     if abs((have.max_age or 0) - options.max_age_s) > 1e-6:
         diffs.append(f"max_age {have.max_age} -> {options.max_age_s}")
+    if max(have.max_bytes or -1, -1) != wanted.max_bytes:
+        diffs.append(f"max_bytes {have.max_bytes} -> {wanted.max_bytes}")
+    if (have.placement or Placement()) != (wanted.placement or Placement()):
+        diffs.append(f"placement {have.placement} -> {wanted.placement}")
     if not have.allow_direct:
         diffs.append("allow_direct -> true")
     if not have.allow_atomic:
@@ -328,14 +432,10 @@ async def ensure_stream(js: JetStreamContext, options: StreamOptions) -> bool:
     have.num_replicas = options.replicas
     have.duplicate_window = options.duplicate_window
     have.max_age = options.max_age_s
+    have.max_bytes = wanted.max_bytes
+    have.placement = wanted.placement
     have.allow_direct = True
     have.allow_atomic = True
-    try:
-        await js.update_stream(have)
-        atomic = True
-    except nats.js.errors.BadRequestError:
-        have.allow_atomic = None
-        await js.update_stream(have)
-        atomic = False
+    atomic = await _put_stream(js, have, create=False)
     _log.warning("updated JetStream stream %s: %s", options.name, "; ".join(diffs))
     return atomic

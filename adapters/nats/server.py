@@ -23,11 +23,12 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["LocalNatsServer", "find_nats_server", "free_port"]
+__all__ = ["LocalNatsServer", "conf_string", "find_nats_server", "free_port"]
 
 
 def find_nats_server() -> str | None:
@@ -51,7 +52,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _quote(value: str) -> str:
+def conf_string(value: str) -> str:
+    """A string for a nats-server configuration file, quoted."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -60,7 +62,9 @@ class LocalNatsServer:
 
     ``token``, ``user``/``password`` require that authentication; ``tls`` is a
     ``(cert, key, ca)`` triple of PEM files: the server presents ``cert`` and, when
-    ``verify_clients`` is set, requires client certificates signed by ``ca``.
+    ``verify_clients`` is set, requires client certificates signed by ``ca``. ``name`` is
+    the server's name (JetStream reports stream leaders by it); ``extra_config`` lines are
+    added to its configuration file (a ``cluster { ... }`` block, ``server_tags``).
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class LocalNatsServer:
         max_payload: int | None = None,
         binary: str | None = None,
         ready_timeout: float = 10.0,
+        name: str | None = None,
+        extra_config: Sequence[str] = (),
     ) -> None:
         found = binary or find_nats_server()
         if found is None:
@@ -86,28 +92,30 @@ class LocalNatsServer:
         self.directory = Path(directory)
         self.store = self.directory / "jetstream"
         self.port = port or free_port()
+        self.name = name or f"omniroute-test-{self.port}"
         self.ready_timeout = ready_timeout
         self.tls = tls
         self.log_path = self.directory / "nats-server.log"
         self.config_path = self.directory / "nats-server.conf"
         lines = [
-            "listen: " + _quote(f"127.0.0.1:{self.port}"),
-            "jetstream { store_dir: " + _quote(str(self.store)) + " }",
-            "server_name: " + _quote(f"omniroute-test-{self.port}"),
+            "listen: " + conf_string(f"127.0.0.1:{self.port}"),
+            "jetstream { store_dir: " + conf_string(str(self.store)) + " }",
+            "server_name: " + conf_string(self.name),
+            *extra_config,
         ]
         if max_payload:
             lines.append(f"max_payload: {max_payload}")
         if token:
-            lines.append("authorization { token: " + _quote(token) + " }")
+            lines.append("authorization { token: " + conf_string(token) + " }")
         elif user is not None:
             lines.append(
-                "authorization { user: " + _quote(user) + ", password: "
-                + _quote(password or "") + " }"
+                "authorization { user: " + conf_string(user) + ", password: "
+                + conf_string(password or "") + " }"
             )  # fmt: skip
         if tls is not None:
             cert, key, ca = tls
-            tls_lines = [f"cert_file: {_quote(cert)}", f"key_file: {_quote(key)}",
-                         f"ca_file: {_quote(ca)}"]  # fmt: skip
+            tls_lines = [f"cert_file: {conf_string(cert)}", f"key_file: {conf_string(key)}",
+                         f"ca_file: {conf_string(ca)}"]  # fmt: skip
             if verify_clients:
                 tls_lines.append("verify: true")
             lines.append("tls { " + ", ".join(tls_lines) + " }")

@@ -12,9 +12,11 @@ Example (every key is optional except ``service.tenants`` for ``serve``)::
     name = "OMNIROUTE"
     prefix = "omniroute"        # subjects omniroute.<tenant>.in / .out / .rejected / .dead
     storage = "file"            # or "memory"
-    replicas = 1
+    replicas = 1                # 1, 3 or 5: copies on a JetStream cluster
+    # placement_cluster = "east"  placement_tags = ["ssd"]   # where all replicas go
     duplicate_window_s = 120
-    max_age_s = 0               # 0: keep forever
+    max_age_s = 0               # 0: keep forever; else >= 86400 (see "Retention" below)
+    max_bytes = 0               # 0: no limit; else >= 1 GiB
 
     [service]
     tenants = ["acme"]
@@ -23,12 +25,15 @@ Example (every key is optional except ``service.tenants`` for ``serve``)::
     tick_interval_s = 1.0       # how often a Tick is considered; 0: no Ticks
     heartbeat_s = 60            # a Tick when nothing was logged this long; 0: never
     snapshot_every = 50000      # events between snapshots; 0: never
+    snapshot_interval_s = 3600  # a snapshot at least this often while the log grows
     snapshots = "objectstore"   # or "file" (with snapshot_dir), or "off"
     lease_ttl_s = 10
+    # lease_replicas = 3        # default: stream.replicas (the lease KV bucket)
+    # snapshot_replicas = 3     # default: stream.replicas (the snapshot object store)
     max_message_bytes = 1048576 # larger input messages are dead-lettered unread
 
     [metrics]
-    port = 9464                 # Prometheus /metrics; omit to disable
+    port = 9464                 # Prometheus /metrics and /health (ok or degraded); omit: off
     address = "127.0.0.1"
 
 Ticks move a tenant's clock without traffic, so timers (offer timeouts, rings, SLA
@@ -37,6 +42,23 @@ appends a ``Tick`` only if the tenant's earliest timer is due (``Engine.next_dea
 has passed) and no Tick already sent covers it, or if neither an event nor a Tick has been
 logged for ``heartbeat_s`` (liveness): an idle tenant logs one Tick per heartbeat, not one
 per interval. A timer fires at most ``tick_interval_s`` (plus the append) late.
+
+Replication: on a JetStream cluster the stream, the lease bucket and the snapshot store
+each keep ``replicas`` copies (1, 3 or 5; R3 survives the loss of one node, R5 of two),
+on the servers ``placement_cluster`` / ``placement_tags`` select. At start the service
+checks them against the cluster: more than 1 on a server that is not clustered, more
+than the cluster has servers, or tags no server has, is a configuration error naming the
+key (exit status 2). The buckets' settings apply once they exist (a difference is logged).
+
+Retention: the log is the system of record, so by default nothing expires. With
+``max_age_s`` or ``max_bytes`` set, the oldest messages are dropped, and a restart needs
+the log frame its snapshot names. So retention requires snapshots (not ``"off"``),
+``snapshot_interval_s`` > 0, ``tick_interval_s`` > 0 and ``heartbeat_s`` > 0 (an idle
+tenant still logs, and so snapshots), ``max_age_s`` >= 86400 and >= 2 x
+``snapshot_interval_s``, and ``max_bytes`` >= 1 GiB sized to hold more than
+``snapshot_interval_s`` of every tenant's traffic. A tenant whose snapshot's frame was
+dropped anyway (its writers down longer than ``max_age_s - snapshot_interval_s``) stops
+the service with an error that says so rather than rebuilding a wrong state.
 
 Unknown keys are errors (a typo is not a silent default). Relative paths (policy,
 snapshot_dir, TLS and credentials files) are relative to the configuration file.
@@ -53,9 +75,11 @@ from typing import Literal
 
 import msgspec
 
-from ..nats.options import NatsOptions, StreamOptions, valid_tenant
+from ..nats.options import REPLICAS, NatsOptions, StreamOptions, valid_tenant
 
 __all__ = [
+    "MIN_RETENTION_BYTES",
+    "MIN_RETENTION_S",
     "ConfigError",
     "MetricsOptions",
     "ServiceConfig",
@@ -63,6 +87,12 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+
+MIN_RETENTION_S = 86_400.0
+"""The least ``stream.max_age_s`` (other than 0, no limit): one day."""
+MIN_RETENTION_BYTES = 1 << 30
+"""The least ``stream.max_bytes`` (other than 0, no limit): 1 GiB."""
 
 
 class ConfigError(ValueError):
@@ -84,11 +114,20 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """A ``Tick`` when the tenant has logged nothing (no event, no Tick) for this long, so
     the log shows the service alive; 0: Ticks only when a timer is due."""
     snapshot_every: int = 50_000
+    snapshot_interval_s: float = 3600.0
+    """A snapshot at least this often while the tenant's log grows; 0: by count only."""
     snapshots: Literal["objectstore", "file", "off"] = "objectstore"
     snapshot_dir: str | None = None
     snapshot_bucket: str = "omniroute_snapshots"
     lease_bucket: str = "omniroute_leases"
     lease_ttl_s: float = 10.0
+    """A dead writer's tenants are taken over within it. On a JetStream cluster keep it
+    above the leader election time (about 5 s): a shorter lease lapses whenever the lease
+    bucket's leader is lost, and each such loss costs a hand-over."""
+    lease_replicas: int | None = None
+    """Copies of the lease KV bucket (1, 3 or 5); default: ``stream.replicas``."""
+    snapshot_replicas: int | None = None
+    """Copies of the snapshot object store (1, 3 or 5); default: ``stream.replicas``."""
     fetch_batch: int = 256
     """Input messages fetched at once (each may hold many events)."""
     append_messages: int = 0
@@ -114,6 +153,12 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ValueError(f"heartbeat_s must be 0..86400, got {self.heartbeat_s}")
         if self.snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0, got {self.snapshot_every}")
+        if self.snapshot_interval_s < 0:
+            raise ValueError(f"snapshot_interval_s must be >= 0, got {self.snapshot_interval_s}")
+        for key, replicas in (("lease_replicas", self.lease_replicas),
+                              ("snapshot_replicas", self.snapshot_replicas)):  # fmt: skip
+            if replicas is not None and replicas not in REPLICAS:
+                raise ValueError(f"{key} must be 1, 3 or 5, got {replicas}")
         if self.snapshots == "file" and not self.snapshot_dir:
             raise ValueError('snapshots = "file" needs snapshot_dir')
         if self.fetch_batch < 1:
@@ -136,10 +181,55 @@ class MetricsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class ServiceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole file; checks what spans its tables (retention, see the module docstring)."""
+
     nats: NatsOptions = NatsOptions()
     stream: StreamOptions = StreamOptions()
     service: ServiceOptions = ServiceOptions()
     metrics: MetricsOptions = MetricsOptions()
+
+    def __post_init__(self) -> None:
+        stream, svc = self.stream, self.service
+        if not (stream.max_age_s or stream.max_bytes):
+            return
+        why = "the log drops old frames (stream.max_age_s / max_bytes), so a restart needs"
+        if svc.snapshots == "off":
+            raise ValueError(f'{why} a snapshot: snapshots = "off" is not allowed with them')
+        if not (svc.snapshot_interval_s and svc.tick_interval_s and svc.heartbeat_s):
+            raise ValueError(
+                f"{why} a recent snapshot: snapshot_interval_s, tick_interval_s and "
+                "heartbeat_s must be > 0 with them"
+            )
+        if stream.max_age_s and stream.max_age_s < max(MIN_RETENTION_S,
+                                                       2 * svc.snapshot_interval_s):  # fmt: skip
+            raise ValueError(
+                f"stream.max_age_s = {stream.max_age_s:g} is too short: 0 (keep forever) or "
+                f">= {MIN_RETENTION_S:g} and >= 2 x snapshot_interval_s "
+                f"({2 * svc.snapshot_interval_s:g}), so a restart finds its snapshot's frame"
+            )
+        if stream.max_bytes and stream.max_bytes < MIN_RETENTION_BYTES:
+            raise ValueError(
+                f"stream.max_bytes = {stream.max_bytes} is too small: 0 (no limit) or >= "
+                f"{MIN_RETENTION_BYTES} (1 GiB), so a restart finds its snapshot's frame"
+            )
+
+    @property
+    def lease_replicas(self) -> int:
+        """Copies of the lease bucket (``service.lease_replicas``, else the stream's)."""
+        return self.service.lease_replicas or self.stream.replicas
+
+    @property
+    def snapshot_replicas(self) -> int:
+        """Copies of the snapshot store (``service.snapshot_replicas``, else the stream's)."""
+        return self.service.snapshot_replicas or self.stream.replicas
+
+    def replicas(self) -> dict[str, int]:
+        """Each replicated thing's setting name -> its replicas (checked at start)."""
+        wanted = {"stream.replicas": self.stream.replicas,
+                  "service.lease_replicas": self.lease_replicas}  # fmt: skip
+        if self.service.snapshots == "objectstore":
+            wanted["service.snapshot_replicas"] = self.snapshot_replicas
+        return wanted
 
 
 def _resolve(base: Path, value: str | None) -> str | None:

@@ -21,27 +21,25 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from ..nats.options import TRANSIENT
+from ..nats.options import REFUSALS, TRANSIENT, placement, refused
+from ..nats.retry import Backoff
 from .config import ServiceConfig
+from .health import Health
 
-__all__ = ["RETRYABLE", "Lease", "cancel", "open_lease_bucket"]
+__all__ = ["Lease", "cancel", "open_lease_bucket"]
 
 _log = logging.getLogger(__name__)
-
-RETRYABLE: tuple[type[BaseException], ...] = (
-    *TRANSIENT,
-    nats.js.errors.ServiceUnavailableError,
-    nats.js.errors.ServerError,
-)
-"""Errors of a KV or stream request worth trying again later."""
 
 
 class Lease:
     """One writer per tenant: a key in a KV bucket whose TTL is the lease's."""
 
-    def __init__(self, kv: KeyValue, tenant: str, instance: str, ttl: float) -> None:
+    def __init__(
+        self, kv: KeyValue, tenant: str, instance: str, ttl: float, health: Health | None = None
+    ) -> None:
         self._kv = kv
         self.key = tenant
+        self._health = health or Health()
         self.instance = instance
         self.ttl = ttl
         self.revision = 0
@@ -59,17 +57,21 @@ class Lease:
         """Take the lease if it is free (or held by this instance's earlier incarnation)."""
         if self.held:
             return True
+        sent = time.monotonic()  # the TTL runs from the request (safe side), not the answer
         try:
             revision = await self._take()
-        except RETRYABLE as exc:
+        except TRANSIENT as exc:  # (a KV leader election, no connection): polled again
             _log.debug("%s: lease not checked: %r", self.key, exc)
+            self._health.trouble(f"lease {self.key}", f"lease check failing for {self.key}: "
+                                 f"{str(exc) or type(exc).__name__}")  # fmt: skip
             return False
+        self._health.clear(f"lease {self.key}")
         if revision is None:
             return False
         self.revision = revision
         self.held = True
         self.holder = self.instance
-        self._renewed = time.monotonic()
+        self._renewed = sent
         self._task = asyncio.create_task(self._renew_loop(), name=f"lease-{self.key}")
         return True
 
@@ -96,18 +98,45 @@ class Lease:
             return None
 
     async def _renew_loop(self) -> None:
+        """Renew every third of the TTL; after a failure (a lease bucket leader election, a
+        lost connection) sooner, with backoff, until the TTL since the last renewal sent
+        has passed. A renewal whose acknowledgement was lost is recognised by its value."""
+        backoff = Backoff(f"renew {self.key}", first=self.ttl / 20, cap=self.ttl / 6)
+        unacked: tuple[bytes, float] | None = None  # the last renewal not acknowledged
         while self.held:
-            await asyncio.sleep(self.ttl / 3)
+            await asyncio.sleep(backoff.next() if backoff.attempt else self.ttl / 3)
+            sent, value = time.monotonic(), self._value()
             try:
-                self.revision = await self._kv.update(self.key, self._value(), last=self.revision)
-                self._renewed = time.monotonic()
+                self.revision = await self._kv.update(self.key, value, last=self.revision)
             except nats.js.errors.KeyWrongLastSequenceError:
+                if unacked is not None and await self._landed(unacked[0]):
+                    self._renewed, unacked = unacked[1], None  # stored after all: go on
+                    continue
                 _log.warning("%s: lease lost (taken over or expired)", self.key)
                 self.held = False
+                continue
             except Exception as exc:
+                unacked = (value, sent)
+                self._health.trouble(f"lease {self.key}", f"lease renew failing for {self.key}: "
+                                     f"{str(exc) or type(exc).__name__}")  # fmt: skip
                 if time.monotonic() - self._renewed > self.ttl:
                     _log.warning("%s: lease not renewed for %.1f s (%r)", self.key, self.ttl, exc)
                     self.held = False
+                continue
+            self._renewed, unacked = sent, None
+            backoff.reset()
+            self._health.clear(f"lease {self.key}")
+
+    async def _landed(self, value: bytes) -> bool:
+        """Whether the key holds ``value`` (then its revision is taken as the lease's)."""
+        try:
+            entry = await self._kv.get(self.key)
+        except Exception:
+            return False
+        if entry.value != value or entry.revision is None:
+            return False
+        self.revision = entry.revision
+        return True
 
     def still_valid(self) -> bool:
         """Held and renewed within the TTL (a writer cut off from NATS stops by itself)."""
@@ -158,6 +187,7 @@ async def open_lease_bucket(js: JetStreamContext, config: ServiceConfig) -> KeyV
     """The KV bucket of the leases (TTL ``lease_ttl_s``), created if missing."""
     opts = config.service
     storage = StorageType.FILE if config.stream.storage == "file" else StorageType.MEMORY
+    replicas = config.lease_replicas
     try:
         kv = await js.key_value(opts.lease_bucket)
         status = await kv.status()
@@ -166,15 +196,26 @@ async def open_lease_bucket(js: JetStreamContext, config: ServiceConfig) -> KeyV
                 "lease bucket %s has TTL %s s, configured %s s: the bucket's TTL applies",
                 opts.lease_bucket, status.ttl, opts.lease_ttl_s,
             )  # fmt: skip
+        if (status.stream_info.config.num_replicas or 1) != replicas:
+            _log.warning(
+                "lease bucket %s has %s replica(s), configured %d: the bucket's apply",
+                opts.lease_bucket, status.stream_info.config.num_replicas, replicas,
+            )  # fmt: skip
         return kv
     except nats.js.errors.BucketNotFoundError:
         pass
-    return await js.create_key_value(
-        KeyValueConfig(
-            bucket=opts.lease_bucket,
-            ttl=opts.lease_ttl_s,
-            history=1,
-            storage=storage,
-            replicas=config.stream.replicas,
+    try:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=opts.lease_bucket,
+                ttl=opts.lease_ttl_s,
+                history=1,
+                storage=storage,
+                replicas=replicas,
+                placement=placement(config.stream),
+            )
         )
-    )
+    except (nats.js.errors.BadRequestError, nats.js.errors.ServerError) as exc:
+        if exc.err_code in REFUSALS:
+            raise refused(exc, "service.lease_replicas", replicas) from exc
+        raise

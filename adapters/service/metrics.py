@@ -50,7 +50,15 @@
 ``omniroute_snapshots_total{tenant}``                    snapshots saved
 ``omniroute_replay_mismatches_total``                    recorded decisions the engine did not
                                                          reproduce
+``omniroute_degraded``                                   1 while the service retries through a
+                                                         cluster error (see ``/health``)
 =======================================================  ===========================================
+
+The endpoint also answers ``GET /health`` with JSON: ``{"status": "ok", "reasons": []}``
+or ``{"status": "degraded", "reasons": ["nats disconnected", ...]}`` (see
+:mod:`.health`), status 200 either way: a degraded service is alive and retrying; it
+exits only on a configuration error or a condition it names. Every other path is
+``/metrics``.
 
 Label sets are bounded, whatever the inputs say:
 
@@ -85,10 +93,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeAlias, cast
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from omniroute.engine.engine import Engine
 from omniroute.engine.events import (
@@ -127,6 +138,13 @@ _CLOSING: frozenset[type[Event]] = frozenset(
 )
 """The inputs that may close their conversation (so it is looked up before them); a set
 of exact types, as ``isinstance`` on a struct class costs several times a set lookup."""
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log on stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
 
 
 def _status(agent: AgentState) -> str:
@@ -217,13 +235,34 @@ class Metrics:
             "omniroute_replay_mismatches", "Recorded decisions not reproduced", ["tenant"],
             registry=r,
         )  # fmt: skip
+        self.degraded = Gauge(
+            "omniroute_degraded", "1 while retrying through a cluster error", registry=r
+        )
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
 
-    def serve(self, port: int, address: str = "127.0.0.1") -> int:
-        """Start the ``/metrics`` HTTP endpoint in a thread; returns the port (0: any free)."""
-        server, thread = start_http_server(port, addr=address, registry=self.registry)
+    def serve(
+        self,
+        port: int,
+        address: str = "127.0.0.1",
+        health: Callable[[], dict[str, object]] | None = None,
+    ) -> int:
+        """Start the ``/metrics`` (and, given ``health``, ``/health``) HTTP endpoint in a
+        thread; returns the port (0: any free)."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+            if health is not None and environ.get("PATH_INFO") == "/health":
+                body = msgspec.json.encode(health())
+                start_response("200 OK", [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))])  # fmt: skip
+                return iter([body])
+            return iter(metrics_app(environ, start_response))
+
+        server = make_server(address, port, app, ThreadingWSGIServer, handler_class=_Quiet)
+        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        thread.start()
         self._server, self._thread = server, thread
         self.port = int(server.server_port)
         return self.port

@@ -13,9 +13,16 @@ lease bucket, the snapshot store, the metrics endpoint and one worker per tenant
 :func:`serve` runs it until SIGTERM/SIGINT: a graceful stop finishes the append in
 flight, saves a snapshot and releases the lease, so a standby takes over at once.
 
-Server restarts: the connection reconnects forever; input and log cursors re-create their
-consumers at their own positions; appends that cannot be acknowledged are retried with the
-same message id until they are, or the lease is lost. The loop is single-threaded asyncio.
+Server restarts and cluster fail-overs: the connection reconnects forever (to any server
+of ``[nats] servers``); input and log cursors re-create their consumers at their own
+positions; appends that cannot be acknowledged are retried with the same message id until
+they are, or the lease is lost; every other JetStream request (stream, lease bucket,
+snapshot store, the log's frames) is retried through transient errors (leader elections,
+no responders, timeouts; :mod:`omniroute.adapters.nats.retry`) while the service reports
+itself ``degraded`` (:mod:`.health`). It exits only on a configuration error (exit 2: the
+message names the key) or a condition it names (:class:`~.worker.ServiceError`: a replay
+mismatch, a log whose frames expired under its snapshot). The loop is single-threaded
+asyncio.
 """
 
 from __future__ import annotations
@@ -32,8 +39,16 @@ from nats.js.kv import KeyValue
 
 from omniroute.engine.policy import Policy, load_policy
 
-from ..nats.options import connect, ensure_stream
+from ..nats.options import (
+    TRANSIENT,
+    PlacementError,
+    check_replicas,
+    cluster_servers,
+    connect,
+    ensure_stream,
+)
 from .config import ServiceConfig
+from .health import Health
 from .lease import open_lease_bucket
 from .metrics import Metrics
 from .snapshots import SnapshotStore, open_snapshot_store, policy_digest
@@ -57,6 +72,7 @@ class Service:
         self.digest = policy_digest(policy)
         self.instance = config.service.instance_name
         self.metrics = Metrics(policy)
+        self.health = Health()
         self.stopping = asyncio.Event()
         self.hard_stop = False
         self.nc: Client | None = None
@@ -83,28 +99,74 @@ class Service:
             _log.info("stopping: draining")
         self.stopping.set()
 
+    def health_report(self) -> dict[str, object]:
+        """``/health``: ok or degraded (with the reasons), and each tenant's role here."""
+        report = self.health.report()
+        report["instance"] = self.instance
+        report["tenants"] = {t: w.role for t, w in self.workers.items()}
+        return report
+
     async def _gauges(self) -> None:
         interval = self.config.metrics.interval_s
         while True:
             for tenant, worker in self.workers.items():
                 self.metrics.observe_state(tenant, worker.engine)
                 self.metrics.position.labels(tenant).set(worker.applied_end)
+            self.metrics.degraded.set(1 if self.health.degraded else 0)
             await asyncio.sleep(interval)
+
+    async def _disconnected(self) -> None:
+        self.health.trouble("nats", "nats disconnected")
+
+    async def _reconnected(self) -> None:
+        self.health.clear("nats")
+
+    async def _start(self) -> None:
+        """Connect; check the replicas against the cluster; open the stream, the lease
+        bucket and the snapshot store, retrying each through transient errors."""
+        cfg = self.config
+        self.nc = nc = await connect(
+            cfg.nats, disconnected_cb=self._disconnected, reconnected_cb=self._reconnected
+        )
+        check_replicas(nc, cfg.replicas())
+        servers = cluster_servers(nc)
+        if servers:
+            _log.info("JetStream cluster of %d server(s) up: %s", len(servers), ", ".join(servers))
+        js = self.js
+        give_up = self.stopping.is_set
+        try:
+            self.atomic = await self.health.retrying(
+                lambda: ensure_stream(js, cfg.stream), f"stream {cfg.stream.name}", give_up
+            )
+            self.kv = await self.health.retrying(
+                lambda: open_lease_bucket(js, cfg), f"lease bucket {cfg.service.lease_bucket}",
+                give_up,
+            )  # fmt: skip
+            self.snapshots = await self.health.retrying(
+                lambda: open_snapshot_store(js, cfg), "snapshot store", give_up
+            )
+        except PlacementError as exc:
+            raise PlacementError(
+                f"{exc} (the cluster has {len(servers)} server(s) up: {', '.join(servers)})"
+            ) from exc
 
     async def run(self) -> int:
         """Serve until :meth:`request_stop`; 0 after a graceful stop, 1 after a failure."""
         cfg = self.config
         async with AsyncExitStack() as stack:
             if cfg.metrics.port is not None:
-                port = self.metrics.serve(cfg.metrics.port, cfg.metrics.address)
+                port = self.metrics.serve(cfg.metrics.port, cfg.metrics.address,
+                                          health=self.health_report)  # fmt: skip
                 stack.callback(self.metrics.close)
-                _log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, port)
-            self.nc = nc = await connect(cfg.nats)
-            stack.push_async_callback(self._close, nc)
-            js = self.js
-            self.atomic = await ensure_stream(js, cfg.stream)
-            self.kv = await open_lease_bucket(js, cfg)
-            self.snapshots = await open_snapshot_store(js, cfg)
+                _log.info("metrics on http://%s:%d/metrics (and /health)", cfg.metrics.address,
+                          port)  # fmt: skip
+            stack.push_async_callback(self._close)
+            try:
+                await self._start()
+            except TRANSIENT:  # retried until a stop was asked for
+                if self.stopping.is_set():
+                    return 0
+                raise
             self.workers = {t: Worker(self, t) for t in cfg.service.tenants}
             _log.info("serving tenants %s as %s", ", ".join(cfg.service.tenants), self.instance)
             tasks = {
@@ -141,8 +203,10 @@ class Service:
     async def _wait_stop(self) -> None:
         await self.stopping.wait()
 
-    @staticmethod
-    async def _close(nc: Client) -> None:
+    async def _close(self) -> None:
+        nc = self.nc
+        if nc is None:
+            return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), 5)
         with contextlib.suppress(Exception):

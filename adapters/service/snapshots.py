@@ -24,6 +24,7 @@ from nats.js.object_store import ObjectStore
 from omniroute.engine.policy import Policy
 from omniroute.engine.state import STATE_VERSION
 
+from ..nats.options import REFUSALS, placement, refused
 from .config import ServiceConfig
 
 __all__ = [
@@ -133,8 +134,15 @@ async def open_snapshot_store(js: JetStreamContext, config: ServiceConfig) -> Sn
     try:
         store = await js.object_store(opts.snapshot_bucket)
     except nats.js.errors.BucketNotFoundError:
-        store = await js.create_object_store(
-            opts.snapshot_bucket,
-            ObjectStoreConfig(storage=StorageType.FILE, replicas=config.stream.replicas),
-        )
+        replicas = config.snapshot_replicas
+        try:
+            store = await js.create_object_store(
+                opts.snapshot_bucket,
+                ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas,
+                                  placement=placement(config.stream)),
+            )  # fmt: skip
+        except (nats.js.errors.BadRequestError, nats.js.errors.ServerError) as exc:
+            if exc.err_code in REFUSALS:
+                raise refused(exc, "service.snapshot_replicas", replicas) from exc
+            raise
     return ObjectStoreSnapshots(store)

@@ -19,6 +19,7 @@ from omniroute.engine.policy import Policy
 from ..nats.asynclog import AsyncNatsLog
 from ..nats.options import Subjects
 from .config import ServiceConfig
+from .health import Health
 from .lease import Lease
 from .metrics import Metrics
 from .snapshots import SnapshotStore
@@ -35,6 +36,8 @@ class Host(Protocol):
     """The policy's digest: a snapshot taken under another policy is not restored."""
     instance: str
     metrics: Metrics
+    health: Health
+    """What is being retried now (``degraded``), for ``/health``."""
     snapshots: SnapshotStore
     stopping: asyncio.Event
     hard_stop: bool

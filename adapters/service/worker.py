@@ -1,8 +1,9 @@
 """One tenant: its engine kept equal to its log, as hot standby or (with the lease) writer.
 
 On start the snapshot is restored (when the log still holds the frame it names and the
-policy digest matches), the log is read forward from it -- the service's own earlier
-decisions included, each re-decided and checked byte for byte by a
+policy digest matches; when the stream's retention dropped that frame the tenant cannot be
+rebuilt and the service stops saying so), the log is read forward from it -- the service's
+own earlier decisions included, each re-decided and checked byte for byte by a
 :class:`~omniroute.engine.verify.Verifier` -- and inputs are consumed after the last one
 the log records. Nothing is decided twice, nothing skipped. Without the lease the worker
 follows the log, applying frames as they are appended; with it, its :class:`.Writer`
@@ -17,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -30,7 +32,7 @@ from ..nats.asynclog import AsyncNatsLog
 from ..nats.cursor import Cursor, ack_meta
 from ..nats.frames import HEADER_IN, Frame, plain_headers
 from ..nats.options import Subjects
-from .lease import RETRYABLE, Lease
+from .lease import Lease
 from .snapshots import Snapshot
 from .writer import Fenced, Quarantined, Writer
 
@@ -41,10 +43,13 @@ __all__ = ["ServiceError", "Worker"]
 
 _log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 
 class ServiceError(Exception):
     """The service cannot go on (a replay mismatch with ``on_mismatch = "stop"``, a log
-    whose start has expired without a snapshot, a configuration the server refuses)."""
+    whose start has expired without a snapshot, a snapshot whose log frame has expired, a
+    configuration the server refuses)."""
 
 
 class Worker:
@@ -69,6 +74,7 @@ class Worker:
         self.verifier = Verifier(self.engine)
         self._snap: Snapshot | None = None
         self.since_snapshot = 0
+        self._snapshot_at = time.monotonic()
         self._saving: asyncio.Task[None] | None = None
         self.lease: Lease | None = None
         self.takeover_at: float | None = None
@@ -110,14 +116,13 @@ class Worker:
         self.since_snapshot += frame.count
         self.svc.metrics.position.labels(self.tenant).set(self.applied_end)
 
+    async def _retrying(self, call: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """``call()`` retried through transient cluster errors until the service stops."""
+        return await self.svc.health.retrying(call, f"{what} of {self.tenant}",
+                                              self.svc.stopping.is_set)  # fmt: skip
+
     async def _last_frame(self) -> Frame | None:
-        while True:
-            try:
-                return await self.log.last_frame()
-            except RETRYABLE:
-                if self.svc.stopping.is_set():
-                    raise
-                await asyncio.sleep(0.2)
+        return await self._retrying(self.log.last_frame, "the log's last frame")
 
     async def catch_up(self) -> None:
         """Apply every frame of the log after ``applied_seq`` (the log as it is now)."""
@@ -170,6 +175,7 @@ class Worker:
             self._snap = None
         self.verifier = Verifier(self.engine)
         self.since_snapshot = 0
+        self._snapshot_at = time.monotonic()
         started = time.perf_counter()
         before = self.applied_end
         await self.catch_up()
@@ -181,7 +187,7 @@ class Worker:
 
     async def _load_snapshot(self) -> Snapshot | None:
         try:
-            data = await self.svc.snapshots.load(self.key)
+            data = await self._retrying(lambda: self.svc.snapshots.load(self.key), "snapshot")
         except Exception as exc:
             _log.warning("%s: cannot load the snapshot (%r); reading the whole log", self.tenant,
                          exc)  # fmt: skip
@@ -209,7 +215,9 @@ class Worker:
             return False
         if snap.out_seq == 0:
             return snap.out_end == 0
-        frame = await self.log.get_frame(snap.out_seq)
+        frame = await self._retrying(lambda: self.log.get_frame(snap.out_seq), "snapshot frame")
+        if frame is None:
+            await self._check_not_expired(snap)
         if frame is None or frame.end != snap.out_end:
             _log.warning(
                 "%s: snapshot names log position %d at stream sequence %d, which the log does "
@@ -218,11 +226,37 @@ class Worker:
             return False
         return True
 
+    async def _check_not_expired(self, snap: Snapshot) -> None:
+        """Raise ``ServiceError`` when the stream's retention dropped the snapshot's frame
+        (then neither the snapshot nor the log can rebuild the tenant)."""
+        name = self.svc.config.stream.name
+        info = await self._retrying(lambda: self.svc.js.stream_info(name), "stream info")
+        first = info.state.first_seq
+        if snap.out_seq >= first:
+            return  # not expired: another stream's snapshot, or the subject was purged
+        cfg = info.config
+        raise ServiceError(
+            f"{self.subjects.out}: the snapshot of tenant {self.tenant} names the log frame at "
+            f"stream sequence {snap.out_seq} (log position {snap.out_end}), which stream {name} "
+            f"no longer holds: it starts at sequence {first}, the frame was dropped by its "
+            f"retention (max_age {cfg.max_age or 0:g} s, max_bytes {cfg.max_bytes}) or a purge. "
+            "The log can no longer rebuild this tenant's state: restore the stream from a "
+            "backup, and keep retention above the documented minimum (stream.max_age_s, "
+            "max_bytes) with a writer running"
+        )
+
     # --- snapshots ------------------------------------------------------------------------
 
     def snapshot_due(self) -> bool:
-        every = self.svc.config.service.snapshot_every
-        return bool(every) and self.since_snapshot >= every
+        """``snapshot_every`` events logged since the last snapshot, or some logged and
+        ``snapshot_interval_s`` passed."""
+        opts = self.svc.config.service
+        if opts.snapshot_every and self.since_snapshot >= opts.snapshot_every:
+            return True
+        interval = opts.snapshot_interval_s
+        return bool(interval and self.since_snapshot) and (
+            time.monotonic() - self._snapshot_at >= interval
+        )
 
     async def save_snapshot(self, wait: bool = False) -> None:
         """Snapshot the engine (state == the log up to ``applied_seq``) and save it (with
@@ -239,6 +273,7 @@ class Worker:
         )  # fmt: skip
         self._snap = snap
         self.since_snapshot = 0
+        self._snapshot_at = time.monotonic()
         if self.svc.config.service.snapshots == "off":
             return
         self._saving = asyncio.create_task(self._save(snap))
@@ -246,11 +281,15 @@ class Worker:
             await self._saving
 
     async def _save(self, snap: Snapshot) -> None:
+        health, data = self.svc.health, msgspec.msgpack.encode(snap)
         try:
-            await self.svc.snapshots.save(self.key, msgspec.msgpack.encode(snap))
-        except Exception as exc:
+            await self._retrying(lambda: self.svc.snapshots.save(self.key, data), "snapshot save")
+        except Exception as exc:  # not transient (or stopping): the next snapshot is another try
             _log.warning("%s: snapshot not saved: %r", self.tenant, exc)
+            health.trouble(f"snapshot {self.tenant}", f"snapshot of {self.tenant} not saved: "
+                           f"{str(exc) or type(exc).__name__}")  # fmt: skip
             return
+        health.clear(f"snapshot {self.tenant}")
         self.svc.metrics.snapshots.labels(self.tenant).inc()
         _log.debug("%s: snapshot saved at log position %d", self.tenant, snap.out_end)
 
@@ -259,7 +298,7 @@ class Worker:
         opts = svc.config.service
         await self.recover()
         assert svc.kv is not None
-        lease = self.lease = Lease(svc.kv, self.key, svc.instance, opts.lease_ttl_s)
+        lease = self.lease = Lease(svc.kv, self.key, svc.instance, opts.lease_ttl_s, svc.health)
         poll = min(1.0, max(0.05, opts.lease_ttl_s / 10))
         follower: Cursor | None = None
         self.role = "standby"

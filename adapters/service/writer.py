@@ -58,6 +58,7 @@ from omniroute.engine.log import LogError, encode_frame
 from ..nats.asynclog import LogConflictError
 from ..nats.cursor import Cursor, ack_meta
 from ..nats.frames import HEADER_IN, HEADER_WRITER, MSG_ID
+from ..nats.retry import Backoff
 from .inputs import Rejection, decode_inputs
 from .lease import Lease, cancel
 
@@ -267,7 +268,8 @@ class Writer:
                 headers[HEADER_TRUNCATED] = str(len(data))
                 data = data[:room]
             todo.append((self.subjects.dead, data, headers))
-        attempt = 0
+        health, key = self.svc.health, f"publish {self.tenant}"
+        backoff = Backoff(key, first=0.05, cap=0.5)
         while todo:
             results = await asyncio.gather(
                 *(js.publish(subject, data, headers=dict(h)) for subject, data, h in todo),
@@ -275,16 +277,18 @@ class Writer:
             )
             todo = [job for job, r in zip(todo, results, strict=True) if isinstance(r, Exception)]
             if not todo:
+                health.clear(key)
                 return
-            attempt += 1
-            if attempt == 1:
+            if not backoff.attempt:
                 _log.warning("%s: %d rejection(s) not published yet; retrying", self.tenant,
                              len(todo))  # fmt: skip
+                health.trouble(key, f"publish retrying for {self.tenant}")
             if self.svc.hard_stop or (
                 self.worker.lease is not None and not self.worker.lease.still_valid()
             ):
+                health.clear(key)
                 raise Fenced("rejections not published")
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(backoff.next())
 
     async def _append(self, batch: _Batch) -> _Batch:
         if batch.rejected or batch.dead:
@@ -293,12 +297,15 @@ class Writer:
             return batch
         headers = {HEADER_IN: str(batch.last_in), HEADER_WRITER: self.svc.instance}
         msg_id = f"{self.tenant}:{self.log.end}:{batch.first_in}-{batch.last_in}"
-        warned = False
+        health, key = self.svc.health, f"append {self.tenant}"
+        backoff = Backoff(key, first=0.05, cap=0.5)
         while True:
             try:
                 await self.log.append(batch.encoded, msg_id=msg_id, headers=headers)
+                health.clear(key)
                 return batch
             except LogConflictError:
+                health.clear(key)
                 raise
             except LogError as exc:
                 if (
@@ -306,11 +313,12 @@ class Writer:
                     or self.worker.lease is None
                     or not self.worker.lease.still_valid()
                 ):
+                    health.clear(key)
                     raise Fenced(f"append abandoned: {exc}") from exc
-                if not warned:
+                if not backoff.attempt:
                     _log.warning("%s: append not acknowledged (%s); retrying", self.tenant, exc)
-                    warned = True
-                await asyncio.sleep(0.25)
+                    health.trouble(key, f"append retrying for {self.tenant}: {exc}")
+                await asyncio.sleep(backoff.next())
 
     def _commit(self, batch: _Batch) -> None:
         self.worker.applied_seq, self.worker.applied_end = self.log.tail_seq, self.log.end

@@ -48,6 +48,7 @@ __all__ = [
     "config_toml",
     "log_events",
     "publish",
+    "publish_in_thread",
     "publish_many",
     "wait_for",
     "wait_until_consumed",
@@ -161,7 +162,7 @@ def frames_of(events: Sequence[Event], seed: int = 0, max_size: int = 40) -> lis
 
 
 def config_toml(
-    server_url: str,
+    server_url: str | Sequence[str],
     stream: StreamOptions,
     tenants: Sequence[str],
     *,
@@ -170,15 +171,19 @@ def config_toml(
     extra_nats: str = "",
     metrics_port: int | None = None,
 ) -> str:
+    """A ``serve`` configuration: one server URL or several (a cluster's), the stream's
+    name, prefix, storage and replicas, the tenants and ``extra_*`` lines."""
+    urls = [server_url] if isinstance(server_url, str) else list(server_url)
     lines = [
         "[nats]",
-        f'servers = ["{server_url}"]',
+        "servers = [" + ", ".join(f'"{u}"' for u in urls) + "]",
         "reconnect_wait_s = 0.2",
         extra_nats,
         "[stream]",
         f'name = "{stream.name}"',
         f'prefix = "{stream.prefix}"',
         f'storage = "{stream.storage}"',
+        f"replicas = {stream.replicas}",
         "[service]",
         "tenants = [" + ", ".join(f'"{t}"' for t in tenants) + "]",
     ]
@@ -307,26 +312,37 @@ def publish(
     msg_ids: Sequence[str | None] | None = None,
     pause: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
+    until: Callable[[], bool] | None = None,
+    ack_timeout: float = 10.0,
+    retry_s: float = 60.0,
 ) -> list[int]:
-    """Publish input messages (raw bytes, or frames of events) in order; their sequences."""
+    """Publish input messages (raw bytes, or frames of events) in order; their sequences.
+
+    ``until()`` true stops before the next message (each one published is acknowledged);
+    a message not acknowledged within ``ack_timeout`` is published again (same id), for
+    ``retry_s`` at most.
+    """
 
     async def go() -> list[int]:
         nc = await connect(options)
         try:
-            js = nc.jetstream(timeout=10)
+            js = nc.jetstream(timeout=ack_timeout)
             await ensure_stream(js, stream)
             subject = Subjects(stream.prefix, tenant).inputs
             seqs = []
             for i, p in enumerate(payloads):
+                if until is not None and until():
+                    break
                 data = p if isinstance(p, bytes) else encode_frame([encode_msgpack(e) for e in p])
                 mid = msg_ids[i] if msg_ids is not None else None
                 headers = {"Nats-Msg-Id": mid} if mid else None
-                for attempt in range(100):
+                deadline = time.monotonic() + retry_s
+                while True:
                     try:
                         ack = await js.publish(subject, data, headers=headers)
                         break
                     except Exception:
-                        if attempt == 99:
+                        if time.monotonic() > deadline:
                             raise
                         await asyncio.sleep(0.1)
                 seqs.append(ack.seq)
@@ -339,6 +355,20 @@ def publish(
             await nc.close()
 
     return asyncio.run(go())
+
+
+def publish_in_thread(
+    progress: list[int], seqs: list[int], *args: object, **kwargs: object
+) -> threading.Thread:
+    """:func:`publish` in a thread: ``progress`` grows by one entry per message
+    acknowledged, ``seqs`` receives their stream sequences at the end."""
+
+    def run() -> None:
+        seqs.extend(publish(*args, on_progress=progress.append, **kwargs))  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 def publish_many(

@@ -28,6 +28,7 @@ from tests.support.service import (
     log_events,
     out_tail,
     publish,
+    publish_in_thread,
     service_config,
     subject_messages,
     wait_for,
@@ -35,20 +36,6 @@ from tests.support.service import (
     workload,
     writers,
 )
-
-
-def _publisher(
-    progress: list[int], seqs: list[int], *args: object, **kwargs: object
-) -> threading.Thread:
-    """Publish in a thread: ``progress`` grows by one entry per message acknowledged,
-    ``seqs`` receives their stream sequences at the end."""
-
-    def run() -> None:
-        seqs.extend(publish(*args, on_progress=progress.append, **kwargs))  # type: ignore[arg-type]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def _crash_run(server: LocalNatsServer, tmp_path: Path, n: int, kills: int, seed: int) -> None:
@@ -69,7 +56,7 @@ def _crash_run(server: LocalNatsServer, tmp_path: Path, n: int, kills: int, seed
     try:
         procs[0].wait_ready()
         seqs: list[int] = []
-        publisher = _publisher(published, seqs, opts, stream, tenant, frames, pause=0.02)
+        publisher = publish_in_thread(published, seqs, opts, stream, tenant, frames, pause=0.02)
         positions: list[int] = []
         for k in range(kills):  # kill -9 while inputs keep coming
             share = len(frames) * (k + 1) // (kills + 2)
@@ -368,7 +355,7 @@ def test_failover_standby_takes_over_within_the_lease_ttl_when_the_writer_dies(
         standby.wait_ready("lease held by writer")
         published: list[int] = []
         seqs: list[int] = []
-        publisher = _publisher(published, seqs, opts, stream, tenant, frames, pause=0.02)
+        publisher = publish_in_thread(published, seqs, opts, stream, tenant, frames, pause=0.02)
         wait_for(lambda: len(published) > len(frames) // 4, 30, "publishing")
         killed = time.monotonic()
         writer.kill9()
@@ -417,7 +404,7 @@ def test_graceful_stop_hands_over_at_once_and_a_stale_writer_is_fenced_off(
         b.wait_ready("lease held by a")
         published: list[int] = []
         seqs: list[int] = []
-        publisher = _publisher(published, seqs, opts, stream, tenant, frames, pause=0.02)
+        publisher = publish_in_thread(published, seqs, opts, stream, tenant, frames, pause=0.02)
         wait_for(lambda: len(published) > len(frames) // 4, 30, "publishing")
         # 1. a stale writer: freeze the writer past its lease; the standby takes over; the
         #    old writer wakes up believing it still writes, and is fenced off
