@@ -10,6 +10,19 @@ def committed_units(table: AgentArrays, slot: int, cls: int, extra: int, adding:
 def fits(table: AgentArrays, slot: int, cls: int, extra: int, adding: bool) -> bool: ...
 def room_mask(table: AgentArrays, slot: int) -> int: ...
 def refresh_room(table: AgentArrays, slot: int) -> None: ...
+def write_row(
+    table: AgentArrays,
+    slot: int,
+    routable: bool,
+    present: bool,
+    kind: int,
+    seq: int,
+    profile: int,
+    idle_since: int,
+    last_offer: int,
+    units: list[int],
+    counts: list[int],
+) -> None: ...
 def agent_eligible(
     table: AgentArrays,
     slot: int,

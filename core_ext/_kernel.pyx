@@ -56,26 +56,28 @@ cdef class _Table:
     """Typed views of one AgentTable, cached on it until its arrays are reallocated."""
 
     cdef public object version
-    cdef const uint8_t[::1] routable
-    cdef const uint8_t[::1] present
-    cdef const uint8_t[::1] kind
-    cdef const int64_t[::1] seq
+    cdef uint8_t[::1] alive
+    cdef uint8_t[::1] routable
+    cdef uint8_t[::1] present
+    cdef uint8_t[::1] kind
+    cdef int64_t[::1] seq
     cdef const uint8_t[:, ::1] levels
-    cdef const int32_t[:, ::1] units
-    cdef const int32_t[:, ::1] counts
-    cdef const int32_t[::1] profile
+    cdef int32_t[:, ::1] units
+    cdef int32_t[:, ::1] counts
+    cdef int32_t[::1] profile
     cdef const int32_t[::1] budget
     cdef const int32_t[:, ::1] cost
     cdef const int32_t[:, ::1] cmax
     cdef const int32_t[:, ::1] intr
-    cdef const int64_t[::1] idle_since
-    cdef const int64_t[::1] last_offer
+    cdef int64_t[::1] idle_since
+    cdef int64_t[::1] last_offer
     cdef const uint64_t[:, ::1] skill_bits
     cdef uint64_t[:, ::1] room_bits
     cdef const int32_t[::1] skill_count
 
     def __init__(self, table):
         self.version = table.version
+        self.alive = table.alive
         self.routable = table.routable
         self.present = table.present
         self.kind = table.kind
@@ -224,7 +226,10 @@ def room_mask(table, Py_ssize_t slot):
 
 def refresh_room(table, Py_ssize_t slot):
     """Write the agent's ``room_bits`` (one bit per media class) from its row."""
-    cdef _Table t = _views(table)
+    _refresh_room(_views(table), slot)
+
+
+cdef inline void _refresh_room(_Table t, Py_ssize_t slot) noexcept nogil:
     cdef int mask = _room(t, slot)
     cdef Py_ssize_t word = slot >> 6
     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
@@ -234,6 +239,30 @@ def refresh_room(table, Py_ssize_t slot):
             t.room_bits[c, word] |= bit
         else:
             t.room_bits[c, word] &= ~bit
+
+
+def write_row(table, Py_ssize_t slot, bint routable, bint present, uint8_t kind, int64_t seq,
+              int32_t profile, int64_t idle_since, int64_t last_offer, list units, list counts):
+    """Write one agent's row (``alive`` set; ``units``/``counts``: one int per media class)
+    and then its ``room_bits``."""
+    cdef _Table t = _views(table)
+    cdef Py_ssize_t c, n = t.units.shape[1]
+    if not 0 <= slot < t.alive.shape[0]:
+        raise IndexError(f"slot {slot} is outside the table's {t.alive.shape[0]} rows")
+    if len(units) != n or len(counts) != n:
+        raise ValueError(f"units and counts need {n} items, one per media class")
+    t.alive[slot] = 1
+    t.routable[slot] = routable
+    t.present[slot] = present
+    t.kind[slot] = kind
+    t.seq[slot] = seq
+    t.profile[slot] = profile
+    t.idle_since[slot] = idle_since
+    t.last_offer[slot] = last_offer
+    for c in range(n):
+        t.units[slot, c] = units[c]
+        t.counts[slot, c] = counts[c]
+    _refresh_room(t, slot)
 
 
 def agent_eligible(table, Py_ssize_t slot, req_cols, req_levels, int cls, int kind_mask,

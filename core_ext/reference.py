@@ -40,6 +40,7 @@ __all__ = [
     "refresh_room",
     "room_mask",
     "score_agent",
+    "write_row",
 ]
 
 I32 = npt.NDArray[np.int32]
@@ -127,6 +128,28 @@ def refresh_room(table: AgentArrays, slot: int) -> None:
             table.room_bits[c, word] |= bit
         else:
             table.room_bits[c, word] &= ~bit
+
+
+def write_row(
+    table: AgentArrays, slot: int, routable: bool, present: bool, kind: int, seq: int,
+    profile: int, idle_since: int, last_offer: int, units: list[int], counts: list[int],
+) -> None:  # fmt: skip
+    """Write one agent's row (``alive`` set; ``units``/``counts``: one int per media class)
+    and then its ``room_bits``."""
+    n = table.units.shape[1]
+    if len(units) != n or len(counts) != n:
+        raise ValueError(f"units and counts need {n} items, one per media class")
+    table.alive[slot] = 1
+    table.routable[slot] = routable
+    table.present[slot] = present
+    table.kind[slot] = kind
+    table.seq[slot] = seq
+    table.profile[slot] = profile
+    table.idle_since[slot] = idle_since
+    table.last_offer[slot] = last_offer
+    table.units[slot] = units
+    table.counts[slot] = counts
+    refresh_room(table, slot)
 
 
 def _skills_ok(

@@ -16,7 +16,7 @@ from .events import (
 )
 from .matching import CLASS_INDEX
 from .queueing import agent_unavailable, close, enqueue, retract_offer, void_pins
-from .state import AgentState, TenantState
+from .state import AgentState, TenantState, shared_skills
 from .validation import Rejected, agent_of, known_tenant
 
 __all__ = ["agent_registered", "agent_removed", "agent_status_changed", "agent_updated"]
@@ -38,7 +38,7 @@ def agent_registered(ctx: Context, event: AgentRegistered) -> None:
     tenant.next_slot += 1
     agent = AgentState(
         agent_id=event.agent_id, seq=ctx.next_seq(), slot=slot, kind=event.kind,
-        skills=dict(event.skills), profile=profile, languages=list(event.languages),
+        skills=shared_skills(event.skills), profile=profile, languages=list(event.languages),
         units=[0] * _N_CLASSES, counts=[0] * _N_CLASSES, idle_since=ctx.now,
     )  # fmt: skip
     tenant.agents[agent.agent_id] = agent
@@ -58,7 +58,7 @@ def agent_updated(ctx: Context, event: AgentUpdated) -> None:
             )
         agent.profile = event.capacity_profile
     if event.skills is not None:
-        agent.skills = dict(event.skills)
+        agent.skills = shared_skills(event.skills)
     if event.languages is not None:
         agent.languages = list(event.languages)
     ctx.sync(tenant, agent)

@@ -32,6 +32,7 @@ tenant's customers are forgotten at its next event.
 from __future__ import annotations
 
 import heapq
+import sys
 
 from .capacity import rehold
 from .context import Context, ms
@@ -44,7 +45,7 @@ from .events import (
 from .legs import live_legs, refresh_lead
 from .policy import CHANNEL_CLASS
 from .queueing import enqueue, handing_over, pin, refit_offer
-from .state import ConversationState, CustomerState, Leg, TenantState
+from .state import ConversationState, CustomerState, Leg, TenantState, shared_skills
 from .validation import Rejected
 
 __all__ = ["contacts_linked", "conversation_arrived", "customer_left", "forget_due"]
@@ -61,6 +62,7 @@ def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
         if policy.unknown_queue != "default":
             raise Rejected(f"unknown queue {queue_name!r}")
         queue_name = "default"
+    queue_name = sys.intern(queue_name)
     existing = ctx.state.tenants.get(event.tenant)
     if existing is not None and (
         event.conversation_id in existing.conversations or event.conversation_id in existing.aliases
@@ -84,9 +86,9 @@ def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
     )  # fmt: skip
     conv = ConversationState(
         conversation_id=event.conversation_id, seq=ctx.next_seq(), channel=event.channel,
-        media_class=media_class, contact=event.contact, legs=[leg],
-        customer_id=customer.customer_id, queue=queue_name, skills=dict(event.skills),
-        optional_skills=dict(event.optional_skills), language=event.language,
+        media_class=media_class, contact=event.contact, legs=(leg,),
+        customer_id=customer.customer_id, queue=queue_name, skills=shared_skills(event.skills),
+        optional_skills=shared_skills(event.optional_skills), language=_interned(event.language),
         priority=event.priority + queue.priority, first_contact_ts=now, last_in_ts=now,
         sla_deadline=now + ms(target), sla_target_s=target,
     )  # fmt: skip
@@ -109,6 +111,11 @@ def conversation_arrived(ctx: Context, event: ConversationArrived) -> None:
     enqueue(ctx, tenant, conv, "arrived", rings="restart")
 
 
+def _interned(name: str | None) -> str | None:
+    """One copy of a name many conversations hold (a queue, a language)."""
+    return sys.intern(name) if name is not None else None
+
+
 def _customer_for(tenant: TenantState, contact: Contact, customer_id: str | None) -> CustomerState:
     key = _contact_key(contact)
     cid = customer_id or tenant.contact_customer.get(key) or f"contact:{key}"
@@ -119,7 +126,7 @@ def _customer_for(tenant: TenantState, contact: Contact, customer_id: str | None
     if tenant.contact_customer.get(key) != cid:
         tenant.contact_customer[key] = cid
     if contact not in customer.contacts:
-        customer.contacts.append(contact)
+        customer.contacts += (contact,)
     return customer
 
 
@@ -143,7 +150,7 @@ def _rejoin(
         )
     )  # fmt: skip
     tenant.aliases[event.conversation_id] = conv.conversation_id
-    conv.aliases.append(event.conversation_id)
+    conv.aliases += (event.conversation_id,)
     conv.last_in_ts = now
     scheduled = conv.stage == "scheduled"
     if scheduled:  # back before their callback: the callback is void
@@ -154,7 +161,7 @@ def _rejoin(
         leg_id=event.conversation_id, channel=event.channel, contact=event.contact,
         media_class=CHANNEL_CLASS[event.channel], started_ts=now,
     )  # fmt: skip
-    conv.legs.append(leg)
+    conv.legs += (leg,)
     transferring = handing_over(conv) and not conv.leg_wait
     moved = refresh_lead(conv) and not transferring and _route_as(ctx, conv, event, queue_name)
     withdrawn = refit_offer(ctx, tenant, conv)
@@ -191,10 +198,10 @@ def _route_as(
     conv.queue = queue_name
     if moved:
         conv.ring = 0
-    conv.skills = dict(event.skills)
-    conv.optional_skills = dict(event.optional_skills)
+    conv.skills = shared_skills(event.skills)
+    conv.optional_skills = shared_skills(event.optional_skills)
     if event.language is not None:
-        conv.language = event.language
+        conv.language = _interned(event.language)
     conv.priority = max(conv.priority, event.priority + queue.priority)
     return moved
 
@@ -214,7 +221,7 @@ def contacts_linked(ctx: Context, event: ContactsLinked) -> None:
         previous_id = tenant.contact_customer.get(key)
         tenant.contact_customer[key] = customer.customer_id
         if contact not in customer.contacts:
-            customer.contacts.append(contact)
+            customer.contacts += (contact,)
         previous = tenant.customers.get(previous_id) if previous_id else None
         if previous is None or previous is customer:
             continue

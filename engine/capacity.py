@@ -37,14 +37,14 @@ def owner_hold(conv: ConversationState) -> Hold | None:
     """What the conversation's owner holds for it, or None."""
     if conv.owner_class is None:
         return None
-    return Hold(conv.owner_class, conv.owner_units, tuple(conv.owner_also))
+    return Hold(conv.owner_class, conv.owner_units, conv.owner_also)
 
 
 def offer_hold(conv: ConversationState) -> Hold | None:
     """What the offered agent has reserved for it, or None."""
     if conv.offer_class is None:
         return None
-    return Hold(conv.offer_class, conv.offer_units, tuple(conv.offer_also))
+    return Hold(conv.offer_class, conv.offer_units, conv.offer_also)
 
 
 def _charge(agent: AgentState, h: Hold, sign: int) -> None:
@@ -84,7 +84,7 @@ def release(
 def set_owner(conv: ConversationState, agent_id: str, h: Hold) -> None:
     """The agent now owns the conversation with hold ``h`` (already charged to them)."""
     conv.owner = agent_id
-    conv.owner_class, conv.owner_units, conv.owner_also = h.cls, h.units, list(h.also)
+    conv.owner_class, conv.owner_units, conv.owner_also = h.cls, h.units, h.also
 
 
 def release_owner(ctx: Context, tenant: TenantState, conv: ConversationState) -> AgentState:
@@ -93,7 +93,7 @@ def release_owner(ctx: Context, tenant: TenantState, conv: ConversationState) ->
     assert conv.owner is not None and h is not None
     agent = tenant.agents[conv.owner]
     conv.owner = None
-    conv.owner_class, conv.owner_units, conv.owner_also = None, 0, []
+    conv.owner_class, conv.owner_units, conv.owner_also = None, 0, ()
     conv.inactive = False
     conv.activity_gen += 1
     conv.inactive_armed = 0
@@ -120,7 +120,7 @@ def withdraw_offer(
             )
         )  # fmt: skip
     conv.offer_agent = None
-    conv.offer_class, conv.offer_units, conv.offer_also = None, 0, []
+    conv.offer_class, conv.offer_units, conv.offer_also = None, 0, ()
     if conv.owner is None:
         conv.stage = "queued"
     release(ctx, tenant, agent, conv, h)

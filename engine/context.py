@@ -106,6 +106,8 @@ class Context:
 
     def excluded_slots(self, tenant: TenantState, conv: ConversationState) -> list[int]:
         """Slots of the agents who may not get it: they declined, lapsed or hold it."""
+        if not conv.excluded and conv.owner is None:
+            return []
         slots = [tenant.agents[a].slot for a in conv.excluded if a in tenant.agents]
         if conv.owner is not None:
             slots.append(tenant.agents[conv.owner].slot)

@@ -6,6 +6,8 @@ assigned to them, in wrap-up with them, waiting) before it changes anything.
 
 from __future__ import annotations
 
+import sys
+
 from .arrivals import customer_left
 from .capacity import (
     customer_wrote,
@@ -41,7 +43,7 @@ from .queueing import (
     retract_offer,
 )
 from .routing import assign
-from .state import ConversationState, TenantState
+from .state import ConversationState, TenantState, shared_skills
 from .validation import (
     Rejected,
     agent_of,
@@ -133,8 +135,8 @@ def transfer_requested(ctx: Context, event: TransferRequested) -> None:
     conv.transfers += 1
     _redirect(conv, event.to_queue, event.skills)
     if event.skills is not None:
-        conv.optional_skills = {}
-    conv.excluded = [agent.agent_id]
+        conv.optional_skills = shared_skills({})
+    conv.excluded = (agent.agent_id,)
     conv.preferred = None
     if event.mode == "cold":
         release_owner(ctx, tenant, conv)
@@ -147,11 +149,10 @@ def transfer_requested(ctx: Context, event: TransferRequested) -> None:
 def _redirect(conv: ConversationState, queue: str | None, skills: Skills | None) -> None:
     """A transfer or handoff to another queue (its own skills only) or to these skills."""
     if queue is not None:
-        conv.queue = queue
-        conv.skills = {}
-        conv.optional_skills = {}
+        conv.queue = sys.intern(queue)
+        conv.skills = conv.optional_skills = shared_skills({})
     if skills is not None:
-        conv.skills = dict(skills)
+        conv.skills = shared_skills(skills)
 
 
 def handoff_requested(ctx: Context, event: HandoffRequested) -> None:
@@ -163,7 +164,7 @@ def handoff_requested(ctx: Context, event: HandoffRequested) -> None:
     queue = queue_of(ctx.policy, event.queue) if event.queue is not None else None
     release_owner(ctx, tenant, conv)
     conv.kinds = "human"
-    conv.excluded = []
+    conv.excluded = ()
     conv.pinned = None
     conv.pin_until = None
     _redirect(conv, event.queue, event.skills)

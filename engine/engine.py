@@ -22,6 +22,9 @@ class owns the public API and the dispatch of each event type to its handler.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 
 from .agents import agent_registered, agent_removed, agent_status_changed, agent_updated
@@ -67,6 +70,31 @@ from .validation import MAX_TS, Rejected, input_problem, rejection
 __all__ = ["Engine"]
 
 _SNAPSHOT_DECODER = msgspec.msgpack.Decoder(EngineState)
+
+
+def _tick(ctx: Context, event: Tick) -> None:
+    ctx.tenant(event.tenant)  # a tenant's time starts with its first event
+
+
+_HANDLERS: dict[type, Callable[[Context, Any], None]] = {
+    Tick: _tick,
+    AgentRegistered: agent_registered,
+    AgentUpdated: agent_updated,
+    AgentStatusChanged: agent_status_changed,
+    AgentRemoved: agent_removed,
+    ConversationArrived: conversation_arrived,
+    MessageReceived: message_received,
+    OfferAccepted: offer_accepted,
+    OfferDeclined: offer_declined,
+    TransferRequested: transfer_requested,
+    HandoffRequested: handoff_requested,
+    ConversationEnded: conversation_ended,
+    WrapUpCompleted: wrap_up_completed,
+    CustomerAbandoned: customer_abandoned,
+    CallbackRequested: callback_requested,
+    ContactsLinked: contacts_linked,
+}
+"""Each input type's handler (an input is exactly one of these types: ``input_problem``)."""
 
 
 def _seconds(ms: int) -> str:
@@ -176,42 +204,10 @@ class Engine:
         return engine
 
     def _handle(self, event: Event) -> None:
-        ctx = self._ctx
-        match event:
-            case Tick():
-                ctx.tenant(event.tenant)  # a tenant's time starts with its first event
-            case AgentRegistered():
-                agent_registered(ctx, event)
-            case AgentUpdated():
-                agent_updated(ctx, event)
-            case AgentStatusChanged():
-                agent_status_changed(ctx, event)
-            case AgentRemoved():
-                agent_removed(ctx, event)
-            case ConversationArrived():
-                conversation_arrived(ctx, event)
-            case MessageReceived():
-                message_received(ctx, event)
-            case OfferAccepted():
-                offer_accepted(ctx, event)
-            case OfferDeclined():
-                offer_declined(ctx, event)
-            case TransferRequested():
-                transfer_requested(ctx, event)
-            case HandoffRequested():
-                handoff_requested(ctx, event)
-            case ConversationEnded():
-                conversation_ended(ctx, event)
-            case WrapUpCompleted():
-                wrap_up_completed(ctx, event)
-            case CustomerAbandoned():
-                customer_abandoned(ctx, event)
-            case CallbackRequested():
-                callback_requested(ctx, event)
-            case ContactsLinked():
-                contacts_linked(ctx, event)
-            case _:
-                raise Rejected(f"unknown event type {type(event).__name__}")
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise Rejected(f"unknown event type {type(event).__name__}")
+        handler(self._ctx, event)
 
     def _time_problem(self, tenant: TenantState, ts: int) -> str | None:
         """Why ``ts`` is too far behind or ahead of the tenant's clock, or None."""

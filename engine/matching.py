@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from omniroute.core_ext import kernel
 
+from .events import Skills
 from .policy import MEDIA_CLASSES, MediaClass, Policy, Queue, Urgency
 from .state import AgentState, ConversationState
 
@@ -108,7 +109,9 @@ class AgentTable:
         self.room_bits = np.zeros((_N_CLASSES, words), np.uint64)
         self.skill_count = np.zeros(skills, np.int32)
         self.skill_cols: dict[str, int] = {}
-        self._skills_of: dict[int, dict[str, int]] = {}
+        self._skills_of: dict[int, tuple[Skills, list[str]]] = {}
+        """Per slot, the skills and languages its row holds (the agent's own objects: they
+        are replaced, never mutated, so an unchanged identity means unchanged skills)."""
         self._requests: dict[tuple[tuple[str, int], ...], Requirement] = {}
 
     def _grow_rows(self, need: int) -> None:
@@ -156,40 +159,33 @@ class AgentTable:
         """Copy one agent's routing-relevant fields into its row and bitsets."""
         slot = agent.slot
         self._grow_rows(slot + 1)
-        self.alive[slot] = 1
-        self.routable[slot] = agent.routable
-        self.present[slot] = agent.status == "available" and agent.responsive
-        self.kind[slot] = KIND_BIT[agent.kind]
-        self.seq[slot] = agent.seq
-        self.profile[slot] = self._profile_index[agent.profile]
-        self.units[slot] = agent.units
-        self.counts[slot] = agent.counts
-        self.idle_since[slot] = agent.idle_since
-        self.last_offer[slot] = agent.last_offer
-        skills = dict(agent.skills)
-        for language in agent.languages:
-            skills[LANGUAGE_PREFIX + language] = LANGUAGE_LEVEL
-        if skills != self._skills_of.get(slot):
-            self._set_skills(slot, skills)
-        kernel.refresh_room(self, slot)
+        held = self._skills_of.get(slot)
+        if held is None or held[0] is not agent.skills or held[1] is not agent.languages:
+            self._set_skills(slot, agent.skills, agent.languages)
+        kernel.write_row(
+            self, slot, agent.routable, agent.status == "available" and agent.responsive,
+            KIND_BIT[agent.kind], agent.seq, self._profile_index[agent.profile],
+            agent.idle_since, agent.last_offer, agent.units, agent.counts,
+        )  # fmt: skip
 
-    def _set_skills(self, slot: int, skills: dict[str, int]) -> None:
+    def _set_skills(self, slot: int, skills: Skills, languages: list[str]) -> None:
         word, bit = slot >> 6, np.uint64(1 << (slot & 63))
-        for name in self._skills_of.get(slot, {}):
+        held = self._skills_of.pop(slot, None)
+        for name in _levels(*held) if held is not None else ():
             col = self.skill_cols[name]
             self.levels[slot, col] = 0
             self.skill_bits[col, word] &= ~bit
             self.skill_count[col] -= 1
-        for name, level in skills.items():
+        for name, level in _levels(skills, languages).items():
             col = self.column(name)
             self.levels[slot, col] = level
             self.skill_bits[col, word] |= bit
             self.skill_count[col] += 1
-        self._skills_of[slot] = skills
+        self._skills_of[slot] = (skills, languages)
 
     def clear(self, slot: int) -> None:
         """Forget a removed agent's row (slots are never reused)."""
-        self._set_skills(slot, {})
+        self._set_skills(slot, {}, [])
         del self._skills_of[slot]
         for name in self._ROW_ARRAYS:
             getattr(self, name)[slot] = 0
@@ -208,6 +204,13 @@ class AgentTable:
             levels = np.array([level for _, level in signature], np.uint8)
             found = self._requests[signature] = (cols, levels)
         return found
+
+
+def _levels(skills: Skills, languages: list[str]) -> Skills:
+    """An agent's skill levels, each language a skill of its own."""
+    if not languages:
+        return skills
+    return {**skills, **{LANGUAGE_PREFIX + language: LANGUAGE_LEVEL for language in languages}}
 
 
 def _slots(slots: list[int]) -> npt.NDArray[np.int32]:
@@ -248,6 +251,8 @@ def deadline(conv: ConversationState, queue: Queue) -> int:
     """The earliest SLA deadline of the conversation's live legs: its first contact's (set on
     arrival), each later leg's from when it started, by its channel's target. A call that
     joins an open email conversation is as urgent as any call."""
+    if len(conv.legs) == 1:
+        return conv.sla_deadline
     first, *later = conv.legs
     due = conv.sla_deadline if first.ended_ts is None or not later else None
     for leg in later:

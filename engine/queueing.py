@@ -138,7 +138,7 @@ def refit_offer(ctx: Context, tenant: TenantState, conv: ConversationState) -> b
 def exclude(conv: ConversationState, agent_id: str) -> None:
     """This agent declined or let the offer lapse: never offer it to them again."""
     if agent_id not in conv.excluded:
-        conv.excluded.append(agent_id)
+        conv.excluded += (agent_id,)
     if conv.pinned == agent_id:
         conv.pinned = None
         conv.pin_until = None

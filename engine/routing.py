@@ -8,7 +8,9 @@ matched. A match is an offer the agent accepts or declines, or, for bots and
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import partial
+from typing import Any
 
 from .capacity import hold, release_owner, schedule_inactivity, set_owner
 from .context import Context, ms
@@ -47,11 +49,13 @@ def route(ctx: Context) -> None:
     again while it has room, but past ``max_per_pass`` in one pass each further one goes
     to another eligible agent with room if there is one: work is spread, not piled.
     """
+    if not (ctx.dirty_agents or ctx.dirty_convs):
+        return
     state = ctx.state
     spread = _Pass(ctx.policy.max_per_pass)
     while ctx.dirty_agents or ctx.dirty_convs:
         agents, ctx.dirty_agents = ctx.dirty_agents, {}
-        for tname, aid in sorted(agents, key=partial(_agent_order, ctx)):
+        for tname, aid in _ordered(agents, partial(_agent_order, ctx)):
             tenant = state.tenants[tname]
             agent = tenant.agents.get(aid)
             matcher = ctx.matchers[tname]
@@ -71,11 +75,18 @@ def route(ctx: Context) -> None:
                 _offer(ctx, tenant, conv, agent, score, "agent_free")
                 spread.gave(tname, agent)
         convs, ctx.dirty_convs = ctx.dirty_convs, {}
-        for tname, cid in sorted(convs, key=partial(_conv_order, ctx)):
+        for tname, cid in _ordered(convs, partial(_conv_order, ctx)):
             tenant = state.tenants[tname]
             waiting = tenant.conversations.get(cid)
             if waiting is not None and waiting.in_queue:
                 _route_conversation(ctx, tenant, waiting, spread)
+
+
+def _ordered(
+    keys: dict[tuple[str, str], None], order: Callable[[tuple[str, str]], Any]
+) -> Iterable[tuple[str, str]]:
+    """``keys`` sorted by ``order`` (one key needs no sort key)."""
+    return sorted(keys, key=order) if len(keys) > 1 else keys
 
 
 def _agent_order(ctx: Context, key: tuple[str, str]) -> tuple[str, int]:
@@ -161,7 +172,7 @@ def _offer(
     if conv.owner is None:
         conv.stage = "offered"
     conv.offer_agent = agent.agent_id
-    conv.offer_class, conv.offer_units, conv.offer_also = h.cls, h.units, list(h.also)
+    conv.offer_class, conv.offer_units, conv.offer_also = h.cls, h.units, h.also
     conv.offer_seq = state.offer_counter
     deadline = now + ms(queue.offer_timeout_s)
     ctx.schedule("offer", tenant.tenant, conv.conversation_id, deadline, conv.offer_seq)
@@ -190,7 +201,7 @@ def assign(
         release_owner(ctx, tenant, conv)
     set_owner(conv, agent.agent_id, h)
     conv.offer_agent = None
-    conv.offer_class, conv.offer_units, conv.offer_also = None, 0, []
+    conv.offer_class, conv.offer_units, conv.offer_also = None, 0, ()
     conv.stage = "assigned"
     conv.pinned = None
     conv.pin_until = None

@@ -4,6 +4,11 @@ Everything here is a ``msgspec.Struct`` so that a snapshot is one ``msgpack`` en
 and a restore one decode. Dicts keep insertion order, which is itself a function of
 the log, so iteration over them is deterministic; ordering decisions still use the
 explicit sequence numbers (``seq``) rather than dict order.
+
+The records there are many of (agents, conversations, legs, customers) are compact: they
+reference no container that could lead back to them, so the cyclic garbage collector
+does not track them (``gc=False``); a conversation's short sequences are tuples, empty
+ones the shared ``()``; skill maps are shared (:func:`shared_skills`), never mutated.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ __all__ = [
     "TenantState",
     "Timer",
     "TimerKind",
+    "shared_skills",
 ]
 
 STATE_VERSION = 4
@@ -39,12 +45,30 @@ memory needed for stickiness, and for identity links, only as long as the policy
 (see ``arrivals``: customers are forgotten in event time).
 """
 
+_SHARED_SKILLS: dict[tuple[tuple[str, int], ...], Skills] = {}
+_MAX_SHARED_SKILLS = 65_536
+
+
+def shared_skills(skills: Skills) -> Skills:
+    """One dict per distinct skill map (same items, same order) for the state to hold.
+
+    The state replaces a skill map, never mutates one, so equal maps can be one object
+    (the cache is emptied when full; maps handed out stay valid)."""
+    key = tuple(skills.items())
+    found = _SHARED_SKILLS.get(key)
+    if found is None:
+        if len(_SHARED_SKILLS) >= _MAX_SHARED_SKILLS:
+            _SHARED_SKILLS.clear()
+        found = _SHARED_SKILLS[key] = dict(skills)
+    return found
+
+
 TimerKind: TypeAlias = Literal[
     "offer", "ring", "sla", "pin", "bot", "wrap_up", "inactive", "callback", "leg"
 ]
 
 
-class AgentState(msgspec.Struct, kw_only=True):
+class AgentState(msgspec.Struct, kw_only=True, gc=False):
     agent_id: str
     seq: int
     slot: int
@@ -71,7 +95,7 @@ class AgentState(msgspec.Struct, kw_only=True):
         return self.status == "available" and self.responsive and not self.pending
 
 
-class Leg(msgspec.Struct, kw_only=True):
+class Leg(msgspec.Struct, kw_only=True, gc=False):
     """One channel contact of a conversation: the first one, or a rejoin."""
 
     leg_id: str
@@ -85,7 +109,7 @@ class Leg(msgspec.Struct, kw_only=True):
     """The conversation's owner serves it: their held capacity covers it."""
 
 
-class ConversationState(msgspec.Struct, kw_only=True):
+class ConversationState(msgspec.Struct, kw_only=True, gc=False):
     conversation_id: str
     seq: int
     channel: Channel
@@ -93,7 +117,7 @@ class ConversationState(msgspec.Struct, kw_only=True):
     media_class: MediaClass
     """The most demanding live leg's class: what the conversation is routed as."""
     contact: Contact
-    legs: list[Leg] = []
+    legs: tuple[Leg, ...] = ()
     customer_id: str
     queue: str
     skills: Skills
@@ -111,14 +135,14 @@ class ConversationState(msgspec.Struct, kw_only=True):
     owner_units: int = 0
     owner_class: MediaClass | None = None
     """The class the owner's units are charged to (their lead class); None: no owner."""
-    owner_also: list[MediaClass] = []
+    owner_also: tuple[MediaClass, ...] = ()
     """The other classes of the legs the owner serves: one item of each is counted."""
     offer_agent: str | None = None
     offer_units: int = 0
     offer_class: MediaClass | None = None
-    offer_also: list[MediaClass] = []
+    offer_also: tuple[MediaClass, ...] = ()
     offer_seq: int = 0
-    excluded: list[str] = []
+    excluded: tuple[str, ...] = ()
     pinned: str | None = None
     pin_until: int | None = None
     preferred: str | None = None
@@ -139,7 +163,7 @@ class ConversationState(msgspec.Struct, kw_only=True):
     inactive_armed: int = 0
     """Deadline of the one pending inactivity timer (0: none); it re-arms if ``inactive_due``
     moved later, so a busy conversation costs one timer, not one per message."""
-    aliases: list[str] = []
+    aliases: tuple[str, ...] = ()
     transfers: int = 0
     assigned_ts: int = 0
     in_queue: bool = False
@@ -150,13 +174,13 @@ class ConversationState(msgspec.Struct, kw_only=True):
     """Bumped when a leg starts waiting for its owner's room: stale leg timers skip."""
 
 
-class CustomerState(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CustomerState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """What routing needs of a customer, kept while they have an open conversation, are
     inside their sticky window or hold identity links within ``customer_retention_s``
     (``arrivals``). Fields at their default are left out of a snapshot."""
 
     customer_id: str
-    contacts: list[Contact] = []
+    contacts: tuple[Contact, ...] = ()
     open_conversation: str | None = None
     last_agent: str | None = None
     last_ended_ts: int | None = None

@@ -36,11 +36,13 @@ def advance(ctx: Context, tenant: TenantState, now: int) -> None:
     deadline order, each at its deadline; ``ctx.now`` follows. Other tenants' time stands.
     Then the customers due to be forgotten by ``now`` are (``arrivals.forget_due``)."""
     timers = tenant.timers
+    conversations = tenant.conversations
     ctx.now = tenant.clock
     while timers and timers[0].deadline <= now:
         timer = heapq.heappop(timers)
-        ctx.now = tenant.clock = max(tenant.clock, timer.deadline)
-        conv = tenant.conversations.get(timer.key)
+        if timer.deadline > tenant.clock:
+            ctx.now = tenant.clock = timer.deadline
+        conv = conversations.get(timer.key)
         if conv is not None:
             _ON_TIMER[timer.kind](ctx, tenant, conv, timer)
         route(ctx)

@@ -201,9 +201,49 @@ def _check_for(name: str, t: msgspec.inspect.Type) -> _Check:
 
 
 _Shape: TypeAlias = tuple[
-    Callable[[object], tuple[object, ...]], tuple[tuple[str, bool, _Check], ...]
+    Callable[[object, Limits], bool],
+    Callable[[object], tuple[object, ...]],
+    tuple[tuple[str, bool, _Check], ...],
 ]
-"""An input class's fields, read in one call, and each field's (name, may be None, check)."""
+"""An input class's fields: all valid? (one call), and, to find why not, the fields read in
+one call and each field's (name, may be None, check)."""
+
+
+def _fails(name: str, t: msgspec.inspect.Type, check: _Check, env: dict[str, object]) -> str:
+    """An expression of the value ``v`` (``m``: the id length limit), true when ``check``
+    rejects it: inline for ids, integers and literals, else a call of ``check``."""
+    mi = msgspec.inspect
+    if isinstance(t, mi.UnionType):
+        (t,) = (x for x in t.types if not isinstance(x, mi.NoneType))
+    if check is _id:
+        return "type(v) is not str or not 0 < len(v) <= m or not v.isascii() or v.isspace()"
+    if isinstance(t, mi.IntType):
+        lo, hi = _INT_RANGES[name]
+        return f"type(v) is not int or not {lo} <= v <= {hi}"
+    if isinstance(t, mi.LiteralType):
+        env[f"values_{name}"] = tuple(str(v) for v in t.values)
+        return f"type(v) is not str or v not in values_{name}"
+    env[f"check_{name}"] = check
+    return f"check_{name}(v, limits) is not None"
+
+
+def _all_valid(cls: type, info: msgspec.inspect.StructType) -> Callable[[object, Limits], bool]:
+    """Straight-line code, made once per input class, true when every field of an event
+    passes its check: the common case without a call per field (``input_problem`` then
+    checks a failing event field by field for the reason)."""
+    env: dict[str, object] = {}
+    lines = ["def all_valid(event, limits):", "    m = limits.max_id_length"]
+    for f in info.fields:
+        nullable = isinstance(f.type, msgspec.inspect.UnionType)
+        test = _fails(f.name, f.type, _check_for(f.name, f.type), env)
+        lines.append(f"    v = event.{f.name}")
+        lines.append(f"    if {'v is not None and (' + test + ')' if nullable else test}:")
+        lines.append("        return False")
+    lines.append("    return True")
+    exec("\n".join(lines), env)  # field names are the Struct's own identifiers
+    valid: Callable[[object, Limits], bool] = env["all_valid"]  # type: ignore[assignment]
+    valid.__qualname__ = f"all_valid[{cls.__name__}]"
+    return valid
 
 
 def _shape_of(cls: type) -> _Shape:
@@ -213,7 +253,8 @@ def _shape_of(cls: type) -> _Shape:
         (f.name, isinstance(f.type, msgspec.inspect.UnionType), _check_for(f.name, f.type))
         for f in info.fields
     )
-    return operator.attrgetter(*(f.name for f in info.fields)), fields
+    read = operator.attrgetter(*(f.name for f in info.fields))
+    return _all_valid(cls, info), read, fields
 
 
 _SHAPES: dict[type, _Shape] = {cls: _shape_of(cls) for cls in typing.get_args(Input)}
@@ -228,7 +269,9 @@ def input_problem(event: object, limits: Limits) -> str | None:
         if is_decision(event):  # type: ignore[arg-type]
             return "decisions are emitted by the engine, not applied"
         return f"not an input event: {type(event).__name__}"
-    read, fields = shape
+    all_valid, read, fields = shape
+    if all_valid(event, limits):
+        return None
     for value, (name, nullable, check) in zip(read(event), fields, strict=True):
         if value is None and nullable:
             continue

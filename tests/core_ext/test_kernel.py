@@ -325,3 +325,43 @@ def test_a_chained_agent_prefers_its_primary_skill_within_the_window(
         bucket = queue.bucket_id(cols, levels, chat, 1)
         queue.add(conv, bucket, key, key, conv, -1, 0, nobody)
     assert queue.most_urgent(table, 0, 40_000, window) == ["b", "a"].index(taken)
+
+
+rows = st.tuples(
+    st.integers(0, 130),  # slot (three bitset words)
+    st.booleans(),  # routable
+    st.booleans(),  # present
+    st.sampled_from([1, 2]),  # kind
+    st.integers(0, 2**40),  # seq
+    st.sampled_from(["default", "bot"]),  # profile
+    st.integers(0, 2**45),  # idle_since
+    st.integers(0, 2**40),  # last_offer
+    st.lists(st.integers(0, 120), min_size=N_CLASSES, max_size=N_CLASSES),  # units
+    st.lists(st.integers(0, 12), min_size=N_CLASSES, max_size=N_CLASSES),  # counts
+)
+
+
+@given(st.lists(rows, min_size=1, max_size=40))
+def test_write_row_is_identical(written: list[tuple[Any, ...]]) -> None:
+    """Agent rows written one after another (a slot again and again) leave the same arrays,
+    room bits included, whichever kernel writes them."""
+    profiles = ProfileTable(Policy())
+    tables = [AgentTable(profiles, capacity=192), AgentTable(profiles, capacity=192)]
+    for table, kernel in zip(tables, (compiled, reference), strict=True):
+        for slot, routable, present, kind, seq, profile, idle, last, units, counts in written:
+            kernel.write_row(
+                table, slot, routable, present, kind, seq, profiles.index[profile], idle, last,
+                units, counts,
+            )  # fmt: skip
+    for name in (*AgentTable._ROW_ARRAYS, *AgentTable._MATRICES, "room_bits"):
+        assert np.array_equal(getattr(tables[0], name), getattr(tables[1], name)), name
+
+
+@pytest.mark.parametrize("kernel", [compiled, reference], ids=["compiled", "reference"])
+def test_write_row_refuses_a_row_of_the_wrong_shape(kernel: Any) -> None:
+    table = AgentTable(ProfileTable(Policy()), capacity=64)
+    held = [0] * N_CLASSES
+    with pytest.raises(ValueError, match="one per media class"):
+        kernel.write_row(table, 0, True, True, 1, 0, 0, 0, 0, held[1:], held)
+    with pytest.raises(IndexError):
+        kernel.write_row(table, 64, True, True, 1, 0, 0, 0, 0, held, held)

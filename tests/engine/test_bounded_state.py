@@ -118,7 +118,7 @@ def test_an_anonymous_customer_is_forgotten_after_the_sticky_window() -> None:
     again = _arrive(engine, (20 + STICKY_S) * S, "c2")
     assert again is not None and again != first
     customer = _tenant(engine).customers["contact:webchat:a"]
-    assert customer.last_agent is None and customer.contacts == [WEB_A]
+    assert customer.last_agent is None and customer.contacts == (WEB_A,)
 
 
 def test_forgetting_needs_no_tick_the_next_event_of_the_tenant_does_it() -> None:

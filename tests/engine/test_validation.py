@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omniroute.engine import Engine, parse_policy
+from omniroute.engine import Engine, Policy, parse_policy, validation
 from omniroute.engine.events import (
     AgentRegistered,
     Contact,
@@ -257,3 +257,18 @@ def test_apply_returns_decisions_or_one_rejection_and_never_raises(events: list[
         assert restored.snapshot() == engine.snapshot()
         tick = Tick(tenant="acme", ts=engine.clock_of("acme") + 30_000)
         assert restored.apply(tick) == Engine.restore(engine.snapshot(), engine.policy).apply(tick)
+
+
+@given(event=python_events())
+def test_the_one_call_check_passes_only_what_every_field_check_passes(event: Any) -> None:
+    """``input_problem`` skips the field-by-field checks when the straight-line check of the
+    event's class passes: it must never pass a value a field's own check rejects."""
+    all_valid, read, fields = validation._SHAPES[type(event)]
+    limits = Policy().limits
+    problems = [
+        check(value, limits)
+        for value, (_, nullable, check) in zip(read(event), fields, strict=True)
+        if not (value is None and nullable)
+    ]
+    if all_valid(event, limits):
+        assert problems == [None] * len(problems)

@@ -220,10 +220,10 @@ def live_classes(conv: ConversationState, joined_only: bool = False) -> list[str
     return sorted(classes, key=DEMAND.index)
 
 
-def full_hold(profile: CapacityProfile, classes: list[str]) -> tuple[str, int, list[str]]:
+def full_hold(profile: CapacityProfile, classes: list[str]) -> tuple[str, int, tuple[str, ...]]:
     """(class, units, also) of a conversation with live legs of ``classes`` (non-empty)."""
     limit = profile.classes.get(classes[0])  # type: ignore[call-overload]
-    return classes[0], limit.cost if limit is not None else 0, classes[1:]
+    return classes[0], limit.cost if limit is not None else 0, tuple(classes[1:])
 
 
 def below_max(profile: CapacityProfile, counts: list[int], classes: list[str]) -> bool:
