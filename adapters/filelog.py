@@ -336,6 +336,15 @@ class FileLog(EventLog):
         self._check_open()
         return self._read(start, self._stop(start, limit))
 
+    def read_events(self, start: int = 0, limit: int | None = None) -> list[Event]:
+        """The events ``read`` would yield, without their positions (``start`` on, in
+        order): whole frames are decoded at once, for bulk readers such as the projection."""
+        self._check_open()
+        out: list[Event] = []
+        for _, events in self._decoded(start, self._stop(start, limit)):
+            out += events
+        return out
+
     def read_raw(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         self._check_open()
         return self._read_raw(start, self._stop(start, limit))
@@ -360,6 +369,11 @@ class FileLog(EventLog):
             raise LogError(f"{self._path} is closed")
 
     def _read(self, start: int, stop: int) -> Iterator[tuple[int, Event]]:
+        for first, events in self._decoded(start, stop):
+            yield from enumerate(events, first)
+
+    def _decoded(self, start: int, stop: int) -> Iterator[tuple[int, list[Event]]]:
+        """Yield (position of the first, events) of each frame in range, cut to it."""
         for first, count, payload in self._frames(start, stop):
             try:
                 events = _event_list_decoder.decode(payload)
@@ -368,8 +382,8 @@ class FileLog(EventLog):
                     f"{self._path}: events from position {first} do not decode: {exc}"
                 ) from exc
             self._check_count(first, count, len(events))
-            for i in range(max(start - first, 0), min(stop - first, count)):
-                yield first + i, events[i]
+            lo, hi = max(start - first, 0), min(stop - first, count)
+            yield first + lo, events if hi - lo == count else events[lo:hi]
 
     def _read_raw(self, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
         for first, count, payload in self._frames(start, stop):

@@ -92,8 +92,9 @@ class Batch:
 
 
 class Fold:
-    """Folds batches of ``(position, event)`` into rows; ``policy`` is the log's policy,
-    ``clock`` the projection's clock so far (epoch milliseconds)."""
+    """Folds batches of events (given with the log position of the first) into rows;
+    ``policy`` is the log's policy, ``clock`` the projection's clock so far (epoch
+    milliseconds)."""
 
     def __init__(self, policy: Policy, clock: int = 0) -> None:
         self.clock = clock
@@ -139,13 +140,19 @@ class Fold:
                     lg.agent(c.tenant, c.owner).holding.append(c.cid)
 
     def unknown_keys(
-        self, chunk: Sequence[tuple[int, Event]]
+        self, events: Sequence[Event]
     ) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
         """The (tenant, channel, address) contacts and (tenant, customer) customers this
         batch names that the fold does not know yet: load them before :meth:`fold`."""
+        if self._ledger.known_all:
+            return set(), set()
         carried = [] if self._group_input is None else [self._group_input]
-        events = itertools.chain(carried, (e for _, e in chunk))
-        return customers.unknown_keys(self._ledger, events)
+        return customers.unknown_keys(self._ledger, itertools.chain(carried, events))
+
+    def know_all(self) -> None:
+        """The database holds none of this log's contacts and customers: every one the fold
+        meets is new until its cache is cleared, so :meth:`unknown_keys` finds none."""
+        self._ledger.known_all = True
 
     def know_contacts(
         self, asked: Iterable[tuple[str, str, str]], found: Sequence[Sequence[Any]]
@@ -161,14 +168,14 @@ class Fold:
 
     # --- folding ---------------------------------------------------------------------------
 
-    def fold(self, chunk: Sequence[tuple[int, Event]]) -> None:
-        """Fold a batch of ``(position, event)`` in log order."""
+    def fold(self, first: int, events: Sequence[Event]) -> None:
+        """Fold a batch of events in log order, the first at log position ``first``."""
         decisions = _DECISIONS
         skipped = _SKIPPED_INPUTS
         handlers = _DECISION_HANDLERS
         lg = self._ledger
         group = self._group
-        for position, e in chunk:
+        for position, e in enumerate(events, first):
             cls = type(e)
             if cls in decisions:
                 if self._group_input is not None:
@@ -319,6 +326,7 @@ class Fold:
         if len(lg.contacts) + len(lg.customers) > _CACHE_MAX:
             lg.contacts.clear()
             lg.customers.clear()
+            lg.known_all = False
         lg.new_batch()
         return batch
 

@@ -42,6 +42,10 @@ class Ledger:
         # contacts and customers: None means "not in the database" (asked, not found)
         self.contacts: dict[tuple[str, str, str], Contact | None] = {}
         self.customers: dict[tuple[str, str], Customer | None] = {}
+        self.known_all = False
+        """Every contact and customer of the log in the database is in ``contacts`` and
+        ``customers`` (the database had none when the fold began, and the cache was never
+        cleared): a batch has nothing to look up."""
         self.wire_legs = False
         """The log names legs (a conversation's own flag survives a restart)."""
         self.new_batch()

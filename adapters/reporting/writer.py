@@ -9,10 +9,12 @@ DuckDB file, incrementally and idempotently.
   with its own position and fold; the two kinds do not mix (a tenant would be counted
   twice).
 - The fold (:mod:`.fold`) reads no database: before each batch the projector loads the
-  contacts and customers the batch names, and at opening the records of open
-  conversations, agents and arrivals (``_state``); after the batch it writes the rows,
-  the records and the position in one transaction, so a new process resumes exactly
-  where the last one committed.
+  contacts and customers the batch names (none while the database held none of the
+  log's when this process began: the fold has met every one), and at opening the
+  records of open conversations, agents and arrivals (``_state``); after the batch it
+  writes the rows, the records and the position in one transaction, so a new process
+  resumes exactly where the last one committed.
+- A ``FileLog`` is read a frame at a time (``FileLog.read_events``), not event by event.
 - Rows are written in bulk (numpy column arrays registered with DuckDB), one
   transaction per batch of events; there is one writer process, and readers open the
   file read-only (:func:`connect_readonly`).
@@ -35,6 +37,7 @@ from typing import Any, Self
 import duckdb
 import numpy as np
 
+from omniroute.adapters.filelog import FileLog
 from omniroute.engine.events import Event
 from omniroute.engine.log import EventLog
 from omniroute.engine.policy import Policy
@@ -150,6 +153,13 @@ def _insert(
         con.execute(insert.sql, params)
     finally:
         con.unregister("_b")
+
+
+def _read_events(log: EventLog, start: int, n: int) -> list[Event]:
+    """The ``n`` events from position ``start`` on (a ``FileLog`` decodes whole frames)."""
+    if isinstance(log, FileLog):
+        return log.read_events(start, n)
+    return [e for _, e in log.read(start, n)]
 
 
 # --- the projector ---------------------------------------------------------------------------
@@ -277,11 +287,11 @@ class Projector:
             while True:
                 n = min(batch_events, stop - src.read)
                 if n > 0:
-                    chunk = list(log.read(src.read, n))
+                    chunk = _read_events(log, src.read, n)
                     if self._hasher is not None:
-                        chunk = [(p, self._hasher.event(e)) for p, e in chunk]
+                        chunk = [self._hasher.event(e) for e in chunk]
                     self._load_known(fold, chunk)
-                    fold.fold(chunk)
+                    fold.fold(src.read, chunk)
                     src.read += len(chunk)
                     read += len(chunk)
                 at_end = src.read >= end
@@ -411,10 +421,22 @@ class Projector:
             "" if key == ALL_TENANTS else " WHERE tenant = ?"
         )
         fold.restore(self._con.execute(state, [] if key == ALL_TENANTS else [key]).fetchall())
+        if not self._holds_identities(key):
+            fold.know_all()
         src = _Source(key, fold, int(position), int(position), fingerprint)
         self._sources[key] = src
         self._stored[key] = (src.durable, fold.clock)
         return src
+
+    def _holds_identities(self, key: str) -> bool:
+        """Whether the database holds contacts or customers of source ``key``."""
+        where, params = ("", []) if key == ALL_TENANTS else (" WHERE tenant = ?", [key, key])
+        row = self._con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM contacts{where}) OR "
+            f"EXISTS (SELECT 1 FROM customers{where})",
+            params,
+        ).fetchone()
+        return bool(row and row[0])
 
     def _check_log(self, src: _Source, log: EventLog, end: int) -> None:
         if end < src.durable:
@@ -434,7 +456,7 @@ class Projector:
                 "differs)"
             )
 
-    def _load_known(self, fold: Fold, chunk: Sequence[tuple[int, Event]]) -> None:
+    def _load_known(self, fold: Fold, chunk: Sequence[Event]) -> None:
         """Hand the fold the contacts and customers this batch names that it does not
         know yet: those in the database, and which are not."""
         contact_keys, customer_keys = fold.unknown_keys(chunk)

@@ -4,10 +4,12 @@ by hand in ``test_projection.py``. Times are seconds after T0 = 2026-01-01T08:00
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
 from omniroute.adapters.filelog import FileLog
+from omniroute.adapters.reporting import TABLES, VIEWS, connect_readonly
 from omniroute.engine import Engine, parse_policy
 from omniroute.engine import events as ev
 
@@ -145,3 +147,19 @@ def write_log(path: Path, batches: list[list[ev.Event]]) -> Path:
 def at(seconds: float) -> dt.datetime:
     """T0 + seconds, as DuckDB returns timestamps (naive UTC)."""
     return dt.datetime(2026, 1, 1, 8) + dt.timedelta(seconds=seconds)
+
+
+def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table and view, rows sorted (NaN as None), for equality checks."""
+
+    def clean(v: Any) -> Any:  # means are sums in row order: compare them rounded
+        if isinstance(v, float):
+            return None if math.isnan(v) else round(v, 6)
+        return v
+
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with connect_readonly(db) as c:
+        for name in (*TABLES, *VIEWS):
+            rows = c.execute(f"SELECT * FROM {name}").fetchall()
+            out[name] = sorted((tuple(clean(v) for v in r) for r in rows), key=repr)
+    return out

@@ -11,7 +11,6 @@ after T0 = 2026-01-01T08:00:00Z.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from tests.support.projection import (
     at,
     do,
     scripted_batches,
+    snapshot,
     write_log,
 )  # fmt: skip
 from tests.support.simulation import simulate_small, small_policy
@@ -444,22 +444,6 @@ def test_a_conversation_still_waiting_past_its_target_is_not_met(
 
 
 # --- idempotence, resumption, replay ---------------------------------------------------------
-
-
-def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table and view, rows sorted (NaN as None), for equality checks."""
-
-    def clean(v: Any) -> Any:  # means are sums in row order: compare them rounded
-        if isinstance(v, float):
-            return None if math.isnan(v) else round(v, 6)
-        return v
-
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with connect_readonly(db) as c:
-        for name in (*TABLES, *VIEWS):
-            rows = c.execute(f"SELECT * FROM {name}").fetchall()
-            out[name] = sorted((tuple(clean(v) for v in r) for r in rows), key=repr)
-    return out
 
 
 def test_projecting_twice_changes_nothing(tmp_path: Path, demo_log: Path) -> None:
