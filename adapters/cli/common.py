@@ -167,7 +167,7 @@ def open_tenant_logs(
         config = load_config(config_path)
         given = policy_path if policy_path is not None else config.service.policy
         policy = load_policy(given) if given else Policy()
-    names = tuple(dict.fromkeys(tenants or config.service.tenants))
+    names = tuple(dict.fromkeys(tenants or config.service.named_tenants))
     if not names:
         raise CliError(f"{config_path}: no tenants ([service] tenants, or --tenant T)")
     for tenant in names:

@@ -193,7 +193,7 @@ def _read_events(path: str, tenants: tuple[str, ...] = ()) -> tuple[list[Event],
 
 def _send(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
     with reported(OSError):
-        events, errors = _read_events(args.file, config.service.tenants)
+        events, errors = _read_events(args.file, config.service.named_tenants)
     for message in errors:
         print(f"omniroute send: {message}", file=sys.stderr)
     if errors and not args.skip_invalid:
@@ -264,7 +264,7 @@ async def _publish(
 def _tail_main(config: ServiceConfig, args: argparse.Namespace, out: TextIO) -> int:
     from ..nats.options import valid_tenant
 
-    tenants = args.tenant or list(config.service.tenants)
+    tenants = args.tenant or list(config.service.named_tenants)
     if not tenants:
         raise CliError("no tenant: pass --tenant T or configure [service] tenants")
     bad = [t for t in tenants if not valid_tenant(t)]

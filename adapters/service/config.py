@@ -19,7 +19,9 @@ Example (every key is optional except ``service.tenants`` for ``serve``)::
     max_bytes = 0               # 0: no limit; else >= 1 GiB
 
     [service]
-    tenants = ["acme"]
+    tenants = ["acme"]          # or ["*"]: every tenant, spread over the live instances
+    # max_tenants = 0           # with ["*"]: lead at most this many; 0: no cap
+    # instance_bucket = "omniroute_instances"   # with ["*"]: where instances announce
     policy = "policy.toml"      # relative to this file; default: the built-in policy
     instance = "router-1"       # default: <hostname>-<pid>
     tick_interval_s = 1.0       # how often a Tick is considered; 0: no Ticks
@@ -60,6 +62,12 @@ tenant still logs, and so snapshots), ``max_age_s`` >= 86400 and >= 2 x
 dropped anyway (its writers down longer than ``max_age_s - snapshot_interval_s``) stops
 the service with an error that says so rather than rebuilding a wrong state.
 
+Spread: ``tenants = ["*"]`` serves every tenant on the stream, each led by one of the live
+instances (about 1/N each, at most ``max_tenants`` here; see :mod:`.spread`); a fixed
+list makes this instance a writer or hot standby of each tenant listed. ``max_tenants``
+(>= 0) needs ``["*"]``, and ``"*"`` stands alone; the instance's name is then a key of
+``instance_bucket`` (A-Z a-z 0-9 _ - = .).
+
 Unknown keys are errors (a typo is not a silent default). Relative paths (policy,
 snapshot_dir, TLS and credentials files) are relative to the configuration file.
 """
@@ -67,6 +75,7 @@ snapshot_dir, TLS and credentials files) are relative to the configuration file.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -95,6 +104,9 @@ MIN_RETENTION_BYTES = 1 << 30
 """The least ``stream.max_bytes`` (other than 0, no limit): 1 GiB."""
 
 
+_KV_KEY = re.compile(r"^[-_=A-Za-z0-9][-_=.A-Za-z0-9]*$")
+
+
 class ConfigError(ValueError):
     """The configuration file is wrong; the message names the key."""
 
@@ -103,6 +115,13 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """What ``omniroute serve`` does (TOML table ``[service]``)."""
 
     tenants: tuple[str, ...] = ()
+    """The tenants this instance serves (a hot standby for each whose lease another
+    holds), or ``["*"]``: every tenant on the stream, spread over the live instances
+    (:mod:`.spread`)."""
+    max_tenants: int = 0
+    """With ``tenants = ["*"]``: lead at most this many tenants; 0: no cap."""
+    instance_bucket: str = "omniroute_instances"
+    """With ``tenants = ["*"]``: the KV bucket where live instances announce themselves."""
     policy: str | None = None
     instance: str | None = None
     """This process's name in leases and frame headers. A restarted process with the same
@@ -140,7 +159,16 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Larger input messages are dead-lettered unread (``P.T.dead``, with the reason)."""
 
     def __post_init__(self) -> None:
-        for tenant in self.tenants:
+        if "*" in self.tenants and len(self.tenants) > 1:
+            raise ValueError('tenants: "*" (every tenant) stands alone')
+        if self.max_tenants < 0:
+            raise ValueError(f"max_tenants must be >= 0, got {self.max_tenants}")
+        if self.max_tenants and not self.spread:
+            raise ValueError('max_tenants needs tenants = ["*"]; a fixed list is served whole')
+        if self.spread and self.instance is not None and not _KV_KEY.match(self.instance):
+            raise ValueError(f"instance {self.instance!r}: use A-Z a-z 0-9 _ - = . with "
+                             'tenants = ["*"] (it is a key in instance_bucket)')  # fmt: skip
+        for tenant in self.named_tenants:
             if not valid_tenant(tenant):
                 raise ValueError(f"tenant {tenant!r}: use 1-64 of A-Z a-z 0-9 _ -")
         if len(set(self.tenants)) != len(self.tenants):
@@ -169,6 +197,16 @@ class ServiceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     @property
     def instance_name(self) -> str:
         return self.instance or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def spread(self) -> bool:
+        """``tenants = ["*"]``: every tenant, spread over the live instances."""
+        return self.tenants == ("*",)
+
+    @property
+    def named_tenants(self) -> tuple[str, ...]:
+        """The tenants listed (none with ``"*"``)."""
+        return () if self.spread else self.tenants
 
 
 class MetricsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -4,7 +4,8 @@ The lease is a key whose TTL (``lease_ttl_s``) is the bucket's. The writer renew
 third of the TTL; an instance without it is a hot standby that polls it every tenth of the
 TTL. When the writer dies its lease expires and a standby takes over within the TTL. A
 graceful stop releases the lease, so a standby takes over at once; a process restarted
-with the same instance name takes its own lease back at once.
+with the same instance name takes its own lease back at once. With ``tenants = ["*"]`` the
+instances claim leases of free tenants (:mod:`.spread`) instead of waiting as standbys.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ from ..nats.retry import Backoff
 from .config import ServiceConfig
 from .health import Health
 
-__all__ = ["Lease", "cancel", "open_lease_bucket"]
+__all__ = ["Lease", "cancel", "lease_key", "open_lease_bucket"]
 
 _log = logging.getLogger(__name__)
+
+
+def lease_key(stream: str, tenant: str) -> str:
+    """A tenant's key in the lease bucket (and the snapshot store): one per stream."""
+    return f"{stream}.{tenant}"
 
 
 class Lease:
@@ -39,6 +45,8 @@ class Lease:
     ) -> None:
         self._kv = kv
         self.key = tenant
+        self.trouble = f"lease {tenant}"
+        """Its key in :class:`~.health.Health` while a check or renewal is failing."""
         self._health = health or Health()
         self.instance = instance
         self.ttl = ttl
@@ -62,10 +70,10 @@ class Lease:
             revision = await self._take()
         except TRANSIENT as exc:  # (a KV leader election, no connection): polled again
             _log.debug("%s: lease not checked: %r", self.key, exc)
-            self._health.trouble(f"lease {self.key}", f"lease check failing for {self.key}: "
+            self._health.trouble(self.trouble, f"lease check failing for {self.key}: "
                                  f"{str(exc) or type(exc).__name__}")  # fmt: skip
             return False
-        self._health.clear(f"lease {self.key}")
+        self._health.clear(self.trouble)
         if revision is None:
             return False
         self.revision = revision
@@ -117,7 +125,7 @@ class Lease:
                 continue
             except Exception as exc:
                 unacked = (value, sent)
-                self._health.trouble(f"lease {self.key}", f"lease renew failing for {self.key}: "
+                self._health.trouble(self.trouble, f"lease renew failing for {self.key}: "
                                      f"{str(exc) or type(exc).__name__}")  # fmt: skip
                 if time.monotonic() - self._renewed > self.ttl:
                     _log.warning("%s: lease not renewed for %.1f s (%r)", self.key, self.ttl, exc)
@@ -125,7 +133,7 @@ class Lease:
                 continue
             self._renewed, unacked = sent, None
             backoff.reset()
-            self._health.clear(f"lease {self.key}")
+            self._health.clear(self.trouble)
 
     async def _landed(self, value: bytes) -> bool:
         """Whether the key holds ``value`` (then its revision is taken as the lease's)."""
@@ -183,23 +191,27 @@ def _holder(value: bytes | None) -> str | None:
     return holder if isinstance(holder, str) else None
 
 
-async def open_lease_bucket(js: JetStreamContext, config: ServiceConfig) -> KeyValue:
-    """The KV bucket of the leases (TTL ``lease_ttl_s``), created if missing."""
+async def open_lease_bucket(
+    js: JetStreamContext, config: ServiceConfig, bucket: str | None = None
+) -> KeyValue:
+    """The KV bucket of the leases (TTL ``lease_ttl_s``), created if missing; or, named
+    ``bucket``, another with their TTL and replicas (the instances' announcements)."""
     opts = config.service
+    name = bucket or opts.lease_bucket
     storage = StorageType.FILE if config.stream.storage == "file" else StorageType.MEMORY
     replicas = config.lease_replicas
     try:
-        kv = await js.key_value(opts.lease_bucket)
+        kv = await js.key_value(name)
         status = await kv.status()
         if abs((status.ttl or 0) - opts.lease_ttl_s) > 1e-3:
             _log.warning(
-                "lease bucket %s has TTL %s s, configured %s s: the bucket's TTL applies",
-                opts.lease_bucket, status.ttl, opts.lease_ttl_s,
+                "bucket %s has TTL %s s, configured %s s: the bucket's TTL applies",
+                name, status.ttl, opts.lease_ttl_s,
             )  # fmt: skip
         if (status.stream_info.config.num_replicas or 1) != replicas:
             _log.warning(
-                "lease bucket %s has %s replica(s), configured %d: the bucket's apply",
-                opts.lease_bucket, status.stream_info.config.num_replicas, replicas,
+                "bucket %s has %s replica(s), configured %d: the bucket's apply",
+                name, status.stream_info.config.num_replicas, replicas,
             )  # fmt: skip
         return kv
     except nats.js.errors.BucketNotFoundError:
@@ -207,7 +219,7 @@ async def open_lease_bucket(js: JetStreamContext, config: ServiceConfig) -> KeyV
     try:
         return await js.create_key_value(
             KeyValueConfig(
-                bucket=opts.lease_bucket,
+                bucket=name,
                 ttl=opts.lease_ttl_s,
                 history=1,
                 storage=storage,

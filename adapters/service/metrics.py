@@ -42,6 +42,7 @@
 ``omniroute_consumer_lag{tenant}``                       input messages stored but not yet fetched
 ``omniroute_writer{tenant}``                             1 while this instance holds the tenant's
                                                          lease
+``omniroute_tenants_led``                                tenants whose log this instance writes
 ``omniroute_log_position{tenant}``                       the log position applied (events in the
                                                          log)
 ``omniroute_takeovers_total{tenant}``                    leases acquired
@@ -63,8 +64,8 @@ exits only on a configuration error or a condition it names. Every other path is
 Label sets are bounded, whatever the inputs say:
 
 ===========  =================================================================================
-``tenant``   the service's configured tenants (``[service] tenants``): only their workers
-             observe or count anything
+``tenant``   the service's configured tenants (``[service] tenants``; with ``["*"]``, those it
+             has led): only their workers observe or count anything
 ``queue``    the policy's queues (``policy.queues``, and ``default``); any other name is
              ``other`` (a policy queue named ``other`` shares that series)
 ``channel``  the fixed channels (``engine.events.CHANNELS``); a counted decision whose
@@ -222,6 +223,9 @@ class Metrics:
             "omniroute_writer", "1 while this instance writes the tenant's log", ["tenant"],
             registry=r,
         )  # fmt: skip
+        self.tenants_led = Gauge(
+            "omniroute_tenants_led", "Tenants whose log this instance writes", registry=r
+        )
         self.position = Gauge(
             "omniroute_log_position", "Log position applied", ["tenant"], registry=r
         )

@@ -3,13 +3,14 @@
 Per tenant ``T`` (subjects of :mod:`omniroute.adapters.nats.options`, prefix ``P``),
 producers publish inputs to ``P.T.in`` (:mod:`.inputs`); the instance holding T's lease
 (:mod:`.lease`) writes the log ``P.T.out`` (:mod:`.writer`), the others follow it as hot
-standbys (:mod:`.worker`); snapshots (:mod:`.snapshots`) make restarts quick. A
-``Nats-Msg-Id`` makes the server drop a re-published input within the stream's duplicate
-window; an event ``id`` makes the engine skip a repeated event beyond it. ``omniroute
-replay`` verifies the log like a file log.
+standbys (:mod:`.worker`) -- or, with ``tenants = ["*"]``, each instance leads its share of
+every tenant and follows none (:mod:`.spread`); snapshots (:mod:`.snapshots`) make
+restarts quick. A ``Nats-Msg-Id`` makes the server drop a re-published input within the
+stream's duplicate window; an event ``id`` makes the engine skip a repeated event beyond
+it. ``omniroute replay`` verifies the log like a file log.
 
 :class:`Service` owns the connection (one per process, in an ``AsyncExitStack``), the
-lease bucket, the snapshot store, the metrics endpoint and one worker per tenant.
+lease bucket, the snapshot store, the metrics endpoint and one worker per tenant served.
 :func:`serve` runs it until SIGTERM/SIGINT: a graceful stop finishes the append in
 flight, saves a snapshot and releases the lease, so a standby takes over at once.
 
@@ -52,6 +53,7 @@ from .health import Health
 from .lease import open_lease_bucket
 from .metrics import Metrics
 from .snapshots import SnapshotStore, open_snapshot_store, policy_digest
+from .spread import Spread
 from .worker import ServiceError, Worker
 
 __all__ = ["Service", "serve"]
@@ -80,6 +82,7 @@ class Service:
         self.atomic = True
         self.snapshots: SnapshotStore = SnapshotStore()
         self.workers: dict[str, Worker] = {}
+        self.spread: Spread | None = None
 
     @property
     def nc_checked(self) -> Client:
@@ -103,7 +106,10 @@ class Service:
         """``/health``: ok or degraded (with the reasons), and each tenant's role here."""
         report = self.health.report()
         report["instance"] = self.instance
-        report["tenants"] = {t: w.role for t, w in self.workers.items()}
+        report["tenants"] = {t: w.role for t, w in sorted(self.workers.items())}
+        if self.spread is not None:
+            report["instances"] = self.spread.instances
+            report["share"] = self.spread.share
         return report
 
     async def _gauges(self) -> None:
@@ -112,6 +118,7 @@ class Service:
             for tenant, worker in self.workers.items():
                 self.metrics.observe_state(tenant, worker.engine)
                 self.metrics.position.labels(tenant).set(worker.applied_end)
+            self.metrics.tenants_led.set(sum(w.role == "writer" for w in self.workers.values()))
             self.metrics.degraded.set(1 if self.health.degraded else 0)
             await asyncio.sleep(interval)
 
@@ -167,11 +174,8 @@ class Service:
                 if self.stopping.is_set():
                     return 0
                 raise
-            self.workers = {t: Worker(self, t) for t in cfg.service.tenants}
             _log.info("serving tenants %s as %s", ", ".join(cfg.service.tenants), self.instance)
-            tasks = {
-                asyncio.create_task(w.run(), name=f"tenant-{t}"): t for t, w in self.workers.items()
-            }
+            tasks = self._tasks()
             gauges = asyncio.create_task(self._gauges(), name="gauges")
             stop = asyncio.create_task(self._wait_stop(), name="stop")
             code = 0
@@ -180,7 +184,7 @@ class Service:
                 for task in done:
                     if task is not stop and task.exception() is not None:
                         exc = task.exception()
-                        _log.error("tenant %s failed: %s", tasks[task], exc, exc_info=exc)
+                        _log.error("%s failed: %s", tasks[task], exc, exc_info=exc)
                         code = 1
                 self.stopping.set()
                 pending = [t for t in tasks if not t.done()]
@@ -199,6 +203,16 @@ class Service:
                     t.cancel()
                 await asyncio.gather(gauges, stop, *tasks, return_exceptions=True)
         return code
+
+    def _tasks(self) -> dict[asyncio.Task[None], str]:
+        """The tasks that serve the tenants, each with what it serves: one per configured
+        tenant, or (``tenants = ["*"]``) the spread of every tenant over the instances."""
+        if self.config.service.spread:
+            self.spread = Spread(self, self.workers)
+            return {asyncio.create_task(self.spread.run(), name="spread"): "tenant spread"}
+        self.workers.update((t, Worker(self, t)) for t in self.config.service.tenants)
+        return {asyncio.create_task(w.run(), name=f"tenant-{t}"): f"tenant {t}"
+                for t, w in self.workers.items()}  # fmt: skip
 
     async def _wait_stop(self) -> None:
         await self.stopping.wait()

@@ -9,7 +9,9 @@ the log records. Nothing is decided twice, nothing skipped. Without the lease th
 follows the log, applying frames as they are appended; with it, its :class:`.Writer`
 writes. If a stale writer ever races the new one, the expected-sequence check refuses its
 append; it rebuilds from its snapshot and the log, and becomes a standby when its lease is
-gone.
+gone. A worker of a tenant claimed by :mod:`.spread` is never a standby: it ends when its
+lease is lost, or once handed over (:meth:`Worker.hand_over`: the graceful stop's path,
+for one tenant).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from ..nats.asynclog import AsyncNatsLog
 from ..nats.cursor import Cursor, ack_meta
 from ..nats.frames import HEADER_IN, Frame, plain_headers
 from ..nats.options import Subjects
-from .lease import Lease
+from .lease import Lease, lease_key
 from .snapshots import Snapshot
 from .writer import Fenced, Quarantined, Writer
 
@@ -58,7 +60,7 @@ class Worker:
     def __init__(self, service: Host, tenant: str) -> None:
         self.svc = service
         self.tenant = tenant
-        self.key = f"{service.config.stream.name}.{tenant}"
+        self.key = lease_key(service.config.stream.name, tenant)
         """The tenant's name in the lease bucket and the snapshot store (one per stream)."""
         self.subjects = Subjects(service.config.stream.prefix, tenant)
         assert service.nc is not None
@@ -78,7 +80,18 @@ class Worker:
         self._saving: asyncio.Task[None] | None = None
         self.lease: Lease | None = None
         self.takeover_at: float | None = None
+        self._handing_over = False
         self.writer = Writer(self)
+
+    def leaving(self) -> bool:
+        """The service is stopping, or this tenant is being handed over: finish the append
+        in flight, snapshot, release the lease."""
+        return self._handing_over or self.svc.stopping.is_set()
+
+    def hand_over(self) -> None:
+        """Stop leading at the next frame boundary and release the lease (:meth:`run` ends)."""
+        self._handing_over = True
+        self.role = "handing over"
 
     def _mismatch(self, where: str, mismatch: Mismatch) -> None:
         self.svc.metrics.mismatches.labels(self.tenant).inc()
@@ -293,18 +306,23 @@ class Worker:
         self.svc.metrics.snapshots.labels(self.tenant).inc()
         _log.debug("%s: snapshot saved at log position %d", self.tenant, snap.out_end)
 
-    async def run(self) -> None:
+    async def run(self, claimed: Lease | None = None) -> None:
+        """Without ``claimed``: a hot standby until this instance acquires the tenant's
+        lease, then its writer, until the service stops. With ``claimed`` (a lease held,
+        :mod:`.spread`): its writer once recovered, until the lease is lost or handed over."""
         svc = self.svc
         opts = svc.config.service
-        await self.recover()
         assert svc.kv is not None
-        lease = self.lease = Lease(svc.kv, self.key, svc.instance, opts.lease_ttl_s, svc.health)
+        lease = self.lease = claimed or Lease(
+            svc.kv, self.key, svc.instance, opts.lease_ttl_s, svc.health
+        )
         poll = min(1.0, max(0.05, opts.lease_ttl_s / 10))
         follower: Cursor | None = None
-        self.role = "standby"
         try:
-            while not svc.stopping.is_set():
-                if lease.still_valid() or await lease.try_acquire():
+            await self.recover()
+            self.role = "standby"
+            while not self.leaving():
+                if lease.still_valid() or (claimed is None and await lease.try_acquire()):
                     if follower is not None:
                         await follower.close()
                         follower = None
@@ -314,15 +332,19 @@ class Worker:
                     try:
                         await self.writer.lead(lease)
                     except Fenced as exc:
-                        _log.info("%s: rebuilding state (%s)", self.tenant, exc)
                         if not lease.still_valid():
                             lease.drop()
+                            if claimed is not None:
+                                break  # lost: the service may claim the tenant again
+                        _log.info("%s: rebuilding state (%s)", self.tenant, exc)
                         await self.recover(from_memory=True)
                         if isinstance(exc, Quarantined):  # the next rebuild starts from here
                             await self.save_snapshot()
-                    if svc.stopping.is_set():
+                    if self.leaving():
                         await lease.release()
                     continue
+                if claimed is not None:
+                    break
                 if follower is None:
                     follower = self.log.cursor(self.applied_seq + 1, batch=256)
                 for msg in await follower.fetch(poll):

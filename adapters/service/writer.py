@@ -381,7 +381,7 @@ class Writer:
         frame_bytes = self.log.max_frame_bytes
         clean = False
         try:
-            while not svc.stopping.is_set() and lease.still_valid():
+            while not self.worker.leaving() and lease.still_valid():
                 msgs = await cursor.fetch(0.0 if inflight is not None else 0.25)
                 svc.metrics.lag.labels(self.tenant).set(cursor.num_pending or 0)
                 if not msgs:
@@ -421,7 +421,7 @@ class Writer:
             await cursor.close()
             svc.metrics.writer.labels(self.tenant).set(0)
             self.worker.role = "standby"
-            if clean and svc.stopping.is_set() and self.worker.since_snapshot:
+            if clean and self.worker.leaving() and self.worker.since_snapshot:
                 await self.worker.save_snapshot(wait=True)
         if not lease.still_valid():
             # the engine may hold inputs applied after the lease lapsed and never appended

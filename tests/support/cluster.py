@@ -20,7 +20,7 @@ from omniroute.adapters.nats.asynclog import AsyncNatsLog
 from omniroute.adapters.nats.frames import HEADER_WRITER
 from omniroute.adapters.nats.options import NatsOptions, StreamOptions, connect
 
-__all__ = ["Tail", "health", "summary", "tails", "wait_resumed"]
+__all__ = ["Tail", "health", "roles", "summary", "tails", "wait_resumed"]
 
 
 Tail: TypeAlias = dict[str, tuple[int, str]]
@@ -78,6 +78,14 @@ def health(port: int) -> dict[str, object] | None:
             return report
     except OSError:
         return None
+
+
+def roles(port: int) -> dict[str, str]:
+    """An instance's tenants and its role in each (``writer``, ...), from ``/health``; {}
+    when it does not answer."""
+    report = health(port)
+    tenants = report.get("tenants") if report else None
+    return dict(tenants) if isinstance(tenants, dict) else {}
 
 
 def summary(name: str, seconds: Sequence[float]) -> str:

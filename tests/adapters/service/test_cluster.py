@@ -2,7 +2,8 @@
 R3), with nodes and instances killed (``kill -9``) while inputs keep coming.
 
 Every instance is configured with every tenant: the lease makes one writer per tenant and
-the others hot standbys. A seeded schedule kills the node leading the stream, the node
+the others hot standbys (a slow variant has ``tenants = ["*"]``: each instance leads its
+share and follows none). A seeded schedule kills the node leading the stream, the node
 leading the lease bucket and the instance writing the most tenants, restarting each.
 Afterwards: every input exactly once in each tenant's log, in order; a clean replay
 re-decides every recorded decision byte for byte; no conversation assigned twice, no
@@ -33,7 +34,7 @@ from omniroute.adapters.nats.options import (
 )
 from omniroute.adapters.nats.server import free_port
 from omniroute.engine.events import Event
-from tests.support.cluster import Tail, health, summary, tails, wait_resumed
+from tests.support.cluster import Tail, roles, summary, tails, wait_resumed
 from tests.support.service import (
     InProcessService,
     ServeProcess,
@@ -75,9 +76,7 @@ class _Instance:
         return self.procs[-1]
 
     def roles(self) -> dict[str, str]:
-        report = health(self.port)
-        tenants = report.get("tenants") if report else None
-        return dict(tenants) if isinstance(tenants, dict) else {}
+        return roles(self.port)
 
 
 @dataclass
@@ -144,7 +143,7 @@ def _kill_instance(
 
 def _chaos_run(
     cluster: LocalNatsCluster, tmp_path: Path, *, tenants: int, instances: int, kills: int,
-    seed: int, events: int,
+    seed: int, events: int, spread: bool = False,
 ) -> _Figures:  # fmt: skip
     rng = random.Random(seed)
     names = [f"t{k}" for k in range(tenants)]
@@ -157,8 +156,9 @@ def _chaos_run(
         name = f"router-{k + 1}"
         port = free_port()
         config = tmp_path / f"{name}.toml"
-        config.write_text(config_toml(cluster.urls, stream, names, instance=name,
-                                      extra_service=extra, metrics_port=port))  # fmt: skip
+        config.write_text(config_toml(cluster.urls, stream, ["*"] if spread else names,
+                                      instance=name, extra_service=extra,
+                                      metrics_port=port))  # fmt: skip
         fleet.append(_Instance(name, config, port))
     ts0 = int(time.time() * 1000)
     inputs = {t: workload(t, events, seed=seed + k, ts0=ts0) for k, t in enumerate(names)}
@@ -247,6 +247,19 @@ def test_cluster_many_kills_of_nodes_and_instances(
           f"{summary('resume after node kill', figures.resume_s)}; "
           f"{summary('take-over after instance kill', figures.takeover_s)}")  # fmt: skip
     assert len(figures.resume_s) + len(figures.takeover_s) == kills
+
+
+@pytest.mark.slow
+def test_cluster_kills_with_tenants_spread_over_the_instances(
+    nats_cluster: LocalNatsCluster, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    figures = _chaos_run(nats_cluster, tmp_path, tenants=6, instances=3, kills=9, seed=1819,
+                         events=20_000, spread=True)  # fmt: skip
+    print(f"\ncluster, tenants spread ({len(figures.resume_s) + len(figures.takeover_s)} kills): "
+          f"{time.monotonic() - started:.1f} s wall; "
+          f"{summary('resume after node kill', figures.resume_s)}; "
+          f"{summary('take-over after instance kill', figures.takeover_s)}")  # fmt: skip
 
 
 def test_replicas_or_placement_the_cluster_cannot_hold_are_configuration_errors(
