@@ -32,6 +32,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from nats.aio.client import Client
@@ -59,6 +61,9 @@ from .worker import ServiceError, Worker
 __all__ = ["Service", "serve"]
 
 _log = logging.getLogger(__name__)
+
+_FORMING_S = 30.0
+"""How long a refused placement is tried again while the cluster may still be forming."""
 
 
 class Service:
@@ -141,6 +146,19 @@ class Service:
             _log.info("JetStream cluster of %d server(s) up: %s", len(servers), ", ".join(servers))
         js = self.js
         give_up = self.stopping.is_set
+        forming_until = time.monotonic() + _FORMING_S
+        try:
+            while not await self._open(js, give_up, time.monotonic() < forming_until):
+                await asyncio.sleep(1.0)
+        finally:
+            self.health.clear("placement")
+
+    async def _open(self, js: JetStreamContext, give_up: Callable[[], bool], patient: bool) -> bool:
+        """Open the stream, the lease bucket and the snapshot store, each retried through
+        transient errors. False: the cluster refused a placement it may still be forming
+        for (``patient``, see :meth:`_forming`); any other refusal is a
+        :class:`PlacementError`."""
+        cfg = self.config
         try:
             self.atomic = await self.health.retrying(
                 lambda: ensure_stream(js, cfg.stream), f"stream {cfg.stream.name}", give_up
@@ -153,9 +171,24 @@ class Service:
                 lambda: open_snapshot_store(js, cfg), "snapshot store", give_up
             )
         except PlacementError as exc:
-            raise PlacementError(
-                f"{exc} (the cluster has {len(servers)} server(s) up: {', '.join(servers)})"
-            ) from exc
+            servers = cluster_servers(self.nc_checked)
+            if not (patient and self._forming(servers)):
+                raise PlacementError(
+                    f"{exc} (the cluster has {len(servers)} server(s) up: {', '.join(servers)})"
+                ) from exc
+            self.health.trouble("placement", f"cluster cannot place yet: {exc}")
+            _log.warning("%s; the cluster may still be forming: trying again", exc)
+            return False
+        return True
+
+    def _forming(self, servers: list[str]) -> bool:
+        """Whether a refused placement may be a cluster still forming (its servers up but
+        not yet known to its meta leader) rather than a configuration error: enough servers
+        are up for every replica count and no placement narrows where replicas go."""
+        stream = self.config.stream
+        if stream.placement_tags or stream.placement_cluster:
+            return False
+        return len(servers) >= max(self.config.replicas().values())
 
     async def run(self) -> int:
         """Serve until :meth:`request_stop`; 0 after a graceful stop, 1 after a failure."""
