@@ -4,6 +4,7 @@
 # Same semantics, floating-point operation order and tie-breaks as reference.py.
 # Directives (boundscheck, wraparound, ...) are set once in setup.py.
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cython.operator cimport dereference as deref
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t, uint64_t
 from libcpp.algorithm cimport sort
@@ -505,14 +506,20 @@ cdef class QueueIndex:
             raise ValueError(f"lookup={value!r}: expected one of {LOOKUPS}")
         self.lookup_mode = LOOKUPS.index(value)
 
-    def bucket_id(self, const int32_t[::1] cols, const uint8_t[::1] levels, int cls,
-                  int kind_mask, int also=0):
-        """The bucket of this requirement (created on first use).
+    def bucket_id(self, cols, levels, int cls, int kind_mask, int also=0):
+        """The bucket of this requirement (created on first use): ``cols`` int32 and
+        ``levels`` uint8 numpy arrays of one length.
 
         ``also``: bit set of further classes a conversation of it counts against.
         """
         _also(also, self.n_classes)
-        sig = (bytes(cols), bytes(levels), cls, kind_mask, also)
+        cdef Py_ssize_t n, n_levels
+        cdef const int32_t* col = <const int32_t*>_data(cols, cnp.NPY_INT32, &n)
+        cdef const uint8_t* level = <const uint8_t*>_data(levels, cnp.NPY_UINT8, &n_levels)
+        if n_levels != n:
+            raise ValueError(f"{n} columns but {n_levels} levels")
+        sig = (PyBytes_FromStringAndSize(<const char*>col, n * sizeof(int32_t)),
+               PyBytes_FromStringAndSize(<const char*>level, n), cls, kind_mask, also)
         found = self._ids.get(sig)
         if found is not None:
             return found
@@ -520,9 +527,9 @@ cdef class QueueIndex:
         cdef vector[int32_t] c
         cdef vector[uint8_t] l
         cdef Py_ssize_t j
-        for j in range(cols.shape[0]):
-            c.push_back(cols[j])
-            l.push_back(levels[j])
+        for j in range(n):
+            c.push_back(col[j])
+            l.push_back(level[j])
         self.b_cols.push_back(c)
         self.b_levels.push_back(l)
         self.b_cls.push_back(cls)

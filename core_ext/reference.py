@@ -265,6 +265,8 @@ class QueueIndex:
         ``also``: bit set of further classes a conversation of it counts against.
         """
         _check_also(also, self._n_classes)
+        if len(levels) != len(cols):
+            raise ValueError(f"{len(cols)} columns but {len(levels)} levels")
         sig = (bytes(cols), bytes(levels), cls, kind_mask, also)
         if sig not in self._ids:
             self._ids[sig] = len(self._buckets)

@@ -269,14 +269,17 @@ def urgency(conv: ConversationState, queue: Queue, mode: Urgency) -> tuple[int, 
     moves the first part ``aging_s`` earlier (nothing starves); ``aging_s = 0`` makes
     priority strict.
     """
-    worth = round(queue.aging_s * 1000) if queue.aging_s > 0 else STRICT_PRIORITY_MS
-    first, second = (
-        (deadline(conv, queue), conv.first_contact_ts)
-        if mode == "deadline"
-        else (conv.first_contact_ts, conv.sla_deadline)
-    )
-    key = min(max(first - conv.priority * worth, -_KEY_LIMIT), _KEY_LIMIT)
-    return (key, second, conv.seq)
+    if mode == "deadline":
+        first = conv.sla_deadline if len(conv.legs) == 1 else deadline(conv, queue)
+        second = conv.first_contact_ts
+    else:
+        first, second = conv.first_contact_ts, conv.sla_deadline
+    if conv.priority:
+        worth = round(queue.aging_s * 1000) if queue.aging_s > 0 else STRICT_PRIORITY_MS
+        first -= conv.priority * worth
+    if not -_KEY_LIMIT <= first <= _KEY_LIMIT:
+        first = min(max(first, -_KEY_LIMIT), _KEY_LIMIT)
+    return (first, second, conv.seq)
 
 
 class TenantMatcher:
@@ -293,6 +296,7 @@ class TenantMatcher:
         self._next_conv_slot = 0
         self._pinned_to: dict[str, dict[str, None]] = {}
         self._pin_of: dict[str, str] = {}
+        self._buckets: dict[tuple[object, ...], int] = {}
         weights = policy.scoring
         self.weights = np.array(
             [weights.skill, weights.idle, weights.load, weights.sticky, weights.round_robin],
@@ -337,12 +341,27 @@ class TenantMatcher:
         if conv.pinned is not None:
             self._pin_of[cid] = conv.pinned
             self._pinned_to.setdefault(conv.pinned, {})[cid] = None
-        cols, levels = self._requirement(conv)
-        bucket = self.index.bucket_id(
-            cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds], also_mask(conv)
-        )
-        key, second, seq = urgency(conv, self.policy.queues[conv.queue], self.policy.urgency)
-        self.index.add(slot, bucket, key, second, seq, pinned, pin_until, _slots(excluded))
+        queue = self.policy.queues[conv.queue]
+        key, second, seq = urgency(conv, queue, self.policy.urgency)
+        self.index.add(slot, self._bucket(conv, queue), key, second, seq, pinned, pin_until,
+                       _slots(excluded))  # fmt: skip
+
+    def _bucket(self, conv: ConversationState, queue: Queue) -> int:
+        """The index bucket of what a conversation needs now, cached per everything that
+        decides it (queue, ring, skills, optional skills, language, class, kinds, also)."""
+        also = also_mask(conv)
+        key = (conv.queue, conv.ring, tuple(conv.skills.items()),
+               tuple(conv.optional_skills.items()), conv.language, conv.media_class, conv.kinds,
+               also)  # fmt: skip
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_MEMO:
+                self._buckets.clear()
+            cols, levels = self.table.request(requirements(conv, queue))
+            bucket = self._buckets[key] = self.index.bucket_id(
+                cols, levels, CLASS_INDEX[conv.media_class], KIND_MASK[conv.kinds], also
+            )
+        return bucket
 
     def dequeue(self, conversation_id: str) -> None:
         """Take a conversation out of the index."""

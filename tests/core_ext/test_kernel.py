@@ -28,8 +28,8 @@ from omniroute.engine.events import (
     Tick,
 )
 from omniroute.engine.matching import CLASS_INDEX, AgentTable, ProfileTable
-from omniroute.engine.policy import PRESETS
-from omniroute.engine.state import AgentState
+from omniroute.engine.policy import PRESETS, Queue, Ring
+from omniroute.engine.state import AgentState, ConversationState, Leg
 
 compiled = pytest.importorskip("omniroute.core_ext._kernel")
 N_CLASSES = 7
@@ -211,6 +211,63 @@ def test_also_naming_no_media_class_is_an_error(kernel: Any) -> None:
             kernel.agent_eligible(table, 0, cols, levels, 0, 1, also)
         with pytest.raises(ValueError, match="also"):
             kernel.QueueIndex().bucket_id(cols, levels, 0, 1, also)
+
+
+@pytest.mark.parametrize("kernel", [compiled, reference], ids=["compiled", "reference"])
+def test_a_bucket_needs_one_level_per_column(kernel: Any) -> None:
+    index = kernel.QueueIndex()
+    cols, levels = np.array([0, 1], np.int32), np.array([2, 3], np.uint8)
+    with pytest.raises(ValueError, match="levels"):
+        index.bucket_id(cols, levels[:1], 0, 1)
+    assert index.bucket_id(cols, levels, 0, 1) == index.bucket_id(cols.copy(), levels, 0, 1) == 0
+    assert index.bucket_id(cols, levels, 1, 1) == 1
+
+
+_RINGS = (Ring(after_s=30, level_drop=1), Ring(after_s=60, drop_optional=True),
+          Ring(after_s=90, widen=True))  # fmt: skip
+_CACHE_POLICY = Policy(
+    queues={"default": Queue(rings=_RINGS), "sales": Queue(skills={"a": 2}, rings=_RINGS)}
+)
+_LEG = Leg(leg_id="l0", channel="voice", contact=Contact("voice", "+1"), media_class="voice",
+           started_ts=0)  # fmt: skip
+_EMAIL = Leg(leg_id="l1", channel="email", contact=Contact("email", "x@y"), media_class="email",
+             started_ts=0)  # fmt: skip
+_skill_maps = st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5), max_size=3)
+_field_changes = st.one_of(
+    st.tuples(st.just("queue"), st.sampled_from(["default", "sales"])),
+    st.tuples(st.just("ring"), st.integers(0, 3)),
+    st.tuples(st.just("skills"), _skill_maps),
+    st.tuples(st.just("optional_skills"), _skill_maps),
+    st.tuples(st.just("language"), st.sampled_from([None, "en", "fr"])),
+    st.tuples(st.just("media_class"), st.sampled_from(["voice", "chat", "email"])),
+    st.tuples(st.just("kinds"), st.sampled_from(["any", "human", "bot"])),
+    st.tuples(st.just("legs"), st.sampled_from([(_LEG,), (_LEG, _EMAIL)])),
+)
+
+
+@given(st.lists(_field_changes, max_size=20))
+def test_an_enqueued_conversation_goes_to_the_bucket_of_what_it_needs_now(
+    changes: list[tuple[str, Any]],
+) -> None:
+    """The matcher's bucket cache gives a conversation re-queued after each change the
+    bucket a fresh requirement would."""
+    matcher = matching.TenantMatcher(_CACHE_POLICY, ProfileTable(_CACHE_POLICY))
+    fresh = core_ext.kernel.QueueIndex()
+    conv = ConversationState(
+        conversation_id="c", seq=1, channel="voice", media_class="voice", contact=_LEG.contact,
+        legs=(_LEG,), customer_id="k", queue="sales", skills={}, optional_skills={},
+        language=None, priority=0, first_contact_ts=0,
+    )  # fmt: skip
+    for field, value in [("ring", 0), *changes]:
+        setattr(conv, field, value)
+        queue = _CACHE_POLICY.queues[conv.queue]
+        matcher.enqueue(conv, [], -1, 0)
+        want = fresh.bucket_id(
+            *matcher.table.request(matching.requirements(conv, queue)),
+            CLASS_INDEX[conv.media_class], matching.KIND_MASK[conv.kinds],
+            matching.also_mask(conv),
+        )  # fmt: skip
+        assert matcher._bucket(conv, queue) == want
 
 
 def _drive(seed: int, engine: Engine) -> tuple[list[object], bytes]:
