@@ -28,9 +28,9 @@ def _load(name: str) -> ModuleType:
 @pytest.mark.skipif(core_ext.KERNEL != "compiled", reason="the compiled kernel is not built")
 def test_bench_pipeline_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
     bench = _load("bench_pipeline")
-    # --quick (the day scenario from 08:00), cut to six minutes of arrivals (about 12,000
-    # contacts, then their drain) and a small memory sample: about 20 s
-    assert bench.main(["--quick", "--json", "--hours", "0.1", "--memory-n", "300"]) == 0
+    # --quick (the day scenario from 08:00), cut to three minutes of arrivals (about 6,000
+    # contacts, then their drain) and a small memory sample
+    assert bench.main(["--quick", "--json", "--hours", "0.05", "--memory-n", "300"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
@@ -38,7 +38,7 @@ def test_bench_pipeline_quick_json(capsys: pytest.CaptureFixture[str]) -> None:
                 "bytes_per_agent", "events"):  # fmt: skip
         assert result[key] > 0, key
     assert result["events"] == result["inputs"] + result["decisions"]
-    assert result["scenario"] == "day" and result["from_h"] == 8.0 and result["hours"] == 0.1
+    assert result["scenario"] == "day" and result["from_h"] == 8.0 and result["hours"] == 0.05
     expected = result["expected_arrivals"]  # the windowed scenario's own expectation
     assert expected > 5_000 and 0.9 * expected < result["interactions"] < 1.15 * expected
     # agents are on shift in the window: most contacts are served, few abandon

@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omniroute import core_ext
@@ -36,6 +36,9 @@ N_CLASSES = 7
 SKILLS = ["a", "b", "c", "d"]
 # the further classes a conversation counts against: mostly none, else any set of classes
 also_masks = st.one_of(st.just(0), st.integers(0, (1 << N_CLASSES) - 1))
+# desks of up to 150 agents are slow to draw: half the profile's examples (the long profile
+# still runs a thousand)
+desk_examples = settings(max_examples=max(settings.default.max_examples // 2, 1))
 
 
 def test_compiled_kernel_is_in_use() -> None:
@@ -95,6 +98,7 @@ requests = st.fixed_dictionaries(
 )
 
 
+@desk_examples
 @given(tables(), requests, st.data())
 def test_best_agent_is_identical(
     built: tuple[AgentTable, list[int]], req: dict[str, Any], data: st.DataObject
@@ -127,6 +131,7 @@ def test_best_agent_is_identical(
         ) == reference.agent_eligible(table, slot, cols, levels, c, req["kind_mask"], also)
 
 
+@desk_examples
 @given(tables(), st.data())
 def test_most_urgent_conversation_is_identical(
     built: tuple[AgentTable, list[int]], data: st.DataObject

@@ -325,17 +325,24 @@ ERLANG_A = [
 ]
 
 
-@pytest.mark.parametrize("case", ERLANG_C, ids=lambda c: c.name)
+def _cases(cases: list[Case]) -> list[Any]:
+    """The cases as parameters; ``heavy`` (95 % occupancy: the longest run, about a
+    minute) runs with the slow ones, beside its longer twins."""
+    return [pytest.param(c, id=c.name, marks=[pytest.mark.slow] * (c.name == "heavy"))
+            for c in cases]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", _cases(ERLANG_C))
 def test_simulated_m_m_n_matches_erlang_c(case: Case) -> None:
     assert_agrees(case)
 
 
-@pytest.mark.parametrize("case", ERLANG_A, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", _cases(ERLANG_A))
 def test_simulated_m_m_n_m_matches_erlang_a(case: Case) -> None:
     assert_agrees(case)
 
 
-@pytest.mark.parametrize("case", ERLANG_C + ERLANG_A, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", _cases(ERLANG_C + ERLANG_A))
 def test_the_engine_serves_in_order_and_never_idles_while_callers_wait(case: Case) -> None:
     """Sample-path check, exact to the millisecond: every answered caller starts when an
     FCFS, work-conserving queue with the same arrivals, handling times and abandons
