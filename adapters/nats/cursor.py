@@ -224,6 +224,12 @@ class Cursor:
                 self.num_pending = 0
             return
         description = headers.get("Description", "")
+        if status == "409" and description.startswith("Batch Completed"):
+            # the request's batch was delivered in full (max_bytes to spare): the request is
+            # over and already counted so, message by message. Not a fault: re-creating the
+            # consumer here cost a consumer delete + create per batch, which slowed reading a
+            # long log (a restarted instance's replay, before it can take a lease) severalfold
+            return
         if status == "409" and "Max" in description and "Bytes" in description:
             self._max_bytes = 0  # a message is larger than max_bytes: ask without a limit
             self._outstanding = 0

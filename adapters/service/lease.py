@@ -55,6 +55,9 @@ class Lease:
         self.holder: str | None = None
         self._renewed = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._refused_since: float | None = None  # create refused, key gone (diagnostic)
+        self._refused_warned = False
+        self._overdue_warned: int | None = None  # revision of an overdue lease warned of
 
     def _value(self) -> bytes:
         return msgspec.json.encode(
@@ -76,6 +79,7 @@ class Lease:
         self._health.clear(self.trouble)
         if revision is None:
             return False
+        self._refused_since = None
         self.revision = revision
         self.held = True
         self.holder = self.instance
@@ -93,7 +97,10 @@ class Lease:
         try:
             entry = await self._kv.get(self.key)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            self._refused_absent()
             return None  # expired or released in between: the next poll takes it
+        self._refused_since = None
+        self._overdue(entry)
         holder = _holder(entry.value)
         if holder != self.holder:
             _log.info("%s: lease held by %s", self.key, holder)
@@ -104,6 +111,38 @@ class Lease:
             return await self._kv.update(self.key, self._value(), last=entry.revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
+
+    def _refused_absent(self) -> None:
+        """Diagnostic: ``create`` refused (wrong last sequence) while a read finds no key.
+        Normal for a moment (a replica expired it before the leader did); for longer than
+        the TTL the bucket's leader refuses writes to a key it no longer holds."""
+        now = time.monotonic()
+        if self._refused_since is None:
+            self._refused_since, self._refused_warned = now, False
+        elif not self._refused_warned and now - self._refused_since > self.ttl:
+            self._refused_warned = True
+            _log.warning(
+                "%s: lease create refused for %.1f s though the key reads as gone: the lease "
+                "bucket's leader still refuses it", self.key, now - self._refused_since,
+            )  # fmt: skip
+
+    def _overdue(self, entry: KeyValue.Entry) -> None:
+        """Diagnostic: warn (once per revision) of a lease whose last renewal is older than
+        twice the TTL: the bucket (its ``max_age``) has not expired it."""
+        try:
+            ms = msgspec.json.decode(entry.value or b"{}").get("ms")
+        except (msgspec.DecodeError, AttributeError):
+            return
+        if not isinstance(ms, int) or entry.revision == self._overdue_warned:
+            return
+        age = time.time() - ms / 1000
+        if age > 2 * self.ttl:
+            self._overdue_warned = entry.revision
+            _log.warning(
+                "%s: lease of %s last renewed %.1f s ago (revision %s), TTL %.1f s: the lease "
+                "bucket has not expired it", self.key, _holder(entry.value), age,
+                entry.revision, self.ttl,
+            )  # fmt: skip
 
     async def _renew_loop(self) -> None:
         """Renew every third of the TTL; after a failure (a lease bucket leader election, a

@@ -288,6 +288,36 @@ def test_cursor_resumes_after_a_server_restart(fresh_nats_server: LocalNatsServe
     assert asyncio.run(go()) == list(range(10))
 
 
+def test_a_cursor_reads_a_long_subject_with_one_consumer(
+    nats_server: LocalNatsServer,
+) -> None:
+    """A pull request whose batch is delivered in full ends with "409 Batch Completed" (max
+    bytes left over): the end of the request, not a reason to re-create the consumer."""
+    stream = StreamOptions(name=unique("LONG"), prefix=unique("long"))
+    subject = f"{stream.prefix}.acme.out"
+
+    async def go() -> tuple[list[int], int]:
+        nc = await connect(options_for(nats_server))
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, stream)
+            for i in range(700):
+                await js.publish(subject, msgspec.msgpack.encode([i]))
+            cursor = Cursor(nc, stream.name, subject, 1, batch=256)
+            got: list[int] = []
+            deadline = asyncio.get_running_loop().time() + 20
+            while len(got) < 700 and asyncio.get_running_loop().time() < deadline:
+                got += [int(msgspec.msgpack.decode(m.data)[0]) for m in await cursor.fetch(1.0)]
+            await cursor.close()
+            return got, cursor.resets
+        finally:
+            await nc.close()
+
+    got, resets = asyncio.run(go())
+    assert got == list(range(700))
+    assert resets == 1  # the consumer created once, kept over three batches
+
+
 def test_server_restart_keeps_the_log(fresh_nats_server: LocalNatsServer) -> None:
     opts = options_for(fresh_nats_server)
     stream = StreamOptions(name="K", prefix="k")
