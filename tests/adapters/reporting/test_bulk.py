@@ -11,6 +11,7 @@ up what the first wrote)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,8 @@ from omniroute.engine.policy import Policy
 from tests.support.projection import POLICY, SCRIPT, arrive, do, scripted_batches, snapshot
 from tests.support.projection import write_log as write_batches
 from tests.support.simulation import simulate_small, small_policy
+
+Tables = dict[str, list[tuple[Any, ...]]]
 
 EXTRA = [  # after SCRIPT: the event types it does not have
     (90_010, arrive("c11", "voice", "+1011")),
@@ -52,24 +55,41 @@ def test_the_logs_hold_every_event_type(logs: dict[str, tuple[Path, Policy]]) ->
     assert seen == set(ev.EVENT_TYPES)
 
 
-@pytest.mark.parametrize("name", ["scripted", "small"])
-@pytest.mark.parametrize("batch_events", [97, 200_000])
+@pytest.fixture(scope="module")
+def references(
+    tmp_path_factory: pytest.TempPathFactory, logs: dict[str, tuple[Path, Policy]]
+) -> dict[str, tuple[int, Tables]]:
+    """Each log's end and reference tables: read event by event (the generic ``EventLog`` path),
+    projected in batches of 331 by two processes, the second looking up what the first
+    wrote."""
+    tables: dict[str, tuple[int, Tables]] = {}
+    for name, (path, policy) in logs.items():
+        reference = MemoryLog()
+        reference.append(_events(path))
+        ref_db = tmp_path_factory.mktemp("reference") / f"{name}.duckdb"
+        with Projector(ref_db, policy) as p:
+            p.project(reference, limit=reference.end() // 2, batch_events=331)
+        assert snapshot(ref_db)["contacts"]  # the second process looks them up
+        with Projector(ref_db, policy) as p:
+            p.project(reference, batch_events=331)
+        tables[name] = (reference.end(), snapshot(ref_db))
+    return tables
+
+
+@pytest.mark.parametrize(
+    "name, batch_events",
+    [("scripted", 97), ("scripted", 200_000), ("small", 1_009), ("small", 200_000)],
+)
 def test_bulk_projection_equals_the_per_event_reference(
-    tmp_path: Path, logs: dict[str, tuple[Path, Policy]], name: str, batch_events: int
-) -> None:
+    tmp_path: Path, logs: dict[str, tuple[Path, Policy]], references: dict[str, tuple[int, Tables]],
+    name: str, batch_events: int,
+) -> None:  # fmt: skip
     path, policy = logs[name]
-    reference = MemoryLog()  # read event by event: the generic EventLog path
-    reference.append(_events(path))
-    ref_db = tmp_path / "reference.duckdb"
-    with Projector(ref_db, policy) as p:
-        p.project(reference, limit=reference.end() // 2, batch_events=331)
-    assert snapshot(ref_db)["contacts"]  # the second process looks them up
-    with Projector(ref_db, policy) as p:
-        p.project(reference, batch_events=331)
+    end, tables = references[name]
     with FileLog(path, readonly=True) as log:
         stats = project(log, tmp_path / "bulk.duckdb", policy, batch_events=batch_events)
-    assert stats.position == reference.end()
-    assert snapshot(tmp_path / "bulk.duckdb") == snapshot(ref_db)
+    assert stats.position == end
+    assert snapshot(tmp_path / "bulk.duckdb") == tables
 
 
 def test_a_cleared_cache_goes_back_to_looking_up(
