@@ -42,8 +42,11 @@ def agent_registered(ctx: Context, event: AgentRegistered) -> None:
         units=[0] * _N_CLASSES, counts=[0] * _N_CLASSES, idle_since=ctx.now,
     )  # fmt: skip
     tenant.agents[agent.agent_id] = agent
-    ctx.matchers[tenant.tenant].agent_at[slot] = agent.agent_id
+    matcher = ctx.matchers[tenant.tenant]
+    matcher.agent_at[slot] = agent.agent_id
     ctx.sync(tenant, agent)
+    for cid in matcher.excluding(agent.agent_id):  # declined before it was removed
+        ctx.index(tenant, tenant.conversations[cid])
 
 
 def agent_updated(ctx: Context, event: AgentUpdated) -> None:

@@ -296,6 +296,8 @@ class TenantMatcher:
         self._next_conv_slot = 0
         self._pinned_to: dict[str, dict[str, None]] = {}
         self._pin_of: dict[str, str] = {}
+        self._excluded_of: dict[str, tuple[str, ...]] = {}
+        self._excluding: dict[str, dict[str, None]] = {}
         self._buckets: dict[tuple[object, ...], int] = {}
         weights = policy.scoring
         self.weights = np.array(
@@ -323,6 +325,11 @@ class TenantMatcher:
     def _requirement(self, conv: ConversationState) -> Requirement:
         return self.table.request(requirements(conv, self.policy.queues[conv.queue]))
 
+    def excluding(self, agent_id: str) -> list[str]:
+        """Waiting conversations this agent declined or let lapse. The index holds the
+        agent's slot then; registered again (removed meanwhile), it has a new one."""
+        return list(self._excluding.get(agent_id, ()))
+
     def enqueue(
         self, conv: ConversationState, excluded: list[int], pinned: int, pin_until: int
     ) -> None:
@@ -338,6 +345,11 @@ class TenantMatcher:
             self._conv_slot[cid] = slot
             self._conv_at[slot] = cid
         self._unpin(cid)
+        self._forget_exclusions(cid)
+        if conv.excluded:
+            self._excluded_of[cid] = conv.excluded
+            for agent_id in conv.excluded:
+                self._excluding.setdefault(agent_id, {})[cid] = None
         if conv.pinned is not None:
             self._pin_of[cid] = conv.pinned
             self._pinned_to.setdefault(conv.pinned, {})[cid] = None
@@ -372,6 +384,14 @@ class TenantMatcher:
         del self._conv_at[slot]
         self._free_conv_slots.append(slot)
         self._unpin(conversation_id)
+        self._forget_exclusions(conversation_id)
+
+    def _forget_exclusions(self, conversation_id: str) -> None:
+        for agent_id in self._excluded_of.pop(conversation_id, ()):
+            waiting = self._excluding[agent_id]
+            del waiting[conversation_id]
+            if not waiting:
+                del self._excluding[agent_id]
 
     def _unpin(self, conversation_id: str) -> None:
         agent_id = self._pin_of.pop(conversation_id, None)

@@ -1580,6 +1580,28 @@ def test_a_late_reactivation_leaves_no_overdue_timer() -> None:
 CHAT = MEDIA_CLASSES.index("chat")
 
 
+def test_an_agent_who_declined_stays_excluded_after_being_removed_and_registered_again() -> None:
+    """Was: the queue index kept the declining agent's old slot, so once removed and
+    registered again (a new slot) they were offered it again; an engine restored from a
+    snapshot (index built from the state) kept them out, so replay and live disagreed."""
+    head: list[Event] = [
+        *_agent("ann"),
+        _arrive("k1", 0, "webchat", "c1"),  # offered to ann
+        OfferDeclined(tenant="acme", ts=1_000, conversation_id="k1", agent_id="ann"),
+        AgentRemoved(tenant="acme", ts=2_000, agent_id="ann"),
+    ]
+    tail = [*_agent("ann", ts=3_000), *_agent("bob", ts=4_000)]
+    live = drive(OFFER_QUEUE, head)
+    restored = Engine.restore(live.snapshot(), OFFER_QUEUE)
+    decided = [[d for e in tail for d in engine.apply(e)] for engine in (live, restored)]
+    assert ENCODER.encode(decided[0]) == ENCODER.encode(decided[1])
+    offers = [
+        (d.conversation_id, d.agent_id) for d in decided[0] if isinstance(d, ConversationOffered)
+    ]
+    assert offers == [("k1", "bob")]
+    assert live.snapshot() == restored.snapshot()
+
+
 def _corrupt(check: str, engine: Engine) -> None:
     """Break one thing by hand that the named check must notice."""
     tenant = engine.state.tenants["acme"]
