@@ -9,6 +9,7 @@ names and the policy digest matches.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -74,14 +75,20 @@ class SnapshotStore:
 
 
 class ObjectStoreSnapshots(SnapshotStore):
-    """Snapshots as objects of a JetStream object store bucket."""
+    """Snapshots as objects of a JetStream object store bucket.
 
-    def __init__(self, store: ObjectStore) -> None:
+    A load gives up after ``timeout`` seconds with ``TimeoutError`` (transient: the worker
+    tries again): nats-py reads an object's chunks with no deadline of its own, so a
+    transfer cut off by a node's loss would otherwise wait for ever.
+    """
+
+    def __init__(self, store: ObjectStore, timeout: float = 60.0) -> None:
         self._store = store
+        self._timeout = timeout
 
     async def load(self, tenant: str) -> bytes | None:
         try:
-            result = await self._store.get(tenant)
+            result = await asyncio.wait_for(self._store.get(tenant), self._timeout)
         except nats.js.errors.ObjectNotFoundError:
             return None
         except nats.js.errors.ObjectDeletedError:
