@@ -7,15 +7,16 @@ a tenant exists once a producer has published to it, and stays while its log doe
 
 Each instance announces itself in a KV bucket of its own (``instance_bucket``; key: the
 instance name, value: its ``max_tenants``; TTL: the lease's), renewed every third of the
-TTL, so every instance sees the live ones. Every tenth of the TTL (1 s at most) it
-balances (:mod:`.balance`): it claims free tenants' leases up to its share -- each claimed
-tenant gets a :class:`~.worker.Worker` that restores its snapshot, reads the log to its end
-and only then writes -- and hands over the tenants past its share: the worker finishes the
-append in flight, saves a snapshot and releases the lease (a frame boundary), so the
-instance that claims it next goes on from there. A tenant it does not lead costs it
-nothing (no hot standby). When an instance dies its leases and its announcement lapse
-within the TTL and the survivors with room claim its tenants. One writer per tenant at any
-time: the lease, and the log's expected-sequence check behind it.
+TTL, so every instance sees the live ones. One such interval after its first announcement
+(so instances started together see each other first), and from then on every tenth of the
+TTL (1 s at most), it balances (:mod:`.balance`): it claims free tenants' leases up to its
+share -- each claimed tenant gets a :class:`~.worker.Worker` that restores its snapshot,
+reads the log to its end and only then writes -- and hands over the tenants past its
+share: the worker finishes the append in flight, saves a snapshot and releases the lease
+(a frame boundary), so the instance that claims it next goes on from there. A tenant it
+does not lead costs it nothing (no hot standby). When an instance dies its leases and its
+announcement lapse within the TTL and the survivors with room claim its tenants. One
+writer per tenant at any time: the lease, and the log's expected-sequence check behind it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class Spread:
             raise
         announcer = asyncio.create_task(self._announce(bucket, value), name="announce")
         try:
+            # one announcement interval first: instances started together see each other
+            # before their first claims (none claims all, to hand most over a moment later)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(svc.stopping.wait(), opts.lease_ttl_s / 3)
             while not svc.stopping.is_set():
                 self._reap()
                 await self._balance(bucket)
