@@ -44,7 +44,10 @@ acknowledged under a ``Nats-Msg-Id``, so a retry is de-duplicated by the server)
   tenants; the seconds from the kill until each of its tenants' logs has a frame by another
   writer (its hot standby, after the lease of ``lease_ttl_s`` lapsed; ``--lease-ttl``,
   5 s here, production's default is 10 s). The killed instance is restarted (it becomes a
-  standby);
+  standby) and, like the standby at the start, waited for until its ``/health`` (each
+  instance has a metrics port) reports every one of its tenants ``standby`` or ``writer``:
+  it has replayed their logs (until then ``starting``) and can take over, so the next kill
+  is not measured against an instance still recovering;
 
 reported as p50 and max. Afterwards the flow stops, the logs catch up, and every log of the
 three streams is audited: ``lost`` (an input id published but not in its tenant's log),
@@ -72,7 +75,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -82,7 +84,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,20 @@ from omniroute.adapters.nats.options import (
     connect,
     ensure_stream,
 )
+from omniroute.adapters.nats.server import free_port
 from omniroute.engine.events import encode_msgpack, is_decision
 from omniroute.engine.log import encode_frame
 from omniroute.engine.replay import replay
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
-from bench_nats import workload
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling benchmark scripts
+if str(HERE.parent) not in sys.path:  # ``tests.support`` from a checkout
+    sys.path.append(str(HERE.parent))
+
+from bench_nats import workload  # noqa: E402
+
+from tests.support.cluster import roles  # noqa: E402
+from tests.support.service import ServeProcess, config_toml, cpu_seconds  # noqa: E402
 
 TENANTS = tuple(f"t{k}" for k in range(1, 7))
 REPLICAS = 3
@@ -145,106 +154,34 @@ def framed(encoded: Sequence[bytes], size: int) -> list[bytes]:
 # --- the cluster and the instances -------------------------------------------------------
 
 
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) of a running process so far; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _toml(tables: dict[str, dict[str, Any]]) -> str:
-    """A TOML file of flat tables (strings, numbers, lists of strings: JSON spells them so)."""
-    out = []
-    for table, keys in tables.items():
-        out.append(f"[{table}]")
-        out += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]
-    return "\n".join(out) + "\n"
-
-
-class Instance:
-    """One ``omniroute serve --config FILE`` child process, restartable under its name."""
-
-    def __init__(self, workdir: Path, name: str, config: dict[str, dict[str, Any]]) -> None:
-        self.name = name
-        self.config_path = workdir / f"{name}.toml"
-        self.config_path.write_text(_toml(config))
-        self.log_path = workdir / f"{name}.log"
-        self.starts = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "NATS_CREDS")}
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "omniroute.adapters.cli", "--log-level", "INFO",
-                 "serve", "--config", str(self.config_path)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            )  # fmt: skip
-        self.starts += 1
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"instance {self.name} exited:\n{tail}")
-
-    def wait_serving(self, timeout: float = 60) -> None:
-        """Wait until this incarnation logged that it serves its tenants."""
-        deadline = time.monotonic() + timeout
-        while self.log_path.read_text(errors="replace").count("serving tenants") < self.starts:
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"instance {self.name} not serving after {timeout} s")
-            time.sleep(0.05)
-
-    def writing_since(self) -> float | None:
-        """When this instance first logged that it writes a tenant's log (epoch seconds)."""
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if "writing the log" in line:  # "2026-11-30 10:30:32,600 INFO ...", local time
-                return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        return None
-
-    def cpu_s(self) -> float:
-        return _cpu_s(self.proc.pid if self.proc else None)
-
-    def kill9(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait (SIGKILL after 20 s); the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
 def instance_config(
-    urls: Sequence[str], stream: StreamOptions, name: str, tenants: Sequence[str],
-    lease_ttl_s: float,
-) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """A ``serve`` configuration: stream, lease bucket and snapshot store at R3, no Ticks
-    (the inputs move the clocks). The buckets are shared by the three streams (their keys
-    are per stream and tenant), so only the first phase creates them: instances starting
-    together on a bucket just created wait for it (a request timeout, ~5 s), which is
-    start-up, not throughput."""
-    return {
-        "nats": {"servers": list(urls), "reconnect_wait_s": 0.2, "connect_timeout_s": 1.0},
-        "stream": {"name": stream.name, "prefix": stream.prefix, "replicas": stream.replicas},
-        "service": {
-            "tenants": list(tenants), "instance": name, "tick_interval_s": 0,
-            "lease_ttl_s": lease_ttl_s, "lease_bucket": LEASES,
-            "snapshot_bucket": SNAPSHOTS,
-        },
-    }  # fmt: skip
+    workdir: Path, urls: Sequence[str], stream: StreamOptions, name: str,
+    tenants: Sequence[str], lease_ttl_s: float, metrics_port: int | None = None,
+) -> Path:  # fmt: skip
+    """Write ``NAME.toml``, a ``serve`` configuration: stream, lease bucket and snapshot
+    store at R3, no Ticks (the inputs move the clocks). The buckets are shared by the three
+    streams (their keys are per stream and tenant), so only the first phase creates them:
+    instances starting together on a bucket just created wait for it (a request timeout,
+    ~5 s), which is start-up, not throughput."""
+    path = workdir / f"{name}.toml"
+    path.write_text(config_toml(
+        urls, stream, tenants, instance=name, extra_nats="connect_timeout_s = 1.0",
+        extra_service=(f"tick_interval_s = 0\nlease_ttl_s = {lease_ttl_s}\n"
+                       f'lease_bucket = "{LEASES}"\nsnapshot_bucket = "{SNAPSHOTS}"'),
+        metrics_port=metrics_port,
+    ))  # fmt: skip
+    return path
+
+
+def stop_all(fleet: dict[str, ServeProcess]) -> dict[str, int]:
+    """SIGTERM every instance and wait (SIGKILL after 20 s); their exit statuses."""
+    codes = {}
+    for name, instance in fleet.items():
+        try:
+            codes[name] = instance.terminate()
+        except AssertionError:  # killed after 20 s
+            codes[name] = instance.proc.returncode
+    return codes
 
 
 # --- reading the logs --------------------------------------------------------------------
@@ -272,7 +209,8 @@ async def _stamped(js: Any, stream: StreamOptions, tenant: str) -> tuple[Frame, 
 
 
 async def _until_covered(
-    opts: NatsOptions, stream: StreamOptions, last_in: dict[str, int], fleet: Sequence[Instance],
+    opts: NatsOptions, stream: StreamOptions, last_in: dict[str, int],
+    fleet: Sequence[ServeProcess],
     timeout: float,
 ) -> dict[str, tuple[float, int, str]]:  # fmt: skip
     """Wait until every tenant's log covers its inputs up to ``last_in``; per tenant, the
@@ -363,19 +301,19 @@ def throughput(
     frames = {t: framed(inputs[t], args.frame_events) for t in TENANTS}
     last_in = asyncio.run(prepublish(opts, stream, frames))
     cluster.wait_current([stream.name])
-    fleet = [Instance(workdir, name, instance_config(cluster.urls, stream, name, tenants,
-                                                     args.lease_ttl))
-             for name, tenants in layout.items()]  # fmt: skip
-    nats_cpu = sum(_cpu_s(n.pid) for n in cluster.nodes)
+    configs = {name: instance_config(workdir, cluster.urls, stream, name, tenants, args.lease_ttl)
+               for name, tenants in layout.items()}  # fmt: skip
+    nats_cpu = sum(cpu_seconds(n.pid) for n in cluster.nodes)
+    fleet: dict[str, ServeProcess] = {}
     try:
-        for instance in fleet:
-            instance.start()
-        covered = asyncio.run(_until_covered(opts, stream, last_in, fleet, 600))
-        service_cpu = sum(i.cpu_s() for i in fleet)
-        nats_cpu = sum(_cpu_s(n.pid) for n in cluster.nodes) - nats_cpu
+        for name, config in configs.items():
+            fleet[name] = ServeProcess(config, workdir / f"{name}.log")
+        covered = asyncio.run(_until_covered(opts, stream, last_in, list(fleet.values()), 600))
+        service_cpu = sum(i.cpu_s() for i in fleet.values())
+        nats_cpu = sum(cpu_seconds(n.pid) for n in cluster.nodes) - nats_cpu
     finally:
-        codes = [i.stop() for i in fleet]
-    began = {i.name: at for i in fleet if (at := i.writing_since()) is not None}
+        codes = list(stop_all(fleet).values())
+    began = {name: at for name, i in fleet.items() if (at := i.writing_since()) is not None}
 
     def span(names: Sequence[str]) -> tuple[float, int]:
         """Seconds from the first of them writing to the logs they finished all covered;
@@ -504,6 +442,24 @@ def _writers(urls: Sequence[str], stream: StreamOptions) -> dict[str, str]:
     return asyncio.run(go())
 
 
+RECOVERED = ("standby", "writer")
+"""A tenant's roles on ``/health`` once its instance has replayed the tenant's log (before:
+``starting``; ``catching up`` and ``handing over`` are a writer's transitions)."""
+
+
+def wait_recovered(
+    instance: ServeProcess, port: int, tenants: Sequence[str], timeout: float = 120
+) -> None:
+    """Wait until the instance's ``/health`` (metrics ``port``) reports every one of its
+    ``tenants`` recovered: a role in :data:`RECOVERED`."""
+    deadline = time.monotonic() + timeout
+    while not all((now := roles(port)).get(t) in RECOVERED for t in tenants):
+        instance.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"tenants {list(tenants)} not recovered in {timeout} s: {now}")
+        time.sleep(0.1)
+
+
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -523,21 +479,23 @@ def failover(
     size = args.flow_frame_events
     flow = Flow(opts, stream, {t: framed(inputs[t], size) for t in TENANTS}, args.rate / size)
     groups = {f"router-{k + 1}": TENANTS[2 * k : 2 * k + 2] for k in range(3)}
-    fleet = {name: Instance(workdir, name, instance_config(urls, stream, name, tenants,
-                                                           args.lease_ttl))
-             for name, tenants in {**groups, "standby": TENANTS}.items()}  # fmt: skip
+    served = {**groups, "standby": TENANTS}
+    ports = {name: free_port() for name in served}
+    configs = {name: instance_config(workdir, urls, stream, name, tenants, args.lease_ttl,
+                                     ports[name])
+               for name, tenants in served.items()}  # fmt: skip
+    fleet: dict[str, ServeProcess] = {}
     resume: list[float] = []
     takeover: list[float] = []
     lease_leader_too = 0
     try:
         flow.start()
         for name in groups:
-            fleet[name].start()
+            fleet[name] = ServeProcess(configs[name], workdir / f"{name}.log")
         _wait(lambda: set(_writers(urls, stream).values()) == set(groups), 90,
               "three instances writing two tenants each")  # fmt: skip
-        fleet["standby"].start()
-        fleet["standby"].wait_serving()
-        time.sleep(1.0)
+        fleet["standby"] = ServeProcess(configs["standby"], workdir / "standby.log")
+        wait_recovered(fleet["standby"], ports["standby"], served["standby"])
 
         def healthy() -> None:
             for instance in fleet.values():
@@ -561,18 +519,18 @@ def failover(
             writers = _writers(urls, stream)
             writing = Counter(writers.values())
             most = sorted(w for w in writing if writing[w] == max(writing.values()))
-            victim = fleet[most[k % len(most)]]
-            tenants = [t for t, w in writers.items() if w == victim.name]
-            takeover.append(asyncio.run(_outage(urls, stream, tenants, victim.kill9, victim.name)))
+            name = most[k % len(most)]
+            victim = fleet[name]
+            tenants = [t for t, w in writers.items() if w == name]
+            takeover.append(asyncio.run(_outage(urls, stream, tenants, victim.kill9, name)))
             victim.start()
-            victim.wait_serving()
-            time.sleep(1.0)
+            wait_recovered(victim, ports[name], served[name])
         healthy()
         flow.stop()
         asyncio.run(_until_covered(opts, stream, flow.last_seq, list(fleet.values()), 120))
     finally:
         flow.halt()
-        codes = {name: i.stop() for name, i in fleet.items()}
+        codes = stop_all(fleet)
     published = {t: min(flow.acked[t] * size, len(inputs[t])) for t in TENANTS}
     return {
         "resume_s": resume,

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,6 +47,7 @@ __all__ = [
     "answers",
     "check_log",
     "config_toml",
+    "cpu_seconds",
     "log_events",
     "publish",
     "publish_in_thread",
@@ -208,32 +210,65 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: fl
 
 
 class ServeProcess:
-    """``omniroute serve --config FILE`` as a child process (killable with SIGKILL)."""
+    """``omniroute serve --config FILE`` as a child process (killable with SIGKILL),
+    restartable: :meth:`start` runs a new incarnation, appending to the same log file."""
 
     def __init__(self, config_path: Path, log_path: Path, *args: str) -> None:
+        """Start the first incarnation (``args``: more ``serve`` options)."""
+        self.config_path = config_path
         self.log_path = log_path
-        self._log = log_path.open("ab")
+        self.args = args
+        self.starts = 0
+        """Incarnations started so far."""
+        self.start()
+
+    def start(self) -> None:
+        """Start a new incarnation (the previous one must have exited)."""
+        if self.starts and self.proc.poll() is None:
+            raise AssertionError("serve is still running")
         env = dict(os.environ)
         env.pop("NATS_URL", None)
         env.pop("NATS_CREDS", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "omniroute.adapters.cli", "--log-level", "INFO", "serve",
-             "--config", str(config_path), *args],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
+        with self.log_path.open("ab") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "omniroute.adapters.cli", "--log-level", "INFO", "serve",
+                 "--config", str(self.config_path), *self.args],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            )  # fmt: skip
+        self.starts += 1
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def check_alive(self) -> None:
+        """AssertionError (with the log's tail) when the current incarnation has exited."""
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"serve exited with {self.proc.returncode}:\n{self.output()[-3000:]}"
+            )
+
     def wait_ready(self, text: str = "writing the log", timeout: float = 30) -> None:
-        """Wait until the service logged ``text`` (default: it became the writer)."""
+        """Wait until the current incarnation logged ``text`` (default: it became the
+        writer), that is until the log holds it at least once per incarnation."""
 
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
-            return text in self.output()
+            return self.output().count(text) >= self.starts
 
         wait_for(ready, timeout, f"serve to log {text!r}")
+
+    def writing_since(self) -> float | None:
+        """When it first logged that it writes a tenant's log (epoch seconds; None: never),
+        from the line's timestamp ("2026-11-30 10:30:32,600 INFO ...", local time)."""
+        for line in self.output().splitlines():
+            if "writing the log" in line:
+                return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        return None
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the current incarnation so far (0 once it has been reaped)."""
+        return cpu_seconds(self.proc.pid)
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -255,7 +290,18 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self._log.close()
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) of a running process so far, from ``/proc``; 0 when it
+    is gone (or ``pid`` is None)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class InProcessService:
