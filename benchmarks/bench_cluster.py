@@ -40,6 +40,9 @@ acknowledged under a ``Nats-Msg-Id``, so a retry is de-duplicated by the server)
   cluster waits until the stream's and the lease bucket's replicas are current before the
   next kill. ``node_kills_also_lease_leader``: how many of those nodes led the lease
   bucket too (then leases may lapse and tenants change hands);
+- ``resume_follower_s``: ``--follower-kills`` times (as many as ``--kills`` unless given),
+  the same with a node that leads neither the stream nor the lease bucket: no election,
+  only the clients connected to it (instances, producer) reconnecting to the others;
 - ``takeover_s``: ``--instance-kills`` times, ``kill -9`` the instance writing the most
   tenants; the seconds from the kill until each of its tenants' logs has a frame by another
   writer (its hot standby, after the lease of ``lease_ttl_s`` lapsed; ``--lease-ttl``,
@@ -61,11 +64,13 @@ on a 2-core box, 3 instances and 3 nats-server nodes compete for the same two co
 Usage::
 
     python benchmarks/bench_cluster.py [--quick] [--json] [--events N] [--kills N]
-                                       [--instance-kills N] [--lease-ttl S] [--rate N]
-                                       [--frame-events N] [--spread] [--keep DIR] [--seed N]
+                                       [--follower-kills N] [--instance-kills N]
+                                       [--lease-ttl S] [--rate N] [--frame-events N]
+                                       [--spread] [--keep DIR] [--seed N]
 
-``--quick``: 15,000 inputs per tenant, 2 node kills and 2 instance kills (about 2 minutes);
-the default is 60,000 inputs per tenant, 5 and 5. One JSON object with ``--json``.
+``--quick``: 15,000 inputs per tenant, 2 stream-leader kills, 2 follower kills and 2
+instance kills (about 2 minutes); the default is 60,000 inputs per tenant, 5, 5 and 5. One
+JSON object with ``--json``.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ from omniroute.adapters.nats.options import (
     connect,
     ensure_stream,
 )
-from omniroute.adapters.nats.server import free_port
+from omniroute.adapters.nats.server import LocalNatsServer, free_port
 from omniroute.engine.events import encode_msgpack, is_decision
 from omniroute.engine.log import encode_frame
 from omniroute.engine.replay import replay
@@ -486,6 +491,7 @@ def failover(
                for name, tenants in served.items()}  # fmt: skip
     fleet: dict[str, ServeProcess] = {}
     resume: list[float] = []
+    follower: list[float] = []
     takeover: list[float] = []
     lease_leader_too = 0
     try:
@@ -504,16 +510,25 @@ def failover(
                 raise RuntimeError(f"the input flow stopped ({flow.error!r}): raise --events "
                                    "or lower --rate")  # fmt: skip
 
-        for _ in range(args.kills):
-            healthy()
-            node = cluster.node(cluster.leader_of(stream.name))
-            lease_leader_too += node.name == cluster.leader_of(f"KV_{LEASES}")
+        def node_kill(node: LocalNatsServer) -> float:
+            """Kill -9 the node; the seconds until every log appended; the node back."""
             others = [n.url for n in cluster.nodes if n is not node]
-            resume.append(asyncio.run(_outage(others, stream, TENANTS, node.kill, None)))
+            took = asyncio.run(_outage(others, stream, TENANTS, node.kill, None))
             node.start()
             cluster.wait_ready()
             cluster.wait_current([stream.name, f"KV_{LEASES}"])
             time.sleep(1.0)
+            return took
+
+        for _ in range(args.kills):
+            healthy()
+            node = cluster.node(cluster.leader_of(stream.name))
+            lease_leader_too += node.name == cluster.leader_of(f"KV_{LEASES}")
+            resume.append(node_kill(node))
+        for _ in range(args.follower_kills):
+            healthy()
+            leaders = {cluster.leader_of(stream.name), cluster.leader_of(f"KV_{LEASES}")}
+            follower.append(node_kill(next(n for n in cluster.nodes if n.name not in leaders)))
         for k in range(args.instance_kills):
             healthy()
             writers = _writers(urls, stream)
@@ -534,6 +549,7 @@ def failover(
     published = {t: min(flow.acked[t] * size, len(inputs[t])) for t in TENANTS}
     return {
         "resume_s": resume,
+        "resume_follower_s": follower,
         "takeover_s": takeover,
         "inputs": sum(published.values()),
         "node_kills_also_lease_leader": lease_leader_too,
@@ -554,6 +570,7 @@ def _p50_max(values: list[float]) -> tuple[float | None, float | None]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.events or (15_000 if args.quick else 60_000)
     args.kills = args.kills if args.kills is not None else (2 if args.quick else 5)
+    args.follower_kills = args.kills if args.follower_kills is None else args.follower_kills
     args.instance_kills = (args.instance_kills if args.instance_kills is not None
                            else (2 if args.quick else 5))  # fmt: skip
     load_before = os.getloadavg()[0]
@@ -571,6 +588,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             version = subprocess.run([cluster.nodes[0].binary, "--version"], capture_output=True,
                                      text=True).stdout.strip()  # fmt: skip
     resume_p50, resume_max = _p50_max(fail["resume_s"])
+    follower_p50, follower_max = _p50_max(fail["resume_follower_s"])
     takeover_p50, takeover_max = _p50_max(fail["takeover_s"])
     scale = one["events_per_s"] and three["events_per_s"] / one["events_per_s"]
     lost = one["lost"] + three["lost"] + fail["lost"]
@@ -582,6 +600,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "scale_3_over_1": round(scale, 2),
         "resume_p50_s": resume_p50,
         "resume_max_s": resume_max,
+        "resume_follower_p50_s": follower_p50,
+        "resume_follower_max_s": follower_max,
         "takeover_p50_s": takeover_p50,
         "takeover_max_s": takeover_max,
         "lease_ttl_s": args.lease_ttl,
@@ -590,6 +610,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "unexpected": one["unexpected"] + three["unexpected"] + fail["unexpected"],
         "deterministic": fail["replay_failures"] == 0,
         "resume_s": [round(s, 3) for s in fail["resume_s"]],
+        "resume_follower_s": [round(s, 3) for s in fail["resume_follower_s"]],
         "takeover_s": [round(s, 3) for s in fail["takeover_s"]],
         "node_kills": len(fail["resume_s"]),
         "instance_kills": len(fail["takeover_s"]),
@@ -629,7 +650,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="15,000 inputs per tenant, 2 + 2 kills (about 2 minutes)")  # fmt: skip
+                        help="15,000 inputs per tenant, 2 + 2 + 2 kills (~2 min)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--events", type=int, help="inputs per tenant")
     parser.add_argument("--agents", type=int, default=100, help="agents per tenant")
@@ -640,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow-frame-events", type=int, default=5,
                         help="events per input frame while killing")  # fmt: skip
     parser.add_argument("--kills", type=int, help="stream-leader node kills")
+    parser.add_argument("--follower-kills", type=int,
+                        help="kills of a node leading neither stream nor lease bucket")  # fmt: skip
     parser.add_argument("--instance-kills", type=int, help="instance kills")
     parser.add_argument("--lease-ttl", type=float, default=5.0, help="service.lease_ttl_s")
     parser.add_argument("--spread", action="store_true",
