@@ -45,7 +45,7 @@ def agent_registered(ctx: Context, event: AgentRegistered) -> None:
     matcher = ctx.matchers[tenant.tenant]
     matcher.agent_at[slot] = agent.agent_id
     ctx.sync(tenant, agent)
-    for cid in matcher.excluding(agent.agent_id):  # declined before it was removed
+    for cid in matcher.naming(agent.agent_id):  # pinned to or declined before its removal
         ctx.index(tenant, tenant.conversations[cid])
 
 

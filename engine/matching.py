@@ -325,10 +325,12 @@ class TenantMatcher:
     def _requirement(self, conv: ConversationState) -> Requirement:
         return self.table.request(requirements(conv, self.policy.queues[conv.queue]))
 
-    def excluding(self, agent_id: str) -> list[str]:
-        """Waiting conversations this agent declined or let lapse. The index holds the
-        agent's slot then; registered again (removed meanwhile), it has a new one."""
-        return list(self._excluding.get(agent_id, ()))
+    def naming(self, agent_id: str) -> list[str]:
+        """Waiting conversations pinned to this agent or excluding it (declined, lapsed).
+        The index holds the agent's slot; registered again (removed meanwhile), it has a
+        new one, so these must be indexed again."""
+        pinned, excluding = self._pinned_to.get(agent_id, {}), self._excluding.get(agent_id, {})
+        return [*pinned, *(cid for cid in excluding if cid not in pinned)]
 
     def enqueue(
         self, conv: ConversationState, excluded: list[int], pinned: int, pin_until: int

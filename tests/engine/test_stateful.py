@@ -1580,6 +1580,23 @@ def test_a_late_reactivation_leaves_no_overdue_timer() -> None:
 CHAT = MEDIA_CLASSES.index("chat")
 
 
+def _same_after_restore(policy: Policy, head: list[Event], tail: list[Event]) -> list[Decision]:
+    """Drive ``head``, restore a second engine from its snapshot, feed both ``tail``:
+    they must decide the same; the decisions."""
+    live = drive(policy, head)
+    restored = Engine.restore(live.snapshot(), policy)
+    decided = [[d for e in tail for d in engine.apply(e)] for engine in (live, restored)]
+    assert ENCODER.encode(decided[0]) == ENCODER.encode(decided[1])
+    assert live.snapshot() == restored.snapshot()
+    return decided[0]
+
+
+def _offers(decisions: list[Decision]) -> list[tuple[str, str]]:
+    return [
+        (d.conversation_id, d.agent_id) for d in decisions if isinstance(d, ConversationOffered)
+    ]
+
+
 def test_an_agent_who_declined_stays_excluded_after_being_removed_and_registered_again() -> None:
     """Was: the queue index kept the declining agent's old slot, so once removed and
     registered again (a new slot) they were offered it again; an engine restored from a
@@ -1591,15 +1608,35 @@ def test_an_agent_who_declined_stays_excluded_after_being_removed_and_registered
         AgentRemoved(tenant="acme", ts=2_000, agent_id="ann"),
     ]
     tail = [*_agent("ann", ts=3_000), *_agent("bob", ts=4_000)]
-    live = drive(OFFER_QUEUE, head)
-    restored = Engine.restore(live.snapshot(), OFFER_QUEUE)
-    decided = [[d for e in tail for d in engine.apply(e)] for engine in (live, restored)]
-    assert ENCODER.encode(decided[0]) == ENCODER.encode(decided[1])
-    offers = [
-        (d.conversation_id, d.agent_id) for d in decided[0] if isinstance(d, ConversationOffered)
+    assert _offers(_same_after_restore(OFFER_QUEUE, head, tail)) == [("k1", "bob")]
+
+
+def test_a_sticky_pin_holds_for_its_agent_removed_and_registered_again() -> None:
+    """Was: the queue index kept a pinned conversation's old slot for its agent, so once
+    removed and registered again the pin no longer held (another agent got it) while an
+    engine restored after the registration kept it for them."""
+    one_chat = CapacityProfile(budget=100, classes={"chat": ClassLimit(cost=100, max=1)})
+    policy = Policy(
+        queues={"default": Queue(sticky_wait_s=60)},
+        profiles={"one": one_chat}, human_profile="one", bot_profile="one",
+    )  # fmt: skip
+    head: list[Event] = [
+        *_agent("bob"),
+        _arrive("k1", 0, "webchat", "c1"),
+        OfferAccepted(tenant="acme", ts=500, conversation_id="k1", agent_id="bob"),
+        ConversationEnded(tenant="acme", ts=1_000, conversation_id="k1"),
+        WrapUpCompleted(tenant="acme", ts=1_100, conversation_id="k1", agent_id="bob"),
+        AgentStatusChanged(tenant="acme", ts=1_200, agent_id="bob", status="away"),
+        _arrive("k3", 1_500, "webchat", "c2"),
+        _arrive("k2", 2_000, "webchat", "c1"),  # pinned to bob, c1's last agent, for 60 s
+        AgentRemoved(tenant="acme", ts=2_500, agent_id="bob"),
+        AgentRegistered(tenant="acme", ts=2_600, agent_id="bob"),
     ]
-    assert offers == [("k1", "bob")]
-    assert live.snapshot() == restored.snapshot()
+    tail = [
+        AgentStatusChanged(tenant="acme", ts=2_800, agent_id="bob", status="available"),
+        *_agent("carl", ts=3_000),  # bob is full (k3): k2 waits for him, not for carl
+    ]
+    assert _offers(_same_after_restore(policy, head, tail)) == [("k3", "bob")]
 
 
 def _corrupt(check: str, engine: Engine) -> None:
