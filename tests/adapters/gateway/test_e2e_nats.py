@@ -235,7 +235,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cleanup.callback(gateway.close)
         gateway.wait_healthy()
         http = cleanup.enter_context(httpx.Client(base_url=gateway.url, timeout=15))
-        yield Stack(server, options_for(server), stream, tenant, gateway, serve, serve_config, http)
+        stack = Stack(server, options_for(server), stream, tenant, gateway, serve, serve_config,
+                      http)  # fmt: skip
+        cleanup.callback(lambda: stack.gateway.close())  # a test may have restarted it
+        yield stack
 
 
 @pytest.fixture(scope="module")
