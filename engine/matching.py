@@ -282,6 +282,33 @@ def urgency(conv: ConversationState, queue: Queue, mode: Urgency) -> tuple[int, 
     return (first, second, conv.seq)
 
 
+class _AgentNames:
+    """Which waiting conversations name which agents (by id), both ways: the index holds
+    the agents' slots, which change when an agent is removed and registered again."""
+
+    def __init__(self) -> None:
+        self._of: dict[str, tuple[str, ...]] = {}
+        self._naming: dict[str, dict[str, None]] = {}
+
+    def set(self, conversation_id: str, agent_ids: tuple[str, ...]) -> None:
+        self.drop(conversation_id)
+        if agent_ids:
+            self._of[conversation_id] = agent_ids
+            for agent_id in agent_ids:
+                self._naming.setdefault(agent_id, {})[conversation_id] = None
+
+    def drop(self, conversation_id: str) -> None:
+        for agent_id in self._of.pop(conversation_id, ()):
+            naming = self._naming[agent_id]
+            del naming[conversation_id]
+            if not naming:
+                del self._naming[agent_id]
+
+    def naming(self, agent_id: str) -> dict[str, None]:
+        """The conversations naming this agent, in the order they named it."""
+        return self._naming.get(agent_id, {})
+
+
 class TenantMatcher:
     """A tenant's agent table and queue index, answering the two matching questions."""
 
@@ -294,10 +321,8 @@ class TenantMatcher:
         self._conv_at: dict[int, str] = {}
         self._free_conv_slots: list[int] = []
         self._next_conv_slot = 0
-        self._pinned_to: dict[str, dict[str, None]] = {}
-        self._pin_of: dict[str, str] = {}
-        self._excluded_of: dict[str, tuple[str, ...]] = {}
-        self._excluding: dict[str, dict[str, None]] = {}
+        self._pins = _AgentNames()
+        self._exclusions = _AgentNames()
         self._buckets: dict[tuple[object, ...], int] = {}
         weights = policy.scoring
         self.weights = np.array(
@@ -320,7 +345,7 @@ class TenantMatcher:
 
     def pinned_to(self, agent_id: str) -> list[str]:
         """Waiting conversations pinned to this agent."""
-        return list(self._pinned_to.get(agent_id, ()))
+        return list(self._pins.naming(agent_id))
 
     def _requirement(self, conv: ConversationState) -> Requirement:
         return self.table.request(requirements(conv, self.policy.queues[conv.queue]))
@@ -329,8 +354,8 @@ class TenantMatcher:
         """Waiting conversations pinned to this agent or excluding it (declined, lapsed).
         The index holds the agent's slot; registered again (removed meanwhile), it has a
         new one, so these must be indexed again."""
-        pinned, excluding = self._pinned_to.get(agent_id, {}), self._excluding.get(agent_id, {})
-        return [*pinned, *(cid for cid in excluding if cid not in pinned)]
+        pinned = self._pins.naming(agent_id)
+        return [*pinned, *(c for c in self._exclusions.naming(agent_id) if c not in pinned)]
 
     def enqueue(
         self, conv: ConversationState, excluded: list[int], pinned: int, pin_until: int
@@ -346,15 +371,8 @@ class TenantMatcher:
                 self._next_conv_slot += 1
             self._conv_slot[cid] = slot
             self._conv_at[slot] = cid
-        self._unpin(cid)
-        self._forget_exclusions(cid)
-        if conv.excluded:
-            self._excluded_of[cid] = conv.excluded
-            for agent_id in conv.excluded:
-                self._excluding.setdefault(agent_id, {})[cid] = None
-        if conv.pinned is not None:
-            self._pin_of[cid] = conv.pinned
-            self._pinned_to.setdefault(conv.pinned, {})[cid] = None
+        self._pins.set(cid, () if conv.pinned is None else (conv.pinned,))
+        self._exclusions.set(cid, conv.excluded)
         queue = self.policy.queues[conv.queue]
         key, second, seq = urgency(conv, queue, self.policy.urgency)
         self.index.add(slot, self._bucket(conv, queue), key, second, seq, pinned, pin_until,
@@ -385,23 +403,8 @@ class TenantMatcher:
         self.index.remove(slot)
         del self._conv_at[slot]
         self._free_conv_slots.append(slot)
-        self._unpin(conversation_id)
-        self._forget_exclusions(conversation_id)
-
-    def _forget_exclusions(self, conversation_id: str) -> None:
-        for agent_id in self._excluded_of.pop(conversation_id, ()):
-            waiting = self._excluding[agent_id]
-            del waiting[conversation_id]
-            if not waiting:
-                del self._excluding[agent_id]
-
-    def _unpin(self, conversation_id: str) -> None:
-        agent_id = self._pin_of.pop(conversation_id, None)
-        if agent_id is not None:
-            pinned = self._pinned_to[agent_id]
-            del pinned[conversation_id]
-            if not pinned:
-                del self._pinned_to[agent_id]
+        self._pins.drop(conversation_id)
+        self._exclusions.drop(conversation_id)
 
     def best_agent(
         self,
